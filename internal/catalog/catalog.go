@@ -1,0 +1,216 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bulwark-sec/bulwark/internal/image"
+	"github.com/bulwark-sec/bulwark/internal/layerfs"
+	"github.com/bulwark-sec/bulwark/internal/sbom"
+)
+
+// DefaultMaxFileSize bounds any one file a cataloger reads into memory.
+const DefaultMaxFileSize = 512 << 20
+
+// Cataloger finds packages of one kind.
+type Cataloger interface {
+	Name() string
+	Catalog(ctx context.Context, in *Input) ([]sbom.Package, error)
+}
+
+// All lists the built-in catalogers in the order they run.
+func All() []Cataloger {
+	return []Cataloger{
+		dpkgCataloger(),
+		dpkgDistrolessCataloger(),
+		apkCataloger(),
+		binaryCataloger{},
+		npmPackageCataloger(),
+		npmLockCataloger(),
+	}
+}
+
+// Options tune a cataloging run.
+type Options struct {
+	// MaxFileSize bounds the bytes read from any one file; zero means
+	// DefaultMaxFileSize.
+	MaxFileSize int64
+	// TempDir is where a cataloger may copy a file that its parser can only
+	// read from disk (the rpm database). Empty means os.TempDir.
+	TempDir string
+	// Files adds the squashed file table to the SBOM.
+	Files bool
+	// Catalogers overrides All.
+	Catalogers []Cataloger
+}
+
+// Input is what a cataloger reads: the files, the distro, and a way to warn.
+type Input struct {
+	FS          *layerfs.FS
+	Distro      *sbom.Distro
+	MaxFileSize int64
+	TempDir     string
+
+	mu       sync.Mutex
+	warnings []string
+}
+
+// Warnf records a problem that does not stop the inventory.
+func (in *Input) Warnf(format string, args ...any) {
+	in.mu.Lock()
+	in.warnings = append(in.warnings, fmt.Sprintf(format, args...))
+	in.mu.Unlock()
+}
+
+// Location describes node n as package evidence.
+func (in *Input) Location(n *layerfs.Node) sbom.Location {
+	return sbom.Location{Path: n.Path, Layer: in.FS.LayerID(n.Layer)}
+}
+
+// Read reads a regular file node, bounded by MaxFileSize.
+func (in *Input) Read(n *layerfs.Node) ([]byte, error) {
+	return in.FS.ReadNode(n, in.MaxFileSize)
+}
+
+// Files returns the regular files whose path satisfies match, in path order.
+func (in *Input) Files(match func(path string) bool) []*layerfs.Node {
+	var out []*layerfs.Node
+	for _, n := range in.FS.Files() {
+		if n.IsRegular() && match(n.Path) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Image catalogs an opened image into an SBOM.
+func Image(ctx context.Context, img *image.Image, opts Options) (*sbom.SBOM, error) {
+	in := &Input{FS: img.FS, MaxFileSize: opts.MaxFileSize, TempDir: opts.TempDir}
+	if in.MaxFileSize <= 0 {
+		in.MaxFileSize = DefaultMaxFileSize
+	}
+	distro, err := readOSRelease(in)
+	if err != nil {
+		return nil, err
+	}
+	in.Distro = distro
+	pkgs, err := Run(ctx, in, opts.Catalogers)
+	if err != nil {
+		return nil, err
+	}
+	s := &sbom.SBOM{
+		Schema:   sbom.SchemaVersion,
+		Created:  time.Now().UTC().Truncate(time.Second),
+		Source:   img.Source,
+		Distro:   distro,
+		Packages: pkgs,
+		Warnings: in.warnings,
+	}
+	if opts.Files {
+		s.Files = fileTable(img.FS)
+	}
+	s.Sort()
+	slices.Sort(s.Warnings)
+	return s, nil
+}
+
+// Run runs the catalogers (All when nil) in parallel over in.
+func Run(ctx context.Context, in *Input, catalogers []Cataloger) ([]sbom.Package, error) {
+	if catalogers == nil {
+		catalogers = All()
+	}
+	in.FS.Files() // build the sorted file list once, before the goroutines
+	results := make([][]sbom.Package, len(catalogers))
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, c := range catalogers {
+		g.Go(func() error {
+			pkgs, err := c.Catalog(ctx, in)
+			if err != nil {
+				return fmt.Errorf("cataloging %s: %w", c.Name(), err)
+			}
+			for j := range pkgs {
+				pkgs[j].Cataloger = c.Name()
+				if pkgs[j].Layer == "" && len(pkgs[j].Locations) > 0 {
+					pkgs[j].Layer = pkgs[j].Locations[0].Layer
+				}
+			}
+			results[i] = pkgs
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return slices.Concat(results...), nil
+}
+
+// fileCataloger is the common cataloger: every regular file whose path
+// matches is read and parsed on its own.
+type fileCataloger struct {
+	name  string
+	match func(path string) bool
+	parse func(in *Input, n *layerfs.Node, data []byte) ([]sbom.Package, error)
+}
+
+func (c fileCataloger) Name() string { return c.name }
+
+func (c fileCataloger) Catalog(ctx context.Context, in *Input) ([]sbom.Package, error) {
+	var out []sbom.Package
+	for _, n := range in.Files(c.match) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		data, err := in.Read(n)
+		if err != nil {
+			in.Warnf("%s: skipping %s: %v", c.name, n.Path, err)
+			continue
+		}
+		pkgs, err := c.parse(in, n, data)
+		if err != nil {
+			in.Warnf("%s: layer %s: parsing %s: %v", c.name, in.FS.LayerID(n.Layer), n.Path, err)
+			continue
+		}
+		out = append(out, pkgs...)
+	}
+	return out, nil
+}
+
+// hasSuffix and friends keep matchers one readable line each.
+func hasSuffix(suffixes ...string) func(string) bool {
+	return func(p string) bool {
+		for _, s := range suffixes {
+			if strings.HasSuffix(p, s) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func fileTable(fsys *layerfs.FS) []sbom.File {
+	nodes := fsys.Files()
+	out := make([]sbom.File, 0, len(nodes))
+	for _, n := range nodes {
+		f := sbom.File{Path: n.Path, Mode: fmt.Sprintf("%04o", n.Mode.Perm()), Size: n.Size, Linkname: n.Linkname, Layer: fsys.LayerID(n.Layer)}
+		switch {
+		case n.IsDir():
+			f.Type = "dir"
+		case n.IsSymlink():
+			f.Type = "symlink"
+		case n.IsRegular():
+			f.Type = "file"
+		default:
+			f.Type = "other"
+		}
+		out = append(out, f)
+	}
+	return out
+}

@@ -1,0 +1,212 @@
+package catalog
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/bulwark-sec/bulwark/internal/layerfs"
+	"github.com/bulwark-sec/bulwark/internal/sbom"
+)
+
+func dpkgCataloger() Cataloger {
+	return fileCataloger{
+		name:  "dpkg-db-cataloger",
+		match: func(p string) bool { return p == "/var/lib/dpkg/status" },
+		parse: parseDpkgStatus,
+	}
+}
+
+// dpkgDistrolessCataloger reads distroless images' one-file-per-package
+// database, /var/lib/dpkg/status.d/NAME.
+func dpkgDistrolessCataloger() Cataloger {
+	return fileCataloger{
+		name: "dpkg-distroless-cataloger",
+		match: func(p string) bool {
+			return path.Dir(p) == "/var/lib/dpkg/status.d" && !strings.Contains(path.Base(p), ".")
+		},
+		parse: parseDpkgStatus,
+	}
+}
+
+// parseDpkgStatus parses a dpkg status file. Each package is attributed to
+// the oldest layer from which every later version of the database lists it,
+// so an apt-get install in the application layer is told apart from the base.
+func parseDpkgStatus(in *Input, n *layerfs.Node, data []byte) ([]sbom.Package, error) {
+	stanzas, err := parseControl(data)
+	if err != nil {
+		return nil, err
+	}
+	introduced := olderDatabaseLayers(in, n, func(data []byte) map[string]bool {
+		older, err := parseControl(data)
+		if err != nil {
+			return nil
+		}
+		keys := map[string]bool{}
+		for _, s := range older {
+			keys[s["Package"]+"="+s["Version"]] = true
+		}
+		return keys
+	})
+	var out []sbom.Package
+	for _, s := range stanzas {
+		name, version := s["Package"], s["Version"]
+		if name == "" || version == "" || !dpkgInstalled(s["Status"]) {
+			continue
+		}
+		arch := s["Architecture"]
+		srcName, srcVersion := name, version
+		if src := s["Source"]; src != "" {
+			srcName = src
+			if i := strings.Index(src, " ("); i > 0 && strings.HasSuffix(src, ")") {
+				srcName, srcVersion = src[:i], src[i+2:len(src)-1]
+			}
+		}
+		p := sbom.Package{
+			Name:      name,
+			Version:   version,
+			Type:      sbom.TypeDeb,
+			Arch:      arch,
+			Source:    &sbom.SourcePackage{Name: srcName, Version: srcVersion},
+			Locations: []sbom.Location{in.Location(n)},
+			Layer:     introduced(name + "=" + version),
+		}
+		upstream := ""
+		if srcName != name || srcVersion != version {
+			upstream = srcName
+			if srcVersion != version {
+				upstream += "@" + srcVersion
+			}
+		}
+		p.PURL = purl("deb", distroNamespace(in.Distro, "debian"), name, version, "arch", arch, "distro", distroQualifier(in.Distro), "upstream", upstream)
+		p.Licenses, p.Locations = dpkgLicenses(in, name, p.Locations)
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// dpkgInstalled reads the Status field ("install ok installed"); distroless
+// databases have none and list only installed packages.
+func dpkgInstalled(status string) bool {
+	if status == "" {
+		return true
+	}
+	f := strings.Fields(status)
+	return len(f) == 3 && (f[2] == "installed" || f[2] == "half-configured")
+}
+
+// dpkgLicenses reads the short license names of a machine-readable (DEP-5)
+// /usr/share/doc/NAME/copyright, adding the file to the locations.
+func dpkgLicenses(in *Input, name string, locs []sbom.Location) ([]string, []sbom.Location) {
+	n, err := in.FS.Stat("/usr/share/doc/" + name + "/copyright")
+	if err != nil || !n.IsRegular() {
+		return nil, locs
+	}
+	data, err := in.Read(n)
+	if err != nil {
+		return nil, locs
+	}
+	var lics []string
+	for line := range bytes.Lines(data) {
+		rest, ok := bytes.CutPrefix(line, []byte("License:"))
+		if !ok {
+			continue
+		}
+		for _, l := range splitLicenseExpr(string(bytes.TrimSpace(rest))) {
+			if !slices.Contains(lics, l) {
+				lics = append(lics, l)
+			}
+		}
+	}
+	slices.Sort(lics)
+	return lics, append(locs, in.Location(n))
+}
+
+// splitLicenseExpr splits a DEP-5 license line ("GPL-2+ or Artistic") into
+// its short names.
+func splitLicenseExpr(s string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' || r == '(' || r == ')' }) {
+		switch strings.ToLower(f) {
+		case "or", "and", "with", "":
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// olderDatabaseLayers returns a function that tells, for a package key, the
+// diffID of the oldest layer such that this and every newer version of the
+// database file lists the key. keys parses one older version into its keys.
+func olderDatabaseLayers(in *Input, n *layerfs.Node, keys func([]byte) map[string]bool) func(string) string {
+	type version struct {
+		layer string
+		keys  map[string]bool
+	}
+	var older []version
+	for p := n.Prev(); p != nil; p = p.Prev() {
+		data, err := in.Read(p)
+		if err != nil {
+			break
+		}
+		older = append(older, version{layer: in.FS.LayerID(p.Layer), keys: keys(data)})
+	}
+	top := in.FS.LayerID(n.Layer)
+	return func(key string) string {
+		layer := top
+		for _, v := range older {
+			if !v.keys[key] {
+				break
+			}
+			layer = v.layer
+		}
+		return layer
+	}
+}
+
+// parseControl parses Debian control-file stanzas ("Key: value", with
+// continuation lines starting with a space or tab, stanzas separated by blank
+// lines). A line that is neither is an error that gives its number.
+func parseControl(data []byte) ([]map[string]string, error) {
+	var out []map[string]string
+	cur := map[string]string{}
+	lastKey := ""
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	lineNo := 0
+	for sc.Scan() {
+		lineNo++
+		line := sc.Text()
+		switch {
+		case strings.TrimSpace(line) == "":
+			if len(cur) > 0 {
+				out = append(out, cur)
+				cur, lastKey = map[string]string{}, ""
+			}
+		case line[0] == ' ' || line[0] == '\t':
+			if lastKey == "" {
+				return nil, fmt.Errorf("line %d: continuation line outside a field", lineNo)
+			}
+			cur[lastKey] += "\n" + strings.TrimSpace(line)
+		case line[0] == '#':
+		default:
+			k, v, ok := strings.Cut(line, ":")
+			if !ok || k == "" || strings.ContainsAny(k, " \t") {
+				return nil, fmt.Errorf("line %d: not a \"Field: value\" line", lineNo)
+			}
+			lastKey = k
+			cur[k] = strings.TrimSpace(v)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("line %d: %w", lineNo+1, err)
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out, nil
+}

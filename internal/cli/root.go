@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/bulwark-sec/bulwark/internal/config"
+)
+
+// Exit codes, documented in the README.
+const (
+	ExitOK       = 0
+	ExitFindings = 1
+	ExitError    = 2
+)
+
+// exitError carries an exit code other than ExitError up to Execute.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// globalOptions are the flags every command has.
+type globalOptions struct {
+	configFile string
+	quiet      bool
+	logLevel   string
+	logFormat  string
+	stderr     io.Writer
+}
+
+func (g *globalOptions) addFlags(cmd *cobra.Command) {
+	f := cmd.PersistentFlags()
+	f.StringVar(&g.configFile, "config", "", "config file (default $XDG_CONFIG_HOME/bulwark/config.yaml; env BULWARK_CONFIG)")
+	f.BoolVarP(&g.quiet, "quiet", "q", false, "no progress output on stderr")
+	f.StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	f.StringVar(&g.logFormat, "log-format", "text", "log format on stderr: text or json")
+}
+
+// progress returns where progress lines go: stderr when it is a terminal
+// and --quiet is not set, else nowhere.
+func (g *globalOptions) progress() io.Writer {
+	if g.quiet {
+		return nil
+	}
+	if f, ok := g.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return f
+	}
+	return nil
+}
+
+func (g *globalOptions) setupLogging() error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return fmt.Errorf("parsing --log-level: %w", err)
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	switch g.logFormat {
+	case "text":
+		slog.SetDefault(slog.New(slog.NewTextHandler(g.stderr, hopts)))
+	case "json":
+		slog.SetDefault(slog.New(slog.NewJSONHandler(g.stderr, hopts)))
+	default:
+		return fmt.Errorf("unknown --log-format %q (want text or json)", g.logFormat)
+	}
+	return nil
+}
+
+// NewRootCmd builds the whole command tree.
+func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	g := &globalOptions{stderr: stderr}
+	root := &cobra.Command{
+		Use:           "bulwark",
+		Short:         "Keep container images trustworthy from build to run",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if err := config.Apply(cmd, g.configFile); err != nil {
+				return err
+			}
+			return g.setupLogging()
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	g.addFlags(root)
+	root.AddCommand(
+		newSBOMCmd(g),
+		newVersionCmd(),
+	)
+	return root
+}
+
+// Execute runs the command line and returns the process exit code.
+func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := NewRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintf(stderr, "bulwark: %v\n", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return ExitError
+}

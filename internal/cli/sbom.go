@@ -1,0 +1,146 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bulwark-sec/bulwark/internal/catalog"
+	"github.com/bulwark-sec/bulwark/internal/image"
+	"github.com/bulwark-sec/bulwark/internal/sbom"
+)
+
+// imageOptions are the flags of every command that reads an image.
+type imageOptions struct {
+	platform     string
+	insecure     bool
+	cacheDir     string
+	maxLayerSize int64
+	maxFileSize  int64
+}
+
+func (o *imageOptions) addFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.platform, "platform", "", "platform to pick from a multi-platform image, e.g. linux/arm64 (default linux/<this machine's arch>)")
+	f.BoolVar(&o.insecure, "insecure", false, "allow plain HTTP and unverified TLS for the registry (localhost and private addresses always may)")
+	f.StringVar(&o.cacheDir, "cache-dir", "", "layer cache directory (default $XDG_CACHE_HOME/bulwark)")
+	f.Int64Var(&o.maxLayerSize, "max-layer-size", image.DefaultMaxLayerSize, "refuse layers larger than this many bytes uncompressed")
+	f.Int64Var(&o.maxFileSize, "max-file-size", catalog.DefaultMaxFileSize, "largest file, in bytes, a cataloger reads")
+}
+
+func (o *imageOptions) imageOpts(g *globalOptions) image.Options {
+	return image.Options{
+		Platform:     o.platform,
+		Insecure:     o.insecure,
+		CacheDir:     o.cacheDir,
+		MaxLayerSize: o.maxLayerSize,
+		Progress:     g.progress(),
+	}
+}
+
+// outputOptions pick the format and destination of a report.
+type outputOptions struct {
+	format  string
+	output  string
+	formats []string
+}
+
+func (o *outputOptions) addFlags(cmd *cobra.Command, formats []string) {
+	o.formats = formats
+	cmd.Flags().StringVarP(&o.format, "format", "f", formats[0], "output format: "+strings.Join(formats, ", "))
+	cmd.Flags().StringVarP(&o.output, "output", "o", "", "write the report to this file instead of stdout")
+}
+
+// write runs encode on the chosen destination. A file is written next to
+// its final name and renamed, so a failed run leaves no half report.
+func (o *outputOptions) write(cmd *cobra.Command, encode func(io.Writer) error) error {
+	if o.output == "" {
+		return encode(cmd.OutOrStdout())
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(o.output), ".bulwark-*")
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", o.output, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := encode(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", o.output, err)
+	}
+	return os.Rename(tmp.Name(), o.output)
+}
+
+func newSBOMCmd(g *globalOptions) *cobra.Command {
+	var (
+		img   imageOptions
+		out   outputOptions
+		files bool
+	)
+	cmd := &cobra.Command{
+		Use:   "sbom SOURCE",
+		Short: "List the packages inside an image (SBOM)",
+		Long: `List the OS and language packages inside an image.
+
+SOURCE is a registry reference (host/repo:tag, host/repo@sha256:...), an OCI
+image layout directory, an OCI archive, a docker save archive, or a root
+filesystem directory. The kind is detected; force it with a prefix:
+registry:, oci:, oci-archive:, docker-archive:, dir:.`,
+		Example: `  bulwark sbom registry.example.com/app:1.4
+  bulwark sbom ./image.tar --format cyclonedx -o app.cdx.json
+  bulwark sbom dir:/mnt/rootfs --format spdx`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(out.format, out.formats); err != nil {
+				return err
+			}
+			s, err := buildSBOM(cmd, g, args[0], img, files)
+			if err != nil {
+				return err
+			}
+			return out.write(cmd, func(w io.Writer) error { return sbom.Encode(w, s, out.format) })
+		},
+	}
+	img.addFlags(cmd)
+	out.addFlags(cmd, sbom.Formats)
+	cmd.Flags().BoolVar(&files, "files", false, "add the squashed file table (path, mode, size, layer) to json output")
+	return cmd
+}
+
+func checkFormat(format string, formats []string) error {
+	for _, f := range formats {
+		if f == format {
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown format %q (want one of %s)", format, strings.Join(formats, ", "))
+}
+
+// buildSBOM opens the source and catalogs it.
+func buildSBOM(cmd *cobra.Command, g *globalOptions, source string, o imageOptions, files bool) (*sbom.SBOM, error) {
+	opts := o.imageOpts(g)
+	img, err := image.Open(cmd.Context(), source, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer img.Close()
+	s, err := catalog.Image(cmd.Context(), img, catalog.Options{
+		MaxFileSize: o.maxFileSize,
+		TempDir:     o.cacheDir,
+		Files:       files,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", source, err)
+	}
+	if !g.quiet {
+		for _, w := range s.Warnings {
+			fmt.Fprintf(g.stderr, "warning: %s\n", w)
+		}
+	}
+	return s, nil
+}

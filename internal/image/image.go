@@ -1,0 +1,197 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/bulwark-sec/bulwark/internal/layerfs"
+	"github.com/bulwark-sec/bulwark/internal/sbom"
+)
+
+// Kinds of image source.
+const (
+	KindRegistry      = "registry"
+	KindOCILayout     = "oci-layout"
+	KindOCIArchive    = "oci-archive"
+	KindDockerArchive = "docker-archive"
+	KindDir           = "dir"
+)
+
+// DefaultMaxLayerSize bounds the uncompressed size of one layer.
+const DefaultMaxLayerSize = 16 << 30
+
+// Options tune how an image is opened.
+type Options struct {
+	// Platform picks one image from a multi-platform index ("linux/arm64").
+	// Empty means linux and the architecture Bulwark runs on.
+	Platform string
+	// Insecure allows plain HTTP and unverified TLS for any registry.
+	Insecure bool
+	// CacheDir holds decompressed layers. Empty means the user cache dir.
+	CacheDir string
+	// MaxLayerSize bounds the uncompressed bytes of one layer (decompression
+	// bombs). Zero means DefaultMaxLayerSize.
+	MaxLayerSize int64
+	// Progress receives download progress lines; nil is silent.
+	Progress io.Writer
+	// Keychain resolves registry credentials; nil means the Docker config
+	// and its credential helpers.
+	Keychain authn.Keychain
+}
+
+func (o *Options) fill() error {
+	if o.CacheDir == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return fmt.Errorf("finding the cache directory (set --cache-dir): %w", err)
+		}
+		o.CacheDir = filepath.Join(dir, "bulwark")
+	}
+	if o.MaxLayerSize <= 0 {
+		o.MaxLayerSize = DefaultMaxLayerSize
+	}
+	if o.Keychain == nil {
+		o.Keychain = authn.DefaultKeychain
+	}
+	return nil
+}
+
+func (o *Options) platform() (*v1.Platform, error) {
+	if o.Platform == "" {
+		return &v1.Platform{OS: "linux", Architecture: runtime.GOARCH}, nil
+	}
+	p, err := v1.ParsePlatform(o.Platform)
+	if err != nil {
+		return nil, fmt.Errorf("parsing platform %q: %w", o.Platform, err)
+	}
+	return p, nil
+}
+
+// Image is an opened image: its description, config and squashed files.
+type Image struct {
+	Source sbom.Source
+	// Config is nil for a directory source.
+	Config *v1.ConfigFile
+	FS     *layerfs.FS
+
+	closers []io.Closer
+}
+
+// Close releases the files the image holds open.
+func (img *Image) Close() error {
+	var errs []error
+	if img.FS != nil {
+		errs = append(errs, img.FS.Close())
+	}
+	for _, c := range img.closers {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// SourceError wraps any failure to open a source with the source's name.
+type SourceError struct {
+	Source string
+	Err    error
+}
+
+func (e *SourceError) Error() string { return fmt.Sprintf("image %s: %v", e.Source, e.Err) }
+func (e *SourceError) Unwrap() error { return e.Err }
+
+// Open opens input, which is a registry reference, a path (the kind is
+// detected) or a path with an explicit scheme: registry:, oci:, oci-archive:,
+// docker-archive:, dir:.
+func Open(ctx context.Context, input string, opts Options) (*Image, error) {
+	img, err := open(ctx, input, opts)
+	if err != nil {
+		return nil, &SourceError{Source: input, Err: err}
+	}
+	img.Source.Input = input
+	return img, nil
+}
+
+func open(ctx context.Context, input string, opts Options) (*Image, error) {
+	if err := opts.fill(); err != nil {
+		return nil, err
+	}
+	kind, target, err := detect(input)
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case KindDir:
+		return openDir(target)
+	case KindOCILayout:
+		return openLayout(ctx, target, opts)
+	case KindOCIArchive, KindDockerArchive:
+		return openArchive(ctx, kind, target, opts)
+	default:
+		return openRemote(ctx, target, opts)
+	}
+}
+
+var schemes = map[string]string{
+	"registry":       KindRegistry,
+	"docker":         KindRegistry,
+	"oci":            KindOCILayout,
+	"oci-dir":        KindOCILayout,
+	"oci-layout":     KindOCILayout,
+	"oci-archive":    KindOCIArchive,
+	"docker-archive": KindDockerArchive,
+	"dir":            KindDir,
+	"rootfs":         KindDir,
+}
+
+// detect tells the kind of source from an explicit scheme or by looking at
+// the path; anything that is not a local path is a registry reference.
+func detect(input string) (kind, target string, err error) {
+	if scheme, rest, ok := strings.Cut(input, ":"); ok {
+		if k, known := schemes[scheme]; known {
+			if k == KindOCIArchive || k == KindDockerArchive {
+				// the kind is stated; the archive's content still decides
+				// how it is read, as both may carry both files.
+				return k, rest, nil
+			}
+			return k, rest, nil
+		}
+	}
+	fi, err := os.Stat(input)
+	switch {
+	case err == nil && fi.IsDir():
+		if _, err := os.Stat(filepath.Join(input, "oci-layout")); err == nil {
+			return KindOCILayout, input, nil
+		}
+		return KindDir, input, nil
+	case err == nil:
+		return KindDockerArchive, input, nil // openArchive reads what it holds
+	case !errors.Is(err, fs.ErrNotExist):
+		return "", "", fmt.Errorf("reading %q: %w", input, err)
+	}
+	if strings.HasPrefix(input, "/") || strings.HasPrefix(input, "./") || strings.HasPrefix(input, "../") ||
+		strings.HasSuffix(input, ".tar") || strings.HasSuffix(input, ".tar.gz") {
+		return "", "", fmt.Errorf("no such file or directory: %q", input)
+	}
+	return KindRegistry, input, nil
+}
+
+func openDir(dir string) (*Image, error) {
+	fsys, err := layerfs.FromDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	abs, _ := filepath.Abs(dir)
+	return &Image{
+		Source: sbom.Source{Kind: KindDir, Name: abs, Layers: []sbom.Layer{}},
+		FS:     fsys,
+	}, nil
+}

@@ -1,0 +1,125 @@
+package image
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bulwark-sec/bulwark/internal/layerfs"
+	"github.com/bulwark-sec/bulwark/internal/sbom"
+)
+
+// RemoteOptions returns the go-containerregistry options Bulwark uses for
+// every registry call: credentials from the keychain, the platform, ctx.
+func RemoteOptions(ctx context.Context, opts Options) ([]remote.Option, error) {
+	if err := opts.fill(); err != nil {
+		return nil, err
+	}
+	p, err := opts.platform()
+	if err != nil {
+		return nil, err
+	}
+	return []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuthFromKeychain(opts.Keychain),
+		remote.WithPlatform(*p),
+	}, nil
+}
+
+// ParseReference parses a registry reference, allowing plain HTTP when
+// insecure is set (localhost and private addresses always may).
+func ParseReference(ref string, insecure bool) (name.Reference, error) {
+	var nopts []name.Option
+	if insecure {
+		nopts = append(nopts, name.Insecure)
+	}
+	r, err := name.ParseReference(ref, nopts...)
+	if err != nil {
+		return nil, fmt.Errorf("parsing reference %q: %w", ref, err)
+	}
+	return r, nil
+}
+
+func openRemote(ctx context.Context, ref string, opts Options) (*Image, error) {
+	r, err := ParseReference(ref, opts.Insecure)
+	if err != nil {
+		return nil, err
+	}
+	ropts, err := RemoteOptions(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	rimg, err := remote.Image(r, ropts...)
+	if err != nil {
+		return nil, fmt.Errorf("fetching manifest of %s: %w", r, err)
+	}
+	digest, err := rimg.Digest()
+	if err != nil {
+		return nil, fmt.Errorf("computing digest of %s: %w", r, err)
+	}
+	cfg, err := rimg.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("fetching config of %s: %w", r, err)
+	}
+	cid, err := rimg.ConfigName()
+	if err != nil {
+		return nil, fmt.Errorf("fetching config of %s: %w", r, err)
+	}
+	rlayers, err := rimg.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("listing layers of %s: %w", r, err)
+	}
+	if len(cfg.RootFS.DiffIDs) != len(rlayers) {
+		return nil, fmt.Errorf("config lists %d layers (diff_ids), the manifest %d", len(cfg.RootFS.DiffIDs), len(rlayers))
+	}
+	img := &Image{
+		Source: sbom.Source{Kind: KindRegistry, Name: r.Context().Name() + "@" + digest.String(), Digest: digest.String(), ConfigID: cid.String()},
+		Config: cfg,
+	}
+	layers := make([]layerfs.Layer, len(rlayers))
+	refs := make([]layerRef, len(rlayers))
+	closers := make([]io.Closer, len(rlayers))
+	meter := newMeter(opts.Progress, "pulling "+r.String())
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(runtime.GOMAXPROCS(0), 4))
+	for i, l := range rlayers {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			blob, err := l.Digest()
+			if err != nil {
+				return fmt.Errorf("layer %d: %w", i, err)
+			}
+			refs[i] = layerRef{blob: blob}
+			layers[i], closers[i], err = cachedLayer(blob, cfg.RootFS.DiffIDs[i], &opts, func() (io.ReadCloser, error) {
+				if s, err := l.Size(); err == nil {
+					meter.addTotal(s)
+				}
+				rc, err := l.Compressed()
+				if err != nil {
+					return nil, fmt.Errorf("downloading: %w", err)
+				}
+				return meter.wrap(rc), nil
+			})
+			return err
+		})
+	}
+	err = g.Wait()
+	meter.finish()
+	for _, c := range closers {
+		if c != nil {
+			img.closers = append(img.closers, c)
+		}
+	}
+	if err != nil {
+		img.Close()
+		return nil, err
+	}
+	return finish(ctx, img, layers, refs)
+}
