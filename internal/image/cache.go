@@ -60,9 +60,9 @@ func cachedLayer(blob, diffID v1.Hash, opts *Options, open func() (io.ReadCloser
 	final := filepath.Join(dir, diffID.Hex+".tar")
 	if diffID.Hex != "" {
 		if f, err := os.Open(final); err == nil {
-			fi, err := f.Stat()
+			ra, closer, size, err := mapFile(f)
 			if err == nil {
-				return layerfs.Layer{DiffID: diffID.String(), Data: f, Size: fi.Size()}, f, nil
+				return layerfs.Layer{DiffID: diffID.String(), Data: ra, Size: size}, closer, nil
 			}
 			f.Close()
 		}
@@ -102,7 +102,12 @@ func cachedLayer(blob, diffID v1.Hash, opts *Options, open func() (io.ReadCloser
 		return layerfs.Layer{}, nil, fmt.Errorf("layer %s: storing in cache: %w", name, err)
 	}
 	keep = true
-	return layerfs.Layer{DiffID: diffID.String(), Data: tmp, Size: n}, tmp, nil
+	ra, closer, _, err := mapFile(tmp)
+	if err != nil {
+		tmp.Close()
+		return layerfs.Layer{}, nil, fmt.Errorf("layer %s: reading from cache: %w", name, err)
+	}
+	return layerfs.Layer{DiffID: diffID.String(), Data: ra, Size: n}, closer, nil
 }
 
 // decompress copies the tar inside r (gzip, zstd or plain) to w and refuses

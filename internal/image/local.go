@@ -40,13 +40,13 @@ func (d *dirBundle) open(name string) (io.ReaderAt, int64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	fi, err := f.Stat()
+	ra, closer, size, err := mapFile(f)
 	if err != nil {
 		f.Close()
 		return nil, 0, err
 	}
-	d.files = append(d.files, f)
-	return f, fi.Size(), nil
+	d.files = append(d.files, closer)
+	return ra, size, nil
 }
 
 func (d *dirBundle) Close() error {
@@ -58,7 +58,7 @@ func (d *dirBundle) Close() error {
 
 // tarBundle is an archive; members are regions of the one archive file.
 type tarBundle struct {
-	f       *os.File
+	closer  io.Closer
 	members map[string]*io.SectionReader
 }
 
@@ -70,21 +70,23 @@ func (t *tarBundle) open(name string) (io.ReaderAt, int64, error) {
 	return m, m.Size(), nil
 }
 
-func (t *tarBundle) Close() error { return t.f.Close() }
+func (t *tarBundle) Close() error { return t.closer.Close() }
 
 func indexArchive(f *os.File) (*tarBundle, error) {
-	fi, err := f.Stat()
+	ra, closer, size, err := mapFile(f)
 	if err != nil {
+		f.Close()
 		return nil, err
 	}
+	t := &tarBundle{closer: closer, members: map[string]*io.SectionReader{}}
 	head := make([]byte, 4)
-	n, _ := f.ReadAt(head, 0)
+	n, _ := ra.ReadAt(head, 0)
 	if bytes.HasPrefix(head[:n], gzipMagic) || bytes.HasPrefix(head[:n], zstdMagic) {
+		t.Close()
 		return nil, errors.New("the archive itself is compressed: decompress it first (gunzip/zstd -d)")
 	}
-	sr := io.NewSectionReader(f, 0, fi.Size())
+	sr := io.NewSectionReader(ra, 0, size)
 	tr := tar.NewReader(sr)
-	t := &tarBundle{f: f, members: map[string]*io.SectionReader{}}
 	last := "(start of archive)"
 	for {
 		h, err := tr.Next()
@@ -92,6 +94,7 @@ func indexArchive(f *os.File) (*tarBundle, error) {
 			break
 		}
 		if err != nil {
+			t.Close()
 			return nil, fmt.Errorf("reading archive after entry %q: %w", last, err)
 		}
 		last = h.Name
@@ -99,12 +102,14 @@ func indexArchive(f *os.File) (*tarBundle, error) {
 			continue
 		}
 		off, _ := sr.Seek(0, io.SeekCurrent)
-		if off+h.Size > fi.Size() {
+		if off+h.Size > size {
+			t.Close()
 			return nil, fmt.Errorf("archive entry %q: archive is truncated", h.Name)
 		}
-		t.members[path.Clean(h.Name)] = io.NewSectionReader(f, off, h.Size)
+		t.members[path.Clean(h.Name)] = io.NewSectionReader(ra, off, h.Size)
 	}
 	if len(t.members) == 0 {
+		t.Close()
 		return nil, errors.New("not an image archive: no files in the tar")
 	}
 	return t, nil
@@ -132,7 +137,6 @@ func openArchive(ctx context.Context, kind, file string, opts Options) (*Image, 
 	}
 	t, err := indexArchive(f)
 	if err != nil {
-		f.Close()
 		return nil, err
 	}
 	abs, _ := filepath.Abs(file)

@@ -127,7 +127,7 @@ type entry struct {
 }
 
 func indexTar(l Layer) ([]entry, error) {
-	sr := io.NewSectionReader(l.Data, 0, l.Size)
+	sr := newReadahead(l.Data, l.Size)
 	tr := tar.NewReader(sr)
 	var out []entry
 	last := "(start of layer)"
