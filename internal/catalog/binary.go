@@ -29,7 +29,7 @@ var elfMagic = []byte("\x7fELF")
 func (binaryCataloger) Catalog(ctx context.Context, in *Input) ([]sbom.Package, error) {
 	var candidates []*layerfs.Node
 	for _, n := range in.FS.Files() {
-		if n.IsRegular() && n.Mode.Perm()&0o111 != 0 && n.Size > 64 && n.Size <= in.MaxFileSize {
+		if n.IsRegular() && n.Mode.Perm()&0o111 != 0 && n.Size > 64 {
 			candidates = append(candidates, n)
 		}
 	}

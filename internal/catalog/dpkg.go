@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -110,24 +111,35 @@ func dpkgLicenses(in *Input, name string, locs []sbom.Location) ([]string, []sbo
 		return nil, locs
 	}
 	var lics []string
-	for line := range bytes.Lines(data) {
-		rest, ok := bytes.CutPrefix(line, []byte("License:"))
-		if !ok {
-			continue
+	add := func(l string) {
+		if l != "" && !slices.Contains(lics, l) {
+			lics = append(lics, l)
 		}
-		for _, l := range splitLicenseExpr(string(bytes.TrimSpace(rest))) {
-			if !slices.Contains(lics, l) {
-				lics = append(lics, l)
+	}
+	for line := range bytes.Lines(data) {
+		if rest, ok := bytes.CutPrefix(line, []byte("License:")); ok {
+			for _, l := range splitLicenseExpr(string(bytes.TrimSpace(rest))) {
+				add(l)
 			}
+		}
+		for _, m := range commonLicenseRef.FindAllSubmatch(line, -1) {
+			add(strings.TrimRight(string(m[1]), ".-"))
 		}
 	}
 	slices.Sort(lics)
 	return lics, append(locs, in.Location(n))
 }
 
+// commonLicenseRef finds references to the license texts Debian ships, as
+// in "can be found in /usr/share/common-licenses/GPL-2".
+var commonLicenseRef = regexp.MustCompile(`/usr/share/common-licenses/([A-Za-z0-9.+-]+)`)
+
 // splitLicenseExpr splits a DEP-5 license line ("GPL-2+ or Artistic") into
-// its short names.
+// its short names; exceptions ("GPL-3+ with Bison exception") are dropped.
 func splitLicenseExpr(s string) []string {
+	if i := strings.Index(strings.ToLower(s), " with "); i > 0 {
+		s = s[:i]
+	}
 	var out []string
 	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' || r == '(' || r == ')' }) {
 		switch strings.ToLower(f) {

@@ -110,11 +110,13 @@ func npmLockCataloger() Cataloger {
 }
 
 type npmLockEntry struct {
-	Version      string                  `json:"version"`
-	Dev          bool                    `json:"dev"`
-	Link         bool                    `json:"link"`
-	License      npmLicense              `json:"license"`
-	Dependencies map[string]npmLockEntry `json:"dependencies"`
+	Version string     `json:"version"`
+	Dev     bool       `json:"dev"`
+	Link    bool       `json:"link"`
+	License npmLicense `json:"license"`
+	// Dependencies nests entries in lockfile v1; in v2 and v3 it maps names
+	// to version ranges, which the cataloger does not need.
+	Dependencies json.RawMessage `json:"dependencies"`
 }
 
 func parseNPMLock(in *Input, n *layerfs.Node, data []byte) ([]sbom.Package, error) {
@@ -124,7 +126,7 @@ func parseNPMLock(in *Input, n *layerfs.Node, data []byte) ([]sbom.Package, erro
 	var lock struct {
 		LockfileVersion int                     `json:"lockfileVersion"`
 		Packages        map[string]npmLockEntry `json:"packages"`
-		Dependencies    map[string]npmLockEntry `json:"dependencies"`
+		Dependencies    json.RawMessage         `json:"dependencies"`
 	}
 	if err := json.Unmarshal(data, &lock); err != nil {
 		return nil, err
@@ -135,19 +137,28 @@ func parseNPMLock(in *Input, n *layerfs.Node, data []byte) ([]sbom.Package, erro
 	case lock.Packages != nil: // v2, v3
 		for key, e := range lock.Packages {
 			i := strings.LastIndex(key, "node_modules/")
-			if key == "" || i < 0 || e.Dev || e.Link || e.Version == "" {
+			if i < 0 || e.Dev || e.Link || e.Version == "" {
 				continue
 			}
-			out = append(out, npmPackage(key[i+len("node_modules/"):], e.Version, e.License, loc))
+			if name := key[i+len("node_modules/"):]; name != "" {
+				out = append(out, npmPackage(name, e.Version, e.License, loc))
+			}
 		}
-	case lock.Dependencies != nil: // v1: nested dependencies
-		var walk func(map[string]npmLockEntry, int) error
-		walk = func(deps map[string]npmLockEntry, depth int) error {
+	case len(lock.Dependencies) > 0: // v1: nested dependencies
+		var walk func(json.RawMessage, int) error
+		walk = func(raw json.RawMessage, depth int) error {
 			if depth > 64 {
 				return fmt.Errorf("dependencies nest deeper than 64 levels")
 			}
+			if len(raw) == 0 {
+				return nil
+			}
+			var deps map[string]npmLockEntry
+			if err := json.Unmarshal(raw, &deps); err != nil {
+				return fmt.Errorf("parsing dependencies: %w", err)
+			}
 			for name, e := range deps {
-				if !e.Dev && e.Version != "" && !strings.HasPrefix(e.Version, "file:") {
+				if name != "" && !e.Dev && e.Version != "" && !strings.HasPrefix(e.Version, "file:") {
 					out = append(out, npmPackage(name, e.Version, nil, loc))
 				}
 				if err := walk(e.Dependencies, depth+1); err != nil {
