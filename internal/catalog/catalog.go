@@ -3,6 +3,8 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"runtime"
 	"slices"
 	"strings"
@@ -107,7 +109,7 @@ func Image(ctx context.Context, img *image.Image, opts Options) (*sbom.SBOM, err
 	}
 	s := &sbom.SBOM{
 		Schema:   sbom.SchemaVersion,
-		Created:  time.Now().UTC().Truncate(time.Second),
+		Created:  created(),
 		Source:   img.Source,
 		Distro:   distro,
 		Packages: pkgs,
@@ -119,6 +121,17 @@ func Image(ctx context.Context, img *image.Image, opts Options) (*sbom.SBOM, err
 	s.Sort()
 	slices.Sort(s.Warnings)
 	return s, nil
+}
+
+// created is the document time: now, or SOURCE_DATE_EPOCH when set, so that
+// a pipeline can produce byte-identical SBOMs of the same image.
+func created() time.Time {
+	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
+		if secs, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return time.Unix(secs, 0).UTC()
+		}
+	}
+	return time.Now().UTC().Truncate(time.Second)
 }
 
 // Run runs the catalogers (All when nil) in parallel over in.

@@ -87,7 +87,7 @@ func indexArchive(f *os.File) (*tarBundle, error) {
 	}
 	sr := io.NewSectionReader(ra, 0, size)
 	tr := tar.NewReader(sr)
-	last := "(start of archive)"
+	last := ""
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
@@ -95,6 +95,9 @@ func indexArchive(f *os.File) (*tarBundle, error) {
 		}
 		if err != nil {
 			t.Close()
+			if len(t.members) == 0 {
+				return nil, fmt.Errorf("not a tar archive: %w", err)
+			}
 			return nil, fmt.Errorf("reading archive after entry %q: %w", last, err)
 		}
 		last = h.Name

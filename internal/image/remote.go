@@ -56,23 +56,23 @@ func openRemote(ctx context.Context, ref string, opts Options) (*Image, error) {
 	}
 	rimg, err := remote.Image(r, ropts...)
 	if err != nil {
-		return nil, fmt.Errorf("fetching manifest of %s: %w", r, err)
+		return nil, fmt.Errorf("fetching manifest: %w", err)
 	}
 	digest, err := rimg.Digest()
 	if err != nil {
-		return nil, fmt.Errorf("computing digest of %s: %w", r, err)
+		return nil, fmt.Errorf("computing digest: %w", err)
 	}
 	cfg, err := rimg.ConfigFile()
 	if err != nil {
-		return nil, fmt.Errorf("fetching config of %s: %w", r, err)
+		return nil, fmt.Errorf("fetching config: %w", err)
 	}
 	cid, err := rimg.ConfigName()
 	if err != nil {
-		return nil, fmt.Errorf("fetching config of %s: %w", r, err)
+		return nil, fmt.Errorf("fetching config: %w", err)
 	}
 	rlayers, err := rimg.Layers()
 	if err != nil {
-		return nil, fmt.Errorf("listing layers of %s: %w", r, err)
+		return nil, fmt.Errorf("listing layers: %w", err)
 	}
 	if len(cfg.RootFS.DiffIDs) != len(rlayers) {
 		return nil, fmt.Errorf("config lists %d layers (diff_ids), the manifest %d", len(cfg.RootFS.DiffIDs), len(rlayers))

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // CacheDir is where built fixtures are kept between runs.
@@ -138,7 +139,8 @@ func buildOnce(out string, build func(tmp string) error) error {
 }
 
 // TarDir writes the tree under root as an uncompressed layer tar: entries in
-// path order, names relative to root without "./", hard links kept.
+// path order, names relative to root without "./", hard links kept, every
+// time set to Created so the same tree always gives the same diffID.
 func TarDir(root, out string) error {
 	f, err := os.Create(out)
 	if err != nil {
@@ -192,6 +194,7 @@ func addToTar(tw *tar.Writer, p, name string, inodes map[uint64]string) error {
 	}
 	h.Name = name
 	h.Uname, h.Gname = "", ""
+	h.ModTime, h.AccessTime, h.ChangeTime = Created, time.Time{}, time.Time{} // reproducible layers
 	if st, ok := info.Sys().(*syscall.Stat_t); ok {
 		h.Uid, h.Gid = int(st.Uid), int(st.Gid)
 		if info.Mode().IsRegular() && st.Nlink > 1 {
