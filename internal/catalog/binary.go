@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -117,7 +118,13 @@ func goModules(in *Input, n *layerfs.Node, bi *debug.BuildInfo) []sbom.Package {
 	}
 	var out []sbom.Package
 	if bi.Main.Path != "" {
-		out = append(out, mod(&bi.Main))
+		main := mod(&bi.Main)
+		if main.Version == "(devel)" || main.Version == "" {
+			if v := vcsPseudoVersion(bi); v != "" {
+				main.Version, main.PURL = v, goPURL(bi.Main.Path, v)
+			}
+		}
+		out = append(out, main)
 	}
 	for _, d := range bi.Deps {
 		out = append(out, mod(d))
@@ -134,6 +141,26 @@ func goModules(in *Input, n *layerfs.Node, bi *debug.BuildInfo) []sbom.Package {
 		})
 	}
 	return out
+}
+
+// vcsPseudoVersion builds a Go pseudo-version (v0.0.0-TIME-REVISION) from
+// the VCS stamp of a binary built from a checkout, whose main module Go
+// records as "(devel)"; Syft reports the same. It is empty without a stamp.
+func vcsPseudoVersion(bi *debug.BuildInfo) string {
+	var rev, when string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			when = s.Value
+		}
+	}
+	t, err := time.Parse(time.RFC3339, when)
+	if len(rev) < 12 || err != nil {
+		return ""
+	}
+	return "v0.0.0-" + t.UTC().Format("20060102150405") + "-" + rev[:12]
 }
 
 // goPURL splits a module path into the purl namespace and name.

@@ -73,7 +73,7 @@ func DebianLayer() (string, error) {
 // AppLayer returns the path of an uncompressed layer tar with the Go test
 // program at /usr/local/bin/bulwark-testapp and an npm project at /app.
 func AppLayer() (string, error) {
-	out := filepath.Join(CacheDir(), "app-layer-v1.tar")
+	out := filepath.Join(CacheDir(), "app-layer-v2.tar")
 	return out, buildOnce(out, func(tmp string) error {
 		for _, tool := range []string{"go", "npm"} {
 			if _, err := exec.LookPath(tool); err != nil {
@@ -112,7 +112,7 @@ func AppLayer() (string, error) {
 func BuildGoApp(out string) error {
 	_, file, _, _ := runtime.Caller(0)
 	src := filepath.Join(filepath.Dir(file), "testdata", "goapp")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", out, ".")
+	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-o", out, ".")
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
