@@ -41,6 +41,19 @@ print(f"{'type':<14}{'bulwark':>9}{'syft':>7}{'both':>7}")
 for t in sorted(set(ours) | set(theirs)):
     both = ours[t] & theirs[t]
     print(f"{t:<14}{len(ours[t]):>9}{len(theirs[t]):>7}{len(both):>7}")
+# Debian advisories are keyed by source package: compare those too.
+our_src = {p["name"]: (p.get("source") or {}).get("name", "") + "@" + (p.get("source") or {}).get("version", "")
+           for p in bulwark["packages"] if p["type"] == "deb"}
+src_diff = 0
+for a in syft["artifacts"]:
+    if a["type"] != "deb":
+        continue
+    m = a.get("metadata") or {}
+    theirs_src = (m.get("source") or a["name"]) + "@" + (m.get("sourceVersion") or a["version"])
+    if a["name"] in our_src and our_src[a["name"]] != theirs_src:
+        src_diff += 1
+        print(f"  source differs  {a['name']}: bulwark {our_src[a['name']]}, syft {theirs_src}")
+print(f"deb source packages compared: {len(our_src)}, differing: {src_diff}")
 for t in sorted(set(ours) | set(theirs)):
     for k in sorted(ours[t] - theirs[t]):
         print(f"  only bulwark  {t:<12} {k}")
