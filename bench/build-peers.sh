@@ -37,8 +37,7 @@ command -v go >/dev/null 2>&1 || die "go not found in PATH"
 # Refuse to build inside the repository.
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 repo_root="$(cd "$script_dir/.." && pwd -P)"
-mkdir -p "$PEERS_DIR"
-PEERS_DIR="$(cd "$PEERS_DIR" && pwd -P)"
+PEERS_DIR="$(realpath -m -- "$PEERS_DIR")" # canonical, without creating it yet
 case "$PEERS_DIR/" in
 "$repo_root"/*) die "BULWARK_PEERS_DIR ($PEERS_DIR) is inside the repository ($repo_root)" ;;
 esac
