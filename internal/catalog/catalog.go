@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strconv"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -33,9 +33,18 @@ func All() []Cataloger {
 		dpkgCataloger(),
 		dpkgDistrolessCataloger(),
 		apkCataloger(),
+		rpmCataloger(),
 		binaryCataloger{},
 		npmPackageCataloger(),
 		npmLockCataloger(),
+		pythonCataloger(),
+		javaCataloger(),
+		cargoLockCataloger(),
+		gemspecCataloger(),
+		gemfileLockCataloger(),
+		composerInstalledCataloger(),
+		composerLockCataloger(),
+		dotnetDepsCataloger(),
 	}
 }
 

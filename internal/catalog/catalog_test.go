@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -316,4 +317,19 @@ func FuzzParseOSRelease(f *testing.F) {
 			t.Fatal("nil distro")
 		}
 	})
+}
+
+func TestGoMainModulePseudoVersion(t *testing.T) {
+	bi := &debug.BuildInfo{GoVersion: "go1.22.1", Main: debug.Module{Path: "example.com/tool", Version: "(devel)"},
+		Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "293c7e39e62033eafc5b48f9a316d0f5415658d4"}, {Key: "vcs.time", Value: "2026-11-22T20:37:34Z"}}}
+	fsys, _ := layerfs.Build(context.Background(), []layerfs.Layer{tarLayer(t, "sha256:x", map[string]string{"bin/tool": "x"})})
+	n, _ := fsys.Stat("/bin/tool")
+	pkgs := goModules(&Input{FS: fsys}, n, bi)
+	if got := pkgs[0].Version; got != "v0.0.0-20261122203734-293c7e39e620" {
+		t.Errorf("main module version = %q", got)
+	}
+	bi.Settings = nil
+	if got := goModules(&Input{FS: fsys}, n, bi)[0].Version; got != "(devel)" {
+		t.Errorf("without a VCS stamp: %q", got)
+	}
 }

@@ -1,0 +1,4 @@
+Gem::Specification.new do |s|
+  s.name = "broken"
+  s.version = Broken::VERSION
+end
