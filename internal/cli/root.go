@@ -96,6 +96,8 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	g.addFlags(root)
 	root.AddCommand(
 		newSBOMCmd(g),
+		newScanCmd(g),
+		newDBCmd(g),
 		newVersionCmd(),
 	)
 	return root

@@ -110,7 +110,7 @@ func evaluateRecord(r *osv.Record, q osv.Query) (hit, bool, error) {
 	var h hit
 	affected := false
 	for _, a := range r.Affected {
-		if a.Package.Ecosystem != q.Ecosystem || a.Package.Name != q.Name {
+		if eco, name := osv.Key(a.Package.Ecosystem, a.Package.Name); eco != q.Ecosystem || name != q.Name {
 			continue
 		}
 		v, err := evaluate(a, q.Ecosystem, q.Version)

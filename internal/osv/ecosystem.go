@@ -124,3 +124,19 @@ func NormalizePyPI(name string) string {
 	}
 	return b.String()
 }
+
+// Key is the (ecosystem, name) under which an advisory's affected package is
+// filed and looked up, so that the queries QueryFor builds find it: Ubuntu's
+// ":LTS" suffix is dropped ("Ubuntu:22.04:LTS" -> "Ubuntu:22.04"), every Red
+// Hat product stream is "Red Hat", and PyPI names are normalised (PEP 503).
+func Key(ecosystem, name string) (string, string) {
+	switch {
+	case strings.HasPrefix(ecosystem, "Ubuntu:"):
+		ecosystem = strings.TrimSuffix(ecosystem, ":LTS")
+	case ecosystem == "Red Hat" || strings.HasPrefix(ecosystem, "Red Hat:"):
+		ecosystem = "Red Hat"
+	case ecosystem == EcosystemPyPI:
+		name = NormalizePyPI(name)
+	}
+	return ecosystem, name
+}

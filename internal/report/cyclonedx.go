@@ -36,7 +36,7 @@ func CycloneDX(w io.Writer, r *Scan) error {
 		if len(f.Aliases) > 0 {
 			var rv []cdx.VulnerabilityReference
 			for _, a := range f.Aliases {
-				rv = append(rv, cdx.VulnerabilityReference{ID: a})
+				rv = append(rv, cdx.VulnerabilityReference{ID: a, Source: &cdx.Source{Name: "OSV", URL: "https://osv.dev/vulnerability/" + a}})
 			}
 			v.References = &rv
 		}

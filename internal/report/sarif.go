@@ -39,10 +39,13 @@ func SARIF(w io.Writer, r *Scan) error {
 		res := run.CreateResultForRule(f.ID).
 			WithLevel(level(f.Severity)).
 			WithMessage(sarif.NewTextMessage(message(f)))
-		res.AddLocation(sarif.NewLocationWithPhysicalLocation(
-			sarif.NewPhysicalLocation().WithArtifactLocation(sarif.NewSimpleArtifactLocation(loc))))
+		location := sarif.NewLocationWithPhysicalLocation(
+			sarif.NewPhysicalLocation().WithArtifactLocation(sarif.NewSimpleArtifactLocation(loc)))
+		res.AddLocation(location)
 		if f.Suppression != nil {
-			sup := sarif.NewSuppression("external")
+			// go-sarif writes unset guid and location as null, which the
+			// schema refuses: set both.
+			sup := sarif.NewSuppression("external").WithLocation(location).WithGuid(suppressionGUID(f))
 			sup.Status = ptr("accepted")
 			sup.Justification = ptr(strings.TrimSpace(f.Suppression.Status + " " + f.Suppression.Justification))
 			res.AddSuppression(sup)
@@ -108,3 +111,8 @@ func securitySeverity(f match.Finding) string {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// suppressionGUID is a stable UUID for a suppressed (package, vulnerability).
+func suppressionGUID(f match.Finding) string {
+	return sbom.StableUUID(f.Package.PURL, f.ID, f.Suppression.Document)
+}

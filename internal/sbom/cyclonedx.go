@@ -128,10 +128,16 @@ func packageRef(i int, p Package) string {
 	return "pkg:" + hex.EncodeToString(h[:8])
 }
 
-// documentUUID derives a UUID (version 5 style bits) from the image and the
-// creation time, so two runs at the same second give the same document.
+// documentUUID derives a UUID from the image and the creation time, so two
+// runs at the same second give the same document.
 func documentUUID(s *SBOM) string {
-	h := sha256.Sum256([]byte(s.Source.Name + "\x00" + s.Source.Digest + "\x00" + s.Created.String()))
+	return StableUUID(s.Source.Name, s.Source.Digest, s.Created.String())
+}
+
+// StableUUID derives a UUID (with version 5 bits) from parts: the same parts
+// always give the same UUID.
+func StableUUID(parts ...string) string {
+	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	h[6] = (h[6] & 0x0f) | 0x50
 	h[8] = (h[8] & 0x3f) | 0x80
 	x := hex.EncodeToString(h[:16])
