@@ -88,7 +88,8 @@ measure() {
 	local name=$1; shift
 	local times=()
 	for _ in $(seq "$RUNS"); do
-		times+=("$( { /usr/bin/time -f '%e' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1)")
+		/usr/bin/time -f '%e' -o "$OUT/time.txt" "$@" >/dev/null 2>&1 || true
+		times+=("$(tail -1 "$OUT/time.txt")")
 	done
 	printf '%s %s\n' "$name" "$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')"
 }

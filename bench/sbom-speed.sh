@@ -26,7 +26,8 @@ measure() {
 	local times=() rss=0
 	for _ in $(seq "$RUNS"); do
 		local line
-		line=$( { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1)
+		/usr/bin/time -f '%e %M' -o "$OUT/time.txt" "$@" >/dev/null 2>&1
+		line=$(tail -1 "$OUT/time.txt")
 		times+=("${line% *}")
 		local r=${line#* }
 		[ "$r" -gt "$rss" ] && rss=$r

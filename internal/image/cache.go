@@ -60,7 +60,7 @@ func cachedLayer(blob, diffID v1.Hash, opts *Options, open func() (io.ReadCloser
 	final := filepath.Join(dir, diffID.Hex+".tar")
 	if diffID.Hex != "" {
 		if f, err := os.Open(final); err == nil {
-			ra, closer, size, err := mapFile(f)
+			ra, closer, size, err := fileReaderAt(f)
 			if err == nil {
 				return layerfs.Layer{DiffID: diffID.String(), Data: ra, Size: size}, closer, nil
 			}
@@ -102,7 +102,7 @@ func cachedLayer(blob, diffID v1.Hash, opts *Options, open func() (io.ReadCloser
 		return layerfs.Layer{}, nil, fmt.Errorf("layer %s: storing in cache: %w", name, err)
 	}
 	keep = true
-	ra, closer, _, err := mapFile(tmp)
+	ra, closer, _, err := fileReaderAt(tmp)
 	if err != nil {
 		tmp.Close()
 		return layerfs.Layer{}, nil, fmt.Errorf("layer %s: reading from cache: %w", name, err)

@@ -40,7 +40,7 @@ func (d *dirBundle) open(name string) (io.ReaderAt, int64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	ra, closer, size, err := mapFile(f)
+	ra, closer, size, err := fileReaderAt(f)
 	if err != nil {
 		f.Close()
 		return nil, 0, err
@@ -73,7 +73,7 @@ func (t *tarBundle) open(name string) (io.ReaderAt, int64, error) {
 func (t *tarBundle) Close() error { return t.closer.Close() }
 
 func indexArchive(f *os.File) (*tarBundle, error) {
-	ra, closer, size, err := mapFile(f)
+	ra, closer, size, err := fileReaderAt(f)
 	if err != nil {
 		f.Close()
 		return nil, err
