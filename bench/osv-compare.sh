@@ -43,17 +43,22 @@ import json, sys
 ours = json.load(open(sys.argv[1]))
 theirs = json.load(open(sys.argv[2]))
 
+def ver(v):
+    # osv-scanner writes Go module versions without the "v"
+    return v[1:] if v[:1] == "v" and v[1:2].isdigit() else v
+
 # bulwark: (package, version) -> list of id sets
 b = {}
 for f in ours["findings"]:
-    key = (f["package"]["name"], f["package"]["version"])
+    # osv-scanner names Debian packages by their source package
+    key = (f["package"].get("source") or f["package"]["name"], ver(f["package"]["version"]))
     b.setdefault(key, []).append(set([f["id"]] + f.get("aliases", []) + f.get("advisories", [])))
 # osv-scanner: one group of ids per vulnerability per package
 o = {}
 for res in theirs.get("results", []):
     for p in res.get("packages", []):
         pkg = p["package"]
-        key = (pkg["name"], pkg.get("version", ""))
+        key = (pkg["name"], ver(pkg.get("version", "")))
         groups = p.get("groups") or [{"ids": [v["id"]]} for v in p.get("vulnerabilities", [])]
         vulns = {v["id"]: v for v in p.get("vulnerabilities", [])}
         for g in groups:
