@@ -26,17 +26,9 @@ func parseAPKInstalled(in *Input, n *layerfs.Node, data []byte) ([]sbom.Package,
 	if err != nil {
 		return nil, err
 	}
-	introduced := olderDatabaseLayers(in, n, func(data []byte) map[string]bool {
-		older, err := parseAPKRecords(data)
-		if err != nil {
-			return nil
-		}
-		keys := map[string]bool{}
-		for _, r := range older {
-			keys[r["P"]+"="+r["V"]] = true
-		}
-		return keys
-	})
+	introduced := olderDatabaseLayers(in, n, recordKeys(parseAPKRecords, func(r map[string]string) string {
+		return r["P"] + "=" + r["V"]
+	}))
 	var out []sbom.Package
 	for _, r := range records {
 		name, version := r["P"], r["V"]

@@ -43,12 +43,7 @@ func cargoLockPackages(data []byte, loc sbom.Location) ([]sbom.Package, error) {
 		if p.Name == "" || p.Version == "" || p.Source == "" {
 			continue
 		}
-		out = append(out, sbom.Package{
-			Name: p.Name, Version: p.Version, Type: sbom.TypeRust,
-			PURL:      purl("cargo", "", p.Name, p.Version),
-			Locations: []sbom.Location{loc},
-			Metadata:  map[string]string{"source": p.Source},
-		})
+		out = append(out, rustCrate(p.Name, p.Version, p.Source, loc))
 	}
 	return out, nil
 }

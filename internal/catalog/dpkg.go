@@ -41,17 +41,9 @@ func parseDpkgStatus(in *Input, n *layerfs.Node, data []byte) ([]sbom.Package, e
 	if err != nil {
 		return nil, err
 	}
-	introduced := olderDatabaseLayers(in, n, func(data []byte) map[string]bool {
-		older, err := parseControl(data)
-		if err != nil {
-			return nil
-		}
-		keys := map[string]bool{}
-		for _, s := range older {
-			keys[s["Package"]+"="+s["Version"]] = true
-		}
-		return keys
-	})
+	introduced := olderDatabaseLayers(in, n, recordKeys(parseControl, func(s map[string]string) string {
+		return s["Package"] + "=" + s["Version"]
+	}))
 	var out []sbom.Package
 	for _, s := range stanzas {
 		name, version := s["Package"], s["Version"]
@@ -177,6 +169,22 @@ func olderDatabaseLayers(in *Input, n *layerfs.Node, keys func([]byte) map[strin
 			layer = v.layer
 		}
 		return layer
+	}
+}
+
+// recordKeys turns a database parser into the keys function of
+// olderDatabaseLayers: an older copy that does not parse has no keys.
+func recordKeys[T any](parse func([]byte) ([]T, error), key func(T) string) func([]byte) map[string]bool {
+	return func(data []byte) map[string]bool {
+		records, err := parse(data)
+		if err != nil {
+			return nil
+		}
+		keys := make(map[string]bool, len(records))
+		for _, r := range records {
+			keys[key(r)] = true
+		}
+		return keys
 	}
 }
 

@@ -61,17 +61,9 @@ func parseRPMDB(in *Input, n *layerfs.Node, data []byte) ([]sbom.Package, error)
 		return nil, err
 	}
 	key := func(p *rpmdb.PackageInfo) string { return p.Name + "=" + rpmVersion(p) + "." + p.Arch }
-	introduced := olderDatabaseLayers(in, n, func(data []byte) map[string]bool {
-		older, err := readRPMDB(in.TempDir, path.Base(n.Path), data, nil)
-		if err != nil {
-			return nil
-		}
-		keys := map[string]bool{}
-		for _, p := range older {
-			keys[key(p)] = true
-		}
-		return keys
-	})
+	introduced := olderDatabaseLayers(in, n, recordKeys(func(data []byte) ([]*rpmdb.PackageInfo, error) {
+		return readRPMDB(in.TempDir, path.Base(n.Path), data, nil)
+	}, key))
 	var out []sbom.Package
 	for _, p := range infos {
 		if p.Name == "" || p.Version == "" || p.Name == "gpg-pubkey" {

@@ -47,12 +47,17 @@ func parseRustAudit(data []byte, loc sbom.Location) ([]sbom.Package, error) {
 		if p.Name == "" || p.Version == "" || p.Kind == "build" {
 			continue
 		}
-		out = append(out, sbom.Package{
-			Name: p.Name, Version: p.Version, Type: sbom.TypeRust,
-			PURL:      purl("cargo", "", p.Name, p.Version),
-			Locations: []sbom.Location{loc},
-			Metadata:  map[string]string{"source": p.Source},
-		})
+		out = append(out, rustCrate(p.Name, p.Version, p.Source, loc))
 	}
 	return out, nil
+}
+
+// rustCrate is a crate found in a Cargo.lock or a cargo-auditable binary.
+func rustCrate(name, version, source string, loc sbom.Location) sbom.Package {
+	return sbom.Package{
+		Name: name, Version: version, Type: sbom.TypeRust,
+		PURL:      purl("cargo", "", name, version),
+		Locations: []sbom.Location{loc},
+		Metadata:  map[string]string{"source": source},
+	}
 }

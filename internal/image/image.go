@@ -99,6 +99,15 @@ func (img *Image) Close() error {
 	return errors.Join(errs...)
 }
 
+// adopt makes img responsible for closing the non-nil closers.
+func (img *Image) adopt(closers []io.Closer) {
+	for _, c := range closers {
+		if c != nil {
+			img.closers = append(img.closers, c)
+		}
+	}
+}
+
 // SourceError wraps any failure to open a source with the source's name.
 type SourceError struct {
 	Source string

@@ -317,11 +317,7 @@ func fromParts(ctx context.Context, b bundle, src sbom.Source, configName string
 	}
 	err = g.Wait()
 	img := &Image{Source: src, Config: cfg}
-	for _, c := range closers {
-		if c != nil {
-			img.closers = append(img.closers, c)
-		}
-	}
+	img.adopt(closers)
 	if err != nil {
 		img.Close()
 		return nil, err

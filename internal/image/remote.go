@@ -112,11 +112,7 @@ func openRemote(ctx context.Context, ref string, opts Options) (*Image, error) {
 	}
 	err = g.Wait()
 	meter.finish()
-	for _, c := range closers {
-		if c != nil {
-			img.closers = append(img.closers, c)
-		}
-	}
+	img.adopt(closers)
 	if err != nil {
 		img.Close()
 		return nil, err
