@@ -94,33 +94,29 @@ func load(cmd *cobra.Command, file string) (map[string]string, error) {
 	}
 	flags, commands := known(cmd.Root())
 	out := map[string]string{}
+	var own map[string]any
 	for k, v := range doc {
-		if section, ok := v.(map[string]any); ok {
-			if !slices.Contains(commands, k) {
-				return nil, fmt.Errorf("config file %s: unknown command section %q", file, k)
-			}
-			for sk, sv := range section {
+		section, isSection := v.(map[string]any)
+		switch {
+		case isSection && !slices.Contains(commands, k):
+			return nil, fmt.Errorf("config file %s: unknown command section %q", file, k)
+		case isSection:
+			for sk := range section {
 				if !flags[sk] {
 					return nil, fmt.Errorf("config file %s: %s: unknown key %q", file, k, sk)
 				}
-				if k == cmd.Name() {
-					out[sk] = scalar(sv)
-				}
 			}
-			continue
-		}
-		if !flags[k] {
+			if k == cmd.Name() {
+				own = section
+			}
+		case !flags[k]:
 			return nil, fmt.Errorf("config file %s: unknown key %q", file, k)
-		}
-		if _, set := out[k]; !set {
+		default:
 			out[k] = scalar(v)
 		}
 	}
-	// a command's own section wins over the top level
-	if section, ok := doc[cmd.Name()].(map[string]any); ok {
-		for sk, sv := range section {
-			out[sk] = scalar(sv)
-		}
+	for k, v := range own { // the command's own section wins over the top level
+		out[k] = scalar(v)
 	}
 	return out, nil
 }
