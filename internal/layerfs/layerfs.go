@@ -86,6 +86,9 @@ type FS struct {
 	dir    *os.Root // set for directory sources
 	dirPth string   // the directory of a directory source, for messages
 	files  []*Node  // every node but the root, sorted by path; built lazily
+	// entries are each layer's regular files as the layer wrote them, kept
+	// for readers that must see what later layers deleted (secrets).
+	entries [][]entry
 }
 
 // Build indexes the layers (in parallel) and squashes them bottom up.
@@ -106,7 +109,7 @@ func Build(ctx context.Context, layers []Layer) (*FS, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	f := &FS{layers: layers, root: newDir("/", 0)}
+	f := &FS{layers: layers, root: newDir("/", 0), entries: entries}
 	for i := range layers {
 		if err := f.apply(i, entries[i]); err != nil {
 			return nil, err
@@ -431,6 +434,58 @@ func (f *FS) Open(n *Node) (*File, error) {
 		return nil, f.pathErr(n.Path, n, errors.New("sparse tar entries are not supported"))
 	}
 	return &File{SectionReader: io.NewSectionReader(f.layers[n.dataLayer].Data, n.off, n.Size)}, nil
+}
+
+// LayerFile is a regular file as one layer wrote it, whether or not a later
+// layer replaced or deleted it.
+type LayerFile struct {
+	Path  string
+	Size  int64
+	Mode  fs.FileMode
+	Layer int
+
+	off    int64
+	sparse bool
+}
+
+// LayerFiles lists the regular files layer i wrote (not its whiteout
+// markers), in tar order. For a
+// directory source it is every regular file of the tree.
+func (f *FS) LayerFiles(i int) []LayerFile {
+	if f.dir != nil {
+		var out []LayerFile
+		for _, n := range f.Files() {
+			if n.IsRegular() {
+				out = append(out, LayerFile{Path: n.Path, Size: n.Size, Mode: n.Mode})
+			}
+		}
+		return out
+	}
+	if i < 0 || i >= len(f.entries) {
+		return nil
+	}
+	var out []LayerFile
+	for _, e := range f.entries[i] {
+		if e.typ == tar.TypeReg && !strings.HasPrefix(path.Base(e.name), whiteoutPrefix) {
+			out = append(out, LayerFile{Path: e.name, Size: e.size, Mode: e.mode, Layer: i, off: e.off, sparse: e.sparse})
+		}
+	}
+	return out
+}
+
+// OpenLayerFile opens a file as its layer wrote it.
+func (f *FS) OpenLayerFile(lf LayerFile) (*File, error) {
+	if f.dir != nil {
+		n, err := f.Lstat(lf.Path)
+		if err != nil {
+			return nil, err
+		}
+		return f.Open(n)
+	}
+	if lf.sparse {
+		return nil, &EntryError{Layer: f.LayerID(lf.Layer), Entry: strings.TrimPrefix(lf.Path, "/"), Err: errors.New("sparse tar entries are not supported")}
+	}
+	return &File{SectionReader: io.NewSectionReader(f.layers[lf.Layer].Data, lf.off, lf.Size)}, nil
 }
 
 // ErrTooLarge reports a file over the size a reader was willing to take.

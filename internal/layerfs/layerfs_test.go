@@ -238,3 +238,30 @@ func FuzzBuild(f *testing.F) {
 		}
 	})
 }
+
+func TestLayerFilesSeeDeletedFiles(t *testing.T) {
+	f := mustBuild(t,
+		layerTar(t, file("root/.aws/credentials", "secret"), file("etc/passwd", "root")),
+		layerTar(t, file("root/.aws/.wh.credentials", "")))
+	if _, err := f.Stat("/root/.aws/credentials"); err == nil {
+		t.Fatal("the squashed view still has the deleted file")
+	}
+	var found bool
+	for _, lf := range f.LayerFiles(0) {
+		if lf.Path == "/root/.aws/credentials" {
+			r, err := f.OpenLayerFile(lf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := make([]byte, lf.Size)
+			r.ReadAt(b, 0)
+			found = string(b) == "secret"
+		}
+	}
+	if !found {
+		t.Error("LayerFiles(0) does not give the deleted file")
+	}
+	if n := len(f.LayerFiles(1)); n != 0 { // only a whiteout marker
+		t.Errorf("layer 1 has %d regular files", n)
+	}
+}
