@@ -19,6 +19,19 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/go
 // diffIDs, are the same on every machine.
 func fixtureImage(t *testing.T) string {
 	t.Helper()
+	layers := fixtureLayers(t)
+	archive := filepath.Join(filepath.Dir(layers[0]), "fixture.tar")
+	if err := testimage.WriteDockerArchive(archive, "bulwark-fixture:1", layers, fixtureHistory); err != nil {
+		t.Fatal(err)
+	}
+	return archive
+}
+
+var fixtureHistory = []string{"ADD rootfs /", "COPY app /"}
+
+// fixtureLayers are the fixture image's two uncompressed layer tars.
+func fixtureLayers(t *testing.T) []string {
+	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	fixtures := filepath.Join(filepath.Dir(file), "..", "catalog", "testdata")
 	dir := t.TempDir()
@@ -30,11 +43,7 @@ func fixtureImage(t *testing.T) string {
 		}
 		layers = append(layers, out)
 	}
-	archive := filepath.Join(dir, "fixture.tar")
-	if err := testimage.WriteDockerArchive(archive, "bulwark-fixture:1", layers, []string{"ADD rootfs /", "COPY app /"}); err != nil {
-		t.Fatal(err)
-	}
-	return archive
+	return layers
 }
 
 func TestSBOMGolden(t *testing.T) {

@@ -98,6 +98,10 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newSBOMCmd(g),
 		newScanCmd(g),
 		newDBCmd(g),
+		newPolicyCmd(g),
+		newCertifyCmd(g),
+		newVerifyCmd(g),
+		newKeyCmd(g),
 		newVersionCmd(),
 	)
 	return root

@@ -21,6 +21,8 @@ var (
 	ErrLoop = errors.New("too many levels of symbolic links")
 	// ErrOutsideRoot reports a symbolic link that climbs above the image root.
 	ErrOutsideRoot = errors.New("symbolic link points outside the image root")
+	// ErrSparse reports a GNU sparse tar entry, whose bytes are not read.
+	ErrSparse = errors.New("sparse tar entries are not supported")
 )
 
 // maxHops is the number of symbolic links followed before ErrLoop, as Linux's
@@ -431,7 +433,7 @@ func (f *FS) Open(n *Node) (*File, error) {
 		return &File{SectionReader: io.NewSectionReader(h, 0, n.Size), closer: h}, nil
 	}
 	if n.sparse {
-		return nil, f.pathErr(n.Path, n, errors.New("sparse tar entries are not supported"))
+		return nil, f.pathErr(n.Path, n, ErrSparse)
 	}
 	return &File{SectionReader: io.NewSectionReader(f.layers[n.dataLayer].Data, n.off, n.Size)}, nil
 }
@@ -483,7 +485,7 @@ func (f *FS) OpenLayerFile(lf LayerFile) (*File, error) {
 		return f.Open(n)
 	}
 	if lf.sparse {
-		return nil, &EntryError{Layer: f.LayerID(lf.Layer), Entry: strings.TrimPrefix(lf.Path, "/"), Err: errors.New("sparse tar entries are not supported")}
+		return nil, &EntryError{Layer: f.LayerID(lf.Layer), Entry: strings.TrimPrefix(lf.Path, "/"), Err: ErrSparse}
 	}
 	return &File{SectionReader: io.NewSectionReader(f.layers[lf.Layer].Data, lf.off, lf.Size)}, nil
 }

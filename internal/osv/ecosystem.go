@@ -140,3 +140,14 @@ func Key(ecosystem, name string) (string, string) {
 	}
 	return ecosystem, name
 }
+
+// VersionEcosystem names the version ordering of a package type, as
+// osv-scalibr's semantic package knows it ("Debian", "npm", ...).
+func VersionEcosystem(packageType string) string {
+	return map[string]string{
+		sbom.TypeDeb: "Debian", sbom.TypeAPK: "Alpine", sbom.TypeRPM: "Red Hat",
+		sbom.TypeGo: EcosystemGo, sbom.TypeNPM: EcosystemNPM, sbom.TypePython: EcosystemPyPI,
+		sbom.TypeJava: EcosystemMaven, sbom.TypeRust: EcosystemCrates, sbom.TypeGem: EcosystemRubyGems,
+		sbom.TypeComposer: EcosystemPackagist, sbom.TypeDotnet: EcosystemNuGet,
+	}[packageType]
+}
