@@ -67,6 +67,12 @@ func DiffID(layer string) (v1.Hash, error) {
 // does: manifest.json, the config, and each layer as <id>/layer.tar, not
 // compressed.
 func WriteDockerArchive(out, tag string, layers []string, history []string) error {
+	return WriteDockerArchiveWith(out, tag, layers, history, nil)
+}
+
+// WriteDockerArchiveWith is WriteDockerArchive with a chance to change the
+// config (user, labels, created...) before it is written.
+func WriteDockerArchiveWith(out, tag string, layers []string, history []string, edit func(*v1.ConfigFile)) error {
 	diffIDs := make([]v1.Hash, len(layers))
 	for i, l := range layers {
 		h, err := DiffID(l)
@@ -75,7 +81,11 @@ func WriteDockerArchive(out, tag string, layers []string, history []string) erro
 		}
 		diffIDs[i] = h
 	}
-	cfg, err := json.Marshal(Config(diffIDs, history))
+	c := Config(diffIDs, history)
+	if edit != nil {
+		edit(c)
+	}
+	cfg, err := json.Marshal(c)
 	if err != nil {
 		return err
 	}
