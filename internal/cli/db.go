@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/bulwark-sec/bulwark/internal/sign"
+	"github.com/google/go-containerregistry/pkg/name"
 	"io"
 	"os"
 	"strings"
@@ -322,7 +324,10 @@ func (r *registryFlags) addFlags(cmd *cobra.Command) {
 }
 
 func newDBPushCmd(g *globalOptions, o *dbOptions) *cobra.Command {
-	var r registryFlags
+	var (
+		r       registryFlags
+		keyFile string
+	)
 	cmd := &cobra.Command{
 		Use:   "push REF",
 		Short: "Push the advisory database to a registry as an OCI artifact",
@@ -330,9 +335,19 @@ func newDBPushCmd(g *globalOptions, o *dbOptions) *cobra.Command {
 ` + string(vulndb.ConfigMediaType) + `, one layer
 ` + string(vulndb.LayerMediaType) + `.
 Credentials come from the Docker config and its credential helpers.`,
-		Example: `  bulwark db push registry.internal/security/bulwark-db:latest`,
+		Example: `  bulwark db push registry.internal/security/bulwark-db:latest --key bulwark.key`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var signer sign.Signer
+			if keyFile != "" {
+				pass, err := readPassphrase(cmd, g, false)
+				if err != nil {
+					return err
+				}
+				if signer, err = sign.LoadKeyFile(keyFile, pass); err != nil {
+					return err
+				}
+			}
 			db, err := o.openExisting(g)
 			if err != nil {
 				return err
@@ -342,29 +357,65 @@ Credentials come from the Docker config and its credential helpers.`,
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "pushed %s@%s: %d records, %s\n", a.Ref, a.Digest, a.Config.Records, humanBytes(a.Size))
+			if signer != nil {
+				digest, err := name.NewDigest(a.Ref+"@"+a.Digest, nameOptions(r.insecure)...)
+				if err != nil {
+					return err
+				}
+				if err := sign.SignImage(cmd.Context(), digest, signer, map[string]string{"bulwark.dev/artifact": "vulndb"}, sign.Options{Insecure: r.insecure}); err != nil {
+					return fmt.Errorf("signing %s: %w", digest, err)
+				}
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "pushed %s@%s: %d records, %s%s\n", a.Ref, a.Digest, a.Config.Records, humanBytes(a.Size),
+				map[bool]string{true: ", signed", false: ""}[signer != nil])
 			return err
 		},
 	}
 	r.addFlags(cmd)
+	cmd.Flags().StringVar(&keyFile, "key", "", "sign the pushed artifact with this private key (cosign-compatible signature)")
 	return cmd
 }
 
 func newDBPullCmd(g *globalOptions, o *dbOptions) *cobra.Command {
-	var r registryFlags
+	var (
+		r       registryFlags
+		keyFile string
+	)
 	cmd := &cobra.Command{
 		Use:   "pull REF",
 		Short: "Replace the advisory database with one pulled from a registry",
 		Long: `Pull the advisory database artifact at REF (see db push), check its digest
 and its integrity, and put it in place of the local database in one rename.`,
-		Example: `  bulwark db pull registry.internal/security/bulwark-db:latest`,
+		Example: `  bulwark db pull registry.internal/security/bulwark-db:latest --key bulwark.pub`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path, err := o.resolve()
 			if err != nil {
 				return err
 			}
-			a, err := vulndb.Pull(cmd.Context(), args[0], path, vulndb.RegistryOptions{Insecure: r.insecure})
+			ref := args[0]
+			if keyFile != "" {
+				// verify the signature of the digest the tag names now, then
+				// pull exactly that digest
+				pem, err := os.ReadFile(keyFile)
+				if err != nil {
+					return fmt.Errorf("reading public key: %w", err)
+				}
+				pub, err := sign.LoadPublicKey(pem)
+				if err != nil {
+					return err
+				}
+				v, err := sign.Verify(cmd.Context(), ref, pub, sign.Requirements{}, sign.Options{Insecure: r.insecure})
+				var ve *sign.VerificationError
+				if errors.As(err, &ve) {
+					return &exitError{code: ExitFindings, err: fmt.Errorf("refusing the advisory database %s: %w", args[0], err)}
+				}
+				if err != nil {
+					return err
+				}
+				ref = v.Repository + "@" + v.Digest
+			}
+			a, err := vulndb.Pull(cmd.Context(), ref, path, vulndb.RegistryOptions{Insecure: r.insecure})
 			if err != nil {
 				return err
 			}
@@ -374,5 +425,13 @@ and its integrity, and put it in place of the local database in one rename.`,
 		},
 	}
 	r.addFlags(cmd)
+	cmd.Flags().StringVar(&keyFile, "key", "", "require a signature by this public key on the artifact before replacing the database")
 	return cmd
+}
+
+func nameOptions(insecure bool) []name.Option {
+	if insecure {
+		return []name.Option{name.Insecure}
+	}
+	return nil
 }
