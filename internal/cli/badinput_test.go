@@ -9,12 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
-
 	"github.com/bulwark-sec/bulwark/internal/registrytest"
 	"github.com/bulwark-sec/bulwark/internal/testimage"
 )
@@ -65,15 +59,7 @@ func archiveOf(t *testing.T, dir, name string, layers ...[]byte) string {
 // layoutOf writes an OCI layout whose single layer blob is exactly blob.
 func layoutOf(t *testing.T, dir string, blob []byte) string {
 	t.Helper()
-	img, err := mutate.AppendLayers(empty.Image, static.NewLayer(blob, types.OCILayer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendImage(img); err != nil {
+	if err := testimage.WriteLayoutWithBlob(dir, blob); err != nil {
 		t.Fatal(err)
 	}
 	return dir

@@ -17,11 +17,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/bulwark-sec/bulwark/internal/registrytest"
+	"github.com/bulwark-sec/bulwark/internal/testimage"
 )
 
 func tarOf(t testing.TB, files map[string]string) []byte {
@@ -268,16 +268,7 @@ func writeFile(t *testing.T, dir, name, body string) string {
 // writeLayout writes an OCI layout whose one layer blob is exactly blob.
 func writeLayout(t *testing.T, dir string, blob []byte) {
 	t.Helper()
-	l := static.NewLayer(blob, types.OCILayer)
-	img, err := mutate.AppendLayers(empty.Image, l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendImage(img); err != nil {
+	if err := testimage.WriteLayoutWithBlob(dir, blob); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -14,8 +14,11 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // Created is the fixed creation time of every test image.
@@ -171,4 +174,18 @@ func Image(layers []string, history []string) (v1.Image, error) {
 		}
 	}
 	return mutate.ConfigFile(img, Config(diffIDs, history))
+}
+
+// WriteLayoutWithBlob writes an OCI layout whose one image has one layer
+// whose blob is exactly blob: a corrupt gzip stream, a decompression bomb.
+func WriteLayoutWithBlob(dir string, blob []byte) error {
+	img, err := mutate.AppendLayers(empty.Image, static.NewLayer(blob, types.OCILayer))
+	if err != nil {
+		return err
+	}
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		return err
+	}
+	return p.AppendImage(img)
 }
