@@ -43,8 +43,12 @@ func DebianLayer() (string, error) {
 		if os.Geteuid() != 0 {
 			return fmt.Errorf("%w: debootstrap needs root", ErrUnavailable)
 		}
-		if _, err := exec.LookPath("debootstrap"); err != nil {
-			return fmt.Errorf("%w: debootstrap is not installed", ErrUnavailable)
+		debootstrap, err := exec.LookPath("debootstrap")
+		if err != nil {
+			debootstrap = "/usr/sbin/debootstrap" // root's PATH may lack sbin
+			if _, err := os.Stat(debootstrap); err != nil {
+				return fmt.Errorf("%w: debootstrap is not installed", ErrUnavailable)
+			}
 		}
 		root, err := os.MkdirTemp(CacheDir(), "rootfs-")
 		if err != nil {
@@ -55,7 +59,7 @@ func DebianLayer() (string, error) {
 		if mirror == "" {
 			mirror = "http://deb.debian.org/debian"
 		}
-		cmd := exec.Command("debootstrap", "--variant=minbase", "bookworm", root, mirror)
+		cmd := exec.Command(debootstrap, "--variant=minbase", "bookworm", root, mirror)
 		if b, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("debootstrap: %w\n%s", err, lastLines(b, 20))
 		}
