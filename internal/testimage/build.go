@@ -60,6 +60,7 @@ func DebianLayer() (string, error) {
 			mirror = "http://deb.debian.org/debian"
 		}
 		cmd := exec.Command(debootstrap, "--variant=minbase", "bookworm", root, mirror)
+		cmd.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":/usr/local/sbin:/usr/sbin:/sbin")
 		if b, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("debootstrap: %w\n%s", err, lastLines(b, 20))
 		}
