@@ -1,0 +1,138 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Image is one digest the control plane has seen.
+type Image struct {
+	Digest       string    `json:"digest"`
+	Repository   string    `json:"repository"`
+	ConfigDigest string    `json:"configDigest,omitempty"`
+	Created      time.Time `json:"created"` // the image config's created time
+	FirstSeen    time.Time `json:"firstSeen"`
+	LastSeen     time.Time `json:"lastSeen"`
+	Size         int64     `json:"size"`
+}
+
+// PutImage records img. A new digest gets FirstSeen; a known one keeps it.
+// LastSeen is img.LastSeen, or now when zero.
+func (s *SQLite) PutImage(ctx context.Context, img Image) error {
+	seen := img.LastSeen
+	if seen.IsZero() {
+		seen = s.now()
+	}
+	_, err := s.db.ExecContext(ctx, s.d.q(`INSERT INTO images
+		(digest, repository, config_digest, created, first_seen, last_seen, size)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (digest) DO UPDATE SET repository = excluded.repository,
+			config_digest = excluded.config_digest, created = excluded.created,
+			last_seen = excluded.last_seen, size = excluded.size`),
+		img.Digest, img.Repository, img.ConfigDigest, formatTime(img.Created),
+		formatTime(seen), formatTime(seen), img.Size)
+	if err != nil {
+		return fmt.Errorf("storing image %s: %w", img.Digest, err)
+	}
+	return nil
+}
+
+const imageColumns = `digest, repository, config_digest, created, first_seen, last_seen, size`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanImage(r scanner) (Image, error) {
+	var (
+		img                      Image
+		created, first, lastSeen string
+	)
+	err := r.Scan(&img.Digest, &img.Repository, &img.ConfigDigest, &created, &first, &lastSeen, &img.Size)
+	img.Created, img.FirstSeen, img.LastSeen = parseTime(created), parseTime(first), parseTime(lastSeen)
+	return img, err
+}
+
+// Image returns the image with digest, or ErrNotFound.
+func (s *SQLite) Image(ctx context.Context, digest string) (Image, error) {
+	img, err := scanImage(s.db.QueryRowContext(ctx,
+		s.d.q(`SELECT `+imageColumns+` FROM images WHERE digest = ?`), digest))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Image{}, fmt.Errorf("reading image %s: %w", digest, ErrNotFound)
+	}
+	if err != nil {
+		return Image{}, fmt.Errorf("reading image %s: %w", digest, err)
+	}
+	return img, nil
+}
+
+// ListImages returns the images of repository, newest created first.
+func (s *SQLite) ListImages(ctx context.Context, repository string) ([]Image, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT `+imageColumns+` FROM images
+		WHERE repository = ? ORDER BY created DESC, digest`), repository)
+	if err != nil {
+		return nil, fmt.Errorf("listing images of %s: %w", repository, err)
+	}
+	defer rows.Close()
+	var out []Image
+	for rows.Next() {
+		img, err := scanImage(rows)
+		if err != nil {
+			return nil, fmt.Errorf("listing images of %s: %w", repository, err)
+		}
+		out = append(out, img)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing images of %s: %w", repository, err)
+	}
+	return out, nil
+}
+
+// Tag is a name in a repository pointing at a digest.
+type Tag struct {
+	Repository string    `json:"repository"`
+	Tag        string    `json:"tag"`
+	Digest     string    `json:"digest"`
+	Updated    time.Time `json:"updated"`
+}
+
+// SetTag points repository:tag at digest. Updated changes only when the
+// tag moves.
+func (s *SQLite) SetTag(ctx context.Context, repository, tag, digest string) error {
+	_, err := s.db.ExecContext(ctx, s.d.q(`INSERT INTO tags (repository, tag, digest, updated)
+		VALUES (?, ?, ?, ?)
+		ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated = excluded.updated
+		WHERE tags.digest <> excluded.digest`),
+		repository, tag, digest, formatTime(s.now()))
+	if err != nil {
+		return fmt.Errorf("setting tag %s:%s: %w", repository, tag, err)
+	}
+	return nil
+}
+
+// Tags returns the tags of repository, by name.
+func (s *SQLite) Tags(ctx context.Context, repository string) ([]Tag, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT repository, tag, digest, updated FROM tags
+		WHERE repository = ? ORDER BY tag`), repository)
+	if err != nil {
+		return nil, fmt.Errorf("listing tags of %s: %w", repository, err)
+	}
+	defer rows.Close()
+	var out []Tag
+	for rows.Next() {
+		var (
+			t       Tag
+			updated string
+		)
+		if err := rows.Scan(&t.Repository, &t.Tag, &t.Digest, &updated); err != nil {
+			return nil, fmt.Errorf("listing tags of %s: %w", repository, err)
+		}
+		t.Updated = parseTime(updated)
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing tags of %s: %w", repository, err)
+	}
+	return out, nil
+}

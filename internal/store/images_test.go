@@ -1,0 +1,79 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestImages(t *testing.T) {
+	ctx := context.Background()
+	s, c := newStore(t)
+	created := time.Date(2025, 12, 24, 8, 0, 0, 0, time.UTC)
+	a := Image{Digest: "sha256:aaa", Repository: "shop/api", ConfigDigest: "sha256:cfg", Created: created, Size: 1234}
+	if err := s.PutImage(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	first := c.Now()
+	c.Advance(time.Hour)
+	a.Size = 1300
+	if err := s.PutImage(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Image(ctx, "sha256:aaa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := a
+	want.FirstSeen, want.LastSeen = first, first.Add(time.Hour)
+	if got != want {
+		t.Errorf("Image = %+v\nwant    %+v", got, want)
+	}
+	if err := s.PutImage(ctx, Image{Digest: "sha256:bbb", Repository: "shop/api", Created: created.Add(24 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutImage(ctx, Image{Digest: "sha256:ccc", Repository: "shop/web"}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.ListImages(ctx, "shop/api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].Digest != "sha256:bbb" || list[1].Digest != "sha256:aaa" {
+		t.Errorf("ListImages = %+v, want bbb then aaa (newest first)", list)
+	}
+	if _, err := s.Image(ctx, "sha256:none"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Image of an unknown digest: %v, want ErrNotFound", err)
+	}
+}
+
+func TestTags(t *testing.T) {
+	ctx := context.Background()
+	s, c := newStore(t)
+	if err := s.SetTag(ctx, "shop/api", "latest", "sha256:aaa"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetTag(ctx, "shop/api", "v1", "sha256:aaa"); err != nil {
+		t.Fatal(err)
+	}
+	t0 := c.Now()
+	c.Advance(time.Minute)
+	if err := s.SetTag(ctx, "shop/api", "v1", "sha256:aaa"); err != nil { // unchanged
+		t.Fatal(err)
+	}
+	if err := s.SetTag(ctx, "shop/api", "latest", "sha256:bbb"); err != nil { // moved
+		t.Fatal(err)
+	}
+	tags, err := s.Tags(ctx, "shop/api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Tag{
+		{Repository: "shop/api", Tag: "latest", Digest: "sha256:bbb", Updated: t0.Add(time.Minute)},
+		{Repository: "shop/api", Tag: "v1", Digest: "sha256:aaa", Updated: t0},
+	}
+	if len(tags) != len(want) || tags[0] != want[0] || tags[1] != want[1] {
+		t.Errorf("Tags = %+v\nwant   %+v", tags, want)
+	}
+}

@@ -1,0 +1,192 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ErrNoJob is returned by ClaimJob when no job is ready.
+var ErrNoJob = errors.New("no job ready")
+
+// DefaultMaxAttempts is how many times a job runs before it fails for good.
+const DefaultMaxAttempts = 10
+
+// MaxBackoff caps the wait before a failed job runs again.
+const MaxBackoff = time.Hour
+
+// Job states.
+const (
+	JobQueued  = "queued"
+	JobRunning = "running"
+	JobDone    = "done"
+	JobFailed  = "failed"
+)
+
+// Job is a unit of background work: a scan, a re-evaluation, a poll.
+type Job struct {
+	ID        int64     `json:"id"`
+	Kind      string    `json:"kind"`
+	Payload   []byte    `json:"payload,omitempty"`
+	State     string    `json:"state"`
+	RunAfter  time.Time `json:"runAfter"`
+	Attempts  int       `json:"attempts"` // runs started, this one included
+	ClaimedBy string    `json:"claimedBy,omitempty"`
+	ClaimedAt time.Time `json:"claimedAt"`
+	Error     string    `json:"error,omitempty"` // the last failure
+}
+
+// EnqueueJob queues a job of kind to run at runAfter (now when zero) and
+// returns its id.
+func (s *SQLite) EnqueueJob(ctx context.Context, kind string, payload []byte, runAfter time.Time) (int64, error) {
+	now := s.now()
+	if runAfter.IsZero() {
+		runAfter = now
+	}
+	var id int64
+	err := s.db.QueryRowContext(ctx, s.d.q(`INSERT INTO jobs (kind, payload, state, run_after, created)
+		VALUES (?, ?, 'queued', ?, ?) RETURNING id`), kind, payload, formatTime(runAfter), formatTime(now)).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("enqueueing %s job: %w", kind, err)
+	}
+	return id, nil
+}
+
+// ClaimJob atomically takes the queued job of one of kinds (any kind when
+// none are given) whose run_after has come, earliest first, marks it running
+// for worker and counts the attempt. It returns ErrNoJob when none is ready.
+//
+// The claim is one UPDATE whose WHERE re-checks state = 'queued' on the row
+// the subquery picked: in SQLite writers are serialised, so two workers
+// never get the same job. PostgreSQL adds FOR UPDATE SKIP LOCKED to the
+// subquery so concurrent claimers skip each other's rows instead of waiting.
+func (s *SQLite) ClaimJob(ctx context.Context, worker string, kinds ...string) (*Job, error) {
+	now := formatTime(s.now())
+	args := []any{worker, now, now}
+	kindClause := ""
+	if len(kinds) > 0 {
+		kindClause = " AND kind IN (?" + strings.Repeat(", ?", len(kinds)-1) + ")"
+		for _, k := range kinds {
+			args = append(args, k)
+		}
+	}
+	query := `UPDATE jobs SET state = 'running', claimed_by = ?, claimed_at = ?, attempts = attempts + 1
+		WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= ?` + kindClause + `
+			ORDER BY run_after, id LIMIT 1 ` + s.d.lockClaim + `)
+		AND state = 'queued'
+		RETURNING ` + jobColumns
+	j, err := scanJob(s.db.QueryRowContext(ctx, s.d.q(query), args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNoJob
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claiming a job for %s: %w", worker, err)
+	}
+	return j, nil
+}
+
+const jobColumns = `id, kind, payload, state, run_after, attempts, claimed_by, claimed_at, error`
+
+func scanJob(r scanner) (*Job, error) {
+	var (
+		j                   Job
+		runAfter, claimedAt string
+	)
+	if err := r.Scan(&j.ID, &j.Kind, &j.Payload, &j.State, &runAfter, &j.Attempts, &j.ClaimedBy, &claimedAt, &j.Error); err != nil {
+		return nil, err
+	}
+	j.RunAfter, j.ClaimedAt = parseTime(runAfter), parseTime(claimedAt)
+	return &j, nil
+}
+
+// Job returns the job with id, or ErrNotFound.
+func (s *SQLite) Job(ctx context.Context, id int64) (*Job, error) {
+	j, err := scanJob(s.db.QueryRowContext(ctx, s.d.q(`SELECT `+jobColumns+` FROM jobs WHERE id = ?`), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("reading job %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading job %d: %w", id, err)
+	}
+	return j, nil
+}
+
+// CompleteJob marks the job j, as ClaimJob returned it, done. It fails
+// when the claim is no longer j's: the job was requeued by RequeueStale and
+// claimed again (attempts is the claim's fencing token).
+func (s *SQLite) CompleteJob(ctx context.Context, j *Job) error {
+	return s.finishJob(ctx, j, `UPDATE jobs SET state = 'done', error = ''
+		WHERE id = ? AND state = 'running' AND attempts = ?`, j.ID, j.Attempts)
+}
+
+// FailJob records cause on the job j, as ClaimJob returned it, and queues
+// it again after a backoff of 2^attempts seconds (capped at MaxBackoff), or
+// marks it failed for good once it has run MaxAttempts times. Like
+// CompleteJob it fails when the claim is no longer j's.
+func (s *SQLite) FailJob(ctx context.Context, j *Job, cause error) error {
+	maxAttempts := s.MaxAttempts
+	if maxAttempts <= 0 {
+		maxAttempts = DefaultMaxAttempts
+	}
+	msg := ""
+	if cause != nil {
+		msg = cause.Error()
+	}
+	if j.Attempts >= maxAttempts {
+		return s.finishJob(ctx, j, `UPDATE jobs SET state = 'failed', error = ?
+			WHERE id = ? AND state = 'running' AND attempts = ?`, msg, j.ID, j.Attempts)
+	}
+	runAfter := s.now().Add(Backoff(j.Attempts))
+	return s.finishJob(ctx, j, `UPDATE jobs SET state = 'queued', error = ?, run_after = ?, claimed_by = '', claimed_at = ''
+		WHERE id = ? AND state = 'running' AND attempts = ?`, msg, formatTime(runAfter), j.ID, j.Attempts)
+}
+
+// Backoff is the wait after a job's attempts-th failed run: 2^attempts
+// seconds, at most MaxBackoff.
+func Backoff(attempts int) time.Duration {
+	if attempts < 0 {
+		attempts = 0
+	}
+	if attempts >= 12 { // 2^12 s > 1 h; also keeps the shift from overflowing
+		return MaxBackoff
+	}
+	return min(time.Duration(1<<attempts)*time.Second, MaxBackoff)
+}
+
+// ErrClaimLost is returned by CompleteJob and FailJob when the job is no
+// longer running under the caller's claim.
+var ErrClaimLost = errors.New("job no longer claimed by this worker")
+
+// finishJob runs a state change that must find j still running under its
+// claim.
+func (s *SQLite) finishJob(ctx context.Context, j *Job, query string, args ...any) error {
+	res, err := s.db.ExecContext(ctx, s.d.q(query), args...)
+	if err != nil {
+		return fmt.Errorf("updating job %d: %w", j.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("updating job %d: %w", j.ID, err)
+	} else if n == 0 {
+		return fmt.Errorf("updating job %d: %w", j.ID, ErrClaimLost)
+	}
+	return nil
+}
+
+// RequeueStale puts back in the queue the jobs claimed before the cutoff
+// that are still running: their worker died (kill -9, lost node). Their
+// attempt stays counted. It returns how many were requeued.
+func (s *SQLite) RequeueStale(ctx context.Context, claimedBefore time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, s.d.q(`UPDATE jobs SET state = 'queued', claimed_by = '', claimed_at = '',
+		error = 'worker lost' WHERE state = 'running' AND claimed_at < ?`), formatTime(claimedBefore))
+	if err != nil {
+		return 0, fmt.Errorf("requeueing stale jobs: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("requeueing stale jobs: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,175 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestJobLifecycle(t *testing.T) {
+	ctx := context.Background()
+	s, c := newStore(t)
+	scan, err := s.EnqueueJob(ctx, "scan", []byte(`{"digest":"sha256:aaa"}`), time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	later, err := s.EnqueueJob(ctx, "poll", nil, c.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimJob(ctx, "w1", "poll"); !errors.Is(err, ErrNoJob) {
+		t.Errorf("claimed a poll job before its run_after: %v", err)
+	}
+	j, err := s.ClaimJob(ctx, "w1", "reevaluate", "scan")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.ID != scan || j.Kind != "scan" || string(j.Payload) != `{"digest":"sha256:aaa"}` ||
+		j.State != JobRunning || j.Attempts != 1 || j.ClaimedBy != "w1" || !j.ClaimedAt.Equal(c.Now()) {
+		t.Errorf("ClaimJob = %+v", j)
+	}
+	if _, err := s.ClaimJob(ctx, "w2", "scan"); !errors.Is(err, ErrNoJob) {
+		t.Errorf("a running job was claimed again: %v", err)
+	}
+	if err := s.CompleteJob(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CompleteJob(ctx, j); !errors.Is(err, ErrClaimLost) {
+		t.Errorf("completing a done job: %v, want ErrClaimLost", err)
+	}
+	if j, _ := s.Job(ctx, scan); j.State != JobDone {
+		t.Errorf("state after CompleteJob = %s", j.State)
+	}
+	c.Advance(time.Minute)
+	j, err = s.ClaimJob(ctx, "w2") // any kind
+	if err != nil || j.ID != later {
+		t.Errorf("ClaimJob(any kind) = %+v, %v; want the poll job", j, err)
+	}
+}
+
+func TestFailJobBacksOff(t *testing.T) {
+	ctx := context.Background()
+	s, c := newStore(t)
+	s.MaxAttempts = 3
+	id, err := s.EnqueueJob(ctx, "scan", nil, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for attempt := 1; attempt <= 3; attempt++ {
+		j, err := s.ClaimJob(ctx, "w", "scan")
+		if err != nil {
+			t.Fatalf("attempt %d: %v", attempt, err)
+		}
+		if j.Attempts != attempt {
+			t.Errorf("attempt %d: Attempts = %d", attempt, j.Attempts)
+		}
+		if err := s.FailJob(ctx, j, fmt.Errorf("registry down (%d)", attempt)); err != nil {
+			t.Fatal(err)
+		}
+		j, _ = s.Job(ctx, id)
+		if attempt == 3 {
+			if j.State != JobFailed || j.Error != "registry down (3)" {
+				t.Errorf("after the last attempt: %+v, want failed", j)
+			}
+			break
+		}
+		wait := time.Duration(1<<attempt) * time.Second
+		if j.State != JobQueued || !j.RunAfter.Equal(c.Now().Add(wait)) || j.Error != fmt.Sprintf("registry down (%d)", attempt) {
+			t.Errorf("after failure %d: %+v, want queued, run after %v", attempt, j, wait)
+		}
+		c.Advance(wait - time.Millisecond)
+		if _, err := s.ClaimJob(ctx, "w", "scan"); !errors.Is(err, ErrNoJob) {
+			t.Errorf("claimed during the backoff: %v", err)
+		}
+		c.Advance(time.Millisecond)
+	}
+	if _, err := s.ClaimJob(ctx, "w"); !errors.Is(err, ErrNoJob) {
+		t.Errorf("a failed job was claimed: %v", err)
+	}
+	if got := Backoff(40); got != MaxBackoff {
+		t.Errorf("Backoff(40) = %v, want the cap", got)
+	}
+}
+
+func TestRequeueStale(t *testing.T) {
+	ctx := context.Background()
+	s, c := newStore(t)
+	id, _ := s.EnqueueJob(ctx, "reevaluate", nil, time.Time{})
+	stale, err := s.ClaimJob(ctx, "dead-worker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(10 * time.Minute)
+	n, err := s.RequeueStale(ctx, c.Now().Add(-5*time.Minute))
+	if err != nil || n != 1 {
+		t.Fatalf("RequeueStale = %d, %v", n, err)
+	}
+	j, err := s.ClaimJob(ctx, "w2")
+	if err != nil || j.ID != id || j.Attempts != 2 {
+		t.Fatalf("ClaimJob after requeue = %+v, %v", j, err)
+	}
+	// The first worker comes back: its claim is gone, the new one stands.
+	if err := s.CompleteJob(ctx, stale); !errors.Is(err, ErrClaimLost) {
+		t.Errorf("CompleteJob with a lost claim: %v, want ErrClaimLost", err)
+	}
+	if err := s.FailJob(ctx, stale, errors.New("late")); !errors.Is(err, ErrClaimLost) {
+		t.Errorf("FailJob with a lost claim: %v, want ErrClaimLost", err)
+	}
+	if err := s.CompleteJob(ctx, j); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestClaimJobConcurrent claims 100 jobs from 8 goroutines: each job is
+// claimed exactly once.
+func TestClaimJobConcurrent(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	const jobs, workers = 100, 8
+	for i := range jobs {
+		if _, err := s.EnqueueJob(ctx, "scan", fmt.Appendf(nil, "%d", i), time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var (
+		mu      sync.Mutex
+		claimed = map[int64]string{}
+		wg      sync.WaitGroup
+	)
+	for w := range workers {
+		wg.Go(func() {
+			name := fmt.Sprintf("w%d", w)
+			for {
+				j, err := s.ClaimJob(ctx, name, "scan")
+				if errors.Is(err, ErrNoJob) {
+					return
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				if prev, dup := claimed[j.ID]; dup {
+					t.Errorf("job %d claimed by %s and %s", j.ID, prev, name)
+				}
+				claimed[j.ID] = name
+				mu.Unlock()
+				if err := s.CompleteJob(ctx, j); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(claimed) != jobs {
+		t.Errorf("%d jobs claimed, want %d", len(claimed), jobs)
+	}
+	var done int
+	s.DB().QueryRow(`SELECT COUNT(*) FROM jobs WHERE state = 'done' AND attempts = 1`).Scan(&done)
+	if done != jobs {
+		t.Errorf("%d jobs done after one attempt, want %d", done, jobs)
+	}
+}

@@ -1,0 +1,243 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/bulwark-sec/bulwark/internal/audit"
+)
+
+// ErrNotFound is returned when the asked-for row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// SQLite is the store on one SQLite file. Its exported fields configure it;
+// set them before use.
+type SQLite struct {
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// MaxAttempts is how many times a job runs before FailJob marks it
+	// failed for good; 0 means DefaultMaxAttempts.
+	MaxAttempts int
+
+	path string
+	db   *sql.DB
+	d    dialect
+}
+
+// dsn is the connection string for path: WAL so readers never wait for the
+// writer, foreign keys on, a busy timeout so concurrent writers queue
+// instead of failing, and transactions that begin IMMEDIATE (take the write
+// lock at BEGIN) so a read-then-write transaction cannot deadlock with
+// another one upgrading its lock.
+func dsn(path string) string {
+	q := url.Values{}
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_size_limit(67108864)")
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "NORMAL")
+	q.Set("_txlock", "immediate")
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+}
+
+// Open opens the store at path, creating the file (0600: it holds token
+// hashes and registry credentials) and its directory (0700) when missing,
+// and migrates the schema.
+func Open(ctx context.Context, path string) (*SQLite, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("creating the directory of %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("creating %s: %w", path, err)
+	}
+	f.Close()
+	db, err := sql.Open("sqlite", dsn(path))
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	s := &SQLite{path: path, db: db, d: sqliteDialect}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *SQLite) Close() error { return s.db.Close() }
+
+// Path is the database file.
+func (s *SQLite) Path() string { return s.path }
+
+// DB is the underlying database, for audit.Verify and read-only tools.
+func (s *SQLite) DB() *sql.DB { return s.db }
+
+// Tx runs fn in one transaction, committed when fn returns nil and rolled
+// back otherwise. A mutation and its audit.Append go in the same Tx.
+func (s *SQLite) Tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("beginning a transaction: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("committing: %w", err)
+	}
+	return nil
+}
+
+func (s *SQLite) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// timeLayout is how times are stored: UTC with a fixed nine-digit fraction,
+// so that text order is time order (run_after, decision time) in both
+// SQLite and PostgreSQL.
+const timeLayout = "2006-01-02T15:04:05.000000000Z"
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(timeLayout)
+}
+
+func parseTime(s string) time.Time {
+	if s == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(timeLayout, s)
+	if err != nil {
+		t, _ = time.Parse(time.RFC3339Nano, s)
+	}
+	return t
+}
+
+// SchemaVersion is the PRAGMA user_version of a current database: the
+// number of migrations.
+var SchemaVersion = len(migrations)
+
+// migrations[i] takes a database from user_version i to i+1. {id} and
+// {blob} are filled by the dialect.
+var migrations = []string{
+	// 1: the control plane's tables.
+	`CREATE TABLE registries (
+		id          {id},
+		name        TEXT NOT NULL UNIQUE,
+		url         TEXT NOT NULL,
+		credentials {blob},
+		created     TEXT NOT NULL
+	);
+	CREATE TABLE repositories (
+		registry_id BIGINT NOT NULL REFERENCES registries(id) ON DELETE CASCADE,
+		name        TEXT NOT NULL,
+		PRIMARY KEY (registry_id, name)
+	);
+	CREATE TABLE images (
+		digest        TEXT PRIMARY KEY,
+		repository    TEXT NOT NULL,
+		config_digest TEXT NOT NULL DEFAULT '',
+		created       TEXT NOT NULL DEFAULT '',
+		first_seen    TEXT NOT NULL,
+		last_seen     TEXT NOT NULL,
+		size          BIGINT NOT NULL DEFAULT 0
+	);
+	CREATE INDEX images_repository ON images (repository, created);
+	CREATE TABLE tags (
+		repository TEXT NOT NULL,
+		tag        TEXT NOT NULL,
+		digest     TEXT NOT NULL,
+		updated    TEXT NOT NULL,
+		PRIMARY KEY (repository, tag)
+	);
+	CREATE INDEX tags_digest ON tags (digest);
+	CREATE TABLE inventories (
+		digest TEXT PRIMARY KEY,
+		sbom   {blob} NOT NULL,
+		stored TEXT NOT NULL
+	);
+	CREATE TABLE packages (
+		ecosystem TEXT NOT NULL,
+		name      TEXT NOT NULL,
+		digest    TEXT NOT NULL REFERENCES inventories(digest) ON DELETE CASCADE,
+		version   TEXT NOT NULL,
+		PRIMARY KEY (ecosystem, name, digest, version)
+	);
+	CREATE INDEX packages_digest ON packages (digest);
+	CREATE TABLE decisions (
+		id            {id},
+		digest        TEXT NOT NULL,
+		policy_digest TEXT NOT NULL,
+		time          TEXT NOT NULL,
+		pass          INTEGER NOT NULL,
+		json          {blob} NOT NULL
+	);
+	CREATE INDEX decisions_digest ON decisions (digest, time);
+	CREATE TABLE certifications (
+		digest  TEXT PRIMARY KEY,
+		status  TEXT NOT NULL CHECK (status IN ('certified', 'revoked', 'not_certified')),
+		reason  TEXT NOT NULL DEFAULT '',
+		updated TEXT NOT NULL
+	);
+	CREATE TABLE jobs (
+		id         {id},
+		kind       TEXT NOT NULL,
+		payload    {blob},
+		state      TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed')),
+		run_after  TEXT NOT NULL,
+		attempts   INTEGER NOT NULL DEFAULT 0,
+		claimed_by TEXT NOT NULL DEFAULT '',
+		claimed_at TEXT NOT NULL DEFAULT '',
+		error      TEXT NOT NULL DEFAULT '',
+		created    TEXT NOT NULL
+	);
+	CREATE INDEX jobs_queue ON jobs (state, run_after);
+	CREATE TABLE api_tokens (
+		id        {id},
+		name      TEXT NOT NULL,
+		role      TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+		hash      {blob} NOT NULL UNIQUE,
+		created   TEXT NOT NULL,
+		last_used TEXT NOT NULL DEFAULT '',
+		revoked   TEXT NOT NULL DEFAULT ''
+	);` + audit.Schema("{blob}"),
+}
+
+// migrate brings the schema to SchemaVersion, one transaction per step.
+func (s *SQLite) migrate(ctx context.Context) error {
+	var v int
+	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("reading schema version: %w", err)
+	}
+	if v > SchemaVersion {
+		return fmt.Errorf("database schema version %d is newer than this bulwark's (%d)", v, SchemaVersion)
+	}
+	for ; v < SchemaVersion; v++ {
+		err := s.Tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, s.d.schema(migrations[v])); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migrating schema to version %d: %w", v+1, err)
+		}
+	}
+	return nil
+}

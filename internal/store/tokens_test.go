@@ -1,0 +1,71 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestTokens(t *testing.T) {
+	ctx := context.Background()
+	s, c := newStore(t)
+	id, token, err := s.CreateToken(ctx, "ci", RoleOperator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, ok := strings.CutPrefix(token, TokenPrefix)
+	if raw, err := base64.RawURLEncoding.DecodeString(secret); !ok || err != nil || len(raw) != 32 {
+		t.Errorf("token %q is not bwk_ + 32 bytes base64url", token)
+	}
+	var stored []byte
+	s.DB().QueryRow(`SELECT hash FROM api_tokens WHERE id = ?`, id).Scan(&stored)
+	if h := sha256.Sum256([]byte(token)); string(stored) != string(h[:]) {
+		t.Error("the stored hash is not the token's SHA-256")
+	}
+	var plain int
+	s.DB().QueryRow(`SELECT COUNT(*) FROM api_tokens WHERE instr(CAST(hash AS TEXT), ?) > 0 OR name = ?`, secret, token).Scan(&plain)
+	if plain != 0 {
+		t.Error("the plaintext token is stored")
+	}
+
+	c.Advance(time.Minute)
+	role, gotID, err := s.Authenticate(ctx, token)
+	if err != nil || role != RoleOperator || gotID != id {
+		t.Errorf("Authenticate = %q, %d, %v; want operator, %d", role, gotID, err, id)
+	}
+	var lastUsed string
+	s.DB().QueryRow(`SELECT last_used FROM api_tokens WHERE id = ?`, id).Scan(&lastUsed)
+	if !parseTime(lastUsed).Equal(c.Now()) {
+		t.Errorf("last_used = %q, want %v", lastUsed, c.Now())
+	}
+
+	for _, bad := range []string{"", "bwk_", token + "x", strings.TrimPrefix(token, TokenPrefix), TokenPrefix + strings.Repeat("A", 43)} {
+		if _, _, err := s.Authenticate(ctx, bad); !errors.Is(err, ErrUnauthenticated) {
+			t.Errorf("Authenticate(%q) = %v, want ErrUnauthenticated", bad, err)
+		}
+	}
+
+	_, other, err := s.CreateToken(ctx, "admin", RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeToken(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Authenticate(ctx, token); !errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("a revoked token authenticated: %v", err)
+	}
+	if role, _, err := s.Authenticate(ctx, other); err != nil || role != RoleAdmin {
+		t.Errorf("revoking one token broke another: %q, %v", role, err)
+	}
+	if err := s.RevokeToken(ctx, id); !errors.Is(err, ErrNotFound) {
+		t.Errorf("revoking twice: %v, want ErrNotFound", err)
+	}
+	if _, _, err := s.CreateToken(ctx, "x", "root"); err == nil {
+		t.Error("an unknown role was accepted")
+	}
+}
