@@ -166,11 +166,9 @@ var schemes = map[string]string{
 func detect(input string) (kind, target string, err error) {
 	if scheme, rest, ok := strings.Cut(input, ":"); ok {
 		if k, known := schemes[scheme]; known {
-			if k == KindOCIArchive || k == KindDockerArchive {
-				// the kind is stated; the archive's content still decides
-				// how it is read, as both may carry both files.
-				return k, rest, nil
-			}
+			// For archives the stated kind is a preference: the content
+			// decides how they are read, as newer docker save archives
+			// carry both manifest.json and index.json.
 			return k, rest, nil
 		}
 	}
