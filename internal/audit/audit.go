@@ -63,9 +63,14 @@ type Execer interface {
 
 // Append writes e as the next entry of the chain and returns it with Seq,
 // Time (now, when zero), PrevHash and Hash filled. Run it in the
-// transaction of the change it records: two concurrent appends then either
-// serialise (SQLite takes the write lock at BEGIN) or one fails on the seq
+// transaction of the change it records, serialised with every other
+// appender: on SQLite a transaction begun IMMEDIATE (it takes the write
+// lock at BEGIN), on PostgreSQL a transaction that called Lock first
+// (store.Tx does both). Should two appends still race, one fails on the seq
 // primary key; the chain never forks.
+//
+// The queries use $1, $2 ... placeholders, which both PostgreSQL and SQLite
+// (as numbered parameters) accept.
 func Append(ctx context.Context, db Execer, e Entry) (Entry, error) {
 	var prev []byte
 	err := db.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&e.Seq, &prev)
@@ -84,12 +89,27 @@ func Append(ctx context.Context, db Execer, e Entry) (Entry, error) {
 	e.Hash = hash(e.Seq, formatTime(e.Time), e.Actor, e.Action, e.Object, e.Before, e.After, e.PrevHash)
 	_, err = db.ExecContext(ctx, `INSERT INTO audit_log
 		(seq, time, actor, action, object, before, after, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		e.Seq, formatTime(e.Time), e.Actor, e.Action, e.Object, string(e.Before), string(e.After), e.PrevHash, e.Hash)
 	if err != nil {
 		return Entry{}, fmt.Errorf("appending audit entry %d: %w", e.Seq, err)
 	}
 	return e, nil
+}
+
+// LockKey is the PostgreSQL advisory lock key that serialises appends.
+const LockKey int64 = 0x62776b5f61756474 // "bwk_audt"
+
+// Lock takes the PostgreSQL transaction-scoped advisory lock that
+// serialises audit appends across connections and replicas; it is released
+// when tx commits or rolls back. Call it first in a PostgreSQL transaction
+// that will Append (store.Tx does). PostgreSQL only: SQLite has no such
+// function and needs none.
+func Lock(ctx context.Context, tx Execer) error {
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, LockKey); err != nil {
+		return fmt.Errorf("taking the audit lock: %w", err)
+	}
+	return nil
 }
 
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
@@ -203,7 +223,7 @@ func VerifyAnchored(ctx context.Context, db Querier, anchor Anchor) (Report, err
 		rep.fail(rep.LastSeq+1, Truncated, fmt.Sprintf("the log ends at entry %d but the anchor vouches for entry %d", rep.LastSeq, anchor.Seq))
 		return rep, nil
 	}
-	rows, err := db.QueryContext(ctx, `SELECT hash FROM audit_log WHERE seq = ?`, anchor.Seq)
+	rows, err := db.QueryContext(ctx, `SELECT hash FROM audit_log WHERE seq = $1`, anchor.Seq)
 	if err != nil {
 		return Report{}, fmt.Errorf("reading audit entry %d: %w", anchor.Seq, err)
 	}

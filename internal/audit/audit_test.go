@@ -13,21 +13,14 @@ import (
 
 // newLog opens a SQLite database in a temporary directory with the audit
 // table and n entries, appended one transaction each.
-func newLog(t *testing.T, n int) (*sql.DB, []Entry) {
+func newLog(t *testing.T, b backend, n int) (*sql.DB, []Entry) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "audit.db")+"?_txlock=immediate&_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Exec(Schema("BLOB")); err != nil {
-		t.Fatal(err)
-	}
+	db := b.open(t)
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
 	var out []Entry
 	for i := range n {
-		tx, err := db.BeginTx(ctx, nil)
+		tx, err := b.begin(ctx, db)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,8 +52,10 @@ func verify(t *testing.T, db *sql.DB) Report {
 	return rep
 }
 
-func TestCleanChainVerifies(t *testing.T) {
-	db, entries := newLog(t, 10)
+func TestCleanChainVerifies(t *testing.T) { eachBackend(t, testCleanChainVerifies) }
+
+func testCleanChainVerifies(t *testing.T, b backend) {
+	db, entries := newLog(t, b, 10)
 	if entries[0].Seq != 1 || string(entries[0].PrevHash) != string(make([]byte, 32)) {
 		t.Errorf("first entry: seq %d, prev %x; want 1 and 32 zero bytes", entries[0].Seq, entries[0].PrevHash)
 	}
@@ -73,13 +68,15 @@ func TestCleanChainVerifies(t *testing.T) {
 	if !rep.OK || rep.Entries != 10 || rep.LastSeq != 10 || string(rep.LastHash) != string(entries[9].Hash) {
 		t.Errorf("Verify = %+v", rep)
 	}
-	empty, _ := newLog(t, 0)
+	empty, _ := newLog(t, b, 0)
 	if rep := verify(t, empty); !rep.OK || rep.Entries != 0 {
 		t.Errorf("Verify of an empty log = %+v", rep)
 	}
 }
 
-func TestVerifyDetects(t *testing.T) {
+func TestVerifyDetects(t *testing.T) { eachBackend(t, testVerifyDetects) }
+
+func testVerifyDetects(t *testing.T, b backend) {
 	for _, tc := range []struct {
 		name    string
 		tamper  string
@@ -99,7 +96,7 @@ func TestVerifyDetects(t *testing.T) {
 		{"deleted and renumbered", `DELETE FROM audit_log WHERE seq = 3; UPDATE audit_log SET seq = seq - 1 WHERE seq > 3`, 3, Reordered},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			db, _ := newLog(t, 10)
+			db, _ := newLog(t, b, 10)
 			if _, err := db.Exec(tc.tamper); err != nil {
 				t.Fatal(err)
 			}
@@ -112,9 +109,11 @@ func TestVerifyDetects(t *testing.T) {
 	}
 }
 
-func TestAnchorDetectsTruncation(t *testing.T) {
+func TestAnchorDetectsTruncation(t *testing.T) { eachBackend(t, testAnchorDetectsTruncation) }
+
+func testAnchorDetectsTruncation(t *testing.T, b backend) {
 	ctx := context.Background()
-	db, entries := newLog(t, 10)
+	db, entries := newLog(t, b, 10)
 	path := AnchorPath(filepath.Join(t.TempDir(), "bulwark.db"))
 	if err := WriteAnchor(path, entries[9]); err != nil {
 		t.Fatal(err)
@@ -169,13 +168,15 @@ func TestHashEncodingIsUnambiguous(t *testing.T) {
 	}
 }
 
-func TestAppendConcurrent(t *testing.T) {
+func TestAppendConcurrent(t *testing.T) { eachBackend(t, testAppendConcurrent) }
+
+func testAppendConcurrent(t *testing.T, b backend) {
 	ctx := context.Background()
-	db, _ := newLog(t, 0)
+	db, _ := newLog(t, b, 0)
 	errs := make(chan error, 20)
 	for i := range 20 {
 		go func() {
-			tx, err := db.BeginTx(ctx, nil)
+			tx, err := b.begin(ctx, db)
 			if err != nil {
 				errs <- err
 				return

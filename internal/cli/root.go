@@ -102,6 +102,8 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newCertifyCmd(g),
 		newVerifyCmd(g),
 		newKeyCmd(g),
+		newServerCmd(g),
+		newAuditCmd(g),
 		newVersionCmd(),
 	)
 	return root

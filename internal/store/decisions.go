@@ -13,7 +13,7 @@ import (
 
 // PutDecision appends a policy decision about digest. Decisions are kept
 // as history; LatestDecision reads the newest.
-func (s *SQLite) PutDecision(ctx context.Context, digest string, d *policy.Decision) error {
+func (s *Store) PutDecision(ctx context.Context, digest string, d *policy.Decision) error {
 	data, err := json.Marshal(d)
 	if err != nil {
 		return fmt.Errorf("encoding decision on %s: %w", digest, err)
@@ -35,7 +35,7 @@ func (s *SQLite) PutDecision(ctx context.Context, digest string, d *policy.Decis
 }
 
 // LatestDecision returns the newest decision about digest, or ErrNotFound.
-func (s *SQLite) LatestDecision(ctx context.Context, digest string) (*policy.Decision, error) {
+func (s *Store) LatestDecision(ctx context.Context, digest string) (*policy.Decision, error) {
 	var data []byte
 	err := s.db.QueryRowContext(ctx, s.d.q(`SELECT json FROM decisions WHERE digest = ?
 		ORDER BY time DESC, id DESC LIMIT 1`), digest).Scan(&data)
@@ -69,7 +69,7 @@ type Certification struct {
 
 // SetCertification records digest's certification state, replacing the
 // previous one (the audit log keeps the history).
-func (s *SQLite) SetCertification(ctx context.Context, digest, status, reason string) error {
+func (s *Store) SetCertification(ctx context.Context, digest, status, reason string) error {
 	switch status {
 	case Certified, Revoked, NotCertified:
 	default:
@@ -86,7 +86,7 @@ func (s *SQLite) SetCertification(ctx context.Context, digest, status, reason st
 }
 
 // Certification returns digest's certification state, or ErrNotFound.
-func (s *SQLite) Certification(ctx context.Context, digest string) (Certification, error) {
+func (s *Store) Certification(ctx context.Context, digest string) (Certification, error) {
 	c := Certification{Digest: digest}
 	var updated string
 	err := s.db.QueryRowContext(ctx, s.d.q(`SELECT status, reason, updated FROM certifications

@@ -9,7 +9,9 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/policy"
 )
 
-func TestDecisions(t *testing.T) {
+func TestDecisions(t *testing.T) { eachBackend(t, testDecisions) }
+
+func testDecisions(t *testing.T, newStore storeFactory) {
 	ctx := context.Background()
 	s, _ := newStore(t)
 	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
@@ -34,7 +36,9 @@ func TestDecisions(t *testing.T) {
 	}
 }
 
-func TestCertifications(t *testing.T) {
+func TestCertifications(t *testing.T) { eachBackend(t, testCertifications) }
+
+func testCertifications(t *testing.T, newStore storeFactory) {
 	ctx := context.Background()
 	s, c := newStore(t)
 	if err := s.SetCertification(ctx, "sha256:aaa", Certified, ""); err != nil {
@@ -60,7 +64,9 @@ func TestCertifications(t *testing.T) {
 	}
 }
 
-func TestRegistries(t *testing.T) {
+func TestRegistries(t *testing.T) { eachBackend(t, testRegistries) }
+
+func testRegistries(t *testing.T, newStore storeFactory) {
 	ctx := context.Background()
 	s, _ := newStore(t)
 	id, err := s.PutRegistry(ctx, Registry{Name: "hub", URL: "https://r.example", Credentials: []byte{1, 2, 3}})

@@ -3,11 +3,13 @@
 // re-evaluation reads, decisions, certifications, background jobs, API tokens
 // and registries, in one SQL database.
 //
-// SQLite is the implementation today (one file, WAL mode); PostgreSQL comes
-// next, for several server replicas on one database. The SQL is kept
-// portable: what differs between the two (column types of generated ids and
-// blobs, placeholders, the row lock of a job claim) sits in one small dialect
-// struct. See docs/store.md.
+// Two backends, one type (Store): SQLite (one file, WAL mode; Open) and
+// PostgreSQL for several server replicas on one database (OpenPostgres, or
+// Open with a postgres:// DSN). The SQL is kept portable: what differs
+// between the two (column types of generated ids and blobs, placeholders,
+// the row lock of a job claim, the schema version, the lock that serialises
+// audited transactions) sits in one small dialect struct and in postgres.go.
+// See docs/store.md.
 //
 //	s, err := store.Open(ctx, filepath.Join(dataDir, "bulwark.db"))
 //	err = s.PutInventory(ctx, digest, inv, nil)

@@ -21,7 +21,7 @@ type Image struct {
 
 // PutImage records img. A new digest gets FirstSeen; a known one keeps it.
 // LastSeen is img.LastSeen, or now when zero.
-func (s *SQLite) PutImage(ctx context.Context, img Image) error {
+func (s *Store) PutImage(ctx context.Context, img Image) error {
 	seen := img.LastSeen
 	if seen.IsZero() {
 		seen = s.now()
@@ -55,7 +55,7 @@ func scanImage(r scanner) (Image, error) {
 }
 
 // Image returns the image with digest, or ErrNotFound.
-func (s *SQLite) Image(ctx context.Context, digest string) (Image, error) {
+func (s *Store) Image(ctx context.Context, digest string) (Image, error) {
 	img, err := scanImage(s.db.QueryRowContext(ctx,
 		s.d.q(`SELECT `+imageColumns+` FROM images WHERE digest = ?`), digest))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -68,7 +68,7 @@ func (s *SQLite) Image(ctx context.Context, digest string) (Image, error) {
 }
 
 // ListImages returns the images of repository, newest created first.
-func (s *SQLite) ListImages(ctx context.Context, repository string) ([]Image, error) {
+func (s *Store) ListImages(ctx context.Context, repository string) ([]Image, error) {
 	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT `+imageColumns+` FROM images
 		WHERE repository = ? ORDER BY created DESC, digest`), repository)
 	if err != nil {
@@ -99,7 +99,7 @@ type Tag struct {
 
 // SetTag points repository:tag at digest. Updated changes only when the
 // tag moves.
-func (s *SQLite) SetTag(ctx context.Context, repository, tag, digest string) error {
+func (s *Store) SetTag(ctx context.Context, repository, tag, digest string) error {
 	_, err := s.db.ExecContext(ctx, s.d.q(`INSERT INTO tags (repository, tag, digest, updated)
 		VALUES (?, ?, ?, ?)
 		ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated = excluded.updated
@@ -112,7 +112,7 @@ func (s *SQLite) SetTag(ctx context.Context, repository, tag, digest string) err
 }
 
 // Tags returns the tags of repository, by name.
-func (s *SQLite) Tags(ctx context.Context, repository string) ([]Tag, error) {
+func (s *Store) Tags(ctx context.Context, repository string) ([]Tag, error) {
 	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT repository, tag, digest, updated FROM tags
 		WHERE repository = ? ORDER BY tag`), repository)
 	if err != nil {

@@ -7,7 +7,9 @@ import (
 	"time"
 )
 
-func TestImages(t *testing.T) {
+func TestImages(t *testing.T) { eachBackend(t, testImages) }
+
+func testImages(t *testing.T, newStore storeFactory) {
 	ctx := context.Background()
 	s, c := newStore(t)
 	created := time.Date(2025, 12, 24, 8, 0, 0, 0, time.UTC)
@@ -48,7 +50,9 @@ func TestImages(t *testing.T) {
 	}
 }
 
-func TestTags(t *testing.T) {
+func TestTags(t *testing.T) { eachBackend(t, testTags) }
+
+func testTags(t *testing.T, newStore storeFactory) {
 	ctx := context.Background()
 	s, c := newStore(t)
 	if err := s.SetTag(ctx, "shop/api", "latest", "sha256:aaa"); err != nil {

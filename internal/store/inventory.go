@@ -25,7 +25,7 @@ var (
 // with one per distinct (ecosystem, name, version) osv.QueryFor gives:
 // distribution packages under their source package and release
 // ("Debian:12", "openssl"). distro overrides inv.Distro when not nil.
-func (s *SQLite) PutInventory(ctx context.Context, digest string, inv *sbom.SBOM, distro *sbom.Distro) error {
+func (s *Store) PutInventory(ctx context.Context, digest string, inv *sbom.SBOM, distro *sbom.Distro) error {
 	if distro == nil {
 		distro = inv.Distro
 	}
@@ -49,7 +49,7 @@ func (s *SQLite) PutInventory(ctx context.Context, digest string, inv *sbom.SBOM
 			index = append(index, r)
 		}
 	}
-	err = s.Tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO inventories (digest, sbom, stored) VALUES (?, ?, ?)
 			ON CONFLICT (digest) DO UPDATE SET sbom = excluded.sbom, stored = excluded.stored`),
 			digest, blob, formatTime(s.now())); err != nil {
@@ -77,7 +77,7 @@ func (s *SQLite) PutInventory(ctx context.Context, digest string, inv *sbom.SBOM
 }
 
 // Inventory returns the stored inventory of digest, or ErrNotFound.
-func (s *SQLite) Inventory(ctx context.Context, digest string) (*sbom.SBOM, error) {
+func (s *Store) Inventory(ctx context.Context, digest string) (*sbom.SBOM, error) {
 	var blob []byte
 	err := s.db.QueryRowContext(ctx, s.d.q(`SELECT sbom FROM inventories WHERE digest = ?`), digest).Scan(&blob)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -101,7 +101,7 @@ func (s *SQLite) Inventory(ctx context.Context, digest string) (*sbom.SBOM, erro
 // (ecosystem, name), as an advisory names it ("Debian:12", "openssl";
 // "npm", "lodash"), sorted: the images one advisory can affect. It is one
 // range scan of the (ecosystem, name, digest, version) primary key.
-func (s *SQLite) DigestsFor(ctx context.Context, ecosystem, name string) ([]string, error) {
+func (s *Store) DigestsFor(ctx context.Context, ecosystem, name string) ([]string, error) {
 	eco, n := osv.Key(ecosystem, name)
 	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT DISTINCT digest FROM packages
 		WHERE ecosystem = ? AND name = ? ORDER BY digest`), eco, n)

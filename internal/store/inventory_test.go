@@ -34,7 +34,9 @@ func gomod(name, version string) sbom.Package {
 		PURL: fmt.Sprintf("pkg:golang/%s@%s", name, version), Cataloger: "go-binary"}
 }
 
-func TestInventory(t *testing.T) {
+func TestInventory(t *testing.T) { eachBackend(t, testInventory) }
+
+func testInventory(t *testing.T, newStore storeFactory) {
 	ctx := context.Background()
 	s, _ := newStore(t)
 	inv := &sbom.SBOM{
@@ -89,12 +91,14 @@ func TestInventory(t *testing.T) {
 	}
 
 	// DigestsFor is one range scan of the primary key, never a table scan.
-	var id, parent, notused int
-	var plan string
-	err = s.DB().QueryRow(`EXPLAIN QUERY PLAN SELECT DISTINCT digest FROM packages WHERE ecosystem = ? AND name = ? ORDER BY digest`,
-		"npm", "lodash").Scan(&id, &parent, &notused, &plan)
-	if err != nil || !strings.Contains(plan, "COVERING INDEX") || !strings.Contains(plan, "ecosystem=? AND name=?") {
-		t.Errorf("DigestsFor's plan: %q, %v; want a covering index search on (ecosystem, name)", plan, err)
+	if s.Dialect() == "sqlite" {
+		var id, parent, notused int
+		var plan string
+		err = s.DB().QueryRow(`EXPLAIN QUERY PLAN SELECT DISTINCT digest FROM packages WHERE ecosystem = ? AND name = ? ORDER BY digest`,
+			"npm", "lodash").Scan(&id, &parent, &notused, &plan)
+		if err != nil || !strings.Contains(plan, "COVERING INDEX") || !strings.Contains(plan, "ecosystem=? AND name=?") {
+			t.Errorf("DigestsFor's plan: %q, %v; want a covering index search on (ecosystem, name)", plan, err)
+		}
 	}
 
 	// Re-storing rewrites the index: lodash gone, react in.

@@ -41,7 +41,7 @@ type Job struct {
 
 // EnqueueJob queues a job of kind to run at runAfter (now when zero) and
 // returns its id.
-func (s *SQLite) EnqueueJob(ctx context.Context, kind string, payload []byte, runAfter time.Time) (int64, error) {
+func (s *Store) EnqueueJob(ctx context.Context, kind string, payload []byte, runAfter time.Time) (int64, error) {
 	now := s.now()
 	if runAfter.IsZero() {
 		runAfter = now
@@ -63,7 +63,7 @@ func (s *SQLite) EnqueueJob(ctx context.Context, kind string, payload []byte, ru
 // the subquery picked: in SQLite writers are serialised, so two workers
 // never get the same job. PostgreSQL adds FOR UPDATE SKIP LOCKED to the
 // subquery so concurrent claimers skip each other's rows instead of waiting.
-func (s *SQLite) ClaimJob(ctx context.Context, worker string, kinds ...string) (*Job, error) {
+func (s *Store) ClaimJob(ctx context.Context, worker string, kinds ...string) (*Job, error) {
 	now := formatTime(s.now())
 	args := []any{worker, now, now}
 	kindClause := ""
@@ -103,7 +103,7 @@ func scanJob(r scanner) (*Job, error) {
 }
 
 // Job returns the job with id, or ErrNotFound.
-func (s *SQLite) Job(ctx context.Context, id int64) (*Job, error) {
+func (s *Store) Job(ctx context.Context, id int64) (*Job, error) {
 	j, err := scanJob(s.db.QueryRowContext(ctx, s.d.q(`SELECT `+jobColumns+` FROM jobs WHERE id = ?`), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("reading job %d: %w", id, ErrNotFound)
@@ -117,7 +117,7 @@ func (s *SQLite) Job(ctx context.Context, id int64) (*Job, error) {
 // CompleteJob marks the job j, as ClaimJob returned it, done. It fails
 // when the claim is no longer j's: the job was requeued by RequeueStale and
 // claimed again (attempts is the claim's fencing token).
-func (s *SQLite) CompleteJob(ctx context.Context, j *Job) error {
+func (s *Store) CompleteJob(ctx context.Context, j *Job) error {
 	return s.finishJob(ctx, j, `UPDATE jobs SET state = 'done', error = ''
 		WHERE id = ? AND state = 'running' AND attempts = ?`, j.ID, j.Attempts)
 }
@@ -126,7 +126,7 @@ func (s *SQLite) CompleteJob(ctx context.Context, j *Job) error {
 // it again after a backoff of 2^attempts seconds (capped at MaxBackoff), or
 // marks it failed for good once it has run MaxAttempts times. Like
 // CompleteJob it fails when the claim is no longer j's.
-func (s *SQLite) FailJob(ctx context.Context, j *Job, cause error) error {
+func (s *Store) FailJob(ctx context.Context, j *Job, cause error) error {
 	maxAttempts := s.MaxAttempts
 	if maxAttempts <= 0 {
 		maxAttempts = DefaultMaxAttempts
@@ -162,7 +162,7 @@ var ErrClaimLost = errors.New("job no longer claimed by this worker")
 
 // finishJob runs a state change that must find j still running under its
 // claim.
-func (s *SQLite) finishJob(ctx context.Context, j *Job, query string, args ...any) error {
+func (s *Store) finishJob(ctx context.Context, j *Job, query string, args ...any) error {
 	res, err := s.db.ExecContext(ctx, s.d.q(query), args...)
 	if err != nil {
 		return fmt.Errorf("updating job %d: %w", j.ID, err)
@@ -178,7 +178,7 @@ func (s *SQLite) finishJob(ctx context.Context, j *Job, query string, args ...an
 // RequeueStale puts back in the queue the jobs claimed before the cutoff
 // that are still running: their worker died (kill -9, lost node). Their
 // attempt stays counted. It returns how many were requeued.
-func (s *SQLite) RequeueStale(ctx context.Context, claimedBefore time.Time) (int64, error) {
+func (s *Store) RequeueStale(ctx context.Context, claimedBefore time.Time) (int64, error) {
 	res, err := s.db.ExecContext(ctx, s.d.q(`UPDATE jobs SET state = 'queued', claimed_by = '', claimed_at = '',
 		error = 'worker lost' WHERE state = 'running' AND claimed_at < ?`), formatTime(claimedBefore))
 	if err != nil {

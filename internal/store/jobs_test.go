@@ -9,7 +9,9 @@ import (
 	"time"
 )
 
-func TestJobLifecycle(t *testing.T) {
+func TestJobLifecycle(t *testing.T) { eachBackend(t, testJobLifecycle) }
+
+func testJobLifecycle(t *testing.T, newStore storeFactory) {
 	ctx := context.Background()
 	s, c := newStore(t)
 	scan, err := s.EnqueueJob(ctx, "scan", []byte(`{"digest":"sha256:aaa"}`), time.Time{})
@@ -50,7 +52,9 @@ func TestJobLifecycle(t *testing.T) {
 	}
 }
 
-func TestFailJobBacksOff(t *testing.T) {
+func TestFailJobBacksOff(t *testing.T) { eachBackend(t, testFailJobBacksOff) }
+
+func testFailJobBacksOff(t *testing.T, newStore storeFactory) {
 	ctx := context.Background()
 	s, c := newStore(t)
 	s.MaxAttempts = 3
@@ -94,7 +98,9 @@ func TestFailJobBacksOff(t *testing.T) {
 	}
 }
 
-func TestRequeueStale(t *testing.T) {
+func TestRequeueStale(t *testing.T) { eachBackend(t, testRequeueStale) }
+
+func testRequeueStale(t *testing.T, newStore storeFactory) {
 	ctx := context.Background()
 	s, c := newStore(t)
 	id, _ := s.EnqueueJob(ctx, "reevaluate", nil, time.Time{})
@@ -125,7 +131,9 @@ func TestRequeueStale(t *testing.T) {
 
 // TestClaimJobConcurrent claims 100 jobs from 8 goroutines: each job is
 // claimed exactly once.
-func TestClaimJobConcurrent(t *testing.T) {
+func TestClaimJobConcurrent(t *testing.T) { eachBackend(t, testClaimJobConcurrent) }
+
+func testClaimJobConcurrent(t *testing.T, newStore storeFactory) {
 	ctx := context.Background()
 	s, _ := newStore(t)
 	const jobs, workers = 100, 8

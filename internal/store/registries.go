@@ -21,7 +21,7 @@ type Registry struct {
 
 // PutRegistry adds the registry named r.Name or updates its URL and
 // credentials, and returns its id.
-func (s *SQLite) PutRegistry(ctx context.Context, r Registry) (int64, error) {
+func (s *Store) PutRegistry(ctx context.Context, r Registry) (int64, error) {
 	var id int64
 	err := s.db.QueryRowContext(ctx, s.d.q(`INSERT INTO registries (name, url, credentials, created)
 		VALUES (?, ?, ?, ?)
@@ -34,7 +34,7 @@ func (s *SQLite) PutRegistry(ctx context.Context, r Registry) (int64, error) {
 }
 
 // Registry returns the registry called name, or ErrNotFound.
-func (s *SQLite) Registry(ctx context.Context, name string) (Registry, error) {
+func (s *Store) Registry(ctx context.Context, name string) (Registry, error) {
 	r := Registry{Name: name}
 	var created string
 	err := s.db.QueryRowContext(ctx, s.d.q(`SELECT id, url, credentials, created FROM registries
@@ -51,7 +51,7 @@ func (s *SQLite) Registry(ctx context.Context, name string) (Registry, error) {
 
 // AddRepository records a repository of the registry registryID; adding a
 // known one does nothing.
-func (s *SQLite) AddRepository(ctx context.Context, registryID int64, name string) error {
+func (s *Store) AddRepository(ctx context.Context, registryID int64, name string) error {
 	_, err := s.db.ExecContext(ctx, s.d.q(`INSERT INTO repositories (registry_id, name) VALUES (?, ?)
 		ON CONFLICT (registry_id, name) DO NOTHING`), registryID, name)
 	if err != nil {
@@ -61,7 +61,7 @@ func (s *SQLite) AddRepository(ctx context.Context, registryID int64, name strin
 }
 
 // Repositories returns the repositories of the registry registryID, by name.
-func (s *SQLite) Repositories(ctx context.Context, registryID int64) ([]string, error) {
+func (s *Store) Repositories(ctx context.Context, registryID int64) ([]string, error) {
 	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT name FROM repositories WHERE registry_id = ? ORDER BY name`), registryID)
 	if err != nil {
 		return nil, fmt.Errorf("listing repositories: %w", err)

@@ -18,19 +18,24 @@ import (
 // ErrNotFound is returned when the asked-for row does not exist.
 var ErrNotFound = errors.New("not found")
 
-// SQLite is the store on one SQLite file. Its exported fields configure it;
-// set them before use.
-type SQLite struct {
+// Store is the control plane's database: one SQLite file (Open) or a
+// PostgreSQL database shared by several server replicas (OpenPostgres). The
+// methods and their semantics are the same on both; what differs is in the
+// dialect. Its exported fields configure it; set them before use.
+type Store struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// MaxAttempts is how many times a job runs before FailJob marks it
 	// failed for good; 0 means DefaultMaxAttempts.
 	MaxAttempts int
 
-	path string
+	path string // the SQLite file, or the PostgreSQL DSN without password
 	db   *sql.DB
 	d    dialect
 }
+
+// SQLite is the name the store had when SQLite was its only backend.
+type SQLite = Store
 
 // dsn is the connection string for path: WAL so readers never wait for the
 // writer, foreign keys on, a busy timeout so concurrent writers queue
@@ -51,7 +56,13 @@ func dsn(path string) string {
 // Open opens the store at path, creating the file (0600: it holds token
 // hashes and registry credentials) and its directory (0700) when missing,
 // and migrates the schema.
-func Open(ctx context.Context, path string) (*SQLite, error) {
+//
+// A path starting with postgres:// or postgresql:// is a PostgreSQL DSN:
+// Open then is OpenPostgres.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if IsPostgresDSN(path) {
+		return OpenPostgres(ctx, path)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("creating the directory of %s: %w", path, err)
 	}
@@ -64,8 +75,8 @@ func Open(ctx context.Context, path string) (*SQLite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
-	s := &SQLite{path: path, db: db, d: sqliteDialect}
-	if err := s.migrate(ctx); err != nil {
+	s := &Store{path: path, db: db, d: sqliteDialect}
+	if err := s.migrateSQLite(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
@@ -73,17 +84,40 @@ func Open(ctx context.Context, path string) (*SQLite, error) {
 }
 
 // Close closes the database.
-func (s *SQLite) Close() error { return s.db.Close() }
+func (s *Store) Close() error { return s.db.Close() }
 
-// Path is the database file.
-func (s *SQLite) Path() string { return s.path }
+// Path is the database file (SQLite) or the DSN with any password removed
+// (PostgreSQL).
+func (s *Store) Path() string { return s.path }
 
 // DB is the underlying database, for audit.Verify and read-only tools.
-func (s *SQLite) DB() *sql.DB { return s.db }
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Dialect is "sqlite" or "postgres".
+func (s *Store) Dialect() string { return s.d.name }
 
 // Tx runs fn in one transaction, committed when fn returns nil and rolled
 // back otherwise. A mutation and its audit.Append go in the same Tx.
-func (s *SQLite) Tx(ctx context.Context, fn func(*sql.Tx) error) error {
+//
+// Tx transactions are serialised: on SQLite by the write lock taken at BEGIN
+// (_txlock=immediate), on PostgreSQL by audit.Lock, a transaction-scoped
+// advisory lock taken first, across every replica. That is what keeps the
+// audit chain linear: the next Append reads the last entry only after the
+// previous appender committed.
+func (s *Store) Tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if s.d.name == "postgres" {
+			if err := audit.Lock(ctx, tx); err != nil {
+				return err
+			}
+		}
+		return fn(tx)
+	})
+}
+
+// tx is Tx without the audit lock, for the store's own transactions that
+// write no audit entry.
+func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("beginning a transaction: %w", err)
@@ -98,7 +132,7 @@ func (s *SQLite) Tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return nil
 }
 
-func (s *SQLite) now() time.Time {
+func (s *Store) now() time.Time {
 	if s.Now != nil {
 		return s.Now().UTC()
 	}
@@ -128,8 +162,9 @@ func parseTime(s string) time.Time {
 	return t
 }
 
-// SchemaVersion is the PRAGMA user_version of a current database: the
-// number of migrations.
+// SchemaVersion is the version of a current database schema (SQLite's
+// PRAGMA user_version, PostgreSQL's schema_version table): the number of
+// migrations.
 var SchemaVersion = len(migrations)
 
 // migrations[i] takes a database from user_version i to i+1. {id} and
@@ -218,8 +253,9 @@ var migrations = []string{
 	);` + audit.Schema("{blob}"),
 }
 
-// migrate brings the schema to SchemaVersion, one transaction per step.
-func (s *SQLite) migrate(ctx context.Context) error {
+// migrateSQLite brings the schema to SchemaVersion, one transaction per
+// step.
+func (s *Store) migrateSQLite(ctx context.Context) error {
 	var v int
 	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
 		return fmt.Errorf("reading schema version: %w", err)
@@ -228,7 +264,7 @@ func (s *SQLite) migrate(ctx context.Context) error {
 		return fmt.Errorf("database schema version %d is newer than this bulwark's (%d)", v, SchemaVersion)
 	}
 	for ; v < SchemaVersion; v++ {
-		err := s.Tx(ctx, func(tx *sql.Tx) error {
+		err := s.tx(ctx, func(tx *sql.Tx) error {
 			if _, err := tx.ExecContext(ctx, s.d.schema(migrations[v])); err != nil {
 				return err
 			}

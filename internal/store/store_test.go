@@ -95,7 +95,9 @@ func TestOpenNewerSchemaFails(t *testing.T) {
 	}
 }
 
-func TestTxRollsBack(t *testing.T) {
+func TestTxRollsBack(t *testing.T) { eachBackend(t, testTxRollsBack) }
+
+func testTxRollsBack(t *testing.T, newStore storeFactory) {
 	ctx := context.Background()
 	s, _ := newStore(t)
 	boom := errors.New("boom")
@@ -128,12 +130,14 @@ func TestDialect(t *testing.T) {
 
 // TestAuditInTx records a certification and its audit entry in one
 // transaction: the audit log lives in the store's database.
-func TestAuditInTx(t *testing.T) {
+func TestAuditInTx(t *testing.T) { eachBackend(t, testAuditInTx) }
+
+func testAuditInTx(t *testing.T, newStore storeFactory) {
 	ctx := context.Background()
 	s, c := newStore(t)
 	for i, status := range []string{Certified, Revoked} {
 		err := s.Tx(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO certifications (digest, status, updated) VALUES ('sha256:a', ?, ?)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO certifications (digest, status, updated) VALUES ('sha256:a', $1, $2)
 				ON CONFLICT (digest) DO UPDATE SET status = excluded.status`, status, formatTime(c.Now())); err != nil {
 				return err
 			}

@@ -30,7 +30,7 @@ var ErrUnauthenticated = errors.New("invalid API token")
 // CreateToken makes an API token called name with role and returns its id
 // and the token itself: "bwk_" and 32 random bytes in unpadded base64url.
 // The token is shown only now; the store keeps its SHA-256.
-func (s *SQLite) CreateToken(ctx context.Context, name, role string) (id int64, token string, err error) {
+func (s *Store) CreateToken(ctx context.Context, name, role string) (id int64, token string, err error) {
 	switch role {
 	case RoleViewer, RoleOperator, RoleAdmin:
 	default:
@@ -53,7 +53,7 @@ func (s *SQLite) CreateToken(ctx context.Context, name, role string) (id int64, 
 // Authenticate returns the role of token and the token's id, or
 // ErrUnauthenticated. The row is found by the token's SHA-256 and the
 // stored hash compared in constant time; last_used is updated.
-func (s *SQLite) Authenticate(ctx context.Context, token string) (role string, id int64, err error) {
+func (s *Store) Authenticate(ctx context.Context, token string) (role string, id int64, err error) {
 	if !strings.HasPrefix(token, TokenPrefix) {
 		return "", 0, ErrUnauthenticated
 	}
@@ -78,7 +78,7 @@ func (s *SQLite) Authenticate(ctx context.Context, token string) (role string, i
 }
 
 // RevokeToken revokes the token id; the row stays for the record.
-func (s *SQLite) RevokeToken(ctx context.Context, id int64) error {
+func (s *Store) RevokeToken(ctx context.Context, id int64) error {
 	res, err := s.db.ExecContext(ctx, s.d.q(`UPDATE api_tokens SET revoked = ? WHERE id = ? AND revoked = ''`),
 		formatTime(s.now()), id)
 	if err != nil {

@@ -1,0 +1,401 @@
+package api
+
+import (
+	"context"
+	"database/sql"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/bulwark-sec/bulwark/internal/audit"
+	"github.com/bulwark-sec/bulwark/internal/sbom"
+	"github.com/bulwark-sec/bulwark/internal/store"
+)
+
+// Store is what the handlers need from the store.
+type Store interface {
+	Authenticate(ctx context.Context, token string) (role string, id int64, err error)
+	CreateToken(ctx context.Context, name, role string) (id int64, token string, err error)
+	Image(ctx context.Context, digest string) (store.Image, error)
+	ListImages(ctx context.Context, repository string) ([]store.Image, error)
+	Tags(ctx context.Context, repository string) ([]store.Tag, error)
+	Inventory(ctx context.Context, digest string) (*sbom.SBOM, error)
+	EnqueueJob(ctx context.Context, kind string, payload []byte, runAfter time.Time) (int64, error)
+	Job(ctx context.Context, id int64) (*store.Job, error)
+	AuditStore
+}
+
+// JobScan is the kind of the job POST /api/v1/scans queues.
+const JobScan = "scan"
+
+// ScanPayload is the payload of a scan job.
+type ScanPayload struct {
+	Image string `json:"image"` // host/repo:tag or host/repo@digest
+}
+
+// Handler serves the API.
+type Handler struct {
+	store   Store
+	auditor *Auditor
+	metrics *Metrics
+	log     *slog.Logger
+	handler http.Handler
+}
+
+// New returns the API over st. Mutations are audited through auditor;
+// metrics may be shared with the workers; log nil means slog.Default().
+func New(st Store, auditor *Auditor, metrics *Metrics, log *slog.Logger) *Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	if metrics == nil {
+		metrics = &Metrics{}
+	}
+	h := &Handler{store: st, auditor: auditor, metrics: metrics, log: log}
+	mux := http.NewServeMux()
+	for _, rt := range h.routes() {
+		mux.Handle(rt.pattern, render(log, rt.handle))
+	}
+	h.handler = metrics.instrument(log, mux)
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.handler.ServeHTTP(w, r) }
+
+type route struct {
+	pattern string
+	role    string // "" means no authentication
+	handle  handlerFunc
+}
+
+// routes is every route of the API, with the role it requires.
+func (h *Handler) routes() []route {
+	rts := []route{
+		{"GET /healthz", "", h.healthz},
+		{"GET /metrics", "", h.serveMetrics},
+		{"GET /api/v1/openapi.json", "", h.openAPI},
+		{"GET /api/v1/images", store.RoleViewer, h.listImages},
+		{"GET /api/v1/images/{digest}", store.RoleViewer, h.getImage},
+		{"GET /api/v1/jobs/{id}", store.RoleViewer, h.getJob},
+		{"POST /api/v1/scans", store.RoleOperator, h.createScan},
+		{"POST /api/v1/tokens", store.RoleAdmin, h.createToken},
+	}
+	for i := range rts {
+		if rts[i].role != "" {
+			rts[i].handle = h.authorize(rts[i].role, rts[i].handle)
+		}
+	}
+	return rts
+}
+
+var roleRank = map[string]int{store.RoleViewer: 1, store.RoleOperator: 2, store.RoleAdmin: 3}
+
+type principalKey struct{}
+
+// Principal is the authenticated caller.
+type Principal struct {
+	TokenID int64
+	Role    string
+}
+
+// Actor is how the audit log names the caller.
+func (p Principal) Actor() string { return "token:" + strconv.FormatInt(p.TokenID, 10) }
+
+func principal(ctx context.Context) Principal {
+	p, _ := ctx.Value(principalKey{}).(Principal)
+	return p
+}
+
+// authorize requires a bearer token whose role is at least role: 401
+// without a valid token, 403 with too low a role.
+func (h *Handler) authorize(role string, next handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		token = strings.TrimSpace(token)
+		if !strings.EqualFold(scheme, "Bearer") || token == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="bulwark"`)
+			return errorf(http.StatusUnauthorized, nil, "missing bearer token")
+		}
+		got, id, err := h.store.Authenticate(r.Context(), token)
+		if errors.Is(err, store.ErrUnauthenticated) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="bulwark", error="invalid_token"`)
+			return errorf(http.StatusUnauthorized, err, "invalid token")
+		}
+		if err != nil {
+			return err
+		}
+		if roleRank[got] < roleRank[role] {
+			return errorf(http.StatusForbidden, fmt.Errorf("token %d has role %s", id, got), "this call needs the %s role", role)
+		}
+		ctx := context.WithValue(r.Context(), principalKey{}, Principal{TokenID: id, Role: got})
+		return next(w, r.WithContext(ctx))
+	}
+}
+
+func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (h *Handler) serveMetrics(w http.ResponseWriter, r *http.Request) error {
+	var b strings.Builder
+	if err := h.metrics.write(r.Context(), &b); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	io.WriteString(w, b.String())
+	return nil
+}
+
+//go:embed openapi.json
+var openAPIDoc []byte
+
+func (h *Handler) openAPI(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(openAPIDoc)
+	return nil
+}
+
+// maxListed bounds GET /api/v1/images without a repository.
+const maxListed = 1000
+
+func (h *Handler) listImages(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	if repo := r.URL.Query().Get("repository"); repo != "" {
+		imgs, err := h.store.ListImages(ctx, repo)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"images": nonNil(imgs)})
+		return nil
+	}
+	digests, err := allDigests(ctx, h.store.DB(), maxListed)
+	if err != nil {
+		return err
+	}
+	imgs := make([]store.Image, 0, len(digests))
+	for _, d := range digests {
+		img, err := h.store.Image(ctx, d)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // deleted since
+		}
+		if err != nil {
+			return err
+		}
+		imgs = append(imgs, img)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"images": imgs})
+	return nil
+}
+
+// allDigests lists up to limit image digests, newest seen first. The store
+// has no method for it yet (ListImages is per repository); the query has no
+// placeholders, so it runs unchanged on SQLite and PostgreSQL.
+func allDigests(ctx context.Context, db *sql.DB, limit int) ([]string, error) {
+	rows, err := db.QueryContext(ctx, `SELECT digest FROM images ORDER BY last_seen DESC, digest LIMIT `+strconv.Itoa(limit))
+	if err != nil {
+		return nil, fmt.Errorf("listing images: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			return nil, fmt.Errorf("listing images: %w", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing images: %w", err)
+	}
+	return out, nil
+}
+
+// CountImages is the images-stored gauge: SELECT COUNT(*), portable SQL.
+func CountImages(db *sql.DB) func(context.Context) (int64, error) {
+	return func(ctx context.Context) (int64, error) {
+		var n int64
+		err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM images`).Scan(&n)
+		return n, err
+	}
+}
+
+// ImageDetail is GET /api/v1/images/{digest}.
+type ImageDetail struct {
+	store.Image
+	Distro   *sbom.Distro `json:"distro,omitempty"`
+	Packages int          `json:"packages"` // packages in the inventory; -1 when none is stored
+	Tags     []string     `json:"tags"`     // repository:tag names pointing at the digest
+}
+
+func (h *Handler) getImage(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	digest := r.PathValue("digest")
+	img, err := h.store.Image(ctx, digest)
+	if errors.Is(err, store.ErrNotFound) {
+		return errorf(http.StatusNotFound, err, "image %s not found", digest)
+	}
+	if err != nil {
+		return err
+	}
+	d := ImageDetail{Image: img, Packages: -1, Tags: []string{}}
+	inv, err := h.store.Inventory(ctx, digest)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return err
+	default:
+		d.Packages, d.Distro = len(inv.Packages), inv.Distro
+	}
+	tags, err := h.store.Tags(ctx, img.Repository)
+	if err != nil {
+		return err
+	}
+	for _, t := range tags {
+		if t.Digest == digest {
+			d.Tags = append(d.Tags, t.Repository+":"+t.Tag)
+		}
+	}
+	writeJSON(w, http.StatusOK, d)
+	return nil
+}
+
+// JobView is a job as the API shows it: the payload as JSON.
+type JobView struct {
+	*store.Job
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+func (h *Handler) getJob(w http.ResponseWriter, r *http.Request) error {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		return errorf(http.StatusBadRequest, err, "job id %q is not a number", r.PathValue("id"))
+	}
+	j, err := h.store.Job(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return errorf(http.StatusNotFound, err, "job %d not found", id)
+	}
+	if err != nil {
+		return err
+	}
+	v := JobView{Job: j}
+	if json.Valid(j.Payload) {
+		v.Payload = j.Payload
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// decode reads a JSON body of at most 64 KiB into v, refusing unknown
+// fields.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errorf(http.StatusBadRequest, err, "decoding the request body: %v", err)
+	}
+	return nil
+}
+
+func (h *Handler) createScan(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	var req ScanPayload
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if req.Image == "" {
+		return errorf(http.StatusBadRequest, nil, `"image" is required`)
+	}
+	ref, err := name.ParseReference(req.Image)
+	if err != nil {
+		return errorf(http.StatusBadRequest, err, "parsing image reference %q: %v", req.Image, err)
+	}
+	payload, _ := json.Marshal(ScanPayload{Image: ref.Name()})
+	id, err := h.store.EnqueueJob(ctx, JobScan, payload, time.Time{})
+	if err != nil {
+		return err
+	}
+	after, _ := json.Marshal(map[string]any{"job": id, "kind": JobScan, "image": ref.Name()})
+	if err := h.auditor.Append(ctx, audit.Entry{
+		Actor: principal(ctx).Actor(), Action: "scan.request", Object: ref.Name(), After: after,
+	}); err != nil {
+		return err
+	}
+	h.log.Info("scan queued", "job", id, "image", ref.Name(), "actor", principal(ctx).Actor())
+	w.Header().Set("Location", "/api/v1/jobs/"+strconv.FormatInt(id, 10))
+	writeJSON(w, http.StatusAccepted, map[string]any{"job": id, "image": ref.Name(), "state": store.JobQueued})
+	return nil
+}
+
+// TokenRequest is the body of POST /api/v1/tokens.
+type TokenRequest struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+}
+
+// TokenCreated is the answer: the token is shown only here.
+type TokenCreated struct {
+	ID    int64  `json:"id"`
+	Name  string `json:"name"`
+	Role  string `json:"role"`
+	Token string `json:"token"`
+}
+
+func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	var req TokenRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if req.Name == "" {
+		return errorf(http.StatusBadRequest, nil, `"name" is required`)
+	}
+	if roleRank[req.Role] == 0 {
+		return errorf(http.StatusBadRequest, nil, "unknown role %q (want viewer, operator or admin)", req.Role)
+	}
+	created, err := CreateToken(ctx, h.store, h.auditor, principal(ctx).Actor(), req.Name, req.Role)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, created)
+	return nil
+}
+
+// TokenCreator is what CreateToken needs.
+type TokenCreator interface {
+	CreateToken(ctx context.Context, name, role string) (id int64, token string, err error)
+}
+
+// CreateToken creates an API token and audits it as actor ("token:3" from
+// the API, "cli:<user>" from `bulwark server token create`). The audit
+// entry records id, name and role, never the token.
+func CreateToken(ctx context.Context, st TokenCreator, a *Auditor, actor, name, role string) (TokenCreated, error) {
+	id, token, err := st.CreateToken(ctx, name, role)
+	if err != nil {
+		return TokenCreated{}, err
+	}
+	after, _ := json.Marshal(map[string]any{"id": id, "name": name, "role": role})
+	if err := a.Append(ctx, audit.Entry{
+		Actor: actor, Action: "token.create", Object: "token:" + strconv.FormatInt(id, 10), After: after,
+	}); err != nil {
+		return TokenCreated{}, err
+	}
+	return TokenCreated{ID: id, Name: name, Role: role, Token: token}, nil
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,214 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bulwark-sec/bulwark/internal/api"
+	"github.com/bulwark-sec/bulwark/internal/audit"
+	"github.com/bulwark-sec/bulwark/internal/config"
+	"github.com/bulwark-sec/bulwark/internal/server"
+	"github.com/bulwark-sec/bulwark/internal/store"
+)
+
+// dataDirOption is the --data-dir and --database flags of the server
+// commands.
+type dataDirOption struct{ dir, database string }
+
+func (o *dataDirOption) addFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&o.dir, "data-dir", "", "server data directory: database, audit anchor, layer cache (default $XDG_DATA_HOME/bulwark or ~/.local/share/bulwark)")
+	cmd.Flags().StringVar(&o.database, "database", "", "PostgreSQL DSN (postgres://...) shared by server replicas; default: SQLite in the data directory")
+}
+
+// path returns --data-dir or the default.
+func (o *dataDirOption) path() (string, error) {
+	if o.dir != "" {
+		return o.dir, nil
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "bulwark"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("finding the data directory (set --data-dir): %w", err)
+	}
+	return filepath.Join(home, ".local", "share", "bulwark"), nil
+}
+
+// newServerCmd is `bulwark server` and its subcommands.
+func newServerCmd(g *globalOptions) *cobra.Command {
+	var (
+		data    dataDirOption
+		listen  string
+		workers int
+		poll    time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control plane: API, scan workers, audit log",
+		Long: `Run the Bulwark control plane on an embedded SQLite database in the data
+directory until SIGTERM or SIGINT: the JSON API (see /api/v1/openapi.json),
+Prometheus metrics at /metrics and the scan workers.
+
+The API needs a token. Create the first admin token with direct access to the
+data directory, before or while the server runs:
+
+  bulwark server token create --name bootstrap --role admin`,
+		Example: `  bulwark server --data-dir /var/lib/bulwark --listen 127.0.0.1:8480
+  bulwark server token create --name ci --role operator`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := data.path()
+			if err != nil {
+				return err
+			}
+			// A daemon's default is to say what it does: info, unless the
+			// level was chosen.
+			if !cmd.Flags().Changed("log-level") && os.Getenv(config.EnvName("log-level")) == "" && g.logLevel == "warn" {
+				g.logLevel = "info"
+				if err := g.setupLogging(); err != nil {
+					return err
+				}
+			}
+			return server.Run(cmd.Context(), server.Config{
+				DataDir:      dir,
+				Database:     data.database,
+				Listen:       listen,
+				Workers:      workers,
+				PollInterval: poll,
+			})
+		},
+	}
+	data.addFlags(cmd)
+	cmd.Flags().StringVar(&listen, "listen", server.DefaultListen, "API address (host:port)")
+	cmd.Flags().IntVar(&workers, "workers", server.DefaultWorkers, "scan workers")
+	cmd.Flags().DurationVar(&poll, "poll-interval", server.DefaultPollInterval, "how often an idle worker looks for a job")
+	cmd.AddCommand(newServerTokenCmd())
+	return cmd
+}
+
+func newServerTokenCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Manage API tokens with direct access to the data directory",
+		Args:  cobra.NoArgs,
+	}
+	var (
+		data dataDirOption
+		name string
+		role string
+	)
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Create an API token and print it (shown once)",
+		Long: `Create an API token and print it on stdout. It is shown only now; the
+database keeps its SHA-256. The creation is recorded in the audit log with the
+actor cli:<user>. This is how the first admin token is made: the API itself
+needs one.`,
+		Example: `  bulwark server token create --name bootstrap --role admin`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if name == "" {
+				return errors.New("--name is required")
+			}
+			dir, err := data.path()
+			if err != nil {
+				return err
+			}
+			st, err := server.OpenStoreAt(cmd.Context(), dir, data.database)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			auditor := api.NewAuditor(st, audit.AnchorPath(server.DBPath(dir)))
+			created, err := api.CreateToken(cmd.Context(), st, auditor, cliActor(), name, role)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "created token %d %q with role %s; it is not shown again\n", created.ID, created.Name, created.Role)
+			_, err = fmt.Fprintln(cmd.OutOrStdout(), created.Token)
+			return err
+		},
+	}
+	data.addFlags(create)
+	create.Flags().StringVar(&name, "name", "", "what the token is for (required)")
+	create.Flags().StringVar(&role, "role", store.RoleViewer, "viewer, operator or admin")
+	cmd.AddCommand(create)
+	return cmd
+}
+
+// cliActor names the local user in the audit log.
+func cliActor() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return "cli:" + u.Username
+	}
+	return "cli"
+}
+
+// newAuditCmd is `bulwark audit verify`.
+func newAuditCmd(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Check the server's audit log",
+		Args:  cobra.NoArgs,
+	}
+	var data dataDirOption
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Verify the audit log's hash chain (exit 1 when broken)",
+		Long: `Recompute the hash chain of the audit log in the data directory and report
+the first edited, missing or reordered entry. When the anchor file written by
+the server is present, entries removed from the end are reported too.
+Exit status: 0 when the chain verifies, 1 when it is broken, 2 on error.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := data.path()
+			if err != nil {
+				return err
+			}
+			dbPath := server.DBPath(dir)
+			if _, err := os.Stat(dbPath); err != nil {
+				return fmt.Errorf("opening the audit log: %w", err)
+			}
+			st, err := server.OpenStoreAt(cmd.Context(), dir, data.database)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			var anchor audit.Anchor
+			anchored := false
+			if _, err := os.Stat(audit.AnchorPath(dbPath)); err == nil {
+				if anchor, err = audit.ReadAnchor(audit.AnchorPath(dbPath)); err != nil {
+					return err
+				}
+				anchored = true
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			rep, err := audit.VerifyAnchored(cmd.Context(), st.DB(), anchor)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if !rep.OK {
+				fmt.Fprintf(out, "audit log BROKEN at entry %d (%s): %s\n", rep.BrokenSeq, rep.Problem, rep.Reason)
+				return &exitError{code: ExitFindings, err: fmt.Errorf("audit log broken at entry %d: %s", rep.BrokenSeq, rep.Problem)}
+			}
+			fmt.Fprintf(out, "audit log OK: %d entries, last entry %d, hash %x\n", rep.Entries, rep.LastSeq, rep.LastHash)
+			if !anchored {
+				fmt.Fprintln(out, "no anchor file: entries removed from the end would not be detected")
+			}
+			return nil
+		},
+	}
+	data.addFlags(verify)
+	cmd.AddCommand(verify)
+	return cmd
+}

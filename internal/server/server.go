@@ -1,0 +1,227 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bulwark-sec/bulwark/internal/api"
+	"github.com/bulwark-sec/bulwark/internal/audit"
+	"github.com/bulwark-sec/bulwark/internal/sbom"
+	"github.com/bulwark-sec/bulwark/internal/store"
+)
+
+// Defaults of Config's zero fields.
+const (
+	DefaultListen          = "127.0.0.1:8480"
+	DefaultWorkers         = 2
+	DefaultPollInterval    = time.Second
+	DefaultStaleAfter      = 30 * time.Minute
+	DefaultShutdownTimeout = 10 * time.Second
+)
+
+// Config is the runtime configuration of Run. Zero fields take the
+// defaults above.
+type Config struct {
+	// DataDir holds bulwark.db (and its audit anchor) and cache/, the layer
+	// cache. Created 0700 when missing. Required.
+	DataDir string
+	// Database, when set, is a postgres:// DSN used instead of the SQLite
+	// file in DataDir, so that several replicas share one database.
+	Database string
+	// Listen is the API's TCP address; "127.0.0.1:0" picks a free port.
+	Listen string
+	// Workers is the number of scan workers.
+	Workers int
+	// PollInterval is how long an idle worker sleeps before claiming again.
+	PollInterval time.Duration
+	// StaleAfter is the lease of a claimed job: a job still running after
+	// it is presumed orphaned (its worker died) and requeued. Longer than
+	// any scan.
+	StaleAfter time.Duration
+	// ShutdownTimeout bounds the wait for in-flight HTTP requests.
+	ShutdownTimeout time.Duration
+	// Insecure allows plain HTTP and unverified TLS for every registry
+	// (localhost and private addresses always may).
+	Insecure bool
+	// Ready, when set, is called with the bound address once the API
+	// listens.
+	Ready func(addr net.Addr)
+	// Logger is nil for slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) fill() error {
+	if c.DataDir == "" {
+		return errors.New("no data directory")
+	}
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.Workers <= 0 {
+		c.Workers = DefaultWorkers
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	if c.StaleAfter <= 0 {
+		c.StaleAfter = DefaultStaleAfter
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// DBPath is the store's file in dataDir.
+func DBPath(dataDir string) string { return filepath.Join(dataDir, "bulwark.db") }
+
+// Store is what the server needs from the store.
+type Store interface {
+	api.Store
+	ClaimJob(ctx context.Context, worker string, kinds ...string) (*store.Job, error)
+	CompleteJob(ctx context.Context, j *store.Job) error
+	FailJob(ctx context.Context, j *store.Job, cause error) error
+	PutImage(ctx context.Context, img store.Image) error
+	PutInventory(ctx context.Context, digest string, inv *sbom.SBOM, distro *sbom.Distro) error
+	SetTag(ctx context.Context, repository, tag, digest string) error
+	Close() error
+}
+
+// staleRequeuer is the optional capability of requeueing orphaned jobs.
+type staleRequeuer interface {
+	RequeueStale(ctx context.Context, claimedBefore time.Time) (int64, error)
+}
+
+// OpenStore creates dataDir (0700) and opens the store in it. The caller
+// closes it.
+func OpenStore(ctx context.Context, dataDir string) (Store, error) {
+	return OpenStoreAt(ctx, dataDir, "")
+}
+
+// OpenStoreAt is OpenStore with the database at database (a postgres://
+// DSN) when it is set.
+func OpenStoreAt(ctx context.Context, dataDir, database string) (Store, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	target := database
+	if target == "" {
+		target = DBPath(dataDir)
+	}
+	st, err := store.Open(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// Run serves until ctx is cancelled (nil) or a task fails (its error).
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.fill(); err != nil {
+		return err
+	}
+	log := cfg.Logger
+	st, err := OpenStoreAt(ctx, cfg.DataDir, cfg.Database)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	metrics := &api.Metrics{Images: api.CountImages(st.DB())}
+	auditor := api.NewAuditor(st, audit.AnchorPath(DBPath(cfg.DataDir)))
+	handler := api.New(st, auditor, metrics, log)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	log.Info("bulwark server listening", "addr", ln.Addr().String(), "dataDir", cfg.DataDir, "workers", cfg.Workers)
+	if cfg.Ready != nil {
+		cfg.Ready(ln.Addr())
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return serveHTTP(ctx, ln, handler, cfg.ShutdownTimeout, log) })
+	host, _ := os.Hostname()
+	for i := range cfg.Workers {
+		w := &worker{
+			name:     fmt.Sprintf("%s/%d/%d", host, os.Getpid(), i),
+			store:    st,
+			metrics:  metrics,
+			log:      log.With("worker", i),
+			cacheDir: filepath.Join(cfg.DataDir, "cache"),
+			insecure: cfg.Insecure,
+			poll:     cfg.PollInterval,
+		}
+		g.Go(func() error { return w.Run(ctx) })
+	}
+	if rq, ok := st.(staleRequeuer); ok {
+		g.Go(func() error { return requeueStale(ctx, rq, cfg.StaleAfter, log) })
+	}
+	err = g.Wait()
+	log.Info("bulwark server stopped", "err", err)
+	return err
+}
+
+// serveHTTP serves ln until ctx is done, then shuts down gracefully:
+// in-flight requests get timeout to finish.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, timeout time.Duration, log *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving HTTP: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("shutting down HTTP: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serving HTTP: %w", err)
+	}
+	return nil
+}
+
+// requeueStale returns orphaned jobs to the queue at start and then every
+// quarter lease.
+func requeueStale(ctx context.Context, st staleRequeuer, lease time.Duration, log *slog.Logger) error {
+	t := time.NewTicker(lease / 4)
+	defer t.Stop()
+	for {
+		n, err := st.RequeueStale(ctx, time.Now().Add(-lease))
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			return fmt.Errorf("requeueing stale jobs: %w", err)
+		case n > 0:
+			log.Warn("requeued stale jobs", "count", n, "lease", lease)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,138 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/bulwark-sec/bulwark/internal/api"
+	"github.com/bulwark-sec/bulwark/internal/catalog"
+	"github.com/bulwark-sec/bulwark/internal/image"
+	"github.com/bulwark-sec/bulwark/internal/store"
+)
+
+// worker claims scan jobs and runs them, one at a time.
+type worker struct {
+	name     string
+	store    Store
+	metrics  *api.Metrics
+	log      *slog.Logger
+	cacheDir string
+	insecure bool
+	poll     time.Duration
+}
+
+// Run claims and runs jobs until ctx is done. A failing scan fails its job
+// (retried with backoff by the store), not the server; a store that cannot
+// be read is fatal.
+func (w *worker) Run(ctx context.Context) error {
+	for {
+		j, err := w.store.ClaimJob(ctx, w.name, api.JobScan)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, store.ErrNoJob):
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(w.poll):
+			}
+			continue
+		case err != nil:
+			return fmt.Errorf("worker %s: %w", w.name, err)
+		}
+		w.metrics.JobsClaimed.Add(1)
+		if err := w.runJob(ctx, j); err != nil {
+			return err
+		}
+	}
+}
+
+// runJob scans and completes or fails j. It returns an error only when the
+// job's outcome cannot be recorded.
+func (w *worker) runJob(ctx context.Context, j *store.Job) error {
+	log := w.log.With("job", j.ID, "kind", j.Kind, "attempt", j.Attempts)
+	start := time.Now()
+	digest, err := w.scan(ctx, j)
+	// The outcome is recorded even when shutdown interrupted the scan, so
+	// the job is queued again now rather than after the stale lease.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err != nil {
+		w.metrics.JobsFailed.Add(1)
+		log.Warn("job failed", "err", err, "duration", time.Since(start))
+		if ferr := w.store.FailJob(rctx, j, err); ferr != nil && !errors.Is(ferr, store.ErrClaimLost) {
+			return fmt.Errorf("recording failure of job %d: %w", j.ID, ferr)
+		}
+		return nil
+	}
+	if cerr := w.store.CompleteJob(rctx, j); cerr != nil {
+		if errors.Is(cerr, store.ErrClaimLost) {
+			log.Warn("job was claimed by another worker meanwhile", "err", cerr)
+			return nil
+		}
+		return fmt.Errorf("completing job %d: %w", j.ID, cerr)
+	}
+	w.metrics.JobsCompleted.Add(1)
+	log.Info("job done", "digest", digest, "duration", time.Since(start))
+	return nil
+}
+
+// scan runs one scan job: open the image, catalog it, store image,
+// inventory and tag. Every step is idempotent, so a job run twice after a
+// crash stores the same result.
+func (w *worker) scan(ctx context.Context, j *store.Job) (string, error) {
+	var p api.ScanPayload
+	if err := json.Unmarshal(j.Payload, &p); err != nil {
+		return "", fmt.Errorf("decoding scan payload: %w", err)
+	}
+	ref, err := name.ParseReference(p.Image)
+	if err != nil {
+		return "", fmt.Errorf("parsing reference %q: %w", p.Image, err)
+	}
+	img, err := image.Open(ctx, "registry:"+ref.Name(), image.Options{
+		CacheDir: w.cacheDir,
+		Insecure: w.insecure,
+	})
+	if err != nil {
+		return "", err // names the image already
+	}
+	defer img.Close()
+	inv, err := catalog.Image(ctx, img, catalog.Options{})
+	if err != nil {
+		return "", fmt.Errorf("cataloging %s: %w", ref.Name(), err)
+	}
+	src := img.Source
+	if src.Digest == "" {
+		return "", fmt.Errorf("opening %s: no manifest digest", ref.Name())
+	}
+	repo := ref.Context().Name()
+	rec := store.Image{
+		Digest:       src.Digest,
+		Repository:   repo,
+		ConfigDigest: src.ConfigID,
+	}
+	if img.Config != nil {
+		rec.Created = img.Config.Created.Time
+	}
+	for _, l := range src.Layers {
+		rec.Size += l.Size
+	}
+	if err := w.store.PutImage(ctx, rec); err != nil {
+		return "", err
+	}
+	if err := w.store.PutInventory(ctx, src.Digest, inv, nil); err != nil {
+		return "", err
+	}
+	if tag, ok := ref.(name.Tag); ok {
+		if err := w.store.SetTag(ctx, repo, tag.TagStr(), src.Digest); err != nil {
+			return "", err
+		}
+	}
+	return src.Digest, nil
+}
