@@ -31,6 +31,7 @@ type Store interface {
 	Inventory(ctx context.Context, digest string) (*sbom.SBOM, error)
 	EnqueueJob(ctx context.Context, kind string, payload []byte, runAfter time.Time) (int64, error)
 	Job(ctx context.Context, id int64) (*store.Job, error)
+	RegistryStore
 	AuditStore
 }
 
@@ -88,6 +89,9 @@ func (h *Handler) routes() []route {
 		{"GET /api/v1/jobs/{id}", store.RoleViewer, h.getJob},
 		{"POST /api/v1/scans", store.RoleOperator, h.createScan},
 		{"POST /api/v1/tokens", store.RoleAdmin, h.createToken},
+		{"GET /api/v1/registries", store.RoleViewer, h.listRegistries},
+		{"POST /api/v1/registries", store.RoleAdmin, h.createRegistry},
+		{"POST /api/v1/notifications/registry", store.RoleOperator, h.registryNotification},
 	}
 	for i := range rts {
 		if rts[i].role != "" {

@@ -49,6 +49,7 @@ func newServerCmd(g *globalOptions) *cobra.Command {
 		listen  string
 		workers int
 		poll    time.Duration
+		watch   time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -78,11 +79,12 @@ data directory, before or while the server runs:
 				}
 			}
 			return server.Run(cmd.Context(), server.Config{
-				DataDir:      dir,
-				Database:     data.database,
-				Listen:       listen,
-				Workers:      workers,
-				PollInterval: poll,
+				DataDir:       dir,
+				Database:      data.database,
+				Listen:        listen,
+				Workers:       workers,
+				PollInterval:  poll,
+				WatchInterval: watch,
 			})
 		},
 	}
@@ -90,6 +92,7 @@ data directory, before or while the server runs:
 	cmd.Flags().StringVar(&listen, "listen", server.DefaultListen, "API address (host:port)")
 	cmd.Flags().IntVar(&workers, "workers", server.DefaultWorkers, "scan workers")
 	cmd.Flags().DurationVar(&poll, "poll-interval", server.DefaultPollInterval, "how often an idle worker looks for a job")
+	cmd.Flags().DurationVar(&watch, "watch-interval", server.DefaultWatchInterval, "how often registered registries are polled for new tags and digests")
 	cmd.AddCommand(newServerTokenCmd())
 	return cmd
 }

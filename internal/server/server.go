@@ -24,6 +24,7 @@ const (
 	DefaultListen          = "127.0.0.1:8480"
 	DefaultWorkers         = 2
 	DefaultPollInterval    = time.Second
+	DefaultWatchInterval   = 5 * time.Minute
 	DefaultStaleAfter      = 30 * time.Minute
 	DefaultShutdownTimeout = 10 * time.Second
 )
@@ -43,6 +44,9 @@ type Config struct {
 	Workers int
 	// PollInterval is how long an idle worker sleeps before claiming again.
 	PollInterval time.Duration
+	// WatchInterval is how often the registered registries are polled for
+	// new digests.
+	WatchInterval time.Duration
 	// StaleAfter is the lease of a claimed job: a job still running after
 	// it is presumed orphaned (its worker died) and requeued. Longer than
 	// any scan.
@@ -71,6 +75,9 @@ func (c *Config) fill() error {
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = DefaultPollInterval
+	}
+	if c.WatchInterval <= 0 {
+		c.WatchInterval = DefaultWatchInterval
 	}
 	if c.StaleAfter <= 0 {
 		c.StaleAfter = DefaultStaleAfter
@@ -167,6 +174,8 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		g.Go(func() error { return w.Run(ctx) })
 	}
+	wt := &watcher{store: st, log: log.With("task", "watch"), interval: cfg.WatchInterval, insecure: cfg.Insecure}
+	g.Go(func() error { return wt.Run(ctx) })
 	if rq, ok := st.(staleRequeuer); ok {
 		g.Go(func() error { return requeueStale(ctx, rq, cfg.StaleAfter, log) })
 	}

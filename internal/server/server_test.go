@@ -124,19 +124,27 @@ func (c *client) json(method, path, token string, body any, wantCode int, out an
 // that cancels it and checks it returns nil promptly.
 func startServer(t *testing.T, dir string) (*client, func()) {
 	t.Helper()
+	return startServerWith(t, dir, nil)
+}
+
+// startServerWith is startServer with the Config changed by mod first.
+func startServerWith(t *testing.T, dir string, mod func(*Config)) (*client, func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan net.Addr, 1)
 	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Config{
-			DataDir:      dir,
-			Listen:       "127.0.0.1:0",
-			Workers:      2,
-			PollInterval: 20 * time.Millisecond,
-			Ready:        func(a net.Addr) { ready <- a },
-			Logger:       slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
-		})
-	}()
+	cfg := Config{
+		DataDir:      dir,
+		Listen:       "127.0.0.1:0",
+		Workers:      2,
+		PollInterval: 20 * time.Millisecond,
+		Ready:        func(a net.Addr) { ready <- a },
+		Logger:       slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	go func() { done <- Run(ctx, cfg) }()
 	var addr net.Addr
 	select {
 	case addr = <-ready:

@@ -105,4 +105,14 @@ func testRegistries(t *testing.T, newStore storeFactory) {
 	if _, err := s.Registry(ctx, "none"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Registry of an unknown name: %v", err)
 	}
+	if _, err := s.PutRegistry(ctx, Registry{Name: "corp", URL: "https://c.example"}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.ListRegistries(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || all[0].Name != "corp" || all[1].Name != "hub" || all[1].ID != id || all[1].URL != "https://r2.example" || all[0].Created.IsZero() {
+		t.Errorf("ListRegistries = %+v", all)
+	}
 }

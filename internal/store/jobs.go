@@ -190,3 +190,23 @@ func (s *Store) RequeueStale(ctx context.Context, claimedBefore time.Time) (int6
 	}
 	return n, nil
 }
+
+// PendingJob returns the id of a queued or running job of kind with exactly
+// payload, and whether there is one: a caller about to enqueue work that
+// may already be queued (a digest found by a poll and by a push
+// notification) checks it first. The check and a later EnqueueJob are not
+// atomic; two callers racing may both enqueue, which idempotent jobs
+// tolerate.
+func (s *Store) PendingJob(ctx context.Context, kind string, payload []byte) (int64, bool, error) {
+	var id int64
+	err := s.db.QueryRowContext(ctx, s.d.q(`SELECT id FROM jobs
+		WHERE kind = ? AND payload = ? AND state IN ('queued', 'running')
+		ORDER BY id LIMIT 1`), kind, payload).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("looking for a pending %s job: %w", kind, err)
+	}
+	return id, true, nil
+}

@@ -181,3 +181,40 @@ func testClaimJobConcurrent(t *testing.T, newStore storeFactory) {
 		t.Errorf("%d jobs done after one attempt, want %d", done, jobs)
 	}
 }
+
+func TestPendingJob(t *testing.T) { eachBackend(t, testPendingJob) }
+
+func testPendingJob(t *testing.T, newStore storeFactory) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	p := []byte(`{"image":"r.example/app@sha256:aaa"}`)
+	if _, ok, err := s.PendingJob(ctx, "scan", p); err != nil || ok {
+		t.Fatalf("PendingJob on an empty queue = %v, %v", ok, err)
+	}
+	id, err := s.EnqueueJob(ctx, "scan", p, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := s.PendingJob(ctx, "scan", p); err != nil || !ok || got != id {
+		t.Errorf("PendingJob queued = %d, %v, %v; want %d", got, ok, err, id)
+	}
+	if _, ok, _ := s.PendingJob(ctx, "poll", p); ok {
+		t.Error("PendingJob matched another kind")
+	}
+	if _, ok, _ := s.PendingJob(ctx, "scan", []byte(`{"image":"other"}`)); ok {
+		t.Error("PendingJob matched another payload")
+	}
+	j, err := s.ClaimJob(ctx, "w1", "scan")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := s.PendingJob(ctx, "scan", p); err != nil || !ok || got != id {
+		t.Errorf("PendingJob running = %d, %v, %v; want %d", got, ok, err, id)
+	}
+	if err := s.CompleteJob(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.PendingJob(ctx, "scan", p); err != nil || ok {
+		t.Errorf("PendingJob after done = %v, %v", ok, err)
+	}
+}

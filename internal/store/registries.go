@@ -80,3 +80,29 @@ func (s *Store) Repositories(ctx context.Context, registryID int64) ([]string, e
 	}
 	return out, nil
 }
+
+// ListRegistries returns every registry, by name. Credentials are included
+// (ciphertext), as for Registry.
+func (s *Store) ListRegistries(ctx context.Context) ([]Registry, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, name, url, credentials, created FROM registries ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("listing registries: %w", err)
+	}
+	defer rows.Close()
+	var out []Registry
+	for rows.Next() {
+		var (
+			r       Registry
+			created string
+		)
+		if err := rows.Scan(&r.ID, &r.Name, &r.URL, &r.Credentials, &created); err != nil {
+			return nil, fmt.Errorf("listing registries: %w", err)
+		}
+		r.Created = parseTime(created)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing registries: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,285 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/bulwark-sec/bulwark/internal/audit"
+	"github.com/bulwark-sec/bulwark/internal/store"
+)
+
+// RegistryStore is what the registry and notification routes need.
+type RegistryStore interface {
+	PutRegistry(ctx context.Context, r store.Registry) (int64, error)
+	ListRegistries(ctx context.Context) ([]store.Registry, error)
+	AddRepository(ctx context.Context, registryID int64, name string) error
+	Repositories(ctx context.Context, registryID int64) ([]string, error)
+	SetTag(ctx context.Context, repository, tag, digest string) error
+	PendingJob(ctx context.Context, kind string, payload []byte) (int64, bool, error)
+}
+
+// RegistryRequest is the body of POST /api/v1/registries. Credentials are
+// not accepted yet: the watcher and the workers use the server's Docker
+// config and credential helpers.
+type RegistryRequest struct {
+	Name         string   `json:"name"`
+	URL          string   `json:"url"`
+	Repositories []string `json:"repositories"`
+}
+
+// RegistryView is a registry as the API shows it.
+type RegistryView struct {
+	ID           int64     `json:"id"`
+	Name         string    `json:"name"`
+	URL          string    `json:"url"`
+	Repositories []string  `json:"repositories"`
+	Created      time.Time `json:"created"`
+}
+
+// RegistryHost parses a registry URL ("https://r.example", "r.example:5000",
+// "http://127.0.0.1:5000") into its host and whether plain HTTP was asked
+// for.
+func RegistryHost(raw string) (host string, plainHTTP bool, err error) {
+	s := strings.TrimSpace(raw)
+	if !strings.Contains(s, "://") {
+		s = "https://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", false, fmt.Errorf("parsing registry URL %q: %w", raw, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", false, fmt.Errorf("registry URL %q: scheme must be http or https", raw)
+	}
+	if u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return "", false, fmt.Errorf("registry URL %q: want scheme://host[:port] only", raw)
+	}
+	if _, err := name.NewRegistry(u.Host); err != nil {
+		return "", false, fmt.Errorf("registry URL %q: %w", raw, err)
+	}
+	return u.Host, u.Scheme == "http", nil
+}
+
+func (h *Handler) createRegistry(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	var req RegistryRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if req.Name == "" {
+		return errorf(http.StatusBadRequest, nil, `"name" is required`)
+	}
+	if req.URL == "" {
+		return errorf(http.StatusBadRequest, nil, `"url" is required`)
+	}
+	host, _, err := RegistryHost(req.URL)
+	if err != nil {
+		return errorf(http.StatusBadRequest, err, "%v", err)
+	}
+	for _, repo := range req.Repositories {
+		if _, err := name.NewRepository(host + "/" + repo); err != nil || repo == "" || strings.Contains(repo, ":") {
+			return errorf(http.StatusBadRequest, err, "invalid repository name %q", repo)
+		}
+	}
+	// Before, for the audit entry: the registry as it was, if any.
+	var before []byte
+	regs, err := h.store.ListRegistries(ctx)
+	if err != nil {
+		return err
+	}
+	for _, old := range regs {
+		if old.Name == req.Name {
+			v, err := h.registryView(ctx, old)
+			if err != nil {
+				return err
+			}
+			before, _ = json.Marshal(v)
+		}
+	}
+	id, err := h.store.PutRegistry(ctx, store.Registry{Name: req.Name, URL: req.URL})
+	if err != nil {
+		return err
+	}
+	for _, repo := range req.Repositories {
+		if err := h.store.AddRepository(ctx, id, repo); err != nil {
+			return err
+		}
+	}
+	repos, err := h.store.Repositories(ctx, id)
+	if err != nil {
+		return err
+	}
+	v := RegistryView{ID: id, Name: req.Name, URL: req.URL, Repositories: nonNil(repos)}
+	after, _ := json.Marshal(v)
+	if err := h.auditor.Append(ctx, audit.Entry{
+		Actor: principal(ctx).Actor(), Action: "registry.put", Object: "registry:" + req.Name, Before: before, After: after,
+	}); err != nil {
+		return err
+	}
+	h.log.Info("registry stored", "registry", req.Name, "url", req.URL, "actor", principal(ctx).Actor())
+	// Read back for the created time.
+	regs, err = h.store.ListRegistries(ctx)
+	if err != nil {
+		return err
+	}
+	for _, reg := range regs {
+		if reg.ID == id {
+			v.Created = reg.Created
+		}
+	}
+	writeJSON(w, http.StatusCreated, v)
+	return nil
+}
+
+func (h *Handler) registryView(ctx context.Context, reg store.Registry) (RegistryView, error) {
+	repos, err := h.store.Repositories(ctx, reg.ID)
+	if err != nil {
+		return RegistryView{}, err
+	}
+	return RegistryView{ID: reg.ID, Name: reg.Name, URL: reg.URL, Repositories: nonNil(repos), Created: reg.Created}, nil
+}
+
+func (h *Handler) listRegistries(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	regs, err := h.store.ListRegistries(ctx)
+	if err != nil {
+		return err
+	}
+	out := make([]RegistryView, 0, len(regs))
+	for _, reg := range regs {
+		v, err := h.registryView(ctx, reg)
+		if err != nil {
+			return err
+		}
+		out = append(out, v)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"registries": out})
+	return nil
+}
+
+// Manifest media types: a push event of one of these is a new digest to
+// scan; other pushes (blobs) are ignored.
+var manifestTypes = map[string]bool{
+	"application/vnd.docker.distribution.manifest.v2+json":      true,
+	"application/vnd.docker.distribution.manifest.list.v2+json": true,
+	"application/vnd.oci.image.manifest.v1+json":                true,
+	"application/vnd.oci.image.index.v1+json":                   true,
+}
+
+// NotificationEnvelope is the CNCF distribution notification envelope,
+// reduced to the fields used; others are ignored.
+type NotificationEnvelope struct {
+	Events []NotificationEvent `json:"events"`
+}
+
+// NotificationEvent is one event of an envelope.
+type NotificationEvent struct {
+	ID     string `json:"id"`
+	Action string `json:"action"`
+	Target struct {
+		MediaType  string `json:"mediaType"`
+		Digest     string `json:"digest"`
+		Repository string `json:"repository"`
+		URL        string `json:"url"`
+		Tag        string `json:"tag"`
+	} `json:"target"`
+	Request struct {
+		Host string `json:"host"`
+	} `json:"request"`
+}
+
+// maxNotification bounds a notification body; distribution batches events.
+const maxNotification = 1 << 20
+
+// registryNotification queues a scan of host/repository@digest for every
+// manifest push of the envelope (and points target.tag at the digest when
+// set), and answers 202 with the jobs. A scan of the same reference that is
+// still queued or running is answered instead of queueing another.
+func (h *Handler) registryNotification(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxNotification+1))
+	if err != nil {
+		return errorf(http.StatusBadRequest, err, "reading the request body: %v", err)
+	}
+	if len(body) > maxNotification {
+		return errorf(http.StatusRequestEntityTooLarge, nil, "notification larger than %d bytes", maxNotification)
+	}
+	var env NotificationEnvelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return errorf(http.StatusBadRequest, err, "decoding the notification: %v", err)
+	}
+	type queued struct {
+		Job   int64  `json:"job"`
+		Image string `json:"image"`
+	}
+	jobs := []queued{}
+	ignored := 0
+	for _, ev := range env.Events {
+		if ev.Action != "push" || !manifestTypes[ev.Target.MediaType] || ev.Target.Digest == "" {
+			ignored++
+			continue
+		}
+		ref, err := notificationRef(ev)
+		if err != nil {
+			h.log.Warn("ignoring notification event", "event", ev.ID, "err", err)
+			ignored++
+			continue
+		}
+		if ev.Target.Tag != "" {
+			tag, err := name.NewTag(ref.Context().Name() + ":" + ev.Target.Tag)
+			if err != nil {
+				h.log.Warn("ignoring the tag of a notification event", "event", ev.ID, "err", err)
+			} else if err := h.store.SetTag(ctx, tag.Context().Name(), tag.TagStr(), ref.DigestStr()); err != nil {
+				return err
+			}
+		}
+		payload, _ := json.Marshal(ScanPayload{Image: ref.Name()})
+		// A scan of the same reference still pending (the registry retrying
+		// a delivery, or a poll that found it first) is reused.
+		id, pending, err := h.store.PendingJob(ctx, JobScan, payload)
+		if err != nil {
+			return err
+		}
+		if !pending {
+			if id, err = h.store.EnqueueJob(ctx, JobScan, payload, time.Time{}); err != nil {
+				return err
+			}
+		}
+		jobs = append(jobs, queued{Job: id, Image: ref.Name()})
+	}
+	if len(jobs) > 0 {
+		after, _ := json.Marshal(map[string]any{"jobs": jobs, "ignored": ignored})
+		if err := h.auditor.Append(ctx, audit.Entry{
+			Actor: principal(ctx).Actor(), Action: "registry.notification", Object: "scan", After: after,
+		}); err != nil {
+			return err
+		}
+		h.log.Info("registry notification", "queued", len(jobs), "ignored", ignored, "actor", principal(ctx).Actor())
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"jobs": jobs, "ignored": ignored})
+	return nil
+}
+
+// notificationRef is host/repository@digest of a push event. The host is
+// the request's Host header as the registry saw it, else the target URL's.
+func notificationRef(ev NotificationEvent) (name.Digest, error) {
+	host := ev.Request.Host
+	if host == "" && ev.Target.URL != "" {
+		if u, err := url.Parse(ev.Target.URL); err == nil {
+			host = u.Host
+		}
+	}
+	if host == "" {
+		return name.Digest{}, errors.New("no registry host in the event")
+	}
+	return name.NewDigest(host + "/" + ev.Target.Repository + "@" + ev.Target.Digest)
+}

@@ -1,0 +1,176 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/bulwark-sec/bulwark/internal/api"
+	"github.com/bulwark-sec/bulwark/internal/store"
+)
+
+// watchStore is what the watcher needs from the store.
+type watchStore interface {
+	ListRegistries(ctx context.Context) ([]store.Registry, error)
+	Repositories(ctx context.Context, registryID int64) ([]string, error)
+	Image(ctx context.Context, digest string) (store.Image, error)
+	PendingJob(ctx context.Context, kind string, payload []byte) (int64, bool, error)
+	EnqueueJob(ctx context.Context, kind string, payload []byte, runAfter time.Time) (int64, error)
+	SetTag(ctx context.Context, repository, tag, digest string) error
+}
+
+// watcher polls the registered registries and queues a scan of every
+// digest a tag points at that the store does not know.
+type watcher struct {
+	store    watchStore
+	log      *slog.Logger
+	interval time.Duration
+	insecure bool
+}
+
+// Run polls at start and then every interval until ctx is done. A registry
+// that cannot be reached is logged and skipped; only a failing store is
+// fatal.
+func (w *watcher) Run(ctx context.Context) error {
+	t := time.NewTicker(w.interval)
+	defer t.Stop()
+	for {
+		err := w.poll(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			return fmt.Errorf("watching registries: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// poll runs one pass over every registry.
+func (w *watcher) poll(ctx context.Context) error {
+	regs, err := w.store.ListRegistries(ctx)
+	if err != nil {
+		return err
+	}
+	for _, reg := range regs {
+		if err := w.pollRegistry(ctx, reg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// remoteErr marks a registry-side failure: logged, not fatal.
+type remoteErr struct{ error }
+
+func (w *watcher) pollRegistry(ctx context.Context, reg store.Registry) error {
+	log := w.log.With("registry", reg.Name)
+	host, plain, err := api.RegistryHost(reg.URL)
+	if err != nil {
+		log.Warn("skipping registry", "err", err)
+		return nil
+	}
+	var nopts []name.Option
+	if plain || w.insecure {
+		nopts = append(nopts, name.Insecure)
+	}
+	r, err := name.NewRegistry(host, nopts...)
+	if err != nil {
+		log.Warn("skipping registry", "err", err)
+		return nil
+	}
+	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
+	repos, err := w.store.Repositories(ctx, reg.ID)
+	if err != nil {
+		return err
+	}
+	// The catalog when the registry has one, plus the configured list.
+	if cat, err := remote.Catalog(ctx, r, ropts...); err == nil {
+		repos = append(repos, cat...)
+	} else if ctx.Err() == nil {
+		log.Debug("no catalog; using the configured repositories", "err", err)
+	}
+	slices.Sort(repos)
+	repos = slices.Compact(repos)
+	for _, repoName := range repos {
+		err := w.pollRepository(ctx, r, repoName, nopts, ropts, log)
+		var re remoteErr
+		if errors.As(err, &re) {
+			if ctx.Err() != nil {
+				return nil
+			}
+			log.Warn("polling repository failed", "repository", repoName, "err", re.error)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *watcher) pollRepository(ctx context.Context, r name.Registry, repoName string, nopts []name.Option, ropts []remote.Option, log *slog.Logger) error {
+	repo, err := name.NewRepository(r.Name()+"/"+repoName, nopts...)
+	if err != nil {
+		return remoteErr{err}
+	}
+	tags, err := remote.List(repo, ropts...)
+	if err != nil {
+		return remoteErr{fmt.Errorf("listing tags: %w", err)}
+	}
+	for _, tag := range tags {
+		d, err := remote.Head(repo.Tag(tag), ropts...)
+		if err != nil {
+			if ctx.Err() != nil {
+				return remoteErr{ctx.Err()}
+			}
+			// One bad tag does not hide the others.
+			log.Warn("resolving tag failed", "repository", repoName, "tag", tag, "err", err)
+			continue
+		}
+		digest := d.Digest.String()
+		if err := w.consider(ctx, repo, digest, log); err != nil {
+			return err
+		}
+		if err := w.store.SetTag(ctx, repo.Name(), tag, digest); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// consider queues a scan of repo@digest unless the store knows the digest
+// or a scan of exactly that reference is already queued or running (queued
+// by an earlier poll, a notification or another replica).
+func (w *watcher) consider(ctx context.Context, repo name.Repository, digest string, log *slog.Logger) error {
+	_, err := w.store.Image(ctx, digest)
+	switch {
+	case err == nil:
+		return nil
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	ref := repo.Digest(digest).Name()
+	payload, _ := json.Marshal(api.ScanPayload{Image: ref})
+	if _, ok, err := w.store.PendingJob(ctx, api.JobScan, payload); err != nil || ok {
+		return err
+	}
+	id, err := w.store.EnqueueJob(ctx, api.JobScan, payload, time.Time{})
+	if err != nil {
+		return err
+	}
+	log.Info("new digest; scan queued", "image", ref, "job", id)
+	return nil
+}
