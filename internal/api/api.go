@@ -12,13 +12,16 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/bulwark-sec/bulwark/internal/audit"
+	"github.com/bulwark-sec/bulwark/internal/reeval"
 	"github.com/bulwark-sec/bulwark/internal/sbom"
 	"github.com/bulwark-sec/bulwark/internal/store"
+	"github.com/bulwark-sec/bulwark/internal/vulndb"
 )
 
 // Store is what the handlers need from the store.
@@ -33,6 +36,7 @@ type Store interface {
 	Job(ctx context.Context, id int64) (*store.Job, error)
 	RegistryStore
 	AuditStore
+	reeval.Store // DigestsFor, Certification, SetCertification
 }
 
 // JobScan is the kind of the job POST /api/v1/scans queues.
@@ -50,6 +54,9 @@ type Handler struct {
 	metrics *Metrics
 	log     *slog.Logger
 	handler http.Handler
+
+	advisory *vulndb.DB // nil until UseAdvisoryDB
+	importMu sync.Mutex // one advisory import at a time
 }
 
 // New returns the API over st. Mutations are audited through auditor;
@@ -92,6 +99,9 @@ func (h *Handler) routes() []route {
 		{"GET /api/v1/registries", store.RoleViewer, h.listRegistries},
 		{"POST /api/v1/registries", store.RoleAdmin, h.createRegistry},
 		{"POST /api/v1/notifications/registry", store.RoleOperator, h.registryNotification},
+		{"POST /api/v1/advisories/import", store.RoleAdmin, h.importAdvisories},
+		{"POST /api/v1/images/{digest}/certification", store.RoleAdmin, h.setCertification},
+		{"GET /api/v1/repositories/{path...}", store.RoleViewer, h.repository},
 	}
 	for i := range rts {
 		if rts[i].role != "" {

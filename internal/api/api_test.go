@@ -51,23 +51,33 @@ func TestServerOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 	for _, rt := range h.routes() {
-		if !described[rt.pattern] {
+		if !described[documented(rt.pattern)] {
 			t.Errorf("route %s is not in openapi.json", rt.pattern)
 		}
-		delete(described, rt.pattern)
+		delete(described, documented(rt.pattern))
 	}
 	for op := range described {
 		t.Errorf("openapi.json describes %s, which is not a route", op)
 	}
 	// The roles in the summaries match the routes'.
 	for _, rt := range h.routes() {
-		method, path, _ := strings.Cut(rt.pattern, " ")
+		method, path, _ := strings.Cut(documented(rt.pattern), " ")
 		op, _ := doc.Paths[path][strings.ToLower(method)].(map[string]any)
 		summary, _ := op["summary"].(string)
 		if rt.role != "" && !strings.Contains(summary, "role "+rt.role) {
 			t.Errorf("%s: summary %q does not name role %s", rt.pattern, summary, rt.role)
 		}
 	}
+}
+
+// documented is the OpenAPI path of a mux pattern: a multi-segment
+// wildcard must end a mux pattern, so the repository routes are served by
+// one pattern whose handler cuts the suffix.
+func documented(pattern string) string {
+	if pattern == "GET /api/v1/repositories/{path...}" {
+		return "GET /api/v1/repositories/{repository}/rollback"
+	}
+	return pattern
 }
 
 // The adapter sends the client message and status, never the cause.

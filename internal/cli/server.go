@@ -45,11 +45,12 @@ func (o *dataDirOption) path() (string, error) {
 // newServerCmd is `bulwark server` and its subcommands.
 func newServerCmd(g *globalOptions) *cobra.Command {
 	var (
-		data    dataDirOption
-		listen  string
-		workers int
-		poll    time.Duration
-		watch   time.Duration
+		data       dataDirOption
+		listen     string
+		workers    int
+		poll       time.Duration
+		watch      time.Duration
+		advisoryDB string
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -85,6 +86,7 @@ data directory, before or while the server runs:
 				Workers:       workers,
 				PollInterval:  poll,
 				WatchInterval: watch,
+				AdvisoryDB:    advisoryDB,
 			})
 		},
 	}
@@ -93,6 +95,7 @@ data directory, before or while the server runs:
 	cmd.Flags().IntVar(&workers, "workers", server.DefaultWorkers, "scan workers")
 	cmd.Flags().DurationVar(&poll, "poll-interval", server.DefaultPollInterval, "how often an idle worker looks for a job")
 	cmd.Flags().DurationVar(&watch, "watch-interval", server.DefaultWatchInterval, "how often registered registries are polled for new tags and digests")
+	cmd.Flags().StringVar(&advisoryDB, "advisory-db", "", "advisory database that POST /api/v1/advisories/import updates and re-evaluation reads (default DATA_DIR/osv.db)")
 	cmd.AddCommand(newServerTokenCmd())
 	return cmd
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/audit"
 	"github.com/bulwark-sec/bulwark/internal/sbom"
 	"github.com/bulwark-sec/bulwark/internal/store"
+	"github.com/bulwark-sec/bulwark/internal/vulndb"
 )
 
 // Defaults of Config's zero fields.
@@ -38,6 +39,10 @@ type Config struct {
 	// Database, when set, is a postgres:// DSN used instead of the SQLite
 	// file in DataDir, so that several replicas share one database.
 	Database string
+	// AdvisoryDB is the advisory database (a vulndb file, as `bulwark db`
+	// uses) that POST /api/v1/advisories/import writes and re-evaluation
+	// matches against; "" is DataDir/osv.db. Created when missing.
+	AdvisoryDB string
 	// Listen is the API's TCP address; "127.0.0.1:0" picks a free port.
 	Listen string
 	// Workers is the number of scan workers.
@@ -66,6 +71,9 @@ type Config struct {
 func (c *Config) fill() error {
 	if c.DataDir == "" {
 		return errors.New("no data directory")
+	}
+	if c.AdvisoryDB == "" {
+		c.AdvisoryDB = filepath.Join(c.DataDir, "osv.db")
 	}
 	if c.Listen == "" {
 		c.Listen = DefaultListen
@@ -149,6 +157,12 @@ func Run(ctx context.Context, cfg Config) error {
 	metrics := &api.Metrics{Images: api.CountImages(st.DB())}
 	auditor := api.NewAuditor(st, audit.AnchorPath(DBPath(cfg.DataDir)))
 	handler := api.New(st, auditor, metrics, log)
+	adb, err := vulndb.Open(cfg.AdvisoryDB)
+	if err != nil {
+		return fmt.Errorf("opening the advisory database: %w", err)
+	}
+	defer adb.Close()
+	handler.UseAdvisoryDB(adb)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

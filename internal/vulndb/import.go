@@ -41,6 +41,10 @@ type Result struct {
 	// Skips are the first MaxSkips skipped records, in reading order.
 	Skips    []Skip        `json:"skips,omitempty"`
 	Duration time.Duration `json:"duration"`
+	// Changed are the records inserted or updated, as now stored, in
+	// reading order (removed records are not included: they are only
+	// counted). Re-evaluation takes them as its delta. Not encoded.
+	Changed []*osv.Record `json:"-"`
 }
 
 // Skip names a record that was not imported and why.
@@ -417,6 +421,7 @@ func (w *writer) stored(ctx context.Context, id string) (*osv.Record, error) {
 
 // put writes p, replacing old (nil for a new record) and its index rows.
 func (w *writer) put(ctx context.Context, p parsed, old *osv.Record) error {
+	w.res.Changed = append(w.res.Changed, p.rec)
 	withdrawn := 0
 	if p.rec.IsWithdrawn() {
 		withdrawn = 1

@@ -65,8 +65,8 @@ func TestImportDirectory(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(dir, "README.md"), []byte("not a record"), 0o644)
 	res := mustImport(t, db, Source{Name: "github", Location: dir})
-	if res.Records != 7 || res.Inserted != 7 || res.Skipped != 0 {
-		t.Errorf("result = %s", res)
+	if res.Records != 7 || res.Inserted != 7 || res.Skipped != 0 || len(res.Changed) != 7 {
+		t.Errorf("result = %s, %d changed", res, len(res.Changed))
 	}
 	wantIDs(t, db, "npm", "lodash", "GHSA-29mw-wpgm-hmr9", "GHSA-35jh-r3h4-6jhm", "GHSA-p6mc-m468-83gw")
 	wantIDs(t, db, "npm", "minimist", "GHSA-vh95-rmgr-6w4m", "GHSA-xvch-5gv4-984h")
@@ -101,6 +101,9 @@ func TestImportIncremental(t *testing.T) {
 	if res.Inserted+res.Updated+res.Removed != 0 || res.Unchanged != 7 {
 		t.Errorf("second import of the same data wrote records: %s", res)
 	}
+	if len(res.Changed) != 0 {
+		t.Errorf("second import: %d changed records, want none", len(res.Changed))
+	}
 
 	// a newer modified time: rewritten
 	for i, m := range recs {
@@ -115,6 +118,9 @@ func TestImportIncremental(t *testing.T) {
 	res = mustImport(t, db, src)
 	if res.Updated != 1 || res.Unchanged != 6 || res.Inserted != 0 {
 		t.Errorf("import with one newer record = %s, want 1 updated", res)
+	}
+	if len(res.Changed) != 1 || res.Changed[0].ID != "GHSA-vh95-rmgr-6w4m" || !strings.HasSuffix(res.Changed[0].Summary, "(revised)") {
+		t.Errorf("changed records = %v, want the revised GHSA-vh95-rmgr-6w4m", res.Changed)
 	}
 	got, err := db.Lookup(context.Background(), "npm", "minimist")
 	if err != nil {
