@@ -36,6 +36,9 @@ type Config struct {
 	// DataDir holds bulwark.db (and its audit anchor) and cache/, the layer
 	// cache. Created 0700 when missing. Required.
 	DataDir string
+	// Instance names this replica in job claims ("claimed_by"); default
+	// host/pid.
+	Instance string
 	// Database, when set, is a postgres:// DSN used instead of the SQLite
 	// file in DataDir, so that several replicas share one database.
 	Database string
@@ -69,6 +72,10 @@ type Config struct {
 }
 
 func (c *Config) fill() error {
+	if c.Instance == "" {
+		host, _ := os.Hostname()
+		c.Instance = fmt.Sprintf("%s/%d", host, os.Getpid())
+	}
 	if c.DataDir == "" {
 		return errors.New("no data directory")
 	}
@@ -175,10 +182,9 @@ func Run(ctx context.Context, cfg Config) error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveHTTP(ctx, ln, handler, cfg.ShutdownTimeout, log) })
-	host, _ := os.Hostname()
 	for i := range cfg.Workers {
 		w := &worker{
-			name:     fmt.Sprintf("%s/%d/%d", host, os.Getpid(), i),
+			name:     fmt.Sprintf("%s/%d", cfg.Instance, i),
 			store:    st,
 			metrics:  metrics,
 			log:      log.With("worker", i),
