@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -103,7 +104,7 @@ func (in *Input) document(base baseDoc) (map[string]any, error) {
 		}
 		d.Image.User, d.Image.Entrypoint, d.Image.Cmd = c.Config.User, c.Config.Entrypoint, c.Config.Cmd
 		for _, kv := range c.Config.Env {
-			k, v, _ := cutEnv(kv)
+			k, v, _ := strings.Cut(kv, "=")
 			d.Image.Env[k] = v
 		}
 		for k, v := range c.Config.Labels {
@@ -122,13 +123,4 @@ func (in *Input) document(base baseDoc) (map[string]any, error) {
 	}
 	var m map[string]any
 	return m, json.Unmarshal(b, &m)
-}
-
-func cutEnv(kv string) (string, string, bool) {
-	for i := 0; i < len(kv); i++ {
-		if kv[i] == '=' {
-			return kv[:i], kv[i+1:], true
-		}
-	}
-	return kv, "", false
 }

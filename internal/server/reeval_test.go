@@ -102,20 +102,10 @@ func TestServerAdvisoryImportRevokes(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	st, err := OpenStore(t.Context(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := api.CreateToken(t.Context(), st, api.NewAuditor(st, audit.AnchorPath(DBPath(dir))), "test:bootstrap", "root", store.RoleAdmin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
+	admin := bootstrap(t, dir)
 
 	c, stop := startServer(t, dir)
-	var viewer, operator api.TokenCreated
-	c.json("POST", "/api/v1/tokens", admin.Token, map[string]string{"name": "dash", "role": "viewer"}, http.StatusCreated, &viewer)
-	c.json("POST", "/api/v1/tokens", admin.Token, map[string]string{"name": "ci", "role": "operator"}, http.StatusCreated, &operator)
+	viewer, operator := roleTokens(c, admin)
 
 	waitScan(t, c, operator.Token, reg.Ref("shop/web:1"))
 	waitScan(t, c, operator.Token, reg.Ref("shop/web:2"))
@@ -186,7 +176,7 @@ func TestServerAdvisoryImportRevokes(t *testing.T) {
 	}
 	stop()
 
-	st, err = OpenStore(t.Context(), dir)
+	st, err := OpenStore(t.Context(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/bulwark-sec/bulwark/internal/api"
-	"github.com/bulwark-sec/bulwark/internal/audit"
 	"github.com/bulwark-sec/bulwark/internal/registrytest"
 	"github.com/bulwark-sec/bulwark/internal/store"
 )
@@ -190,24 +189,14 @@ func TestServerScanEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	// Bootstrap: the first admin token straight through the store, as
 	// `bulwark server token create` does.
-	st, err := OpenStore(t.Context(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := api.CreateToken(t.Context(), st, api.NewAuditor(st, audit.AnchorPath(DBPath(dir))), "test:bootstrap", "root", store.RoleAdmin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
+	admin := bootstrap(t, dir)
 
 	c, stop := startServer(t, dir)
 
 	c.json("GET", "/healthz", "", nil, http.StatusOK, nil)
 
 	// Tokens for the other roles, through the API.
-	var viewer, operator api.TokenCreated
-	c.json("POST", "/api/v1/tokens", admin.Token, map[string]string{"name": "dash", "role": "viewer"}, http.StatusCreated, &viewer)
-	c.json("POST", "/api/v1/tokens", admin.Token, map[string]string{"name": "ci", "role": "operator"}, http.StatusCreated, &operator)
+	viewer, operator := roleTokens(c, admin)
 	if !strings.HasPrefix(viewer.Token, store.TokenPrefix) || viewer.Role != "viewer" {
 		t.Fatalf("viewer token: %+v", viewer)
 	}
@@ -348,7 +337,7 @@ func TestServerScanEndToEnd(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("audit log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	st, err = OpenStore(t.Context(), dir)
+	st, err := OpenStore(t.Context(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,6 +49,14 @@ func bootstrap(t *testing.T, dir string) api.TokenCreated {
 	return admin
 }
 
+// roleTokens has admin create a viewer ("dash") and an operator ("ci")
+// token over the API.
+func roleTokens(c *client, admin api.TokenCreated) (viewer, operator api.TokenCreated) {
+	c.json("POST", "/api/v1/tokens", admin.Token, map[string]string{"name": "dash", "role": "viewer"}, http.StatusCreated, &viewer)
+	c.json("POST", "/api/v1/tokens", admin.Token, map[string]string{"name": "ci", "role": "operator"}, http.StatusCreated, &operator)
+	return viewer, operator
+}
+
 type imageDetail struct {
 	Digest     string   `json:"digest"`
 	Repository string   `json:"repository"`
@@ -151,9 +159,7 @@ func TestServerWatchRegistry(t *testing.T) {
 	admin := bootstrap(t, dir)
 	c, stop := startServerWith(t, dir, func(cfg *Config) { cfg.WatchInterval = 100 * time.Millisecond })
 
-	var viewer, operator api.TokenCreated
-	c.json("POST", "/api/v1/tokens", admin.Token, map[string]string{"name": "dash", "role": "viewer"}, http.StatusCreated, &viewer)
-	c.json("POST", "/api/v1/tokens", admin.Token, map[string]string{"name": "ci", "role": "operator"}, http.StatusCreated, &operator)
+	viewer, operator := roleTokens(c, admin)
 
 	regBody := map[string]any{"name": "local", "url": "http://" + reg.Host, "repositories": []string{"team/app"}}
 	for _, tc := range []struct {

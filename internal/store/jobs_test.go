@@ -142,14 +142,34 @@ func testClaimJobConcurrent(t *testing.T, newStore storeFactory) {
 			t.Fatal(err)
 		}
 	}
+	workerStores := map[string]*Store{}
+	for w := range workers {
+		workerStores[fmt.Sprintf("w%d", w)] = s
+	}
+	claimed := claimAll(t, workerStores)
+	if len(claimed) != jobs {
+		t.Errorf("%d jobs claimed, want %d", len(claimed), jobs)
+	}
+	var done int
+	s.DB().QueryRow(`SELECT COUNT(*) FROM jobs WHERE state = 'done' AND attempts = 1`).Scan(&done)
+	if done != jobs {
+		t.Errorf("%d jobs done after one attempt, want %d", done, jobs)
+	}
+}
+
+// claimAll runs one goroutine per named worker, each claiming and
+// completing "scan" jobs on its store until none is left, and returns who
+// claimed each job. A job claimed twice is an error.
+func claimAll(t *testing.T, workers map[string]*Store) map[int64]string {
+	t.Helper()
+	ctx := context.Background()
 	var (
 		mu      sync.Mutex
 		claimed = map[int64]string{}
 		wg      sync.WaitGroup
 	)
-	for w := range workers {
+	for name, s := range workers {
 		wg.Go(func() {
-			name := fmt.Sprintf("w%d", w)
 			for {
 				j, err := s.ClaimJob(ctx, name, "scan")
 				if errors.Is(err, ErrNoJob) {
@@ -172,14 +192,7 @@ func testClaimJobConcurrent(t *testing.T, newStore storeFactory) {
 		})
 	}
 	wg.Wait()
-	if len(claimed) != jobs {
-		t.Errorf("%d jobs claimed, want %d", len(claimed), jobs)
-	}
-	var done int
-	s.DB().QueryRow(`SELECT COUNT(*) FROM jobs WHERE state = 'done' AND attempts = 1`).Scan(&done)
-	if done != jobs {
-		t.Errorf("%d jobs done after one attempt, want %d", done, jobs)
-	}
+	return claimed
 }
 
 func TestPendingJob(t *testing.T) { eachBackend(t, testPendingJob) }

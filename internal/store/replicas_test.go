@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -40,40 +39,13 @@ func testClaimJobReplicas(t *testing.T, newStore storeFactory) {
 			t.Fatal(err)
 		}
 	}
-	var (
-		mu      sync.Mutex
-		claimed = map[int64]string{}
-		wg      sync.WaitGroup
-	)
+	workers := map[string]*Store{}
 	for r, s := range []*Store{a, b} {
 		for w := range 8 {
-			worker := fmt.Sprintf("replica-%d/worker-%d", r, w)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					j, err := s.ClaimJob(ctx, worker, "scan")
-					if errors.Is(err, ErrNoJob) {
-						return
-					}
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					mu.Lock()
-					if prev, dup := claimed[j.ID]; dup {
-						t.Errorf("job %d claimed by %s and %s", j.ID, prev, worker)
-					}
-					claimed[j.ID] = worker
-					mu.Unlock()
-					if err := s.CompleteJob(ctx, j); err != nil {
-						t.Error(err)
-					}
-				}
-			}()
+			workers[fmt.Sprintf("replica-%d/worker-%d", r, w)] = s
 		}
 	}
-	wg.Wait()
+	claimed := claimAll(t, workers)
 	if len(claimed) != 100 {
 		t.Errorf("%d jobs claimed, want 100", len(claimed))
 	}

@@ -88,14 +88,7 @@ func TestLookupDuringImport(t *testing.T) {
 	dir := t.TempDir()
 	src := ParseSource(writeZip(t, dir, "npm", testRecords(t, "osv/npm")))
 	mustImport(t, db, src)
-	recs := testRecords(t, "osv/npm")
-	for i := range recs {
-		recs[i].data = edit(t, recs[i].data, func(r map[string]any) {
-			r["modified"] = "2030-01-01T00:00:00Z"
-			r["summary"] = "new"
-		})
-	}
-	writeZip(t, dir, "npm", recs)
+	rewriteNewer(t, dir)
 	defer func(n int) { progressEvery = n }(progressEvery)
 	progressEvery = 5
 	checked := false

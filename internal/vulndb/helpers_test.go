@@ -185,3 +185,17 @@ func leftovers(t testing.TB, dir string) []string {
 	}
 	return out
 }
+
+// rewriteNewer rewrites dir's npm zip with every record modified later and
+// a new summary, so that a second import updates them all.
+func rewriteNewer(t *testing.T, dir string) {
+	t.Helper()
+	recs := testRecords(t, "osv/npm")
+	for i := range recs {
+		recs[i].data = edit(t, recs[i].data, func(r map[string]any) {
+			r["modified"] = "2030-01-01T00:00:00Z"
+			r["summary"] = "new"
+		})
+	}
+	writeZip(t, dir, "npm", recs)
+}
