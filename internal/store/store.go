@@ -251,6 +251,34 @@ var migrations = []string{
 		last_used TEXT NOT NULL DEFAULT '',
 		revoked   TEXT NOT NULL DEFAULT ''
 	);` + audit.Schema("{blob}"),
+
+	// 2: what the server's scans learn about an image (its config for the
+	// policy, base image, last scan, findings by severity), applications
+	// with owners and lifecycles, and notification webhooks.
+	`ALTER TABLE images ADD COLUMN config {blob};
+	ALTER TABLE images ADD COLUMN base_image TEXT NOT NULL DEFAULT '';
+	ALTER TABLE images ADD COLUMN last_scanned TEXT NOT NULL DEFAULT '';
+	ALTER TABLE images ADD COLUMN findings TEXT NOT NULL DEFAULT '';
+	CREATE TABLE applications (
+		id           {id},
+		name         TEXT NOT NULL UNIQUE,
+		team         TEXT NOT NULL DEFAULT '',
+		contact      TEXT NOT NULL DEFAULT '',
+		lifecycle    TEXT NOT NULL DEFAULT 'active' CHECK (lifecycle IN ('active', 'deprecated', 'end-of-life')),
+		repositories TEXT NOT NULL DEFAULT '',
+		labels       TEXT NOT NULL DEFAULT '',
+		created      TEXT NOT NULL,
+		updated      TEXT NOT NULL
+	);
+	CREATE TABLE webhooks (
+		id      {id},
+		name    TEXT NOT NULL UNIQUE,
+		url     TEXT NOT NULL,
+		kind    TEXT NOT NULL CHECK (kind IN ('generic', 'slack')),
+		secret  {blob},
+		events  TEXT NOT NULL DEFAULT '',
+		created TEXT NOT NULL
+	);`,
 }
 
 // migrateSQLite brings the schema to SchemaVersion, one transaction per
