@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -17,6 +18,19 @@ type Image struct {
 	FirstSeen    time.Time `json:"firstSeen"`
 	LastSeen     time.Time `json:"lastSeen"`
 	Size         int64     `json:"size"`
+	// Labels are the image config's labels (owner, team, ...).
+	Labels map[string]string `json:"labels,omitempty"`
+	// BaseImage is the approved base image the image was built on, as the
+	// policy's base-image rule found it; "" when unknown.
+	BaseImage string `json:"baseImage,omitempty"`
+	// LastScanned is when the server last catalogued and matched it.
+	LastScanned time.Time `json:"lastScanned"`
+	// Findings counts the last match's findings by severity name
+	// (CRITICAL, HIGH, MEDIUM, LOW, UNKNOWN).
+	Findings map[string]int `json:"findings,omitempty"`
+	// Config is the raw image config JSON, which the policy judges
+	// (user, labels, history); nil when not stored.
+	Config []byte `json:"-"`
 }
 
 // PutImage records img. A new digest gets FirstSeen; a known one keeps it.
@@ -26,32 +40,76 @@ func (s *Store) PutImage(ctx context.Context, img Image) error {
 	if seen.IsZero() {
 		seen = s.now()
 	}
+	findings := ""
+	if len(img.Findings) > 0 {
+		b, err := json.Marshal(img.Findings)
+		if err != nil {
+			return fmt.Errorf("storing image %s: %w", img.Digest, err)
+		}
+		findings = string(b)
+	}
 	_, err := s.db.ExecContext(ctx, s.d.q(`INSERT INTO images
-		(digest, repository, config_digest, created, first_seen, last_seen, size)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
+		(digest, repository, config_digest, created, first_seen, last_seen, size,
+		 config, base_image, last_scanned, findings)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (digest) DO UPDATE SET repository = excluded.repository,
 			config_digest = excluded.config_digest, created = excluded.created,
-			last_seen = excluded.last_seen, size = excluded.size`),
+			last_seen = excluded.last_seen, size = excluded.size,
+			config = COALESCE(excluded.config, images.config),
+			base_image = excluded.base_image,
+			last_scanned = CASE WHEN excluded.last_scanned = '' THEN images.last_scanned ELSE excluded.last_scanned END,
+			findings = CASE WHEN excluded.last_scanned = '' THEN images.findings ELSE excluded.findings END`),
 		img.Digest, img.Repository, img.ConfigDigest, formatTime(img.Created),
-		formatTime(seen), formatTime(seen), img.Size)
+		formatTime(seen), formatTime(seen), img.Size,
+		nilIfEmpty(img.Config), img.BaseImage, formatTime(img.LastScanned), findings)
 	if err != nil {
 		return fmt.Errorf("storing image %s: %w", img.Digest, err)
 	}
 	return nil
 }
 
-const imageColumns = `digest, repository, config_digest, created, first_seen, last_seen, size`
+// nilIfEmpty stores an empty blob as NULL.
+func nilIfEmpty(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+const imageColumns = `digest, repository, config_digest, created, first_seen, last_seen, size,
+	config, base_image, last_scanned, findings`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanImage(r scanner) (Image, error) {
 	var (
-		img                      Image
-		created, first, lastSeen string
+		img                               Image
+		created, first, lastSeen, scanned string
+		findings                          string
 	)
-	err := r.Scan(&img.Digest, &img.Repository, &img.ConfigDigest, &created, &first, &lastSeen, &img.Size)
+	err := r.Scan(&img.Digest, &img.Repository, &img.ConfigDigest, &created, &first, &lastSeen, &img.Size,
+		&img.Config, &img.BaseImage, &scanned, &findings)
+	if err != nil {
+		return img, err
+	}
 	img.Created, img.FirstSeen, img.LastSeen = parseTime(created), parseTime(first), parseTime(lastSeen)
-	return img, err
+	img.LastScanned = parseTime(scanned)
+	if findings != "" {
+		if err := json.Unmarshal([]byte(findings), &img.Findings); err != nil {
+			return img, fmt.Errorf("decoding findings of %s: %w", img.Digest, err)
+		}
+	}
+	if len(img.Config) > 0 {
+		var cfg struct {
+			Config struct {
+				Labels map[string]string `json:"Labels"`
+			} `json:"config"`
+		}
+		if json.Unmarshal(img.Config, &cfg) == nil {
+			img.Labels = cfg.Config.Labels
+		}
+	}
+	return img, nil
 }
 
 // Image returns the image with digest, or ErrNotFound.

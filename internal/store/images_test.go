@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -29,7 +30,7 @@ func testImages(t *testing.T, newStore storeFactory) {
 	}
 	want := a
 	want.FirstSeen, want.LastSeen = first, first.Add(time.Hour)
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Image = %+v\nwant    %+v", got, want)
 	}
 	if err := s.PutImage(ctx, Image{Digest: "sha256:bbb", Repository: "shop/api", Created: created.Add(24 * time.Hour)}); err != nil {
@@ -80,4 +81,30 @@ func testTags(t *testing.T, newStore storeFactory) {
 	if len(tags) != len(want) || tags[0] != want[0] || tags[1] != want[1] {
 		t.Errorf("Tags = %+v\nwant   %+v", tags, want)
 	}
+}
+
+func TestImageScanFields(t *testing.T) {
+	eachBackend(t, func(t *testing.T, newStore storeFactory) {
+		s, _ := newStore(t)
+		ctx := context.Background()
+		cfg := []byte(`{"architecture":"amd64","config":{"User":"app","Labels":{"team":"payments"}}}`)
+		scanned := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+		img := Image{Digest: "sha256:aa", Repository: "r/app", Config: cfg, BaseImage: "r/base@sha256:bb",
+			LastScanned: scanned, Findings: map[string]int{"HIGH": 2, "LOW": 1}}
+		if err := s.PutImage(ctx, img); err != nil {
+			t.Fatal(err)
+		}
+		// A later sighting without scan results keeps them.
+		if err := s.PutImage(ctx, Image{Digest: "sha256:aa", Repository: "r/app", BaseImage: "r/base@sha256:bb"}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Image(ctx, "sha256:aa")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.LastScanned.Equal(scanned) || got.Findings["HIGH"] != 2 || got.Findings["LOW"] != 1 ||
+			got.Labels["team"] != "payments" || string(got.Config) != string(cfg) || got.BaseImage != "r/base@sha256:bb" {
+			t.Errorf("image = %+v", got)
+		}
+	})
 }
