@@ -20,8 +20,8 @@ import (
 
 // Defaults of the configuration.
 const (
-	DefaultVerifyBudget = 2 * time.Second
-	DefaultPollInterval = 10 * time.Second
+	DefaultVerifyBudget  = 2 * time.Second
+	DefaultPollInterval  = 10 * time.Second
 	DefaultServerTimeout = 5 * time.Second
 	// DefaultPlacementLabel is the label that marks sensitive workloads.
 	DefaultPlacementLabel = "bulwark.dev/data-classification"

@@ -103,6 +103,7 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newVerifyCmd(g),
 		newKeyCmd(g),
 		newServerCmd(g),
+		newAdmissionCmd(g),
 		newAuditCmd(g),
 		newVersionCmd(),
 	)
