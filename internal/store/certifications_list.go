@@ -1,0 +1,78 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// CertificationListing is a certification with the image's repository and
+// the tags pointing at it: one entry of the admission webhook's feed.
+type CertificationListing struct {
+	Digest     string   `json:"digest"`
+	Repository string   `json:"repository"` // "" when the image was never stored
+	Tags       []string `json:"tags"`
+	Status     string   `json:"status"`
+	Reason     string   `json:"reason,omitempty"`
+	// Updated is the later of the certification's change and its tags'
+	// last move: a poll with since = the newest Updated seen misses
+	// neither.
+	Updated time.Time `json:"updated"`
+}
+
+// ListCertifications returns every certification whose status or tags
+// changed after since (all when since is zero), oldest change first.
+func (s *Store) ListCertifications(ctx context.Context, since time.Time) ([]CertificationListing, error) {
+	// Times are stored in a fixed-width UTC layout, so text comparison is
+	// time order.
+	after := ""
+	if !since.IsZero() {
+		after = formatTime(since)
+	}
+	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT c.digest, COALESCE(i.repository, ''), c.status, c.reason, c.updated,
+			COALESCE(t.tag, ''), COALESCE(t.repository, ''), COALESCE(t.updated, '')
+		FROM certifications c
+		LEFT JOIN images i ON i.digest = c.digest
+		LEFT JOIN tags t ON t.digest = c.digest
+		WHERE c.updated > ? OR c.digest IN (SELECT digest FROM tags WHERE updated > ?)
+		ORDER BY c.digest, t.tag`), after, after)
+	if err != nil {
+		return nil, fmt.Errorf("listing certifications: %w", err)
+	}
+	defer rows.Close()
+	var out []CertificationListing
+	for rows.Next() {
+		var (
+			l                          CertificationListing
+			updated, tag, tagRepo, tup string
+		)
+		if err := rows.Scan(&l.Digest, &l.Repository, &l.Status, &l.Reason, &updated, &tag, &tagRepo, &tup); err != nil {
+			return nil, fmt.Errorf("listing certifications: %w", err)
+		}
+		l.Updated = parseTime(updated)
+		if n := len(out); n > 0 && out[n-1].Digest == l.Digest {
+			l = out[n-1]
+		} else {
+			l.Tags = []string{}
+			out = append(out, l)
+		}
+		if l.Repository == "" {
+			l.Repository = tagRepo
+		}
+		// Tags of the image's own repository; a digest pushed to another
+		// repository is another image there.
+		if tag != "" && tagRepo == l.Repository {
+			l.Tags = append(l.Tags, tag)
+		}
+		if tu := parseTime(tup); tu.After(l.Updated) {
+			l.Updated = tu
+		}
+		out[len(out)-1] = l
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing certifications: %w", err)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Updated.Before(out[j].Updated) })
+	return out, nil
+}
