@@ -36,6 +36,7 @@ type Store interface {
 	Job(ctx context.Context, id int64) (*store.Job, error)
 	RegistryStore
 	AuditStore
+	CertificationLister
 	reeval.Store // DigestsFor, Certification, SetCertification
 }
 
@@ -101,6 +102,7 @@ func (h *Handler) routes() []route {
 		{"POST /api/v1/notifications/registry", store.RoleOperator, h.registryNotification},
 		{"POST /api/v1/advisories/import", store.RoleAdmin, h.importAdvisories},
 		{"POST /api/v1/images/{digest}/certification", store.RoleAdmin, h.setCertification},
+		{"GET /api/v1/certifications", store.RoleViewer, h.listCertifications},
 		{"GET /api/v1/repositories/{path...}", store.RoleViewer, h.repository},
 	}
 	for i := range rts {
