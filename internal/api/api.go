@@ -35,6 +35,8 @@ type Store interface {
 	EnqueueJob(ctx context.Context, kind string, payload []byte, runAfter time.Time) (int64, error)
 	Job(ctx context.Context, id int64) (*store.Job, error)
 	RegistryStore
+	ApplicationStore
+	HygieneStore
 	AuditStore
 	CertificationLister
 	reeval.Store // DigestsFor, Certification, SetCertification
@@ -104,6 +106,16 @@ func (h *Handler) routes() []route {
 		{"POST /api/v1/images/{digest}/certification", store.RoleAdmin, h.setCertification},
 		{"GET /api/v1/certifications", store.RoleViewer, h.listCertifications},
 		{"GET /api/v1/repositories/{path...}", store.RoleViewer, h.repository},
+		{"GET /api/v1/applications", store.RoleViewer, h.listApplications},
+		{"POST /api/v1/applications", store.RoleAdmin, h.createApplication},
+		{"GET /api/v1/applications/{name}", store.RoleViewer, h.getApplication},
+		{"PUT /api/v1/applications/{name}", store.RoleAdmin, h.replaceApplication},
+		{"DELETE /api/v1/applications/{name}", store.RoleAdmin, h.deleteApplication},
+		{"GET /api/v1/hygiene/repositories", store.RoleViewer, h.hygieneRepositories},
+		{"GET /api/v1/hygiene/stale", store.RoleViewer, h.hygieneStale},
+		{"GET /api/v1/hygiene/untagged", store.RoleViewer, h.hygieneUntagged},
+		{"GET /api/v1/hygiene/removal", store.RoleViewer, h.hygieneRemoval},
+		{"GET /api/v1/revocations", store.RoleViewer, h.listRevocations},
 	}
 	for i := range rts {
 		if rts[i].role != "" {
