@@ -29,6 +29,9 @@ func (e *KubectlError) Error() string {
 
 func (e *KubectlError) Unwrap() error { return e.Err }
 
+// KubectlBin is the path of the cached kubectl binary.
+func (c *Cluster) KubectlBin() string { return filepath.Join(c.bin, "kubectl") }
+
 // Kubectl runs the cached kubectl with the cluster's kubeconfig and
 // returns its stdout; a failure is a *KubectlError carrying stderr.
 func (c *Cluster) Kubectl(args ...string) (string, error) {
@@ -39,7 +42,7 @@ func (c *Cluster) Kubectl(args ...string) (string, error) {
 func (c *Cluster) KubectlStdin(stdin string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), kubectlTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(c.bin, "kubectl"), append([]string{"--kubeconfig=" + c.Kubeconfig}, args...)...)
+	cmd := exec.CommandContext(ctx, c.KubectlBin(), append([]string{"--kubeconfig=" + c.Kubeconfig}, args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
