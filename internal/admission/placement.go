@@ -242,3 +242,29 @@ type patchOp struct {
 func escapePointer(s string) string {
 	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
 }
+
+// injectPlacement does to o what placementPatches' operations do, for
+// offline evaluation (bulwark check).
+func (c *Config) injectPlacement(o *Object) {
+	p := c.Placement
+	if !p.applies(o) {
+		return
+	}
+	if ok, _ := p.sensitive(o); !ok {
+		return
+	}
+	spec := &o.Pod.Spec
+	if spec.NodeSelector == nil {
+		spec.NodeSelector = map[string]string{}
+	}
+	for k, v := range p.NodeSelector {
+		if _, set := spec.NodeSelector[k]; !set {
+			spec.NodeSelector[k] = v
+		}
+	}
+	for _, t := range p.Tolerations {
+		if !hasToleration(spec, t) {
+			spec.Tolerations = append(spec.Tolerations, corev1.Toleration{Key: t.Key, Operator: corev1.TolerationOperator(t.Operator), Value: t.Value, Effect: corev1.TaintEffect(t.Effect)})
+		}
+	}
+}

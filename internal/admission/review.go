@@ -151,6 +151,7 @@ func (w *Webhook) Review(ctx context.Context, req *admissionv1.AdmissionRequest,
 // images not in the cache (first sight); offline, an image is decided
 // only as far as the cache and its reference allow (a tag is a finding).
 func (w *Webhook) Evaluate(ctx context.Context, o *Object, online bool) []Finding {
+	online = online && !w.offline
 	var out []Finding
 	out = append(out, w.imageRules(ctx, o, online)...)
 	out = append(out, w.cfg.podRules(o)...)
@@ -226,7 +227,7 @@ func (w *Webhook) Mutate(ctx context.Context, o *Object) []patchOp {
 				if err != nil {
 					continue
 				}
-				d, err := w.images.resolve(ctx, ref, true)
+				d, err := w.images.resolve(ctx, ref, !w.offline)
 				if err != nil {
 					w.log.Info("not pinning a tag", "image", c.Image, "err", err)
 					continue
@@ -248,4 +249,14 @@ func pinnedImage(image, digest string) string {
 		repo = repo[:i]
 	}
 	return repo + "@" + digest
+}
+
+// Check evaluates o as the two webhooks would in sequence: the mutating
+// webhook's placement is applied to o first, then every rule. With
+// verify, images not in the cache are resolved and verified against the
+// registry; without, a tag is a finding (not pinned) and a digest passes
+// the image rule.
+func (w *Webhook) Check(ctx context.Context, o *Object, verify bool) []Finding {
+	w.cfg.injectPlacement(o)
+	return w.Evaluate(ctx, o, verify)
 }

@@ -25,6 +25,10 @@ type Options struct {
 	// HTTPClient talks to the server; nil means one built from
 	// Config.Server (CAFile).
 	HTTPClient *http.Client
+	// Offline evaluates without a trust policy, registry or server, as
+	// `bulwark check` does without --verify: an image is then only
+	// checked for being pinned to a digest.
+	Offline bool
 }
 
 // Webhook is the admission webhook.
@@ -36,6 +40,7 @@ type Webhook struct {
 	feed    *feed
 	metrics *metrics
 	handler http.Handler
+	offline bool
 
 	ready     atomic.Bool
 	feedMu    sync.Mutex // one feed poll at a time
@@ -52,7 +57,10 @@ func New(cfg *Config, opts Options) (*Webhook, error) {
 	if err := cfg.resolve(); err != nil {
 		return nil, fmt.Errorf("admission config: %w", err)
 	}
-	w := &Webhook{cfg: cfg, log: opts.Logger, now: opts.Now, metrics: newMetrics()}
+	if cfg.TrustPolicy == nil && !opts.Offline {
+		return nil, errors.New("admission config: trust needs a trust policy file (policy) or public keys (keys)")
+	}
+	w := &Webhook{cfg: cfg, log: opts.Logger, now: opts.Now, metrics: newMetrics(), offline: opts.Offline}
 	if w.log == nil {
 		w.log = slog.Default()
 	}
@@ -63,6 +71,9 @@ func New(cfg *Config, opts Options) (*Webhook, error) {
 	f, err := newFeed(cfg, opts.HTTPClient)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Offline {
+		f = nil
 	}
 	w.feed = f
 	if f == nil {

@@ -1,0 +1,225 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/owenrumney/go-sarif/v2/sarif"
+	"github.com/spf13/cobra"
+
+	"github.com/bulwark-sec/bulwark/internal/admission"
+	"github.com/bulwark-sec/bulwark/internal/sbom"
+	"github.com/bulwark-sec/bulwark/internal/sign"
+)
+
+// checkFinding is one finding of `bulwark check` with where it is.
+type checkFinding struct {
+	File     string `json:"file"`
+	Document int    `json:"document"`
+	Line     int    `json:"line"`
+	Kind     string `json:"kind"`
+	Name     string `json:"name"`
+	admission.Finding
+	Message string `json:"message"`
+}
+
+// checkReport is the JSON output of `bulwark check`.
+type checkReport struct {
+	Objects  int            `json:"objects"`
+	Findings []checkFinding `json:"findings"`
+	Denied   int            `json:"denied"`
+}
+
+func newCheckCmd(g *globalOptions) *cobra.Command {
+	var (
+		files     []string
+		cfgFile   string
+		verify    bool
+		format    string
+		namespace string
+		insecure  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "check -f DIR|FILE",
+		Short: "Check Kubernetes YAML against the admission rules offline (for CI)",
+		Long: `Evaluate the admission webhook's rules on Kubernetes manifests before they are
+applied: least privilege, placement of sensitive workloads, owner labels, and
+images pinned to digests. With --verify, images are also resolved and their
+signatures and attestations verified against the registry, as the webhook
+does on first sight.
+
+Files are YAML or JSON, multi-document; directories are read recursively
+(*.yaml, *.yml, *.json). Pods, Deployments, ReplicaSets, StatefulSets,
+DaemonSets, Jobs and CronJobs are evaluated; other kinds are skipped.
+
+Without --admission-config every rule is on in enforce mode and no owner
+label or placement is required.
+
+Exit status: 0 when nothing would be denied, 1 when an enforce rule is
+broken, 2 on bad input (the message names file:line and the document).`,
+		Example: `  bulwark check -f deploy/ --admission-config admission.yaml
+  bulwark check -f app.yaml --verify --format sarif > check.sarif`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(files) == 0 {
+				return errors.New("-f is required: a manifest file or directory")
+			}
+			if !slices.Contains([]string{"table", "json", "sarif"}, format) {
+				return fmt.Errorf("unknown --format %q (want table, json or sarif)", format)
+			}
+			cfg := &admission.Config{}
+			if cfgFile != "" {
+				var err error
+				if cfg, err = admission.LoadConfig(cfgFile); err != nil {
+					return err
+				}
+			}
+			w, err := admission.New(cfg, admission.Options{Offline: !verify, Registry: sign.Options{Insecure: insecure}})
+			if err != nil {
+				return err
+			}
+			rep, err := runCheck(cmd.Context(), w, files, namespace, verify)
+			if err != nil {
+				return err
+			}
+			if err := writeCheck(cmd.OutOrStdout(), rep, format); err != nil {
+				return err
+			}
+			if rep.Denied > 0 {
+				return &exitError{code: ExitFindings, err: fmt.Errorf("%d of %d findings would be denied", rep.Denied, len(rep.Findings))}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringSliceVarP(&files, "file", "f", nil, "manifest file or directory (repeatable)")
+	cmd.Flags().StringVar(&cfgFile, "admission-config", "", "the webhook's configuration file (docs/admission.md)")
+	cmd.Flags().BoolVar(&verify, "verify", false, "resolve tags and verify signatures against the registry (needs the trust policy)")
+	cmd.Flags().StringVar(&format, "format", "table", "output format: table, json or sarif")
+	cmd.Flags().StringVarP(&namespace, "namespace", "n", "default", "namespace of objects that name none")
+	cmd.Flags().BoolVar(&insecure, "insecure-registry", false, "allow plain-HTTP registries (localhost and 127.0.0.1 always may)")
+	return cmd
+}
+
+// manifestFiles expands files and directories into manifest files.
+func manifestFiles(args []string) ([]string, error) {
+	var out []string
+	for _, a := range args {
+		st, err := os.Stat(a)
+		if err != nil {
+			return nil, fmt.Errorf("reading manifests: %w", err)
+		}
+		if !st.IsDir() {
+			out = append(out, a)
+			continue
+		}
+		err = filepath.WalkDir(a, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			switch strings.ToLower(filepath.Ext(p)) {
+			case ".yaml", ".yml", ".json":
+				if !d.IsDir() {
+					out = append(out, p)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reading manifests under %s: %w", a, err)
+		}
+	}
+	return out, nil
+}
+
+func runCheck(ctx context.Context, w *admission.Webhook, args []string, namespace string, verify bool) (*checkReport, error) {
+	files, err := manifestFiles(args)
+	if err != nil {
+		return nil, err
+	}
+	rep := &checkReport{Findings: []checkFinding{}}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("reading manifests: %w", err)
+		}
+		ms, err := admission.DecodeManifests(f, data)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			if m.Object == nil {
+				continue
+			}
+			rep.Objects++
+			if m.Object.Namespace == "" {
+				m.Object.Namespace = namespace
+			}
+			vctx, cancel := context.WithTimeout(ctx, w.Config().VerifyBudget+5*time.Second)
+			findings := w.Check(vctx, m.Object, verify)
+			cancel()
+			for _, fd := range findings {
+				rep.Findings = append(rep.Findings, checkFinding{File: f, Document: m.Index, Line: m.Line, Kind: m.Kind, Name: m.Name, Finding: fd, Message: fd.Message()})
+				if fd.Mode == admission.Enforce {
+					rep.Denied++
+				}
+			}
+		}
+	}
+	return rep, nil
+}
+
+func writeCheck(w io.Writer, rep *checkReport, format string) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	case "sarif":
+		return checkSARIF(w, rep)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LOCATION\tOBJECT\tRULE\tMODE\tMESSAGE")
+	for _, f := range rep.Findings {
+		fmt.Fprintf(tw, "%s:%d\t%s/%s\t%s\t%s\t%s\n", f.File, f.Line, f.Kind, f.Name, f.Rule, f.Mode, f.Message)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "\n%d objects, %d findings, %d would be denied\n", rep.Objects, len(rep.Findings), rep.Denied)
+	return err
+}
+
+func checkSARIF(w io.Writer, rep *checkReport) error {
+	s, err := sarif.New(sarif.Version210)
+	if err != nil {
+		return err
+	}
+	run := sarif.NewRunWithInformationURI(sbom.ToolName, "https://github.com/bulwark-sec/bulwark")
+	run.Tool.Driver.WithVersion(sbom.ToolVersion)
+	seen := map[string]bool{}
+	for _, f := range rep.Findings {
+		if !seen[f.Rule] {
+			seen[f.Rule] = true
+			run.AddRule(f.Rule).WithShortDescription(sarif.NewMultiformatMessageString("bulwark admission rule " + f.Rule))
+		}
+		level := map[admission.Mode]string{admission.Enforce: "error", admission.Warn: "warning", admission.Audit: "note"}[f.Mode]
+		res := run.CreateResultForRule(f.Rule).WithLevel(level).WithMessage(sarif.NewTextMessage(f.Kind + "/" + f.Name + ": " + f.Message))
+		loc := sarif.NewPhysicalLocation().WithArtifactLocation(sarif.NewSimpleArtifactLocation(filepath.ToSlash(f.File)))
+		if f.Line > 0 {
+			loc = loc.WithRegion(sarif.NewSimpleRegion(f.Line, f.Line))
+		}
+		res.AddLocation(sarif.NewLocationWithPhysicalLocation(loc))
+	}
+	s.AddRun(run)
+	return s.PrettyWrite(w)
+}
