@@ -104,6 +104,7 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newKeyCmd(g),
 		newServerCmd(g),
 		newAdmissionCmd(g),
+		newCheckCmd(g),
 		newAuditCmd(g),
 		newVersionCmd(),
 	)
