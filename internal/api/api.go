@@ -20,6 +20,7 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/audit"
 	"github.com/bulwark-sec/bulwark/internal/reeval"
 	"github.com/bulwark-sec/bulwark/internal/sbom"
+	"github.com/bulwark-sec/bulwark/internal/seal"
 	"github.com/bulwark-sec/bulwark/internal/store"
 	"github.com/bulwark-sec/bulwark/internal/vulndb"
 )
@@ -35,6 +36,7 @@ type Store interface {
 	EnqueueJob(ctx context.Context, kind string, payload []byte, runAfter time.Time) (int64, error)
 	Job(ctx context.Context, id int64) (*store.Job, error)
 	RegistryStore
+	WebhookStore
 	ApplicationStore
 	HygieneStore
 	AuditStore
@@ -60,6 +62,7 @@ type Handler struct {
 
 	advisory *vulndb.DB // nil until UseAdvisoryDB
 	importMu sync.Mutex // one advisory import at a time
+	sealKey  *seal.Key  // nil until UseSealKey
 }
 
 // New returns the API over st. Mutations are audited through auditor;
@@ -79,6 +82,10 @@ func New(st Store, auditor *Auditor, metrics *Metrics, log *slog.Logger) *Handle
 	h.handler = metrics.instrument(log, mux)
 	return h
 }
+
+// UseSealKey gives the API the server's secret key, which seals registry
+// credentials and webhook secrets before they are stored.
+func (h *Handler) UseSealKey(k *seal.Key) { h.sealKey = k }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.handler.ServeHTTP(w, r) }
 
@@ -116,6 +123,11 @@ func (h *Handler) routes() []route {
 		{"GET /api/v1/hygiene/untagged", store.RoleViewer, h.hygieneUntagged},
 		{"GET /api/v1/hygiene/removal", store.RoleViewer, h.hygieneRemoval},
 		{"GET /api/v1/revocations", store.RoleViewer, h.listRevocations},
+		{"GET /api/v1/webhooks", store.RoleViewer, h.listWebhooks},
+		{"POST /api/v1/webhooks", store.RoleAdmin, h.createWebhook},
+		{"DELETE /api/v1/webhooks/{name}", store.RoleAdmin, h.deleteWebhook},
+		{"POST /api/v1/webhooks/{name}/test", store.RoleOperator, h.testWebhook},
+		{"GET /api/v1/webhooks/deliveries", store.RoleViewer, h.listDeliveries},
 	}
 	for i := range rts {
 		if rts[i].role != "" {
