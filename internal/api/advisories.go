@@ -4,22 +4,27 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/bulwark-sec/bulwark/internal/audit"
-	"github.com/bulwark-sec/bulwark/internal/osv"
 	"github.com/bulwark-sec/bulwark/internal/reeval"
 	"github.com/bulwark-sec/bulwark/internal/store"
 	"github.com/bulwark-sec/bulwark/internal/vulndb"
 )
 
-// UseAdvisoryDB gives the API the server's advisory database, which
-// POST /api/v1/advisories/import writes and re-evaluation matches against.
-// Call it before serving; without it that route answers 503.
-func (h *Handler) UseAdvisoryDB(db *vulndb.DB) { h.advisory = db }
+// AdvisoryUpdater imports advisory sources into the server's advisory
+// database and re-evaluates the stored images against what changed; the
+// server's updater task is one.
+type AdvisoryUpdater interface {
+	Import(ctx context.Context, sources []vulndb.Source, actor string) (AdvisoryImportSummary, error)
+}
+
+// UseAdvisoryUpdater gives the API the server's advisory updater, which
+// POST /api/v1/advisories/import calls. Call it before serving; without it
+// that route answers 503.
+func (h *Handler) UseAdvisoryUpdater(u AdvisoryUpdater) { h.advisory = u }
 
 // AdvisoryImportRequest is POST /api/v1/advisories/import.
 type AdvisoryImportRequest struct {
@@ -40,13 +45,12 @@ type AdvisoryImportSummary struct {
 	Duration    time.Duration       `json:"duration"` // nanoseconds, import and re-evaluation
 }
 
-// importAdvisories imports the sources into the advisory database, one
-// after the other, then re-evaluates the stored images against the records
-// that changed, revoking the certifications that no longer hold. It runs
-// synchronously in the request (one at a time): an import of a local
-// directory takes milliseconds, a full OSV export seconds to a minute.
+// importAdvisories imports the sources and re-evaluates, synchronously
+// (an import of a local directory takes milliseconds, a full OSV export
+// seconds to a minute). A client that goes away does not stop the work.
+// Crash safety is the updater's: the import's change log is re-read on
+// restart until its re-evaluation completed.
 func (h *Handler) importAdvisories(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
 	if h.advisory == nil {
 		return errorf(http.StatusServiceUnavailable, nil, "this server has no advisory database")
 	}
@@ -64,44 +68,12 @@ func (h *Handler) importAdvisories(w http.ResponseWriter, r *http.Request) error
 		}
 		srcs[i] = vulndb.ParseSource(s)
 	}
-
-	// A client that goes away does not stop the work: an import committed
-	// but not re-evaluated would lose its revocations (the next import of
-	// the same data finds no changed record).
-	ctx = context.WithoutCancel(ctx)
-	h.importMu.Lock()
-	defer h.importMu.Unlock()
-	start := time.Now()
-	sum := AdvisoryImportSummary{Imports: []vulndb.Result{}, Revocations: []reeval.Revocation{}}
-	var changed []*osv.Record
+	ctx := context.WithoutCancel(r.Context())
 	actor := principal(ctx).Actor()
-	for _, src := range srcs {
-		res, err := h.advisory.Import(ctx, src)
-		if err != nil {
-			// Sources imported before this one stay imported; re-evaluate
-			// what they changed before answering, so no revocation waits
-			// for the next import.
-			if len(changed) > 0 {
-				if _, rerr := h.reevaluate(ctx, actor, changed); rerr != nil {
-					err = errors.Join(err, rerr)
-				}
-			}
-			return errorf(http.StatusBadGateway, err, "importing %s: %v", src.Location, err)
-		}
-		sum.Imports = append(sum.Imports, res)
-		changed = append(changed, res.Changed...)
+	sum, err := h.advisory.Import(ctx, srcs, actor)
+	if err != nil {
+		return errorf(http.StatusBadGateway, err, "%v", err)
 	}
-	sum.Changed = len(changed)
-	if len(changed) > 0 {
-		res, err := h.reevaluate(ctx, actor, changed)
-		if err != nil {
-			return err
-		}
-		sum.Affected, sum.Rematched = res.Affected, res.Rematched
-		sum.Revocations = nonNil(res.Revocations)
-	}
-	sum.Duration = time.Since(start)
-
 	after, _ := json.Marshal(map[string]any{
 		"sources": req.Sources, "changed": sum.Changed, "affected": sum.Affected,
 		"rematched": sum.Rematched, "revocations": len(sum.Revocations),
@@ -113,32 +85,6 @@ func (h *Handler) importAdvisories(w http.ResponseWriter, r *http.Request) error
 	}
 	writeJSON(w, http.StatusOK, sum)
 	return nil
-}
-
-// reevaluate runs re-evaluation over changed and audits every revocation
-// (also those written before an error).
-func (h *Handler) reevaluate(ctx context.Context, actor string, changed []*osv.Record) (reeval.Result, error) {
-	e := &reeval.Engine{Store: h.store, Advisory: h.advisory}
-	res, err := e.Reevaluate(ctx, changed)
-	for _, rv := range res.Revocations {
-		if aerr := auditRevocation(ctx, h.auditor, actor, rv); aerr != nil {
-			err = errors.Join(err, aerr)
-		}
-	}
-	if err != nil {
-		return res, fmt.Errorf("re-evaluating %d changed advisories: %w", len(changed), err)
-	}
-	return res, nil
-}
-
-// auditRevocation appends certification.revoke for rv. Re-evaluation
-// revokes only certified digests, so before is always certified.
-func auditRevocation(ctx context.Context, a *Auditor, actor string, rv reeval.Revocation) error {
-	before, _ := json.Marshal(map[string]string{"status": store.Certified})
-	after, _ := json.Marshal(map[string]any{"status": store.Revoked, "reason": rv.Reason, "time": rv.Time})
-	return a.Append(ctx, audit.Entry{
-		Actor: actor, Action: "certification.revoke", Object: rv.Digest, Before: before, After: after,
-	})
 }
 
 // CertificationRequest is POST /api/v1/images/{digest}/certification.
@@ -167,30 +113,31 @@ func (h *Handler) setCertification(w http.ResponseWriter, r *http.Request) error
 	} else if err != nil {
 		return err
 	}
-	old, err := h.store.Certification(ctx, digest)
-	hadOld := err == nil
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	if err := h.store.SetCertification(ctx, digest, req.Status, req.Reason); err != nil {
-		return err
-	}
-	now, err := h.store.Certification(ctx, digest)
+	var now store.Certification
+	err := h.auditor.Do(ctx, func(tx *store.Store) ([]audit.Entry, error) {
+		old, err := tx.Certification(ctx, digest)
+		hadOld := err == nil
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		if err := tx.SetCertification(ctx, digest, req.Status, req.Reason); err != nil {
+			return nil, err
+		}
+		if now, err = tx.Certification(ctx, digest); err != nil {
+			return nil, err
+		}
+		var before []byte
+		if hadOld {
+			before, _ = json.Marshal(map[string]string{"status": old.Status, "reason": old.Reason})
+		}
+		after, _ := json.Marshal(map[string]string{"status": now.Status, "reason": now.Reason})
+		action := "certification.set"
+		if req.Status == store.Revoked {
+			action = "certification.revoke"
+		}
+		return []audit.Entry{{Actor: principal(ctx).Actor(), Action: action, Object: digest, Before: before, After: after}}, nil
+	})
 	if err != nil {
-		return err
-	}
-	var before []byte
-	if hadOld {
-		before, _ = json.Marshal(map[string]string{"status": old.Status, "reason": old.Reason})
-	}
-	after, _ := json.Marshal(map[string]string{"status": now.Status, "reason": now.Reason})
-	action := "certification.set"
-	if req.Status == store.Revoked {
-		action = "certification.revoke"
-	}
-	if err := h.auditor.Append(ctx, audit.Entry{
-		Actor: principal(ctx).Actor(), Action: action, Object: digest, Before: before, After: after,
-	}); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, now)

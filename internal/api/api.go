@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -22,7 +21,6 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/sbom"
 	"github.com/bulwark-sec/bulwark/internal/seal"
 	"github.com/bulwark-sec/bulwark/internal/store"
-	"github.com/bulwark-sec/bulwark/internal/vulndb"
 )
 
 // Store is what the handlers need from the store.
@@ -41,7 +39,8 @@ type Store interface {
 	HygieneStore
 	AuditStore
 	CertificationLister
-	reeval.Store // DigestsFor, Certification, SetCertification
+	reeval.Store // DigestsFor, Certification, Revoke
+	SetCertification(ctx context.Context, digest, status, reason string) error
 }
 
 // JobScan is the kind of the job POST /api/v1/scans queues.
@@ -60,9 +59,8 @@ type Handler struct {
 	log     *slog.Logger
 	handler http.Handler
 
-	advisory *vulndb.DB // nil until UseAdvisoryDB
-	importMu sync.Mutex // one advisory import at a time
-	sealKey  *seal.Key  // nil until UseSealKey
+	advisory AdvisoryUpdater // nil until UseAdvisoryUpdater
+	sealKey  *seal.Key       // nil until UseSealKey
 }
 
 // New returns the API over st. Mutations are audited through auditor;

@@ -3,16 +3,20 @@ package api
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 
 	"github.com/bulwark-sec/bulwark/internal/audit"
+	"github.com/bulwark-sec/bulwark/internal/store"
 )
 
-// AuditStore is what the Auditor needs: a transaction and the database.
+// AuditStore is what the Auditor needs: a transaction, a change with its
+// entries in one transaction, and the database.
 type AuditStore interface {
 	Tx(ctx context.Context, fn func(*sql.Tx) error) error
+	Audited(ctx context.Context, fn func(tx *store.Store) ([]audit.Entry, error)) ([]audit.Entry, error)
 	DB() *sql.DB
 }
 
@@ -20,10 +24,9 @@ type AuditStore interface {
 // (which serialises appends on SQLite's write lock), and after each commit
 // moves the anchor file forward.
 //
-// The store's EnqueueJob and CreateToken do not take a transaction yet, so
-// the entry of a mutation is appended right after the mutation commits, not
-// with it: a crash between the two leaves one unaudited change (never an
-// audited change that did not happen).
+// Do is how a mutation is audited: the change and its entries commit in
+// one transaction. Append alone is for events that change nothing else
+// (an import summary).
 type Auditor struct {
 	st         AuditStore
 	anchorPath string // "" writes no anchor
@@ -49,19 +52,60 @@ func (a *Auditor) Append(ctx context.Context, e audit.Entry) error {
 	if err != nil {
 		return fmt.Errorf("auditing %s of %s: %w", e.Action, e.Object, err)
 	}
+	a.anchor(got)
+	return nil
+}
+
+// Do runs fn in one transaction over a view of the store and appends the
+// entries fn returns in that transaction, then anchors the last one.
+func (a *Auditor) Do(ctx context.Context, fn func(tx *store.Store) ([]audit.Entry, error)) error {
+	got, err := a.st.Audited(ctx, fn)
+	if err != nil {
+		return err
+	}
+	if len(got) > 0 {
+		a.anchor(got[len(got)-1])
+	}
+	return nil
+}
+
+// Anchor moves the anchor file to the newest entry of the log, for entries
+// appended by the store itself (revocations).
+func (a *Auditor) Anchor(ctx context.Context) error {
 	if a.anchorPath == "" {
 		return nil
+	}
+	var (
+		got  audit.Entry
+		seq  int64
+		hash []byte
+	)
+	err := a.st.DB().QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading the last audit entry: %w", err)
+	}
+	got.Seq, got.Hash = seq, hash
+	a.anchor(got)
+	return nil
+}
+
+// anchor writes got to the anchor file unless a later entry is anchored.
+func (a *Auditor) anchor(got audit.Entry) {
+	if a.anchorPath == "" {
+		return
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if got.Seq <= a.lastSeq {
-		return nil // a later entry is already anchored
+		return // a later entry is already anchored
 	}
 	if err := audit.WriteAnchor(a.anchorPath, got); err != nil {
 		// The entry is committed; a lagging anchor is allowed by design.
 		slog.Warn("writing the audit anchor", "seq", got.Seq, "err", err)
-		return nil
+		return
 	}
 	a.lastSeq = got.Seq
-	return nil
 }

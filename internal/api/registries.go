@@ -28,21 +28,36 @@ type RegistryStore interface {
 }
 
 // RegistryRequest is the body of POST /api/v1/registries. Credentials are
-// not accepted yet: the watcher and the workers use the server's Docker
-// config and credential helpers.
+// write-only: sealed with the server's secret key before they are stored,
+// never returned. Omitted on an update, the stored ones are kept; a
+// registry without any uses the server's Docker config and credential
+// helpers.
 type RegistryRequest struct {
-	Name         string   `json:"name"`
-	URL          string   `json:"url"`
-	Repositories []string `json:"repositories"`
+	Name         string               `json:"name"`
+	URL          string               `json:"url"`
+	Repositories []string             `json:"repositories"`
+	Credentials  *RegistryCredentials `json:"credentials,omitempty"`
 }
+
+// RegistryCredentials are a registry's username and password (or token).
+type RegistryCredentials struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// CredentialsContext is the associated data registry credentials are
+// sealed with: a sealed value copied to another registry's row does not
+// open.
+func CredentialsContext(registry string) string { return "registry:" + registry }
 
 // RegistryView is a registry as the API shows it.
 type RegistryView struct {
-	ID           int64     `json:"id"`
-	Name         string    `json:"name"`
-	URL          string    `json:"url"`
-	Repositories []string  `json:"repositories"`
-	Created      time.Time `json:"created"`
+	ID             int64     `json:"id"`
+	Name           string    `json:"name"`
+	URL            string    `json:"url"`
+	Repositories   []string  `json:"repositories"`
+	HasCredentials bool      `json:"hasCredentials"`
+	Created        time.Time `json:"created"`
 }
 
 // RegistryHost parses a registry URL ("https://r.example", "r.example:5000",
@@ -90,62 +105,73 @@ func (h *Handler) createRegistry(w http.ResponseWriter, r *http.Request) error {
 			return errorf(http.StatusBadRequest, err, "invalid repository name %q", repo)
 		}
 	}
-	// Before, for the audit entry: the registry as it was, if any.
-	var before []byte
-	regs, err := h.store.ListRegistries(ctx)
-	if err != nil {
-		return err
-	}
-	for _, old := range regs {
-		if old.Name == req.Name {
-			v, err := h.registryView(ctx, old)
-			if err != nil {
-				return err
-			}
-			before, _ = json.Marshal(v)
+	var sealed []byte
+	if req.Credentials != nil {
+		if h.sealKey == nil {
+			return errorf(http.StatusServiceUnavailable, nil, "this server has no secret key to store credentials with")
 		}
-	}
-	id, err := h.store.PutRegistry(ctx, store.Registry{Name: req.Name, URL: req.URL})
-	if err != nil {
-		return err
-	}
-	for _, repo := range req.Repositories {
-		if err := h.store.AddRepository(ctx, id, repo); err != nil {
+		plain, _ := json.Marshal(req.Credentials)
+		if sealed, err = h.sealKey.Seal(plain, CredentialsContext(req.Name)); err != nil {
 			return err
 		}
 	}
-	repos, err := h.store.Repositories(ctx, id)
+	var v RegistryView
+	err = h.auditor.Do(ctx, func(tx *store.Store) ([]audit.Entry, error) {
+		// Before, for the audit entry: the registry as it was, if any.
+		var before []byte
+		old, err := tx.Registry(ctx, req.Name)
+		switch {
+		case err == nil:
+			ov, err := registryView(ctx, tx, old)
+			if err != nil {
+				return nil, err
+			}
+			before, _ = json.Marshal(ov)
+			if req.Credentials == nil {
+				sealed = old.Credentials
+			}
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, err
+		}
+		id, err := tx.PutRegistry(ctx, store.Registry{Name: req.Name, URL: req.URL, Credentials: sealed})
+		if err != nil {
+			return nil, err
+		}
+		for _, repo := range req.Repositories {
+			if err := tx.AddRepository(ctx, id, repo); err != nil {
+				return nil, err
+			}
+		}
+		reg, err := tx.Registry(ctx, req.Name)
+		if err != nil {
+			return nil, err
+		}
+		if v, err = registryView(ctx, tx, reg); err != nil {
+			return nil, err
+		}
+		after, _ := json.Marshal(v)
+		return []audit.Entry{{Actor: principal(ctx).Actor(), Action: "registry.put", Object: "registry:" + req.Name, Before: before, After: after}}, nil
+	})
 	if err != nil {
-		return err
-	}
-	v := RegistryView{ID: id, Name: req.Name, URL: req.URL, Repositories: nonNil(repos)}
-	after, _ := json.Marshal(v)
-	if err := h.auditor.Append(ctx, audit.Entry{
-		Actor: principal(ctx).Actor(), Action: "registry.put", Object: "registry:" + req.Name, Before: before, After: after,
-	}); err != nil {
 		return err
 	}
 	h.log.Info("registry stored", "registry", req.Name, "url", req.URL, "actor", principal(ctx).Actor())
-	// Read back for the created time.
-	regs, err = h.store.ListRegistries(ctx)
-	if err != nil {
-		return err
-	}
-	for _, reg := range regs {
-		if reg.ID == id {
-			v.Created = reg.Created
-		}
-	}
 	writeJSON(w, http.StatusCreated, v)
 	return nil
 }
 
-func (h *Handler) registryView(ctx context.Context, reg store.Registry) (RegistryView, error) {
-	repos, err := h.store.Repositories(ctx, reg.ID)
+// repositoryLister is what registryView reads.
+type repositoryLister interface {
+	Repositories(ctx context.Context, registryID int64) ([]string, error)
+}
+
+func registryView(ctx context.Context, st repositoryLister, reg store.Registry) (RegistryView, error) {
+	repos, err := st.Repositories(ctx, reg.ID)
 	if err != nil {
 		return RegistryView{}, err
 	}
-	return RegistryView{ID: reg.ID, Name: reg.Name, URL: reg.URL, Repositories: nonNil(repos), Created: reg.Created}, nil
+	return RegistryView{ID: reg.ID, Name: reg.Name, URL: reg.URL, Repositories: nonNil(repos),
+		HasCredentials: len(reg.Credentials) > 0, Created: reg.Created}, nil
 }
 
 func (h *Handler) listRegistries(w http.ResponseWriter, r *http.Request) error {
@@ -156,7 +182,7 @@ func (h *Handler) listRegistries(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]RegistryView, 0, len(regs))
 	for _, reg := range regs {
-		v, err := h.registryView(ctx, reg)
+		v, err := registryView(ctx, h.store, reg)
 		if err != nil {
 			return err
 		}

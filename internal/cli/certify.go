@@ -1,30 +1,24 @@
 package cli
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 
-	"github.com/bulwark-sec/bulwark/internal/assess"
+	"github.com/bulwark-sec/bulwark/internal/certify"
 	"github.com/bulwark-sec/bulwark/internal/image"
 	"github.com/bulwark-sec/bulwark/internal/policy"
-	"github.com/bulwark-sec/bulwark/internal/report"
-	"github.com/bulwark-sec/bulwark/internal/sbom"
 	"github.com/bulwark-sec/bulwark/internal/sign"
 )
 
-// Predicate types of the attestations certify writes. The SBOM and scan
-// types are the ones cosign's --type cyclonedx and --type vuln use.
+// Predicate types of the attestations certify writes.
 const (
-	PredicateSBOM = "https://cyclonedx.org/bom"
-	PredicateScan = "https://cosign.sigstore.dev/attestation/vuln/v1"
+	PredicateSBOM = certify.PredicateSBOM
+	PredicateScan = certify.PredicateScan
 )
 
 func newCertifyCmd(g *globalOptions) *cobra.Command {
@@ -95,11 +89,11 @@ Exit codes: 0 certified, 1 the image fails the policy, 2 usage or runtime error.
 				policy.Table(g.stderr, d)
 				return &exitError{code: ExitFindings, err: fmt.Errorf("%s fails the policy (%s); nothing was signed", digest, strings.Join(d.Failed(), ", "))}
 			}
-			if err := attest(ctx, digest, signer, a, annotations, d); err != nil {
+			if err := certify.Write(ctx, digest, signer, a, annotations, sign.Options{}); err != nil {
 				return err
 			}
 			res := certification{Image: args[0], Digest: digest.String(), Policy: d.Policy, PolicyDigest: d.PolicyDigest, Time: d.Time,
-				Attestations: []string{PredicateSBOM, PredicateScan, sign.DecisionPredicateType}, KeyID: sign.KeyID(signer.PublicKey())}
+				Attestations: certify.Predicates, KeyID: sign.KeyID(signer.PublicKey())}
 			if sigTag, err := sign.SignatureTag(digest); err == nil {
 				res.Signature = sigTag.String()
 			}
@@ -132,54 +126,4 @@ type certification struct {
 	Signature    string    `json:"signature"`
 	Attestations []string  `json:"attestations"`
 	KeyID        string    `json:"keyID"`
-}
-
-// attest pushes the three attestations, then the signature: a verifier that
-// sees the signature finds the attestations already there.
-func attest(ctx context.Context, digest name.Digest, signer sign.Signer, a *assess.Assessment, annotations map[string]string, d *policy.Decision) error {
-	var bom bytes.Buffer
-	if err := sbom.EncodeCycloneDX(&bom, a.SBOM); err != nil {
-		return err
-	}
-	scan, err := json.Marshal(vulnPredicate(a, d.Time))
-	if err != nil {
-		return err
-	}
-	decision, err := json.Marshal(d)
-	if err != nil {
-		return err
-	}
-	opts := sign.Options{}
-	for _, at := range []struct {
-		typ  string
-		body []byte
-	}{{PredicateSBOM, bom.Bytes()}, {PredicateScan, scan}, {sign.DecisionPredicateType, decision}} {
-		if err := sign.AttestImage(ctx, digest, signer, at.typ, at.body, opts); err != nil {
-			return fmt.Errorf("attesting %s to %s: %w", at.typ, digest, err)
-		}
-	}
-	ann := map[string]string{"bulwark.dev/policy": d.Policy, "bulwark.dev/policy-digest": d.PolicyDigest}
-	for k, v := range annotations {
-		ann[k] = v
-	}
-	if err := sign.SignImage(ctx, digest, signer, ann, opts); err != nil {
-		return fmt.Errorf("signing %s: %w", digest, err)
-	}
-	return nil
-}
-
-// vulnPredicate is cosign's vuln attestation shape, with Bulwark's scan
-// report as the result.
-func vulnPredicate(a *assess.Assessment, at time.Time) map[string]any {
-	rep := report.New(a.SBOM, a.Scan, report.Database{})
-	return map[string]any{
-		"invocation": map[string]any{"uri": "", "event_id": "", "builder.id": ""},
-		"scanner": map[string]any{
-			"uri":     "https://github.com/bulwark-sec/bulwark",
-			"version": sbom.ToolVersion,
-			"db":      map[string]any{"uri": "https://osv.dev", "version": ""},
-			"result":  rep,
-		},
-		"metadata": map[string]any{"scanStartedOn": at.Format(time.RFC3339), "scanFinishedOn": at.Format(time.RFC3339)},
-	}
 }

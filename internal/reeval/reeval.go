@@ -29,9 +29,14 @@ type Store interface {
 	DigestsFor(ctx context.Context, ecosystem, name string) ([]string, error)
 	Inventory(ctx context.Context, digest string) (*sbom.SBOM, error)
 	Certification(ctx context.Context, digest string) (store.Certification, error)
-	SetCertification(ctx context.Context, digest, status, reason string) error
+	// Revoke moves a certified digest to revoked and audits it as actor,
+	// in one transaction; false when it was not certified.
+	Revoke(ctx context.Context, digest, reason, actor string) (bool, error)
 	ListImages(ctx context.Context, repository string) ([]store.Image, error)
 }
+
+// DefaultActor is the audit actor of re-evaluation's revocations.
+const DefaultActor = "system:reevaluate"
 
 // Judge decides whether digest, whose inventory is s, still passes given
 // its fresh findings res. reason explains a failure.
@@ -82,6 +87,11 @@ type Engine struct {
 	Workers int
 	// Now gives the revocation time; nil is time.Now.
 	Now func() time.Time
+	// Actor names who revokes in the audit log; "" is DefaultActor.
+	Actor string
+	// OnRevoke, when set, is called after each revocation is committed
+	// (notifications); calls may be concurrent.
+	OnRevoke func(Revocation)
 }
 
 // SeverityJudge fails an image with a finding at or above min. It is the
@@ -258,15 +268,23 @@ func (e *Engine) Reevaluate(ctx context.Context, changed []*osv.Record) (Result,
 			if reason == "" {
 				reason = "no longer passes policy"
 			}
+			actor := e.Actor
+			if actor == "" {
+				actor = DefaultActor
+			}
 			writeMu.Lock()
-			err = e.Store.SetCertification(gctx, d, store.Revoked, reason)
+			revoked, err := e.Store.Revoke(gctx, d, reason, actor)
 			writeMu.Unlock()
-			if err != nil {
+			if err != nil || !revoked {
 				return err
 			}
+			rv := Revocation{Digest: d, Reason: reason, Time: now().UTC()}
 			mu.Lock()
-			res.Revocations = append(res.Revocations, Revocation{Digest: d, Reason: reason, Time: now().UTC()})
+			res.Revocations = append(res.Revocations, rv)
 			mu.Unlock()
+			if e.OnRevoke != nil {
+				e.OnRevoke(rv)
+			}
 			return nil
 		})
 	}

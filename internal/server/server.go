@@ -15,19 +15,24 @@ import (
 
 	"github.com/bulwark-sec/bulwark/internal/api"
 	"github.com/bulwark-sec/bulwark/internal/audit"
+	"github.com/bulwark-sec/bulwark/internal/policy"
+	"github.com/bulwark-sec/bulwark/internal/reeval"
 	"github.com/bulwark-sec/bulwark/internal/sbom"
+	"github.com/bulwark-sec/bulwark/internal/seal"
+	"github.com/bulwark-sec/bulwark/internal/sign"
 	"github.com/bulwark-sec/bulwark/internal/store"
 	"github.com/bulwark-sec/bulwark/internal/vulndb"
 )
 
 // Defaults of Config's zero fields.
 const (
-	DefaultListen          = "127.0.0.1:8480"
-	DefaultWorkers         = 2
-	DefaultPollInterval    = time.Second
-	DefaultWatchInterval   = 5 * time.Minute
-	DefaultStaleAfter      = 30 * time.Minute
-	DefaultShutdownTimeout = 10 * time.Second
+	DefaultListen           = "127.0.0.1:8480"
+	DefaultWorkers          = 2
+	DefaultPollInterval     = time.Second
+	DefaultWatchInterval    = 5 * time.Minute
+	DefaultStaleAfter       = 30 * time.Minute
+	DefaultShutdownTimeout  = 10 * time.Second
+	DefaultAdvisoryInterval = 6 * time.Hour
 )
 
 // Config is the runtime configuration of Run. Zero fields take the
@@ -64,6 +69,26 @@ type Config struct {
 	// Insecure allows plain HTTP and unverified TLS for every registry
 	// (localhost and private addresses always may).
 	Insecure bool
+	// AdvisorySources are imported into the advisory database at start and
+	// every AdvisoryInterval (vulndb sources as `bulwark db import` takes
+	// them); none: the database changes only through the API.
+	AdvisorySources []string
+	// AdvisoryInterval is the schedule of AdvisorySources; zero is
+	// DefaultAdvisoryInterval.
+	AdvisoryInterval time.Duration
+	// Policy is the policy file the scans judge images with; "" is the
+	// built-in rules with their defaults.
+	Policy string
+	// SigningKey is the private key (bulwark key generate or cosign
+	// generate-key-pair) the server certifies passing images with, and
+	// SigningPassphrase its passphrase. Without it, decisions are recorded
+	// and nothing is certified by the server.
+	SigningKey        string
+	SigningPassphrase []byte
+	// SecretKeyFile holds the key that seals registry credentials and
+	// webhook secrets; "" is $BULWARK_SECRET_KEY, else DataDir/secret.key
+	// (created on first start).
+	SecretKeyFile string
 	// Ready, when set, is called with the bound address once the API
 	// listens.
 	Ready func(addr net.Addr)
@@ -97,6 +122,9 @@ func (c *Config) fill() error {
 	if c.StaleAfter <= 0 {
 		c.StaleAfter = DefaultStaleAfter
 	}
+	if c.AdvisoryInterval <= 0 {
+		c.AdvisoryInterval = DefaultAdvisoryInterval
+	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
@@ -121,20 +149,20 @@ type Store interface {
 	Close() error
 }
 
-// staleRequeuer is the optional capability of requeueing orphaned jobs.
+// staleRequeuer requeues orphaned jobs.
 type staleRequeuer interface {
 	RequeueStale(ctx context.Context, claimedBefore time.Time) (int64, error)
 }
 
 // OpenStore creates dataDir (0700) and opens the store in it. The caller
 // closes it.
-func OpenStore(ctx context.Context, dataDir string) (Store, error) {
+func OpenStore(ctx context.Context, dataDir string) (*store.Store, error) {
 	return OpenStoreAt(ctx, dataDir, "")
 }
 
 // OpenStoreAt is OpenStore with the database at database (a postgres://
 // DSN) when it is set.
-func OpenStoreAt(ctx context.Context, dataDir, database string) (Store, error) {
+func OpenStoreAt(ctx context.Context, dataDir, database string) (*store.Store, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
@@ -161,6 +189,35 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer st.Close()
 
+	// A SQLite database belongs to this one process: a job still running
+	// in it was running when the previous process died (kill -9, power
+	// loss) and is requeued now rather than after its lease.
+	if st.Dialect() == "sqlite" {
+		if n, err := st.RequeueStale(ctx, time.Now().Add(time.Minute)); err != nil {
+			return err
+		} else if n > 0 {
+			log.Warn("requeued jobs interrupted by the previous stop", "count", n)
+		}
+	}
+	key, err := seal.Load(cfg.SecretKeyFile, filepath.Join(cfg.DataDir, "secret.key"))
+	if err != nil {
+		return err
+	}
+	pol, err := loadPolicy(cfg.Policy)
+	if err != nil {
+		return err
+	}
+	var signer sign.Signer
+	if cfg.SigningKey != "" {
+		if signer, err = sign.LoadKeyFile(cfg.SigningKey, cfg.SigningPassphrase); err != nil {
+			return err
+		}
+	}
+	var srcs []vulndb.Source
+	for _, s := range cfg.AdvisorySources {
+		srcs = append(srcs, vulndb.ParseSource(s))
+	}
+
 	metrics := &api.Metrics{Images: api.CountImages(st.DB())}
 	auditor := api.NewAuditor(st, audit.AnchorPath(DBPath(cfg.DataDir)))
 	handler := api.New(st, auditor, metrics, log)
@@ -169,7 +226,21 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("opening the advisory database: %w", err)
 	}
 	defer adb.Close()
-	handler.UseAdvisoryDB(adb)
+	adb.TrackChanges = true
+	kc := &keychain{store: st, key: key, log: log}
+	judge := &judgment{store: st, auditor: auditor, policy: pol, signer: signer, keychain: kc, insecure: cfg.Insecure, now: time.Now}
+	upd := &updater{
+		adb: adb,
+		engine: func() *reeval.Engine {
+			return &reeval.Engine{Store: st, Advisory: adb, Judge: judge.judge(reeval.SeverityJudge(pol.VulnerabilityThreshold()))}
+		},
+		sources:  srcs,
+		interval: cfg.AdvisoryInterval,
+		log:      log.With("task", "advisories"),
+		anchor:   auditor.Anchor,
+	}
+	handler.UseAdvisoryUpdater(upd)
+	handler.UseSealKey(key)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -191,17 +262,28 @@ func Run(ctx context.Context, cfg Config) error {
 			cacheDir: filepath.Join(cfg.DataDir, "cache"),
 			insecure: cfg.Insecure,
 			poll:     cfg.PollInterval,
+			keychain: kc,
+			advisory: adb,
+			judgment: judge,
 		}
 		g.Go(func() error { return w.Run(ctx) })
 	}
-	wt := &watcher{store: st, log: log.With("task", "watch"), interval: cfg.WatchInterval, insecure: cfg.Insecure}
+	g.Go(func() error { return upd.Run(ctx) })
+	wt := &watcher{store: st, log: log.With("task", "watch"), interval: cfg.WatchInterval, insecure: cfg.Insecure, keychain: kc}
 	g.Go(func() error { return wt.Run(ctx) })
-	if rq, ok := st.(staleRequeuer); ok {
-		g.Go(func() error { return requeueStale(ctx, rq, cfg.StaleAfter, log) })
-	}
+	g.Go(func() error { return requeueStale(ctx, st, cfg.StaleAfter, log) })
 	err = g.Wait()
 	log.Info("bulwark server stopped", "err", err)
 	return err
+}
+
+// loadPolicy loads the policy file, or the built-in rules with their
+// defaults when file is "".
+func loadPolicy(file string) (*policy.Policy, error) {
+	if file == "" {
+		return policy.Parse("(built-in defaults)", nil)
+	}
+	return policy.Load(file)
 }
 
 // serveHTTP serves ln until ctx is done, then shuts down gracefully:

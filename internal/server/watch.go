@@ -34,6 +34,7 @@ type watcher struct {
 	log      *slog.Logger
 	interval time.Duration
 	insecure bool
+	keychain authn.Keychain // nil: the Docker config
 }
 
 // Run polls at start and then every interval until ctx is done. A registry
@@ -91,7 +92,11 @@ func (w *watcher) pollRegistry(ctx context.Context, reg store.Registry) error {
 		log.Warn("skipping registry", "err", err)
 		return nil
 	}
-	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
+	kc := w.keychain
+	if kc == nil {
+		kc = authn.DefaultKeychain
+	}
+	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
 	repos, err := w.store.Repositories(ctx, reg.ID)
 	if err != nil {
 		return err

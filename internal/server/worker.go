@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/bulwark-sec/bulwark/internal/api"
-	"github.com/bulwark-sec/bulwark/internal/catalog"
+	"github.com/bulwark-sec/bulwark/internal/assess"
 	"github.com/bulwark-sec/bulwark/internal/image"
+	"github.com/bulwark-sec/bulwark/internal/match"
 	"github.com/bulwark-sec/bulwark/internal/store"
 )
 
@@ -25,6 +27,12 @@ type worker struct {
 	cacheDir string
 	insecure bool
 	poll     time.Duration
+	keychain authn.Keychain
+	advisory match.Source // nil: no matching
+	judgment *judgment
+	// skip, when set, reports whether repository's images are not to be
+	// scanned (their application is end-of-life).
+	skip func(ctx context.Context, repository string) (bool, error)
 }
 
 // Run claims and runs jobs until ctx is done. A failing scan fails its job
@@ -83,9 +91,10 @@ func (w *worker) runJob(ctx context.Context, j *store.Job) error {
 	return nil
 }
 
-// scan runs one scan job: open the image, catalog it, store image,
-// inventory and tag. Every step is idempotent, so a job run twice after a
-// crash stores the same result.
+// scan runs one scan job: open the image, assess it (inventory, findings,
+// secrets, policy decision), store image, inventory, tag and decision, and
+// move its certification. Every step is idempotent, so a job run twice
+// after a crash stores the same result and certifies once.
 func (w *worker) scan(ctx context.Context, j *store.Job) (string, error) {
 	var p api.ScanPayload
 	if err := json.Unmarshal(j.Payload, &p); err != nil {
@@ -95,30 +104,46 @@ func (w *worker) scan(ctx context.Context, j *store.Job) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("parsing reference %q: %w", p.Image, err)
 	}
-	img, err := image.Open(ctx, "registry:"+ref.Name(), image.Options{
-		CacheDir: w.cacheDir,
-		Insecure: w.insecure,
-	})
+	repo := ref.Context().Name()
+	if w.skip != nil {
+		if skip, err := w.skip(ctx, repo); err != nil {
+			return "", err
+		} else if skip {
+			w.log.Info("not scanning: the application is end-of-life", "image", p.Image)
+			return "", nil
+		}
+	}
+	iopts := image.Options{CacheDir: w.cacheDir, Insecure: w.insecure, Keychain: w.keychain}
+	img, err := image.Open(ctx, "registry:"+ref.Name(), iopts)
 	if err != nil {
 		return "", err // names the image already
 	}
 	defer img.Close()
-	inv, err := catalog.Image(ctx, img, catalog.Options{})
-	if err != nil {
-		return "", fmt.Errorf("cataloging %s: %w", ref.Name(), err)
-	}
 	src := img.Source
 	if src.Digest == "" {
 		return "", fmt.Errorf("opening %s: no manifest digest", ref.Name())
 	}
-	repo := ref.Context().Name()
+	opts := assess.Options{Advisories: w.advisory, Repository: repo, Image: iopts}
+	if w.judgment != nil {
+		opts.Policy = w.judgment.policy
+	}
+	a, err := assess.Run(ctx, img, opts)
+	if err != nil {
+		return "", fmt.Errorf("assessing %s: %w", ref.Name(), err)
+	}
 	rec := store.Image{
 		Digest:       src.Digest,
 		Repository:   repo,
 		ConfigDigest: src.ConfigID,
+		LastScanned:  time.Now().UTC(),
+		Findings:     severityCounts(a.Scan),
+		BaseImage:    baseImage(a.Decision),
 	}
 	if img.Config != nil {
 		rec.Created = img.Config.Created.Time
+		if rec.Config, err = json.Marshal(img.Config); err != nil {
+			return "", fmt.Errorf("encoding the config of %s: %w", ref.Name(), err)
+		}
 	}
 	for _, l := range src.Layers {
 		rec.Size += l.Size
@@ -126,12 +151,17 @@ func (w *worker) scan(ctx context.Context, j *store.Job) (string, error) {
 	if err := w.store.PutImage(ctx, rec); err != nil {
 		return "", err
 	}
-	if err := w.store.PutInventory(ctx, src.Digest, inv, nil); err != nil {
+	if err := w.store.PutInventory(ctx, src.Digest, a.SBOM, nil); err != nil {
 		return "", err
 	}
 	if tag, ok := ref.(name.Tag); ok {
 		if err := w.store.SetTag(ctx, repo, tag.TagStr(), src.Digest); err != nil {
 			return "", err
+		}
+	}
+	if w.judgment != nil && a.Decision != nil {
+		if err := w.judgment.certify(ctx, ref.Context().Digest(src.Digest), repo, a); err != nil {
+			return "", fmt.Errorf("certifying %s: %w", ref.Name(), err)
 		}
 	}
 	return src.Digest, nil

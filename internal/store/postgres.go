@@ -34,7 +34,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", shown, err)
 	}
-	s := &Store{path: shown, db: db, d: postgresDialect}
+	s := &Store{path: shown, db: db, sqlDB: db, d: postgresDialect}
 	if err := s.migratePostgres(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening %s: %w", shown, err)
@@ -46,7 +46,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*Store, error) {
 // advisory lock, one transaction per step. The version is the one row of
 // schema_version.
 func (s *Store) migratePostgres(ctx context.Context) (err error) {
-	conn, err := s.db.Conn(ctx)
+	conn, err := s.sqlDB.Conn(ctx)
 	if err != nil {
 		return err
 	}

@@ -29,9 +29,27 @@ type Store struct {
 	// failed for good; 0 means DefaultMaxAttempts.
 	MaxAttempts int
 
-	path string // the SQLite file, or the PostgreSQL DSN without password
-	db   *sql.DB
-	d    dialect
+	path  string // the SQLite file, or the PostgreSQL DSN without password
+	db    dbtx   // sqlDB, or txn in a view InTx returned
+	sqlDB *sql.DB
+	txn   *sql.Tx // set in a view InTx returned
+	d     dialect
+}
+
+// dbtx is what the store's queries run on: the database or a transaction.
+type dbtx interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// InTx returns a view of the store whose methods run inside tx (a
+// transaction Tx opened), so that several changes and their audit entries
+// commit or roll back together. The view is valid only until fn returns.
+func (s *Store) InTx(tx *sql.Tx) *Store {
+	v := *s
+	v.db, v.txn = tx, tx
+	return &v
 }
 
 // SQLite is the name the store had when SQLite was its only backend.
@@ -75,7 +93,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
-	s := &Store{path: path, db: db, d: sqliteDialect}
+	s := &Store{path: path, db: db, sqlDB: db, d: sqliteDialect}
 	if err := s.migrateSQLite(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening %s: %w", path, err)
@@ -84,14 +102,14 @@ func Open(ctx context.Context, path string) (*Store, error) {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error { return s.sqlDB.Close() }
 
 // Path is the database file (SQLite) or the DSN with any password removed
 // (PostgreSQL).
 func (s *Store) Path() string { return s.path }
 
 // DB is the underlying database, for audit.Verify and read-only tools.
-func (s *Store) DB() *sql.DB { return s.db }
+func (s *Store) DB() *sql.DB { return s.sqlDB }
 
 // Dialect is "sqlite" or "postgres".
 func (s *Store) Dialect() string { return s.d.name }
@@ -105,6 +123,9 @@ func (s *Store) Dialect() string { return s.d.name }
 // audit chain linear: the next Append reads the last entry only after the
 // previous appender committed.
 func (s *Store) Tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	if s.txn != nil {
+		return fn(s.txn)
+	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if s.d.name == "postgres" {
 			if err := audit.Lock(ctx, tx); err != nil {
@@ -118,7 +139,10 @@ func (s *Store) Tx(ctx context.Context, fn func(*sql.Tx) error) error {
 // tx is Tx without the audit lock, for the store's own transactions that
 // write no audit entry.
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	if s.txn != nil { // a view InTx returned: already in a transaction
+		return fn(s.txn)
+	}
+	tx, err := s.sqlDB.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("beginning a transaction: %w", err)
 	}

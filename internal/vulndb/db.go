@@ -40,6 +40,10 @@ type DB struct {
 	Progress io.Writer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// TrackChanges makes imports append the ids of the records they
+	// insert or update to the change log, in the import's transaction, for
+	// a consumer (the server's re-evaluation) to read with ChangesSince.
+	TrackChanges bool
 
 	path   string
 	sql    *sql.DB
@@ -142,7 +146,7 @@ func (db *DB) now() time.Time {
 
 // SchemaVersion is the PRAGMA user_version of a current database: the
 // number of migrations.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // migrations[i] takes a database from user_version i to i+1.
 var migrations = []string{
@@ -169,6 +173,16 @@ var migrations = []string{
 		records INTEGER NOT NULL,
 		skipped INTEGER NOT NULL,
 		etag    TEXT NOT NULL DEFAULT ''
+	);`,
+	// 2: the change log (ids of records inserted or updated, in commit
+	// order) and the position of each consumer in it; see changes.go.
+	`CREATE TABLE changes (
+		seq INTEGER PRIMARY KEY AUTOINCREMENT,
+		id  TEXT NOT NULL
+	);
+	CREATE TABLE cursors (
+		name TEXT PRIMARY KEY,
+		seq  INTEGER NOT NULL
 	);`,
 }
 

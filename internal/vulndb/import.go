@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bulwark-sec/bulwark/internal/failpoint"
 	"github.com/bulwark-sec/bulwark/internal/osv"
 )
 
@@ -179,6 +180,11 @@ func (db *DB) importFrom(ctx context.Context, src Source, etag string, read func
 	if err != nil {
 		return err
 	}
+	if db.TrackChanges {
+		if w.logChange, err = tx.PrepareContext(ctx, `INSERT INTO changes (id) VALUES (?)`); err != nil {
+			return fmt.Errorf("preparing statements: %w", err)
+		}
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	entries := make(chan entry, 256)
@@ -312,6 +318,7 @@ type writer struct {
 	seen     map[string]string // id -> entry name, this import
 
 	upsert, insertKey, deleteKey, selectData, deleteRecord *sql.Stmt
+	logChange                                              *sql.Stmt // nil unless TrackChanges
 }
 
 func newWriter(ctx context.Context, tx *sql.Tx, src Source, res *Result) (*writer, error) {
@@ -429,6 +436,12 @@ func (w *writer) put(ctx context.Context, p parsed, old *osv.Record) error {
 	if _, err := w.upsert.ExecContext(ctx, p.id, p.rec.Modified, w.src.Name, withdrawn, p.data); err != nil {
 		return fmt.Errorf("writing %s: %w", p.id, err)
 	}
+	if w.logChange != nil {
+		if _, err := w.logChange.ExecContext(ctx, p.id); err != nil {
+			return fmt.Errorf("logging the change of %s: %w", p.id, err)
+		}
+	}
+	failpoint.Hit("vulndb.import.write")
 	keep := map[pkgKey]bool{}
 	for _, k := range p.keys {
 		keep[k] = true
