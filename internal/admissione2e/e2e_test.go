@@ -1,0 +1,445 @@
+package admissione2e
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/bulwark-sec/bulwark/internal/admission"
+	"github.com/bulwark-sec/bulwark/internal/api"
+	"github.com/bulwark-sec/bulwark/internal/audit"
+	"github.com/bulwark-sec/bulwark/internal/k8stest"
+	"github.com/bulwark-sec/bulwark/internal/kubeinstall"
+	"github.com/bulwark-sec/bulwark/internal/registrytest"
+	"github.com/bulwark-sec/bulwark/internal/server"
+	"github.com/bulwark-sec/bulwark/internal/sign"
+	"github.com/bulwark-sec/bulwark/internal/store"
+)
+
+const (
+	ns       = "e2e"
+	sbomType = "https://cyclonedx.org/bom"
+	// feedPoll is the webhook's certification feed interval here.
+	feedPoll = 200 * time.Millisecond
+)
+
+// pushImage pushes a random image under repoTag and returns its pinned
+// reference.
+func pushImage(t *testing.T, reg *registrytest.Registry, repoTag string) name.Digest {
+	t.Helper()
+	img, err := random.Image(1024, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := reg.Push(t, repoTag, img)
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref.Context().Digest(d.String())
+}
+
+// certify signs d and attests an SBOM and a passing policy decision, as
+// `bulwark certify` does.
+func certify(t *testing.T, d name.Digest, s sign.Signer) {
+	t.Helper()
+	ctx := t.Context()
+	if err := sign.SignImage(ctx, d, s, nil, sign.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sign.AttestImage(ctx, d, s, sbomType, []byte(`{"bomFormat":"CycloneDX","specVersion":"1.6"}`), sign.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	decision, _ := json.Marshal(map[string]any{"time": time.Now().UTC().Format(time.RFC3339), "policyDigest": "sha256:e2e", "pass": true, "rules": []any{}})
+	if err := sign.AttestImage(ctx, d, s, sign.DecisionPredicateType, decision, sign.Options{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// controlPlane is an in-process `bulwark server`.
+type controlPlane struct {
+	url    string
+	admin  string
+	viewer string
+	stop   func()
+}
+
+// startServer seeds a data directory with the certified images (what the
+// server's scan and `bulwark certify` reporting would have stored: the
+// image, its tag and a certified status) and tokens, then runs
+// server.Run on it.
+func startServer(t *testing.T, images map[string]name.Digest) *controlPlane {
+	t.Helper()
+	ctx := t.Context()
+	dir := t.TempDir()
+	st, err := server.OpenStore(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditor := api.NewAuditor(st, audit.AnchorPath(server.DBPath(dir)))
+	admin, err := api.CreateToken(ctx, st, auditor, "test:bootstrap", "root", store.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewer, err := api.CreateToken(ctx, st, auditor, "test:bootstrap", "admission", store.RoleViewer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tag, d := range images {
+		repo := d.Context().Name()
+		if err := st.PutImage(ctx, store.Image{Digest: d.DigestStr(), Repository: repo}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SetTag(ctx, repo, tag, d.DigestStr()); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SetCertification(ctx, d.DigestStr(), store.Certified, "e2e: signed and attested"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+
+	sctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- server.Run(sctx, server.Config{
+			DataDir: dir, Listen: "127.0.0.1:0", Workers: 1, PollInterval: 50 * time.Millisecond,
+			Ready:  func(a net.Addr) { ready <- a },
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		})
+	}()
+	var addr net.Addr
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("server.Run: %v", err)
+	case <-time.After(20 * time.Second):
+		cancel()
+		t.Fatal("server not listening after 20 s")
+	}
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("server.Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("server did not stop within 10 s")
+		}
+	}
+	t.Cleanup(stop)
+	return &controlPlane{url: "http://" + addr.String(), admin: admin.Token, viewer: viewer.Token, stop: stop}
+}
+
+// revoke revokes d through the server's API, as an admin does.
+func (cp *controlPlane) revoke(t *testing.T, d name.Digest, reason string) {
+	t.Helper()
+	body, _ := json.Marshal(api.CertificationRequest{Status: store.Revoked, Reason: reason})
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, cp.url+"/api/v1/images/"+d.DigestStr()+"/certification", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+cp.admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoking %s: %s: %s", d.DigestStr(), resp.Status, b)
+	}
+}
+
+// startWebhook runs the webhook in process over HTTPS on 127.0.0.1 and
+// registers it with the API server through the configurations `bulwark
+// admission install` makes, pointed at that address.
+func startWebhook(t *testing.T, c *k8stest.Cluster, cfg *admission.Config) *admission.Webhook {
+	t.Helper()
+	w, err := admission.New(cfg, admission.Options{Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("webhook Run: %v", err)
+		}
+	})
+	url, caPEM := k8stest.ServeWebhook(t, w.Handler())
+	m, v := kubeinstall.WebhookConfigurations(kubeinstall.Options{}, caPEM, func(path string) admissionregistrationv1.WebhookClientConfig {
+		u := url + path
+		return admissionregistrationv1.WebhookClientConfig{URL: &u, CABundle: caPEM}
+	})
+	for _, obj := range []any{m, v} {
+		y, err := yaml.Marshal(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.KubectlStdin(string(y), "apply", "-f", "-"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return w
+}
+
+// pod is a least-privilege pod running image; extra is more YAML under
+// the container (indented 4), labels its labels.
+func pod(name, image, labels, extra string) string {
+	if labels == "" {
+		labels = "{}"
+	}
+	return fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: %s
+  namespace: %s
+  labels: %s
+spec:
+  securityContext: {runAsNonRoot: true, runAsUser: 1000}
+  containers:
+  - name: app
+    image: %s
+%s`, name, ns, labels, image, extra)
+}
+
+const leastPrivilege = "    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}\n"
+
+// denied returns kubectl's stderr for a refused create, failing the test
+// when it was admitted.
+func denied(t *testing.T, err error, what string) string {
+	t.Helper()
+	var ke *k8stest.KubectlError
+	if err == nil {
+		t.Fatalf("%s was admitted", what)
+	}
+	if !errors.As(err, &ke) {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return ke.Stderr
+}
+
+func mustContain(t *testing.T, what, got string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(got, w) {
+			t.Errorf("%s: %q lacks %q", what, got, w)
+		}
+	}
+}
+
+type podJSON struct {
+	Spec struct {
+		Containers   []struct{ Image string } `json:"containers"`
+		NodeSelector map[string]string        `json:"nodeSelector"`
+		Tolerations  []struct {
+			Key, Operator, Value, Effect string
+		} `json:"tolerations"`
+	} `json:"spec"`
+}
+
+func getPod(t *testing.T, c *k8stest.Cluster, name string) podJSON {
+	t.Helper()
+	var p podJSON
+	if err := json.Unmarshal([]byte(c.MustKubectl("get", "pod", name, "-n", ns, "-o", "json")), &p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestAdmissionEndToEnd drives the webhook through kubectl against a real
+// API server: uncertified images, privileged pods and uncertified
+// Deployments are refused with Bulwark's message; a certified tag is
+// pinned to its digest; a sensitive workload gets the segregated pool's
+// nodeSelector and tolerations; a revocation on the server refuses the
+// next pod of that digest; and with the server stopped, known digests
+// are still admitted and unknown ones refused.
+func TestAdmissionEndToEnd(t *testing.T) {
+	start := time.Now()
+	c := k8stest.Start(t)
+	t.Logf("kube-apiserver ready after %s", c.ReadyAfter.Round(time.Millisecond))
+
+	reg := registrytest.New(t)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := sign.NewKeySigner(key)
+	appA := pushImage(t, reg, "team/app:1")
+	appB := pushImage(t, reg, "team/app:2")
+	other := pushImage(t, reg, "team/other:1") // pushed, never certified
+	certify(t, appA, signer)
+	certify(t, appB, signer)
+	repo := appA.Context().Name()
+
+	cp := startServer(t, map[string]name.Digest{"1": appA, "2": appB})
+	cfg := &admission.Config{
+		TrustPolicy: &sign.TrustPolicy{File: "(e2e)", Entries: []sign.TrustEntry{{
+			Repositories: []string{"**"}, Keys: []crypto.PublicKey{signer.PublicKey()},
+			Attestations: []string{sbomType, sign.DecisionPredicateType},
+		}}},
+		MaxDecisionAge: time.Hour,
+		Placement: &admission.Placement{
+			SensitiveValues: []string{"restricted"},
+			NodeSelector:    map[string]string{"bulwark.dev/pool": "restricted"},
+			Tolerations:     []admission.Toleration{{Key: "bulwark.dev/pool", Operator: "Equal", Value: "restricted", Effect: "NoSchedule"}},
+		},
+		Server: admission.ServerConfig{URL: cp.url, Token: cp.viewer, PollInterval: feedPoll},
+	}
+	w := startWebhook(t, c, cfg)
+	c.MustKubectl("create", "namespace", ns)
+	setup := time.Since(start)
+
+	// The configurations take effect asynchronously: retry the first
+	// uncertified pod until it is refused.
+	uncertified := other.Context().Tag("1").String()
+	var stderr string
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; ; i++ {
+		_, err := c.KubectlStdin(pod(fmt.Sprintf("uncertified-%d", i), uncertified, "", leastPrivilege), "create", "-f", "-")
+		if err != nil || time.Now().After(deadline) {
+			stderr = denied(t, err, "a pod with an uncertified image")
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	mustContain(t, "uncertified pod", stderr,
+		`admission webhook "`+kubeinstall.ValidatingWebhookName+`" denied the request: bulwark: container "app" image `+uncertified,
+		"is not certified", "(rule image)", `bulwark certify `+uncertified)
+
+	t.Run("tag pinned to the certified digest", func(t *testing.T) {
+		c.MustKubectl("delete", "pods", "--all", "-n", ns, "--wait=false")
+		if _, err := c.KubectlStdin(pod("tagged", repo+":1", "", leastPrivilege), "apply", "-f", "-"); err != nil {
+			t.Fatal(err)
+		}
+		if got := getPod(t, c, "tagged").Spec.Containers[0].Image; got != appA.String() {
+			t.Errorf("stored image %q, want %s", got, appA)
+		}
+		// The other tag pins to its own digest.
+		if _, err := c.KubectlStdin(pod("tagged-2", repo+":2", "", leastPrivilege), "apply", "-f", "-"); err != nil {
+			t.Fatal(err)
+		}
+		if got := getPod(t, c, "tagged-2").Spec.Containers[0].Image; got != appB.String() {
+			t.Errorf("stored image %q, want %s", got, appB)
+		}
+	})
+
+	t.Run("privileged pod denied", func(t *testing.T) {
+		_, err := c.KubectlStdin(pod("privileged", appA.String(), "", "    securityContext: {privileged: true, capabilities: {drop: [ALL]}}\n"), "apply", "-f", "-")
+		mustContain(t, "privileged pod", denied(t, err, "a privileged pod"), `bulwark: container "app"`, "(rule privileged)")
+	})
+
+	t.Run("uncertified Deployment denied", func(t *testing.T) {
+		dep := fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: %s}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      securityContext: {runAsNonRoot: true, runAsUser: 1000}
+      containers:
+      - name: web
+        image: %s
+        securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+`, ns, uncertified)
+		_, err := c.KubectlStdin(dep, "apply", "-f", "-")
+		mustContain(t, "uncertified Deployment", denied(t, err, "a Deployment with an uncertified image"),
+			`bulwark: container "web" image `+uncertified, "is not certified")
+		if _, err := c.Kubectl("get", "deployment", "web", "-n", ns); err == nil {
+			t.Error("the refused Deployment is stored")
+		}
+		// The same Deployment with a certified image is admitted, pinned.
+		if _, err := c.KubectlStdin(strings.Replace(dep, uncertified, repo+":1", 1), "apply", "-f", "-"); err != nil {
+			t.Fatal(err)
+		}
+		got := c.MustKubectl("get", "deployment", "web", "-n", ns, "-o", "jsonpath={.spec.template.spec.containers[0].image}")
+		if got != appA.String() {
+			t.Errorf("Deployment image %q, want %s", got, appA)
+		}
+	})
+
+	t.Run("sensitive workload placed on its pool", func(t *testing.T) {
+		if _, err := c.KubectlStdin(pod("sensitive", appA.String(), "{bulwark.dev/data-classification: restricted}", leastPrivilege), "apply", "-f", "-"); err != nil {
+			t.Fatal(err)
+		}
+		p := getPod(t, c, "sensitive")
+		if p.Spec.NodeSelector["bulwark.dev/pool"] != "restricted" {
+			t.Errorf("nodeSelector %v, want bulwark.dev/pool=restricted", p.Spec.NodeSelector)
+		}
+		found := false
+		for _, tol := range p.Spec.Tolerations {
+			found = found || (tol.Key == "bulwark.dev/pool" && tol.Value == "restricted" && tol.Effect == "NoSchedule")
+		}
+		if !found {
+			t.Errorf("tolerations %+v lack the pool's", p.Spec.Tolerations)
+		}
+		// A plain workload is not placed there.
+		if p := getPod(t, c, "tagged"); p.Spec.NodeSelector["bulwark.dev/pool"] != "" {
+			t.Errorf("a non-sensitive pod got nodeSelector %v", p.Spec.NodeSelector)
+		}
+	})
+
+	t.Run("revocation refuses the next admission", func(t *testing.T) {
+		if !w.Known(appA.String()) {
+			t.Fatalf("%s is not in the webhook's cache before the revocation", appA)
+		}
+		revoked := time.Now()
+		cp.revoke(t, appA, "e2e: CVE-2026-0001")
+		var err error
+		for i := 0; ; i++ {
+			_, err = c.KubectlStdin(pod(fmt.Sprintf("after-revoke-%d", i), appA.String(), "", leastPrivilege), "create", "-f", "-")
+			if err != nil || time.Since(revoked) > 10*time.Second {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		mustContain(t, "revoked digest", denied(t, err, "a pod of a revoked digest"),
+			`bulwark: container "app" image `+appA.String(), "revoked by the control plane (e2e: CVE-2026-0001)")
+		t.Logf("revocation took effect after %s (feed poll %s)", time.Since(revoked).Round(time.Millisecond), feedPoll)
+		// The tag of the revoked digest is refused too.
+		_, err = c.KubectlStdin(pod("after-revoke-tag", repo+":1", "", leastPrivilege), "create", "-f", "-")
+		denied(t, err, "a pod of the revoked digest's tag")
+	})
+
+	t.Run("server down: cache keeps known digests, unknown refused", func(t *testing.T) {
+		cp.stop()
+		time.Sleep(2 * feedPoll) // at least one failed poll
+		if _, err := c.KubectlStdin(pod("known", appB.String(), "", leastPrivilege), "apply", "-f", "-"); err != nil {
+			t.Errorf("known certified digest refused with the server down: %v", err)
+		}
+		_, err := c.KubectlStdin(pod("unknown", uncertified, "", leastPrivilege), "apply", "-f", "-")
+		mustContain(t, "unknown image, server down", denied(t, err, "an uncertified image with the server down"), "is not certified")
+		_, err = c.KubectlStdin(pod("still-revoked", appA.String(), "", leastPrivilege), "apply", "-f", "-")
+		mustContain(t, "revoked digest, server down", denied(t, err, "a revoked digest with the server down"), "revoked")
+	})
+	t.Logf("setup %s (apiserver %s), whole test %s", setup.Round(time.Millisecond), c.ReadyAfter.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+}
