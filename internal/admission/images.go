@@ -206,7 +206,7 @@ func (ic *imageChecker) check(ctx context.Context, image string, online bool) im
 	case verr == nil:
 		return v
 	case errors.As(verr, &ve):
-		v.Problem, v.Fix = "is not certified ("+ve.Reason+")", certify
+		v.Problem, v.Fix = "is not certified ("+reason(ve)+")", certify
 	default:
 		v.Undecided = true
 		v.Problem = fmt.Sprintf("could not be verified within %s (%s) and is not in the cache of certified digests", ic.cfg.VerifyBudget, shortErr(verr))
@@ -232,7 +232,7 @@ func (ic *imageChecker) verify(ctx context.Context, pinned string) error {
 		ic.cache.verified[pinned] = ic.now()
 		delete(ic.cache.failed, pinned)
 	case errors.As(err, &ve):
-		ic.cache.failed[pinned] = failure{reason: ve.Reason, expires: ic.now().Add(negativeTTL)}
+		ic.cache.failed[pinned] = failure{reason: reason(ve), expires: ic.now().Add(negativeTTL)}
 	}
 	return err
 }
@@ -255,4 +255,13 @@ func shortDigest(d string) string {
 		return d[:19]
 	}
 	return d
+}
+
+// reason is a verification failure's reason without the "trust policy
+// FILE line 0: " prefix of trust policies built from inline keys.
+func reason(ve *sign.VerificationError) string {
+	if i := strings.Index(ve.Reason, " line 0: "); i >= 0 && strings.HasPrefix(ve.Reason, "trust policy ") {
+		return "under the configured keys: " + ve.Reason[i+len(" line 0: "):]
+	}
+	return ve.Reason
 }
