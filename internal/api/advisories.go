@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bulwark-sec/bulwark/internal/audit"
+	"github.com/bulwark-sec/bulwark/internal/notify"
 	"github.com/bulwark-sec/bulwark/internal/reeval"
 	"github.com/bulwark-sec/bulwark/internal/store"
 	"github.com/bulwark-sec/bulwark/internal/vulndb"
@@ -139,6 +140,20 @@ func (h *Handler) setCertification(w http.ResponseWriter, r *http.Request) error
 	})
 	if err != nil {
 		return err
+	}
+	switch now.Status {
+	case store.Revoked:
+		img, _ := h.store.Image(ctx, digest)
+		target, err := (&reeval.Engine{Store: h.store}).RollbackTarget(ctx, img.Repository)
+		if err != nil {
+			h.log.Error("computing a rollback target", "repository", img.Repository, "err", err)
+		}
+		if ev, err := RevocationEvent(ctx, h.store, digest, now.Reason, now.Updated, target); err == nil {
+			h.Notify(ctx, ev)
+		}
+	case store.Certified:
+		img, _ := h.store.Image(ctx, digest)
+		h.Notify(ctx, notify.Granted(notify.Grant{Digest: digest, Repository: img.Repository, Reason: now.Reason, Time: now.Updated}))
 	}
 	writeJSON(w, http.StatusOK, now)
 	return nil

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/bulwark-sec/bulwark/internal/audit"
+	"github.com/bulwark-sec/bulwark/internal/policy"
 	"github.com/bulwark-sec/bulwark/internal/reeval"
 	"github.com/bulwark-sec/bulwark/internal/sbom"
 	"github.com/bulwark-sec/bulwark/internal/seal"
@@ -41,6 +42,7 @@ type Store interface {
 	CertificationLister
 	reeval.Store // DigestsFor, Certification, Revoke
 	SetCertification(ctx context.Context, digest, status, reason string) error
+	LatestDecision(ctx context.Context, digest string) (*policy.Decision, error)
 }
 
 // JobScan is the kind of the job POST /api/v1/scans queues.
@@ -273,6 +275,11 @@ type ImageDetail struct {
 	Distro   *sbom.Distro `json:"distro,omitempty"`
 	Packages int          `json:"packages"` // packages in the inventory; -1 when none is stored
 	Tags     []string     `json:"tags"`     // repository:tag names pointing at the digest
+	// Certification is the digest's certification state; nil when it was
+	// never judged.
+	Certification *store.Certification `json:"certification,omitempty"`
+	// Decision is the latest policy decision; nil when none.
+	Decision *policy.Decision `json:"decision,omitempty"`
 }
 
 func (h *Handler) getImage(w http.ResponseWriter, r *http.Request) error {
@@ -302,6 +309,18 @@ func (h *Handler) getImage(w http.ResponseWriter, r *http.Request) error {
 		if t.Digest == digest {
 			d.Tags = append(d.Tags, t.Repository+":"+t.Tag)
 		}
+	}
+	switch c, err := h.store.Certification(ctx, digest); {
+	case err == nil:
+		d.Certification = &c
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	switch dec, err := h.store.LatestDecision(ctx, digest); {
+	case err == nil:
+		d.Decision = dec
+	case !errors.Is(err, store.ErrNotFound):
+		return err
 	}
 	writeJSON(w, http.StatusOK, d)
 	return nil

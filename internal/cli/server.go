@@ -51,6 +51,11 @@ func newServerCmd(g *globalOptions) *cobra.Command {
 		poll       time.Duration
 		watch      time.Duration
 		advisoryDB string
+		sources    []string
+		advEvery   time.Duration
+		policyFile string
+		signingKey string
+		secretKey  string
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -62,7 +67,18 @@ Prometheus metrics at /metrics and the scan workers.
 The API needs a token. Create the first admin token with direct access to the
 data directory, before or while the server runs:
 
-  bulwark server token create --name bootstrap --role admin`,
+  bulwark server token create --name bootstrap --role admin
+
+Every scan judges the image with --policy (the built-in rules by default) and
+records the decision; with --signing-key, images that pass are certified
+(attestations and a cosign-compatible signature pushed next to them; the
+passphrase comes from BULWARK_PASSWORD). With --advisory-source, the advisory
+database is updated at start and every --advisory-interval, and the stored
+images are re-evaluated against what changed.
+
+Registry credentials and webhook secrets are sealed with the key in
+--secret-key-file, else $BULWARK_SECRET_KEY, else DATA_DIR/secret.key
+(created 0600 on first start). Keep that key out of database backups.`,
 		Example: `  bulwark server --data-dir /var/lib/bulwark --listen 127.0.0.1:8480
   bulwark server token create --name ci --role operator`,
 		Args: cobra.NoArgs,
@@ -79,14 +95,26 @@ data directory, before or while the server runs:
 					return err
 				}
 			}
+			var pass []byte
+			if signingKey != "" {
+				if pass, err = readPassphrase(cmd, g, false); err != nil {
+					return err
+				}
+			}
 			return server.Run(cmd.Context(), server.Config{
-				DataDir:       dir,
-				Database:      data.database,
-				Listen:        listen,
-				Workers:       workers,
-				PollInterval:  poll,
-				WatchInterval: watch,
-				AdvisoryDB:    advisoryDB,
+				DataDir:           dir,
+				Database:          data.database,
+				Listen:            listen,
+				Workers:           workers,
+				PollInterval:      poll,
+				WatchInterval:     watch,
+				AdvisoryDB:        advisoryDB,
+				AdvisorySources:   sources,
+				AdvisoryInterval:  advEvery,
+				Policy:            policyFile,
+				SigningKey:        signingKey,
+				SigningPassphrase: pass,
+				SecretKeyFile:     secretKey,
 			})
 		},
 	}
@@ -96,6 +124,11 @@ data directory, before or while the server runs:
 	cmd.Flags().DurationVar(&poll, "poll-interval", server.DefaultPollInterval, "how often an idle worker looks for a job")
 	cmd.Flags().DurationVar(&watch, "watch-interval", server.DefaultWatchInterval, "how often registered registries are polled for new tags and digests")
 	cmd.Flags().StringVar(&advisoryDB, "advisory-db", "", "advisory database that POST /api/v1/advisories/import updates and re-evaluation reads (default DATA_DIR/osv.db)")
+	cmd.Flags().StringArrayVar(&sources, "advisory-source", nil, "advisory source imported at start and on the schedule (URL of an OSV all.zip, zip, directory or record; NAME=LOCATION; repeatable)")
+	cmd.Flags().DurationVar(&advEvery, "advisory-interval", server.DefaultAdvisoryInterval, "how often the advisory sources are imported")
+	cmd.Flags().StringVar(&policyFile, "policy", "", "policy file the scans judge images with (default: the built-in rules)")
+	cmd.Flags().StringVar(&signingKey, "signing-key", "", "private key to certify passing images with (passphrase from BULWARK_PASSWORD)")
+	cmd.Flags().StringVar(&secretKey, "secret-key-file", "", "key that seals registry credentials and webhook secrets (default $BULWARK_SECRET_KEY, else DATA_DIR/secret.key)")
 	cmd.AddCommand(newServerTokenCmd())
 	return cmd
 }

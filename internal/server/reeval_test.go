@@ -3,7 +3,9 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/bulwark-sec/bulwark/internal/api"
 	"github.com/bulwark-sec/bulwark/internal/audit"
+	"github.com/bulwark-sec/bulwark/internal/notify"
 	"github.com/bulwark-sec/bulwark/internal/registrytest"
 	"github.com/bulwark-sec/bulwark/internal/store"
 )
@@ -174,6 +177,22 @@ func TestServerAdvisoryImportRevokes(t *testing.T) {
 		t.Errorf("rollback target before the advisory: %+v, want %s", target, newDigest)
 	}
 
+	// A webhook receiver for the revocation notification.
+	const secret = "a-webhook-secret-of-some-length"
+	received := make(chan notify.Event, 4)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := notify.Verify([]byte(secret), r.Header.Get(notify.HeaderSignature), r.Header.Get(notify.HeaderTimestamp), body, time.Minute); err != nil {
+			t.Errorf("webhook signature: %v", err)
+		}
+		var ev notify.Event
+		json.Unmarshal(body, &ev)
+		received <- ev
+	}))
+	defer hook.Close()
+	c.json("POST", "/api/v1/webhooks", admin.Token, map[string]any{"name": "sec", "url": hook.URL, "kind": "generic",
+		"secret": secret, "events": []string{notify.EventRevoked}}, http.StatusCreated, nil)
+
 	// The advisory arrives: the 4.17.15 image is revoked.
 	var sum api.AdvisoryImportSummary
 	c.json("POST", "/api/v1/advisories/import", admin.Token, importBody, http.StatusOK, &sum)
@@ -189,6 +208,18 @@ func TestServerAdvisoryImportRevokes(t *testing.T) {
 	c.json("GET", rollbackPath, viewer.Token, nil, http.StatusOK, &target)
 	if target.Digest != oldDigest || target.Image.Digest != oldDigest {
 		t.Errorf("rollback target after the advisory: %+v, want %s", target, oldDigest)
+	}
+
+	// The notification names the revoked digest and the rollback target.
+	select {
+	case ev := <-received:
+		var rv notify.Revocation
+		json.Unmarshal(ev.Data, &rv)
+		if ev.Type != notify.EventRevoked || rv.Digest != newDigest || rv.RollbackTarget != oldDigest || !strings.Contains(rv.Reason, "CVE-2021-23337") {
+			t.Errorf("notification: %+v %+v", ev, rv)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no revocation notification within 10 s")
 	}
 
 	// The same import again changes nothing and revokes nothing.
@@ -238,6 +269,7 @@ func TestServerAdvisoryImportRevokes(t *testing.T) {
 	want := []string{
 		adminActor + " certification.set " + oldDigest,
 		adminActor + " certification.set " + newDigest,
+		adminActor + " webhook.put webhook:sec",
 		adminActor + " certification.revoke " + newDigest,
 		adminActor + " advisory.import advisories",
 		adminActor + " advisory.import advisories",

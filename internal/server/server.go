@@ -15,6 +15,7 @@ import (
 
 	"github.com/bulwark-sec/bulwark/internal/api"
 	"github.com/bulwark-sec/bulwark/internal/audit"
+	"github.com/bulwark-sec/bulwark/internal/notify"
 	"github.com/bulwark-sec/bulwark/internal/policy"
 	"github.com/bulwark-sec/bulwark/internal/reeval"
 	"github.com/bulwark-sec/bulwark/internal/sbom"
@@ -239,6 +240,9 @@ func Run(ctx context.Context, cfg Config) error {
 		log:      log.With("task", "advisories"),
 		anchor:   auditor.Anchor,
 	}
+	ev := &events{store: st, handler: handler, log: log.With("task", "events")}
+	upd.published = ev.revoked
+	judge.onChange = ev.changed
 	handler.UseAdvisoryUpdater(upd)
 	handler.UseSealKey(key)
 
@@ -269,6 +273,9 @@ func Run(ctx context.Context, cfg Config) error {
 		g.Go(func() error { return w.Run(ctx) })
 	}
 	g.Go(func() error { return upd.Run(ctx) })
+	dispatcher := &notify.Dispatcher{Store: st, Key: key, Logger: log.With("task", "notify"),
+		Instance: cfg.Instance, PollInterval: cfg.PollInterval}
+	g.Go(func() error { return dispatcher.Run(ctx) })
 	wt := &watcher{store: st, log: log.With("task", "watch"), interval: cfg.WatchInterval, insecure: cfg.Insecure, keychain: kc}
 	g.Go(func() error { return wt.Run(ctx) })
 	g.Go(func() error { return requeueStale(ctx, st, cfg.StaleAfter, log) })

@@ -58,10 +58,16 @@ func roleTokens(c *client, admin api.TokenCreated) (viewer, operator api.TokenCr
 }
 
 type imageDetail struct {
-	Digest     string   `json:"digest"`
-	Repository string   `json:"repository"`
-	Packages   int      `json:"packages"`
-	Tags       []string `json:"tags"`
+	Digest        string               `json:"digest"`
+	Repository    string               `json:"repository"`
+	Packages      int                  `json:"packages"`
+	Tags          []string             `json:"tags"`
+	Findings      map[string]int       `json:"findings"`
+	Certification *store.Certification `json:"certification"`
+	Decision      *struct {
+		Pass         bool   `json:"pass"`
+		PolicyDigest string `json:"policyDigest"`
+	} `json:"decision"`
 }
 
 // waitImage polls GET /api/v1/images/{digest} until it answers 200 and
