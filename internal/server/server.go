@@ -15,6 +15,7 @@ import (
 
 	"github.com/bulwark-sec/bulwark/internal/api"
 	"github.com/bulwark-sec/bulwark/internal/audit"
+	"github.com/bulwark-sec/bulwark/internal/console"
 	"github.com/bulwark-sec/bulwark/internal/notify"
 	"github.com/bulwark-sec/bulwark/internal/policy"
 	"github.com/bulwark-sec/bulwark/internal/reeval"
@@ -256,7 +257,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return serveHTTP(ctx, ln, handler, cfg.ShutdownTimeout, log) })
+	g.Go(func() error {
+		return serveHTTP(ctx, ln, console.Mount(handler, st, console.Options{Logger: log}), cfg.ShutdownTimeout, log)
+	})
 	for i := range cfg.Workers {
 		w := &worker{
 			name:     fmt.Sprintf("%s/%d", cfg.Instance, i),

@@ -25,6 +25,7 @@ type watchStore interface {
 	PendingJob(ctx context.Context, kind string, payload []byte) (int64, bool, error)
 	EnqueueJob(ctx context.Context, kind string, payload []byte, runAfter time.Time) (int64, error)
 	SetTag(ctx context.Context, repository, tag, digest string) error
+	ListApplications(ctx context.Context) ([]store.Application, error)
 }
 
 // watcher polls the registered registries and queues a scan of every
@@ -109,7 +110,17 @@ func (w *watcher) pollRegistry(ctx context.Context, reg store.Registry) error {
 	}
 	slices.Sort(repos)
 	repos = slices.Compact(repos)
+	// End-of-life applications are no longer scanned: skip the
+	// repositories their patterns own (labels are known only after a scan).
+	apps, err := w.store.ListApplications(ctx)
+	if err != nil {
+		return err
+	}
 	for _, repoName := range repos {
+		if a := store.RepositoryOwner(apps, r.Name()+"/"+repoName); a != nil && a.Lifecycle == store.LifecycleEndOfLife {
+			log.Debug("skipping the repository of an end-of-life application", "repository", repoName, "application", a.Name)
+			continue
+		}
 		err := w.pollRepository(ctx, r, repoName, nopts, ropts, log)
 		var re remoteErr
 		if errors.As(err, &re) {

@@ -1,0 +1,118 @@
+package server
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/bulwark-sec/bulwark/internal/api"
+	"github.com/bulwark-sec/bulwark/internal/registrytest"
+	"github.com/bulwark-sec/bulwark/internal/store"
+)
+
+// The watcher skips the repositories of an end-of-life application: no
+// scan queued, no tag recorded. Back to active, the next poll takes them.
+func TestServerWatchSkipsEndOfLife(t *testing.T) {
+	ctx := t.Context()
+	reg := registrytest.New(t)
+	legacyImg, legacyDigest := variantImage(t, "legacy")
+	shopImg, shopDigest := variantImage(t, "shop")
+	reg.Push(t, "legacy/app:1", legacyImg)
+	reg.Push(t, "shop/api:1", shopImg)
+
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "bulwark.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	id, err := st.PutRegistry(ctx, store.Registry{Name: "local", URL: "http://" + reg.Host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, repo := range []string{"legacy/app", "shop/api"} {
+		if err := st.AddRepository(ctx, id, repo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	legacy := store.Application{Name: "legacy", Lifecycle: store.LifecycleEndOfLife, Repositories: []string{"legacy/*"}}
+	if _, err := st.PutApplication(ctx, legacy); err != nil {
+		t.Fatal(err)
+	}
+	w := &watcher{store: st, log: slog.New(slog.DiscardHandler), interval: time.Hour}
+	queued := func(repo, digest string) bool {
+		t.Helper()
+		payload, _ := json.Marshal(api.ScanPayload{Image: reg.Host + "/" + repo + "@" + digest})
+		_, ok, err := st.PendingJob(ctx, api.JobScan, payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+
+	if err := w.poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !queued("shop/api", shopDigest) {
+		t.Errorf("the active repository's digest was not queued")
+	}
+	if queued("legacy/app", legacyDigest) {
+		t.Errorf("the end-of-life repository's digest was queued")
+	}
+	if tags, err := st.Tags(ctx, reg.Host+"/legacy/app"); err != nil || len(tags) != 0 {
+		t.Errorf("end-of-life tags recorded: %v, %v", tags, err)
+	}
+
+	legacy.Lifecycle = store.LifecycleDeprecated
+	if _, err := st.PutApplication(ctx, legacy); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !queued("legacy/app", legacyDigest) {
+		t.Errorf("the deprecated (no longer end-of-life) repository's digest was not queued")
+	}
+}
+
+// Run serves the web console under /ui/ beside the API: a browser is sent
+// to the login form, and logs in with an API token.
+func TestServerConsoleMounted(t *testing.T) {
+	dir := t.TempDir()
+	admin := bootstrap(t, dir)
+	c, _ := startServer(t, dir)
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	browser := &http.Client{Jar: jar}
+	get := func(resp *http.Response, err error) (string, string) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", resp.Request.URL, resp.StatusCode, b)
+		}
+		return resp.Request.URL.Path, string(b)
+	}
+	path, body := get(browser.Get(c.base + "/ui/"))
+	if path != "/ui/login" || !strings.Contains(body, `name="token"`) {
+		t.Fatalf("GET /ui/ ended at %s: %s", path, body)
+	}
+	path, body = get(browser.PostForm(c.base+"/ui/login", url.Values{"token": {admin.Token}}))
+	if path != "/ui/repositories" || !strings.Contains(body, "<h1>Repositories</h1>") {
+		t.Fatalf("login ended at %s: %s", path, body)
+	}
+	if code, _ := c.do("GET", "/healthz", "", nil); code != 200 {
+		t.Errorf("/healthz beside the console: %d", code)
+	}
+}
