@@ -19,8 +19,7 @@ func newAdmissionCmd(g *globalOptions) *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	cmd.AddCommand(newAdmissionServeCmd(g))
-	// `bulwark admission install` is added by addAdmissionInstall
-	// (admission_install.go) once it exists.
+	addAdmissionInstall(cmd, g) // admission_install.go
 	return cmd
 }
 
