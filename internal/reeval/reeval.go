@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bulwark-sec/bulwark/internal/failpoint"
 	"github.com/bulwark-sec/bulwark/internal/match"
 	"github.com/bulwark-sec/bulwark/internal/osv"
 	"github.com/bulwark-sec/bulwark/internal/sbom"
@@ -278,6 +279,7 @@ func (e *Engine) Reevaluate(ctx context.Context, changed []*osv.Record) (Result,
 			if err != nil || !revoked {
 				return err
 			}
+			failpoint.Hit("reeval.revoked")
 			rv := Revocation{Digest: d, Reason: reason, Time: now().UTC()}
 			mu.Lock()
 			res.Revocations = append(res.Revocations, rv)

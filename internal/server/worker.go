@@ -13,6 +13,7 @@ import (
 
 	"github.com/bulwark-sec/bulwark/internal/api"
 	"github.com/bulwark-sec/bulwark/internal/assess"
+	"github.com/bulwark-sec/bulwark/internal/failpoint"
 	"github.com/bulwark-sec/bulwark/internal/image"
 	"github.com/bulwark-sec/bulwark/internal/match"
 	"github.com/bulwark-sec/bulwark/internal/store"
@@ -159,6 +160,7 @@ func (w *worker) scan(ctx context.Context, j *store.Job) (string, error) {
 			return "", err
 		}
 	}
+	failpoint.Hit("scan.stored")
 	if w.judgment != nil && a.Decision != nil {
 		if err := w.judgment.certify(ctx, ref.Context().Digest(src.Digest), repo, a); err != nil {
 			return "", fmt.Errorf("certifying %s: %w", ref.Name(), err)
