@@ -189,7 +189,7 @@ func describeK8sToleration(t corev1.Toleration) string {
 // placementPatches injects the pool's node selector and tolerations into
 // a sensitive workload. Conflicting values are left for the validating
 // webhook to deny.
-func (c *Config) placementPatches(o *Object) []patchOp {
+func (c *Config) placementPatches(o *Object) []PatchOp {
 	p := c.Placement
 	if !p.applies(o) {
 		return nil
@@ -198,9 +198,9 @@ func (c *Config) placementPatches(o *Object) []patchOp {
 		return nil
 	}
 	spec := &o.Pod.Spec
-	var ops []patchOp
+	var ops []PatchOp
 	if spec.NodeSelector == nil {
-		ops = append(ops, patchOp{Op: "add", Path: o.SpecPath + "/nodeSelector", Value: p.NodeSelector})
+		ops = append(ops, PatchOp{Op: "add", Path: o.SpecPath + "/nodeSelector", Value: p.NodeSelector})
 	} else {
 		keys := make([]string, 0, len(p.NodeSelector))
 		for k := range p.NodeSelector {
@@ -209,7 +209,7 @@ func (c *Config) placementPatches(o *Object) []patchOp {
 		sort.Strings(keys)
 		for _, k := range keys {
 			if _, set := spec.NodeSelector[k]; !set {
-				ops = append(ops, patchOp{Op: "add", Path: o.SpecPath + "/nodeSelector/" + escapePointer(k), Value: p.NodeSelector[k]})
+				ops = append(ops, PatchOp{Op: "add", Path: o.SpecPath + "/nodeSelector/" + escapePointer(k), Value: p.NodeSelector[k]})
 			}
 		}
 	}
@@ -221,18 +221,18 @@ func (c *Config) placementPatches(o *Object) []patchOp {
 	}
 	if len(missing) > 0 {
 		if spec.Tolerations == nil {
-			ops = append(ops, patchOp{Op: "add", Path: o.SpecPath + "/tolerations", Value: missing})
+			ops = append(ops, PatchOp{Op: "add", Path: o.SpecPath + "/tolerations", Value: missing})
 		} else {
 			for _, t := range missing {
-				ops = append(ops, patchOp{Op: "add", Path: o.SpecPath + "/tolerations/-", Value: t})
+				ops = append(ops, PatchOp{Op: "add", Path: o.SpecPath + "/tolerations/-", Value: t})
 			}
 		}
 	}
 	return ops
 }
 
-// patchOp is one JSONPatch (RFC 6902) operation.
-type patchOp struct {
+// PatchOp is one JSONPatch (RFC 6902) operation.
+type PatchOp struct {
 	Op    string `json:"op"`
 	Path  string `json:"path"`
 	Value any    `json:"value,omitempty"`

@@ -212,8 +212,8 @@ func (w *Webhook) imageRules(ctx context.Context, o *Object, online bool) []Find
 // Mutate returns the JSONPatch operations for o: tags pinned to the
 // digests they resolve to, and the segregated pool's node selector and
 // tolerations for sensitive workloads.
-func (w *Webhook) Mutate(ctx context.Context, o *Object) []patchOp {
-	var ops []patchOp
+func (w *Webhook) Mutate(ctx context.Context, o *Object) []PatchOp {
+	var ops []PatchOp
 	if w.cfg.imageMode(o.Namespace) != Off {
 		var tagged []container
 		for _, c := range o.containers() {
@@ -232,7 +232,7 @@ func (w *Webhook) Mutate(ctx context.Context, o *Object) []patchOp {
 					w.log.Info("not pinning a tag", "image", c.Image, "err", err)
 					continue
 				}
-				ops = append(ops, patchOp{Op: "replace", Path: c.Path + "/image", Value: pinnedImage(c.Image, d)})
+				ops = append(ops, PatchOp{Op: "replace", Path: c.Path + "/image", Value: pinnedImage(c.Image, d)})
 			}
 		}
 	}
