@@ -377,14 +377,16 @@ func (h *Handler) createScan(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusBadRequest, err, "parsing image reference %q: %v", req.Image, err)
 	}
 	payload, _ := json.Marshal(ScanPayload{Image: ref.Name()})
-	id, err := h.store.EnqueueJob(ctx, JobScan, payload, time.Time{})
+	var id int64
+	err = h.auditor.Do(ctx, func(tx *store.Store) ([]audit.Entry, error) {
+		var err error
+		if id, err = tx.EnqueueJob(ctx, JobScan, payload, time.Time{}); err != nil {
+			return nil, err
+		}
+		after, _ := json.Marshal(map[string]any{"job": id, "kind": JobScan, "image": ref.Name()})
+		return []audit.Entry{{Actor: principal(ctx).Actor(), Action: "scan.request", Object: ref.Name(), After: after}}, nil
+	})
 	if err != nil {
-		return err
-	}
-	after, _ := json.Marshal(map[string]any{"job": id, "kind": JobScan, "image": ref.Name()})
-	if err := h.auditor.Append(ctx, audit.Entry{
-		Actor: principal(ctx).Actor(), Action: "scan.request", Object: ref.Name(), After: after,
-	}); err != nil {
 		return err
 	}
 	h.log.Info("scan queued", "job", id, "image", ref.Name(), "actor", principal(ctx).Actor())

@@ -249,46 +249,52 @@ func (h *Handler) registryNotification(w http.ResponseWriter, r *http.Request) e
 	}
 	jobs := []queued{}
 	ignored := 0
-	for _, ev := range env.Events {
-		if ev.Action != "push" || !manifestTypes[ev.Target.MediaType] || ev.Target.Digest == "" {
-			ignored++
-			continue
-		}
-		ref, err := notificationRef(ev)
-		if err != nil {
-			h.log.Warn("ignoring notification event", "event", ev.ID, "err", err)
-			ignored++
-			continue
-		}
-		if ev.Target.Tag != "" {
-			tag, err := name.NewTag(ref.Context().Name() + ":" + ev.Target.Tag)
+	// The tags, the scan jobs and the audit entry commit together.
+	err = h.auditor.Do(ctx, func(tx *store.Store) ([]audit.Entry, error) {
+		jobs, ignored = jobs[:0], 0
+		for _, ev := range env.Events {
+			if ev.Action != "push" || !manifestTypes[ev.Target.MediaType] || ev.Target.Digest == "" {
+				ignored++
+				continue
+			}
+			ref, err := notificationRef(ev)
 			if err != nil {
-				h.log.Warn("ignoring the tag of a notification event", "event", ev.ID, "err", err)
-			} else if err := h.store.SetTag(ctx, tag.Context().Name(), tag.TagStr(), ref.DigestStr()); err != nil {
-				return err
+				h.log.Warn("ignoring notification event", "event", ev.ID, "err", err)
+				ignored++
+				continue
 			}
-		}
-		payload, _ := json.Marshal(ScanPayload{Image: ref.Name()})
-		// A scan of the same reference still pending (the registry retrying
-		// a delivery, or a poll that found it first) is reused.
-		id, pending, err := h.store.PendingJob(ctx, JobScan, payload)
-		if err != nil {
-			return err
-		}
-		if !pending {
-			if id, err = h.store.EnqueueJob(ctx, JobScan, payload, time.Time{}); err != nil {
-				return err
+			if ev.Target.Tag != "" {
+				tag, err := name.NewTag(ref.Context().Name() + ":" + ev.Target.Tag)
+				if err != nil {
+					h.log.Warn("ignoring the tag of a notification event", "event", ev.ID, "err", err)
+				} else if err := tx.SetTag(ctx, tag.Context().Name(), tag.TagStr(), ref.DigestStr()); err != nil {
+					return nil, err
+				}
 			}
+			payload, _ := json.Marshal(ScanPayload{Image: ref.Name()})
+			// A scan of the same reference still pending (the registry
+			// retrying a delivery, or a poll that found it first) is reused.
+			id, pending, err := tx.PendingJob(ctx, JobScan, payload)
+			if err != nil {
+				return nil, err
+			}
+			if !pending {
+				if id, err = tx.EnqueueJob(ctx, JobScan, payload, time.Time{}); err != nil {
+					return nil, err
+				}
+			}
+			jobs = append(jobs, queued{Job: id, Image: ref.Name()})
 		}
-		jobs = append(jobs, queued{Job: id, Image: ref.Name()})
+		if len(jobs) == 0 {
+			return nil, nil
+		}
+		after, _ := json.Marshal(map[string]any{"jobs": jobs, "ignored": ignored})
+		return []audit.Entry{{Actor: principal(ctx).Actor(), Action: "registry.notification", Object: "scan", After: after}}, nil
+	})
+	if err != nil {
+		return err
 	}
 	if len(jobs) > 0 {
-		after, _ := json.Marshal(map[string]any{"jobs": jobs, "ignored": ignored})
-		if err := h.auditor.Append(ctx, audit.Entry{
-			Actor: principal(ctx).Actor(), Action: "registry.notification", Object: "scan", After: after,
-		}); err != nil {
-			return err
-		}
 		h.log.Info("registry notification", "queued", len(jobs), "ignored", ignored, "actor", principal(ctx).Actor())
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"jobs": jobs, "ignored": ignored})

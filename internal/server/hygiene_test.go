@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"strings"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,5 +114,23 @@ func TestServerConsoleMounted(t *testing.T) {
 	}
 	if code, _ := c.do("GET", "/healthz", "", nil); code != 200 {
 		t.Errorf("/healthz beside the console: %d", code)
+	}
+}
+
+// A scan asked for by hand (or by a push notification) of an end-of-life
+// application's repository completes without scanning.
+func TestServerScanSkipsEndOfLife(t *testing.T) {
+	reg := registrytest.New(t)
+	img, d := variantImage(t, "legacy")
+	reg.Push(t, "legacy/app:1", img)
+	dir := t.TempDir()
+	admin := bootstrap(t, dir)
+	c, _ := startServerWith(t, dir, func(cfg *Config) { cfg.WatchInterval = time.Hour })
+	_, operator := roleTokens(c, admin)
+	c.json("POST", "/api/v1/applications", admin.Token, map[string]any{"name": "legacy", "lifecycle": store.LifecycleEndOfLife,
+		"repositories": []string{"legacy/*"}}, http.StatusCreated, nil)
+	waitScan(t, c, operator.Token, reg.Ref("legacy/app:1"))
+	if code, _ := c.do("GET", "/api/v1/images/"+d, admin.Token, nil); code != http.StatusNotFound {
+		t.Errorf("the end-of-life image was scanned: GET image %d", code)
 	}
 }

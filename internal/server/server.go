@@ -272,6 +272,7 @@ func Run(ctx context.Context, cfg Config) error {
 			keychain: kc,
 			advisory: adb,
 			judgment: judge,
+			skip:     endOfLife(st),
 		}
 		g.Go(func() error { return w.Run(ctx) })
 	}
@@ -285,6 +286,19 @@ func Run(ctx context.Context, cfg Config) error {
 	err = g.Wait()
 	log.Info("bulwark server stopped", "err", err)
 	return err
+}
+
+// endOfLife reports whether a repository belongs to an end-of-life
+// application (by repository pattern), whose images are not scanned.
+func endOfLife(st *store.Store) func(ctx context.Context, repository string) (bool, error) {
+	return func(ctx context.Context, repository string) (bool, error) {
+		apps, err := st.ListApplications(ctx)
+		if err != nil {
+			return false, err
+		}
+		a := store.RepositoryOwner(apps, repository)
+		return a != nil && a.Lifecycle == store.LifecycleEndOfLife, nil
+	}
 }
 
 // loadPolicy loads the policy file, or the built-in rules with their
