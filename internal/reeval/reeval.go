@@ -30,9 +30,10 @@ type Store interface {
 	DigestsFor(ctx context.Context, ecosystem, name string) ([]string, error)
 	Inventory(ctx context.Context, digest string) (*sbom.SBOM, error)
 	Certification(ctx context.Context, digest string) (store.Certification, error)
-	// Revoke moves a certified digest to revoked and audits it as actor,
-	// in one transaction; false when it was not certified.
-	Revoke(ctx context.Context, digest, reason, actor string) (bool, error)
+	// RevokeBatch moves the certified digests of batch to revoked and
+	// audits each as actor, in one transaction, and returns those it
+	// revoked (the others were not certified).
+	RevokeBatch(ctx context.Context, batch []store.Revocation, actor string) ([]store.Revocation, error)
 	ListImages(ctx context.Context, repository string) ([]store.Image, error)
 }
 
@@ -229,14 +230,26 @@ func (e *Engine) Reevaluate(ctx context.Context, changed []*osv.Record) (Result,
 	}
 	mm := newMatcher(e.Advisory)
 
+	actor := e.Actor
+	if actor == "" {
+		actor = DefaultActor
+	}
 	matchStart := time.Now()
 	var (
 		mu        sync.Mutex
 		rematched int
-		// SQLite has one writer: revocations are written one at a time,
-		// so no worker sleeps in the busy handler waiting for the lock.
-		writeMu sync.Mutex
 	)
+	// SQLite has one writer: the workers hand failing certified digests to
+	// one writer, which revokes them in batches (one transaction each).
+	pending := make(chan store.Revocation, maxBatch)
+	written := make(chan error, 1)
+	go func() {
+		written <- e.write(ctx, pending, actor, now, func(rv Revocation) {
+			mu.Lock()
+			res.Revocations = append(res.Revocations, rv)
+			mu.Unlock()
+		})
+	}()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)
 	for _, d := range digests {
@@ -269,28 +282,17 @@ func (e *Engine) Reevaluate(ctx context.Context, changed []*osv.Record) (Result,
 			if reason == "" {
 				reason = "no longer passes policy"
 			}
-			actor := e.Actor
-			if actor == "" {
-				actor = DefaultActor
+			select {
+			case pending <- store.Revocation{Digest: d, Reason: reason}:
+				return nil
+			case <-gctx.Done():
+				return gctx.Err()
 			}
-			writeMu.Lock()
-			revoked, err := e.Store.Revoke(gctx, d, reason, actor)
-			writeMu.Unlock()
-			if err != nil || !revoked {
-				return err
-			}
-			failpoint.Hit("reeval.revoked")
-			rv := Revocation{Digest: d, Reason: reason, Time: now().UTC()}
-			mu.Lock()
-			res.Revocations = append(res.Revocations, rv)
-			mu.Unlock()
-			if e.OnRevoke != nil {
-				e.OnRevoke(rv)
-			}
-			return nil
 		})
 	}
 	err := g.Wait()
+	close(pending)
+	err = errors.Join(err, <-written)
 	res.Rematched = rematched
 	slices.SortFunc(res.Revocations, func(a, b Revocation) int { return strings.Compare(a.Digest, b.Digest) })
 	res.MatchTime = time.Since(matchStart)
@@ -299,6 +301,50 @@ func (e *Engine) Reevaluate(ctx context.Context, changed []*osv.Record) (Result,
 		return res, fmt.Errorf("re-evaluating: %w", err)
 	}
 	return res, nil
+}
+
+// maxBatch bounds the revocations written in one transaction.
+const maxBatch = 64
+
+// write revokes what arrives on pending, in batches of what is waiting
+// (at most maxBatch), until pending is closed; each revocation committed is
+// passed to add, then to OnRevoke. After a failed write it keeps draining
+// pending, so no worker blocks, and returns the error.
+func (e *Engine) write(ctx context.Context, pending <-chan store.Revocation, actor string, now func() time.Time, add func(Revocation)) error {
+	var failed error
+	for first := range pending {
+		if failed != nil {
+			continue
+		}
+		batch := []store.Revocation{first}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case r, ok := <-pending:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		done, err := e.Store.RevokeBatch(ctx, batch, actor)
+		if err != nil {
+			failed = err
+			continue
+		}
+		t := now().UTC()
+		for _, r := range done {
+			failpoint.Hit("reeval.revoked")
+			rv := Revocation{Digest: r.Digest, Reason: r.Reason, Time: t}
+			add(rv)
+			if e.OnRevoke != nil {
+				e.OnRevoke(rv)
+			}
+		}
+	}
+	return failed
 }
 
 // RollbackTarget returns the newest digest of repository (by the image

@@ -256,7 +256,7 @@ func TestCrashDuringReevaluation(t *testing.T) {
 		t.Skip("starts server processes")
 	}
 	dir := t.TempDir()
-	const n = 40
+	const n = 300
 	digests := seedCertified(t, dir, n)
 	cfg := childConfig{DataDir: dir, AdvisorySources: []string{"npm=" + advisoryFeed(t, 0)}, AdvisoryInterval: time.Hour}
 
