@@ -155,3 +155,46 @@ func TestServerRoles(t *testing.T) {
 		t.Errorf("audit: %+v %v", rep, err)
 	}
 }
+
+// Every mutating route, as h.routes() lists them (so a new route is covered
+// the day it is added), refuses a call without a token or with an invalid
+// one (401) and one from a viewer (403), and none of them changes anything:
+// the audit log stays empty.
+func TestServerEveryMutatingRouteNeedsAToken(t *testing.T) {
+	h, st := newTestAPI(t)
+	_, viewer, err := st.CreateToken(t.Context(), "dash", store.RoleViewer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill := strings.NewReplacer("{digest}", "sha256:"+strings.Repeat("a", 64), "{name}", "x", "{id}", "1", "{path...}", "r/app/rollback")
+	mutating := 0
+	for _, rt := range h.routes() {
+		method, path, _ := strings.Cut(rt.pattern, " ")
+		if method == "GET" || method == "HEAD" {
+			continue
+		}
+		mutating++
+		if rt.role == "" {
+			t.Errorf("%s needs no token", rt.pattern)
+			continue
+		}
+		for token, want := range map[string]int{"": http.StatusUnauthorized, "bwk_not-a-token": http.StatusUnauthorized, viewer: http.StatusForbidden} {
+			req := httptest.NewRequest(method, fill.Replace(path), strings.NewReader(`{}`))
+			if token != "" {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != want {
+				t.Errorf("%s with token %.12q: %d, want %d", rt.pattern, token, rec.Code, want)
+			}
+		}
+	}
+	if mutating < 10 {
+		t.Errorf("only %d mutating routes found", mutating)
+	}
+	rep, err := audit.Verify(t.Context(), st.DB())
+	if err != nil || rep.Entries != 0 {
+		t.Errorf("refused calls wrote to the audit log: %+v %v", rep, err)
+	}
+}
