@@ -1,33 +1,28 @@
 package cli
 
 import (
-	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	"github.com/bulwark-sec/bulwark/internal/k8stest"
 	"github.com/bulwark-sec/bulwark/internal/kubeinstall"
 	"github.com/bulwark-sec/bulwark/internal/sign"
 )
 
-// runInstall runs `admission install args...` under a parent command of
-// its own, as `bulwark admission` holds it.
+// runInstall runs `bulwark admission install args...` in process; a
+// non-zero exit is an error holding stderr.
 func runInstall(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	parent := &cobra.Command{Use: "admission", SilenceUsage: true, SilenceErrors: true}
-	addAdmissionInstall(parent, &globalOptions{stderr: &errb})
-	parent.SetOut(&out)
-	parent.SetErr(&errb)
-	parent.SetArgs(append([]string{"install"}, args...))
-	err = parent.Execute()
-	return out.String(), errb.String(), err
+	stdout, stderr, code := run(t, append([]string{"admission", "install"}, args...)...)
+	if code != ExitOK {
+		return stdout, stderr, fmt.Errorf("exit %d: %s", code, stderr)
+	}
+	return stdout, stderr, nil
 }
 
 // installConfig writes an admission configuration trusting a fresh key.
@@ -70,8 +65,8 @@ func TestAdmissionInstallPrints(t *testing.T) {
 		{[]string{"--admission-config", file, "--image", "x", "--timeout-seconds", "60"}, "1 to 30 seconds"},
 		{[]string{"--admission-config", file, "--image", "x", "--apply", "--kubectl", filepath.Join(t.TempDir(), "no-kubectl")}, "applying with"},
 	} {
-		if _, _, err := runInstall(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("install %v: %v, want %q", tc.args, err, tc.want)
+		if _, _, err := runInstall(t, tc.args...); err == nil || !strings.Contains(err.Error(), "exit 2: bulwark: ") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("install %v: %v, want exit 2 and %q", tc.args, err, tc.want)
 		}
 	}
 }
