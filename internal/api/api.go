@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/bulwark-sec/bulwark/internal/audit"
+	"github.com/bulwark-sec/bulwark/internal/match"
 	"github.com/bulwark-sec/bulwark/internal/policy"
 	"github.com/bulwark-sec/bulwark/internal/reeval"
 	"github.com/bulwark-sec/bulwark/internal/sbom"
@@ -63,6 +64,8 @@ type Handler struct {
 
 	advisory AdvisoryUpdater // nil until UseAdvisoryUpdater
 	sealKey  *seal.Key       // nil until UseSealKey
+
+	advisorySource match.Source // nil until UseAdvisorySource
 }
 
 // New returns the API over st. Mutations are audited through auditor;
@@ -103,6 +106,7 @@ func (h *Handler) routes() []route {
 		{"GET /api/v1/openapi.json", "", h.openAPI},
 		{"GET /api/v1/images", store.RoleViewer, h.listImages},
 		{"GET /api/v1/images/{digest}", store.RoleViewer, h.getImage},
+		{"GET /api/v1/images/{digest}/findings", store.RoleViewer, h.findings},
 		{"GET /api/v1/jobs/{id}", store.RoleViewer, h.getJob},
 		{"POST /api/v1/scans", store.RoleOperator, h.createScan},
 		{"POST /api/v1/tokens", store.RoleAdmin, h.createToken},

@@ -108,6 +108,22 @@ func TestServerCertifies(t *testing.T) {
 		t.Errorf("bad image: %+v, certification %+v", b, b.Certification)
 	}
 
+	// The findings, recomputed from the stored inventory.
+	var rep struct {
+		Findings []struct {
+			ID      string   `json:"id"`
+			Aliases []string `json:"aliases"`
+		} `json:"findings"`
+	}
+	c.json("GET", "/api/v1/images/"+badDigest+"/findings", viewer.Token, nil, http.StatusOK, &rep)
+	if len(rep.Findings) != 1 || !strings.Contains(rep.Findings[0].ID+strings.Join(rep.Findings[0].Aliases, ","), "CVE-2021-23337") {
+		t.Errorf("findings of the bad image: %+v", rep)
+	}
+	c.json("GET", "/api/v1/images/"+goodDigest+"/findings", viewer.Token, nil, http.StatusOK, &rep)
+	if len(rep.Findings) != 0 {
+		t.Errorf("findings of the good image: %+v", rep)
+	}
+
 	// The certification is in the registry, in cosign's format, with the
 	// three attestations.
 	pubKey, err := sign.LoadPublicKey(pub)

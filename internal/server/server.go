@@ -246,6 +246,7 @@ func Run(ctx context.Context, cfg Config) error {
 	judge.onChange = ev.changed
 	handler.UseAdvisoryUpdater(upd)
 	handler.UseSealKey(key)
+	handler.UseAdvisorySource(adb)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
