@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -89,13 +90,28 @@ func requireBinaries(t testing.TB) string {
 func Start(t testing.TB) *Cluster {
 	t.Helper()
 	bin := requireBinaries(t)
-	dir := t.TempDir()
-	c := &Cluster{t: t, bin: bin, dir: dir}
+	root := t.TempDir()
+	c := &Cluster{t: t, bin: bin}
 	t.Cleanup(c.stop)
-	if err := c.start(); err != nil {
+	// The free ports are free when picked, not when bound: another
+	// process may take one in between. Then start afresh on other ports.
+	for attempt := 1; ; attempt++ {
+		c.dir = filepath.Join(root, fmt.Sprintf("run%d", attempt))
+		if err := os.MkdirAll(c.dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		err := c.start()
+		if err == nil {
+			return c
+		}
+		if attempt < 3 && strings.Contains(err.Error(), "address already in use") {
+			t.Logf("starting Kubernetes (attempt %d): a port was taken; retrying", attempt)
+			c.stop()
+			c.procs = nil
+			continue
+		}
 		t.Fatalf("starting Kubernetes: %v", err)
 	}
-	return c
 }
 
 func (c *Cluster) start() error {
@@ -245,14 +261,23 @@ func (c *Cluster) launch(name string, args ...string) (*proc, error) {
 	// Own process group, killed as a whole; and killed with the test
 	// binary should it die first.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", name, err)
-	}
 	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	// Pdeathsig fires when the starting OS thread exits, not the process:
+	// start from a locked thread that lives until the child does.
+	started := make(chan error, 1)
 	go func() {
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
+	if err := <-started; err != nil {
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
 	c.procs = append(c.procs, p)
 	return p, nil
 }
