@@ -72,7 +72,7 @@ spec:
     metadata: {labels: {owner: shop}}
     spec:
       initContainers: [{name: init, image: `+tag+`}]
-      containers: [{name: app, image: `+f.certified.String()+`}, {name: side, image: `+tag+`}]
+      containers: [{name: app, image: `+f.certified.String()+`}, {name: side, image: `+tag+`}, {name: evil, image: `+f.reg.Ref("shop/evil:1.0")+`}]
 `))
 	if !r.Allowed || r.PatchType == nil || string(*r.PatchType) != "JSONPatch" {
 		t.Fatalf("mutate: allowed=%v patchType=%v", r.Allowed, r.PatchType)
@@ -87,7 +87,7 @@ spec:
 		got[op["path"].(string)] = op["value"]
 	}
 	if len(ops) != 2 || got["/spec/template/spec/initContainers/0/image"] != want || got["/spec/template/spec/containers/1/image"] != want {
-		t.Errorf("patch = %s, want both tags replaced by %s", r.Patch, want)
+		t.Errorf("patch = %s, want both certified tags replaced by %s and the uncertified one left as written", r.Patch, want)
 	}
 }
 

@@ -223,16 +223,15 @@ func (w *Webhook) Mutate(ctx context.Context, o *Object) []PatchOp {
 		}
 		if len(tagged) > 0 {
 			for _, c := range tagged {
-				ref, err := w.images.parse(c.Image)
-				if err != nil {
+				// Only a tag whose digest is certified is pinned: an
+				// uncertified one stays as written, so the validating
+				// webhook's denial names the tag the user wrote.
+				v := w.images.check(ctx, c.Image, !w.offline)
+				if v.Problem != "" || v.Digest == "" {
+					w.log.Info("not pinning a tag", "image", c.Image, "problem", v.Problem)
 					continue
 				}
-				d, err := w.images.resolve(ctx, ref, !w.offline)
-				if err != nil {
-					w.log.Info("not pinning a tag", "image", c.Image, "err", err)
-					continue
-				}
-				ops = append(ops, PatchOp{Op: "replace", Path: c.Path + "/image", Value: pinnedImage(c.Image, d)})
+				ops = append(ops, PatchOp{Op: "replace", Path: c.Path + "/image", Value: pinnedImage(c.Image, v.Digest)})
 			}
 		}
 	}

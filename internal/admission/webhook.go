@@ -101,9 +101,20 @@ func (w *Webhook) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(w.cfg.Server.PollInterval)
 	defer t.Stop()
+	var down time.Time // when the current outage began; zero when the feed works
 	for {
-		if err := w.Sync(ctx); err != nil && ctx.Err() == nil {
-			w.log.Warn("certification feed", "server", w.cfg.Server.URL, "err", err)
+		err := w.Sync(ctx)
+		switch {
+		case ctx.Err() != nil:
+		case err != nil && down.IsZero():
+			// Once per outage, not once per poll.
+			down = time.Now()
+			w.log.Warn("certification feed unreachable; deciding from the cache", "server", w.cfg.Server.URL, "err", err)
+		case err != nil:
+			w.log.Debug("certification feed still unreachable", "server", w.cfg.Server.URL, "err", err)
+		case !down.IsZero():
+			w.log.Info("certification feed back", "server", w.cfg.Server.URL, "outage", time.Since(down).Round(time.Second))
+			down = time.Time{}
 		}
 		// Ready after the first attempt, whether or not it worked: the
 		// cache and first-sight verification still decide.
