@@ -48,11 +48,11 @@ func startControlPlane(t *testing.T, images map[name.Digest]string) *controlPlan
 		}
 	}
 	auditor := api.NewAuditor(st, audit.AnchorPath(server.DBPath(dir)))
-	admin, err := api.CreateToken(ctx, st, auditor, "test", "root", store.RoleAdmin)
+	admin, err := api.CreateToken(ctx, auditor, "test", "root", store.RoleAdmin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	viewer, err := api.CreateToken(ctx, st, auditor, "test", "admission", store.RoleViewer)
+	viewer, err := api.CreateToken(ctx, auditor, "test", "admission", store.RoleViewer)
 	if err != nil {
 		t.Fatal(err)
 	}

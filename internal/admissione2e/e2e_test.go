@@ -95,11 +95,11 @@ func startServer(t *testing.T, images map[string]name.Digest) *controlPlane {
 		t.Fatal(err)
 	}
 	auditor := api.NewAuditor(st, audit.AnchorPath(server.DBPath(dir)))
-	admin, err := api.CreateToken(ctx, st, auditor, "test:bootstrap", "root", store.RoleAdmin)
+	admin, err := api.CreateToken(ctx, auditor, "test:bootstrap", "root", store.RoleAdmin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	viewer, err := api.CreateToken(ctx, st, auditor, "test:bootstrap", "admission", store.RoleViewer)
+	viewer, err := api.CreateToken(ctx, auditor, "test:bootstrap", "admission", store.RoleViewer)
 	if err != nil {
 		t.Fatal(err)
 	}

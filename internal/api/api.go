@@ -425,7 +425,7 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) error {
 	if roleRank[req.Role] == 0 {
 		return errorf(http.StatusBadRequest, nil, "unknown role %q (want viewer, operator or admin)", req.Role)
 	}
-	created, err := CreateToken(ctx, h.store, h.auditor, principal(ctx).Actor(), req.Name, req.Role)
+	created, err := CreateToken(ctx, h.auditor, principal(ctx).Actor(), req.Name, req.Role)
 	if err != nil {
 		return err
 	}
@@ -434,23 +434,24 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// TokenCreator is what CreateToken needs.
-type TokenCreator interface {
-	CreateToken(ctx context.Context, name, role string) (id int64, token string, err error)
-}
-
 // CreateToken creates an API token and audits it as actor ("token:3" from
-// the API, "cli:<user>" from `bulwark server token create`). The audit
-// entry records id, name and role, never the token.
-func CreateToken(ctx context.Context, st TokenCreator, a *Auditor, actor, name, role string) (TokenCreated, error) {
-	id, token, err := st.CreateToken(ctx, name, role)
+// the API, "cli:<user>" from `bulwark server token create`), in one
+// transaction of a's store. The audit entry records id, name and role,
+// never the token.
+func CreateToken(ctx context.Context, a *Auditor, actor, name, role string) (TokenCreated, error) {
+	var (
+		id    int64
+		token string
+	)
+	err := a.Do(ctx, func(tx *store.Store) ([]audit.Entry, error) {
+		var err error
+		if id, token, err = tx.CreateToken(ctx, name, role); err != nil {
+			return nil, err
+		}
+		after, _ := json.Marshal(map[string]any{"id": id, "name": name, "role": role})
+		return []audit.Entry{{Actor: actor, Action: "token.create", Object: "token:" + strconv.FormatInt(id, 10), After: after}}, nil
+	})
 	if err != nil {
-		return TokenCreated{}, err
-	}
-	after, _ := json.Marshal(map[string]any{"id": id, "name": name, "role": role})
-	if err := a.Append(ctx, audit.Entry{
-		Actor: actor, Action: "token.create", Object: "token:" + strconv.FormatInt(id, 10), After: after,
-	}); err != nil {
 		return TokenCreated{}, err
 	}
 	return TokenCreated{ID: id, Name: name, Role: role, Token: token}, nil

@@ -167,7 +167,7 @@ needs one.`,
 			}
 			defer st.Close()
 			auditor := api.NewAuditor(st, audit.AnchorPath(server.DBPath(dir)))
-			created, err := api.CreateToken(cmd.Context(), st, auditor, cliActor(), name, role)
+			created, err := api.CreateToken(cmd.Context(), auditor, cliActor(), name, role)
 			if err != nil {
 				return err
 			}

@@ -359,7 +359,7 @@ func TestServerScanFailureFailsJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	op, err := api.CreateToken(t.Context(), st, api.NewAuditor(st, ""), "test", "ci", store.RoleOperator)
+	op, err := api.CreateToken(t.Context(), api.NewAuditor(st, ""), "test", "ci", store.RoleOperator)
 	if err != nil {
 		t.Fatal(err)
 	}

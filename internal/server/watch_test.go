@@ -42,7 +42,7 @@ func bootstrap(t *testing.T, dir string) api.TokenCreated {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	admin, err := api.CreateToken(t.Context(), st, api.NewAuditor(st, audit.AnchorPath(DBPath(dir))), "test:bootstrap", "root", store.RoleAdmin)
+	admin, err := api.CreateToken(t.Context(), api.NewAuditor(st, audit.AnchorPath(DBPath(dir))), "test:bootstrap", "root", store.RoleAdmin)
 	if err != nil {
 		t.Fatal(err)
 	}
