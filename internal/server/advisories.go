@@ -13,6 +13,11 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/vulndb"
 )
 
+// findingsStore stores re-evaluated findings counts.
+type findingsStore interface {
+	SetFindings(ctx context.Context, counts map[string]map[string]int) error
+}
+
 // changeConsumer is the server's cursor name in the advisory database's
 // change log.
 const changeConsumer = "server"
@@ -37,8 +42,11 @@ const changeConsumer = "server"
 // the same digests, and the conditional revoke lets only the first write
 // it (docs/server.md).
 type updater struct {
-	adb      *vulndb.DB
-	engine   func() *reeval.Engine
+	adb *vulndb.DB
+	// engine returns the re-evaluation engine; its judge passes each
+	// judged image's findings counts to record.
+	engine   func(record func(digest string, counts map[string]int)) *reeval.Engine
+	store    findingsStore
 	sources  []vulndb.Source // scheduled sources; none: API imports only
 	interval time.Duration
 	log      *slog.Logger
@@ -121,10 +129,23 @@ func (u *updater) catchUp(ctx context.Context, actor string) (reeval.Result, err
 	}
 	var res reeval.Result
 	if len(ch.Records) > 0 {
-		e := u.engine()
+		var mu sync.Mutex
+		counts := map[string]map[string]int{}
+		e := u.engine(func(digest string, c map[string]int) {
+			mu.Lock()
+			counts[digest] = c
+			mu.Unlock()
+		})
 		e.Actor = actor
 		if res, err = e.Reevaluate(ctx, ch.Records); err != nil {
 			return res, fmt.Errorf("re-evaluating %d changed advisories: %w", len(ch.Records), err)
+		}
+		// After the revocations, so that they are written first: the
+		// counts the hygiene views show, as of this run.
+		if u.store != nil {
+			if err := u.store.SetFindings(ctx, counts); err != nil {
+				return res, err
+			}
 		}
 		u.log.Info("re-evaluated advisory changes", "changed", len(ch.Records), "affected", res.Affected,
 			"revocations", len(res.Revocations), "duration", res.Total)

@@ -130,8 +130,14 @@ func (j *judgment) set(ctx context.Context, digest, repository string, old store
 // the current policy (scanned before the policy changed, or stored by
 // hand) is judged by the vulnerabilities rule's threshold alone. The new
 // decision is stored when it fails.
-func (j *judgment) judge(fallback reeval.Judge) reeval.Judge {
+//
+// record, when set, is given every judged image's findings counts, for the
+// caller to store once the run is over (store.SetFindings).
+func (j *judgment) judge(fallback reeval.Judge, record func(digest string, counts map[string]int)) reeval.Judge {
 	return func(ctx context.Context, digest string, s *sbom.SBOM, res *match.Result) (bool, string, error) {
+		if record != nil {
+			record(digest, severityCounts(res))
+		}
 		prev, err := j.store.LatestDecision(ctx, digest)
 		if errors.Is(err, store.ErrNotFound) || err == nil && prev.PolicyDigest != j.policy.Digest {
 			return fallback(ctx, digest, s, res)

@@ -210,6 +210,13 @@ func TestServerAdvisoryImportRevokes(t *testing.T) {
 		t.Errorf("rollback target after the advisory: %+v, want %s", target, oldDigest)
 	}
 
+	// The hygiene counts follow the re-evaluation, without a re-scan.
+	var detail imageDetail
+	c.json("GET", "/api/v1/images/"+newDigest, viewer.Token, nil, http.StatusOK, &detail)
+	if detail.Findings["HIGH"] != 1 {
+		t.Errorf("findings of the revoked image after the re-evaluation: %v", detail.Findings)
+	}
+
 	// The notification names the revoked digest and the rollback target.
 	select {
 	case ev := <-received:

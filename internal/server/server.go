@@ -233,9 +233,10 @@ func Run(ctx context.Context, cfg Config) error {
 	judge := &judgment{store: st, auditor: auditor, policy: pol, signer: signer, keychain: kc, insecure: cfg.Insecure, now: time.Now}
 	upd := &updater{
 		adb: adb,
-		engine: func() *reeval.Engine {
-			return &reeval.Engine{Store: st, Advisory: adb, Judge: judge.judge(reeval.SeverityJudge(pol.VulnerabilityThreshold()))}
+		engine: func(record func(string, map[string]int)) *reeval.Engine {
+			return &reeval.Engine{Store: st, Advisory: adb, Judge: judge.judge(reeval.SeverityJudge(pol.VulnerabilityThreshold()), record)}
 		},
+		store:    st,
 		sources:  srcs,
 		interval: cfg.AdvisoryInterval,
 		log:      log.With("task", "advisories"),

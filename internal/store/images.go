@@ -194,3 +194,24 @@ func (s *Store) Tags(ctx context.Context, repository string) ([]Tag, error) {
 	}
 	return out, nil
 }
+
+// SetFindings replaces the findings counts of several images (digest ->
+// severity name -> count) in one transaction, as a re-evaluation leaves
+// them; unknown digests are skipped.
+func (s *Store) SetFindings(ctx context.Context, counts map[string]map[string]int) error {
+	if len(counts) == 0 {
+		return nil
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for digest, c := range counts {
+			b, err := json.Marshal(c)
+			if err != nil {
+				return fmt.Errorf("storing findings of %s: %w", digest, err)
+			}
+			if _, err := tx.ExecContext(ctx, s.d.q(`UPDATE images SET findings = ? WHERE digest = ?`), string(b), digest); err != nil {
+				return fmt.Errorf("storing findings of %s: %w", digest, err)
+			}
+		}
+		return nil
+	})
+}

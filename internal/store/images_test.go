@@ -106,5 +106,12 @@ func TestImageScanFields(t *testing.T) {
 			got.Labels["team"] != "payments" || string(got.Config) != string(cfg) || got.BaseImage != "r/base@sha256:bb" {
 			t.Errorf("image = %+v", got)
 		}
+		// A re-evaluation's counts replace the scan's.
+		if err := s.SetFindings(ctx, map[string]map[string]int{"sha256:aa": {"CRITICAL": 1}, "sha256:unknown": {"LOW": 1}}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ = s.Image(ctx, "sha256:aa"); got.Findings["CRITICAL"] != 1 || got.Findings["HIGH"] != 0 {
+			t.Errorf("findings after SetFindings: %v", got.Findings)
+		}
 	})
 }
