@@ -1,7 +1,6 @@
 package admissione2e
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -10,10 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -24,12 +20,11 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/bulwark-sec/bulwark/internal/admission"
-	"github.com/bulwark-sec/bulwark/internal/api"
-	"github.com/bulwark-sec/bulwark/internal/audit"
 	"github.com/bulwark-sec/bulwark/internal/k8stest"
 	"github.com/bulwark-sec/bulwark/internal/kubeinstall"
 	"github.com/bulwark-sec/bulwark/internal/registrytest"
 	"github.com/bulwark-sec/bulwark/internal/server"
+	"github.com/bulwark-sec/bulwark/internal/servertest"
 	"github.com/bulwark-sec/bulwark/internal/sign"
 	"github.com/bulwark-sec/bulwark/internal/store"
 )
@@ -71,106 +66,6 @@ func certify(t *testing.T, d name.Digest, s sign.Signer) {
 	decision, _ := json.Marshal(map[string]any{"time": time.Now().UTC().Format(time.RFC3339), "policyDigest": "sha256:e2e", "pass": true, "rules": []any{}})
 	if err := sign.AttestImage(ctx, d, s, sign.DecisionPredicateType, decision, sign.Options{}); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// controlPlane is an in-process `bulwark server`.
-type controlPlane struct {
-	url    string
-	admin  string
-	viewer string
-	stop   func()
-}
-
-// startServer seeds a data directory with the certified images (what the
-// server's scan and `bulwark certify` reporting would have stored: the
-// image, its tag and a certified status) and tokens, then runs
-// server.Run on it.
-func startServer(t *testing.T, images map[string]name.Digest) *controlPlane {
-	t.Helper()
-	ctx := t.Context()
-	dir := t.TempDir()
-	st, err := server.OpenStore(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	auditor := api.NewAuditor(st, audit.AnchorPath(server.DBPath(dir)))
-	admin, err := api.CreateToken(ctx, auditor, "test:bootstrap", "root", store.RoleAdmin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	viewer, err := api.CreateToken(ctx, auditor, "test:bootstrap", "admission", store.RoleViewer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for tag, d := range images {
-		repo := d.Context().Name()
-		if err := st.PutImage(ctx, store.Image{Digest: d.DigestStr(), Repository: repo}); err != nil {
-			t.Fatal(err)
-		}
-		if err := st.SetTag(ctx, repo, tag, d.DigestStr()); err != nil {
-			t.Fatal(err)
-		}
-		if err := st.SetCertification(ctx, d.DigestStr(), store.Certified, "e2e: signed and attested"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	st.Close()
-
-	sctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- server.Run(sctx, server.Config{
-			DataDir: dir, Listen: "127.0.0.1:0", Workers: 1, PollInterval: 50 * time.Millisecond,
-			Ready:  func(a net.Addr) { ready <- a },
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		})
-	}()
-	var addr net.Addr
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("server.Run: %v", err)
-	case <-time.After(20 * time.Second):
-		cancel()
-		t.Fatal("server not listening after 20 s")
-	}
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("server.Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("server did not stop within 10 s")
-		}
-	}
-	t.Cleanup(stop)
-	return &controlPlane{url: "http://" + addr.String(), admin: admin.Token, viewer: viewer.Token, stop: stop}
-}
-
-// revoke revokes d through the server's API, as an admin does.
-func (cp *controlPlane) revoke(t *testing.T, d name.Digest, reason string) {
-	t.Helper()
-	body, _ := json.Marshal(api.CertificationRequest{Status: store.Revoked, Reason: reason})
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, cp.url+"/api/v1/images/"+d.DigestStr()+"/certification", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+cp.admin)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("revoking %s: %s: %s", d.DigestStr(), resp.Status, b)
 	}
 }
 
@@ -298,7 +193,7 @@ func TestAdmissionEndToEnd(t *testing.T) {
 	certify(t, appB, signer)
 	repo := appA.Context().Name()
 
-	cp := startServer(t, map[string]name.Digest{"1": appA, "2": appB})
+	cp := servertest.Start(t, server.Config{}, servertest.Image{Digest: appA, Tag: "1", Certified: true}, servertest.Image{Digest: appB, Tag: "2", Certified: true})
 	cfg := &admission.Config{
 		TrustPolicy: &sign.TrustPolicy{File: "(e2e)", Entries: []sign.TrustEntry{{
 			Repositories: []string{"**"}, Keys: []crypto.PublicKey{signer.PublicKey()},
@@ -310,7 +205,7 @@ func TestAdmissionEndToEnd(t *testing.T) {
 			NodeSelector:    map[string]string{"bulwark.dev/pool": "restricted"},
 			Tolerations:     []admission.Toleration{{Key: "bulwark.dev/pool", Operator: "Equal", Value: "restricted", Effect: "NoSchedule"}},
 		},
-		Server: admission.ServerConfig{URL: cp.url, Token: cp.viewer, PollInterval: feedPoll},
+		Server: admission.ServerConfig{URL: cp.URL, Token: cp.Viewer, PollInterval: feedPoll},
 	}
 	w := startWebhook(t, c, cfg)
 	c.MustKubectl("create", "namespace", ns)
@@ -415,7 +310,7 @@ spec:
 			t.Fatalf("%s is not in the webhook's cache before the revocation", appA)
 		}
 		revoked := time.Now()
-		cp.revoke(t, appA, "e2e: CVE-2026-0001")
+		cp.SetCertification(t, appA, store.Revoked, "e2e: CVE-2026-0001")
 		var err error
 		for i := 0; ; i++ {
 			_, err = c.KubectlStdin(pod(fmt.Sprintf("after-revoke-%d", i), appA.String(), "", leastPrivilege), "create", "-f", "-")
@@ -433,7 +328,7 @@ spec:
 	})
 
 	t.Run("server down: cache keeps known digests, unknown refused", func(t *testing.T) {
-		cp.stop()
+		cp.Stop()
 		time.Sleep(2 * feedPoll) // at least one failed poll
 		if _, err := c.KubectlStdin(pod("known", appB.String(), "", leastPrivilege), "apply", "-f", "-"); err != nil {
 			t.Errorf("known certified digest refused with the server down: %v", err)

@@ -1,0 +1,144 @@
+package servertest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/bulwark-sec/bulwark/internal/api"
+	"github.com/bulwark-sec/bulwark/internal/audit"
+	"github.com/bulwark-sec/bulwark/internal/server"
+	"github.com/bulwark-sec/bulwark/internal/store"
+)
+
+// Image is an image the server holds when it starts, as its scan would
+// have stored it: the digest under one tag, certified when Certified is
+// set (as `bulwark certify` reports).
+type Image struct {
+	Digest    name.Digest
+	Tag       string
+	Certified bool
+}
+
+// Server is a running `bulwark server`.
+type Server struct {
+	// URL is "http://127.0.0.1:PORT".
+	URL string
+	// Admin and Viewer are tokens of those roles.
+	Admin, Viewer string
+
+	once sync.Once
+	stop func()
+}
+
+// Start seeds a fresh data directory with images and the two tokens (as
+// `bulwark server token create` does) and runs server.Run on it with cfg,
+// whose DataDir, Listen, Ready and Logger (discarding) it sets, and whose
+// Workers and PollInterval default to 1 and 50 ms. The server stops when
+// the test ends.
+func Start(t *testing.T, cfg server.Config, images ...Image) *Server {
+	t.Helper()
+	ctx := t.Context()
+	dir := t.TempDir()
+	st, err := server.OpenStore(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range images {
+		d, repo := img.Digest.DigestStr(), img.Digest.Context().Name()
+		if err := st.PutImage(ctx, store.Image{Digest: d, Repository: repo}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SetTag(ctx, repo, img.Tag, d); err != nil {
+			t.Fatal(err)
+		}
+		if img.Certified {
+			if err := st.SetCertification(ctx, d, store.Certified, "servertest: signed and attested"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	auditor := api.NewAuditor(st, audit.AnchorPath(server.DBPath(dir)))
+	admin, err := api.CreateToken(ctx, auditor, "test:bootstrap", "root", store.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewer, err := api.CreateToken(ctx, auditor, "test:bootstrap", "admission", store.RoleViewer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	ready := make(chan net.Addr, 1)
+	cfg.DataDir, cfg.Listen = dir, "127.0.0.1:0"
+	cfg.Ready = func(a net.Addr) { ready <- a }
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	if cfg.Workers == 0 {
+		cfg.Workers = 1
+	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = 50 * time.Millisecond
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- server.Run(rctx, cfg) }()
+	s := &Server{Admin: admin.Token, Viewer: viewer.Token}
+	select {
+	case a := <-ready:
+		s.URL = "http://" + a.String()
+	case err := <-done:
+		cancel()
+		t.Fatalf("server.Run: %v", err)
+	case <-time.After(20 * time.Second):
+		cancel()
+		t.Fatal("server not listening after 20 s")
+	}
+	s.stop = func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("server.Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("server did not stop within 10 s")
+		}
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Stop stops the server and checks that Run returns nil promptly; later
+// calls do nothing.
+func (s *Server) Stop() { s.once.Do(s.stop) }
+
+// SetCertification sets d's status through the API as the admin (as an
+// admin, or the re-evaluation after an advisory import, does), failing
+// the test unless the server answers 200.
+func (s *Server) SetCertification(t *testing.T, d name.Digest, status, reason string) {
+	t.Helper()
+	body, _ := json.Marshal(api.CertificationRequest{Status: status, Reason: reason})
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, s.URL+"/api/v1/images/"+d.DigestStr()+"/certification", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.Admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("setting %s to %s: %s: %s", d.DigestStr(), status, resp.Status, b)
+	}
+}
