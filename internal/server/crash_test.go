@@ -217,26 +217,25 @@ func readCrashState(t *testing.T, dir string, digests []string) crashState {
 	return s
 }
 
-// waitRevoked polls the database until all digests are revoked.
-func waitRevoked(t *testing.T, dir string, digests []string) crashState {
+// restartRevokesAll restarts the server without a failpoint, waits until
+// every digest is revoked, stops it, and fails unless each digest has
+// exactly one certification.revoke entry and the audit chain verifies.
+func restartRevokesAll(t *testing.T, cfg childConfig, digests []string) {
 	t.Helper()
+	c := startChild(t, cfg, "")
 	deadline := time.Now().Add(60 * time.Second)
+	var s crashState
 	for {
-		s := readCrashState(t, dir, digests)
+		s = readCrashState(t, cfg.DataDir, digests)
 		if s.revoked == len(digests) {
-			return s
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%d of %d revoked after 60 s", s.revoked, len(digests))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// checkOnce fails unless every digest has exactly one revoke entry and the
-// chain verifies.
-func checkOnce(t *testing.T, s crashState, digests []string) {
-	t.Helper()
+	c.stop(t)
 	for _, d := range digests {
 		if s.revokeAudits[d] != 1 {
 			t.Errorf("%s has %d certification.revoke entries, want 1", d, s.revokeAudits[d])
@@ -269,10 +268,7 @@ func TestCrashDuringReevaluation(t *testing.T) {
 		t.Errorf("after the kill: %d revoked, %d audited: the revocation and its entry are not atomic", mid.revoked, got)
 	}
 
-	c := startChild(t, cfg, "")
-	final := waitRevoked(t, dir, digests)
-	c.stop(t)
-	checkOnce(t, final, digests)
+	restartRevokesAll(t, cfg, digests)
 	t.Logf("killed after %d of %d revocations; restart revoked the remaining %d", mid.revoked, n, n-mid.revoked)
 }
 
@@ -305,10 +301,7 @@ func TestCrashDuringAdvisoryUpdate(t *testing.T) {
 		t.Errorf("after a kill mid-import: %d revoked", mid.revoked)
 	}
 
-	c := startChild(t, cfg, "")
-	final := waitRevoked(t, dir, digests)
-	c.stop(t)
-	checkOnce(t, final, digests)
+	restartRevokesAll(t, cfg, digests)
 	adb, _ = vulndb.Open(filepath.Join(dir, "osv.db"))
 	status, _ = adb.Status(t.Context())
 	adb.Close()
