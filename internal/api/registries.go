@@ -127,8 +127,13 @@ func (h *Handler) createRegistry(w http.ResponseWriter, r *http.Request) error {
 				return nil, err
 			}
 			before, _ = json.Marshal(ov)
+			// Stored credentials are kept on an update without any, but
+			// only for the same host: they must not follow a URL change
+			// to another registry.
 			if req.Credentials == nil {
-				sealed = old.Credentials
+				if oldHost, _, _ := RegistryHost(old.URL); oldHost == host {
+					sealed = old.Credentials
+				}
 			}
 		case !errors.Is(err, store.ErrNotFound):
 			return nil, err

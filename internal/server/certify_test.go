@@ -86,6 +86,13 @@ func TestServerCertifies(t *testing.T) {
 	if !view.HasCredentials {
 		t.Error("an update without credentials dropped them")
 	}
+	// Moved to another host without credentials: they do not follow.
+	c.json("POST", "/api/v1/registries", admin.Token, map[string]any{"name": "elsewhere", "url": "http://" + reg.Host,
+		"credentials": map[string]string{"username": user, "password": password}}, http.StatusCreated, &view)
+	c.json("POST", "/api/v1/registries", admin.Token, map[string]any{"name": "elsewhere", "url": "https://attacker.example"}, http.StatusCreated, &view)
+	if view.HasCredentials {
+		t.Error("the credentials followed a URL change to another host")
+	}
 	_, list := c.do("GET", "/api/v1/registries", viewer.Token, nil)
 	if bytes.Contains(list, []byte(password)) || !bytes.Contains(list, []byte(`"hasCredentials": true`)) {
 		t.Errorf("GET /api/v1/registries: %s", list)

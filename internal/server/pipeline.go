@@ -215,6 +215,23 @@ func baseImage(d *policy.Decision) string {
 	return ""
 }
 
+// labeledBase is the base image the OCI annotations-as-labels name
+// (org.opencontainers.image.base.name, .base.digest), as BuildKit and
+// most build tools write them; "" when absent.
+func labeledBase(labels map[string]string) string {
+	name := labels["org.opencontainers.image.base.name"]
+	if name == "" {
+		return ""
+	}
+	if d := labels["org.opencontainers.image.base.digest"]; d != "" {
+		if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
+			name = name[:i]
+		}
+		return name + "@" + d
+	}
+	return name
+}
+
 func shortDigest(d string) string {
 	if i := strings.IndexByte(d, ':'); i >= 0 && len(d) > i+13 {
 		return d[:i+13]

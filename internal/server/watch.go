@@ -25,6 +25,8 @@ type watchStore interface {
 	PendingJob(ctx context.Context, kind string, payload []byte) (int64, bool, error)
 	EnqueueJob(ctx context.Context, kind string, payload []byte, runAfter time.Time) (int64, error)
 	SetTag(ctx context.Context, repository, tag, digest string) error
+	PruneTags(ctx context.Context, repository string, keep []string) (int, error)
+	TouchImage(ctx context.Context, digest string) error
 	ListApplications(ctx context.Context) ([]store.Application, error)
 }
 
@@ -164,6 +166,12 @@ func (w *watcher) pollRepository(ctx context.Context, r name.Registry, repoName 
 			return err
 		}
 	}
+	// Tags deleted from the registry stop pointing at their digests.
+	if n, err := w.store.PruneTags(ctx, repo.Name(), tags); err != nil {
+		return err
+	} else if n > 0 {
+		log.Info("tags deleted from the registry", "repository", repoName, "count", n)
+	}
 	return nil
 }
 
@@ -174,7 +182,7 @@ func (w *watcher) consider(ctx context.Context, repo name.Repository, digest str
 	_, err := w.store.Image(ctx, digest)
 	switch {
 	case err == nil:
-		return nil
+		return w.store.TouchImage(ctx, digest) // last seen: now
 	case !errors.Is(err, store.ErrNotFound):
 		return err
 	}

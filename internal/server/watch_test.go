@@ -3,14 +3,18 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/bulwark-sec/bulwark/internal/api"
 	"github.com/bulwark-sec/bulwark/internal/audit"
@@ -322,5 +326,58 @@ func TestServerRegistryNotification(t *testing.T) {
 	wantLast := fmt.Sprintf("token:%d registry.notification scan", operator.ID)
 	if len(entries) != 5 || entries[4] != wantLast {
 		t.Errorf("audit log:\n%s\nwant 5 entries ending in %q", strings.Join(entries, "\n"), wantLast)
+	}
+}
+
+// A poll moves the last-seen time of a known digest and forgets tags
+// deleted from the registry, so their digest shows as untagged.
+func TestWatchLastSeenAndDeletedTags(t *testing.T) {
+	ctx := t.Context()
+	reg := registrytest.New(t)
+	img, d := variantImage(t, "seen")
+	reg.Push(t, "team/app:1", img)
+	reg.Push(t, "team/app:old", img)
+
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "bulwark.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	st.Now = func() time.Time { return now }
+	id, err := st.PutRegistry(ctx, store.Registry{Name: "local", URL: "http://" + reg.Host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.AddRepository(ctx, id, "team/app")
+	repo := reg.Host + "/team/app"
+	if err := st.PutImage(ctx, store.Image{Digest: d, Repository: repo}); err != nil {
+		t.Fatal(err)
+	}
+	w := &watcher{store: st, log: slog.New(slog.DiscardHandler), interval: time.Hour}
+
+	now = now.Add(48 * time.Hour)
+	if err := w.poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := st.Image(ctx, d)
+	if !got.LastSeen.Equal(now) || got.FirstSeen.Equal(now) {
+		t.Errorf("after a poll: first seen %s, last seen %s, want last seen %s", got.FirstSeen, got.LastSeen, now)
+	}
+	tags, _ := st.Tags(ctx, repo)
+	if len(tags) != 2 {
+		t.Fatalf("tags after the first poll: %+v", tags)
+	}
+
+	ref, _ := name.ParseReference(reg.Ref("team/app:old"))
+	if err := remote.Delete(ref); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tags, _ = st.Tags(ctx, repo)
+	if len(tags) != 1 || tags[0].Tag != "1" {
+		t.Errorf("tags after deleting :old in the registry: %+v, want only :1", tags)
 	}
 }

@@ -142,6 +142,9 @@ func (w *worker) scan(ctx context.Context, j *store.Job) (string, error) {
 	}
 	if img.Config != nil {
 		rec.Created = img.Config.Created.Time
+		if rec.BaseImage == "" {
+			rec.BaseImage = labeledBase(img.Config.Config.Labels)
+		}
 		if rec.Config, err = json.Marshal(img.Config); err != nil {
 			return "", fmt.Errorf("encoding the config of %s: %w", ref.Name(), err)
 		}

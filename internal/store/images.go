@@ -215,3 +215,38 @@ func (s *Store) SetFindings(ctx context.Context, counts map[string]map[string]in
 		return nil
 	})
 }
+
+// TouchImage records that digest was seen now (a poll found a tag still
+// pointing at it). Unknown digests are ignored.
+func (s *Store) TouchImage(ctx context.Context, digest string) error {
+	if _, err := s.db.ExecContext(ctx, s.d.q(`UPDATE images SET last_seen = ? WHERE digest = ?`),
+		formatTime(s.now()), digest); err != nil {
+		return fmt.Errorf("touching image %s: %w", digest, err)
+	}
+	return nil
+}
+
+// PruneTags deletes the tags of repository that are not in keep (the
+// registry's current tag list), so a deleted tag stops pointing at its
+// digest (which may then be untagged). It returns how many were deleted.
+func (s *Store) PruneTags(ctx context.Context, repository string, keep []string) (int, error) {
+	have, err := s.Tags(ctx, repository)
+	if err != nil {
+		return 0, err
+	}
+	want := make(map[string]bool, len(keep))
+	for _, t := range keep {
+		want[t] = true
+	}
+	n := 0
+	for _, t := range have {
+		if want[t.Tag] {
+			continue
+		}
+		if _, err := s.db.ExecContext(ctx, s.d.q(`DELETE FROM tags WHERE repository = ? AND tag = ?`), repository, t.Tag); err != nil {
+			return n, fmt.Errorf("deleting tag %s:%s: %w", repository, t.Tag, err)
+		}
+		n++
+	}
+	return n, nil
+}

@@ -115,3 +115,34 @@ func TestImageScanFields(t *testing.T) {
 		}
 	})
 }
+
+func TestTouchAndPruneTags(t *testing.T) {
+	eachBackend(t, func(t *testing.T, newStore storeFactory) {
+		s, c := newStore(t)
+		ctx := context.Background()
+		if err := s.PutImage(ctx, Image{Digest: "sha256:aa", Repository: "r/app"}); err != nil {
+			t.Fatal(err)
+		}
+		first := c.Now()
+		c.Advance(time.Hour)
+		if err := s.TouchImage(ctx, "sha256:aa"); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Image(ctx, "sha256:aa"); !got.FirstSeen.Equal(first) || !got.LastSeen.Equal(first.Add(time.Hour)) {
+			t.Errorf("after TouchImage: %+v", got)
+		}
+		for _, tag := range []string{"1", "2", "latest"} {
+			s.SetTag(ctx, "r/app", tag, "sha256:aa")
+		}
+		s.SetTag(ctx, "r/other", "1", "sha256:aa")
+		n, err := s.PruneTags(ctx, "r/app", []string{"2", "latest", "new"})
+		if err != nil || n != 1 {
+			t.Fatalf("PruneTags = %d, %v; want 1", n, err)
+		}
+		tags, _ := s.Tags(ctx, "r/app")
+		other, _ := s.Tags(ctx, "r/other")
+		if len(tags) != 2 || tags[0].Tag != "2" || len(other) != 1 {
+			t.Errorf("tags after pruning: %+v, other repository %+v", tags, other)
+		}
+	})
+}
