@@ -23,6 +23,9 @@ const (
 	DefaultVerifyBudget  = 2 * time.Second
 	DefaultPollInterval  = 10 * time.Second
 	DefaultServerTimeout = 5 * time.Second
+	// DefaultFeedOverlap is how far before its cursor each feed poll asks
+	// again (late commits, clock skew between server replicas).
+	DefaultFeedOverlap = time.Minute
 	// DefaultPlacementLabel is the label that marks sensitive workloads.
 	DefaultPlacementLabel = "bulwark.dev/data-classification"
 )
@@ -220,6 +223,11 @@ type ServerConfig struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// CAFile verifies the server's certificate (default: system roots).
 	CAFile string `yaml:"caFile"`
+	// Overlap is how far before the newest change seen each poll asks
+	// again (default 1m), so that a change stamped earlier but committed
+	// later (PostgreSQL), or stamped by a server replica whose clock is
+	// behind, is still fetched.
+	Overlap time.Duration `yaml:"overlap"`
 }
 
 // LoadConfig reads a configuration file and the files it names.
@@ -345,6 +353,12 @@ func (c *Config) resolve() error {
 	}
 	if c.Server.Timeout == 0 {
 		c.Server.Timeout = DefaultServerTimeout
+	}
+	if c.Server.Overlap == 0 {
+		c.Server.Overlap = DefaultFeedOverlap
+	}
+	if c.Server.Overlap < 0 {
+		return errAt("must be positive", "server", "overlap")
 	}
 	if c.Pods.Mode == "" {
 		c.Pods.Mode = Enforce

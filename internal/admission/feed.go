@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"time"
 )
 
@@ -39,7 +40,10 @@ type feed struct {
 	url    string
 	token  string
 	client *http.Client
-	since  time.Time // newest Updated seen
+	// since is the newest Updated seen (the cursor); overlap is how far
+	// before it each poll asks again.
+	since   time.Time
+	overlap time.Duration
 }
 
 func newFeed(cfg *Config, client *http.Client) (*feed, error) {
@@ -61,11 +65,11 @@ func newFeed(cfg *Config, client *http.Client) (*feed, error) {
 		}
 		client = &http.Client{Transport: tr}
 	}
-	return &feed{url: cfg.Server.URL, token: cfg.Server.Token, client: client}, nil
+	return &feed{url: cfg.Server.URL, token: cfg.Server.Token, client: client, overlap: cfg.Server.Overlap}, nil
 }
 
-// fetch returns the certifications changed since the last fetch (all on
-// the first).
+// fetch returns the certifications changed since the last fetch minus
+// the overlap (all on the first).
 func (f *feed) fetch(ctx context.Context) ([]feedEntry, error) {
 	u, err := url.Parse(f.url)
 	if err != nil {
@@ -73,9 +77,14 @@ func (f *feed) fetch(ctx context.Context) ([]feedEntry, error) {
 	}
 	u = u.JoinPath("/api/v1/certifications")
 	if !f.since.IsZero() {
-		// Entries updated at exactly since come again: harmless, and no
-		// change at the same instant is lost.
-		u.RawQuery = url.Values{"since": {f.since.UTC().Format(time.RFC3339Nano)}}.Encode()
+		// The server lists entries updated strictly after since. Its
+		// Updated is taken when a transaction writes, not when it commits:
+		// on PostgreSQL a transaction that took an earlier time but
+		// committed after this cursor was read would never be listed
+		// again (nor would a change stamped by a replica whose clock is
+		// behind). So ask again for the last overlap: entries seen before
+		// come again, and applying them again changes nothing.
+		u.RawQuery = url.Values{"since": {f.since.Add(-f.overlap).UTC().Format(time.RFC3339Nano)}}.Encode()
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
@@ -111,14 +120,19 @@ func (f *feed) fetch(ctx context.Context) ([]feedEntry, error) {
 var errNoServer = errors.New("no server configured")
 
 // apply stores feed entries in the cache: revocations drop verified
-// digests at once; tags map to digests. It returns the certified pinned
-// references not yet verified.
-func (c *cache) apply(entries []feedEntry) []string {
+// digests at once; tags map to digests. It is idempotent: an entry
+// applied again (the feed's overlap) changes nothing. An entry is the
+// server's current state of its digest, so it replaces what the cache
+// holds whatever its Updated. It returns the certified pinned references
+// not yet verified and how many entries changed the cache.
+func (c *cache) apply(entries []feedEntry) (todo []string, changed int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var todo []string
 	for _, e := range entries {
 		old, had := c.status[e.Digest]
+		if !had || !sameEntry(old, e) {
+			changed++
+		}
 		c.status[e.Digest] = e
 		pinned := e.Repository + "@" + e.Digest
 		if e.Status != statusCertified {
@@ -145,5 +159,10 @@ func (c *cache) apply(entries []feedEntry) []string {
 			}
 		}
 	}
-	return todo
+	return todo, changed
+}
+
+func sameEntry(a, b feedEntry) bool {
+	return a.Digest == b.Digest && a.Repository == b.Repository && a.Status == b.Status && a.Reason == b.Reason &&
+		a.Updated.Equal(b.Updated) && slices.Equal(a.Tags, b.Tags)
 }

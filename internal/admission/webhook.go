@@ -146,15 +146,17 @@ func (w *Webhook) Sync(ctx context.Context) error {
 	}
 	w.lastSync.Store(w.now().Unix())
 	w.lastError.Store(nil)
-	todo := w.images.cache.apply(entries)
+	todo, changed := w.images.cache.apply(entries)
 	revoked := 0
 	for _, e := range entries {
 		if e.Status != statusCertified {
 			revoked++
 		}
 	}
-	if len(entries) > 0 {
-		w.log.Info("certification feed", "entries", len(entries), "not_certified", revoked, "to_verify", len(todo))
+	if changed > 0 || len(todo) > 0 {
+		// Entries of the overlap that come again change nothing and are
+		// not logged.
+		w.log.Info("certification feed", "entries", len(entries), "changed", changed, "not_certified", revoked, "to_verify", len(todo))
 	}
 	var errs []error
 	for _, pinned := range todo {

@@ -22,6 +22,10 @@ type CertificationList struct {
 // listCertifications serves every certification, or with ?since=RFC3339
 // those whose status or tags changed after that time, oldest change
 // first: admission webhooks poll it to fill and invalidate their caches.
+// Each entry is the digest's current state; pollers ask with since a
+// little before the newest Updated they saw (see
+// store.CertificationListing.Updated), as a change can commit after a
+// later-stamped one.
 func (h *Handler) listCertifications(w http.ResponseWriter, r *http.Request) error {
 	var since time.Time
 	if s := r.URL.Query().Get("since"); s != "" {

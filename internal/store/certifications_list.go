@@ -16,13 +16,18 @@ type CertificationListing struct {
 	Status     string   `json:"status"`
 	Reason     string   `json:"reason,omitempty"`
 	// Updated is the later of the certification's change and its tags'
-	// last move: a poll with since = the newest Updated seen misses
-	// neither.
+	// last move, so a poll misses neither. It is stamped when a write
+	// runs, not when it commits: on PostgreSQL a transaction stamped
+	// earlier can commit after a poll saw a later entry, and replicas'
+	// clocks differ. A poller must ask with since earlier than the newest
+	// Updated it saw (the admission webhook asks a minute back) and apply
+	// entries idempotently.
 	Updated time.Time `json:"updated"`
 }
 
 // ListCertifications returns every certification whose status or tags
-// changed after since (all when since is zero), oldest change first.
+// changed strictly after since (all when since is zero), oldest change
+// first, each with its current state.
 func (s *Store) ListCertifications(ctx context.Context, since time.Time) ([]CertificationListing, error) {
 	// Times are stored in a fixed-width UTC layout, so text comparison is
 	// time order.
