@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/bulwark-sec/bulwark/internal/audit"
-	"github.com/bulwark-sec/bulwark/internal/notify"
 	"github.com/bulwark-sec/bulwark/internal/reeval"
 	"github.com/bulwark-sec/bulwark/internal/store"
 	"github.com/bulwark-sec/bulwark/internal/vulndb"
@@ -127,6 +126,12 @@ func (h *Handler) setCertification(w http.ResponseWriter, r *http.Request) error
 		if now, err = tx.Certification(ctx, digest); err != nil {
 			return nil, err
 		}
+		// The outbox event: the server publishes it as a notification.
+		if now.Status != old.Status && (now.Status == store.Certified || now.Status == store.Revoked) {
+			if err := tx.EnqueueCertificationEvent(ctx, store.CertificationEvent{Digest: digest, Status: now.Status, Reason: now.Reason, Time: now.Updated}); err != nil {
+				return nil, err
+			}
+		}
 		var before []byte
 		if hadOld {
 			before, _ = json.Marshal(map[string]string{"status": old.Status, "reason": old.Reason})
@@ -140,20 +145,6 @@ func (h *Handler) setCertification(w http.ResponseWriter, r *http.Request) error
 	})
 	if err != nil {
 		return err
-	}
-	switch now.Status {
-	case store.Revoked:
-		img, _ := h.store.Image(ctx, digest)
-		target, err := (&reeval.Engine{Store: h.store}).RollbackTarget(ctx, img.Repository)
-		if err != nil {
-			h.log.Error("computing a rollback target", "repository", img.Repository, "err", err)
-		}
-		if ev, err := RevocationEvent(ctx, h.store, digest, now.Reason, now.Updated, target); err == nil {
-			h.Notify(ctx, ev)
-		}
-	case store.Certified:
-		img, _ := h.store.Image(ctx, digest)
-		h.Notify(ctx, notify.Granted(notify.Grant{Digest: digest, Repository: img.Repository, Reason: now.Reason, Time: now.Updated}))
 	}
 	writeJSON(w, http.StatusOK, now)
 	return nil

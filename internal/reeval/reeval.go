@@ -34,7 +34,8 @@ type Store interface {
 	// audits each as actor, in one transaction, and returns those it
 	// revoked (the others were not certified).
 	RevokeBatch(ctx context.Context, batch []store.Revocation, actor string) ([]store.Revocation, error)
-	ListImages(ctx context.Context, repository string) ([]store.Image, error)
+	// RollbackTarget is the newest certified digest of repository, or "".
+	RollbackTarget(ctx context.Context, repository string) (string, error)
 }
 
 // DefaultActor is the audit actor of re-evaluation's revocations.
@@ -348,26 +349,10 @@ func (e *Engine) write(ctx context.Context, pending <-chan store.Revocation, act
 }
 
 // RollbackTarget returns the newest digest of repository (by the image
-// config's created time, as store.ListImages orders them) whose
-// certification is still certified, or "" when there is none.
+// config's created time) whose certification is still certified, or ""
+// when there is none.
 func (e *Engine) RollbackTarget(ctx context.Context, repository string) (string, error) {
-	imgs, err := e.Store.ListImages(ctx, repository)
-	if err != nil {
-		return "", err
-	}
-	for _, img := range imgs {
-		c, err := e.Store.Certification(ctx, img.Digest)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return "", err
-		}
-		if c.Status == store.Certified {
-			return img.Digest, nil
-		}
-	}
-	return "", nil
+	return e.Store.RollbackTarget(ctx, repository)
 }
 
 // cache memoises Lookup for one Reevaluate: the affected inventories share

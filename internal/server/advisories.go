@@ -52,9 +52,6 @@ type updater struct {
 	log      *slog.Logger
 	// anchor moves the audit anchor past the revocations' entries.
 	anchor func(ctx context.Context) error
-	// published is called with the revocations of each catch-up, once
-	// they are committed; may be nil.
-	published func(ctx context.Context, revs []reeval.Revocation)
 
 	mu sync.Mutex // one import or catch-up at a time
 }
@@ -153,9 +150,6 @@ func (u *updater) catchUp(ctx context.Context, actor string) (reeval.Result, err
 			if err := u.anchor(ctx); err != nil {
 				return res, err
 			}
-		}
-		if len(res.Revocations) > 0 && u.published != nil {
-			u.published(ctx, res.Revocations)
 		}
 	}
 	if ch.Seq > 0 {

@@ -180,6 +180,8 @@ type crashState struct {
 	revoked      int            // digests whose certification is revoked
 	revokeAudits map[string]int // certification.revoke entries per digest
 	auditOK      bool
+	events       map[string]int // outbox events (notifications to publish) per digest
+	eventsDone   int            // of which published
 }
 
 func readCrashState(t *testing.T, dir string, digests []string) crashState {
@@ -214,6 +216,25 @@ func readCrashState(t *testing.T, dir string, digests []string) crashState {
 		t.Fatal(err)
 	}
 	s.auditOK = rep.OK
+	s.events = map[string]int{}
+	rows, err = st.DB().Query(`SELECT payload, state FROM jobs WHERE kind = ?`, store.JobCertificationEvent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var (
+			payload []byte
+			state   string
+			ev      store.CertificationEvent
+		)
+		rows.Scan(&payload, &state)
+		json.Unmarshal(payload, &ev)
+		s.events[ev.Digest]++
+		if state == store.JobDone {
+			s.eventsDone++
+		}
+	}
+	rows.Close()
 	return s
 }
 
@@ -227,11 +248,11 @@ func restartRevokesAll(t *testing.T, cfg childConfig, digests []string) {
 	var s crashState
 	for {
 		s = readCrashState(t, cfg.DataDir, digests)
-		if s.revoked == len(digests) {
+		if s.revoked == len(digests) && s.eventsDone == len(digests) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d revoked after 60 s", s.revoked, len(digests))
+			t.Fatalf("%d of %d revoked, %d events published after 60 s", s.revoked, len(digests), s.eventsDone)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -243,6 +264,13 @@ func restartRevokesAll(t *testing.T, cfg childConfig, digests []string) {
 	}
 	if len(s.revokeAudits) != len(digests) || !s.auditOK {
 		t.Errorf("revoke entries for %d digests, audit chain ok %v", len(s.revokeAudits), s.auditOK)
+	}
+	// Every revocation's notification survived the crash: one outbox
+	// event per digest, published.
+	for _, d := range digests {
+		if s.events[d] != 1 {
+			t.Errorf("%s has %d outbox events, want 1", d, s.events[d])
+		}
 	}
 }
 
@@ -264,8 +292,8 @@ func TestCrashDuringReevaluation(t *testing.T) {
 	if mid.revoked < 5 || mid.revoked >= n || !mid.auditOK {
 		t.Fatalf("after the kill: %d of %d revoked, audit ok %v; want 5 <= revoked < %d", mid.revoked, n, mid.auditOK, n)
 	}
-	if got := len(mid.revokeAudits); got != mid.revoked {
-		t.Errorf("after the kill: %d revoked, %d audited: the revocation and its entry are not atomic", mid.revoked, got)
+	if got, events := len(mid.revokeAudits), len(mid.events); got != mid.revoked || events != mid.revoked {
+		t.Errorf("after the kill: %d revoked, %d audited, %d outbox events: the revocation, its entry and its event are not atomic", mid.revoked, got, events)
 	}
 
 	restartRevokesAll(t, cfg, digests)

@@ -2,7 +2,11 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/bulwark-sec/bulwark/internal/api"
 	"github.com/bulwark-sec/bulwark/internal/notify"
@@ -10,57 +14,91 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/store"
 )
 
-// events publishes certification changes as notifications (queued jobs
-// the dispatcher delivers). A change is committed before it is published;
-// a failure to queue is logged, the change stands (docs/notifications.md).
+// events turns the outbox jobs that certification changes write in their
+// own transaction (store.JobCertificationEvent) into notifications: one
+// queued delivery per matching webhook, which the dispatcher sends. A
+// change that committed is therefore published even if the process dies
+// right after: the outbox job survives and is claimed on restart. The
+// event id is the outbox job's, so a receiver can drop the duplicate a
+// crash between publishing and completing may cause (at least once).
 type events struct {
-	store   *store.Store
-	handler *api.Handler
-	log     *slog.Logger
+	store    *store.Store
+	handler  *api.Handler
+	log      *slog.Logger
+	instance string
+	poll     time.Duration
 }
 
-// revoked publishes each revocation with its repository's rollback
-// target, computed after the whole batch so it never names a digest the
-// same run revoked.
-func (e *events) revoked(ctx context.Context, revs []reeval.Revocation) {
-	eng := &reeval.Engine{Store: e.store}
-	targets := map[string]string{}
-	for _, rv := range revs {
-		img, err := e.store.Image(ctx, rv.Digest)
-		if err != nil {
-			e.log.Error("publishing a revocation", "digest", rv.Digest, "err", err)
-			continue
-		}
-		target, ok := targets[img.Repository]
-		if !ok {
-			if target, err = eng.RollbackTarget(ctx, img.Repository); err != nil {
-				e.log.Error("computing a rollback target", "repository", img.Repository, "err", err)
+// Run claims and publishes outbox jobs until ctx is done.
+func (e *events) Run(ctx context.Context) error {
+	for {
+		j, err := e.store.ClaimJob(ctx, e.instance, store.JobCertificationEvent)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, store.ErrNoJob):
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(e.poll):
 			}
-			targets[img.Repository] = target
+			continue
+		case err != nil:
+			return fmt.Errorf("events: %w", err)
 		}
-		ev, err := api.RevocationEvent(ctx, e.store, rv.Digest, rv.Reason, rv.Time, target)
-		if err != nil {
-			e.log.Error("publishing a revocation", "digest", rv.Digest, "err", err)
+		rctx := context.WithoutCancel(ctx)
+		if perr := e.publish(ctx, j); perr != nil {
+			e.log.Warn("publishing a certification event", "job", j.ID, "err", perr)
+			if err := e.store.FailJob(rctx, j, perr); err != nil && !errors.Is(err, store.ErrClaimLost) {
+				return err
+			}
 			continue
 		}
-		e.handler.Notify(ctx, ev)
+		if err := e.store.CompleteJob(rctx, j); err != nil && !errors.Is(err, store.ErrClaimLost) {
+			return err
+		}
 	}
 }
 
-// changed is judgment's onChange: a grant or a revocation by a scan.
-func (e *events) changed(ctx context.Context, c store.Certification, repository string) {
-	switch c.Status {
+// publish queues the notifications of one outbox job: a revocation with
+// its repository's rollback target (computed now, after the revoking
+// transaction committed, so it never names a digest the same run
+// revoked), or a grant.
+func (e *events) publish(ctx context.Context, j *store.Job) error {
+	var ce store.CertificationEvent
+	if err := json.Unmarshal(j.Payload, &ce); err != nil {
+		return fmt.Errorf("decoding event %d: %w", j.ID, err)
+	}
+	img, err := e.store.Image(ctx, ce.Digest)
+	if err != nil {
+		return err
+	}
+	var ev notify.Event
+	switch ce.Status {
 	case store.Revoked:
-		e.revoked(ctx, []reeval.Revocation{{Digest: c.Digest, Reason: c.Reason, Time: c.Updated}})
+		target, err := (&reeval.Engine{Store: e.store}).RollbackTarget(ctx, img.Repository)
+		if err != nil {
+			return err
+		}
+		if ev, err = api.RevocationEvent(ctx, e.store, ce.Digest, ce.Reason, ce.Time, target); err != nil {
+			return err
+		}
 	case store.Certified:
-		var tags []string
-		if ts, err := e.store.Tags(ctx, repository); err == nil {
-			for _, t := range ts {
-				if t.Digest == c.Digest {
-					tags = append(tags, t.Repository+":"+t.Tag)
-				}
+		tags, err := e.store.Tags(ctx, img.Repository)
+		if err != nil {
+			return err
+		}
+		var names []string
+		for _, t := range tags {
+			if t.Digest == ce.Digest {
+				names = append(names, t.Repository+":"+t.Tag)
 			}
 		}
-		e.handler.Notify(ctx, notify.Granted(notify.Grant{Digest: c.Digest, Repository: repository, Tags: tags, Reason: c.Reason, Time: c.Updated}))
+		ev = notify.Granted(notify.Grant{Digest: ce.Digest, Repository: img.Repository, Tags: names, Reason: ce.Reason, Time: ce.Time})
+	default:
+		return nil
 	}
+	ev.ID = fmt.Sprintf("certification-%d", j.ID)
+	_, err = notify.Publish(ctx, e.store, ev)
+	return err
 }

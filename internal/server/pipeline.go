@@ -40,9 +40,6 @@ type judgment struct {
 	keychain authn.Keychain
 	insecure bool
 	now      func() time.Time
-	// onChange is called after a certification changed (granted or
-	// revoked) and committed; may be nil.
-	onChange func(ctx context.Context, c store.Certification, repository string)
 }
 
 // certify records a's decision on digest (in repository) and moves the
@@ -70,21 +67,15 @@ func (j *judgment) certify(ctx context.Context, ref name.Digest, repository stri
 		if err := certify.Write(ctx, ref, j.signer, a, nil, opts); err != nil {
 			return err
 		}
-		return j.set(ctx, digest, repository, cur, store.Certified,
+		return j.set(ctx, digest, cur, store.Certified,
 			fmt.Sprintf("passed policy %s (%s)", d.Policy, shortDigest(d.PolicyDigest)), "certification.grant")
 	case !d.Pass && cur.Status == store.Certified:
-		reason := decisionReason(d)
-		revoked, err := j.store.Revoke(ctx, digest, reason, actorScan)
-		if err != nil {
+		// The revocation, its audit entry and its outbox event (the
+		// notification) commit together.
+		if _, err := j.store.Revoke(ctx, digest, decisionReason(d), actorScan); err != nil {
 			return err
 		}
-		if err := j.auditor.Anchor(ctx); err != nil {
-			return err
-		}
-		if revoked && j.onChange != nil {
-			j.onChange(ctx, store.Certification{Digest: digest, Status: store.Revoked, Reason: reason, Updated: j.now()}, repository)
-		}
-		return nil
+		return j.auditor.Anchor(ctx)
 	default:
 		reason := decisionReason(d)
 		if d.Pass {
@@ -93,13 +84,13 @@ func (j *judgment) certify(ctx context.Context, ref name.Digest, repository stri
 		if cur.Status == store.NotCertified && cur.Reason == reason {
 			return nil
 		}
-		return j.set(ctx, digest, repository, cur, store.NotCertified, reason, "certification.deny")
+		return j.set(ctx, digest, cur, store.NotCertified, reason, "certification.deny")
 	}
 }
 
 // set records a certification state and its audit entry in one
 // transaction.
-func (j *judgment) set(ctx context.Context, digest, repository string, old store.Certification, status, reason, action string) error {
+func (j *judgment) set(ctx context.Context, digest string, old store.Certification, status, reason, action string) error {
 	var now store.Certification
 	err := j.auditor.Do(ctx, func(tx *store.Store) ([]audit.Entry, error) {
 		if err := tx.SetCertification(ctx, digest, status, reason); err != nil {
@@ -109,6 +100,11 @@ func (j *judgment) set(ctx context.Context, digest, repository string, old store
 		if now, err = tx.Certification(ctx, digest); err != nil {
 			return nil, err
 		}
+		if status == store.Certified {
+			if err := tx.EnqueueCertificationEvent(ctx, store.CertificationEvent{Digest: digest, Status: status, Reason: reason, Time: now.Updated}); err != nil {
+				return nil, err
+			}
+		}
 		var before []byte
 		if old.Status != "" {
 			before, _ = json.Marshal(map[string]string{"status": old.Status, "reason": old.Reason})
@@ -116,13 +112,7 @@ func (j *judgment) set(ctx context.Context, digest, repository string, old store
 		after, _ := json.Marshal(map[string]string{"status": status, "reason": reason})
 		return []audit.Entry{{Actor: actorScan, Action: action, Object: digest, Before: before, After: after}}, nil
 	})
-	if err != nil {
-		return err
-	}
-	if status == store.Certified && j.onChange != nil {
-		j.onChange(ctx, now, repository)
-	}
-	return nil
+	return err
 }
 
 // judge is re-evaluation's Judge: the image's latest decision, re-judged

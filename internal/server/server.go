@@ -242,9 +242,7 @@ func Run(ctx context.Context, cfg Config) error {
 		log:      log.With("task", "advisories"),
 		anchor:   auditor.Anchor,
 	}
-	ev := &events{store: st, handler: handler, log: log.With("task", "events")}
-	upd.published = ev.revoked
-	judge.onChange = ev.changed
+	ev := &events{store: st, handler: handler, log: log.With("task", "events"), instance: cfg.Instance + "/events", poll: cfg.PollInterval}
 	handler.UseAdvisoryUpdater(upd)
 	handler.UseSealKey(key)
 	handler.UseAdvisorySource(adb)
@@ -279,6 +277,7 @@ func Run(ctx context.Context, cfg Config) error {
 		g.Go(func() error { return w.Run(ctx) })
 	}
 	g.Go(func() error { return upd.Run(ctx) })
+	g.Go(func() error { return ev.Run(ctx) })
 	dispatcher := &notify.Dispatcher{Store: st, Key: key, Logger: log.With("task", "notify"),
 		Instance: cfg.Instance, PollInterval: cfg.PollInterval}
 	g.Go(func() error { return dispatcher.Run(ctx) })

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/bulwark-sec/bulwark/internal/audit"
 )
@@ -37,6 +38,31 @@ func (s *Store) Audited(ctx context.Context, fn func(tx *Store) ([]audit.Entry, 
 	return appended, nil
 }
 
+// JobCertificationEvent is the kind of the outbox job a certification
+// change writes in its own transaction: the server's event task turns it
+// into notifications (with the rollback target), so a change committed is
+// always published, even across a crash (at least once).
+const JobCertificationEvent = "certification-event"
+
+// CertificationEvent is the payload of a JobCertificationEvent job.
+type CertificationEvent struct {
+	Digest string    `json:"digest"`
+	Status string    `json:"status"` // Certified or Revoked
+	Reason string    `json:"reason,omitempty"`
+	Time   time.Time `json:"time"`
+}
+
+// EnqueueCertificationEvent writes the outbox job of a certification
+// change; call it on a view InTx returned, in the change's transaction.
+func (s *Store) EnqueueCertificationEvent(ctx context.Context, ev CertificationEvent) error {
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	_, err = s.EnqueueJob(ctx, JobCertificationEvent, payload, time.Time{})
+	return err
+}
+
 // Revocation is one digest to revoke and why.
 type Revocation struct {
 	Digest string
@@ -54,7 +80,8 @@ func (s *Store) Revoke(ctx context.Context, digest, reason, actor string) (bool,
 }
 
 // RevokeBatch is Revoke for several digests in one transaction (each
-// revocation still commits with its own audit entry, all or none); it
+// revocation commits with its audit entry and its outbox event, all or
+// none); it
 // returns those that were certified and are now revoked, in order. One
 // transaction per batch instead of per digest is what keeps re-evaluation
 // under a second for thousands of revocations (bench/reeval).
@@ -78,6 +105,9 @@ func (s *Store) RevokeBatch(ctx context.Context, batch []Revocation, actor strin
 				continue
 			}
 			done = append(done, r)
+			if err := tx.EnqueueCertificationEvent(ctx, CertificationEvent{Digest: r.Digest, Status: Revoked, Reason: r.Reason, Time: now}); err != nil {
+				return nil, err
+			}
 			before, _ := json.Marshal(map[string]string{"status": Certified})
 			after, _ := json.Marshal(map[string]any{"status": Revoked, "reason": r.Reason, "time": now})
 			entries = append(entries, audit.Entry{Actor: actor, Action: "certification.revoke", Object: r.Digest, Before: before, After: after})

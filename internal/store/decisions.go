@@ -100,3 +100,21 @@ func (s *Store) Certification(ctx context.Context, digest string) (Certification
 	c.Updated = parseTime(updated)
 	return c, nil
 }
+
+// RollbackTarget returns the newest digest of repository (by the image
+// config's created time, then digest) whose certification is certified,
+// or "" when there is none, in one query.
+func (s *Store) RollbackTarget(ctx context.Context, repository string) (string, error) {
+	var d string
+	err := s.db.QueryRowContext(ctx, s.d.q(`SELECT i.digest FROM images i
+		JOIN certifications c ON c.digest = i.digest
+		WHERE i.repository = ? AND c.status = ?
+		ORDER BY i.created DESC, i.digest LIMIT 1`), repository, Certified).Scan(&d)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("finding the rollback target of %s: %w", repository, err)
+	}
+	return d, nil
+}

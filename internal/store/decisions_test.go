@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -115,4 +116,25 @@ func testRegistries(t *testing.T, newStore storeFactory) {
 	if len(all) != 2 || all[0].Name != "corp" || all[1].Name != "hub" || all[1].ID != id || all[1].URL != "https://r2.example" || all[0].Created.IsZero() {
 		t.Errorf("ListRegistries = %+v", all)
 	}
+}
+
+func TestRollbackTarget(t *testing.T) {
+	eachBackend(t, func(t *testing.T, newStore storeFactory) {
+		s, _ := newStore(t)
+		ctx := context.Background()
+		day := func(d int) time.Time { return time.Date(2026, 1, d, 0, 0, 0, 0, time.UTC) }
+		for i, st := range []string{Certified, Certified, Revoked} { // oldest first
+			d := fmt.Sprintf("sha256:%d", i)
+			s.PutImage(ctx, Image{Digest: d, Repository: "r/app", Created: day(i + 1)})
+			s.SetCertification(ctx, d, st, "")
+		}
+		s.PutImage(ctx, Image{Digest: "sha256:other", Repository: "r/other", Created: day(9)})
+		s.SetCertification(ctx, "sha256:other", Certified, "")
+		if got, err := s.RollbackTarget(ctx, "r/app"); err != nil || got != "sha256:1" {
+			t.Errorf("RollbackTarget = %q, %v; want sha256:1 (the newest certified)", got, err)
+		}
+		if got, err := s.RollbackTarget(ctx, "r/none"); err != nil || got != "" {
+			t.Errorf("RollbackTarget of an unknown repository = %q, %v", got, err)
+		}
+	})
 }
