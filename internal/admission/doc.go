@@ -24,6 +24,8 @@
 //     revocation from the feed drops it from the cache at once. When
 //     nothing can be decided in time the request is denied (failure policy
 //     "closed", the default) or admitted with a warning ("open").
+//   - An UPDATE is judged by what it changes (update.go): a workload only
+//     when its pod template changes, a Pod only for what the update adds.
 //   - Evaluate and DecodeObjects are what `bulwark check` uses to apply the
 //     same rules offline to YAML files.
 //

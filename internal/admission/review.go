@@ -106,8 +106,18 @@ func (w *Webhook) Review(ctx context.Context, req *admissionv1.AdmissionRequest,
 	if o.Name == "" {
 		o.Name = req.Name
 	}
+	var old *Object
+	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
+		// An old object that does not decode is no reason to deny: the
+		// update is then judged in full, as a create.
+		if old, err = DecodeObject(req.Kind.Kind, req.OldObject.Raw); err == nil {
+			old.Namespace, old.Name = o.Namespace, o.Name
+		} else {
+			old = nil
+		}
+	}
 	if mutate {
-		ops := w.Mutate(ctx, o)
+		ops := w.mutateChange(ctx, o, old)
 		if len(ops) > 0 {
 			patch, err := json.Marshal(ops)
 			if err != nil {
@@ -120,7 +130,7 @@ func (w *Webhook) Review(ctx context.Context, req *admissionv1.AdmissionRequest,
 		w.metrics.allowed.Add(1)
 		return resp
 	}
-	findings := w.Evaluate(ctx, o, true)
+	findings := w.evaluateChange(ctx, o, old)
 	var deny []string
 	for _, f := range findings {
 		switch f.Mode {
@@ -160,10 +170,10 @@ func (w *Webhook) Evaluate(ctx context.Context, o *Object, online bool) []Findin
 	return out
 }
 
-// checkImages decides each distinct image of o once, concurrently.
-func (w *Webhook) checkImages(ctx context.Context, o *Object, online bool) map[string]imageVerdict {
+// checkImages decides each distinct image of cs once, concurrently.
+func (w *Webhook) checkImages(ctx context.Context, cs []container, online bool) map[string]imageVerdict {
 	var images []string
-	for _, c := range o.containers() {
+	for _, c := range cs {
 		if !slices.Contains(images, c.Image) {
 			images = append(images, c.Image)
 		}
@@ -188,13 +198,18 @@ func (w *Webhook) checkImages(ctx context.Context, o *Object, online bool) map[s
 }
 
 func (w *Webhook) imageRules(ctx context.Context, o *Object, online bool) []Finding {
+	return w.imageRulesOf(ctx, o, o.containers(), online)
+}
+
+// imageRulesOf applies the image rule to some containers of o.
+func (w *Webhook) imageRulesOf(ctx context.Context, o *Object, cs []container, online bool) []Finding {
 	mode := w.cfg.imageMode(o.Namespace)
-	if mode == Off {
+	if mode == Off || len(cs) == 0 {
 		return nil
 	}
-	verdicts := w.checkImages(ctx, o, online)
+	verdicts := w.checkImages(ctx, cs, online)
 	var out []Finding
-	for _, c := range o.containers() {
+	for _, c := range cs {
 		v := verdicts[c.Image]
 		if v.Problem == "" {
 			continue
@@ -213,10 +228,17 @@ func (w *Webhook) imageRules(ctx context.Context, o *Object, online bool) []Find
 // digests they resolve to, and the segregated pool's node selector and
 // tolerations for sensitive workloads.
 func (w *Webhook) Mutate(ctx context.Context, o *Object) []PatchOp {
+	ops := w.pinTags(ctx, o, o.containers())
+	return append(ops, w.cfg.placementPatches(o)...)
+}
+
+// pinTags returns the patches pinning the tags of cs to their certified
+// digests.
+func (w *Webhook) pinTags(ctx context.Context, o *Object, cs []container) []PatchOp {
 	var ops []PatchOp
 	if w.cfg.imageMode(o.Namespace) != Off {
 		var tagged []container
-		for _, c := range o.containers() {
+		for _, c := range cs {
 			if !strings.Contains(c.Image, "@") {
 				tagged = append(tagged, c)
 			}
@@ -235,7 +257,6 @@ func (w *Webhook) Mutate(ctx context.Context, o *Object) []PatchOp {
 			}
 		}
 	}
-	ops = append(ops, w.cfg.placementPatches(o)...)
 	return ops
 }
 
