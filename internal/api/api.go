@@ -384,7 +384,8 @@ func (h *Handler) createScan(w http.ResponseWriter, r *http.Request) error {
 	var id int64
 	err = h.auditor.Do(ctx, func(tx *store.Store) ([]audit.Entry, error) {
 		var err error
-		if id, err = tx.EnqueueJob(ctx, JobScan, payload, time.Time{}); err != nil {
+		// A scan of the same reference still pending is reused.
+		if id, _, err = tx.EnqueueJobOnce(ctx, JobScan, payload, time.Time{}); err != nil {
 			return nil, err
 		}
 		after, _ := json.Marshal(map[string]any{"job": id, "kind": JobScan, "image": ref.Name()})

@@ -47,9 +47,9 @@ func (m *Metrics) write(ctx context.Context, w io.Writer) error {
 	counter := func(name, help string, v int64) {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
 	}
-	counter("bulwark_jobs_claimed_total", "Jobs claimed by this server's workers.", m.JobsClaimed.Load())
-	counter("bulwark_jobs_completed_total", "Jobs completed by this server's workers.", m.JobsCompleted.Load())
-	counter("bulwark_jobs_failed_total", "Job runs that failed (the job is retried or marked failed).", m.JobsFailed.Load())
+	counter("bulwark_jobs_claimed_total", "Scan jobs claimed by this server's workers.", m.JobsClaimed.Load())
+	counter("bulwark_jobs_completed_total", "Scan jobs completed by this server's workers.", m.JobsCompleted.Load())
+	counter("bulwark_jobs_failed_total", "Scan job runs that failed (the job is retried or marked failed).", m.JobsFailed.Load())
 
 	m.mu.Lock()
 	keys := make([]requestKey, 0, len(m.requests))

@@ -24,7 +24,6 @@ type RegistryStore interface {
 	AddRepository(ctx context.Context, registryID int64, name string) error
 	Repositories(ctx context.Context, registryID int64) ([]string, error)
 	SetTag(ctx context.Context, repository, tag, digest string) error
-	PendingJob(ctx context.Context, kind string, payload []byte) (int64, bool, error)
 }
 
 // RegistryRequest is the body of POST /api/v1/registries. Credentials are
@@ -279,14 +278,9 @@ func (h *Handler) registryNotification(w http.ResponseWriter, r *http.Request) e
 			payload, _ := json.Marshal(ScanPayload{Image: ref.Name()})
 			// A scan of the same reference still pending (the registry
 			// retrying a delivery, or a poll that found it first) is reused.
-			id, pending, err := tx.PendingJob(ctx, JobScan, payload)
+			id, _, err := tx.EnqueueJobOnce(ctx, JobScan, payload, time.Time{})
 			if err != nil {
 				return nil, err
-			}
-			if !pending {
-				if id, err = tx.EnqueueJob(ctx, JobScan, payload, time.Time{}); err != nil {
-					return nil, err
-				}
 			}
 			jobs = append(jobs, queued{Job: id, Image: ref.Name()})
 		}

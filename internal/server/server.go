@@ -260,6 +260,7 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error {
 		return serveHTTP(ctx, ln, console.Mount(handler, st, console.Options{Logger: log}), cfg.ShutdownTimeout, log)
 	})
+	wt := &watcher{store: st, log: log.With("task", "watch"), interval: cfg.WatchInterval, insecure: cfg.Insecure, keychain: kc}
 	for i := range cfg.Workers {
 		w := &worker{
 			name:     fmt.Sprintf("%s/%d", cfg.Instance, i),
@@ -273,6 +274,7 @@ func Run(ctx context.Context, cfg Config) error {
 			advisory: adb,
 			judgment: judge,
 			skip:     endOfLife(st),
+			runPoll:  wt.runPoll,
 		}
 		g.Go(func() error { return w.Run(ctx) })
 	}
@@ -281,7 +283,6 @@ func Run(ctx context.Context, cfg Config) error {
 	dispatcher := &notify.Dispatcher{Store: st, Key: key, Logger: log.With("task", "notify"),
 		Instance: cfg.Instance, PollInterval: cfg.PollInterval}
 	g.Go(func() error { return dispatcher.Run(ctx) })
-	wt := &watcher{store: st, log: log.With("task", "watch"), interval: cfg.WatchInterval, insecure: cfg.Insecure, keychain: kc}
 	g.Go(func() error { return wt.Run(ctx) })
 	g.Go(func() error { return requeueStale(ctx, st, cfg.StaleAfter, log) })
 	err = g.Wait()

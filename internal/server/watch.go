@@ -22,8 +22,8 @@ type watchStore interface {
 	ListRegistries(ctx context.Context) ([]store.Registry, error)
 	Repositories(ctx context.Context, registryID int64) ([]string, error)
 	Image(ctx context.Context, digest string) (store.Image, error)
-	PendingJob(ctx context.Context, kind string, payload []byte) (int64, bool, error)
-	EnqueueJob(ctx context.Context, kind string, payload []byte, runAfter time.Time) (int64, error)
+	EnqueueJobOnce(ctx context.Context, kind string, payload []byte, runAfter time.Time) (int64, bool, error)
+	JobExists(ctx context.Context, kind string, payload []byte) (bool, error)
 	SetTag(ctx context.Context, repository, tag, digest string) error
 	PruneTags(ctx context.Context, repository string, keep []string) (int, error)
 	TouchImage(ctx context.Context, digest string) error
@@ -40,14 +40,24 @@ type watcher struct {
 	keychain authn.Keychain // nil: the Docker config
 }
 
-// Run polls at start and then every interval until ctx is done. A registry
-// that cannot be reached is logged and skipped; only a failing store is
-// fatal.
+// JobPoll is the kind of the job that polls the registered registries.
+const JobPoll = "poll"
+
+// pollSlot is the payload of the poll job of the interval t falls in.
+type pollSlot struct {
+	Slot time.Time `json:"slot"`
+}
+
+// Run queues a poll job at start and then every interval until ctx is
+// done; a scan worker of any replica claims and runs it (runPoll). The
+// payload names the interval's slot: replicas that tick in the same slot
+// queue one poll (EnqueueJobOnce is atomic; a slot that already ran is
+// not queued again), so each poll runs once however many replicas watch.
 func (w *watcher) Run(ctx context.Context) error {
 	t := time.NewTicker(w.interval)
 	defer t.Stop()
 	for {
-		err := w.poll(ctx)
+		err := w.schedule(ctx, time.Now())
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -62,7 +72,27 @@ func (w *watcher) Run(ctx context.Context) error {
 	}
 }
 
-// poll runs one pass over every registry.
+// schedule queues the poll job of now's slot unless it exists.
+func (w *watcher) schedule(ctx context.Context, now time.Time) error {
+	payload, _ := json.Marshal(pollSlot{Slot: now.UTC().Truncate(w.interval)})
+	if done, err := w.store.JobExists(ctx, JobPoll, payload); err != nil || done {
+		return err
+	}
+	_, _, err := w.store.EnqueueJobOnce(ctx, JobPoll, payload, time.Time{})
+	return err
+}
+
+// runPoll is the poll job: a registry that cannot be reached is logged and
+// skipped; only a failing store fails the job.
+func (w *watcher) runPoll(ctx context.Context) error {
+	if err := w.poll(ctx); err != nil {
+		return fmt.Errorf("watching registries: %w", err)
+	}
+	return nil
+}
+
+// poll polls every registered registry once: repositories, tags,
+// digests; queues scans of new digests, moves tags, prunes deleted ones.
 func (w *watcher) poll(ctx context.Context) error {
 	regs, err := w.store.ListRegistries(ctx)
 	if err != nil {
@@ -188,11 +218,8 @@ func (w *watcher) consider(ctx context.Context, repo name.Repository, digest str
 	}
 	ref := repo.Digest(digest).Name()
 	payload, _ := json.Marshal(api.ScanPayload{Image: ref})
-	if _, ok, err := w.store.PendingJob(ctx, api.JobScan, payload); err != nil || ok {
-		return err
-	}
-	id, err := w.store.EnqueueJob(ctx, api.JobScan, payload, time.Time{})
-	if err != nil {
+	id, queued, err := w.store.EnqueueJobOnce(ctx, api.JobScan, payload, time.Time{})
+	if err != nil || !queued {
 		return err
 	}
 	log.Info("new digest; scan queued", "image", ref, "job", id)

@@ -34,6 +34,8 @@ type worker struct {
 	// skip, when set, reports whether repository's images are not to be
 	// scanned (their application is end-of-life).
 	skip func(ctx context.Context, repository string) (bool, error)
+	// runPoll runs a poll job (the watcher's); nil: poll jobs are not claimed.
+	runPoll func(ctx context.Context) error
 }
 
 // Run claims and runs jobs until ctx is done. A failing scan fails its job
@@ -41,7 +43,11 @@ type worker struct {
 // be read is fatal.
 func (w *worker) Run(ctx context.Context) error {
 	for {
-		j, err := w.store.ClaimJob(ctx, w.name, api.JobScan)
+		kinds := []string{api.JobScan}
+		if w.runPoll != nil {
+			kinds = append(kinds, JobPoll)
+		}
+		j, err := w.store.ClaimJob(ctx, w.name, kinds...)
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -55,7 +61,9 @@ func (w *worker) Run(ctx context.Context) error {
 		case err != nil:
 			return fmt.Errorf("worker %s: %w", w.name, err)
 		}
-		w.metrics.JobsClaimed.Add(1)
+		if j.Kind == api.JobScan {
+			w.metrics.JobsClaimed.Add(1)
+		}
 		if err := w.runJob(ctx, j); err != nil {
 			return err
 		}
@@ -67,13 +75,23 @@ func (w *worker) Run(ctx context.Context) error {
 func (w *worker) runJob(ctx context.Context, j *store.Job) error {
 	log := w.log.With("job", j.ID, "kind", j.Kind, "attempt", j.Attempts)
 	start := time.Now()
-	digest, err := w.scan(ctx, j)
+	var digest string
+	var err error
+	switch j.Kind {
+	case JobPoll:
+		err = w.runPoll(ctx)
+	default:
+		digest, err = w.scan(ctx, j)
+	}
 	// The outcome is recorded even when shutdown interrupted the scan, so
 	// the job is queued again now rather than after the stale lease.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
+	scan := j.Kind == api.JobScan // the job metrics count scans
 	if err != nil {
-		w.metrics.JobsFailed.Add(1)
+		if scan {
+			w.metrics.JobsFailed.Add(1)
+		}
 		log.Warn("job failed", "err", err, "duration", time.Since(start))
 		if ferr := w.store.FailJob(rctx, j, err); ferr != nil && !errors.Is(ferr, store.ErrClaimLost) {
 			return fmt.Errorf("recording failure of job %d: %w", j.ID, ferr)
@@ -87,7 +105,9 @@ func (w *worker) runJob(ctx context.Context, j *store.Job) error {
 		}
 		return fmt.Errorf("completing job %d: %w", j.ID, cerr)
 	}
-	w.metrics.JobsCompleted.Add(1)
+	if scan {
+		w.metrics.JobsCompleted.Add(1)
+	}
 	log.Info("job done", "digest", digest, "duration", time.Since(start))
 	return nil
 }

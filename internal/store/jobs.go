@@ -55,6 +55,45 @@ func (s *Store) EnqueueJob(ctx context.Context, kind string, payload []byte, run
 	return id, nil
 }
 
+// onceJobs is the predicate of the unique index over pending jobs: the
+// kinds EnqueueJobOnce deduplicates.
+const onceJobs = `state IN ('queued', 'running') AND kind IN ('scan', 'poll')`
+
+// EnqueueJobOnce queues a scan or poll job with payload unless one with
+// exactly that kind and payload is queued or running, atomically (a unique
+// index over the pending jobs of those kinds): two replicas, or a poll and
+// a push notification, that find the same digest at the same moment queue
+// one scan. It returns the id of the new or the pending job, and whether
+// it queued one. Other kinds are refused.
+func (s *Store) EnqueueJobOnce(ctx context.Context, kind string, payload []byte, runAfter time.Time) (int64, bool, error) {
+	if kind != "scan" && kind != "poll" {
+		return 0, false, fmt.Errorf("enqueueing %s job once: only scan and poll jobs are deduplicated", kind)
+	}
+	now := s.now()
+	if runAfter.IsZero() {
+		runAfter = now
+	}
+	var id int64
+	err := s.db.QueryRowContext(ctx, s.d.q(`INSERT INTO jobs (kind, payload, state, run_after, created)
+		VALUES (?, ?, 'queued', ?, ?)
+		ON CONFLICT (kind, payload) WHERE `+onceJobs+` DO NOTHING
+		RETURNING id`), kind, payload, formatTime(runAfter), formatTime(now)).Scan(&id)
+	if err == nil {
+		return id, true, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return 0, false, fmt.Errorf("enqueueing %s job: %w", kind, err)
+	}
+	id, ok, err := s.PendingJob(ctx, kind, payload)
+	if err != nil {
+		return 0, false, err
+	}
+	if !ok { // it finished between the insert and the read: queue again
+		return s.EnqueueJobOnce(ctx, kind, payload, runAfter)
+	}
+	return id, false, nil
+}
+
 // ClaimJob atomically takes the queued job of one of kinds (any kind when
 // none are given) whose run_after has come, earliest first, marks it running
 // for worker and counts the attempt. It returns ErrNoJob when none is ready.
@@ -209,4 +248,18 @@ func (s *Store) PendingJob(ctx context.Context, kind string, payload []byte) (in
 		return 0, false, fmt.Errorf("looking for a pending %s job: %w", kind, err)
 	}
 	return id, true, nil
+}
+
+// JobExists reports whether a job of kind with exactly payload exists in
+// any state: a scheduled job's slot that already ran is not queued again.
+func (s *Store) JobExists(ctx context.Context, kind string, payload []byte) (bool, error) {
+	var one int
+	err := s.db.QueryRowContext(ctx, s.d.q(`SELECT 1 FROM jobs WHERE kind = ? AND payload = ? LIMIT 1`), kind, payload).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("looking for a %s job: %w", kind, err)
+	}
+	return true, nil
 }

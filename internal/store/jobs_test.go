@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 func TestJobLifecycle(t *testing.T) { eachBackend(t, testJobLifecycle) }
@@ -229,5 +231,55 @@ func testPendingJob(t *testing.T, newStore storeFactory) {
 	}
 	if _, ok, err := s.PendingJob(ctx, "scan", p); err != nil || ok {
 		t.Errorf("PendingJob after done = %v, %v", ok, err)
+	}
+}
+
+// EnqueueJobOnce queues one pending job per kind and payload, also under
+// concurrent callers, and queues again once the job finished.
+func TestEnqueueJobOnce(t *testing.T) { eachBackend(t, testEnqueueJobOnce) }
+
+func testEnqueueJobOnce(t *testing.T, newStore storeFactory) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	payload := []byte(`{"image":"r/app@sha256:aa"}`)
+	var (
+		mu      sync.Mutex
+		ids     = map[int64]bool{}
+		created int
+		g       errgroup.Group
+	)
+	for range 8 {
+		g.Go(func() error {
+			id, ok, err := s.EnqueueJobOnce(ctx, "scan", payload, time.Time{})
+			mu.Lock()
+			defer mu.Unlock()
+			ids[id] = true
+			if ok {
+				created++
+			}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 1 || created != 1 {
+		t.Fatalf("8 concurrent EnqueueJobOnce: ids %v, %d created; want one", ids, created)
+	}
+	j, err := s.ClaimJob(ctx, "w", "scan")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.EnqueueJobOnce(ctx, "scan", payload, time.Time{}); ok {
+		t.Error("queued while the same job is running")
+	}
+	if err := s.CompleteJob(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	if id, ok, err := s.EnqueueJobOnce(ctx, "scan", payload, time.Time{}); err != nil || !ok || ids[id] {
+		t.Errorf("after completion: id %d, queued %v, %v; want a new job", id, ok, err)
+	}
+	if _, ok, _ := s.EnqueueJobOnce(ctx, "scan", []byte(`{"image":"other"}`), time.Time{}); !ok {
+		t.Error("another payload was not queued")
 	}
 }

@@ -303,6 +303,14 @@ var migrations = []string{
 		events  TEXT NOT NULL DEFAULT '',
 		created TEXT NOT NULL
 	);`,
+
+	// 3: at most one pending (queued or running) scan or poll job per
+	// payload, so that EnqueueJobOnce is atomic across replicas.
+	// Duplicates an older version queued are failed first.
+	`UPDATE jobs SET state = 'failed', error = 'duplicate of an earlier pending job'
+		WHERE ` + onceJobs + ` AND id NOT IN (
+			SELECT MIN(id) FROM jobs WHERE ` + onceJobs + ` GROUP BY kind, payload);
+	CREATE UNIQUE INDEX jobs_pending ON jobs (kind, payload) WHERE ` + onceJobs + `;`,
 }
 
 // migrateSQLite brings the schema to SchemaVersion, one transaction per
