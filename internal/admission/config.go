@@ -228,6 +228,13 @@ type ServerConfig struct {
 	// later (PostgreSQL), or stamped by a server replica whose clock is
 	// behind, is still fetched.
 	Overlap time.Duration `yaml:"overlap"`
+	// CacheFile, when set, is where the webhook persists its feed state
+	// (statuses, tags, cursor, verified digests) after each poll that
+	// changed it, and reads it at start, so that a webhook restarted
+	// while the server is unreachable still knows revocations. Mount a
+	// writable volume there (an emptyDir survives container restarts, a
+	// persistent volume pod rescheduling too).
+	CacheFile string `yaml:"cacheFile"`
 }
 
 // LoadConfig reads a configuration file and the files it names.

@@ -24,6 +24,10 @@
 //     revocation from the feed drops it from the cache at once. When
 //     nothing can be decided in time the request is denied (failure policy
 //     "closed", the default) or admitted with a warning ("open").
+//   - Until a configured server's feed has been reached since start, an
+//     image not verified in this process is undecided (revocations are
+//     unknown). Server.CacheFile persists the feed state (snapshot.go) so
+//     a restart while the server is down starts from the last one.
 //   - An UPDATE is judged by what it changes (update.go): a workload only
 //     when its pod template changes, a Pod only for what the update adds.
 //   - Evaluate and DecodeObjects are what `bulwark check` uses to apply the

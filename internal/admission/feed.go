@@ -132,6 +132,7 @@ func (c *cache) apply(entries []feedEntry) (todo []string, changed int) {
 		old, had := c.status[e.Digest]
 		if !had || !sameEntry(old, e) {
 			changed++
+			c.gen++
 		}
 		c.status[e.Digest] = e
 		pinned := e.Repository + "@" + e.Digest

@@ -41,6 +41,9 @@ type cache struct {
 	resolved map[string]expiring
 	// failed maps repository@digest to a failed verification.
 	failed map[string]failure
+	// gen counts changes of verified, status and tags (what a snapshot
+	// holds).
+	gen uint64
 }
 
 type expiring struct {
@@ -81,6 +84,10 @@ type imageChecker struct {
 	now     func() time.Time
 	group   singleflight.Group
 	metrics *metrics
+	// feedUnknown reports that a server is configured and neither a feed
+	// poll has succeeded since start nor a snapshot was loaded: the
+	// revocations are unknown. nil means never.
+	feedUnknown func() bool
 }
 
 // parse parses an image as Kubernetes resolves it (Docker Hub default).
@@ -146,9 +153,10 @@ func (ic *imageChecker) remoteOptions(ctx context.Context) []remote.Option {
 	return ro
 }
 
-// check decides one image. online allows registry calls (first sight);
-// ctx bounds how long the caller waits.
-func (ic *imageChecker) check(ctx context.Context, image string, online bool) imageVerdict {
+// check decides one image. lk.online allows registry calls (first
+// sight); ctx bounds how long the caller waits.
+func (ic *imageChecker) check(ctx context.Context, image string, lk lookup) imageVerdict {
+	online := lk.online
 	ref, err := ic.parse(image)
 	if err != nil {
 		return imageVerdict{Problem: fmt.Sprintf("is not a valid image reference (%v)", err), Fix: "write the image as registry/repository:tag or registry/repository@sha256:..."}
@@ -183,6 +191,15 @@ func (ic *imageChecker) check(ctx context.Context, image string, online bool) im
 	}
 	if failed && ic.now().Before(fail.expires) {
 		v.Problem, v.Fix = "is not certified ("+fail.reason+")", certify
+		return v
+	}
+	if lk.feedGate && ic.feedUnknown != nil && ic.feedUnknown() {
+		// A signature alone does not say the digest is not revoked: a
+		// fresh webhook that cannot reach the server must not admit what
+		// the server revoked. The failure policy decides.
+		v.Undecided = true
+		v.Problem = "is not in the cache of certified digests, and the certification feed has not been reached since the webhook started, so revocations are unknown"
+		v.Fix = "check that the webhook reaches the server (" + ic.cfg.Server.URL + "), or set server.cacheFile so a restarted webhook starts from the last feed state"
 		return v
 	}
 	if !online {
@@ -229,6 +246,9 @@ func (ic *imageChecker) verify(ctx context.Context, pinned string) error {
 	var ve *sign.VerificationError
 	switch {
 	case err == nil:
+		if _, ok := ic.cache.verified[pinned]; !ok {
+			ic.cache.gen++
+		}
 		ic.cache.verified[pinned] = ic.now()
 		delete(ic.cache.failed, pinned)
 	case errors.As(err, &ve):

@@ -160,10 +160,28 @@ func (w *Webhook) Review(ctx context.Context, req *admissionv1.AdmissionRequest,
 // Evaluate applies every rule to o. online allows registry calls for
 // images not in the cache (first sight); offline, an image is decided
 // only as far as the cache and its reference allow (a tag is a finding).
+//
+// Evaluate judges as the serving webhook does: while a configured server's
+// feed has not been reached since start (and no snapshot was loaded), an
+// image not verified in this process is undecided.
 func (w *Webhook) Evaluate(ctx context.Context, o *Object, online bool) []Finding {
-	online = online && !w.offline
+	return w.evaluate(ctx, o, lookup{online: online && !w.offline, feedGate: true})
+}
+
+// lookup is how images are decided.
+type lookup struct {
+	// online allows registry calls (first sight).
+	online bool
+	// feedGate makes an image not verified in this process undecided
+	// while the configured server's feed has not been reached since start
+	// (revocations are unknown). `bulwark check` does not poll the feed
+	// and does not apply it.
+	feedGate bool
+}
+
+func (w *Webhook) evaluate(ctx context.Context, o *Object, lk lookup) []Finding {
 	var out []Finding
-	out = append(out, w.imageRules(ctx, o, online)...)
+	out = append(out, w.imageRules(ctx, o, lk)...)
 	out = append(out, w.cfg.podRules(o)...)
 	out = append(out, w.cfg.placementRules(o)...)
 	out = append(out, w.cfg.ownerRules(o)...)
@@ -171,7 +189,7 @@ func (w *Webhook) Evaluate(ctx context.Context, o *Object, online bool) []Findin
 }
 
 // checkImages decides each distinct image of cs once, concurrently.
-func (w *Webhook) checkImages(ctx context.Context, cs []container, online bool) map[string]imageVerdict {
+func (w *Webhook) checkImages(ctx context.Context, cs []container, lk lookup) map[string]imageVerdict {
 	var images []string
 	for _, c := range cs {
 		if !slices.Contains(images, c.Image) {
@@ -180,14 +198,14 @@ func (w *Webhook) checkImages(ctx context.Context, cs []container, online bool) 
 	}
 	out := make(map[string]imageVerdict, len(images))
 	if len(images) == 1 {
-		out[images[0]] = w.images.check(ctx, images[0], online)
+		out[images[0]] = w.images.check(ctx, images[0], lk)
 		return out
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, img := range images {
 		wg.Go(func() {
-			v := w.images.check(ctx, img, online)
+			v := w.images.check(ctx, img, lk)
 			mu.Lock()
 			out[img] = v
 			mu.Unlock()
@@ -197,17 +215,17 @@ func (w *Webhook) checkImages(ctx context.Context, cs []container, online bool) 
 	return out
 }
 
-func (w *Webhook) imageRules(ctx context.Context, o *Object, online bool) []Finding {
-	return w.imageRulesOf(ctx, o, o.containers(), online)
+func (w *Webhook) imageRules(ctx context.Context, o *Object, lk lookup) []Finding {
+	return w.imageRulesOf(ctx, o, o.containers(), lk)
 }
 
 // imageRulesOf applies the image rule to some containers of o.
-func (w *Webhook) imageRulesOf(ctx context.Context, o *Object, cs []container, online bool) []Finding {
+func (w *Webhook) imageRulesOf(ctx context.Context, o *Object, cs []container, lk lookup) []Finding {
 	mode := w.cfg.imageMode(o.Namespace)
 	if mode == Off || len(cs) == 0 {
 		return nil
 	}
-	verdicts := w.checkImages(ctx, cs, online)
+	verdicts := w.checkImages(ctx, cs, lk)
 	var out []Finding
 	for _, c := range cs {
 		v := verdicts[c.Image]
@@ -248,7 +266,7 @@ func (w *Webhook) pinTags(ctx context.Context, o *Object, cs []container) []Patc
 				// Only a tag whose digest is certified is pinned: an
 				// uncertified one stays as written, so the validating
 				// webhook's denial names the tag the user wrote.
-				v := w.images.check(ctx, c.Image, !w.offline)
+				v := w.images.check(ctx, c.Image, lookup{online: !w.offline, feedGate: true})
 				if v.Problem != "" || v.Digest == "" {
 					w.log.Info("not pinning a tag", "image", c.Image, "problem", v.Problem)
 					continue
@@ -278,5 +296,5 @@ func pinnedImage(image, digest string) string {
 // the image rule.
 func (w *Webhook) Check(ctx context.Context, o *Object, verify bool) []Finding {
 	w.cfg.injectPlacement(o)
-	return w.Evaluate(ctx, o, verify)
+	return w.evaluate(ctx, o, lookup{online: verify && !w.offline})
 }

@@ -35,7 +35,7 @@ func (w *Webhook) evaluateChange(ctx context.Context, o, old *Object) []Finding 
 	if old == nil {
 		return w.Evaluate(ctx, o, true)
 	}
-	online := !w.offline
+	lk := lookup{online: !w.offline, feedGate: true}
 	if o.Kind != "Pod" {
 		if templateUnchanged(o, old) {
 			return nil
@@ -44,7 +44,7 @@ func (w *Webhook) evaluateChange(ctx context.Context, o, old *Object) []Finding 
 	}
 	var out []Finding
 	if !templateUnchanged(o, old) {
-		out = append(out, w.imageRulesOf(ctx, o, changedContainers(o, old), online)...)
+		out = append(out, w.imageRulesOf(ctx, o, changedContainers(o, old), lk)...)
 		out = append(out, newFindings(w.cfg.podRules(o), w.cfg.podRules(old))...)
 		out = append(out, newFindings(w.cfg.placementRules(o), w.cfg.placementRules(old))...)
 	}

@@ -46,6 +46,17 @@ type Webhook struct {
 	feedMu    sync.Mutex // one feed poll at a time
 	lastSync  atomic.Int64
 	lastError atomic.Pointer[string]
+	// feedReached is set once a feed poll succeeded or a snapshot was
+	// loaded: until then revocations are unknown.
+	feedReached atomic.Bool
+
+	// cacheFile is where the feed state is persisted ("" for nowhere),
+	// trust the fingerprint of the trust policy; savedGen and savedSince
+	// are the cache generation and cursor last written (under feedMu).
+	cacheFile  string
+	trust      string
+	savedGen   uint64
+	savedSince time.Time
 }
 
 // New builds the webhook. cfg is resolved (defaults, files) if it was
@@ -78,6 +89,14 @@ func New(cfg *Config, opts Options) (*Webhook, error) {
 	w.feed = f
 	if f == nil {
 		w.ready.Store(true)
+	} else {
+		w.images.feedUnknown = func() bool { return !w.feedReached.Load() }
+		if cfg.Server.CacheFile != "" {
+			w.cacheFile, w.trust = cfg.path(cfg.Server.CacheFile), trustFingerprint(cfg)
+			if w.loadSnapshot(w.cacheFile) {
+				w.feedReached.Store(true)
+			}
+		}
 	}
 	w.handler = w.routes()
 	return w, nil
@@ -146,6 +165,7 @@ func (w *Webhook) Sync(ctx context.Context) error {
 	}
 	w.lastSync.Store(w.now().Unix())
 	w.lastError.Store(nil)
+	w.feedReached.Store(true)
 	todo, changed := w.images.cache.apply(entries)
 	revoked := 0
 	for _, e := range entries {
@@ -172,6 +192,11 @@ func (w *Webhook) Sync(ctx context.Context) error {
 		default:
 			errs = append(errs, fmt.Errorf("verifying %s ahead of time: %w", pinned, err))
 		}
+	}
+	if err := w.saveSnapshot(); err != nil {
+		// The feed worked; only a restart while the server is down would
+		// miss this state.
+		w.log.Warn("feed state not persisted", "err", err)
 	}
 	return errors.Join(errs...)
 }

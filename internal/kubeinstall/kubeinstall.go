@@ -43,6 +43,10 @@ const (
 const (
 	ConfigDir = "/etc/bulwark/admission"
 	TLSDir    = "/etc/bulwark/tls"
+	// CacheDir is a writable emptyDir for the admission configuration's
+	// server.cacheFile (e.g. /var/cache/bulwark/feed.json): the feed state
+	// survives container restarts.
+	CacheDir = "/var/cache/bulwark"
 	// Port is the container's HTTPS port; the Service exposes it as 443.
 	Port = 8443
 )
@@ -327,12 +331,14 @@ func objects(o Options, caPEM []byte, cert pki.Pair) []any {
 							{Name: "config", MountPath: ConfigDir, ReadOnly: true},
 							{Name: "tls", MountPath: TLSDir, ReadOnly: true},
 							{Name: "tmp", MountPath: "/tmp"},
+							{Name: "cache", MountPath: CacheDir},
 						},
 					}},
 					Volumes: []corev1.Volume{
 						{Name: "config", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: sources}}},
 						{Name: "tls", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: tlsName}}},
 						{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+						{Name: "cache", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 					},
 				},
 			},
