@@ -365,7 +365,7 @@ func (c *Config) resolve() error {
 		c.Server.Overlap = DefaultFeedOverlap
 	}
 	if c.Server.Overlap < 0 {
-		return errAt("must be positive", "server", "overlap")
+		return errAt(fmt.Sprintf("overlap %s: must be positive", c.Server.Overlap), "server", "overlap")
 	}
 	if c.Pods.Mode == "" {
 		c.Pods.Mode = Enforce

@@ -54,7 +54,8 @@ owners:
 		t.Fatal(err)
 	}
 	if cfg.VerifyBudget.Seconds() != 2 || cfg.FailurePolicy != admission.FailClosed || cfg.Placement.Label != admission.DefaultPlacementLabel ||
-		cfg.TrustPolicy == nil || len(cfg.TrustPolicy.Entries[0].Keys) != 1 || cfg.Pods.Mode != admission.Enforce {
+		cfg.TrustPolicy == nil || len(cfg.TrustPolicy.Entries[0].Keys) != 1 || cfg.Pods.Mode != admission.Enforce ||
+		cfg.Server.Overlap != admission.DefaultFeedOverlap {
 		t.Errorf("defaults not filled: %+v", cfg)
 	}
 	if _, err := admission.New(cfg, admission.Options{}); err != nil {
@@ -70,6 +71,8 @@ owners:
 		{"trust:\n  keys: [key.pub]\npods:\n  exceptions:\n    - allow: [everything]\n", `unknown rule "everything"`},
 		{"trust:\n  keys: [key.pub]\nexempt: ['[']\n", `admission.yaml:3: namespace pattern "["`},
 		{"trust:\n  keys: [key.pub]\nserver:\n  url: bulwark:8480\n", `admission.yaml:4: url "bulwark:8480": want http:// or https://`},
+		{"trust:\n  keys: [key.pub]\nserver:\n  url: http://b:8480\n  overlap: -1s\n", `admission.yaml:5: overlap -1s: must be positive`},
+		{"trust:\n  keys: [key.pub]\nserver:\n  cachefile: /x\n", "admission.yaml:4: field cachefile not found"},
 		{"", "empty admission config"},
 	} {
 		if err := os.WriteFile(file, []byte(tc.yaml), 0o644); err != nil {
