@@ -141,11 +141,11 @@ func TestDecodeManifests(t *testing.T) {
 		t.Fatalf("DecodeManifests = %+v", ms)
 	}
 	_, err = admission.DecodeManifests("m.yaml", []byte("kind: Pod\nspec: {containers: 3}\n"))
-	if err == nil || !strings.Contains(err.Error(), "m.yaml:1: document 0: decoding Pod") {
+	if err == nil || !strings.Contains(err.Error(), "m.yaml:1: document 1: decoding Pod") {
 		t.Errorf("bad Pod: %v", err)
 	}
 	_, err = admission.DecodeManifests("m.yaml", []byte("kind: Pod\n---\nkind: [\n"))
-	if err == nil || !strings.Contains(err.Error(), "m.yaml:3: document 1: not YAML") {
+	if err == nil || !strings.Contains(err.Error(), "m.yaml:3: document 2: not YAML") {
 		t.Errorf("bad YAML: %v", err)
 	}
 }

@@ -157,6 +157,9 @@ func (ic *imageChecker) remoteOptions(ctx context.Context) []remote.Option {
 // sight); ctx bounds how long the caller waits.
 func (ic *imageChecker) check(ctx context.Context, image string, lk lookup) imageVerdict {
 	online := lk.online
+	if strings.TrimSpace(image) == "" {
+		return imageVerdict{Problem: "has no image", Fix: "set image: registry/repository@sha256:... (or a certified tag)"}
+	}
 	ref, err := ic.parse(image)
 	if err != nil {
 		return imageVerdict{Problem: fmt.Sprintf("is not a valid image reference (%v)", err), Fix: "write the image as registry/repository:tag or registry/repository@sha256:..."}

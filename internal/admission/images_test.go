@@ -137,3 +137,13 @@ func TestRegistryUnreachableFailurePolicy(t *testing.T) {
 		}
 	}
 }
+
+// A container without an image is denied with a message that says so.
+func TestEmptyImage(t *testing.T) {
+	f := newFixture(t)
+	w := newWebhook(t, f.config(), nil)
+	r := post(t, w.Handler(), "/validate", review(t, "Pod", "shop", goodPod(`""`)))
+	if r.Allowed || r.Result == nil || !strings.Contains(r.Result.Message, "has no image") {
+		t.Errorf("empty image: allowed=%v result=%+v", r.Allowed, r.Result)
+	}
+}

@@ -34,7 +34,7 @@ type ManifestError struct {
 }
 
 func (e *ManifestError) Error() string {
-	return fmt.Sprintf("%s:%d: document %d: %v", e.File, e.Line, e.Index, e.Err)
+	return fmt.Sprintf("%s:%d: document %d: %v", e.File, e.Line, e.Index+1, e.Err) // counted from 1, as editors do
 }
 
 func (e *ManifestError) Unwrap() error { return e.Err }

@@ -25,7 +25,7 @@ import (
 // checkFinding is one finding of `bulwark check` with where it is.
 type checkFinding struct {
 	File     string `json:"file"`
-	Document int    `json:"document"`
+	Document int    `json:"document"` // the YAML document in the file, from 1
 	Line     int    `json:"line"`
 	Kind     string `json:"kind"`
 	Name     string `json:"name"`
@@ -168,7 +168,7 @@ func runCheck(ctx context.Context, w *admission.Webhook, args []string, namespac
 			findings := w.Check(vctx, m.Object, verify)
 			cancel()
 			for _, fd := range findings {
-				rep.Findings = append(rep.Findings, checkFinding{File: f, Document: m.Index, Line: m.Line, Kind: m.Kind, Name: m.Name, Finding: fd, Message: fd.Message()})
+				rep.Findings = append(rep.Findings, checkFinding{File: f, Document: m.Index + 1, Line: m.Line, Kind: m.Kind, Name: m.Name, Finding: fd, Message: fd.Message()})
 				if fd.Mode == admission.Enforce {
 					rep.Denied++
 				}

@@ -67,8 +67,8 @@ func TestCheck(t *testing.T) {
 	rules := map[string]bool{}
 	for _, f := range rep.Findings {
 		rules[f.Rule] = true
-		if f.File != bad || f.Line != 5 || f.Document != 1 || f.Kind != "Pod" {
-			t.Errorf("finding at %s:%d doc %d %s, want %s:5 doc 1 Pod", f.File, f.Line, f.Document, f.Kind, bad)
+		if f.File != bad || f.Line != 5 || f.Document != 2 || f.Kind != "Pod" {
+			t.Errorf("finding at %s:%d doc %d %s, want %s:5 doc 2 Pod", f.File, f.Line, f.Document, f.Kind, bad)
 		}
 	}
 	for _, want := range []string{"image", "privileged", "hostNetwork", "runAsNonRoot", "capabilities", "allowPrivilegeEscalation"} {
@@ -89,7 +89,7 @@ func TestCheck(t *testing.T) {
 	if err := os.WriteFile(broken, []byte(checkGood+"---\nkind: Pod\nspec: {containers: 3}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, errOut, code := run(t, "check", "-f", broken); code != ExitError || !strings.Contains(errOut, broken+":14: document 1: decoding Pod") {
+	if _, errOut, code := run(t, "check", "-f", broken); code != ExitError || !strings.Contains(errOut, broken+":14: document 2: decoding Pod") {
 		t.Errorf("bad input: code %d %s", code, errOut)
 	}
 	if _, errOut, code := run(t, "check"); code != ExitError || !strings.Contains(errOut, "-f is required") {
