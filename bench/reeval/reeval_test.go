@@ -38,7 +38,7 @@ const (
 	images = 10_000
 	// storeVersion names the cached store; bump it when the generator
 	// changes.
-	storeVersion = "v1"
+	storeVersion = "v2"
 	popular      = "popular-lib"
 )
 

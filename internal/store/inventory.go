@@ -1,8 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/gob"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,7 +22,15 @@ var (
 	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
 )
 
-// PutInventory stores the inventory of digest (its JSON, zstd-compressed)
+// gobFormat starts a stored inventory encoded with encoding/gob; one that
+// starts with '{' is JSON (as the first stores wrote them). Gob decodes an
+// SBOM of 100 packages in less than half the time of encoding/json, and
+// decoding stored inventories is most of a re-evaluation (bench/reeval).
+// The store writes and reads its own data: gob's lack of a schema outside
+// Go is no loss, and it tolerates added and removed fields.
+const gobFormat byte = 0
+
+// PutInventory stores the inventory of digest (gob, zstd-compressed)
 // and, in the same transaction, replaces digest's rows in the package index
 // with one per distinct (ecosystem, name, version) osv.QueryFor gives:
 // distribution packages under their source package and release
@@ -29,11 +39,12 @@ func (s *Store) PutInventory(ctx context.Context, digest string, inv *sbom.SBOM,
 	if distro == nil {
 		distro = inv.Distro
 	}
-	data, err := json.Marshal(inv)
-	if err != nil {
+	var buf bytes.Buffer
+	buf.WriteByte(gobFormat)
+	if err := gob.NewEncoder(&buf).Encode(inv); err != nil {
 		return fmt.Errorf("encoding inventory of %s: %w", digest, err)
 	}
-	blob := zenc.EncodeAll(data, nil)
+	blob := zenc.EncodeAll(buf.Bytes(), nil)
 	type row struct{ eco, name, version string }
 	seen := map[row]bool{}
 	var index []row
@@ -49,7 +60,7 @@ func (s *Store) PutInventory(ctx context.Context, digest string, inv *sbom.SBOM,
 			index = append(index, r)
 		}
 	}
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO inventories (digest, sbom, stored) VALUES (?, ?, ?)
 			ON CONFLICT (digest) DO UPDATE SET sbom = excluded.sbom, stored = excluded.stored`),
 			digest, blob, formatTime(s.now())); err != nil {
@@ -91,7 +102,12 @@ func (s *Store) Inventory(ctx context.Context, digest string) (*sbom.SBOM, error
 		return nil, fmt.Errorf("decompressing inventory of %s: %w", digest, err)
 	}
 	var inv sbom.SBOM
-	if err := json.Unmarshal(data, &inv); err != nil {
+	if len(data) > 0 && data[0] == gobFormat {
+		err = gob.NewDecoder(bytes.NewReader(data[1:])).Decode(&inv)
+	} else {
+		err = json.Unmarshal(data, &inv)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("decoding inventory of %s: %w", digest, err)
 	}
 	return &inv, nil

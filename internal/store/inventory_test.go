@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -182,4 +183,23 @@ func BenchmarkDigestsFor(b *testing.B) {
 	all, _ := s.DigestsFor(ctx, "Debian:12", "src00")
 	b.Logf("DigestsFor(Debian:12, src00): %d of %d images in %v", len(all), images, time.Since(one))
 	b.ReportMetric(float64(len(got)), "digests")
+}
+
+// An inventory stored as JSON by an earlier version still reads.
+func TestInventoryLegacyJSON(t *testing.T) {
+	eachBackend(t, func(t *testing.T, newStore storeFactory) {
+		s, _ := newStore(t)
+		ctx := context.Background()
+		inv := &sbom.SBOM{Schema: sbom.SchemaVersion, Source: sbom.Source{Kind: "registry", Digest: "sha256:old"},
+			Packages: []sbom.Package{{Name: "lodash", Version: "4.17.15", Type: sbom.TypeNPM, PURL: "pkg:npm/lodash@4.17.15"}}}
+		data, _ := json.Marshal(inv)
+		if _, err := s.DB().ExecContext(ctx, s.d.q(`INSERT INTO inventories (digest, sbom, stored) VALUES (?, ?, ?)`),
+			"sha256:old", zenc.EncodeAll(data, nil), formatTime(s.now())); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Inventory(ctx, "sha256:old")
+		if err != nil || len(got.Packages) != 1 || got.Packages[0].PURL != "pkg:npm/lodash@4.17.15" {
+			t.Fatalf("legacy inventory = %+v, %v", got, err)
+		}
+	})
 }
