@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
 	"github.com/bulwark-sec/bulwark/internal/api"
 	"github.com/bulwark-sec/bulwark/internal/registrytest"
 	"github.com/bulwark-sec/bulwark/internal/store"
@@ -132,5 +135,25 @@ func TestServerScanSkipsEndOfLife(t *testing.T) {
 	waitScan(t, c, operator.Token, reg.Ref("legacy/app:1"))
 	if code, _ := c.do("GET", "/api/v1/images/"+d, admin.Token, nil); code != http.StatusNotFound {
 		t.Errorf("the end-of-life image was scanned: GET image %d", code)
+	}
+
+	// Mapped by label alone, in a repository no pattern names.
+	labeled, err := mutate.Config(img, v1.Config{Labels: map[string]string{"team": "mainframe"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Push(t, "misc/tool:1", labeled)
+	ld, _ := labeled.Digest()
+	c.json("POST", "/api/v1/applications", admin.Token, map[string]any{"name": "mainframe", "lifecycle": store.LifecycleEndOfLife,
+		"labels": map[string]string{"team": "mainframe"}}, http.StatusCreated, nil)
+	waitScan(t, c, operator.Token, reg.Ref("misc/tool:1"))
+	if code, _ := c.do("GET", "/api/v1/images/"+ld.String(), admin.Token, nil); code != http.StatusNotFound {
+		t.Errorf("the image of an end-of-life application (by label) was scanned: GET image %d", code)
+	}
+	// The same image without the label is scanned.
+	reg.Push(t, "misc/tool:2", img)
+	waitScan(t, c, operator.Token, reg.Ref("misc/tool:2"))
+	if code, _ := c.do("GET", "/api/v1/images/"+d, admin.Token, nil); code != http.StatusOK {
+		t.Errorf("an active image was not scanned: GET image %d", code)
 	}
 }

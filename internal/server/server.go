@@ -290,15 +290,16 @@ func Run(ctx context.Context, cfg Config) error {
 	return err
 }
 
-// endOfLife reports whether a repository belongs to an end-of-life
-// application (by repository pattern), whose images are not scanned.
-func endOfLife(st *store.Store) func(ctx context.Context, repository string) (bool, error) {
-	return func(ctx context.Context, repository string) (bool, error) {
+// endOfLife reports whether an image of repository with labels belongs
+// to an end-of-life application (store.OwnerOf: by label first, then by
+// repository pattern), whose images are not scanned.
+func endOfLife(st *store.Store) func(ctx context.Context, repository string, labels map[string]string) (bool, error) {
+	return func(ctx context.Context, repository string, labels map[string]string) (bool, error) {
 		apps, err := st.ListApplications(ctx)
 		if err != nil {
 			return false, err
 		}
-		a := store.RepositoryOwner(apps, repository)
+		a := store.OwnerOf(apps, repository, labels)
 		return a != nil && a.Lifecycle == store.LifecycleEndOfLife, nil
 	}
 }

@@ -31,9 +31,10 @@ type worker struct {
 	keychain authn.Keychain
 	advisory match.Source // nil: no matching
 	judgment *judgment
-	// skip, when set, reports whether repository's images are not to be
-	// scanned (their application is end-of-life).
-	skip func(ctx context.Context, repository string) (bool, error)
+	// skip, when set, reports whether an image of repository with labels
+	// (nil before its config is read) is not to be scanned: its
+	// application is end-of-life.
+	skip func(ctx context.Context, repository string, labels map[string]string) (bool, error)
 	// runPoll runs a poll job (the watcher's); nil: poll jobs are not claimed.
 	runPoll func(ctx context.Context) error
 }
@@ -126,13 +127,20 @@ func (w *worker) scan(ctx context.Context, j *store.Job) (string, error) {
 		return "", fmt.Errorf("parsing reference %q: %w", p.Image, err)
 	}
 	repo := ref.Context().Name()
-	if w.skip != nil {
-		if skip, err := w.skip(ctx, repo); err != nil {
-			return "", err
-		} else if skip {
-			w.log.Info("not scanning: the application is end-of-life", "image", p.Image)
-			return "", nil
+	endOfLife := func(labels map[string]string) (bool, error) {
+		if w.skip == nil {
+			return false, nil
 		}
+		skip, err := w.skip(ctx, repo, labels)
+		if skip {
+			w.log.Info("not scanning: the application is end-of-life", "image", p.Image)
+		}
+		return skip, err
+	}
+	// By repository before anything is fetched, by label once the config
+	// is read and before any layer is.
+	if skip, err := endOfLife(nil); err != nil || skip {
+		return "", err
 	}
 	iopts := image.Options{CacheDir: w.cacheDir, Insecure: w.insecure, Keychain: w.keychain}
 	img, err := image.Open(ctx, "registry:"+ref.Name(), iopts)
@@ -140,6 +148,11 @@ func (w *worker) scan(ctx context.Context, j *store.Job) (string, error) {
 		return "", err // names the image already
 	}
 	defer img.Close()
+	if img.Config != nil {
+		if skip, err := endOfLife(img.Config.Config.Labels); err != nil || skip {
+			return "", err
+		}
+	}
 	src := img.Source
 	if src.Digest == "" {
 		return "", fmt.Errorf("opening %s: no manifest digest", ref.Name())
