@@ -150,6 +150,9 @@ func mustContain(t *testing.T, what, got string, wants ...string) {
 }
 
 type podJSON struct {
+	Metadata struct {
+		Labels map[string]string `json:"labels"`
+	} `json:"metadata"`
 	Spec struct {
 		Containers   []struct{ Image string } `json:"containers"`
 		NodeSelector map[string]string        `json:"nodeSelector"`
@@ -325,6 +328,15 @@ spec:
 		// The tag of the revoked digest is refused too.
 		_, err = c.KubectlStdin(pod("after-revoke-tag", repo+":1", "", leastPrivilege), "create", "-f", "-")
 		denied(t, err, "a pod of the revoked digest's tag")
+		// A running pod of the revoked digest can still be labelled (an
+		// incident responder, a controller removing a finalizer): an UPDATE
+		// that leaves the spec alone is not judged again.
+		if _, err := c.Kubectl("label", "pod", "tagged", "-n", ns, "incident=cve-2026-0001"); err != nil {
+			t.Errorf("labelling a running pod of the revoked digest: %v", err)
+		}
+		if got := getPod(t, c, "tagged").Metadata.Labels["incident"]; got != "cve-2026-0001" {
+			t.Errorf("label after kubectl label: %q", got)
+		}
 	})
 
 	t.Run("server down: cache keeps known digests, unknown refused", func(t *testing.T) {
