@@ -86,25 +86,10 @@ func (d *Dispatcher) loop(ctx context.Context, worker string) error {
 	if poll <= 0 {
 		poll = DefaultPollInterval
 	}
-	for {
-		j, err := d.Store.ClaimJob(ctx, worker, JobKind)
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case errors.Is(err, store.ErrNoJob):
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(poll):
-			}
-			continue
-		case err != nil:
-			return fmt.Errorf("notify dispatcher %s: %w", worker, err)
-		}
-		if err := d.run(ctx, j); err != nil {
-			return err
-		}
+	if err := store.RunJobs(ctx, d.Store, worker, []string{JobKind}, poll, d.run); err != nil {
+		return fmt.Errorf("notify dispatcher %s: %w", worker, err)
 	}
+	return nil
 }
 
 // permanent marks a delivery failure that a retry cannot fix.

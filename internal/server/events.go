@@ -31,33 +31,24 @@ type events struct {
 
 // Run claims and publishes outbox jobs until ctx is done.
 func (e *events) Run(ctx context.Context) error {
-	for {
-		j, err := e.store.ClaimJob(ctx, e.instance, store.JobCertificationEvent)
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case errors.Is(err, store.ErrNoJob):
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(e.poll):
-			}
-			continue
-		case err != nil:
-			return fmt.Errorf("events: %w", err)
-		}
-		rctx := context.WithoutCancel(ctx)
-		if perr := e.publish(ctx, j); perr != nil {
-			e.log.Warn("publishing a certification event", "job", j.ID, "err", perr)
-			if err := e.store.FailJob(rctx, j, perr); err != nil && !errors.Is(err, store.ErrClaimLost) {
-				return err
-			}
-			continue
-		}
-		if err := e.store.CompleteJob(rctx, j); err != nil && !errors.Is(err, store.ErrClaimLost) {
+	return store.RunJobs(ctx, e.store, e.instance, []string{store.JobCertificationEvent}, e.poll, e.handle)
+}
+
+// handle publishes one outbox job and records the outcome: a failure is
+// retried with the store's backoff.
+func (e *events) handle(ctx context.Context, j *store.Job) error {
+	rctx := context.WithoutCancel(ctx)
+	if perr := e.publish(ctx, j); perr != nil {
+		e.log.Warn("publishing a certification event", "job", j.ID, "err", perr)
+		if err := e.store.FailJob(rctx, j, perr); err != nil && !errors.Is(err, store.ErrClaimLost) {
 			return err
 		}
+		return nil
 	}
+	if err := e.store.CompleteJob(rctx, j); err != nil && !errors.Is(err, store.ErrClaimLost) {
+		return err
+	}
+	return nil
 }
 
 // publish queues the notifications of one outbox job: a revocation with

@@ -43,32 +43,16 @@ type worker struct {
 // (retried with backoff by the store), not the server; a store that cannot
 // be read is fatal.
 func (w *worker) Run(ctx context.Context) error {
-	for {
-		kinds := []string{api.JobScan}
-		if w.runPoll != nil {
-			kinds = append(kinds, JobPoll)
-		}
-		j, err := w.store.ClaimJob(ctx, w.name, kinds...)
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case errors.Is(err, store.ErrNoJob):
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(w.poll):
-			}
-			continue
-		case err != nil:
-			return fmt.Errorf("worker %s: %w", w.name, err)
-		}
+	kinds := []string{api.JobScan}
+	if w.runPoll != nil {
+		kinds = append(kinds, JobPoll)
+	}
+	return store.RunJobs(ctx, w.store, w.name, kinds, w.poll, func(ctx context.Context, j *store.Job) error {
 		if j.Kind == api.JobScan {
 			w.metrics.JobsClaimed.Add(1)
 		}
-		if err := w.runJob(ctx, j); err != nil {
-			return err
-		}
-	}
+		return w.runJob(ctx, j)
+	})
 }
 
 // runJob scans and completes or fails j. It returns an error only when the

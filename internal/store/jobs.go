@@ -263,3 +263,35 @@ func (s *Store) JobExists(ctx context.Context, kind string, payload []byte) (boo
 	}
 	return true, nil
 }
+
+// Claimer claims jobs; *Store is one.
+type Claimer interface {
+	ClaimJob(ctx context.Context, worker string, kinds ...string) (*Job, error)
+}
+
+// RunJobs is the loop of a job worker: it claims a job of one of kinds as
+// worker and hands it to run, waiting idle whenever none is ready, until
+// ctx is done (then it returns nil). run records the job's outcome
+// (CompleteJob, FailJob); an error from run, or a failed claim, ends the
+// loop with that error.
+func RunJobs(ctx context.Context, st Claimer, worker string, kinds []string, idle time.Duration, run func(context.Context, *Job) error) error {
+	for {
+		j, err := st.ClaimJob(ctx, worker, kinds...)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, ErrNoJob):
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(idle):
+			}
+			continue
+		case err != nil:
+			return err
+		}
+		if err := run(ctx, j); err != nil {
+			return err
+		}
+	}
+}
