@@ -18,7 +18,6 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/audit"
 	"github.com/bulwark-sec/bulwark/internal/failpoint"
 	"github.com/bulwark-sec/bulwark/internal/registrytest"
-	"github.com/bulwark-sec/bulwark/internal/sbom"
 	"github.com/bulwark-sec/bulwark/internal/store"
 	"github.com/bulwark-sec/bulwark/internal/vulndb"
 )
@@ -141,17 +140,7 @@ func seedCertified(t *testing.T, dir string, n int) []string {
 	var digests []string
 	for i := range n {
 		d := fmt.Sprintf("sha256:%064x", i+1)
-		inv := &sbom.SBOM{Schema: sbom.SchemaVersion, Source: sbom.Source{Kind: "registry", Digest: d},
-			Packages: []sbom.Package{{Name: "lodash", Version: "4.17.15", Type: sbom.TypeNPM, PURL: "pkg:npm/lodash@4.17.15", Cataloger: "npm"}}}
-		if err := st.PutInventory(t.Context(), d, inv, nil); err != nil {
-			t.Fatal(err)
-		}
-		if err := st.PutImage(t.Context(), store.Image{Digest: d, Repository: "registry.test/r/app", Created: time.Now().Add(-time.Duration(i) * time.Hour)}); err != nil {
-			t.Fatal(err)
-		}
-		if err := st.SetCertification(t.Context(), d, store.Certified, ""); err != nil {
-			t.Fatal(err)
-		}
+		seedLodash(t, st, d)
 		digests = append(digests, d)
 	}
 	return digests

@@ -241,6 +241,9 @@ func Run(ctx context.Context, cfg Config) error {
 		interval: cfg.AdvisoryInterval,
 		log:      log.With("task", "advisories"),
 		anchor:   auditor.Anchor,
+		jobs:     st,
+		instance: cfg.Instance + "/advisories",
+		retry:    cfg.PollInterval,
 	}
 	ev := &events{store: st, handler: handler, log: log.With("task", "events"), instance: cfg.Instance + "/events", poll: cfg.PollInterval}
 	handler.UseAdvisoryUpdater(upd)

@@ -57,17 +57,17 @@ func (s *Store) EnqueueJob(ctx context.Context, kind string, payload []byte, run
 
 // onceJobs is the predicate of the unique index over pending jobs: the
 // kinds EnqueueJobOnce deduplicates.
-const onceJobs = `state IN ('queued', 'running') AND kind IN ('scan', 'poll')`
+const onceJobs = `state IN ('queued', 'running') AND kind IN ('scan', 'poll', 'reevaluate')`
 
-// EnqueueJobOnce queues a scan or poll job with payload unless one with
+// EnqueueJobOnce queues a scan, poll or reevaluate job with payload unless one with
 // exactly that kind and payload is queued or running, atomically (a unique
 // index over the pending jobs of those kinds): two replicas, or a poll and
 // a push notification, that find the same digest at the same moment queue
 // one scan. It returns the id of the new or the pending job, and whether
 // it queued one. Other kinds are refused.
 func (s *Store) EnqueueJobOnce(ctx context.Context, kind string, payload []byte, runAfter time.Time) (int64, bool, error) {
-	if kind != "scan" && kind != "poll" {
-		return 0, false, fmt.Errorf("enqueueing %s job once: only scan and poll jobs are deduplicated", kind)
+	if kind != "scan" && kind != "poll" && kind != "reevaluate" {
+		return 0, false, fmt.Errorf("enqueueing %s job once: only scan, poll and reevaluate jobs are deduplicated", kind)
 	}
 	now := s.now()
 	if runAfter.IsZero() {
@@ -103,6 +103,17 @@ func (s *Store) EnqueueJobOnce(ctx context.Context, kind string, payload []byte,
 // never get the same job. PostgreSQL adds FOR UPDATE SKIP LOCKED to the
 // subquery so concurrent claimers skip each other's rows instead of waiting.
 func (s *Store) ClaimJob(ctx context.Context, worker string, kinds ...string) (*Job, error) {
+	return s.claim(ctx, worker, nil, kinds)
+}
+
+// ClaimJobWithPayload is ClaimJob of the queued job of kind with exactly
+// payload: the replica that found an advisory change claims the
+// re-evaluation of that change.
+func (s *Store) ClaimJobWithPayload(ctx context.Context, worker, kind string, payload []byte) (*Job, error) {
+	return s.claim(ctx, worker, payload, []string{kind})
+}
+
+func (s *Store) claim(ctx context.Context, worker string, payload []byte, kinds []string) (*Job, error) {
 	now := formatTime(s.now())
 	args := []any{worker, now, now}
 	kindClause := ""
@@ -111,6 +122,10 @@ func (s *Store) ClaimJob(ctx context.Context, worker string, kinds ...string) (*
 		for _, k := range kinds {
 			args = append(args, k)
 		}
+	}
+	if payload != nil {
+		kindClause += " AND payload = ?"
+		args = append(args, payload)
 	}
 	query := `UPDATE jobs SET state = 'running', claimed_by = ?, claimed_at = ?, attempts = attempts + 1
 		WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= ?` + kindClause + `
@@ -294,4 +309,18 @@ func RunJobs(ctx context.Context, st Claimer, worker string, kinds []string, idl
 			return err
 		}
 	}
+}
+
+// LatestJob returns the newest job of kind with exactly payload, in any
+// state, or ErrNotFound.
+func (s *Store) LatestJob(ctx context.Context, kind string, payload []byte) (*Job, error) {
+	j, err := scanJob(s.db.QueryRowContext(ctx, s.d.q(`SELECT `+jobColumns+` FROM jobs
+		WHERE kind = ? AND payload = ? ORDER BY id DESC LIMIT 1`), kind, payload))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("reading the latest %s job: %w", kind, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the latest %s job: %w", kind, err)
+	}
+	return j, nil
 }

@@ -308,8 +308,13 @@ var migrations = []string{
 	// payload, so that EnqueueJobOnce is atomic across replicas.
 	// Duplicates an older version queued are failed first.
 	`UPDATE jobs SET state = 'failed', error = 'duplicate of an earlier pending job'
-		WHERE ` + onceJobs + ` AND id NOT IN (
-			SELECT MIN(id) FROM jobs WHERE ` + onceJobs + ` GROUP BY kind, payload);
+		WHERE state IN ('queued', 'running') AND kind IN ('scan', 'poll') AND id NOT IN (
+			SELECT MIN(id) FROM jobs WHERE state IN ('queued', 'running') AND kind IN ('scan', 'poll') GROUP BY kind, payload);
+	CREATE UNIQUE INDEX jobs_pending ON jobs (kind, payload) WHERE state IN ('queued', 'running') AND kind IN ('scan', 'poll');`,
+
+	// 4: re-evaluation jobs are deduplicated too (one per advisory change
+	// set across replicas).
+	`DROP INDEX jobs_pending;
 	CREATE UNIQUE INDEX jobs_pending ON jobs (kind, payload) WHERE ` + onceJobs + `;`,
 }
 
