@@ -53,7 +53,6 @@ type expiring struct {
 
 type failure struct {
 	reason  string
-	entry   string
 	expires time.Time
 }
 

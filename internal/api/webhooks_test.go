@@ -282,7 +282,7 @@ func TestServerWebhookDeliveries(t *testing.T) {
 	good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, err := notify.VerifyRequest([]byte(hookSecret), r, 0); err != nil {
 			t.Errorf("receiver: %v", err)
-			http.Error(w, "bad signature", 401)
+			http.Error(w, "bad signature", http.StatusUnauthorized)
 			return
 		}
 		if r.URL.Query().Get("token") != queryToken {

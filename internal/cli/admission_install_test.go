@@ -95,7 +95,7 @@ func TestAdmissionInstallApplyRealCluster(t *testing.T) {
 		t.Fatal("a dry run created the webhook configuration")
 	}
 
-	if out, stderr, err = runInstall(t, base...); err != nil {
+	if _, stderr, err = runInstall(t, base...); err != nil {
 		t.Fatalf("apply: %v\n%s", err, stderr)
 	}
 	for _, obj := range []string{"deployment/bulwark-admission", "service/bulwark-admission", "secret/bulwark-admission-tls",

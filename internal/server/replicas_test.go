@@ -152,11 +152,8 @@ func TestTwoReplicasReevaluateOnce(t *testing.T) {
 	}
 	defer st.Close()
 	const n = 50
-	var digests []string
 	for i := range n {
-		d := fmt.Sprintf("sha256:%064x", i+1)
-		seedLodash(t, st, d)
-		digests = append(digests, d)
+		seedLodash(t, st, fmt.Sprintf("sha256:%064x", i+1))
 	}
 	feed := advisoryFeed(t, 0)
 	var dirs []string
