@@ -83,7 +83,8 @@ const JobReevaluate = "reevaluate"
 type reevalJobs interface {
 	EnqueueJobOnce(ctx context.Context, kind string, payload []byte, runAfter time.Time) (int64, bool, error)
 	ClaimJobWithPayload(ctx context.Context, worker, kind string, payload []byte) (*store.Job, error)
-	LatestJob(ctx context.Context, kind string, payload []byte) (*store.Job, error)
+	DoneJob(ctx context.Context, kind string, payload []byte) (int64, bool, error)
+	DropJob(ctx context.Context, j *store.Job) error
 	CompleteJob(ctx context.Context, j *store.Job) error
 	FailJob(ctx context.Context, j *store.Job, cause error) error
 }
@@ -242,13 +243,11 @@ func (u *updater) claim(ctx context.Context, recs []*osv.Record) (job *store.Job
 		return nil, false, nil
 	}
 	payload := changeSetPayload(recs)
-	latest, err := u.jobs.LatestJob(ctx, JobReevaluate, payload)
-	switch {
-	case err == nil && latest.State == store.JobDone:
-		u.log.Info("advisory changes already re-evaluated", "changed", len(recs), "job", latest.ID, "by", latest.ClaimedBy)
-		return nil, true, nil
-	case err != nil && !errors.Is(err, store.ErrNotFound):
-		return nil, false, err
+	if id, ok, err := u.jobs.DoneJob(ctx, JobReevaluate, payload); err != nil || ok {
+		if ok {
+			u.log.Info("advisory changes already re-evaluated", "changed", len(recs), "job", id)
+		}
+		return nil, ok, err
 	}
 	if _, _, err := u.jobs.EnqueueJobOnce(ctx, JobReevaluate, payload, time.Time{}); err != nil {
 		return nil, false, err
@@ -257,7 +256,20 @@ func (u *updater) claim(ctx context.Context, recs []*osv.Record) (job *store.Job
 	if errors.Is(err, store.ErrNoJob) {
 		return nil, false, errElsewhere
 	}
-	return job, false, err
+	if err != nil {
+		return nil, false, err
+	}
+	// Another replica may have finished the same change set between the
+	// first look and the enqueue (its job was no longer pending, so ours
+	// was queued): then ours duplicates it and goes.
+	if id, ok, err := u.jobs.DoneJob(ctx, JobReevaluate, payload); err != nil || ok {
+		if ok {
+			u.log.Info("advisory changes re-evaluated meanwhile", "changed", len(recs), "job", id)
+			err = u.jobs.DropJob(ctx, job)
+		}
+		return nil, ok, err
+	}
+	return job, false, nil
 }
 
 // reevaluate re-evaluates the changed records, then stores the findings

@@ -311,16 +311,24 @@ func RunJobs(ctx context.Context, st Claimer, worker string, kinds []string, idl
 	}
 }
 
-// LatestJob returns the newest job of kind with exactly payload, in any
-// state, or ErrNotFound.
-func (s *Store) LatestJob(ctx context.Context, kind string, payload []byte) (*Job, error) {
-	j, err := scanJob(s.db.QueryRowContext(ctx, s.d.q(`SELECT `+jobColumns+` FROM jobs
-		WHERE kind = ? AND payload = ? ORDER BY id DESC LIMIT 1`), kind, payload))
+// DoneJob returns the id of a done job of kind with exactly payload, and
+// whether there is one: a change set another replica already re-evaluated.
+func (s *Store) DoneJob(ctx context.Context, kind string, payload []byte) (int64, bool, error) {
+	var id int64
+	err := s.db.QueryRowContext(ctx, s.d.q(`SELECT id FROM jobs
+		WHERE kind = ? AND payload = ? AND state = 'done' ORDER BY id LIMIT 1`), kind, payload).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("reading the latest %s job: %w", kind, ErrNotFound)
+		return 0, false, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading the latest %s job: %w", kind, err)
+		return 0, false, fmt.Errorf("looking for a done %s job: %w", kind, err)
 	}
-	return j, nil
+	return id, true, nil
+}
+
+// DropJob deletes the job j, as ClaimJob returned it, when it turned out
+// to duplicate work already done (another replica finished the same
+// change set). Like CompleteJob it fails when the claim is no longer j's.
+func (s *Store) DropJob(ctx context.Context, j *Job) error {
+	return s.finishJob(ctx, j, `DELETE FROM jobs WHERE id = ? AND state = 'running' AND attempts = ?`, j.ID, j.Attempts)
 }

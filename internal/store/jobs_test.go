@@ -283,3 +283,50 @@ func testEnqueueJobOnce(t *testing.T, newStore storeFactory) {
 		t.Error("another payload was not queued")
 	}
 }
+
+// DoneJob finds a finished job by payload; DropJob removes a claimed job
+// that duplicates it, under its claim only.
+func TestDoneAndDropJob(t *testing.T) { eachBackend(t, testDoneAndDropJob) }
+
+func testDoneAndDropJob(t *testing.T, newStore storeFactory) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	payload := []byte(`{"changes":"abc","records":1}`)
+	if _, ok, err := s.DoneJob(ctx, "reevaluate", payload); err != nil || ok {
+		t.Fatalf("DoneJob on an empty queue: %v %v", ok, err)
+	}
+	s.EnqueueJobOnce(ctx, "reevaluate", payload, time.Time{})
+	j, err := s.ClaimJobWithPayload(ctx, "a", "reevaluate", payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ClaimJobWithPayload(ctx, "b", "reevaluate", payload); !errors.Is(err, ErrNoJob) {
+		t.Errorf("a running job was claimed again: %v", err)
+	}
+	if _, ok, _ := s.DoneJob(ctx, "reevaluate", payload); ok {
+		t.Error("a running job counts as done")
+	}
+	if err := s.CompleteJob(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	if id, ok, err := s.DoneJob(ctx, "reevaluate", payload); err != nil || !ok || id != j.ID {
+		t.Errorf("DoneJob = %d %v %v, want %d", id, ok, err, j.ID)
+	}
+	// A duplicate queued after it is dropped by its claimer.
+	s.EnqueueJobOnce(ctx, "reevaluate", payload, time.Time{})
+	dup, err := s.ClaimJobWithPayload(ctx, "b", "reevaluate", payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := *dup
+	stale.Attempts++
+	if err := s.DropJob(ctx, &stale); !errors.Is(err, ErrClaimLost) {
+		t.Errorf("DropJob under another claim: %v", err)
+	}
+	if err := s.DropJob(ctx, dup); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Job(ctx, dup.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("dropped job still there: %v", err)
+	}
+}
