@@ -38,7 +38,7 @@ const (
 	images = 10_000
 	// storeVersion names the cached store; bump it when the generator
 	// changes.
-	storeVersion = "v2"
+	storeVersion = "v3"
 	popular      = "popular-lib"
 )
 
@@ -67,13 +67,42 @@ func gomod(name, version string) sbom.Package {
 		PURL: fmt.Sprintf("pkg:golang/%s@%s", name, version), Cataloger: "go-binary"}
 }
 
-// base is a Debian 12 base of 90 packages, a third of them binaries of a
-// shared source package, as in Debian (the store benchmark's mix).
-func base() []sbom.Package {
-	var out []sbom.Package
-	for i := range 90 {
-		out = append(out, deb(fmt.Sprintf("lib%02d", i), fmt.Sprintf("1.%d-1", i), fmt.Sprintf("src%02d", i/3*3)))
+// base is the Debian 12 base of the project's test image: the 88 packages
+// of a debootstrap bookworm minbase with their source packages, as `bulwark
+// sbom` lists them (testdata/bookworm-minbase.json).
+func base(tb testing.TB) []sbom.Package {
+	b, err := os.ReadFile(filepath.Join("testdata", "bookworm-minbase.json"))
+	if err != nil {
+		tb.Fatal(err)
 	}
+	var list []struct{ Name, Version, Source, SourceVersion string }
+	if err := json.Unmarshal(b, &list); err != nil {
+		tb.Fatal(err)
+	}
+	var out []sbom.Package
+	for _, p := range list {
+		pkg := deb(p.Name, p.Version, "")
+		if p.Source != "" {
+			pkg.Source = &sbom.SourcePackage{Name: p.Source, Version: p.SourceVersion}
+		}
+		out = append(out, pkg)
+	}
+	return out
+}
+
+// baseSources is the distinct source packages of the base, sorted.
+func baseSources(pkgs []sbom.Package) []string {
+	var out []string
+	for _, p := range pkgs {
+		name := p.Name
+		if p.Source != nil && p.Source.Name != "" {
+			name = p.Source.Name
+		}
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
 	return out
 }
 
@@ -105,7 +134,7 @@ func generate(tb testing.TB, path string) {
 	}
 	defer s.Close()
 	r := rand.New(rand.NewPCG(1, 2))
-	basePkgs := base()
+	basePkgs := base(tb)
 	type item struct {
 		inv    *sbom.SBOM
 		digest string
@@ -223,12 +252,17 @@ func writeRecords(tb testing.TB, dir string, recs []*osv.Record) {
 // packages, npm and Go packages of the pools, either fixed below what the
 // images carry (CRITICAL or HIGH, no finding) or affecting them at
 // MODERATE (a finding below the threshold): every image passes.
-func advisories() []*osv.Record {
+func advisories(tb testing.TB) []*osv.Record {
 	var recs []*osv.Record
-	for i := 0; i < 90; i += 3 {
-		recs = append(recs, record(fmt.Sprintf("DEBIAN-CVE-2026-%05d", i), "Debian:12", fmt.Sprintf("src%02d", i), "0.9-1", cvssCritical))
+	for i, src := range baseSources(base(tb)) {
+		if i%3 != 0 {
+			continue
+		}
+		// Fixed in a version below every real one: no finding.
+		recs = append(recs, record(fmt.Sprintf("DEBIAN-CVE-2026-%05d", i), "Debian:12", src, "0~0", cvssCritical))
 		if i%9 == 0 {
-			recs = append(recs, record(fmt.Sprintf("DEBIAN-CVE-2026-%05d", 1000+i), "Debian:12", fmt.Sprintf("src%02d", i), "9.0-1", cvssModerate))
+			// Fixed above every real one: a finding, below the threshold.
+			recs = append(recs, record(fmt.Sprintf("DEBIAN-CVE-2026-%05d", 1000+i), "Debian:12", src, "99:0", cvssModerate))
 		}
 	}
 	for i := 0; i < 2000; i += 7 {
@@ -255,7 +289,7 @@ func BenchmarkReevaluate(b *testing.B) {
 	}
 	defer db.Close()
 	adv := filepath.Join(dir, "advisories")
-	writeRecords(b, adv, advisories())
+	writeRecords(b, adv, advisories(b))
 	if _, err := db.Import(ctx, vulndb.Source{Name: "bench", Location: adv}); err != nil {
 		b.Fatal(err)
 	}
