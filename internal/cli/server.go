@@ -56,6 +56,7 @@ func newServerCmd(g *globalOptions) *cobra.Command {
 		policyFile string
 		signingKey string
 		secretKey  string
+		insecure   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -115,6 +116,7 @@ Registry credentials and webhook secrets are sealed with the key in
 				SigningKey:        signingKey,
 				SigningPassphrase: pass,
 				SecretKeyFile:     secretKey,
+				Insecure:          insecure,
 			})
 		},
 	}
@@ -128,6 +130,7 @@ Registry credentials and webhook secrets are sealed with the key in
 	cmd.Flags().DurationVar(&advEvery, "advisory-interval", server.DefaultAdvisoryInterval, "how often the advisory sources are imported")
 	cmd.Flags().StringVar(&policyFile, "policy", "", "policy file the scans judge images with (default: the built-in rules)")
 	cmd.Flags().StringVar(&signingKey, "signing-key", "", "private key to certify passing images with (passphrase from BULWARK_PASSWORD)")
+	cmd.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS for every registry (localhost, loopback and private addresses always may; a registry registered with an http:// URL is spoken to in plain HTTP)")
 	cmd.Flags().StringVar(&secretKey, "secret-key-file", "", "key that seals registry credentials and webhook secrets (default $BULWARK_SECRET_KEY, else DATA_DIR/secret.key)")
 	cmd.AddCommand(newServerTokenCmd())
 	return cmd
