@@ -3,7 +3,8 @@
 # into $BULWARK_K8S_DIR (default $HOME/.cache/bulwark/k8s-$K8S_VERSION),
 # each only when missing. Used by .ci/run for the admission end-to-end
 # tests (internal/k8stest, internal/admissione2e, the Helm chart test).
-# Cold: ~25 min on 2 cores (kube-apiserver alone ~15); cached: instant.
+# Cold: 13-25 min on 2 cores (13 min on a quiet machine after cosign shared
+# the dependencies; kube-apiserver alone 6-17 min); cached: instant.
 set -euo pipefail
 K8S_VERSION=${K8S_VERSION:-v1.37.2}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.8}
