@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -33,6 +34,7 @@ type feedEntry struct {
 
 type feedPage struct {
 	Certifications []feedEntry `json:"certifications"`
+	AuditSeq       int64       `json:"auditSeq"`
 }
 
 // feed polls the server's certification feed.
@@ -44,6 +46,11 @@ type feed struct {
 	// before it each poll asks again.
 	since   time.Time
 	overlap time.Duration
+	// auditSeq is the server's audit sequence at the last poll: the
+	// certification changes after it are listed whatever their time stamp
+	// (a commit-ordered cursor; the time cursor and its overlap carry the
+	// tag moves).
+	auditSeq int64
 }
 
 func newFeed(cfg *Config, client *http.Client) (*feed, error) {
@@ -84,7 +91,11 @@ func (f *feed) fetch(ctx context.Context) ([]feedEntry, error) {
 		// again (nor would a change stamped by a replica whose clock is
 		// behind). So ask again for the last overlap: entries seen before
 		// come again, and applying them again changes nothing.
-		u.RawQuery = url.Values{"since": {f.since.Add(-f.overlap).UTC().Format(time.RFC3339Nano)}}.Encode()
+		q := url.Values{"since": {f.since.Add(-f.overlap).UTC().Format(time.RFC3339Nano)}}
+		if f.auditSeq > 0 {
+			q.Set("afterAudit", strconv.FormatInt(f.auditSeq, 10))
+		}
+		u.RawQuery = q.Encode()
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
@@ -113,6 +124,9 @@ func (f *feed) fetch(ctx context.Context) ([]feedEntry, error) {
 		if e.Updated.After(f.since) {
 			f.since = e.Updated
 		}
+	}
+	if page.AuditSeq > f.auditSeq {
+		f.auditSeq = page.AuditSeq
 	}
 	return page.Certifications, nil
 }

@@ -114,3 +114,56 @@ func TestFeedLateCommitWithinOverlap(t *testing.T) {
 func serverConfigFor(url, token string) admission.ServerConfig {
 	return admission.ServerConfig{URL: url, Token: token, PollInterval: time.Hour}
 }
+
+// TestFeedLateCommitBeyondOverlap: a revocation stamped long before the
+// feed's time cursor (beyond any overlap: a replica's clock far behind) is
+// still fetched, through the commit-ordered audit cursor.
+func TestFeedLateCommitBeyondOverlap(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	c := &clock{t: time.Now().UTC().Add(-time.Hour)}
+	st, url, token := feedServer(t, c)
+	d, repo := f.certified.DigestStr(), f.certified.Context().Name()
+	other := f.push(t, "shop/api:2.0")
+	for _, dg := range []string{d, other.DigestStr()} {
+		if err := st.PutImage(ctx, store.Image{Digest: dg, Repository: repo}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := c.Now()
+	if err := st.SetCertification(ctx, d, store.Certified, ""); err != nil {
+		t.Fatal(err)
+	}
+	cfg := f.config()
+	cfg.Server = serverConfigFor(url, token)
+	w := newWebhook(t, cfg, nil)
+	if err := w.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !w.Known(f.certified.String()) {
+		t.Fatal("certified digest not verified from the feed")
+	}
+	// A change stamped 20 minutes later moves the time cursor...
+	c.Set(t0.Add(20 * time.Minute))
+	if err := st.SetCertification(ctx, other.DigestStr(), store.NotCertified, "not scanned yet"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// ...then a revocation stamped 19 minutes before it commits, audited
+	// as every revocation is.
+	c.Set(t0.Add(time.Minute))
+	if revoked, err := st.Revoke(ctx, d, "CVE-2026-9 in zlib", "test"); err != nil || !revoked {
+		t.Fatalf("Revoke: %v %v", revoked, err)
+	}
+	if err := w.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if w.Known(f.certified.String()) {
+		t.Fatal("a revocation stamped beyond the overlap was never fetched")
+	}
+	if r := post(t, w.Handler(), "/validate", review(t, "Pod", "shop", goodPod(f.certified.String()))); r.Allowed {
+		t.Error("the late revocation's digest is admitted")
+	}
+}

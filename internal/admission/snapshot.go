@@ -32,8 +32,9 @@ type snapshot struct {
 	// Trust fingerprints the trust policy and requirements Verified was
 	// verified under; when they differ, Verified and Since are dropped.
 	Trust string `json:"trust"`
-	// Since is the feed's cursor.
-	Since time.Time `json:"since"`
+	// Since is the feed's cursor, and AuditSeq its commit-ordered one.
+	Since    time.Time `json:"since"`
+	AuditSeq int64     `json:"auditSeq,omitempty"`
 	// Entries are the digests' statuses and tags, oldest change first.
 	Entries []feedEntry `json:"entries"`
 	// Verified maps repository@digest to when this webhook verified it.
@@ -110,7 +111,7 @@ func (w *Webhook) loadSnapshot(file string) bool {
 		// again; the statuses (revocations) still hold, and the next poll
 		// fetches everything to verify the certified digests ahead of time.
 		w.log.Warn("trust policy changed since the feed snapshot; its verified digests are verified again", "file", file)
-		s.Verified, s.Since = nil, time.Time{}
+		s.Verified, s.Since, s.AuditSeq = nil, time.Time{}, 0
 	}
 	c.mu.Lock()
 	maps.Copy(c.verified, s.Verified)
@@ -122,7 +123,7 @@ func (w *Webhook) loadSnapshot(file string) bool {
 	c.mu.RLock()
 	w.savedGen = c.gen
 	c.mu.RUnlock()
-	w.feed.since = s.Since
+	w.feed.since, w.feed.auditSeq = s.Since, s.AuditSeq
 	w.savedSince = s.Since
 	w.log.Info("feed snapshot loaded", "file", file, "saved", s.Saved, "entries", len(s.Entries), "verified", len(s.Verified))
 	return true
@@ -142,7 +143,7 @@ func (w *Webhook) saveSnapshot() error {
 		return nil
 	}
 	s := snapshot{Version: snapshotVersion, Saved: w.now().UTC(), Server: w.cfg.Server.URL, Trust: w.trust,
-		Since: w.feed.since, Entries: make([]feedEntry, 0, len(c.status)), Verified: maps.Clone(c.verified)}
+		Since: w.feed.since, AuditSeq: w.feed.auditSeq, Entries: make([]feedEntry, 0, len(c.status)), Verified: maps.Clone(c.verified)}
 	for _, e := range c.status {
 		s.Entries = append(s.Entries, e)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -35,13 +36,32 @@ func (s *Store) ListCertifications(ctx context.Context, since time.Time) ([]Cert
 	if !since.IsZero() {
 		after = formatTime(since)
 	}
+	return s.listCertifications(ctx, `c.updated > ? OR c.digest IN (SELECT digest FROM tags WHERE updated > ?)`, after, after)
+}
+
+// CertificationsOf returns the listings of digests (their current state),
+// skipping digests without a certification.
+func (s *Store) CertificationsOf(ctx context.Context, digests []string) ([]CertificationListing, error) {
+	if len(digests) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(digests))
+	for i, d := range digests {
+		args[i] = d
+	}
+	return s.listCertifications(ctx, `c.digest IN (?`+strings.Repeat(", ?", len(digests)-1)+`)`, args...)
+}
+
+// listCertifications lists the certifications where holds (over c, the
+// certifications table), oldest change first.
+func (s *Store) listCertifications(ctx context.Context, where string, args ...any) ([]CertificationListing, error) {
 	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT c.digest, COALESCE(i.repository, ''), c.status, c.reason, c.updated,
 			COALESCE(t.tag, ''), COALESCE(t.repository, ''), COALESCE(t.updated, '')
 		FROM certifications c
 		LEFT JOIN images i ON i.digest = c.digest
 		LEFT JOIN tags t ON t.digest = c.digest
-		WHERE c.updated > ? OR c.digest IN (SELECT digest FROM tags WHERE updated > ?)
-		ORDER BY c.digest, t.tag`), after, after)
+		WHERE `+where+`
+		ORDER BY c.digest, t.tag`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing certifications: %w", err)
 	}
@@ -80,4 +100,39 @@ func (s *Store) ListCertifications(ctx context.Context, since time.Time) ([]Cert
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Updated.Before(out[j].Updated) })
 	return out, nil
+}
+
+// CertificationChanges returns the digests whose certification changed in
+// an audit entry after seq (certification.grant, .deny, .set, .revoke),
+// and the newest audit sequence number. The audit log's sequence is the
+// commit order of its appenders (they are serialised until commit: SQLite's
+// write lock, PostgreSQL's audit lock), so a poller that asks after the
+// last seq it saw misses no certification change, however late it
+// committed, whatever the clocks say. With seq 0 it returns only the
+// newest sequence number.
+func (s *Store) CertificationChanges(ctx context.Context, seq int64) (digests []string, last int64, err error) {
+	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM audit_log`).Scan(&last); err != nil {
+		return nil, 0, fmt.Errorf("reading the audit sequence: %w", err)
+	}
+	if seq <= 0 {
+		return nil, last, nil // a first poll lists everything anyway
+	}
+	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT DISTINCT object FROM audit_log
+		WHERE seq > ? AND seq <= ? AND action LIKE 'certification.%'`), seq, last)
+	if err != nil {
+		return nil, 0, fmt.Errorf("listing certification changes: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			return nil, 0, fmt.Errorf("listing certification changes: %w", err)
+		}
+		digests = append(digests, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("listing certification changes: %w", err)
+	}
+	sort.Strings(digests)
+	return digests, last, nil
 }

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/bulwark-sec/bulwark/internal/audit"
 )
 
 func TestListCertifications(t *testing.T) { eachBackend(t, testListCertifications) }
@@ -69,4 +71,41 @@ func testListCertifications(t *testing.T, newStore storeFactory) {
 	if len(got) != 1 || got[0].Digest != "sha256:bbb" || !slices.Equal(got[0].Tags, []string{"latest"}) || !got[0].Updated.Equal(c.Now()) {
 		t.Errorf("after the tag moved: %+v, want bbb with tag latest updated %s", got, c.Now())
 	}
+}
+
+// CertificationChanges lists the digests whose certification changed in
+// an audit entry after a sequence number; CertificationsOf their state.
+func TestCertificationChanges(t *testing.T) {
+	eachBackend(t, func(t *testing.T, newStore storeFactory) {
+		s, _ := newStore(t)
+		ctx := context.Background()
+		if ds, last, err := s.CertificationChanges(ctx, 0); err != nil || ds != nil || last != 0 {
+			t.Fatalf("empty log: %v %d %v", ds, last, err)
+		}
+		for _, d := range []string{"sha256:a", "sha256:b"} {
+			s.PutImage(ctx, Image{Digest: d, Repository: "r/app"})
+			s.SetCertification(ctx, d, Certified, "")
+		}
+		// An unrelated audited change moves the sequence only.
+		if _, err := s.Audited(ctx, func(*Store) ([]audit.Entry, error) {
+			return []audit.Entry{{Actor: "t", Action: "registry.put", Object: "registry:x"}}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		_, cursor, _ := s.CertificationChanges(ctx, 0)
+		if ok, err := s.Revoke(ctx, "sha256:b", "CVE-1", "t"); err != nil || !ok {
+			t.Fatal(err)
+		}
+		ds, last, err := s.CertificationChanges(ctx, cursor)
+		if err != nil || len(ds) != 1 || ds[0] != "sha256:b" || last != cursor+1 {
+			t.Fatalf("after the revocation: %v, last %d (cursor %d), %v", ds, last, cursor, err)
+		}
+		ls, err := s.CertificationsOf(ctx, ds)
+		if err != nil || len(ls) != 1 || ls[0].Status != Revoked || ls[0].Repository != "r/app" {
+			t.Errorf("CertificationsOf = %+v, %v", ls, err)
+		}
+		if ds, _, _ := s.CertificationChanges(ctx, last); len(ds) != 0 {
+			t.Errorf("nothing after the last seq: %v", ds)
+		}
+	})
 }
