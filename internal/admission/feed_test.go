@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	"github.com/bulwark-sec/bulwark/internal/admission"
 	"github.com/bulwark-sec/bulwark/internal/api"
 	"github.com/bulwark-sec/bulwark/internal/audit"
@@ -51,31 +53,8 @@ func feedServer(t *testing.T, c *clock) (*store.Store, string, string) {
 // cursor but visible only after a poll (a late commit, or a replica's
 // slow clock) is still fetched by the next poll.
 func TestFeedLateCommitWithinOverlap(t *testing.T) {
-	f := newFixture(t)
-	ctx := t.Context()
-	c := &clock{t: time.Now().UTC().Add(-time.Hour)}
-	st, url, token := feedServer(t, c)
-	d, repo := f.certified.DigestStr(), f.certified.Context().Name()
-	if err := st.PutImage(ctx, store.Image{Digest: d, Repository: repo}); err != nil {
-		t.Fatal(err)
-	}
-	other := f.push(t, "shop/api:2.0")
-	if err := st.PutImage(ctx, store.Image{Digest: other.DigestStr(), Repository: repo}); err != nil {
-		t.Fatal(err)
-	}
-	t0 := c.Now()
-	if err := st.SetCertification(ctx, d, store.Certified, ""); err != nil {
-		t.Fatal(err)
-	}
-	cfg := f.config()
-	cfg.Server = serverConfigFor(url, token)
-	w := newWebhook(t, cfg, nil)
-	if err := w.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if !w.Known(f.certified.String()) {
-		t.Fatal("certified digest not verified from the feed")
-	}
+	f, st, w, c := feedSetup(t)
+	ctx, d, other, t0 := t.Context(), f.certified.DigestStr(), f.other, c.Now()
 
 	// A later change moves the cursor to t0+20s...
 	c.Set(t0.Add(20 * time.Second))
@@ -110,27 +89,29 @@ func TestFeedLateCommitWithinOverlap(t *testing.T) {
 	}
 }
 
-// serverConfigFor points the webhook at url with token, polled by hand.
-func serverConfigFor(url, token string) admission.ServerConfig {
-	return admission.ServerConfig{URL: url, Token: token, PollInterval: time.Hour}
+// feedFixture is a fixture with a second, uncertified image of the same
+// repository.
+type feedFixture struct {
+	*fixture
+	other name.Digest
 }
 
-// TestFeedLateCommitBeyondOverlap: a revocation stamped long before the
-// feed's time cursor (beyond any overlap: a replica's clock far behind) is
-// still fetched, through the commit-ordered audit cursor.
-func TestFeedLateCommitBeyondOverlap(t *testing.T) {
-	f := newFixture(t)
+// feedSetup stores the fixture's certified image (certified) and a second
+// one of its repository in a feedServer, and returns a webhook that polled
+// the feed once and verified the certified digest.
+func feedSetup(t *testing.T) (feedFixture, *store.Store, *admission.Webhook, *clock) {
+	t.Helper()
+	f := feedFixture{fixture: newFixture(t)}
 	ctx := t.Context()
 	c := &clock{t: time.Now().UTC().Add(-time.Hour)}
 	st, url, token := feedServer(t, c)
 	d, repo := f.certified.DigestStr(), f.certified.Context().Name()
-	other := f.push(t, "shop/api:2.0")
-	for _, dg := range []string{d, other.DigestStr()} {
+	f.other = f.push(t, "shop/api:2.0")
+	for _, dg := range []string{d, f.other.DigestStr()} {
 		if err := st.PutImage(ctx, store.Image{Digest: dg, Repository: repo}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t0 := c.Now()
 	if err := st.SetCertification(ctx, d, store.Certified, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -143,6 +124,20 @@ func TestFeedLateCommitBeyondOverlap(t *testing.T) {
 	if !w.Known(f.certified.String()) {
 		t.Fatal("certified digest not verified from the feed")
 	}
+	return f, st, w, c
+}
+
+// serverConfigFor points the webhook at url with token, polled by hand.
+func serverConfigFor(url, token string) admission.ServerConfig {
+	return admission.ServerConfig{URL: url, Token: token, PollInterval: time.Hour}
+}
+
+// TestFeedLateCommitBeyondOverlap: a revocation stamped long before the
+// feed's time cursor (beyond any overlap: a replica's clock far behind) is
+// still fetched, through the commit-ordered audit cursor.
+func TestFeedLateCommitBeyondOverlap(t *testing.T) {
+	f, st, w, c := feedSetup(t)
+	ctx, d, other, t0 := t.Context(), f.certified.DigestStr(), f.other, c.Now()
 	// A change stamped 20 minutes later moves the time cursor...
 	c.Set(t0.Add(20 * time.Minute))
 	if err := st.SetCertification(ctx, other.DigestStr(), store.NotCertified, "not scanned yet"); err != nil {
