@@ -356,17 +356,6 @@ func (h *Handler) getJob(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// decode reads a JSON body of at most 64 KiB into v, refusing unknown
-// fields.
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return errorf(http.StatusBadRequest, err, "decoding the request body: %v", err)
-	}
-	return nil
-}
-
 func (h *Handler) createScan(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	var req ScanPayload

@@ -244,8 +244,10 @@ func (h *Handler) registryNotification(w http.ResponseWriter, r *http.Request) e
 		return errorf(http.StatusRequestEntityTooLarge, nil, "notification larger than %d bytes", maxNotification)
 	}
 	var env NotificationEnvelope
-	if err := json.Unmarshal(body, &env); err != nil {
-		return errorf(http.StatusBadRequest, err, "decoding the notification: %v", err)
+	// Unknown envelope fields are distribution's to add; a second envelope
+	// or trailing data is refused like any body.
+	if err := decodeObject(body, &env, false); err != nil {
+		return err
 	}
 	type queued struct {
 		Job   int64  `json:"job"`
