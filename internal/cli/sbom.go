@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/bulwark-sec/bulwark/internal/catalog"
 	"github.com/bulwark-sec/bulwark/internal/image"
@@ -16,11 +17,11 @@ import (
 
 // imageOptions are the flags of every command that reads an image.
 type imageOptions struct {
-	platform     string
-	insecure     bool
-	cacheDir     string
-	maxLayerSize int64
-	maxFileSize  int64
+	platform    string
+	insecure    bool
+	cacheDir    string
+	limits      image.Limits
+	maxFileSize int64
 }
 
 func (o *imageOptions) addFlags(cmd *cobra.Command) {
@@ -28,18 +29,27 @@ func (o *imageOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.platform, "platform", "", "platform to pick from a multi-platform image, e.g. linux/arm64 (default linux/<this machine's arch>)")
 	f.BoolVar(&o.insecure, "insecure", false, "allow plain HTTP and unverified TLS for the registry (localhost and private addresses always may)")
 	f.StringVar(&o.cacheDir, "cache-dir", "", "layer cache directory (default $XDG_CACHE_HOME/bulwark)")
-	f.Int64Var(&o.maxLayerSize, "max-layer-size", image.DefaultMaxLayerSize, "refuse layers larger than this many bytes uncompressed")
+	addLimitFlags(f, &o.limits)
 	f.Int64Var(&o.maxFileSize, "max-file-size", catalog.DefaultMaxFileSize, "largest file, in bytes, a cataloger reads")
 }
 
 func (o *imageOptions) imageOpts(g *globalOptions) image.Options {
 	return image.Options{
-		Platform:     o.platform,
-		Insecure:     o.insecure,
-		CacheDir:     o.cacheDir,
-		MaxLayerSize: o.maxLayerSize,
-		Progress:     g.progress(),
+		Platform: o.platform,
+		Insecure: o.insecure,
+		CacheDir: o.cacheDir,
+		Limits:   o.limits,
+		Progress: g.progress(),
 	}
+}
+
+// addLimitFlags adds the flags that bound what an image may cost, shared by
+// every command that reads images and by the server.
+func addLimitFlags(f *pflag.FlagSet, l *image.Limits) {
+	f.Int64Var(&l.MaxLayerSize, "max-layer-size", image.DefaultMaxLayerSize, "refuse a layer larger than this many bytes uncompressed (-1: no limit)")
+	f.Int64Var(&l.MaxImageSize, "max-image-size", image.DefaultMaxImageSize, "refuse an image whose layers together are larger than this many bytes uncompressed (-1: no limit)")
+	f.Int64Var(&l.MaxRatio, "max-compression-ratio", image.DefaultMaxRatio, "refuse a layer that decompresses to more than this many times its compressed size, past its first 16 MiB (decompression bombs; -1: no limit)")
+	f.Int64Var(&l.CacheMaxSize, "cache-max-size", image.DefaultCacheMaxSize, "bytes the layer cache may hold, layers being written included; least recently used layers are evicted (-1: no limit)")
 }
 
 // outputOptions pick the format and destination of a report.

@@ -14,6 +14,7 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/api"
 	"github.com/bulwark-sec/bulwark/internal/audit"
 	"github.com/bulwark-sec/bulwark/internal/config"
+	"github.com/bulwark-sec/bulwark/internal/image"
 	"github.com/bulwark-sec/bulwark/internal/server"
 	"github.com/bulwark-sec/bulwark/internal/store"
 )
@@ -57,6 +58,7 @@ func newServerCmd(g *globalOptions) *cobra.Command {
 		signingKey string
 		secretKey  string
 		insecure   bool
+		limits     image.Limits
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -117,6 +119,7 @@ Registry credentials and webhook secrets are sealed with the key in
 				SigningPassphrase: pass,
 				SecretKeyFile:     secretKey,
 				Insecure:          insecure,
+				ImageLimits:       limits,
 			})
 		},
 	}
@@ -131,6 +134,7 @@ Registry credentials and webhook secrets are sealed with the key in
 	cmd.Flags().StringVar(&policyFile, "policy", "", "policy file the scans judge images with (default: the built-in rules)")
 	cmd.Flags().StringVar(&signingKey, "signing-key", "", "private key to certify passing images with (passphrase from BULWARK_PASSWORD)")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS for every registry (localhost, loopback and private addresses always may; a registry registered with an http:// URL is spoken to in plain HTTP)")
+	addLimitFlags(cmd.Flags(), &limits)
 	cmd.Flags().StringVar(&secretKey, "secret-key-file", "", "key that seals registry credentials and webhook secrets (default $BULWARK_SECRET_KEY, else DATA_DIR/secret.key)")
 	cmd.AddCommand(newServerTokenCmd())
 	return cmd

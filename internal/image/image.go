@@ -27,9 +27,6 @@ const (
 	KindDir           = "dir"
 )
 
-// DefaultMaxLayerSize bounds the uncompressed size of one layer.
-const DefaultMaxLayerSize = 16 << 30
-
 // Options tune how an image is opened.
 type Options struct {
 	// Platform picks one image from a multi-platform index ("linux/arm64").
@@ -39,9 +36,9 @@ type Options struct {
 	Insecure bool
 	// CacheDir holds decompressed layers. Empty means the user cache dir.
 	CacheDir string
-	// MaxLayerSize bounds the uncompressed bytes of one layer (decompression
-	// bombs). Zero means DefaultMaxLayerSize.
-	MaxLayerSize int64
+	// Limits bound layer, image and cache sizes and the compression ratio
+	// (decompression bombs); zero fields take the defaults.
+	Limits Limits
 	// Progress receives download progress lines; nil is silent.
 	Progress io.Writer
 	// Keychain resolves registry credentials; nil means the Docker config
@@ -57,9 +54,7 @@ func (o *Options) fill() error {
 		}
 		o.CacheDir = filepath.Join(dir, "bulwark")
 	}
-	if o.MaxLayerSize <= 0 {
-		o.MaxLayerSize = DefaultMaxLayerSize
-	}
+	o.Limits.fill()
 	if o.Keychain == nil {
 		o.Keychain = authn.DefaultKeychain
 	}

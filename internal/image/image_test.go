@@ -231,7 +231,7 @@ func TestOpenErrors(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			o := opts(t)
-			o.MaxLayerSize = c.max
+			o.Limits.MaxLayerSize = c.max
 			_, err := Open(context.Background(), c.input, o)
 			if err == nil {
 				t.Fatal("no error")

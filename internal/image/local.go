@@ -300,6 +300,7 @@ func fromParts(ctx context.Context, b bundle, src sbom.Source, configName string
 	src.ConfigID = cid.String()
 	layers := make([]layerfs.Layer, len(refs))
 	closers := make([]io.Closer, len(refs))
+	ld := newLoader(&opts)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i, r := range refs {
@@ -311,7 +312,7 @@ func fromParts(ctx context.Context, b bundle, src sbom.Source, configName string
 			if err != nil {
 				return fmt.Errorf("layer %s: %w", layerName(r.blob, cfg.RootFS.DiffIDs[i]), err)
 			}
-			layers[i], closers[i], err = localLayer(ra, size, r.blob, cfg.RootFS.DiffIDs[i], &opts)
+			layers[i], closers[i], err = ld.local(ra, size, r.blob, cfg.RootFS.DiffIDs[i])
 			return err
 		})
 	}
@@ -320,13 +321,14 @@ func fromParts(ctx context.Context, b bundle, src sbom.Source, configName string
 	img.adopt(closers)
 	if err != nil {
 		img.Close()
+		ld.abandon()
 		return nil, err
 	}
-	return finish(ctx, img, layers, refs)
+	return finish(ctx, img, layers, refs, ld)
 }
 
 // finish fills the source description from the config and squashes layers.
-func finish(ctx context.Context, img *Image, layers []layerfs.Layer, refs []layerRef) (*Image, error) {
+func finish(ctx context.Context, img *Image, layers []layerfs.Layer, refs []layerRef, ld *loader) (*Image, error) {
 	cfg := img.Config
 	img.Source.Platform = platformString(cfg)
 	if !cfg.Created.IsZero() {
@@ -352,6 +354,7 @@ func finish(ctx context.Context, img *Image, layers []layerfs.Layer, refs []laye
 	fsys, err := layerfs.Build(ctx, layers)
 	if err != nil {
 		img.Close()
+		ld.abandon()
 		return nil, err
 	}
 	img.FS = fsys

@@ -85,6 +85,7 @@ func openRemote(ctx context.Context, ref string, opts Options) (*Image, error) {
 	refs := make([]layerRef, len(rlayers))
 	closers := make([]io.Closer, len(rlayers))
 	meter := newMeter(opts.Progress, "pulling "+r.String())
+	ld := newLoader(&opts)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(runtime.GOMAXPROCS(0), 4))
 	for i, l := range rlayers {
@@ -97,7 +98,7 @@ func openRemote(ctx context.Context, ref string, opts Options) (*Image, error) {
 				return fmt.Errorf("layer %d: %w", i, err)
 			}
 			refs[i] = layerRef{blob: blob}
-			layers[i], closers[i], err = cachedLayer(blob, cfg.RootFS.DiffIDs[i], &opts, func() (io.ReadCloser, error) {
+			layers[i], closers[i], err = ld.cached(blob, cfg.RootFS.DiffIDs[i], func() (io.ReadCloser, error) {
 				if s, err := l.Size(); err == nil {
 					meter.addTotal(s)
 				}
@@ -115,7 +116,8 @@ func openRemote(ctx context.Context, ref string, opts Options) (*Image, error) {
 	img.adopt(closers)
 	if err != nil {
 		img.Close()
+		ld.abandon()
 		return nil, err
 	}
-	return finish(ctx, img, layers, refs)
+	return finish(ctx, img, layers, refs, ld)
 }

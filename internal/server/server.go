@@ -16,6 +16,7 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/api"
 	"github.com/bulwark-sec/bulwark/internal/audit"
 	"github.com/bulwark-sec/bulwark/internal/console"
+	"github.com/bulwark-sec/bulwark/internal/image"
 	"github.com/bulwark-sec/bulwark/internal/notify"
 	"github.com/bulwark-sec/bulwark/internal/policy"
 	"github.com/bulwark-sec/bulwark/internal/reeval"
@@ -71,6 +72,9 @@ type Config struct {
 	// Insecure allows plain HTTP and unverified TLS for every registry
 	// (localhost and private addresses always may).
 	Insecure bool
+	// ImageLimits bound what one scanned image may cost (layer, image and
+	// cache sizes, compression ratio); zero fields take image's defaults.
+	ImageLimits image.Limits
 	// AdvisorySources are imported into the advisory database at start and
 	// every AdvisoryInterval (vulndb sources as `bulwark db import` takes
 	// them); none: the database changes only through the API.
@@ -272,6 +276,7 @@ func Run(ctx context.Context, cfg Config) error {
 			log:      log.With("worker", i),
 			cacheDir: filepath.Join(cfg.DataDir, "cache"),
 			insecure: cfg.Insecure,
+			limits:   cfg.ImageLimits,
 			poll:     cfg.PollInterval,
 			keychain: kc,
 			advisory: adb,

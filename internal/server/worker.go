@@ -27,6 +27,7 @@ type worker struct {
 	log      *slog.Logger
 	cacheDir string
 	insecure bool
+	limits   image.Limits
 	poll     time.Duration
 	keychain authn.Keychain
 	advisory match.Source // nil: no matching
@@ -126,7 +127,7 @@ func (w *worker) scan(ctx context.Context, j *store.Job) (string, error) {
 	if skip, err := endOfLife(nil); err != nil || skip {
 		return "", err
 	}
-	iopts := image.Options{CacheDir: w.cacheDir, Insecure: w.insecure, Keychain: w.keychain}
+	iopts := image.Options{CacheDir: w.cacheDir, Insecure: w.insecure, Keychain: w.keychain, Limits: w.limits}
 	img, err := image.Open(ctx, "registry:"+ref.Name(), iopts)
 	if err != nil {
 		return "", err // names the image already
