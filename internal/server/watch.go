@@ -23,7 +23,7 @@ type watchStore interface {
 	Repositories(ctx context.Context, registryID int64) ([]string, error)
 	Image(ctx context.Context, digest string) (store.Image, error)
 	EnqueueJobOnce(ctx context.Context, kind string, payload []byte, runAfter time.Time) (int64, bool, error)
-	JobExists(ctx context.Context, kind string, payload []byte) (bool, error)
+	EnqueueSlotJob(ctx context.Context, kind string, payload []byte) (int64, bool, error)
 	SetTag(ctx context.Context, repository, tag, digest string) error
 	PruneTags(ctx context.Context, repository string, keep []string) (int, error)
 	TouchImage(ctx context.Context, digest string) error
@@ -51,8 +51,10 @@ type pollSlot struct {
 // Run queues a poll job at start and then every interval until ctx is
 // done; a scan worker of any replica claims and runs it (runPoll). The
 // payload names the interval's slot: replicas that tick in the same slot
-// queue one poll (EnqueueJobOnce is atomic; a slot that already ran is
-// not queued again), so each poll runs once however many replicas watch.
+// queue one poll, and a slot that already ran is not queued again by a
+// replica that ticks late (EnqueueSlotJob: the slot is a key unique for
+// all time, claimed by one insert), so each poll runs once however many
+// replicas watch.
 func (w *watcher) Run(ctx context.Context) error {
 	t := time.NewTicker(w.interval)
 	defer t.Stop()
@@ -72,13 +74,12 @@ func (w *watcher) Run(ctx context.Context) error {
 	}
 }
 
-// schedule queues the poll job of now's slot unless it exists.
+// schedule queues the poll job of now's slot unless one was ever queued:
+// one atomic insert, no look first (a look and an insert are two steps
+// another replica's whole poll can run between).
 func (w *watcher) schedule(ctx context.Context, now time.Time) error {
 	payload, _ := json.Marshal(pollSlot{Slot: now.UTC().Truncate(w.interval)})
-	if done, err := w.store.JobExists(ctx, JobPoll, payload); err != nil || done {
-		return err
-	}
-	_, _, err := w.store.EnqueueJobOnce(ctx, JobPoll, payload, time.Time{})
+	_, _, err := w.store.EnqueueSlotJob(ctx, JobPoll, payload)
 	return err
 }
 

@@ -57,17 +57,21 @@ func (s *Store) EnqueueJob(ctx context.Context, kind string, payload []byte, run
 
 // onceJobs is the predicate of the unique index over pending jobs: the
 // kinds EnqueueJobOnce deduplicates.
-const onceJobs = `state IN ('queued', 'running') AND kind IN ('scan', 'poll', 'reevaluate')`
+const onceJobs = `state IN ('queued', 'running') AND kind IN ('scan', 'reevaluate')`
 
-// EnqueueJobOnce queues a scan, poll or reevaluate job with payload unless one with
+// slotJobs is the predicate of the unique index over every job, in any
+// state, of the kinds EnqueueSlotJob queues: a slot key unique for all time.
+const slotJobs = `kind = 'poll'`
+
+// EnqueueJobOnce queues a scan or reevaluate job with payload unless one with
 // exactly that kind and payload is queued or running, atomically (a unique
 // index over the pending jobs of those kinds): two replicas, or a poll and
 // a push notification, that find the same digest at the same moment queue
 // one scan. It returns the id of the new or the pending job, and whether
-// it queued one. Other kinds are refused.
+// it queued one. Other kinds are refused (poll jobs: EnqueueSlotJob).
 func (s *Store) EnqueueJobOnce(ctx context.Context, kind string, payload []byte, runAfter time.Time) (int64, bool, error) {
-	if kind != "scan" && kind != "poll" && kind != "reevaluate" {
-		return 0, false, fmt.Errorf("enqueueing %s job once: only scan, poll and reevaluate jobs are deduplicated", kind)
+	if kind != "scan" && kind != "reevaluate" {
+		return 0, false, fmt.Errorf("enqueueing %s job once: only scan and reevaluate jobs are deduplicated", kind)
 	}
 	now := s.now()
 	if runAfter.IsZero() {
@@ -92,6 +96,35 @@ func (s *Store) EnqueueJobOnce(ctx context.Context, kind string, payload []byte,
 		return s.EnqueueJobOnce(ctx, kind, payload, runAfter)
 	}
 	return id, false, nil
+}
+
+// EnqueueSlotJob queues the poll job of a schedule slot (payload names the
+// slot) to run now unless a job of that slot was ever queued, whatever
+// became of it, atomically: a unique index over every poll job's payload
+// is the slot's claim. Replicas ticking in the same slot queue one poll, and
+// a replica that ticks late, after the slot's poll ran, queues nothing. It
+// returns the new job's id and true, or 0 and false when the slot is taken.
+// Other kinds are refused.
+func (s *Store) EnqueueSlotJob(ctx context.Context, kind string, payload []byte) (int64, bool, error) {
+	if kind != "poll" {
+		return 0, false, fmt.Errorf("enqueueing %s job for a slot: only poll jobs have slots", kind)
+	}
+	if len(payload) == 0 {
+		return 0, false, fmt.Errorf("enqueueing %s job for a slot: no slot named", kind)
+	}
+	now := formatTime(s.now())
+	var id int64
+	err := s.db.QueryRowContext(ctx, s.d.q(`INSERT INTO jobs (kind, payload, state, run_after, created)
+		VALUES (?, ?, 'queued', ?, ?)
+		ON CONFLICT (kind, payload) WHERE `+slotJobs+` DO NOTHING
+		RETURNING id`), kind, payload, now, now).Scan(&id)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("enqueueing %s job for slot %s: %w", kind, payload, err)
+	}
+	return id, true, nil
 }
 
 // ClaimJob atomically takes the queued job of one of kinds (any kind when
@@ -263,20 +296,6 @@ func (s *Store) PendingJob(ctx context.Context, kind string, payload []byte) (in
 		return 0, false, fmt.Errorf("looking for a pending %s job: %w", kind, err)
 	}
 	return id, true, nil
-}
-
-// JobExists reports whether a job of kind with exactly payload exists in
-// any state: a scheduled job's slot that already ran is not queued again.
-func (s *Store) JobExists(ctx context.Context, kind string, payload []byte) (bool, error) {
-	var one int
-	err := s.db.QueryRowContext(ctx, s.d.q(`SELECT 1 FROM jobs WHERE kind = ? AND payload = ? LIMIT 1`), kind, payload).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("looking for a %s job: %w", kind, err)
-	}
-	return true, nil
 }
 
 // Claimer claims jobs; *Store is one.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -328,5 +329,104 @@ func testDoneAndDropJob(t *testing.T, newStore storeFactory) {
 	}
 	if _, err := s.Job(ctx, dup.ID); !errors.Is(err, ErrNotFound) {
 		t.Errorf("dropped job still there: %v", err)
+	}
+}
+
+// EnqueueSlotJob queues a slot's poll once for all time: concurrent callers
+// queue one job, and once it ran (done or failed) the slot is not queued
+// again; EnqueueJobOnce no longer takes poll jobs.
+func TestEnqueueSlotJob(t *testing.T) { eachBackend(t, testEnqueueSlotJob) }
+
+func testEnqueueSlotJob(t *testing.T, newStore storeFactory) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	slot := []byte(`{"slot":"2026-11-01T10:00:00Z"}`)
+	var (
+		mu      sync.Mutex
+		created []int64
+		g       errgroup.Group
+	)
+	for range 8 {
+		g.Go(func() error {
+			id, ok, err := s.EnqueueSlotJob(ctx, "poll", slot)
+			mu.Lock()
+			defer mu.Unlock()
+			if ok {
+				created = append(created, id)
+			}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if len(created) != 1 {
+		t.Fatalf("8 concurrent EnqueueSlotJob queued %v; want one job", created)
+	}
+	j, err := s.ClaimJob(ctx, "a", "poll")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.EnqueueSlotJob(ctx, "poll", slot); ok {
+		t.Error("queued while the slot's poll is running")
+	}
+	if err := s.CompleteJob(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	if id, ok, err := s.EnqueueSlotJob(ctx, "poll", slot); err != nil || ok {
+		t.Errorf("after the slot's poll ran: id %d, queued %v, %v; want nothing queued", id, ok, err)
+	}
+	next := []byte(`{"slot":"2026-11-01T10:01:00Z"}`)
+	if _, ok, err := s.EnqueueSlotJob(ctx, "poll", next); err != nil || !ok {
+		t.Errorf("the next slot: queued %v, %v", ok, err)
+	}
+	if _, _, err := s.EnqueueSlotJob(ctx, "scan", next); err == nil {
+		t.Error("EnqueueSlotJob took a scan job")
+	}
+	if _, _, err := s.EnqueueJobOnce(ctx, "poll", next, time.Time{}); err == nil {
+		t.Error("EnqueueJobOnce took a poll job")
+	}
+}
+
+// Migration 5 keeps the first job of a slot an older version queued
+// twice, and makes the slot unique from then on.
+func TestMigrationDedupesPollSlots(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot := []byte(`{"slot":"2026-11-01T10:00:00Z"}`)
+	// The schema as version 4 left it: poll slots unique only while pending.
+	for _, q := range []string{
+		`DROP INDEX jobs_slot`,
+		`DROP INDEX jobs_pending`,
+		`CREATE UNIQUE INDEX jobs_pending ON jobs (kind, payload) WHERE state IN ('queued', 'running') AND kind IN ('scan', 'poll', 'reevaluate')`,
+		`PRAGMA user_version = 4`,
+	} {
+		if _, err := s.DB().ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, state := range []string{"done", "queued"} {
+		if _, err := s.DB().ExecContext(ctx, `INSERT INTO jobs (kind, payload, state, run_after, created) VALUES ('poll', ?, ?, '', '')`, slot, state); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	if s, err = Open(ctx, path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	jobs, err := s.ListJobs(ctx, "poll", "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) != 1 || jobs[0].State != JobDone {
+		t.Errorf("after migrating: %+v; want the first (done) job only", jobs)
+	}
+	if _, ok, err := s.EnqueueSlotJob(ctx, "poll", slot); err != nil || ok {
+		t.Errorf("the migrated slot was queued again: %v, %v", ok, err)
 	}
 }

@@ -315,7 +315,16 @@ var migrations = []string{
 	// 4: re-evaluation jobs are deduplicated too (one per advisory change
 	// set across replicas).
 	`DROP INDEX jobs_pending;
-	CREATE UNIQUE INDEX jobs_pending ON jobs (kind, payload) WHERE ` + onceJobs + `;`,
+	CREATE UNIQUE INDEX jobs_pending ON jobs (kind, payload) WHERE state IN ('queued', 'running') AND kind IN ('scan', 'poll', 'reevaluate');`,
+
+	// 5: a poll job's slot is queued once for all time, not only once
+	// while pending: a replica whose look ran before another's poll of the
+	// slot finished cannot queue it again. Repeated slots an older version
+	// queued are deleted first (a poll job's only trace is the row).
+	`DELETE FROM jobs WHERE kind = 'poll' AND id NOT IN (SELECT MIN(id) FROM jobs WHERE kind = 'poll' GROUP BY payload);
+	DROP INDEX jobs_pending;
+	CREATE UNIQUE INDEX jobs_pending ON jobs (kind, payload) WHERE ` + onceJobs + `;
+	CREATE UNIQUE INDEX jobs_slot ON jobs (kind, payload) WHERE ` + slotJobs + `;`,
 }
 
 // migrateSQLite brings the schema to SchemaVersion, one transaction per
