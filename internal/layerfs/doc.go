@@ -18,6 +18,14 @@
 // targets, data past the end of the layer) are errors that name the layer and
 // the entry.
 //
+// IndexStream is the other way in, for compressed layers: one pass over the
+// tar stream in order, the same checks, the content of only the files a
+// Selector asks for kept (in memory, past a limit in an unlinked temporary
+// file), SHA-256 digests of executables, ELF files, scripts and shared
+// libraries (or of every file) computed on the way, everything else
+// discarded as it is read. BuildIndexed squashes such layers exactly as
+// Build does; opening a file whose content was not kept is ErrNotRetained.
+//
 // FromDir builds the same view over a plain root filesystem directory; files
 // are opened through os.Root so no symlink can lead outside it.
 package layerfs

@@ -60,6 +60,8 @@ type Node struct {
 	Linkname string // target of a symbolic link
 	// Layer is the index of the layer that last wrote this path.
 	Layer int
+	// Digest is "sha256:HEX" of a regular file's content, when hashed.
+	Digest string
 
 	dataLayer int   // layer that holds the bytes (differs for hard links)
 	off       int64 // offset of the bytes in that layer's tar
@@ -111,6 +113,11 @@ func Build(ctx context.Context, layers []Layer) (*FS, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	return squash(layers, entries)
+}
+
+// squash applies each layer's entries bottom up.
+func squash(layers []Layer, entries [][]entry) (*FS, error) {
 	f := &FS{layers: layers, root: newDir("/", 0), entries: entries}
 	for i := range layers {
 		if err := f.apply(i, entries[i]); err != nil {
@@ -127,8 +134,9 @@ type entry struct {
 	mode     fs.FileMode
 	size     int64
 	linkname string
-	off      int64
+	off      int64 // -1: content not kept (streaming pass)
 	sparse   bool
+	digest   string
 }
 
 func indexTar(l Layer) ([]entry, error) {
@@ -149,29 +157,14 @@ func indexTar(l Layer) ([]entry, error) {
 		}
 		last = h.Name
 		off, _ := sr.Seek(0, io.SeekCurrent)
-		name, skip, err := cleanEntryName(h.Name)
+		e, skip, err := headerEntry(h)
 		if err != nil {
 			return nil, &EntryError{Layer: l.DiffID, Entry: h.Name, Err: err}
 		}
 		if skip {
 			continue
 		}
-		e := entry{name: name, typ: h.Typeflag, mode: h.FileInfo().Mode(), size: h.Size, linkname: h.Linkname, off: off}
-		switch h.Typeflag {
-		case tar.TypeReg, tar.TypeChar, tar.TypeBlock, tar.TypeFifo, tar.TypeDir, tar.TypeSymlink, tar.TypeLink:
-		case tar.TypeGNUSparse:
-			e.typ, e.sparse = tar.TypeReg, true
-		case tar.TypeXGlobalHeader:
-			continue
-		default:
-			continue // unknown types carry nothing a scanner reads
-		}
-		if _, ok := h.PAXRecords["GNU.sparse.map"]; ok {
-			e.sparse = true
-		}
-		if _, ok := h.PAXRecords["GNU.sparse.major"]; ok {
-			e.sparse = true
-		}
+		e.off = off
 		if e.typ == tar.TypeReg && off+h.Size > l.Size && !e.sparse {
 			return nil, &EntryError{Layer: l.DiffID, Entry: h.Name, Err: fmt.Errorf("tar is truncated: file data (%d bytes at offset %d) runs past the end of the layer (%d bytes)", h.Size, off, l.Size)}
 		}
@@ -238,7 +231,7 @@ func (f *FS) add(layer int, e entry) error {
 	dir, base := path.Split(e.name)
 	parent := f.mkdirAll(path.Clean(dir), layer)
 	old := parent.children[base]
-	n := &Node{Path: e.name, Mode: e.mode, Size: e.size, Linkname: e.linkname, Layer: layer, dataLayer: layer, off: e.off, sparse: e.sparse}
+	n := &Node{Path: e.name, Mode: e.mode, Size: e.size, Linkname: e.linkname, Layer: layer, Digest: e.digest, dataLayer: layer, off: e.off, sparse: e.sparse}
 	switch e.typ {
 	case tar.TypeDir:
 		if old != nil && old.IsDir() {
@@ -255,7 +248,7 @@ func (f *FS) add(layer int, e entry) error {
 			return fmt.Errorf("hard link to %q, which is not a regular file", e.linkname)
 		}
 		n.Mode, n.Size, n.Linkname = target.Mode, target.Size, ""
-		n.dataLayer, n.off, n.sparse = target.dataLayer, target.off, target.sparse
+		n.dataLayer, n.off, n.sparse, n.Digest = target.dataLayer, target.off, target.sparse, target.Digest
 	case tar.TypeSymlink:
 		n.Size = 0
 	}
@@ -435,6 +428,9 @@ func (f *FS) Open(n *Node) (*File, error) {
 	if n.sparse {
 		return nil, f.pathErr(n.Path, n, ErrSparse)
 	}
+	if n.off < 0 {
+		return nil, f.pathErr(n.Path, n, ErrNotRetained)
+	}
 	return &File{SectionReader: io.NewSectionReader(f.layers[n.dataLayer].Data, n.off, n.Size)}, nil
 }
 
@@ -484,8 +480,12 @@ func (f *FS) OpenLayerFile(lf LayerFile) (*File, error) {
 		}
 		return f.Open(n)
 	}
-	if lf.sparse {
-		return nil, &EntryError{Layer: f.LayerID(lf.Layer), Entry: strings.TrimPrefix(lf.Path, "/"), Err: ErrSparse}
+	if lf.sparse || lf.off < 0 {
+		err := ErrSparse
+		if !lf.sparse {
+			err = ErrNotRetained
+		}
+		return nil, &EntryError{Layer: f.LayerID(lf.Layer), Entry: strings.TrimPrefix(lf.Path, "/"), Err: err}
 	}
 	return &File{SectionReader: io.NewSectionReader(f.layers[lf.Layer].Data, lf.off, lf.Size)}, nil
 }
