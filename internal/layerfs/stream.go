@@ -84,23 +84,48 @@ func Hashable(p string, mode fs.FileMode, head []byte) bool {
 // Indexed is one layer read by a streaming pass: every entry's metadata,
 // the digests, and only the content the Selector kept.
 type Indexed struct {
-	DiffID  string
+	DiffID string
+	// Size is the layer's uncompressed tar size, when the caller knows it.
+	Size    int64
 	entries []entry
-	content *Spool
+	content *Spool      // kept content of a streamed layer, or nil
+	data    io.ReaderAt // what entries' offsets point into
+	closer  io.Closer   // may be nil
 }
 
 // Close releases the kept content.
-func (ix *Indexed) Close() error { return ix.content.Close() }
+func (ix *Indexed) Close() error {
+	if ix.closer != nil {
+		return ix.closer.Close()
+	}
+	return nil
+}
 
 // Kept is the number of bytes of content kept.
-func (ix *Indexed) Kept() int64 { return ix.content.Size() }
+func (ix *Indexed) Kept() int64 {
+	if ix.content == nil {
+		return 0
+	}
+	return ix.content.Size()
+}
+
+// IndexLayer indexes a seekable layer in place, as Build does: nothing is
+// kept or hashed, every file is read from l.Data.
+func IndexLayer(l Layer) (*Indexed, error) {
+	e, err := indexTar(l)
+	if err != nil {
+		return nil, err
+	}
+	return &Indexed{DiffID: l.DiffID, Size: l.Size, entries: e, data: l.Data}, nil
+}
 
 // IndexStream reads one layer's uncompressed tar in stream order, in one
 // pass: headers are checked as Build checks them, the files the Selector
 // wants are kept, hashable files are hashed, and every other byte is
 // discarded as it is read.
 func IndexStream(r io.Reader, diffID string, opts StreamOptions) (*Indexed, error) {
-	ix := &Indexed{DiffID: diffID, content: NewSpool(opts.TempDir, opts.MemLimit)}
+	sp := NewSpool(opts.TempDir, opts.MemLimit)
+	ix := &Indexed{DiffID: diffID, content: sp, data: sp, closer: sp}
 	err := ix.read(r, opts)
 	if err != nil {
 		ix.Close()
@@ -203,7 +228,7 @@ func BuildIndexed(layers []*Indexed) (*FS, error) {
 	ls := make([]Layer, len(layers))
 	entries := make([][]entry, len(layers))
 	for i, ix := range layers {
-		ls[i] = Layer{DiffID: ix.DiffID, Data: ix.content, Size: ix.content.Size()}
+		ls[i] = Layer{DiffID: ix.DiffID, Data: ix.data, Size: ix.Size}
 		entries[i] = ix.entries
 	}
 	return squash(ls, entries)
