@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -121,22 +122,19 @@ func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 // different entries encode to the same bytes.
 func hash(seq int64, t, actor, action, object string, before, after, prev []byte) []byte {
 	h := sha256.New()
-	field := func(b []byte) {
+	writeFields(h, []byte(domain), strconv.AppendInt(nil, seq, 10), []byte(t), []byte(actor), []byte(action), []byte(object), before, after, prev)
+	return h.Sum(nil)
+}
+
+// writeFields writes each field to w as its length (uint64, big-endian)
+// then its bytes: the unambiguous encoding of entries and checkpoints.
+func writeFields(w io.Writer, fields ...[]byte) {
+	for _, b := range fields {
 		var n [8]byte
 		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
-		h.Write(n[:])
-		h.Write(b)
+		w.Write(n[:])
+		w.Write(b)
 	}
-	field([]byte(domain))
-	field(strconv.AppendInt(nil, seq, 10))
-	field([]byte(t))
-	field([]byte(actor))
-	field([]byte(action))
-	field([]byte(object))
-	field(before)
-	field(after)
-	field(prev)
-	return h.Sum(nil)
 }
 
 // Querier is what Verify needs: a *sql.DB or *sql.Tx.
@@ -149,7 +147,13 @@ const (
 	Edited    = "edited"    // the entry's fields do not hash to its hash
 	Missing   = "missing"   // a seq is absent
 	Reordered = "reordered" // prev_hash is not the previous entry's hash
-	Truncated = "truncated" // entries the anchor vouches for are gone
+	Truncated = "truncated" // entries the anchor or a checkpoint vouches for are gone
+	// Rewritten: the entry an anchor or a checkpoint names has another
+	// hash, the history up to it was replaced by a different valid chain.
+	Rewritten  = "rewritten"
+	Forged     = "forged"     // a checkpoint's signature does not verify with the checkpoint key
+	Unanchored = "unanchored" // no anchor file, and none was waived
+	Unsigned   = "unsigned"   // no signed checkpoint, and none was waived
 )
 
 // Report is the outcome of Verify.
@@ -163,6 +167,11 @@ type Report struct {
 	BrokenSeq int64  `json:"brokenSeq,omitempty"`
 	Problem   string `json:"problem,omitempty"`
 	Reason    string `json:"reason,omitempty"`
+	// Checkpoint is the newest checkpoint VerifyEvidence checked: entries
+	// up to its seq are vouched for by its signature. Anchored is whether
+	// an anchor was checked.
+	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
+	Anchored   bool        `json:"anchored,omitempty"`
 }
 
 func (r *Report) fail(seq int64, problem, reason string) {
@@ -173,6 +182,12 @@ func (r *Report) fail(seq int64, problem, reason string) {
 // returns an error only when the log cannot be read; a broken chain is a
 // Report with OK false, naming the first broken seq.
 func Verify(ctx context.Context, db Querier) (Report, error) {
+	return walk(ctx, db, nil)
+}
+
+// walk is Verify, and records in need the hash of every seq need holds
+// (seq 0 is the genesis: 32 zero bytes) as the chain passes it.
+func walk(ctx context.Context, db Querier, need map[int64][]byte) (Report, error) {
 	rows, err := db.QueryContext(ctx, `SELECT seq, time, actor, action, object, before, after, prev_hash, hash
 		FROM audit_log ORDER BY seq`)
 	if err != nil {
@@ -181,6 +196,9 @@ func Verify(ctx context.Context, db Querier) (Report, error) {
 	defer rows.Close()
 	rep := Report{OK: true}
 	prev := make([]byte, sha256.Size)
+	if _, ok := need[0]; ok {
+		need[0] = prev
+	}
 	for rows.Next() {
 		var (
 			seq                          int64
@@ -203,6 +221,9 @@ func Verify(ctx context.Context, db Querier) (Report, error) {
 		if !rep.OK {
 			return rep, nil
 		}
+		if _, ok := need[seq]; ok {
+			need[seq] = sum
+		}
 		rep.LastSeq, rep.LastHash, prev = seq, sum, sum
 	}
 	if err := rows.Err(); err != nil {
@@ -213,32 +234,13 @@ func Verify(ctx context.Context, db Querier) (Report, error) {
 
 // VerifyAnchored is Verify, and also checks that the entry anchor names
 // is still there with the anchored hash: removing the newest entries (or
-// rewriting the whole chain) is reported at the anchor's seq.
+// rewriting the whole chain) is reported at the anchor's seq. A zero
+// anchor checks nothing more. It is VerifyEvidence with only an anchor and
+// every waiver: `bulwark audit verify` asks for more.
 func VerifyAnchored(ctx context.Context, db Querier, anchor Anchor) (Report, error) {
-	rep, err := Verify(ctx, db)
-	if err != nil || !rep.OK || anchor.Seq == 0 {
-		return rep, err
+	ev := Evidence{AllowMissingAnchor: true, AllowMissingCheckpoint: true}
+	if anchor.Seq != 0 {
+		ev.Anchor = &anchor
 	}
-	if rep.LastSeq < anchor.Seq {
-		rep.fail(rep.LastSeq+1, Truncated, fmt.Sprintf("the log ends at entry %d but the anchor vouches for entry %d", rep.LastSeq, anchor.Seq))
-		return rep, nil
-	}
-	rows, err := db.QueryContext(ctx, `SELECT hash FROM audit_log WHERE seq = $1`, anchor.Seq)
-	if err != nil {
-		return Report{}, fmt.Errorf("reading audit entry %d: %w", anchor.Seq, err)
-	}
-	defer rows.Close()
-	var sum []byte
-	if rows.Next() {
-		if err := rows.Scan(&sum); err != nil {
-			return Report{}, fmt.Errorf("reading audit entry %d: %w", anchor.Seq, err)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return Report{}, fmt.Errorf("reading audit entry %d: %w", anchor.Seq, err)
-	}
-	if !bytes.Equal(sum, anchor.Hash) {
-		rep.fail(anchor.Seq, Edited, fmt.Sprintf("entry %d does not have the anchored hash: the chain was rewritten", anchor.Seq))
-	}
-	return rep, nil
+	return VerifyEvidence(ctx, db, ev)
 }
