@@ -25,6 +25,7 @@ type Store interface {
 	UntaggedImages(ctx context.Context) ([]store.ImageReport, error)
 	RemovalImages(ctx context.Context) ([]store.ImageReport, error)
 	RevokedImages(ctx context.Context) ([]store.RevokedImage, error)
+	DetailStore
 }
 
 // Options configure New. The zero value serves under /ui over plain
@@ -40,6 +41,10 @@ type Options struct {
 	SessionLength time.Duration
 	// Logger is nil for slog.Default().
 	Logger *slog.Logger
+	// Advisories is the advisory database the image and vulnerability
+	// pages match stored inventories against (the server's *vulndb.DB);
+	// nil shows no vulnerability list.
+	Advisories Advisories
 }
 
 // CookieName is the login cookie. It holds the API token itself (see
@@ -76,7 +81,7 @@ func New(st Store, opts Options) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	c := &console{st: st, opts: opts, log: opts.Logger, pages: parsePages()}
+	c := &console{st: st, opts: opts, log: opts.Logger, pages: parsePages(opts.Prefix)}
 	sub, _ := fs.Sub(staticFS, "static")
 	c.static = http.StripPrefix(opts.Prefix+"/static/", http.FileServerFS(sub))
 
@@ -93,23 +98,29 @@ func New(st Store, opts Options) http.Handler {
 		http.Redirect(w, r, p+"/repositories", http.StatusSeeOther)
 	})
 	for _, pg := range []struct {
-		path string
-		fn   func(*http.Request) (any, error)
+		path, name string
+		fn         func(*http.Request) (any, error)
 	}{
-		{"/repositories", c.repositories},
-		{"/hygiene", c.hygiene},
-		{"/revocations", c.revocations},
-		{"/applications", c.applications},
-		{"/registries", c.registries},
+		{"/repositories", "repositories", c.repositories},
+		{"/repositories/{path...}", "repository", c.repository},
+		{"/images/{digest}", "image", c.image},
+		{"/vulnerabilities/{id}", "vulnerability", c.vulnerability},
+		{"/hygiene", "hygiene", c.hygiene},
+		{"/revocations", "revocations", c.revocations},
+		{"/applications", "applications", c.applications},
+		{"/registries", "registries", c.registries},
 	} {
-		name := strings.TrimPrefix(pg.path, "/")
 		mux.Handle("GET "+p+pg.path, c.authenticated(func(w http.ResponseWriter, r *http.Request) {
 			data, err := pg.fn(r)
-			if err != nil {
+			var nf *notFoundError
+			switch {
+			case errors.As(err, &nf):
+				c.render(w, r, http.StatusNotFound, "notfound", nf)
+			case err != nil:
 				c.fail(w, r, err)
-				return
+			default:
+				c.render(w, r, http.StatusOK, pg.name, data)
 			}
-			c.render(w, r, http.StatusOK, name, data)
 		}))
 	}
 	return securityHeaders(mux)

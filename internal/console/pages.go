@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -15,7 +16,8 @@ import (
 
 // pageNames are the templates/<name>.html files; each defines "content"
 // (and "title") for templates/layout.html.
-var pageNames = []string{"login", "error", "repositories", "hygiene", "revocations", "applications", "registries"}
+var pageNames = []string{"login", "error", "notfound", "repositories", "repository", "image", "vulnerability",
+	"hygiene", "revocations", "applications", "registries"}
 
 // severities are the findings columns, most severe first.
 var severities = []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN"}
@@ -36,18 +38,39 @@ var funcs = template.FuncMap{
 	},
 	"severities": func() []string { return severities },
 	"count":      func(m map[string]int, sev string) int { return m[sev] },
-	"sorted": func(m map[string]string) []string {
-		out := []string{}
-		for _, k := range slices.Sorted(maps.Keys(m)) {
-			out = append(out, k+"="+m[k])
-		}
-		return out
-	},
-	"lower": strings.ToLower,
+	"sorted": sortedPairs,
+	"lower":  strings.ToLower,
 }
 
-func parsePages() map[string]*template.Template {
-	layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/images.html"))
+// sortedPairs lists m as key=value, by key.
+func sortedPairs(m map[string]string) []string {
+	out := []string{}
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, k+"="+m[k])
+	}
+	return out
+}
+
+// linkFuncs are the console's addresses of its pages, under prefix: every
+// state the console shows has one.
+func linkFuncs(prefix string) template.FuncMap {
+	return template.FuncMap{
+		"imageURL": func(digest string) string { return prefix + "/images/" + url.PathEscape(digest) },
+		// repoURL escapes each path segment of a repository name, which
+		// comes from a registry: "?" or "#" in it stay in the path.
+		"repoURL": func(repo string) string {
+			segs := strings.Split(repo, "/")
+			for i, s := range segs {
+				segs[i] = url.PathEscape(s)
+			}
+			return prefix + "/repositories/" + strings.Join(segs, "/")
+		},
+		"vulnURL": func(id string) string { return prefix + "/vulnerabilities/" + url.PathEscape(id) },
+	}
+}
+
+func parsePages(prefix string) map[string]*template.Template {
+	layout := template.Must(template.New("layout.html").Funcs(funcs).Funcs(linkFuncs(prefix)).ParseFS(templateFS, "templates/layout.html", "templates/images.html"))
 	out := map[string]*template.Template{}
 	for _, name := range pageNames {
 		out[name] = template.Must(template.Must(layout.Clone()).ParseFS(templateFS, "templates/"+name+".html"))
