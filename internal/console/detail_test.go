@@ -217,7 +217,7 @@ func TestConsoleDetailNotFound(t *testing.T) {
 	st, token := seed(t)
 	bare := New(st, Options{Logger: slog.New(slog.DiscardHandler)})
 	for path, want := range map[string]string{
-		"/ui/images/sha256:" + revokedHex:       "no advisory database",
+		"/ui/images/sha256:" + revokedHex:        "no advisory database",
 		"/ui/vulnerabilities/" + opensslAdvisory: "no advisory database",
 	} {
 		r := httptest.NewRequest("GET", path, nil)

@@ -38,8 +38,8 @@ var funcs = template.FuncMap{
 	},
 	"severities": func() []string { return severities },
 	"count":      func(m map[string]int, sev string) int { return m[sev] },
-	"sorted": sortedPairs,
-	"lower":  strings.ToLower,
+	"sorted":     sortedPairs,
+	"lower":      strings.ToLower,
 }
 
 // sortedPairs lists m as key=value, by key.
