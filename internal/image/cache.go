@@ -17,6 +17,7 @@ import (
 // the quota. Layers an open image reads are pinned and never evicted.
 type layerCache struct {
 	dir   string
+	ext   string // ".tar" for layers, ".idx.zst" for streamed results
 	quota int64
 
 	mu      sync.Mutex
@@ -42,7 +43,7 @@ const stalePartial = 10 * time.Minute
 
 // cacheFor returns the shared accounting of dir with the given quota (the
 // last caller's quota wins: one process has one configuration).
-func cacheFor(dir string, quota int64) *layerCache {
+func cacheFor(dir, ext string, quota int64) *layerCache {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
@@ -50,7 +51,7 @@ func cacheFor(dir string, quota int64) *layerCache {
 	defer cachesMu.Unlock()
 	c := caches[dir]
 	if c == nil {
-		c = &layerCache{dir: dir, entries: map[string]*cacheEntry{}}
+		c = &layerCache{dir: dir, ext: ext, entries: map[string]*cacheEntry{}}
 		caches[dir] = c
 	}
 	c.mu.Lock()
@@ -59,7 +60,7 @@ func cacheFor(dir string, quota int64) *layerCache {
 	return c
 }
 
-func (c *layerCache) path(hex string) string { return filepath.Join(c.dir, hex+".tar") }
+func (c *layerCache) path(hex string) string { return filepath.Join(c.dir, hex+c.ext) }
 
 // load reads what the directory holds once, and removes what killed runs
 // left half-written.
@@ -85,8 +86,8 @@ func (c *layerCache) load() error {
 			if time.Since(fi.ModTime()) > stalePartial {
 				os.Remove(filepath.Join(c.dir, name))
 			}
-		case strings.HasSuffix(name, ".tar"):
-			hex := strings.TrimSuffix(name, ".tar")
+		case strings.HasSuffix(name, c.ext):
+			hex := strings.TrimSuffix(name, c.ext)
 			c.entries[hex] = &cacheEntry{size: fi.Size(), last: fi.ModTime()}
 			c.used += fi.Size()
 		}

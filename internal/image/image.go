@@ -39,6 +39,18 @@ type Options struct {
 	// Limits bound layer, image and cache sizes and the compression ratio
 	// (decompression bombs); zero fields take the defaults.
 	Limits Limits
+	// Select, when set, reads compressed layers (and registry layers) in one
+	// streaming pass that keeps only the content Select asks for; no
+	// decompressed layer is written to disk, and each layer's index and
+	// kept content are cached by diffID (CacheDir/results), so a layer is
+	// read once whatever image it is part of. Readers of the image may
+	// then open only the files Select kept (layerfs.ErrNotRetained).
+	Select layerfs.Selector
+	// SelectKey names the selection in the results cache; change it when
+	// the selection changes.
+	SelectKey string
+	// Digests picks the files the streaming pass hashes.
+	Digests layerfs.Digests
 	// Progress receives download progress lines; nil is silent.
 	Progress io.Writer
 	// Keychain resolves registry credentials; nil means the Docker config
@@ -78,6 +90,8 @@ type Image struct {
 	// Config is nil for a directory source.
 	Config *v1.ConfigFile
 	FS     *layerfs.FS
+	// Stats tell how the layers were read.
+	Stats Stats
 
 	closers []io.Closer
 }

@@ -35,19 +35,23 @@ func layerName(blob, diffID v1.Hash) string {
 // budget, and the cache layers it added, removed again if the image is
 // refused so that a refused image leaves nothing behind.
 type loader struct {
-	opts   *Options
-	cache  *layerCache
-	budget *imageBudget
+	opts    *Options
+	cache   *layerCache // decompressed layers (the seek path)
+	results *layerCache // streamed layers' index and kept content
+	budget  *imageBudget
+	counts  streamCounters
 
-	mu    sync.Mutex
-	added []string
+	mu           sync.Mutex
+	added        []string
+	addedResults []string
 }
 
 func newLoader(opts *Options) *loader {
 	return &loader{
-		opts:   opts,
-		cache:  cacheFor(filepath.Join(opts.CacheDir, "layers", "sha256"), opts.Limits.CacheMaxSize),
-		budget: &imageBudget{max: opts.Limits.MaxImageSize},
+		opts:    opts,
+		cache:   cacheFor(filepath.Join(opts.CacheDir, "layers", "sha256"), ".tar", opts.Limits.CacheMaxSize),
+		results: cacheFor(resultsDir(opts.CacheDir), ".idx.zst", opts.Limits.CacheMaxSize),
+		budget:  &imageBudget{max: opts.Limits.MaxImageSize},
 	}
 }
 
@@ -59,7 +63,10 @@ func (ld *loader) abandon() {
 	for _, h := range ld.added {
 		ld.cache.drop(h)
 	}
-	ld.added = nil
+	for _, k := range ld.addedResults {
+		ld.results.drop(k)
+	}
+	ld.added, ld.addedResults = nil, nil
 }
 
 // local returns a layer that lives in a local file region: read in place
@@ -149,29 +156,38 @@ func (ld *loader) cached(blob, diffID v1.Hash, open func() (io.ReadCloser, error
 // decompress copies the tar inside r (gzip, zstd or plain) to w under the
 // guard's limits.
 func decompress(r io.Reader, w io.Writer, g *guard) (int64, error) {
-	src := &countingSource{r: r}
-	br := bufio.NewReaderSize(src, 1<<20)
-	head, _ := br.Peek(4)
-	var plain io.Reader = br
-	switch {
-	case bytes.HasPrefix(head, gzipMagic):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return 0, fmt.Errorf("decompressing gzip: %w", err)
-		}
-		defer zr.Close()
-		plain, g.compressed = zr, src
-	case bytes.HasPrefix(head, zstdMagic):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
-		if err != nil {
-			return 0, fmt.Errorf("decompressing zstd: %w", err)
-		}
-		defer zr.Close()
-		plain, g.compressed = zr, src
+	plain, done, err := plainStream(r, g)
+	if err != nil {
+		return 0, err
 	}
-	n, err := io.CopyBuffer(w, &guardedReader{r: plain, g: g}, make([]byte, 256<<10))
+	defer done()
+	n, err := io.CopyBuffer(w, plain, make([]byte, 256<<10))
 	if err != nil {
 		return n, fmt.Errorf("decompressing: %w", err)
 	}
 	return n, nil
+}
+
+// plainStream returns the tar inside r (gzip, zstd or plain), every byte
+// charged to the guard; done releases the decoder.
+func plainStream(r io.Reader, g *guard) (plain io.Reader, done func(), err error) {
+	src := &countingSource{r: r}
+	br := bufio.NewReaderSize(src, 1<<20)
+	head, _ := br.Peek(4)
+	plain, done = br, func() {}
+	switch {
+	case bytes.HasPrefix(head, gzipMagic):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("decompressing gzip: %w", err)
+		}
+		plain, done, g.compressed = zr, func() { zr.Close() }, src
+	case bytes.HasPrefix(head, zstdMagic):
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
+		if err != nil {
+			return nil, nil, fmt.Errorf("decompressing zstd: %w", err)
+		}
+		plain, done, g.compressed = zr, zr.Close, src
+	}
+	return &guardedReader{r: plain, g: g}, done, nil
 }

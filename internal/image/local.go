@@ -300,6 +300,7 @@ func fromParts(ctx context.Context, b bundle, src sbom.Source, configName string
 	src.ConfigID = cid.String()
 	layers := make([]layerfs.Layer, len(refs))
 	closers := make([]io.Closer, len(refs))
+	indexes := make([]*layerfs.Indexed, len(refs))
 	ld := newLoader(&opts)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0))
@@ -311,6 +312,13 @@ func fromParts(ctx context.Context, b bundle, src sbom.Source, configName string
 			ra, size, err := b.open(r.member)
 			if err != nil {
 				return fmt.Errorf("layer %s: %w", layerName(r.blob, cfg.RootFS.DiffIDs[i]), err)
+			}
+			if opts.Select != nil {
+				indexes[i], err = ld.localIndexed(ra, size, r.blob, cfg.RootFS.DiffIDs[i])
+				if err == nil {
+					closers[i] = indexes[i]
+				}
+				return err
 			}
 			layers[i], closers[i], err = ld.local(ra, size, r.blob, cfg.RootFS.DiffIDs[i])
 			return err
@@ -324,11 +332,45 @@ func fromParts(ctx context.Context, b bundle, src sbom.Source, configName string
 		ld.abandon()
 		return nil, err
 	}
+	if opts.Select != nil {
+		return finishIndexed(ctx, img, indexes, refs, ld)
+	}
 	return finish(ctx, img, layers, refs, ld)
 }
 
 // finish fills the source description from the config and squashes layers.
 func finish(ctx context.Context, img *Image, layers []layerfs.Layer, refs []layerRef, ld *loader) (*Image, error) {
+	describeLayers(img, layers, refs)
+	fsys, err := layerfs.Build(ctx, layers)
+	if err != nil {
+		img.Close()
+		ld.abandon()
+		return nil, err
+	}
+	img.FS = fsys
+	return img, nil
+}
+
+// finishIndexed is finish for layers read by the streaming path.
+func finishIndexed(_ context.Context, img *Image, indexes []*layerfs.Indexed, refs []layerRef, ld *loader) (*Image, error) {
+	layers := make([]layerfs.Layer, len(indexes))
+	for i, ix := range indexes {
+		layers[i] = layerfs.Layer{DiffID: ix.DiffID, Size: ix.Size}
+	}
+	describeLayers(img, layers, refs)
+	img.Stats = ld.counts.stats()
+	fsys, err := layerfs.BuildIndexed(indexes)
+	if err != nil {
+		img.Close()
+		ld.abandon()
+		return nil, err
+	}
+	img.FS = fsys
+	return img, nil
+}
+
+// describeLayers fills the source description from the config.
+func describeLayers(img *Image, layers []layerfs.Layer, refs []layerRef) {
 	cfg := img.Config
 	img.Source.Platform = platformString(cfg)
 	if !cfg.Created.IsZero() {
@@ -351,14 +393,6 @@ func finish(ctx context.Context, img *Image, layers []layerfs.Layer, refs []laye
 		}
 		img.Source.Layers[i] = sl
 	}
-	fsys, err := layerfs.Build(ctx, layers)
-	if err != nil {
-		img.Close()
-		ld.abandon()
-		return nil, err
-	}
-	img.FS = fsys
-	return img, nil
 }
 
 func platformString(cfg *v1.ConfigFile) string {

@@ -84,6 +84,7 @@ func openRemote(ctx context.Context, ref string, opts Options) (*Image, error) {
 	layers := make([]layerfs.Layer, len(rlayers))
 	refs := make([]layerRef, len(rlayers))
 	closers := make([]io.Closer, len(rlayers))
+	indexes := make([]*layerfs.Indexed, len(rlayers))
 	meter := newMeter(opts.Progress, "pulling "+r.String())
 	ld := newLoader(&opts)
 	g, gctx := errgroup.WithContext(ctx)
@@ -98,16 +99,24 @@ func openRemote(ctx context.Context, ref string, opts Options) (*Image, error) {
 				return fmt.Errorf("layer %d: %w", i, err)
 			}
 			refs[i] = layerRef{blob: blob}
-			layers[i], closers[i], err = ld.cached(blob, cfg.RootFS.DiffIDs[i], func() (io.ReadCloser, error) {
+			download := func() (io.ReadCloser, error) {
 				if s, err := l.Size(); err == nil {
 					meter.addTotal(s)
 				}
-				rc, err := l.Compressed()
+				rc, err := l.Compressed() // the blob digest is verified as it is read
 				if err != nil {
 					return nil, fmt.Errorf("downloading: %w", err)
 				}
 				return meter.wrap(rc), nil
-			})
+			}
+			if opts.Select != nil {
+				indexes[i], err = ld.streamed(blob, cfg.RootFS.DiffIDs[i], download)
+				if err == nil {
+					closers[i] = indexes[i]
+				}
+				return err
+			}
+			layers[i], closers[i], err = ld.cached(blob, cfg.RootFS.DiffIDs[i], download)
 			return err
 		})
 	}
@@ -118,6 +127,9 @@ func openRemote(ctx context.Context, ref string, opts Options) (*Image, error) {
 		img.Close()
 		ld.abandon()
 		return nil, err
+	}
+	if opts.Select != nil {
+		return finishIndexed(ctx, img, indexes, refs, ld)
 	}
 	return finish(ctx, img, layers, refs, ld)
 }
