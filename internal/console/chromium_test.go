@@ -38,12 +38,15 @@ func chromiumPath(t *testing.T) string {
 // A real browser logs in with the token on the form and sees the seeded
 // data on the main pages: repositories with severities, certification and
 // owner; the revoked digest with its rollback target; applications with
-// their owners. The login cookie is not readable from the page.
+// their owners. The login cookie is not readable from the page. It then
+// clicks from the list to an image, to one of its vulnerabilities, back to
+// an affected image and to its repository, reading each page.
 func TestConsoleInChromium(t *testing.T) {
 	exe := chromiumPath(t)
 	st, token := seed(t)
+	adb := seedDetail(t, st)
 	log := slog.New(slog.DiscardHandler)
-	ts := httptest.NewServer(Mount(api.New(st, api.NewAuditor(st, ""), nil, log), st, Options{Logger: log}))
+	ts := httptest.NewServer(Mount(api.New(st, api.NewAuditor(st, ""), nil, log), st, Options{Logger: log, Advisories: adb}))
 	t.Cleanup(ts.Close)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
@@ -152,6 +155,8 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 	}
 
+	clickThrough(t, ctx, ts.URL, text, location, expect)
+
 	// Log out: the pages send the browser to the login form again.
 	err = chromedp.Do(ctx,
 		chromedp.Click(chromedp.CSS("form.logout button")),
@@ -162,4 +167,59 @@ func TestConsoleInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatalf("logout: %v", err)
 	}
+}
+
+// clickThrough follows links as a user would: the repository list ->
+// the revoked image -> its openssl vulnerability -> the affected image ->
+// its repository, asserting each page's address and content.
+func clickThrough(t *testing.T, ctx context.Context, base string, text func(string) string, location func() string,
+	expect func(page, got string, wants ...string)) {
+	t.Helper()
+	step := func(name, click, ready, wantPath string) string {
+		t.Helper()
+		err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(click)), chromedp.WaitVisible(chromedp.CSS(ready)))
+		if err != nil {
+			t.Fatalf("%s: clicking %s: %v", name, click, err)
+		}
+		if loc := location(); !strings.HasSuffix(loc, wantPath) {
+			t.Errorf("%s: the browser is at %s, want …%s", name, loc, wantPath)
+		}
+		return text("main")
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/ui/repositories"), chromedp.WaitVisible(chromedp.CSS("section.repository"))); err != nil {
+		t.Fatal(err)
+	}
+	revoked := "sha256:" + revokedHex
+	img := step("list -> image", `td.digest[title="`+revoked+`"] a`, "section#vulnerabilities table.findings", "/ui/images/"+revoked)
+	expect("the image page", img, revoked, shopRepo, "latest",
+		opensslCVE, "CRITICAL", "openssl", "3.0.11-1~deb12u2", opensslFixed, "lodash", "4.17.21",
+		"FAIL", "vulnerabilities", failEvidence, "non-root-user", "image-age", waiverReason,
+		"revoked", revokeReason, "grant", "revoke", "sha256:"+targetHex)
+	if got := text("tr.rule.fail td.why"); !strings.Contains(got, failEvidence) {
+		t.Errorf("the failed rule's row says %q", got)
+	}
+	if got := text("tr.rule.waived td.why"); !strings.Contains(got, waiverReason) {
+		t.Errorf("the waived rule's row says %q", got)
+	}
+	if got := text("#history tr.revoke td.reason"); !strings.Contains(got, revokeReason) {
+		t.Errorf("the revocation's history row says %q", got)
+	}
+	href, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(`tr.finding a.reference`), "href"))
+	if err != nil || href.Value != opensslRef {
+		t.Errorf("the first finding's reference links %q (%v), want %s", href.Value, err, opensslRef)
+	}
+
+	vuln := step("image -> vulnerability", `a.advisory[href$="/`+opensslAdvisory+`"]`, "section#affected", "/ui/vulnerabilities/"+opensslAdvisory)
+	expect("the vulnerability page", vuln, opensslAdvisory, opensslCVE, "heap overflow", "Debian:12", opensslFixed, revoked[:19], "revoked")
+	if strings.Contains(vuln, targetHex[:12]) {
+		t.Error("the vulnerability page lists the image with the fixed openssl")
+	}
+
+	step("vulnerability -> image", `table.affected td.digest a`, "section#decision", "/ui/images/"+revoked)
+	repo := step("image -> repository", `p.crumbs a[href$="/shop/api"]`, "section#tags", "/ui/repositories/"+shopRepo)
+	expect("the repository page", repo, shopRepo, "latest", "1.4.2", revoked, "sha256:"+targetHex, shopContact)
+	if got := text("#rollback"); !strings.Contains(got, "sha256:"+targetHex) {
+		t.Errorf("the repository's rollback target reads %q", got)
+	}
+	step("repository -> rollback target", `#rollback a.rollback`, "section#certification", "/ui/images/sha256:"+targetHex)
 }
