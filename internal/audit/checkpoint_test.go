@@ -13,29 +13,13 @@ import (
 	"testing"
 	"time"
 
-	_ "modernc.org/sqlite"
-
 	"github.com/bulwark-sec/bulwark/internal/audit"
 	"github.com/bulwark-sec/bulwark/internal/audit/audittest"
 	"github.com/bulwark-sec/bulwark/internal/seal"
 )
 
-// sqliteLog opens a SQLite audit log in t.TempDir().
-func sqliteLog(t *testing.T) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "audit.db")+"?_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Exec(audit.Schema("BLOB")); err != nil {
-		t.Fatal(err)
-	}
-	return db
-}
-
 // logOf is a SQLite audit log with n entries.
-func logOf(t *testing.T, n int) *sql.DB { return fill(t, sqliteLog(t), n) }
+func logOf(t *testing.T, n int) *sql.DB { return fill(t, audittest.SQLite(t), n) }
 
 // fill appends n entries to db.
 func fill(t *testing.T, db *sql.DB, n int) *sql.DB {

@@ -3,8 +3,11 @@ package audittest
 import (
 	"context"
 	"database/sql"
+	"path/filepath"
 	"testing"
 	"time"
+
+	_ "modernc.org/sqlite" // the driver of SQLite
 
 	"github.com/bulwark-sec/bulwark/internal/audit"
 )
@@ -67,4 +70,19 @@ func Rewrite(t testing.TB, db *sql.DB, edit func(e *audit.Entry) (keep bool)) au
 		t.Fatal(err)
 	}
 	return last
+}
+
+// SQLite opens a SQLite database in t.TempDir() holding the audit table,
+// closed when the test ends.
+func SQLite(t testing.TB) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "audit.db")+"?_txlock=immediate&_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Exec(audit.Schema("BLOB")); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }
