@@ -2,7 +2,10 @@
 // pages (html/template, embedded CSS, no JavaScript) over the store —
 // registries, repositories with age, findings and certification, stale,
 // untagged and end-of-life images, revocations with rollback targets,
-// applications and owners.
+// applications and owners — and a page for each repository, image (its
+// vulnerabilities recomputed from the stored inventory, its decision rule
+// by rule, its audited certification history, its rollback target) and
+// advisory record (the images it affects now), each at its own address.
 //
 // It is read-only. Every page needs an API token of any role, given once
 // on the login form and kept in an HttpOnly, SameSite=Strict cookie
