@@ -70,7 +70,7 @@ func (p *Policy) checkVulnerabilities(in *Input, _ map[string]any) ([]violation,
 			pkg:  f.Package.Name, id: f.ID, aliases: f.Aliases,
 		})
 	}
-	return vs, fmt.Sprintf("%d findings, none at or above %s", len(in.Findings), r.severity), ""
+	return vs, fmt.Sprintf("%s, none at or above %s", plural(len(in.Findings), "finding", "findings"), r.severity), ""
 }
 
 func (p *Policy) checkPins(in *Input, _ map[string]any) ([]violation, string, string) {
@@ -258,4 +258,12 @@ func globMatch(glob, s string) bool {
 	}
 	ok, err := path.Match(glob, s)
 	return err == nil && ok
+}
+
+// plural is "1 finding", "2 findings".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

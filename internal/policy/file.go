@@ -168,6 +168,11 @@ func Parse(name string, data []byte) (*Policy, error) {
 	if err := p.Builtins.check(name); err != nil {
 		return nil, err
 	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		if err := p.digestDefaults(); err != nil {
+			return nil, err
+		}
+	}
 	env, err := newEnv()
 	if err != nil {
 		return nil, err
@@ -209,6 +214,24 @@ func Parse(name string, data []byte) (*Policy, error) {
 		p.Waivers = append(p.Waivers, w)
 	}
 	return p, nil
+}
+
+// DefaultName names the built-in policy, applied when no policy file is given.
+const DefaultName = "default"
+
+// digestDefaults names an empty policy (the built-in defaults) and digests
+// its canonical form, the YAML document of the effective built-in rules, so
+// that a decision names the rules applied rather than the SHA-256 of nothing,
+// and a change of a default changes the digest.
+func (p *Policy) digestDefaults() error {
+	p.Name = DefaultName
+	canon, err := yaml.Marshal(fileDoc{APIVersion: "bulwark.dev/v1", Kind: "Policy", Name: DefaultName, Builtins: p.Builtins})
+	if err != nil {
+		return fmt.Errorf("encoding the default policy: %w", err)
+	}
+	sum := sha256.Sum256(canon)
+	p.Digest = "sha256:" + hex.EncodeToString(sum[:])
+	return nil
 }
 
 // decodeStrict decodes one node refusing unknown keys (yaml.v3 checks them
