@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +20,9 @@ import (
 // server's updater task is one.
 type AdvisoryUpdater interface {
 	Import(ctx context.Context, sources []vulndb.Source, actor string) (AdvisoryImportSummary, error)
+	// Sources are the sources configured at start (--advisory-source):
+	// the only ones the API may import.
+	Sources() []vulndb.Source
 }
 
 // UseAdvisoryUpdater gives the API the server's advisory updater, which
@@ -28,10 +32,12 @@ func (h *Handler) UseAdvisoryUpdater(u AdvisoryUpdater) { h.advisory = u }
 
 // AdvisoryImportRequest is POST /api/v1/advisories/import.
 type AdvisoryImportRequest struct {
-	// Sources are vulndb sources as `bulwark db import` takes them: an
-	// http(s) URL of an OSV all.zip, a local zip, a directory of *.json
-	// records or one record, optionally "NAME=LOCATION".
-	Sources []string `json:"sources"`
+	// Sources name sources configured at server start (--advisory-source),
+	// by name or by their exact location; omitted, every configured
+	// source. The API never reads a location of its caller's choosing: a
+	// path would read server-local files (and tell whether they exist),
+	// a URL would make the server fetch addresses it should not.
+	Sources []string `json:"sources,omitempty"`
 }
 
 // AdvisoryImportSummary is what one import and the re-evaluation after it
@@ -42,7 +48,7 @@ type AdvisoryImportSummary struct {
 	Affected    int                 `json:"affected"`  // stored digests holding a changed package
 	Rematched   int                 `json:"rematched"` // affected digests matched again and judged
 	Revocations []reeval.Revocation `json:"revocations"`
-	Duration    time.Duration       `json:"duration"` // nanoseconds, import and re-evaluation
+	Duration    time.Duration       `json:"-"` // import and re-evaluation; encoded as durationSeconds
 }
 
 // importAdvisories imports the sources and re-evaluates, synchronously
@@ -58,15 +64,9 @@ func (h *Handler) importAdvisories(w http.ResponseWriter, r *http.Request) error
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	if len(req.Sources) == 0 {
-		return errorf(http.StatusBadRequest, nil, `"sources" is required`)
-	}
-	srcs := make([]vulndb.Source, len(req.Sources))
-	for i, s := range req.Sources {
-		if strings.TrimSpace(s) == "" {
-			return errorf(http.StatusBadRequest, nil, "source %d is empty", i)
-		}
-		srcs[i] = vulndb.ParseSource(s)
+	srcs, err := configuredSources(h.advisory.Sources(), req.Sources)
+	if err != nil {
+		return err
 	}
 	ctx := context.WithoutCancel(r.Context())
 	actor := principal(ctx).Actor()
@@ -74,8 +74,12 @@ func (h *Handler) importAdvisories(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return errorf(http.StatusBadGateway, err, "%v", err)
 	}
+	names := make([]string, len(srcs))
+	for i, s := range srcs {
+		names[i] = s.Name
+	}
 	after, _ := json.Marshal(map[string]any{
-		"sources": req.Sources, "changed": sum.Changed, "affected": sum.Affected,
+		"sources": names, "changed": sum.Changed, "affected": sum.Affected,
 		"rematched": sum.Rematched, "revocations": len(sum.Revocations),
 	})
 	if err := h.auditor.Append(ctx, audit.Entry{
@@ -85,6 +89,36 @@ func (h *Handler) importAdvisories(w http.ResponseWriter, r *http.Request) error
 	}
 	writeJSON(w, http.StatusOK, sum)
 	return nil
+}
+
+// configuredSources picks the configured sources asked for by name or
+// exact location; none asked: all of them. Anything else is refused
+// without being looked at.
+func configuredSources(configured []vulndb.Source, asked []string) ([]vulndb.Source, error) {
+	if len(configured) == 0 {
+		return nil, errorf(http.StatusConflict, nil, "this server has no configured advisory source (start it with --advisory-source)")
+	}
+	if asked == nil {
+		return configured, nil
+	}
+	if len(asked) == 0 {
+		return nil, errorf(http.StatusBadRequest, nil, `"sources" is empty: omit it to import every configured source`)
+	}
+	var out []vulndb.Source
+	for _, a := range asked {
+		i := slices.IndexFunc(configured, func(s vulndb.Source) bool { return s.Name == a || s.Location == a })
+		if i < 0 {
+			names := make([]string, len(configured))
+			for j, s := range configured {
+				names[j] = s.Name
+			}
+			return nil, errorf(http.StatusBadRequest, nil, "source %q is not configured (configured: %s); sources are configured at start with --advisory-source", a, strings.Join(names, ", "))
+		}
+		if !slices.Contains(out, configured[i]) {
+			out = append(out, configured[i])
+		}
+	}
+	return out, nil
 }
 
 // CertificationRequest is POST /api/v1/images/{digest}/certification.

@@ -41,7 +41,7 @@ type Result struct {
 	Skipped     int  `json:"skipped"` // malformed, unreadable or duplicate
 	// Skips are the first MaxSkips skipped records, in reading order.
 	Skips    []Skip        `json:"skips,omitempty"`
-	Duration time.Duration `json:"duration"`
+	Duration time.Duration `json:"-"` // encoded as durationSeconds (result_json.go)
 	// Changed are the records inserted or updated, as now stored, in
 	// reading order (removed records are not included: they are only
 	// counted). Re-evaluation takes them as its delta. Not encoded.
