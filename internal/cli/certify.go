@@ -86,7 +86,10 @@ Exit codes: 0 certified, 1 the image fails the policy, 2 usage or runtime error.
 			}
 			d := a.Decision
 			if !d.Pass {
-				policy.Table(g.stderr, d)
+				// the decision on stdout, as policy check writes it; the verdict on stderr
+				if err := policy.Encode(cmd.OutOrStdout(), d, format); err != nil {
+					return err
+				}
 				return &exitError{code: ExitFindings, err: fmt.Errorf("%s fails the policy (%s); nothing was signed", digest, strings.Join(d.Failed(), ", "))}
 			}
 			if err := certify.Write(ctx, digest, signer, a, annotations, sign.Options{}); err != nil {

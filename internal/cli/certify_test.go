@@ -43,6 +43,10 @@ func TestCertifyVerify(t *testing.T) {
 	if code != ExitFindings || !strings.Contains(stderr, "fails the policy (vulnerabilities); nothing was signed") {
 		t.Fatalf("strict certify: exit %d\n%s\n%s", code, stdout, stderr)
 	}
+	// the decision table goes to stdout, as every command's report does
+	if !strings.Contains(stdout, "FAIL (vulnerabilities) under policy strict") || strings.Contains(stderr, "FAIL (") {
+		t.Errorf("strict certify: the decision table is not on stdout alone\nstdout: %s\nstderr: %s", stdout, stderr)
+	}
 	digestRef, err := name.NewDigest(reg.Ref("team/app@" + digest.String()))
 	if err != nil {
 		t.Fatal(err)

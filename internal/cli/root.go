@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/bulwark-sec/bulwark/internal/config"
+	"github.com/bulwark-sec/bulwark/internal/image"
 )
 
 // Exit codes, documented in the README.
@@ -94,6 +95,7 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	g.addFlags(root)
+	setVersionFlag(root)
 	root.AddCommand(
 		newSBOMCmd(g),
 		newScanCmd(g),
@@ -119,6 +121,7 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return ExitOK
 	}
+	err = image.RegistryError(err)
 	fmt.Fprintf(stderr, "bulwark: %v\n", err)
 	var ee *exitError
 	if errors.As(err, &ee) {
