@@ -1,9 +1,7 @@
 package catalog
 
 import (
-	"bufio"
 	"bytes"
-	"fmt"
 	"strings"
 
 	"github.com/bulwark-sec/bulwark/internal/layerfs"
@@ -23,16 +21,16 @@ func apkCataloger() Cataloger {
 // L license).
 func parseAPKInstalled(in *Input, n *layerfs.Node, data []byte) ([]sbom.Package, error) {
 	records, err := parseAPKRecords(data)
-	if err != nil {
-		return nil, err
-	}
-	introduced := olderDatabaseLayers(in, n, recordKeys(parseAPKRecords, func(r map[string]string) string {
-		return r["P"] + "=" + r["V"]
+	bad, _ := err.(recordErrors)
+	introduced := olderDatabaseLayers(in, n, recordKeys(parseAPKRecords, func(r controlStanza) string {
+		return r.fields["P"] + "=" + r.fields["V"]
 	}))
 	var out []sbom.Package
-	for _, r := range records {
+	for _, st := range records {
+		r := st.fields
 		name, version := r["P"], r["V"]
 		if name == "" || version == "" {
+			bad.add(st.line, "a record without a P (name) or V (version) line")
 			continue
 		}
 		origin := r["o"]
@@ -54,38 +52,41 @@ func parseAPKInstalled(in *Input, n *layerfs.Node, data []byte) ([]sbom.Package,
 		p.PURL = purl("apk", distroNamespace(in.Distro, "alpine"), name, version, "arch", p.Arch, "distro", distroQualifier(in.Distro), "upstream", origin)
 		out = append(out, p)
 	}
-	return out, nil
+	return out, bad.err()
 }
 
-func parseAPKRecords(data []byte) ([]map[string]string, error) {
-	var out []map[string]string
-	cur := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+// parseAPKRecords reads the records of the installed database. A line that
+// is not "K:value" is skipped and reported in the recordErrors returned
+// beside the records: it costs at most its own record.
+func parseAPKRecords(data []byte) ([]controlStanza, error) {
+	var out []controlStanza
+	var bad recordErrors
+	cur := controlStanza{}
 	lineNo := 0
-	for sc.Scan() {
+	for raw := range bytes.Lines(data) {
 		lineNo++
-		line := sc.Text()
+		line := strings.TrimSuffix(strings.TrimSuffix(string(raw), "\n"), "\r")
 		if strings.TrimSpace(line) == "" {
-			if len(cur) > 0 {
+			if len(cur.fields) > 0 {
 				out = append(out, cur)
-				cur = map[string]string{}
 			}
+			cur = controlStanza{}
 			continue
 		}
 		if len(line) < 2 || line[1] != ':' {
-			return nil, fmt.Errorf("line %d: not a \"K:value\" line", lineNo)
+			bad.add(lineNo, "not a \"K:value\" line")
+			continue
+		}
+		if cur.fields == nil {
+			cur = controlStanza{line: lineNo, fields: map[string]string{}}
 		}
 		k := line[:1]
-		if _, seen := cur[k]; !seen { // file lists (R:, Z:) repeat; keep the first
-			cur[k] = line[2:]
+		if _, seen := cur.fields[k]; !seen { // file lists (R:, Z:) repeat; keep the first
+			cur.fields[k] = line[2:]
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("line %d: %w", lineNo+1, err)
-	}
-	if len(cur) > 0 {
+	if len(cur.fields) > 0 {
 		out = append(out, cur)
 	}
-	return out, nil
+	return out, bad.err()
 }

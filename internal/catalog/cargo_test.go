@@ -28,7 +28,7 @@ func TestCargoLockCataloger(t *testing.T) {
 	}
 	got, warnings := runLangFixture(t, "testdata/cargo", nil, cargoLockCataloger())
 	assertLangPackages(t, got, want)
-	if len(warnings) != 1 || !strings.Contains(warnings[0], "parsing /opt/broken/Cargo.lock: toml: line 3") {
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "/opt/broken/Cargo.lock:1: toml: line 3") {
 		t.Errorf("warnings = %q, want one about /opt/broken/Cargo.lock line 3", warnings)
 	}
 }

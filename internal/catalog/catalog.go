@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -71,6 +72,7 @@ type Input struct {
 
 	mu       sync.Mutex
 	warnings []string
+	problems []sbom.Problem
 }
 
 // Warnf records a problem that does not stop the inventory.
@@ -123,6 +125,9 @@ func Image(ctx context.Context, img *image.Image, opts Options) (*sbom.SBOM, err
 		Distro:   distro,
 		Packages: pkgs,
 		Warnings: in.warnings,
+	}
+	for _, p := range in.problems {
+		s.AddProblem(p)
 	}
 	if opts.Files {
 		s.Files = fileTable(img.FS)
@@ -192,12 +197,18 @@ func (c fileCataloger) Catalog(ctx context.Context, in *Input) ([]sbom.Package, 
 		}
 		data, err := in.Read(n)
 		if err != nil {
-			in.Warnf("%s: skipping %s: %v", c.name, n.Path, err)
+			in.Problem(c.name, n, 0, fmt.Errorf("skipping the file: %w", err))
 			continue
 		}
 		pkgs, err := c.parse(in, n, data)
-		if err != nil {
-			in.Warnf("%s: layer %s: parsing %s: %v", c.name, in.FS.LayerID(n.Layer), n.Path, err)
+		var skipped recordErrors
+		switch {
+		case errors.As(err, &skipped):
+			for _, r := range skipped {
+				in.Problem(c.name, n, r.Line, r)
+			}
+		case err != nil:
+			in.Problem(c.name, n, errorLine(data, err), err)
 			continue
 		}
 		out = append(out, pkgs...)

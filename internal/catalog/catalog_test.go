@@ -194,11 +194,11 @@ func TestUnreadableDatabaseIsAWarning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := describe(pkgs); len(got) != 1 || !strings.Contains(got[0], "left-pad") {
-		t.Errorf("packages = %v", got)
+	if got := describe(pkgs); len(got) != 2 || !strings.Contains(got[0], "deb ok 1") || !strings.Contains(got[1], "left-pad") {
+		t.Errorf("packages = %v, want ok (the record before the bad line) and left-pad", got)
 	}
 	joined := strings.Join(in.warnings, "\n")
-	for _, want := range []string{"layer sha256:base: parsing /var/lib/dpkg/status: line 3", "/app/node_modules/broken-pkg/package.json"} {
+	for _, want := range []string{"/var/lib/dpkg/status:3 (layer sha256:base): not a \"Field: value\" line", "/app/node_modules/broken-pkg/package.json:1 (layer sha256:base)"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("warnings %q do not mention %q", joined, want)
 		}
@@ -249,14 +249,19 @@ func FuzzParseControl(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		stanzas, err := parseControl(data)
 		if err != nil {
-			if !strings.HasPrefix(err.Error(), "line ") {
-				t.Fatalf("error without a line number: %v", err)
+			bad, ok := err.(recordErrors)
+			if !ok {
+				t.Fatalf("not a record error: %v", err)
 			}
-			return
+			for _, r := range bad {
+				if r.Line < 1 {
+					t.Fatalf("error without a line number: %v", r)
+				}
+			}
 		}
 		for _, s := range stanzas {
-			if len(s) == 0 {
-				t.Fatal("empty stanza")
+			if len(s.fields) == 0 || s.line < 1 {
+				t.Fatalf("empty stanza %+v", s)
 			}
 		}
 	})
@@ -271,11 +276,12 @@ func FuzzParseAPK(f *testing.F) {
 	f.Add([]byte("P\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		records, err := parseAPKRecords(data)
-		if err == nil {
-			for _, r := range records {
-				if len(r) == 0 {
-					t.Fatal("empty record")
-				}
+		if _, ok := err.(recordErrors); err != nil && !ok {
+			t.Fatalf("not a record error: %v", err)
+		}
+		for _, r := range records {
+			if len(r.fields) == 0 || r.line < 1 {
+				t.Fatal("empty record")
 			}
 		}
 	})

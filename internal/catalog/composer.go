@@ -68,21 +68,11 @@ func parseComposerInstalled(in *Input, n *layerfs.Node, data []byte) ([]sbom.Pac
 // composerInstalledPackages reads installed.json: a list of packages
 // (Composer 1) or an object whose "packages" is that list (Composer 2).
 func composerInstalledPackages(data []byte, loc sbom.Location) ([]sbom.Package, error) {
-	var list []composerPackage
+	key := "packages"
 	if trimmed := bytes.TrimSpace(data); len(trimmed) > 0 && trimmed[0] == '[' {
-		if err := json.Unmarshal(data, &list); err != nil {
-			return nil, err
-		}
-	} else {
-		var doc struct {
-			Packages []composerPackage `json:"packages"`
-		}
-		if err := json.Unmarshal(data, &doc); err != nil {
-			return nil, err
-		}
-		list = doc.Packages
+		key = ""
 	}
-	return composerPackages(list, loc), nil
+	return composerRecords(data, key, loc)
 }
 
 func parseComposerLock(in *Input, n *layerfs.Node, data []byte) ([]sbom.Package, error) {
@@ -93,13 +83,30 @@ func parseComposerLock(in *Input, n *layerfs.Node, data []byte) ([]sbom.Package,
 }
 
 func composerLockPackages(data []byte, loc sbom.Location) ([]sbom.Package, error) {
-	var lock struct {
-		Packages []composerPackage `json:"packages"`
-	}
-	if err := json.Unmarshal(data, &lock); err != nil {
+	return composerRecords(data, "packages", loc)
+}
+
+// composerRecords reads the package list under key ("" for a document that
+// is the list), a damaged entry costing that entry only.
+func composerRecords(data []byte, key string, loc sbom.Location) ([]sbom.Package, error) {
+	recs, bad, err := jsonRecords(data, key)
+	if err != nil {
 		return nil, err
 	}
-	return composerPackages(lock.Packages, loc), nil
+	list := make([]composerPackage, 0, len(recs))
+	for _, r := range recs {
+		var p composerPackage
+		if err := json.Unmarshal(r.Value, &p); err != nil {
+			bad.add(r.Line, "%v", err)
+			continue
+		}
+		if p.Name == "" || p.Version == "" {
+			bad.add(r.Line, "an entry without a name or version")
+			continue
+		}
+		list = append(list, p)
+	}
+	return composerPackages(list, loc), bad.err()
 }
 
 // composerPackages turns "vendor/name" packages into purls

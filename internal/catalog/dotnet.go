@@ -28,34 +28,34 @@ func parseDotnetDeps(in *Input, n *layerfs.Node, data []byte) ([]sbom.Package, e
 // "Name/Version". Type "project" is the application itself or a project it
 // references, and "runtimepack" the runtime of a self-contained application.
 func dotnetDepsPackages(data []byte, loc sbom.Location) ([]sbom.Package, error) {
-	var deps struct {
-		Libraries map[string]struct {
-			Type string `json:"type"`
-		} `json:"libraries"`
-	}
-	if err := json.Unmarshal(data, &deps); err != nil {
+	recs, bad, err := jsonRecords(data, "libraries")
+	if err != nil {
 		return nil, err
 	}
-	keys := make([]string, 0, len(deps.Libraries))
-	for k := range deps.Libraries {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	slices.SortFunc(recs, func(a, b jsonRecord) int { return strings.Compare(a.Key, b.Key) })
 	var out []sbom.Package
-	for _, k := range keys {
-		if deps.Libraries[k].Type != "package" {
+	for _, r := range recs {
+		var lib struct {
+			Type string `json:"type"`
+		}
+		if err := json.Unmarshal(r.Value, &lib); err != nil {
+			bad.add(r.Line, "library %q: %v", r.Key, err)
 			continue
 		}
-		i := strings.LastIndex(k, "/")
-		if i <= 0 || i == len(k)-1 {
+		if lib.Type != "package" {
 			continue
 		}
-		name, version := k[:i], k[i+1:]
+		i := strings.LastIndex(r.Key, "/")
+		if i <= 0 || i == len(r.Key)-1 {
+			bad.add(r.Line, "library %q is not NAME/VERSION", r.Key)
+			continue
+		}
+		name, version := r.Key[:i], r.Key[i+1:]
 		out = append(out, sbom.Package{
 			Name: name, Version: version, Type: sbom.TypeDotnet,
 			PURL:      purl("nuget", "", name, version),
 			Locations: []sbom.Location{loc},
 		})
 	}
-	return out, nil
+	return out, bad.err()
 }

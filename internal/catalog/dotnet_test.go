@@ -25,15 +25,15 @@ func TestDotnetDepsCataloger(t *testing.T) {
 	}
 	got, warnings := runLangFixture(t, "testdata/dotnet", nil, dotnetDepsCataloger())
 	assertLangPackages(t, got, want)
-	if len(warnings) != 1 || !strings.Contains(warnings[0], "parsing /srv/broken/Broken.deps.json") {
+	if len(warnings) != 1 || !strings.Contains(warnings[0], "/srv/broken/Broken.deps.json:3: record does not parse") {
 		t.Errorf("warnings = %q, want one about /srv/broken/Broken.deps.json", warnings)
 	}
 }
 
 func TestDotnetDepsOddKeys(t *testing.T) {
 	got, err := dotnetDepsPackages([]byte(`{"libraries": {"/1.0": {"type": "package"}, "NoVersion/": {"type": "package"}, "NoSlash": {"type": "package"}, "A/B/2.0": {"type": "package"}, "Rt/8.0.0": {"type": "runtimepack"}}}`), sbom.Location{})
-	if err != nil {
-		t.Fatal(err)
+	if bad, ok := err.(recordErrors); !ok || len(bad) != 3 {
+		t.Errorf("err = %v, want the three keys that are not NAME/VERSION", err)
 	}
 	if len(got) != 1 || got[0].Name != "A/B" || got[0].Version != "2.0" {
 		t.Errorf("got %+v, want only A/B 2.0", got)

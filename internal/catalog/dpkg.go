@@ -1,9 +1,7 @@
 package catalog
 
 import (
-	"bufio"
 	"bytes"
-	"fmt"
 	"path"
 	"regexp"
 	"slices"
@@ -36,18 +34,25 @@ func dpkgDistrolessCataloger() Cataloger {
 // parseDpkgStatus parses a dpkg status file. Each package is attributed to
 // the oldest layer from which every later version of the database lists it,
 // so an apt-get install in the application layer is told apart from the base.
+// A damaged stanza costs that stanza only.
 func parseDpkgStatus(in *Input, n *layerfs.Node, data []byte) ([]sbom.Package, error) {
 	stanzas, err := parseControl(data)
-	if err != nil {
-		return nil, err
-	}
-	introduced := olderDatabaseLayers(in, n, recordKeys(parseControl, func(s map[string]string) string {
-		return s["Package"] + "=" + s["Version"]
+	bad, _ := err.(recordErrors)
+	introduced := olderDatabaseLayers(in, n, recordKeys(parseControl, func(s controlStanza) string {
+		return s.fields["Package"] + "=" + s.fields["Version"]
 	}))
 	var out []sbom.Package
-	for _, s := range stanzas {
+	for _, st := range stanzas {
+		s := st.fields
 		name, version := s["Package"], s["Version"]
-		if name == "" || version == "" || !dpkgInstalled(s["Status"]) {
+		switch {
+		case !dpkgInstalled(s["Status"]):
+			continue
+		case name == "":
+			bad.add(st.line, "a record without a Package field")
+			continue
+		case version == "":
+			bad.add(st.line, "package %s has no Version field", name)
 			continue
 		}
 		arch := s["Architecture"]
@@ -78,7 +83,7 @@ func parseDpkgStatus(in *Input, n *layerfs.Node, data []byte) ([]sbom.Package, e
 		p.Licenses, p.Locations = dpkgLicenses(in, name, p.Locations)
 		out = append(out, p)
 	}
-	return out, nil
+	return out, bad.err()
 }
 
 // dpkgInstalled reads the Status field ("install ok installed"); distroless
@@ -173,11 +178,12 @@ func olderDatabaseLayers(in *Input, n *layerfs.Node, keys func([]byte) map[strin
 }
 
 // recordKeys turns a database parser into the keys function of
-// olderDatabaseLayers: an older copy that does not parse has no keys.
+// olderDatabaseLayers: the records of an older copy that could be read
+// (damaged ones are left out), none when the copy does not parse at all.
 func recordKeys[T any](parse func([]byte) ([]T, error), key func(T) string) func([]byte) map[string]bool {
 	return func(data []byte) map[string]bool {
 		records, err := parse(data)
-		if err != nil {
+		if _, partial := err.(recordErrors); err != nil && !partial {
 			return nil
 		}
 		keys := make(map[string]bool, len(records))
@@ -188,45 +194,59 @@ func recordKeys[T any](parse func([]byte) ([]T, error), key func(T) string) func
 	}
 }
 
+// controlStanza is one record of a control file: its fields and the number
+// of its first line.
+type controlStanza struct {
+	line   int
+	fields map[string]string
+}
+
 // parseControl parses Debian control-file stanzas ("Key: value", with
 // continuation lines starting with a space or tab, stanzas separated by blank
-// lines). A line that is neither is an error that gives its number.
-func parseControl(data []byte) ([]map[string]string, error) {
-	var out []map[string]string
-	cur := map[string]string{}
-	lastKey := ""
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+// lines). A line that is neither is skipped with its continuation lines and
+// reported in the recordErrors returned beside the stanzas: it costs at most
+// its own stanza (the caller drops a stanza left without a name or version).
+func parseControl(data []byte) ([]controlStanza, error) {
+	var out []controlStanza
+	var bad recordErrors
+	cur := controlStanza{}
+	lastKey, skipping := "", false
 	lineNo := 0
-	for sc.Scan() {
+	for raw := range bytes.Lines(data) {
 		lineNo++
-		line := sc.Text()
+		line := strings.TrimSuffix(strings.TrimSuffix(string(raw), "\n"), "\r")
 		switch {
 		case strings.TrimSpace(line) == "":
-			if len(cur) > 0 {
+			if len(cur.fields) > 0 {
 				out = append(out, cur)
-				cur, lastKey = map[string]string{}, ""
 			}
+			cur, lastKey, skipping = controlStanza{}, "", false
 		case line[0] == ' ' || line[0] == '\t':
-			if lastKey == "" {
-				return nil, fmt.Errorf("line %d: continuation line outside a field", lineNo)
+			switch {
+			case skipping:
+			case lastKey == "":
+				bad.add(lineNo, "continuation line outside a field")
+				skipping = true
+			default:
+				cur.fields[lastKey] += "\n" + strings.TrimSpace(line)
 			}
-			cur[lastKey] += "\n" + strings.TrimSpace(line)
 		case line[0] == '#':
 		default:
 			k, v, ok := strings.Cut(line, ":")
 			if !ok || k == "" || strings.ContainsAny(k, " \t") {
-				return nil, fmt.Errorf("line %d: not a \"Field: value\" line", lineNo)
+				bad.add(lineNo, "not a \"Field: value\" line")
+				lastKey, skipping = "", true
+				continue
 			}
-			lastKey = k
-			cur[k] = strings.TrimSpace(v)
+			if cur.fields == nil {
+				cur = controlStanza{line: lineNo, fields: map[string]string{}}
+			}
+			lastKey, skipping = k, false
+			cur.fields[k] = strings.TrimSpace(v)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("line %d: %w", lineNo+1, err)
-	}
-	if len(cur) > 0 {
+	if len(cur.fields) > 0 {
 		out = append(out, cur)
 	}
-	return out, nil
+	return out, bad.err()
 }

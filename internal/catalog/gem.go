@@ -1,11 +1,9 @@
 package catalog
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"errors"
-	"fmt"
 	"path"
 	"regexp"
 	"strings"
@@ -174,13 +172,12 @@ func parseGemfileLock(in *Input, n *layerfs.Node, data []byte) ([]sbom.Package, 
 // (Bundler splits at the first dash); deeper lines are its dependencies.
 func gemfileLockPackages(data []byte, loc sbom.Location) ([]sbom.Package, error) {
 	var out []sbom.Package
+	var bad recordErrors
 	section, inSpecs := "", false
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	lineNo := 0
-	for sc.Scan() {
+	for raw := range bytes.Lines(data) {
 		lineNo++
-		line := strings.TrimRight(sc.Text(), "\r")
+		line := strings.TrimSuffix(strings.TrimSuffix(string(raw), "\n"), "\r")
 		indent := len(line) - len(strings.TrimLeft(line, " "))
 		switch {
 		case strings.TrimSpace(line) == "":
@@ -192,17 +189,16 @@ func gemfileLockPackages(data []byte, loc sbom.Location) ([]sbom.Package, error)
 		case indent == 4 && section == "GEM" && inSpecs:
 			name, rest, ok := strings.Cut(line[4:], " (")
 			if !ok || name == "" || !strings.HasSuffix(rest, ")") || strings.ContainsAny(name, " ()") {
-				return nil, fmt.Errorf("line %d: not a \"name (version)\" line: %q", lineNo, line)
+				bad.add(lineNo, "not a \"name (version)\" line: %q", line)
+				continue
 			}
 			version, platform, _ := strings.Cut(strings.TrimSuffix(rest, ")"), "-")
 			if version == "" {
-				return nil, fmt.Errorf("line %d: no version: %q", lineNo, line)
+				bad.add(lineNo, "no version: %q", line)
+				continue
 			}
 			out = append(out, gemPackage(name, version, platform, nil, loc))
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("line %d: %w", lineNo+1, err)
-	}
-	return out, nil
+	return out, bad.err()
 }

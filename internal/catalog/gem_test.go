@@ -25,7 +25,7 @@ func TestGemspecCataloger(t *testing.T) {
 	}
 	got, warnings := runLangFixture(t, "testdata/gem", nil, gemspecCataloger())
 	assertLangPackages(t, got, want)
-	if len(warnings) != 1 || !strings.Contains(warnings[0], "parsing "+bundle+"broken-1.0.gemspec: no name or version") {
+	if len(warnings) != 1 || !strings.Contains(warnings[0], bundle+"broken-1.0.gemspec: no name or version") {
 		t.Errorf("warnings = %q, want one about broken-1.0.gemspec", warnings)
 	}
 }

@@ -44,13 +44,13 @@ func (c javaArchiveCataloger) Catalog(ctx context.Context, in *Input) ([]sbom.Pa
 		}
 		f, err := in.FS.Open(n)
 		if err != nil {
-			in.Warnf("%s: skipping %s: %v", c.Name(), n.Path, err)
+			in.Problem(c.Name(), n, 0, fmt.Errorf("skipping the file: %w", err))
 			continue
 		}
 		w := &javaWalker{in: in, loc: in.Location(n), budget: 4 * in.MaxFileSize}
 		zr, err := openZip(f, f.Size())
 		if err != nil {
-			in.Warnf("%s: layer %s: parsing %s: %v", c.Name(), w.loc.Layer, n.Path, err)
+			w.warn(n.Path, err)
 		} else {
 			w.archive(zr, []string{n.Path})
 		}
@@ -87,7 +87,9 @@ type javaWalker struct {
 
 var errJavaBudget = errors.New("decompressed more than four times the file size limit from this archive")
 
-// warn reports a problem with one archive, and the budget only once.
+// warn reports a problem with one archive (where is its path, nested
+// archives after colons), and the budget only once: what the archive holds
+// is missing from the inventory.
 func (w *javaWalker) warn(where string, err error) {
 	if errors.Is(err, errJavaBudget) {
 		if w.overBudget {
@@ -95,7 +97,7 @@ func (w *javaWalker) warn(where string, err error) {
 		}
 		w.overBudget = true
 	}
-	w.in.Warnf("java-archive-cataloger: layer %s: parsing %s: %v", w.loc.Layer, where, err)
+	w.in.problemAt(sbom.Problem{Cataloger: "java-archive-cataloger", Path: where, Layer: w.loc.Layer, Message: err.Error()})
 }
 
 // archive reads one archive; chain is the path of the outer file followed by

@@ -189,10 +189,10 @@ func TestJavaCataloger(t *testing.T) {
 
 	slices.Sort(warnings)
 	wantWarnings := []string{
-		"parsing /app/app.jar: skipping BOOT-INF/lib/huge-1.0.jar: 2097152 bytes uncompressed is over the limit of 1048576",
-		"parsing /app/app.jar:BOOT-INF/lib/liar-1.0.jar: reading inner-2.0.jar: zip: not a valid zip file",
-		"parsing /app/deep.jar:lib/l1-1.0.jar:lib/l2-1.0.jar:lib/l3-1.0.jar:lib/l4-1.0.jar: not reading 1 archives nested more than 4 levels deep",
-		"parsing /app/notazip.jar: reading zip directory: zip: not a valid zip file",
+		"/app/app.jar: skipping BOOT-INF/lib/huge-1.0.jar: 2097152 bytes uncompressed is over the limit of 1048576",
+		"/app/app.jar:BOOT-INF/lib/liar-1.0.jar: reading inner-2.0.jar: zip: not a valid zip file",
+		"/app/deep.jar:lib/l1-1.0.jar:lib/l2-1.0.jar:lib/l3-1.0.jar:lib/l4-1.0.jar: not reading 1 archives nested more than 4 levels deep",
+		"/app/notazip.jar: reading zip directory: zip: not a valid zip file",
 	}
 	if len(warnings) != len(wantWarnings) {
 		t.Fatalf("warnings:\n%s\nwant %d", strings.Join(warnings, "\n"), len(wantWarnings))

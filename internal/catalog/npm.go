@@ -2,7 +2,7 @@ package catalog
 
 import (
 	"encoding/json"
-	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -123,53 +123,69 @@ func parseNPMLock(in *Input, n *layerfs.Node, data []byte) ([]sbom.Package, erro
 	if nm, err := in.FS.Lstat(path.Join(path.Dir(n.Path), "node_modules")); err == nil && nm.IsDir() {
 		return nil, nil
 	}
-	var lock struct {
-		LockfileVersion int                     `json:"lockfileVersion"`
-		Packages        map[string]npmLockEntry `json:"packages"`
-		Dependencies    json.RawMessage         `json:"dependencies"`
-	}
-	if err := json.Unmarshal(data, &lock); err != nil {
+	return npmLockPackages(data, in.Location(n))
+}
+
+// npmLockPackages reads lockfile v2 and v3 "packages" (keyed by install
+// path) or, when there is none, lockfile v1's nested "dependencies". A
+// damaged entry costs that entry only (in v1, with what nests in it).
+func npmLockPackages(data []byte, loc sbom.Location) ([]sbom.Package, error) {
+	recs, bad, err := jsonRecords(data, "packages")
+	if err != nil {
 		return nil, err
 	}
-	loc := in.Location(n)
 	var out []sbom.Package
-	switch {
-	case lock.Packages != nil: // v2, v3
-		for key, e := range lock.Packages {
-			i := strings.LastIndex(key, "node_modules/")
+	if recs != nil || bad != nil { // v2, v3
+		for _, r := range recs {
+			var e npmLockEntry
+			if err := json.Unmarshal(r.Value, &e); err != nil {
+				bad.add(r.Line, "entry %q: %v", r.Key, err)
+				continue
+			}
+			i := strings.LastIndex(r.Key, "node_modules/")
 			if i < 0 || e.Dev || e.Link || e.Version == "" {
 				continue
 			}
-			if name := key[i+len("node_modules/"):]; name != "" {
+			if name := r.Key[i+len("node_modules/"):]; name != "" {
 				out = append(out, npmPackage(name, e.Version, e.License, loc))
 			}
 		}
-	case len(lock.Dependencies) > 0: // v1: nested dependencies
-		var walk func(json.RawMessage, int) error
-		walk = func(raw json.RawMessage, depth int) error {
-			if depth > 64 {
-				return fmt.Errorf("dependencies nest deeper than 64 levels")
-			}
-			if len(raw) == 0 {
-				return nil
-			}
-			var deps map[string]npmLockEntry
-			if err := json.Unmarshal(raw, &deps); err != nil {
-				return fmt.Errorf("parsing dependencies: %w", err)
-			}
-			for name, e := range deps {
-				if name != "" && !e.Dev && e.Version != "" && !strings.HasPrefix(e.Version, "file:") {
-					out = append(out, npmPackage(name, e.Version, nil, loc))
-				}
-				if err := walk(e.Dependencies, depth+1); err != nil {
-					return err
-				}
-			}
-			return nil
+		return out, bad.err()
+	}
+	recs, bad, err = jsonRecords(data, "dependencies")
+	if err != nil {
+		return nil, err
+	}
+	// v1: nested dependencies, each level decoded entry by entry.
+	var walk func(deps map[string]json.RawMessage, line, depth int)
+	walk = func(deps map[string]json.RawMessage, line, depth int) {
+		if depth > 64 {
+			bad.add(line, "dependencies nest deeper than 64 levels")
+			return
 		}
-		if err := walk(lock.Dependencies, 0); err != nil {
-			return nil, err
+		names := slices.Sorted(maps.Keys(deps))
+		for _, name := range names {
+			var e npmLockEntry
+			if err := json.Unmarshal(deps[name], &e); err != nil {
+				bad.add(line, "entry %q: %v", name, err)
+				continue
+			}
+			if name != "" && !e.Dev && e.Version != "" && !strings.HasPrefix(e.Version, "file:") {
+				out = append(out, npmPackage(name, e.Version, nil, loc))
+			}
+			if len(e.Dependencies) == 0 || string(e.Dependencies) == "null" {
+				continue
+			}
+			var nested map[string]json.RawMessage
+			if err := json.Unmarshal(e.Dependencies, &nested); err != nil {
+				bad.add(line, "entry %q: dependencies: %v", name, err)
+				continue
+			}
+			walk(nested, line, depth+1)
 		}
 	}
-	return out, nil
+	for _, r := range recs {
+		walk(map[string]json.RawMessage{r.Key: r.Value}, r.Line, 0)
+	}
+	return out, bad.err()
 }

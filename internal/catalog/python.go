@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"fmt"
 	"path"
 	"regexp"
 	"slices"
@@ -162,7 +161,7 @@ func parseRFC822Headers(data []byte) (rfc822Headers, error) {
 		}
 		if line[0] == ' ' || line[0] == '\t' {
 			if lastKey == "" {
-				return nil, fmt.Errorf("line %d: continuation line outside a field", lineNo)
+				return nil, &RecordError{Line: lineNo, Err: errors.New("continuation line outside a field")}
 			}
 			vals := h[lastKey]
 			vals[len(vals)-1] += "\n" + strings.TrimSpace(line)
@@ -171,7 +170,7 @@ func parseRFC822Headers(data []byte) (rfc822Headers, error) {
 		k, v, ok := strings.Cut(line, ":")
 		if !ok || k == "" || strings.ContainsAny(k, " \t") {
 			if len(h) == 0 {
-				return nil, fmt.Errorf("line %d: not a \"Field: value\" line", lineNo)
+				return nil, &RecordError{Line: lineNo, Err: errors.New("not a \"Field: value\" line")}
 			}
 			break
 		}
@@ -179,7 +178,7 @@ func parseRFC822Headers(data []byte) (rfc822Headers, error) {
 		h[lastKey] = append(h[lastKey], strings.TrimSpace(v))
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("line %d: %w", lineNo+1, err)
+		return nil, &RecordError{Line: lineNo + 1, Err: err}
 	}
 	return h, nil
 }

@@ -99,30 +99,6 @@ func fixtureBlobs(t testing.TB) [][]byte {
 	return blobs
 }
 
-// makeNDB builds an NDB Packages.db: one slot page, then the blobs.
-func makeNDB(blobs [][]byte) []byte {
-	le := binary.LittleEndian
-	buf := make([]byte, 4096)
-	le.PutUint32(buf, 'R'|'p'<<8|'m'<<16|'P'<<24)
-	le.PutUint32(buf[12:], 1)
-	for i := range 254 {
-		le.PutUint32(buf[32+16*i:], 'S'|'l'<<8|'o'<<16|'t'<<24)
-	}
-	for i, blob := range blobs {
-		slot := buf[32+16*i:]
-		le.PutUint32(slot[4:], uint32(i+1))
-		le.PutUint32(slot[8:], uint32(len(buf)/16))
-		le.PutUint32(slot[12:], uint32((16+len(blob)+15)/16))
-		hdr := make([]byte, 16)
-		le.PutUint32(hdr, 'B'|'l'<<8|'b'<<16|'S'<<24)
-		le.PutUint32(hdr[4:], uint32(i+1))
-		le.PutUint32(hdr[12:], uint32(len(blob)))
-		buf = append(append(buf, hdr...), blob...)
-		buf = append(buf, make([]byte, (16-len(buf)%16)%16)...)
-	}
-	return buf
-}
-
 // makeBDB builds a Berkeley DB hash file as rpm writes Packages: a metadata
 // page, one hash page whose values are stored off-page, and the chains of
 // overflow pages that hold the blobs.
@@ -333,11 +309,13 @@ func setFirstEntry(blob []byte, typ uint32, change func(entry []byte)) {
 	panic("no entry of that type")
 }
 
-// TestCheckRPMDBRefuses corrupts databases in the ways that make go-rpmdb
+// TestRPMDBDamagedHeaders corrupts databases in the ways that make go-rpmdb
 // panic on its reader goroutine, loop for ever (or for hours), or allocate
-// what a header claims, and checks that each is refused before go-rpmdb sees
-// it.
-func TestCheckRPMDBRefuses(t *testing.T) {
+// what a header claims, and checks that each damaged header is refused before
+// go-rpmdb sees it, costing its own package only: the other package is still
+// listed, and the damage is a record error. A file whose structure is gone
+// ("whole") is an error of its own.
+func TestRPMDBDamagedHeaders(t *testing.T) {
 	le := binary.LittleEndian
 	blobs := smallBlobs(t)
 	bdb, ndb := makeBDB(blobs), makeNDB(blobs)
@@ -395,23 +373,31 @@ func TestCheckRPMDBRefuses(t *testing.T) {
 		}},
 		{"short", []byte("\x00\x00"), func([]byte) {}},
 	}
+	// packages still listed; -1: the whole file is refused
+	keep := map[string]int{"ndb: slot without magic": 2, "bdb: entries overflow the page": 0, "ndb: slot pages past the end": -1, "short": -1}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			data := slices.Clone(tt.base)
 			tt.mutate(data)
-			err := checkRPMDB(data)
-			if !errors.Is(err, errRPMDBCorrupt) {
-				t.Fatalf("checkRPMDB: %v, want a corrupt database error", err)
+			want, ok := keep[tt.name]
+			if !ok {
+				want = 1
 			}
-			if _, err := readRPMDB(t.TempDir(), "Packages", data, nil); err == nil {
-				t.Errorf("readRPMDB: no error")
+			pkgs, err := readRPMDB(t.TempDir(), "Packages", data, nil)
+			bad, partial := err.(recordErrors)
+			switch {
+			case want < 0:
+				if !errors.Is(err, errRPMDBCorrupt) || partial {
+					t.Fatalf("readRPMDB: %v, want the whole file refused", err)
+				}
+			case !partial || len(bad) == 0:
+				t.Fatalf("readRPMDB: %v, want a damaged record", err)
+			case len(pkgs) != want:
+				t.Errorf("readRPMDB: %d packages, want %d (%v)", len(pkgs), want, err)
 			}
 		})
 	}
 	for name, data := range map[string][]byte{"bdb": bdb, "ndb": ndb} {
-		if err := checkRPMDB(data); err != nil {
-			t.Errorf("%s: unchanged database refused: %v", name, err)
-		}
 		if pkgs, err := readRPMDB(t.TempDir(), "Packages", data, nil); err != nil || len(pkgs) != 2 {
 			t.Errorf("%s: got %d packages, %v, want 2", name, len(pkgs), err)
 		}
@@ -438,8 +424,8 @@ func TestReadRPMDBSQLiteErrors(t *testing.T) {
 	}
 }
 
-// FuzzCheckRPMDB feeds Berkeley DB and NDB files through the check and, when
-// it passes them, through go-rpmdb: nothing may panic or hang.
+// FuzzCheckRPMDB feeds Berkeley DB and NDB files through the walk and each
+// header that passes the check through go-rpmdb: nothing may panic or hang.
 func FuzzCheckRPMDB(f *testing.F) {
 	blobs := smallBlobs(f)
 	f.Add(makeBDB(blobs))

@@ -24,6 +24,10 @@ type Scan struct {
 	Findings   []match.Finding `json:"findings"`
 	Suppressed []match.Finding `json:"suppressed,omitempty"`
 	Warnings   []string        `json:"warnings,omitempty"`
+	// Incomplete and Problems are the inventory's: records that could not
+	// be read, whose packages (and their findings) may be missing.
+	Incomplete bool           `json:"incomplete,omitempty"`
+	Problems   []sbom.Problem `json:"problems,omitempty"`
 }
 
 // Database describes the advisory database at scan time.
@@ -38,7 +42,8 @@ func New(s *sbom.SBOM, res *match.Result, db Database) *Scan {
 	return &Scan{
 		Schema: SchemaVersion, SBOM: s, Source: s.Source, Distro: s.Distro, Database: db,
 		Findings: res.Findings, Suppressed: res.Suppressed,
-		Warnings: append(append([]string{}, s.Warnings...), res.Warnings...),
+		Warnings:   append(append([]string{}, s.Warnings...), res.Warnings...),
+		Incomplete: s.Incomplete, Problems: s.Problems,
 	}
 }
 

@@ -57,6 +57,23 @@ func SARIF(w io.Writer, r *Scan) error {
 	for _, f := range r.Suppressed {
 		add(f)
 	}
+	// Whether the inventory is complete, as run properties, and each record
+	// that could not be read as a warning of the tool's execution.
+	props := sarif.NewPropertyBag()
+	props.Add("bulwark:inventory:complete", !r.Incomplete)
+	problems := make([]string, 0, len(r.Problems))
+	inv := sarif.NewInvocation().WithExecutionSuccess(true)
+	for _, p := range r.Problems {
+		problems = append(problems, p.String())
+		n := sarif.NewNotification().WithMessage(sarif.NewTextMessage("incomplete inventory: " + p.String()))
+		n.Level = "warning"
+		inv.ToolExecutionNotifications = append(inv.ToolExecutionNotifications, n)
+	}
+	if r.Incomplete {
+		props.Add("bulwark:inventory:problems", problems)
+		run.AddInvocations(inv)
+	}
+	run.AttachPropertyBag(props)
 	rep.AddRun(run)
 	return rep.PrettyWrite(w)
 }

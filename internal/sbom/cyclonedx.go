@@ -69,6 +69,7 @@ func CycloneDX(s *SBOM) *cdx.BOM {
 		comps = append(comps, c)
 		refs = append(refs, c.BOMRef)
 	}
+	comps = append(comps, cdxFiles(s)...)
 	bom.Components = &comps
 	bom.Dependencies = &[]cdx.Dependency{{Ref: bom.Metadata.Component.BOMRef, Dependencies: &refs}}
 	return bom

@@ -59,6 +59,16 @@ func fromCycloneDX(bom *cdx.BOM) *SBOM {
 	if m := bom.Metadata; m != nil && m.Component != nil {
 		s.Source = Source{Kind: "sbom", Name: m.Component.Name, Digest: m.Component.Version}
 	}
+	if m := bom.Metadata; m != nil && m.Properties != nil {
+		for _, prop := range *m.Properties {
+			switch {
+			case prop.Name == "bulwark:inventory:complete" && prop.Value != "true":
+				s.Incomplete = true
+			case strings.HasPrefix(prop.Name, "bulwark:inventory:problem:"):
+				s.AddProblem(Problem{Message: prop.Value})
+			}
+		}
+	}
 	if bom.Components == nil {
 		return s
 	}

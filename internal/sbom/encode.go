@@ -81,6 +81,23 @@ func EncodeTable(w io.Writer, s *SBOM) error {
 	if len(summary) > 0 {
 		fmt.Fprintf(w, " (%s)", strings.Join(summary, ", "))
 	}
-	_, err := fmt.Fprintln(w)
-	return err
+	fmt.Fprintln(w)
+	return WriteIncomplete(w, s)
+}
+
+// WriteIncomplete writes the table footer of an incomplete inventory: the
+// records that could not be read, whose packages may be missing. It writes
+// nothing for a complete one.
+func WriteIncomplete(w io.Writer, s *SBOM) error {
+	if !s.Incomplete {
+		return nil
+	}
+	fmt.Fprintf(w, "\nINCOMPLETE INVENTORY: %d records could not be read; their packages may be missing:\n", len(s.Problems))
+	for _, p := range s.Problems {
+		fmt.Fprintf(w, "  %s\n", p)
+	}
+	if len(s.Problems) == 0 {
+		fmt.Fprintln(w, "  (the SBOM says so, without naming them)")
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package sbom
 import (
 	"cmp"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -23,6 +24,52 @@ type SBOM struct {
 	// Warnings are problems that did not stop the inventory, such as an
 	// unreadable package database. Each names the file and the layer.
 	Warnings []string `json:"warnings,omitempty"`
+	// Incomplete is true when a package database, a lock file or a package
+	// manifest could not be read in whole: the packages of the records named
+	// in Problems may be missing from Packages. It is decided on by the
+	// inventory-complete policy rule and by scan --fail-on-incomplete.
+	Incomplete bool `json:"incomplete,omitempty"`
+	// Problems are the records that could not be read, each with its file,
+	// line (when the format has lines) and layer.
+	Problems []Problem `json:"problems,omitempty"`
+}
+
+// Problem is one record (or whole file) of package evidence that could not
+// be read: what it may hide is missing from the inventory.
+type Problem struct {
+	Cataloger string `json:"cataloger"`
+	Path      string `json:"path"`
+	// Line is the first line of the damaged record, 0 when the format has
+	// no lines (rpm databases, archives) or the whole file is lost.
+	Line    int    `json:"line,omitempty"`
+	Layer   string `json:"layer,omitempty"`
+	Message string `json:"message"`
+}
+
+// String is "CATALOGER: PATH:LINE (layer L): MESSAGE", without the parts
+// that are not known.
+func (p Problem) String() string {
+	var s string
+	if p.Cataloger != "" {
+		s = p.Cataloger + ": "
+	}
+	if p.Path != "" {
+		s += p.Path
+		if p.Line > 0 {
+			s += ":" + strconv.Itoa(p.Line)
+		}
+		if p.Layer != "" {
+			s += " (layer " + p.Layer + ")"
+		}
+		s += ": "
+	}
+	return s + p.Message
+}
+
+// AddProblem records p and marks the inventory incomplete.
+func (s *SBOM) AddProblem(p Problem) {
+	s.Problems = append(s.Problems, p)
+	s.Incomplete = true
 }
 
 // Source describes the scanned image.
@@ -132,6 +179,9 @@ func (s *SBOM) Sort() {
 			cmp.Compare(a.Version, b.Version),
 			cmp.Compare(firstPath(a), firstPath(b)),
 		)
+	})
+	slices.SortFunc(s.Problems, func(a, b Problem) int {
+		return cmp.Or(cmp.Compare(a.Path, b.Path), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Layer, b.Layer), cmp.Compare(a.Message, b.Message))
 	})
 }
 

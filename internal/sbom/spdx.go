@@ -71,6 +71,8 @@ func SPDX(s *SBOM) *spdx.Document {
 			Relationship: "CONTAINS",
 		})
 	}
+	files, rels := spdxFiles(s)
+	doc.Files, doc.Relationships = files, append(doc.Relationships, rels...)
 	refs := make([]string, 0, len(other))
 	for ref := range other {
 		refs = append(refs, ref)
