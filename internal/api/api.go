@@ -107,6 +107,7 @@ func (h *Handler) routes() []route {
 		{"GET /api/v1/images", store.RoleViewer, h.listImages},
 		{"GET /api/v1/images/{digest}", store.RoleViewer, h.getImage},
 		{"GET /api/v1/images/{digest}/findings", store.RoleViewer, h.findings},
+		{"GET /api/v1/images/{digest}/signatures", store.RoleViewer, h.signatures},
 		{"GET /api/v1/jobs/{id}", store.RoleViewer, h.getJob},
 		{"POST /api/v1/scans", store.RoleOperator, h.createScan},
 		{"POST /api/v1/tokens", store.RoleAdmin, h.createToken},

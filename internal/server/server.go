@@ -267,7 +267,7 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error {
 		return serveHTTP(ctx, ln, console.Mount(handler, st, console.Options{Logger: log, Advisories: adb}), cfg.ShutdownTimeout, log)
 	})
-	wt := &watcher{store: st, log: log.With("task", "watch"), interval: cfg.WatchInterval, insecure: cfg.Insecure, keychain: kc}
+	wt := &watcher{store: st, log: log.With("task", "watch"), interval: cfg.WatchInterval, insecure: cfg.Insecure, keychain: kc, keys: publicKeys(signer)}
 	for i := range cfg.Workers {
 		w := &worker{
 			name:     fmt.Sprintf("%s/%d", cfg.Instance, i),

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,9 +12,11 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/bulwark-sec/bulwark/internal/api"
+	"github.com/bulwark-sec/bulwark/internal/sign"
 	"github.com/bulwark-sec/bulwark/internal/store"
 )
 
@@ -28,16 +31,23 @@ type watchStore interface {
 	PruneTags(ctx context.Context, repository string, keep []string) (int, error)
 	TouchImage(ctx context.Context, digest string) error
 	ListApplications(ctx context.Context) ([]store.Application, error)
+	AttachedArtifact(ctx context.Context, repository, source string) (string, error)
+	ReplaceAttachments(ctx context.Context, repository, source string, items []store.Attachment) error
+	PruneAttachments(ctx context.Context, repository string, keep []string) (int, error)
 }
 
 // watcher polls the registered registries and queues a scan of every
-// digest a tag points at that the store does not know.
+// digest a tag points at that the store does not know; signatures,
+// attestations and SBOMs are attached to their image instead (attach.go).
 type watcher struct {
 	store    watchStore
 	log      *slog.Logger
 	interval time.Duration
 	insecure bool
 	keychain authn.Keychain // nil: the Docker config
+	// keys verify the signatures and attestations found (the server's
+	// signing key's public half); nil: they are listed, not verified.
+	keys []crypto.PublicKey
 }
 
 // JobPoll is the kind of the job that polls the registered registries.
@@ -179,6 +189,7 @@ func (w *watcher) pollRepository(ctx context.Context, r name.Registry, repoName 
 	if err != nil {
 		return remoteErr{fmt.Errorf("listing tags: %w", err)}
 	}
+	var imageTags, artifactTags []string
 	for _, tag := range tags {
 		d, err := remote.Head(repo.Tag(tag), ropts...)
 		if err != nil {
@@ -190,39 +201,74 @@ func (w *watcher) pollRepository(ctx context.Context, r name.Registry, repoName 
 			continue
 		}
 		digest := d.Digest.String()
-		if err := w.consider(ctx, repo, digest, log); err != nil {
+		if subject, kind, ok := sign.ArtifactTag(tag); ok {
+			artifactTags = append(artifactTags, tag)
+			if err := w.attach(ctx, repo, tag, digest, subject, kind, log); err != nil {
+				return err
+			}
+			continue
+		}
+		isImage, err := w.consider(ctx, repo, tag, d, ropts, log)
+		if err != nil {
 			return err
 		}
+		if !isImage {
+			artifactTags = append(artifactTags, tag)
+			continue
+		}
+		imageTags = append(imageTags, tag)
 		if err := w.store.SetTag(ctx, repo.Name(), tag, digest); err != nil {
 			return err
 		}
 	}
 	// Tags deleted from the registry stop pointing at their digests.
-	if n, err := w.store.PruneTags(ctx, repo.Name(), tags); err != nil {
+	if n, err := w.store.PruneTags(ctx, repo.Name(), imageTags); err != nil {
 		return err
 	} else if n > 0 {
 		log.Info("tags deleted from the registry", "repository", repoName, "count", n)
 	}
+	if _, err := w.store.PruneAttachments(ctx, repo.Name(), artifactTags); err != nil {
+		return err
+	}
 	return nil
 }
 
-// consider queues a scan of repo@digest unless the store knows the digest
-// or a scan of exactly that reference is already queued or running (queued
-// by an earlier poll, a notification or another replica).
-func (w *watcher) consider(ctx context.Context, repo name.Repository, digest string, log *slog.Logger) error {
+// consider queues a scan of the digest d that repo's tag names, unless the
+// store knows the digest, or a scan of exactly that reference is already
+// queued or running (queued by an earlier poll, a notification or another
+// replica), or the manifest is a signature, attestation, SBOM or other
+// artifact (sign.ArtifactKind), which is attached to its subject instead.
+// It reports whether the tag names an image.
+func (w *watcher) consider(ctx context.Context, repo name.Repository, tag string, d *v1.Descriptor, ropts []remote.Option, log *slog.Logger) (bool, error) {
+	digest := d.Digest.String()
 	_, err := w.store.Image(ctx, digest)
 	switch {
 	case err == nil:
-		return w.store.TouchImage(ctx, digest) // last seen: now
+		return true, w.store.TouchImage(ctx, digest) // last seen: now
 	case !errors.Is(err, store.ErrNotFound):
-		return err
+		return false, err
+	}
+	if known, err := w.store.AttachedArtifact(ctx, repo.Name(), tag); err != nil || known == digest {
+		return false, err
+	}
+	if !d.MediaType.IsIndex() {
+		kind, subject, err := artifactManifest(repo.Digest(digest), ropts)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("reading manifest failed", "repository", repo.Name(), "tag", tag, "err", err)
+			}
+			return false, nil // neither scanned nor attached until it can be read
+		}
+		if kind != "" {
+			return false, w.attach(ctx, repo, tag, digest, subject, kind, log)
+		}
 	}
 	ref := repo.Digest(digest).Name()
 	payload, _ := json.Marshal(api.ScanPayload{Image: ref})
 	id, queued, err := w.store.EnqueueJobOnce(ctx, api.JobScan, payload, time.Time{})
 	if err != nil || !queued {
-		return err
+		return true, err
 	}
 	log.Info("new digest; scan queued", "image", ref, "job", id)
-	return nil
+	return true, nil
 }

@@ -400,6 +400,7 @@ func TestMigrationDedupesPollSlots(t *testing.T) {
 	slot := []byte(`{"slot":"2026-11-01T10:00:00Z"}`)
 	// The schema as version 4 left it: poll slots unique only while pending.
 	for _, q := range []string{
+		`DROP TABLE attachments`,
 		`DROP INDEX jobs_slot`,
 		`DROP INDEX jobs_pending`,
 		`CREATE UNIQUE INDEX jobs_pending ON jobs (kind, payload) WHERE state IN ('queued', 'running') AND kind IN ('scan', 'poll', 'reevaluate')`,

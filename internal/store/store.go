@@ -325,6 +325,25 @@ var migrations = []string{
 	DROP INDEX jobs_pending;
 	CREATE UNIQUE INDEX jobs_pending ON jobs (kind, payload) WHERE ` + onceJobs + `;
 	CREATE UNIQUE INDEX jobs_slot ON jobs (kind, payload) WHERE ` + slotJobs + `;`,
+
+	// 6: signatures, attestations and SBOMs found in the registries,
+	// attached to the image they are about (attachments.go).
+	`CREATE TABLE attachments (
+		repository     TEXT NOT NULL,
+		source         TEXT NOT NULL,
+		artifact       TEXT NOT NULL,
+		layer          TEXT NOT NULL DEFAULT '',
+		subject        TEXT NOT NULL,
+		kind           TEXT NOT NULL,
+		media_type     TEXT NOT NULL DEFAULT '',
+		predicate_type TEXT NOT NULL DEFAULT '',
+		key_id         TEXT NOT NULL DEFAULT '',
+		identity       TEXT NOT NULL DEFAULT '',
+		verified       INTEGER NOT NULL DEFAULT 0,
+		seen           TEXT NOT NULL
+	);
+	CREATE INDEX attachments_subject ON attachments (subject);
+	CREATE INDEX attachments_source ON attachments (repository, source);`,
 }
 
 // migrateSQLite brings the schema to SchemaVersion, one transaction per
