@@ -232,7 +232,7 @@ func fileTable(fsys *layerfs.FS) []sbom.File {
 	nodes := fsys.Files()
 	out := make([]sbom.File, 0, len(nodes))
 	for _, n := range nodes {
-		f := sbom.File{Path: n.Path, Mode: fmt.Sprintf("%04o", n.Mode.Perm()), Size: n.Size, Linkname: n.Linkname, Layer: fsys.LayerID(n.Layer)}
+		f := sbom.File{Path: n.Path, Mode: fmt.Sprintf("%04o", n.Mode.Perm()), Size: n.Size, Linkname: n.Linkname, Layer: fsys.LayerID(n.Layer), Digest: n.Digest}
 		switch {
 		case n.IsDir():
 			f.Type = "dir"

@@ -201,3 +201,22 @@ func TestStoredIndexRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestFillDigestsMatchesStream: the seek path's digests, computed on
+// demand, equal the streaming pass's.
+func TestFillDigestsMatchesStream(t *testing.T) {
+	layers := whiteoutLayers(t)
+	for _, mode := range []Digests{DigestExecutables, DigestAll} {
+		seek := mustBuild(t, layers...)
+		if err := seek.FillDigests(t.Context(), mode); err != nil {
+			t.Fatal(err)
+		}
+		stream := streamBuild(t, nil, mode, 0, layers...)
+		for _, n := range stream.Files() {
+			sn, _ := seek.Lstat(n.Path)
+			if sn.Digest != n.Digest {
+				t.Errorf("mode %d %s: seek %q, stream %q", mode, n.Path, sn.Digest, n.Digest)
+			}
+		}
+	}
+}

@@ -167,6 +167,9 @@ type File struct {
 	Size     int64  `json:"size"`
 	Linkname string `json:"linkname,omitempty"`
 	Layer    string `json:"layer,omitempty"`
+	// Digest is "sha256:HEX" of the content of executables, ELF files,
+	// scripts and shared libraries (of every file with --file-digests all).
+	Digest string `json:"digest,omitempty"`
 }
 
 // Sort orders packages by type, name, version and first location so that
