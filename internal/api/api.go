@@ -66,6 +66,8 @@ type Handler struct {
 	sealKey  *seal.Key       // nil until UseSealKey
 
 	advisorySource match.Source // nil until UseAdvisorySource
+	advisoryStatus func(context.Context) (AdvisoryStatus, error)
+	memo           findingsMemo
 }
 
 // New returns the API over st. Mutations are audited through auditor;

@@ -40,13 +40,16 @@ type Decision struct {
 	Rules        []RuleResult `json:"rules"`
 	// ExpiredWaivers would have applied had they not expired.
 	ExpiredWaivers []Waiver `json:"expiredWaivers,omitempty"`
+	// Advisories is the advisory database the findings came from, when
+	// the caller recorded it (the server does).
+	Advisories *AdvisoryData `json:"advisories,omitempty"`
 }
 
-// Failed returns the names of the failed rules.
+// Failed returns the names of the failed rules (unknown ones included).
 func (d *Decision) Failed() []string {
 	var out []string
 	for _, r := range d.Rules {
-		if r.Status == StatusFail {
+		if r.Status == StatusFail || r.Status == StatusUnknown {
 			out = append(out, r.Name)
 		}
 	}

@@ -71,6 +71,10 @@ type updater struct {
 	// re-evaluating is tried again; zero is DefaultPollInterval.
 	retry time.Duration
 
+	// imported, when set, is told that an import ran (the cached status
+	// of the advisory database is stale).
+	imported func()
+
 	mu     sync.Mutex  // one import or catch-up at a time
 	behind atomic.Bool // a change set waits on another replica
 }
@@ -159,6 +163,9 @@ func (u *updater) Run(ctx context.Context) error {
 	}
 }
 
+// Sources are the configured sources, the only ones the API may import.
+func (u *updater) Sources() []vulndb.Source { return slices.Clone(u.sources) }
+
 // retryCatchUp catches up and logs the outcome.
 func (u *updater) retryCatchUp(ctx context.Context) {
 	if _, err := u.catchUp(ctx, reeval.DefaultActor); err != nil && ctx.Err() == nil && !errors.Is(err, errElsewhere) {
@@ -182,6 +189,9 @@ func (u *updater) Import(ctx context.Context, sources []vulndb.Source, actor str
 		}
 		sum.Imports = append(sum.Imports, res)
 		sum.Changed += len(res.Changed)
+	}
+	if u.imported != nil {
+		u.imported()
 	}
 	u.mu.Unlock()
 	res, err := u.catchUp(ctx, actor)

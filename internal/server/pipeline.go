@@ -40,6 +40,8 @@ type judgment struct {
 	keychain authn.Keychain
 	insecure bool
 	now      func() time.Time
+	// advisoryStatus, when set, is recorded on re-judged decisions.
+	advisoryStatus func(ctx context.Context) (api.AdvisoryStatus, error)
 }
 
 // certify records a's decision on digest (in repository) and moves the
@@ -143,6 +145,13 @@ func (j *judgment) judge(fallback reeval.Judge, record func(digest string, count
 		if err != nil {
 			return false, "", err
 		}
+		if j.advisoryStatus != nil {
+			st, err := j.advisoryStatus(ctx)
+			if err != nil {
+				return false, "", err
+			}
+			withAdvisories(d, st)
+		}
 		if d.Pass {
 			return true, "", nil
 		}
@@ -158,6 +167,10 @@ func (j *judgment) judge(fallback reeval.Judge, record func(digest string, count
 func decisionReason(d *policy.Decision) string {
 	var parts []string
 	for _, r := range d.Rules {
+		if r.Status == policy.StatusUnknown {
+			parts = append(parts, r.Name+" unknown: "+r.Message)
+			continue
+		}
 		if r.Status != policy.StatusFail {
 			continue
 		}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -116,27 +117,28 @@ func TestServerAdvisoryImportRevokes(t *testing.T) {
 	oldDigest, newDigest := digestOf(t, oldImg), digestOf(t, newImg)
 	repo := reg.Host + "/shop/web"
 
-	// The advisory feed: a directory holding the HIGH lodash record.
+	// The advisory feed, configured at start: a directory that will hold
+	// the HIGH lodash record.
 	feed := t.TempDir()
 	rec, err := os.ReadFile(filepath.Join("..", "match", "testdata", "osv", "GHSA-35jh-r3h4-6jhm.json"))
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(feed, "GHSA-35jh-r3h4-6jhm.json"), rec, 0o644); err != nil {
 		t.Fatal(err)
 	}
 
 	dir := t.TempDir()
 	admin := bootstrap(t, dir)
 
-	c, stop := startServerWith(t, dir, func(cfg *Config) { cfg.Policy = vulnerabilitiesOnly(t) })
+	c, stop := startServerWith(t, dir, func(cfg *Config) {
+		cfg.Policy = vulnerabilitiesOnly(t)
+		cfg.AdvisorySources = []string{"npm=" + feed}
+	})
 	viewer, operator := roleTokens(c, admin)
 
 	waitScan(t, c, operator.Token, reg.Ref("shop/web:1"))
 	waitScan(t, c, operator.Token, reg.Ref("shop/web:2"))
 
 	rollbackPath := "/api/v1/repositories/" + repo + "/rollback"
-	importBody := map[string]any{"sources": []string{feed}}
+	importBody := map[string]any{"sources": []string{"npm"}}
 	certBody := map[string]string{"status": "certified"}
 	for _, tc := range []struct {
 		method, path, token string
@@ -160,6 +162,14 @@ func TestServerAdvisoryImportRevokes(t *testing.T) {
 	c.json("POST", "/api/v1/images/"+newDigest+"/certification", admin.Token, map[string]string{"status": "great"}, http.StatusBadRequest, nil)
 	c.json("POST", "/api/v1/images/sha256:0000/certification", admin.Token, certBody, http.StatusNotFound, nil)
 	c.json("POST", "/api/v1/advisories/import", admin.Token, map[string]any{"sources": []string{}}, http.StatusBadRequest, nil)
+	// Only configured sources: a server-local path or a URL is refused
+	// unread, with one answer whether the file exists or not.
+	for _, src := range []string{"/etc/passwd", "/nonexistent", "http://127.0.0.1:1/all.zip", filepath.Dir(feed)} {
+		code, b := c.do("POST", "/api/v1/advisories/import", admin.Token, map[string]any{"sources": []string{src}})
+		if code != http.StatusBadRequest || !bytes.Contains(b, []byte("is not configured (configured: npm)")) {
+			t.Errorf("import of %s: %d %s, want 400 not configured", src, code, b)
+		}
+	}
 	c.json("GET", rollbackPath, viewer.Token, nil, http.StatusNotFound, nil) // nothing certified yet
 	c.json("GET", "/api/v1/repositories/"+repo, viewer.Token, nil, http.StatusNotFound, nil)
 
@@ -194,6 +204,9 @@ func TestServerAdvisoryImportRevokes(t *testing.T) {
 		"secret": secret, "events": []string{notify.EventRevoked}}, http.StatusCreated, nil)
 
 	// The advisory arrives: the 4.17.15 image is revoked.
+	if err := os.WriteFile(filepath.Join(feed, "GHSA-35jh-r3h4-6jhm.json"), rec, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	var sum api.AdvisoryImportSummary
 	c.json("POST", "/api/v1/advisories/import", admin.Token, importBody, http.StatusOK, &sum)
 	if sum.Changed != 1 || sum.Affected != 2 || sum.Rematched != 2 || len(sum.Imports) != 1 || sum.Imports[0].Inserted != 1 {

@@ -82,6 +82,10 @@ type Config struct {
 	// AdvisoryInterval is the schedule of AdvisorySources; zero is
 	// DefaultAdvisoryInterval.
 	AdvisoryInterval time.Duration
+	// AdvisoryMaxAge is how old the advisory data may be before decisions
+	// fail the vulnerabilities rule as unknown; zero is
+	// DefaultAdvisoryMaxAge, negative is no maximum.
+	AdvisoryMaxAge time.Duration
 	// Policy is the policy file the scans judge images with; "" is the
 	// built-in rules with their defaults.
 	Policy string
@@ -133,6 +137,9 @@ func (c *Config) fill() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.AdvisoryMaxAge == 0 {
+		c.AdvisoryMaxAge = DefaultAdvisoryMaxAge
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -236,12 +243,14 @@ func Run(ctx context.Context, cfg Config) error {
 	kc := &keychain{store: st, key: key, log: log}
 	judge := &judgment{store: st, auditor: auditor, policy: pol, signer: signer, keychain: kc, insecure: cfg.Insecure, now: time.Now}
 	upd := &updater{
+	adv := &advisoryData{adb: adb, maxAge: cfg.AdvisoryMaxAge, now: time.Now}
 		adb: adb,
 		engine: func(record func(string, map[string]int)) *reeval.Engine {
 			return &reeval.Engine{Store: st, Advisory: adb, Judge: judge.judge(reeval.SeverityJudge(pol.VulnerabilityThreshold()), record)}
 		},
 		store:    st,
 		sources:  srcs,
+	judge.advisoryStatus = adv.status
 		interval: cfg.AdvisoryInterval,
 		log:      log.With("task", "advisories"),
 		anchor:   auditor.Anchor,
@@ -252,9 +261,10 @@ func Run(ctx context.Context, cfg Config) error {
 	ev := &events{store: st, handler: handler, log: log.With("task", "events"), instance: cfg.Instance + "/events", poll: cfg.PollInterval}
 	handler.UseAdvisoryUpdater(upd)
 	handler.UseSealKey(key)
-	handler.UseAdvisorySource(adb)
+	handler.UseAdvisorySource(adb, adv.status)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
+		imported: adv.invalidate,
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
@@ -291,6 +301,7 @@ func Run(ctx context.Context, cfg Config) error {
 	dispatcher := &notify.Dispatcher{Store: st, Key: key, Logger: log.With("task", "notify"),
 		Instance: cfg.Instance, PollInterval: cfg.PollInterval}
 	g.Go(func() error { return dispatcher.Run(ctx) })
+		w.advisoryStatus = adv.status
 	g.Go(func() error { return wt.Run(ctx) })
 	g.Go(func() error { return requeueStale(ctx, st, cfg.StaleAfter, log) })
 	err = g.Wait()

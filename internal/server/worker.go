@@ -38,6 +38,10 @@ type worker struct {
 	skip func(ctx context.Context, repository string, labels map[string]string) (bool, error)
 	// runPoll runs a poll job (the watcher's); nil: poll jobs are not claimed.
 	runPoll func(ctx context.Context) error
+
+	// advisoryStatus names the advisory data a decision is made with, and
+	// whether it can back one; nil: not recorded.
+	advisoryStatus func(ctx context.Context) (api.AdvisoryStatus, error)
 }
 
 // Run claims and runs jobs until ctx is done. A failing scan fails its job
@@ -147,10 +151,21 @@ func (w *worker) scan(ctx context.Context, j *store.Job) (string, error) {
 		opts.Policy = w.judgment.policy
 	}
 	a, err := assess.Run(ctx, img, opts)
+	// The advisory data as the match is about to see it (an import that
+	// lands during the match is newer than what is recorded, never older).
+	var adv api.AdvisoryStatus
+	if w.advisoryStatus != nil {
+		if adv, err = w.advisoryStatus(ctx); err != nil {
+			return "", err
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("assessing %s: %w", ref.Name(), err)
 	}
 	rec := store.Image{
+	if a.Decision != nil && w.advisoryStatus != nil {
+		withAdvisories(a.Decision, adv)
+	}
 		Digest:       src.Digest,
 		Repository:   repo,
 		ConfigDigest: src.ConfigID,
