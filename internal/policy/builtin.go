@@ -19,9 +19,13 @@ const (
 	RuleLean            = "lean"
 	RuleRequiredLabels  = "required-labels"
 	RuleSecrets         = "secrets"
+	// RuleInventoryComplete fails an image whose inventory could not be
+	// read in whole: a damaged package database hides packages, and their
+	// vulnerabilities, from every other rule.
+	RuleInventoryComplete = "inventory-complete"
 )
 
-var builtinNames = []string{RuleVulnerabilities, RulePackagePins, RuleBaseImage, RuleImageAge, RuleNonRoot, RuleLean, RuleRequiredLabels, RuleSecrets}
+var builtinNames = []string{RuleVulnerabilities, RulePackagePins, RuleBaseImage, RuleImageAge, RuleNonRoot, RuleLean, RuleRequiredLabels, RuleSecrets, RuleInventoryComplete}
 
 // violation is one piece of failing evidence; waivers can cover it by its
 // package name or id.
@@ -51,7 +55,24 @@ func (p *Policy) builtins() []builtin {
 		{RuleLean, "lean image", b.Lean.On(), p.checkLean},
 		{RuleRequiredLabels, "required labels: " + strings.Join(b.RequiredLabels.Labels, ", "), b.RequiredLabels.On(), p.checkLabels},
 		{RuleSecrets, "no secret in any layer, the config or the history", b.Secrets.On(), checkSecrets},
+		{RuleInventoryComplete, "every package database and lock file read in whole", b.InventoryComplete.On(), checkInventoryComplete},
 	}
+}
+
+// checkInventoryComplete fails for each record the catalogers could not
+// read; a waiver covers one by its file path (ids).
+func checkInventoryComplete(in *Input, _ map[string]any) ([]violation, string, string) {
+	if in.SBOM == nil {
+		return nil, "", "no inventory"
+	}
+	var vs []violation
+	for _, p := range in.SBOM.Problems {
+		vs = append(vs, violation{text: "incomplete inventory: " + p.String(), id: p.Path})
+	}
+	if in.SBOM.Incomplete && len(vs) == 0 {
+		vs = append(vs, violation{text: "incomplete inventory: the SBOM says so without naming the records"})
+	}
+	return vs, fmt.Sprintf("%d packages, every package database read in whole", len(in.SBOM.Packages)), ""
 }
 
 func (p *Policy) checkVulnerabilities(in *Input, _ map[string]any) ([]violation, string, string) {

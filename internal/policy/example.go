@@ -28,6 +28,7 @@ builtins:
   required-labels:
     labels: [org.opencontainers.image.source, team]
   secrets: {}                # no private key, cloud credential or token in any layer
+  inventory-complete: {}     # every package database and lock file read in whole (a damaged one hides packages)
 
 rules:                       # your own rules: CEL over the input document
   - name: no-latest-base

@@ -37,6 +37,9 @@ type Builtins struct {
 	Lean            LeanRule            `yaml:"lean"`
 	RequiredLabels  RequiredLabelsRule  `yaml:"required-labels"`
 	Secrets         Toggle              `yaml:"secrets"`
+	// InventoryComplete fails an image with records its catalogers could
+	// not read (on by default, so certification requires it).
+	InventoryComplete Toggle `yaml:"inventory-complete"`
 }
 
 // Toggle is the switch every built-in rule has.

@@ -60,6 +60,9 @@ type imageDoc struct {
 type inventoryDoc struct {
 	Distro   *sbom.Distro   `json:"distro"`
 	Packages []sbom.Package `json:"packages"`
+	// Complete is false when records could not be read (Problems).
+	Complete bool           `json:"complete"`
+	Problems []sbom.Problem `json:"problems"`
 }
 
 type secretDoc struct {
@@ -95,7 +98,10 @@ func (in *Input) document(base baseDoc) (map[string]any, error) {
 		for _, l := range s.Source.Layers {
 			d.Image.SizeBytes += l.Size
 		}
-		d.Inventory = inventoryDoc{Distro: s.Distro, Packages: s.Packages}
+		d.Inventory = inventoryDoc{Distro: s.Distro, Packages: s.Packages, Complete: !s.Incomplete, Problems: s.Problems}
+		if d.Inventory.Problems == nil {
+			d.Inventory.Problems = []sbom.Problem{}
+		}
 	}
 	if c := in.Config; c != nil {
 		if !c.Created.IsZero() {

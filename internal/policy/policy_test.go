@@ -109,6 +109,9 @@ func TestBuiltinRules(t *testing.T) {
 		{RuleLean, func(in *Input) { in.Files = append(in.Files, "/bin/sh") }, "shell present: /bin/sh"},
 		{RuleLean, func(in *Input) { in.Files = append(in.Files, "/usr/bin/apt-get") }, "package manager present"},
 		{RuleRequiredLabels, func(in *Input) { delete(in.Config.Config.Labels, "team") }, "label team is not set"},
+		{RuleInventoryComplete, func(in *Input) {
+			in.SBOM.AddProblem(sbom.Problem{Cataloger: "dpkg-db-cataloger", Path: "/var/lib/dpkg/status", Line: 12, Layer: "sha256:app1", Message: "not a \"Field: value\" line"})
+		}, `incomplete inventory: dpkg-db-cataloger: /var/lib/dpkg/status:12 (layer sha256:app1): not a "Field: value" line`},
 	}
 	for _, c := range cases {
 		t.Run(c.rule+"/"+c.want, func(t *testing.T) {
