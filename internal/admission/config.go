@@ -146,33 +146,6 @@ type ImageRule struct {
 	Mode       Mode     `yaml:"mode"`
 }
 
-// PodRules are the least-privilege rules. Every rule is on unless said
-// otherwise; Exceptions relax them per namespace.
-type PodRules struct {
-	// Mode of the pod rules (default enforce).
-	Mode Mode `yaml:"mode"`
-	// AllowedCapabilities may be added; every other capability must be
-	// dropped (drop: [ALL]).
-	AllowedCapabilities []string `yaml:"allowedCapabilities"`
-	// ReadOnlyRootFilesystem requires readOnlyRootFilesystem: true.
-	ReadOnlyRootFilesystem bool `yaml:"readOnlyRootFilesystem"`
-	// Exceptions relax rules in some namespaces; the first match applies.
-	Exceptions []PodException `yaml:"exceptions"`
-}
-
-// PodException relaxes the pod rules in some namespaces.
-type PodException struct {
-	Namespaces []string `yaml:"namespaces"`
-	// Mode, when set, replaces the pod rules' mode there.
-	Mode Mode `yaml:"mode"`
-	// Allow names rules that do not apply there: runAsNonRoot, privileged,
-	// hostPID, hostIPC, hostNetwork, hostPath, capabilities,
-	// allowPrivilegeEscalation, readOnlyRootFilesystem.
-	Allow []string `yaml:"allow"`
-	// Capabilities are allowed there in addition to AllowedCapabilities.
-	Capabilities []string `yaml:"capabilities"`
-}
-
 // Placement segregates sensitive workloads onto a node pool.
 type Placement struct {
 	// Mode of the placement rule (default enforce).
@@ -273,65 +246,6 @@ func ParseConfig(file string, b []byte) (*Config, error) {
 	return cfg, nil
 }
 
-// yamlMessage turns a yaml.v3 error into "LINE: message".
-func yamlMessage(err error) string {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		msg = strings.Join(te.Errors, "; ")
-	}
-	// "line 3: field foo not found in type admission.Config"
-	msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
-	if rest, ok := strings.CutPrefix(msg, "line "); ok {
-		if n, m, ok := strings.Cut(rest, ": "); ok {
-			msg = n + ": " + m
-		}
-	} else {
-		msg = " " + msg
-	}
-	if i := strings.Index(msg, " in type admission."); i >= 0 {
-		msg = msg[:i]
-	}
-	return msg
-}
-
-// lineError is a semantic error at a path of mapping keys.
-type lineError struct {
-	path []string
-	msg  string
-}
-
-func (e *lineError) Error() string { return strings.Join(e.path, ".") + ": " + e.msg }
-
-func errAt(msg string, path ...string) error { return &lineError{path: path, msg: msg} }
-
-// findLine returns the line of the deepest key of path found in doc.
-func findLine(doc *yaml.Node, keys []string) int {
-	n := doc
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
-	}
-	line := n.Line
-	for _, k := range keys {
-		if n.Kind != yaml.MappingNode {
-			break
-		}
-		found := false
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == k {
-				line = n.Content[i].Line
-				n = n.Content[i+1]
-				found = true
-				break
-			}
-		}
-		if !found {
-			break
-		}
-	}
-	return line
-}
-
 // path resolves p against the config's directory.
 func (c *Config) path(p string) string {
 	if p == "" || filepath.IsAbs(p) || c.Dir == "" {
@@ -367,9 +281,6 @@ func (c *Config) resolve() error {
 	if c.Server.Overlap < 0 {
 		return errAt(fmt.Sprintf("overlap %s: must be positive", c.Server.Overlap), "server", "overlap")
 	}
-	if c.Pods.Mode == "" {
-		c.Pods.Mode = Enforce
-	}
 	if c.Owners.Mode == "" {
 		c.Owners.Mode = Enforce
 	}
@@ -387,15 +298,8 @@ func (c *Config) resolve() error {
 	if err := checkGlobs(c.Exempt, "exempt"); err != nil {
 		return err
 	}
-	for _, e := range c.Pods.Exceptions {
-		if err := checkGlobs(e.Namespaces, "pods", "exceptions"); err != nil {
-			return err
-		}
-		for _, a := range e.Allow {
-			if !isPodRule(a) {
-				return errAt(fmt.Sprintf("allow: unknown rule %q (want one of %s)", a, strings.Join(podRuleNames, ", ")), "pods", "exceptions")
-			}
-		}
+	if err := c.Pods.resolve(); err != nil {
+		return err
 	}
 	if p := c.Placement; p != nil {
 		if p.Mode == "" {

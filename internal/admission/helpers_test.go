@@ -92,7 +92,11 @@ func (f *fixture) config() *admission.Config {
 		},
 		Pods: admission.PodRules{
 			AllowedCapabilities: []string{"NET_BIND_SERVICE"},
-			Exceptions:          []admission.PodException{{Namespaces: []string{"monitoring"}, Allow: []string{"hostNetwork", "hostPID", "hostPath"}}},
+			Exceptions: []admission.PodException{
+				{Namespaces: []string{"monitoring"}, Allow: []string{"hostNetwork", "hostPID", "hostPath"}},
+				{Namespaces: []string{"legacy"}, Level: &admission.Level{Name: admission.LevelBaseline}},
+				{Namespaces: []string{"pinned"}, Level: &admission.Level{Name: admission.LevelRestricted, Pinned: true, Minor: 33}},
+			},
 		},
 		Placement: &admission.Placement{
 			SensitiveValues: []string{"confidential", "restricted"},
@@ -177,7 +181,7 @@ func goodPod(image string) string {
 kind: Pod
 metadata: {name: api, labels: {owner: shop-team}}
 spec:
-  securityContext: {runAsNonRoot: true, runAsUser: 1000}
+  securityContext: {runAsNonRoot: true, runAsUser: 1000, seccompProfile: {type: RuntimeDefault}}
   containers:
   - name: app
     image: %s

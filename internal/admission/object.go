@@ -3,6 +3,7 @@ package admission
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -109,22 +110,32 @@ type container struct {
 	SC    *corev1.SecurityContext
 	// Path is the JSON pointer of the container in the object.
 	Path string
+	// C is the container itself (an ephemeral container's common part).
+	C *corev1.Container
 }
 
 // containers lists every container of o's pod spec.
 func (o *Object) containers() []container {
 	var out []container
 	s := &o.Pod.Spec
-	for i, c := range s.InitContainers {
-		out = append(out, container{"init container", c.Name, c.Image, c.SecurityContext, fmt.Sprintf("%s/initContainers/%d", o.SpecPath, i)})
+	for i := range s.InitContainers {
+		c := &s.InitContainers[i]
+		out = append(out, container{"init container", c.Name, c.Image, c.SecurityContext, fmt.Sprintf("%s/initContainers/%d", o.SpecPath, i), c})
 	}
-	for i, c := range s.Containers {
-		out = append(out, container{"container", c.Name, c.Image, c.SecurityContext, fmt.Sprintf("%s/containers/%d", o.SpecPath, i)})
+	for i := range s.Containers {
+		c := &s.Containers[i]
+		out = append(out, container{"container", c.Name, c.Image, c.SecurityContext, fmt.Sprintf("%s/containers/%d", o.SpecPath, i), c})
 	}
-	for i, c := range s.EphemeralContainers {
-		out = append(out, container{"ephemeral container", c.Name, c.Image, c.SecurityContext, fmt.Sprintf("%s/ephemeralContainers/%d", o.SpecPath, i)})
+	for i := range s.EphemeralContainers {
+		c := (*corev1.Container)(&s.EphemeralContainers[i].EphemeralContainerCommon)
+		out = append(out, container{"ephemeral container", c.Name, c.Image, c.SecurityContext, fmt.Sprintf("%s/ephemeralContainers/%d", o.SpecPath, i), c})
 	}
 	return out
+}
+
+// annotationsPath is the JSON pointer of the pod template's annotations.
+func (o *Object) annotationsPath() string {
+	return strings.TrimSuffix(o.LabelsPath, "/labels") + "/annotations"
 }
 
 // describe names o for messages: `Deployment "shop/api"`.

@@ -131,6 +131,8 @@ func (w *Webhook) Review(ctx context.Context, req *admissionv1.AdmissionRequest,
 		return resp
 	}
 	findings := w.evaluateChange(ctx, o, old)
+	// Bulwark's own rules first, then the Pod Security Standards level's.
+	slices.SortStableFunc(findings, func(a, b Finding) int { return strings.Compare(a.Level, b.Level) })
 	var deny []string
 	for _, f := range findings {
 		switch f.Mode {

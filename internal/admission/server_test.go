@@ -109,7 +109,7 @@ spec:
   template:
     metadata: {labels: {owner: shop-team}}
     spec:
-      securityContext: {runAsNonRoot: true, runAsUser: 1000}
+      securityContext: {runAsNonRoot: true, runAsUser: 1000, seccompProfile: {type: RuntimeDefault}}
       containers:
       - name: app
         image: ` + image + `

@@ -15,7 +15,7 @@ spec:
   template:
     metadata: {labels: {owner: shop}}
     spec:
-      securityContext: {runAsNonRoot: true, runAsUser: 1000}
+      securityContext: {runAsNonRoot: true, runAsUser: 1000, seccompProfile: {type: RuntimeDefault}}
       containers:
       - name: app
         image: registry.local/shop/api@sha256:` + "0000000000000000000000000000000000000000000000000000000000000001" + `
