@@ -210,7 +210,7 @@ func reviewBody(image string) []byte {
 		"spec": map[string]any{"template": map[string]any{
 			"metadata": map[string]any{"labels": map[string]any{"owner": "shop-team", "app": "api"}},
 			"spec": map[string]any{
-				"securityContext": map[string]any{"runAsNonRoot": true, "runAsUser": 1000},
+				"securityContext": map[string]any{"runAsNonRoot": true, "runAsUser": 1000, "seccompProfile": map[string]any{"type": "RuntimeDefault"}},
 				"containers": []any{map[string]any{"name": "app", "image": image,
 					"securityContext": map[string]any{"allowPrivilegeEscalation": false, "capabilities": map[string]any{"drop": []any{"ALL"}}}}},
 			}}}}

@@ -117,7 +117,7 @@ metadata:
   namespace: %s
   labels: %s
 spec:
-  securityContext: {runAsNonRoot: true, runAsUser: 1000}
+  securityContext: {runAsNonRoot: true, runAsUser: 1000, seccompProfile: {type: RuntimeDefault}}
   containers:
   - name: app
     image: %s
@@ -265,7 +265,7 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec:
-      securityContext: {runAsNonRoot: true, runAsUser: 1000}
+      securityContext: {runAsNonRoot: true, runAsUser: 1000, seccompProfile: {type: RuntimeDefault}}
       containers:
       - name: web
         image: %s
