@@ -135,11 +135,11 @@ func (c *Config) fill() error {
 	if c.AdvisoryInterval <= 0 {
 		c.AdvisoryInterval = DefaultAdvisoryInterval
 	}
-	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = DefaultShutdownTimeout
-	}
 	if c.AdvisoryMaxAge == 0 {
 		c.AdvisoryMaxAge = DefaultAdvisoryMaxAge
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -240,23 +240,24 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer adb.Close()
 	adb.TrackChanges = true
+	adv := &advisoryData{adb: adb, maxAge: cfg.AdvisoryMaxAge, now: time.Now}
 	kc := &keychain{store: st, key: key, log: log}
 	judge := &judgment{store: st, auditor: auditor, policy: pol, signer: signer, keychain: kc, insecure: cfg.Insecure, now: time.Now}
+	judge.advisoryStatus = adv.status
 	upd := &updater{
-	adv := &advisoryData{adb: adb, maxAge: cfg.AdvisoryMaxAge, now: time.Now}
 		adb: adb,
 		engine: func(record func(string, map[string]int)) *reeval.Engine {
 			return &reeval.Engine{Store: st, Advisory: adb, Judge: judge.judge(reeval.SeverityJudge(pol.VulnerabilityThreshold()), record)}
 		},
 		store:    st,
 		sources:  srcs,
-	judge.advisoryStatus = adv.status
 		interval: cfg.AdvisoryInterval,
 		log:      log.With("task", "advisories"),
 		anchor:   auditor.Anchor,
 		jobs:     st,
 		instance: cfg.Instance + "/advisories",
 		retry:    cfg.PollInterval,
+		imported: adv.invalidate,
 	}
 	ev := &events{store: st, handler: handler, log: log.With("task", "events"), instance: cfg.Instance + "/events", poll: cfg.PollInterval}
 	handler.UseAdvisoryUpdater(upd)
@@ -264,7 +265,6 @@ func Run(ctx context.Context, cfg Config) error {
 	handler.UseAdvisorySource(adb, adv.status)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
-		imported: adv.invalidate,
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
@@ -294,6 +294,7 @@ func Run(ctx context.Context, cfg Config) error {
 			skip:     endOfLife(st),
 			runPoll:  wt.runPoll,
 		}
+		w.advisoryStatus = adv.status
 		g.Go(func() error { return w.Run(ctx) })
 	}
 	g.Go(func() error { return upd.Run(ctx) })
@@ -301,7 +302,6 @@ func Run(ctx context.Context, cfg Config) error {
 	dispatcher := &notify.Dispatcher{Store: st, Key: key, Logger: log.With("task", "notify"),
 		Instance: cfg.Instance, PollInterval: cfg.PollInterval}
 	g.Go(func() error { return dispatcher.Run(ctx) })
-		w.advisoryStatus = adv.status
 	g.Go(func() error { return wt.Run(ctx) })
 	g.Go(func() error { return requeueStale(ctx, st, cfg.StaleAfter, log) })
 	err = g.Wait()

@@ -150,7 +150,6 @@ func (w *worker) scan(ctx context.Context, j *store.Job) (string, error) {
 	if w.judgment != nil {
 		opts.Policy = w.judgment.policy
 	}
-	a, err := assess.Run(ctx, img, opts)
 	// The advisory data as the match is about to see it (an import that
 	// lands during the match is newer than what is recorded, never older).
 	var adv api.AdvisoryStatus
@@ -159,13 +158,14 @@ func (w *worker) scan(ctx context.Context, j *store.Job) (string, error) {
 			return "", err
 		}
 	}
+	a, err := assess.Run(ctx, img, opts)
 	if err != nil {
 		return "", fmt.Errorf("assessing %s: %w", ref.Name(), err)
 	}
-	rec := store.Image{
 	if a.Decision != nil && w.advisoryStatus != nil {
 		withAdvisories(a.Decision, adv)
 	}
+	rec := store.Image{
 		Digest:       src.Digest,
 		Repository:   repo,
 		ConfigDigest: src.ConfigID,
