@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -59,6 +58,7 @@ func newServerCmd(g *globalOptions) *cobra.Command {
 		secretKey  string
 		insecure   bool
 		limits     image.Limits
+		cp         checkpointOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -98,6 +98,10 @@ Registry credentials and webhook secrets are sealed with the key in
 					return err
 				}
 			}
+			checkpoints, err := cp.config()
+			if err != nil {
+				return err
+			}
 			var pass []byte
 			if signingKey != "" {
 				if pass, err = readPassphrase(cmd, g, false); err != nil {
@@ -119,6 +123,7 @@ Registry credentials and webhook secrets are sealed with the key in
 				SigningPassphrase: pass,
 				SecretKeyFile:     secretKey,
 				Insecure:          insecure,
+				Checkpoints:       checkpoints,
 				ImageLimits:       limits,
 			})
 		},
@@ -136,6 +141,8 @@ Registry credentials and webhook secrets are sealed with the key in
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS for every registry (localhost, loopback and private addresses always may; a registry registered with an http:// URL is spoken to in plain HTTP)")
 	addLimitFlags(cmd.Flags(), &limits)
 	cmd.Flags().StringVar(&secretKey, "secret-key-file", "", "key that seals registry credentials and webhook secrets (default $BULWARK_SECRET_KEY, else DATA_DIR/secret.key)")
+	cp.addFileFlags(cmd)
+	cp.addExportFlags(cmd)
 	cmd.AddCommand(newServerTokenCmd())
 	return cmd
 }
@@ -147,9 +154,11 @@ func newServerTokenCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	var (
-		data dataDirOption
-		name string
-		role string
+		data      dataDirOption
+		name      string
+		role      string
+		secretKey string
+		cp        checkpointOptions
 	)
 	create := &cobra.Command{
 		Use:   "create",
@@ -179,6 +188,9 @@ needs one.`,
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "created token %d %q with role %s; it is not shown again\n", created.ID, created.Name, created.Role)
+			if err := checkpointAfterCLI(cmd, st, dir, secretKey, cp); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: the audit log was not checkpointed (the server will at start): %v\n", err)
+			}
 			_, err = fmt.Fprintln(cmd.OutOrStdout(), created.Token)
 			return err
 		},
@@ -186,6 +198,8 @@ needs one.`,
 	data.addFlags(create)
 	create.Flags().StringVar(&name, "name", "", "what the token is for (required)")
 	create.Flags().StringVar(&role, "role", store.RoleViewer, "viewer, operator or admin")
+	create.Flags().StringVar(&secretKey, "secret-key-file", "", "key that seals the audit checkpoint key (default $BULWARK_SECRET_KEY, else DATA_DIR/secret.key)")
+	cp.addFileFlags(create)
 	cmd.AddCommand(create)
 	return cmd
 }
@@ -196,65 +210,4 @@ func cliActor() string {
 		return "cli:" + u.Username
 	}
 	return "cli"
-}
-
-// newAuditCmd is `bulwark audit verify`.
-func newAuditCmd(g *globalOptions) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "audit",
-		Short: "Check the server's audit log",
-		Args:  cobra.NoArgs,
-	}
-	var data dataDirOption
-	verify := &cobra.Command{
-		Use:   "verify",
-		Short: "Verify the audit log's hash chain (exit 1 when broken)",
-		Long: `Recompute the hash chain of the audit log in the data directory and report
-the first edited, missing or reordered entry. When the anchor file written by
-the server is present, entries removed from the end are reported too.
-Exit status: 0 when the chain verifies, 1 when it is broken, 2 on error.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir, err := data.path()
-			if err != nil {
-				return err
-			}
-			dbPath := server.DBPath(dir)
-			if _, err := os.Stat(dbPath); err != nil {
-				return fmt.Errorf("opening the audit log: %w", err)
-			}
-			st, err := server.OpenStoreAt(cmd.Context(), dir, data.database)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			var anchor audit.Anchor
-			anchored := false
-			if _, err := os.Stat(audit.AnchorPath(dbPath)); err == nil {
-				if anchor, err = audit.ReadAnchor(audit.AnchorPath(dbPath)); err != nil {
-					return err
-				}
-				anchored = true
-			} else if !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
-			rep, err := audit.VerifyAnchored(cmd.Context(), st.DB(), anchor)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if !rep.OK {
-				fmt.Fprintf(out, "audit log BROKEN at entry %d (%s): %s\n", rep.BrokenSeq, rep.Problem, rep.Reason)
-				return &exitError{code: ExitFindings, err: fmt.Errorf("audit log broken at entry %d: %s", rep.BrokenSeq, rep.Problem)}
-			}
-			fmt.Fprintf(out, "audit log OK: %d entries, last entry %d, hash %x\n", rep.Entries, rep.LastSeq, rep.LastHash)
-			if !anchored {
-				fmt.Fprintln(out, "no anchor file: entries removed from the end would not be detected")
-			}
-			return nil
-		},
-	}
-	data.addFlags(verify)
-	cmd.AddCommand(verify)
-	return cmd
 }

@@ -99,6 +99,8 @@ type Config struct {
 	// webhook secrets; "" is $BULWARK_SECRET_KEY, else DataDir/secret.key
 	// (created on first start).
 	SecretKeyFile string
+	// Checkpoints says how the audit log is checkpointed (signed, exported).
+	Checkpoints CheckpointConfig
 	// Ready, when set, is called with the bound address once the API
 	// listens.
 	Ready func(addr net.Addr)
@@ -114,6 +116,7 @@ func (c *Config) fill() error {
 	if c.DataDir == "" {
 		return errors.New("no data directory")
 	}
+	c.Checkpoints.fill(c.DataDir)
 	if c.AdvisoryDB == "" {
 		c.AdvisoryDB = filepath.Join(c.DataDir, "osv.db")
 	}
@@ -242,6 +245,10 @@ func Run(ctx context.Context, cfg Config) error {
 	adb.TrackChanges = true
 	adv := &advisoryData{adb: adb, maxAge: cfg.AdvisoryMaxAge, now: time.Now}
 	kc := &keychain{store: st, key: key, log: log}
+	checkpoints, err := NewCheckpointWriter(cfg, st.DB(), key, kc, log)
+	if err != nil {
+		return err
+	}
 	judge := &judgment{store: st, auditor: auditor, policy: pol, signer: signer, keychain: kc, insecure: cfg.Insecure, now: time.Now}
 	judge.advisoryStatus = adv.status
 	upd := &updater{
@@ -304,7 +311,9 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error { return dispatcher.Run(ctx) })
 	g.Go(func() error { return wt.Run(ctx) })
 	g.Go(func() error { return requeueStale(ctx, st, cfg.StaleAfter, log) })
+	g.Go(func() error { return checkpoints.Run(ctx) })
 	err = g.Wait()
+	finalCheckpoint(ctx, checkpoints, cfg.ShutdownTimeout, log)
 	log.Info("bulwark server stopped", "err", err)
 	return err
 }
