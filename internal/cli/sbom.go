@@ -12,6 +12,7 @@ import (
 
 	"github.com/bulwark-sec/bulwark/internal/catalog"
 	"github.com/bulwark-sec/bulwark/internal/image"
+	"github.com/bulwark-sec/bulwark/internal/layerfs"
 	"github.com/bulwark-sec/bulwark/internal/sbom"
 )
 
@@ -22,6 +23,28 @@ type imageOptions struct {
 	cacheDir    string
 	limits      image.Limits
 	maxFileSize int64
+	// keepLayers and fileDigests are the streaming flags of the commands
+	// that only inventory (sbom, scan).
+	keepLayers  bool
+	fileDigests string
+}
+
+// addStreamFlags adds the flags of the streaming inventory.
+func (o *imageOptions) addStreamFlags(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&o.keepLayers, "keep-layers", false, "decompress compressed layers whole into the layer cache and keep them (debugging) instead of one streaming pass that keeps only what the catalogers read")
+	cmd.Flags().StringVar(&o.fileDigests, "file-digests", "executables", "files whose SHA-256 the file table carries: executables (executables, ELF, scripts, shared libraries), all, none")
+}
+
+func parseDigests(s string) (layerfs.Digests, error) {
+	switch s {
+	case "", "executables":
+		return layerfs.DigestExecutables, nil
+	case "all":
+		return layerfs.DigestAll, nil
+	case "none":
+		return layerfs.DigestNone, nil
+	}
+	return 0, fmt.Errorf("--file-digests %q: want executables, all or none", s)
 }
 
 func (o *imageOptions) addFlags(cmd *cobra.Command) {
@@ -117,8 +140,9 @@ registry:, oci:, oci-archive:, docker-archive:, dir:.`,
 		},
 	}
 	img.addFlags(cmd)
+	img.addStreamFlags(cmd)
 	out.addFlags(cmd, sbom.Formats)
-	cmd.Flags().BoolVar(&files, "files", false, "add the squashed file table (path, mode, size, layer) to json output")
+	cmd.Flags().BoolVar(&files, "files", false, "add the squashed file table (path, mode, size, layer, digest) to json output; hashed files also become CycloneDX and SPDX file entries")
 	return cmd
 }
 
@@ -134,11 +158,23 @@ func checkFormat(format string, formats []string) error {
 // buildSBOM opens the source and catalogs it.
 func buildSBOM(cmd *cobra.Command, g *globalOptions, source string, o imageOptions, files bool) (*sbom.SBOM, error) {
 	opts := o.imageOpts(g)
+	digests, err := parseDigests(o.fileDigests)
+	if err != nil {
+		return nil, err
+	}
+	if !o.keepLayers {
+		opts.Select, opts.SelectKey, opts.Digests = catalog.Selection(nil), catalog.SelectionKey, digests
+	}
 	img, err := image.Open(cmd.Context(), source, opts)
 	if err != nil {
 		return nil, err
 	}
 	defer img.Close()
+	if files {
+		if err := img.FS.FillDigests(cmd.Context(), digests); err != nil {
+			return nil, fmt.Errorf("image %s: hashing files: %w", source, err)
+		}
+	}
 	s, err := catalog.Image(cmd.Context(), img, catalog.Options{
 		MaxFileSize: o.maxFileSize,
 		TempDir:     o.cacheDir,

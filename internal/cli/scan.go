@@ -99,6 +99,7 @@ at or above --fail-on remain, 2 usage or runtime error.`,
 		},
 	}
 	img.addFlags(cmd)
+	img.addStreamFlags(cmd)
 	out.addFlags(cmd, report.Formats)
 	f := cmd.Flags()
 	f.StringVar(&dbPath, "db", "", "advisory database (default $XDG_CACHE_HOME/bulwark/vulndb/osv.db)")
