@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/ed25519"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,4 +90,41 @@ func TestAuditVerifyDetectsRewrites(t *testing.T) {
 			t.Log(out)
 		})
 	}
+}
+
+// Missing evidence fails unless waived; forged evidence fails.
+func TestAuditVerifyMissingAndForgedEvidence(t *testing.T) {
+	dir := auditedDataDir(t)
+	anchor := audit.AnchorPath(filepath.Join(dir, "bulwark.db"))
+	logPath := filepath.Join(dir, "audit-checkpoints.jsonl")
+	moved := filepath.Join(t.TempDir(), "moved")
+	check := func(name string, wantCode int, want string, args ...string) {
+		t.Helper()
+		out, code := auditVerify(t, dir, args...)
+		if code != wantCode || !strings.Contains(out, want) {
+			t.Errorf("%s: exit %d, want %d with %q:\n%s", name, code, wantCode, want, out)
+		}
+	}
+	check("intact", ExitOK, "signed checkpoint: entry 3")
+
+	os.Rename(anchor, moved)
+	check("no anchor", ExitFindings, "(unanchored)")
+	check("no anchor, waived", ExitOK, "no anchor file (waived)", "--allow-missing-anchor")
+	os.Rename(moved, anchor)
+
+	os.Rename(logPath, moved)
+	check("no checkpoint", ExitFindings, "(unsigned)")
+	check("no checkpoint, waived", ExitOK, "no signed checkpoint (waived)", "--allow-missing-checkpoint")
+	os.Rename(moved, logPath)
+
+	_, other, _ := ed25519.GenerateKey(nil)
+	otherPub := filepath.Join(t.TempDir(), "other.pub")
+	os.WriteFile(otherPub, audit.MarshalPublicKey(other.Public().(ed25519.PublicKey)), 0o644)
+	check("another public key", ExitFindings, "(forged)", "--public-key", otherPub)
+	check("no such public key", ExitError, "checkpoint public key", "--public-key", filepath.Join(dir, "none.pub"))
+
+	f, _ := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString(`{"seq":9,"hash":"AA==","time":"2026-01-01T00:00:00Z","keyId":"x","signature":"AA==","note":1}` + "\n")
+	f.Close()
+	check("a malformed line", ExitFindings, "(forged)")
 }
