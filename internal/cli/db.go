@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,18 +20,46 @@ import (
 
 // dbOptions are the flags every db subcommand shares.
 type dbOptions struct {
-	path string
+	path    string
+	dataDir string
 }
 
+// serverAdvisoryDB is the advisory database's file in the server's data
+// directory: bulwark server's default --advisory-db.
+const serverAdvisoryDB = "osv.db"
+
 func (o *dbOptions) addFlags(cmd *cobra.Command) {
-	cmd.PersistentFlags().StringVar(&o.path, "db", "", "advisory database file (default $XDG_CACHE_HOME/bulwark/vulndb/osv.db)")
+	cmd.PersistentFlags().StringVar(&o.path, "db", "", "advisory database file (default $XDG_CACHE_HOME/bulwark/vulndb/osv.db, this CLI's own)")
+	cmd.PersistentFlags().StringVar(&o.dataDir, "data-dir", "", "use the server's advisory database: DIR/"+serverAdvisoryDB+" of bulwark server --data-dir DIR")
 }
 
 func (o *dbOptions) resolve() (string, error) {
-	if o.path != "" {
+	switch {
+	case o.path != "" && o.dataDir != "":
+		return "", errors.New("--db and --data-dir both name the advisory database: give one")
+	case o.dataDir != "":
+		return filepath.Join(o.dataDir, serverAdvisoryDB), nil
+	case o.path != "":
 		return o.path, nil
 	}
 	return vulndb.DefaultPath()
+}
+
+// Which advisory database a db command works on (db status says it).
+const (
+	dbOfServer = "server" // --data-dir: the one bulwark server matches against
+	dbOfFile   = "file"   // --db FILE
+	dbOfCLI    = "cli"    // the default: bulwark scan's, not the server's
+)
+
+func (o *dbOptions) which() string {
+	switch {
+	case o.dataDir != "":
+		return dbOfServer
+	case o.path != "":
+		return dbOfFile
+	}
+	return dbOfCLI
 }
 
 // open opens (creating when needed) the database, progress going where g
@@ -45,6 +74,10 @@ func (o *dbOptions) open(g *globalOptions) (*vulndb.DB, error) {
 		return nil, fmt.Errorf("opening advisory database: %w", err)
 	}
 	db.Progress = g.progress()
+	// The server's database: imports go in its change log too, so the
+	// server re-judges its images against them (at its next advisory
+	// update or start).
+	db.TrackChanges = o.dataDir != ""
 	return db, nil
 }
 
@@ -190,6 +223,10 @@ type statusView struct {
 	vulndb.Status
 	AgeSeconds int64 `json:"ageSeconds"`
 	Stale      bool  `json:"stale"`
+	// Of says whose database it is: "server" (--data-dir), "file" (--db)
+	// or "cli" (the default, bulwark scan's, not the server's).
+	Of      string `json:"of"`
+	DataDir string `json:"dataDir,omitempty"`
 }
 
 func newDBStatusCmd(g *globalOptions, o *dbOptions) *cobra.Command {
@@ -214,7 +251,7 @@ func newDBStatusCmd(g *globalOptions, o *dbOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			v := statusView{Status: st, AgeSeconds: int64(st.Age / time.Second)}
+			v := statusView{Status: st, AgeSeconds: int64(st.Age / time.Second), Of: o.which(), DataDir: o.dataDir}
 			v.Stale = len(st.Sources) == 0 || (maxAge > 0 && st.Age > maxAge)
 			if v.Stale && !g.quiet {
 				if len(st.Sources) == 0 {
@@ -229,7 +266,7 @@ func newDBStatusCmd(g *globalOptions, o *dbOptions) *cobra.Command {
 					enc.SetIndent("", "  ")
 					return enc.Encode(v)
 				}
-				return writeStatusTable(w, st)
+				return writeStatusTable(w, st, describeDB(o))
 			})
 		},
 	}
@@ -238,9 +275,21 @@ func newDBStatusCmd(g *globalOptions, o *dbOptions) *cobra.Command {
 	return cmd
 }
 
-func writeStatusTable(w io.Writer, st vulndb.Status) error {
+// describeDB says whose advisory database o names, for db status.
+func describeDB(o *dbOptions) string {
+	switch o.which() {
+	case dbOfServer:
+		return "the server's (bulwark server --data-dir " + o.dataDir + ")"
+	case dbOfFile:
+		return "the file given with --db"
+	}
+	return "this CLI's own (bulwark scan's default); the server keeps its own in its --data-dir: see --data-dir"
+}
+
+func writeStatusTable(w io.Writer, st vulndb.Status, of string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "database:\t%s (%s, schema %d)\n", st.Path, humanBytes(st.Size), st.SchemaVersion)
+	fmt.Fprintf(tw, "of:\t%s\n", of)
 	fmt.Fprintf(tw, "records:\t%d (%d withdrawn), %d packages\n", st.Records, st.Withdrawn, st.Packages)
 	if st.Updated.IsZero() {
 		fmt.Fprintf(tw, "updated:\tnever\n")
