@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulwark-sec/bulwark/internal/api"
 	"github.com/bulwark-sec/bulwark/internal/store"
 )
 
@@ -45,6 +46,10 @@ type Options struct {
 	// pages match stored inventories against (the server's *vulndb.DB);
 	// nil shows no vulnerability list.
 	Advisories Advisories
+	// AdvisoryStatus names the advisory database and says when its data
+	// cannot back a finding (the function the API's findings use); nil
+	// shows neither.
+	AdvisoryStatus func(context.Context) (api.AdvisoryStatus, error)
 }
 
 // CookieName is the login cookie. It holds the API token itself (see

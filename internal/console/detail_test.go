@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulwark-sec/bulwark/internal/api"
 	"github.com/bulwark-sec/bulwark/internal/audit"
 	"github.com/bulwark-sec/bulwark/internal/policy"
 	"github.com/bulwark-sec/bulwark/internal/sbom"
@@ -99,6 +100,8 @@ func seedDetail(t *testing.T, st *store.Store) *vulndb.DB {
 				Waived:  []string{"created 400 days ago"},
 				Waivers: []policy.Waiver{{Rule: "image-age", Reason: waiverReason, Owner: "platform", Expires: time.Date(2027, 1, 31, 0, 0, 0, 0, time.UTC)}}},
 		}}
+	d.Advisories = &policy.AdvisoryData{Records: 2, Updated: advisoryUpdated,
+		Sources: []policy.AdvisorySource{{Name: "test", Records: 2, Updated: advisoryUpdated}}}
 	if err := st.PutDecision(ctx, "sha256:"+revokedHex, d); err != nil {
 		t.Fatal(err)
 	}
@@ -115,6 +118,18 @@ func seedDetail(t *testing.T, st *store.Store) *vulndb.DB {
 	return adb
 }
 
+// advisoryUpdated is when the fixture's advisory data was imported.
+var advisoryUpdated = time.Date(2026, 3, 2, 6, 0, 0, 0, time.UTC)
+
+// advisoryStatus is the console's AdvisoryStatus over the fixture's
+// database, usable or not.
+func advisoryStatus(unusable string) func(context.Context) (api.AdvisoryStatus, error) {
+	return func(context.Context) (api.AdvisoryStatus, error) {
+		return api.AdvisoryStatus{Unusable: unusable, Version: "1", Data: policy.AdvisoryData{Records: 2, Updated: advisoryUpdated,
+			Sources: []policy.AdvisorySource{{Name: "test", Records: 2, Updated: advisoryUpdated}}}}, nil
+	}
+}
+
 func jsonString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
@@ -126,7 +141,7 @@ func detailConsole(t *testing.T) (http.Handler, func(path string) (int, string))
 	t.Helper()
 	st, token := seed(t)
 	adb := seedDetail(t, st)
-	h := New(st, Options{Logger: slog.New(slog.DiscardHandler), Advisories: adb})
+	h := New(st, Options{Logger: slog.New(slog.DiscardHandler), Advisories: adb, AdvisoryStatus: advisoryStatus("")})
 	get := func(path string) (int, string) {
 		t.Helper()
 		r := httptest.NewRequest("GET", path, nil)
@@ -167,15 +182,14 @@ func TestConsoleImagePage(t *testing.T) {
 		opensslCVE, "CRITICAL", "<code>openssl</code>", "3.0.11-1~deb12u2", opensslFixed,
 		`href="/ui/vulnerabilities/`+opensslAdvisory+`"`, `href="`+opensslRef+`"`,
 		"lodash", "4.17.15", "4.17.21", "MEDIUM", `href="https://osv.dev/vulnerability/`+lodashAdvisory+`"`,
-		"2 findings",
+		"2 findings", "Advisory database: 2 records, updated 2026-03-02 06:00", "test</span> (2, 2026-03-02 06:00)",
 		// decision
-		"FAIL", "gold", "vulnerabilities", "2 findings at or above HIGH", failEvidence,
+		"FAIL", "gold", "Findings matched against: 2 records", "vulnerabilities", "2 findings at or above HIGH", failEvidence,
 		"non-root-user", `status pass`, "image-age", "waived: created 400 days ago", waiverReason, "2027-01-31",
 		// certification and history
 		`cert revoked`, revokeReason, "grant", "revoke", "system:reevaluate", "passed policy gold",
 		// rollback
 		`href="/ui/images/sha256:`+targetHex+`"`,
-		// signatures
 		"Signatures and attestations",
 	)
 	// The fixed openssl of the rollback target is no finding there.
@@ -273,4 +287,18 @@ func TestConsoleRepositoryPage(t *testing.T) {
 	}
 	_, rev := get("/ui/revocations")
 	wantAll(t, "the revocations", rev, `href="/ui/images/sha256:`+revokedHex+`"`, `href="/ui/images/sha256:`+targetHex+`"`)
+}
+
+// Findings made with unusable advisory data (empty, too old) say so above
+// the list: "0 findings" from no data is not a clean image.
+func TestConsoleImageUnusableAdvisoryData(t *testing.T) {
+	st, token := seed(t)
+	h := New(st, Options{Logger: slog.New(slog.DiscardHandler), Advisories: seedDetail(t, st),
+		AdvisoryStatus: advisoryStatus("the advisory data is 41 days old (maximum 7 days)")})
+	r := httptest.NewRequest("GET", "/ui/images/sha256:"+targetHex, nil)
+	r.AddCookie(&http.Cookie{Name: CookieName, Value: token})
+	rec := serve(h, r)
+	wantAll(t, "the image page on old data", rec.Body.String(),
+		"These findings cannot be trusted: the advisory data is 41 days old (maximum 7 days)", "0 findings",
+		"No decision is stored")
 }

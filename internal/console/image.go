@@ -158,6 +158,11 @@ type vulnSection struct {
 	Findings []findingRow
 	Warnings []string
 	Packages int
+	// Database is the advisory database matched against (nil when the
+	// console was given no AdvisoryStatus); Unknown says why its findings
+	// cannot be trusted (empty or too old data), "" when they can.
+	Database *policy.AdvisoryData
+	Unknown  string
 }
 
 // findingRow is one finding as the console shows it.
@@ -201,6 +206,13 @@ func (c *console) vulnerabilities(ctx context.Context, digest string) (vulnSecti
 	}
 	res.Sort()
 	v := vulnSection{Warnings: res.Warnings, Packages: len(inv.Packages), Findings: make([]findingRow, 0, len(res.Findings))}
+	if c.opts.AdvisoryStatus != nil {
+		st, err := c.opts.AdvisoryStatus(ctx)
+		if err != nil {
+			return vulnSection{}, err
+		}
+		v.Database, v.Unknown = &st.Data, st.Unusable
+	}
 	for _, f := range res.Findings {
 		v.Findings = append(v.Findings, rowOf(f, rec.seen))
 	}
