@@ -16,7 +16,15 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/vulndb"
 )
 
+// ExitIncomplete is scan's exit code for an inventory that could not be
+// read in whole (damaged records of a package database or lock file, whose
+// packages and vulnerabilities may be missing) when no finding failed the
+// scan and it gates: --fail-on, or --fail-on-incomplete. Documented in the
+// README with the other codes.
+const ExitIncomplete = 3
+
 func newScanCmd(g *globalOptions) *cobra.Command {
+	var failIncomplete bool
 	var (
 		img           imageOptions
 		out           outputOptions
@@ -36,7 +44,10 @@ func newScanCmd(g *globalOptions) *cobra.Command {
 image itself.
 
 Exit codes: 0 no finding at or above --fail-on (or no --fail-on), 1 findings
-at or above --fail-on remain, 2 usage or runtime error.`,
+at or above --fail-on remain, 2 usage or runtime error, 3 no such finding but
+the inventory is incomplete (a damaged package database or lock file: its
+records are listed in the report) and --fail-on or --fail-on-incomplete is
+given; --fail-on-incomplete=false turns that off.`,
 		Example: `  bulwark db import ./osv/Debian/all.zip ./osv/Go/all.zip ./osv/npm/all.zip
   bulwark scan registry.example.com/app:1.4 --fail-on high
   bulwark scan ./image.tar --ignore-unfixed --vex app.openvex.json --format sarif -o scan.sarif`,
@@ -95,6 +106,12 @@ at or above --fail-on remain, 2 usage or runtime error.`,
 					return &exitError{code: ExitFindings, err: fmt.Errorf("%d vulnerabilities, the highest %s, at or above --fail-on %s", countAtLeast(res, failSev), h, failSev)}
 				}
 			}
+			if !cmd.Flags().Changed("fail-on-incomplete") {
+				failIncomplete = failOn != ""
+			}
+			if failIncomplete && s.Incomplete {
+				return &exitError{code: ExitIncomplete, err: fmt.Errorf("incomplete inventory: %d records of package databases or lock files could not be read; their packages were not matched", len(s.Problems))}
+			}
 			return nil
 		},
 	}
@@ -106,6 +123,7 @@ at or above --fail-on remain, 2 usage or runtime error.`,
 	f.StringVar(&severity, "severity", "unknown", "report only findings at or above this severity")
 	f.StringVar(&failOn, "fail-on", "", "exit 1 when a finding at or above this severity remains (low, medium, high, critical)")
 	f.BoolVar(&ignoreUnfixed, "ignore-unfixed", false, "hide findings that have no published fix")
+	f.BoolVar(&failIncomplete, "fail-on-incomplete", false, "exit 3 when the inventory is incomplete (a damaged package database or lock file) and no finding failed the scan (default: on with --fail-on)")
 	f.StringSliceVar(&vexFiles, "vex", nil, "OpenVEX document(s): not_affected and fixed statements suppress findings (listed separately)")
 	f.DurationVar(&maxAge, "db-max-age", 72*time.Hour, "warn when the advisory database is older than this (0: never)")
 	return cmd
