@@ -31,6 +31,7 @@ type Store interface {
 	CreateToken(ctx context.Context, name, role string) (id int64, token string, err error)
 	Image(ctx context.Context, digest string) (store.Image, error)
 	ListImages(ctx context.Context, repository string) ([]store.Image, error)
+	ImagesPage(ctx context.Context, repository string, pos *store.ImagePos, limit int) ([]store.Image, error)
 	Tags(ctx context.Context, repository string) ([]store.Tag, error)
 	Inventory(ctx context.Context, digest string) (*sbom.SBOM, error)
 	EnqueueJob(ctx context.Context, kind string, payload []byte, runAfter time.Time) (int64, error)
@@ -68,6 +69,10 @@ type Handler struct {
 	advisorySource match.Source // nil until UseAdvisorySource
 	advisoryStatus func(context.Context) (AdvisoryStatus, error)
 	memo           findingsMemo
+
+	limits  Limits        // UseLimits; New sets the defaults
+	buckets *buckets      // per-token rate limits
+	matches chan struct{} // findings matches running
 }
 
 // New returns the API over st. Mutations are audited through auditor;
@@ -80,6 +85,7 @@ func New(st Store, auditor *Auditor, metrics *Metrics, log *slog.Logger) *Handle
 		metrics = &Metrics{}
 	}
 	h := &Handler{store: st, auditor: auditor, metrics: metrics, log: log}
+	h.UseLimits(Limits{})
 	mux := http.NewServeMux()
 	for _, rt := range h.routes() {
 		mux.Handle(rt.pattern, render(log, rt.handle))
@@ -138,7 +144,7 @@ func (h *Handler) routes() []route {
 	}
 	for i := range rts {
 		if rts[i].role != "" {
-			rts[i].handle = h.authorize(rts[i].role, rts[i].handle)
+			rts[i].handle = h.authorize(rts[i].role, h.limit(rts[i].pattern, rts[i].handle))
 		}
 	}
 	return rts
@@ -212,59 +218,32 @@ func (h *Handler) openAPI(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// maxListed bounds GET /api/v1/images without a repository.
-const maxListed = 1000
-
+// listImages serves GET /api/v1/images[?repository=R], paged: a
+// repository's images newest created first, or every image most recently
+// seen first.
 func (h *Handler) listImages(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
-	if repo := r.URL.Query().Get("repository"); repo != "" {
-		imgs, err := h.store.ListImages(ctx, repo)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"images": nonNil(imgs)})
-		return nil
-	}
-	digests, err := allDigests(ctx, h.store.DB(), maxListed)
+	var pos store.ImagePos
+	limit, paged, err := pageParams(r, &pos)
 	if err != nil {
 		return err
 	}
-	imgs := make([]store.Image, 0, len(digests))
-	for _, d := range digests {
-		img, err := h.store.Image(ctx, d)
-		if errors.Is(err, store.ErrNotFound) {
-			continue // deleted since
-		}
-		if err != nil {
-			return err
-		}
-		imgs = append(imgs, img)
+	repo := r.URL.Query().Get("repository")
+	var after *store.ImagePos
+	if paged {
+		after = &pos
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"images": imgs})
-	return nil
-}
-
-// allDigests lists up to limit image digests, newest seen first. The store
-// has no method for it yet (ListImages is per repository); the query has no
-// placeholders, so it runs unchanged on SQLite and PostgreSQL.
-func allDigests(ctx context.Context, db *sql.DB, limit int) ([]string, error) {
-	rows, err := db.QueryContext(ctx, `SELECT digest FROM images ORDER BY last_seen DESC, digest LIMIT `+strconv.Itoa(limit))
+	// One more than asked: whether there is a next page.
+	imgs, err := h.store.ImagesPage(r.Context(), repo, after, limit+1)
 	if err != nil {
-		return nil, fmt.Errorf("listing images: %w", err)
+		return err
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var d string
-		if err := rows.Scan(&d); err != nil {
-			return nil, fmt.Errorf("listing images: %w", err)
-		}
-		out = append(out, d)
+	out := map[string]any{"images": imgs}
+	if len(imgs) > limit {
+		imgs = imgs[:limit]
+		out["images"], out["next"] = imgs, cursor(store.ImagePosOf(imgs[limit-1], repo))
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing images: %w", err)
-	}
-	return out, nil
+	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
 // CountImages is the images-stored gauge: SELECT COUNT(*), portable SQL.

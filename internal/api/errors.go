@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,7 +45,17 @@ func render(log *slog.Logger, h handlerFunc) http.Handler {
 			return
 		}
 		var e *Error
-		if !errors.As(err, &e) {
+		switch {
+		case errors.As(err, &e):
+		case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+			// The client went away: not a server failure. Logged and
+			// counted as 499; nobody reads the answer.
+			log.Info("request canceled by the client", "method", r.Method, "path", r.URL.Path)
+			w.WriteHeader(StatusClientClosedRequest)
+			return
+		case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() != nil:
+			e = &Error{Code: http.StatusServiceUnavailable, Msg: "request timed out", Err: err}
+		default:
 			e = &Error{Code: http.StatusInternalServerError, Msg: "internal error", Err: err}
 		}
 		level := slog.LevelInfo

@@ -1,9 +1,12 @@
 package api
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"sync"
@@ -89,6 +92,11 @@ func (h *Handler) findings(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	rep, err := h.memo.get(ctx, digest, st.Version, func(ctx context.Context) (*report.Scan, error) {
+		release, err := h.acquireMatch(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
 		inv, err := h.store.Inventory(ctx, digest)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, errorf(http.StatusNotFound, err, "no inventory stored for %s", digest)
@@ -115,15 +123,69 @@ func (h *Handler) findings(w http.ResponseWriter, r *http.Request) error {
 			return 1
 		})
 	}
-	end := min(start+limit, len(rep.Findings))
-	page := *rep
-	page.Findings = rep.Findings[start:end]
-	out := FindingsPage{Scan: &page, Database: st.Data, Unknown: st.Unusable, Total: len(rep.Findings)}
-	if end < len(rep.Findings) {
-		out.Next = cursor(posOf(rep.Findings[end-1]))
+	key := pageKey{version: st.Version, unknown: st.Unusable, start: start, limit: limit}
+	body, ok := h.memo.page(digest, key)
+	if !ok {
+		end := min(start+limit, len(rep.Findings))
+		page := *rep
+		page.Findings = rep.Findings[start:end]
+		out := FindingsPage{Scan: &page, Database: st.Data, Unknown: st.Unusable, Total: len(rep.Findings)}
+		if end < len(rep.Findings) {
+			out.Next = cursor(posOf(rep.Findings[end-1]))
+		}
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return fmt.Errorf("encoding the findings of %s: %w", digest, err)
+		}
+		body = b.Bytes()
+		h.memo.putPage(digest, key, body)
 	}
-	writeJSON(w, http.StatusOK, out)
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(body)
 	return nil
+}
+
+// pageKey is one encoded page of a digest's findings.
+type pageKey struct {
+	version, unknown string
+	start, limit     int
+}
+
+// maxPageBytes bounds the encoded pages the memo keeps, all digests
+// together: a flood asks for the same pages over and over.
+const maxPageBytes = 64 << 20
+
+// page returns the encoded page of digest at key, if kept.
+func (m *findingsMemo) page(digest string, key pageKey) ([]byte, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.entries[digest]
+	if e == nil || e.version != key.version {
+		return nil, false
+	}
+	b, ok := e.pages[key]
+	return b, ok
+}
+
+// putPage keeps an encoded page while the memo holds digest's entry of
+// the same version and the page budget allows.
+func (m *findingsMemo) putPage(digest string, key pageKey, b []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.entries[digest]
+	if e == nil || e.version != key.version || e.rep == nil || m.pageBytes+len(b) > maxPageBytes {
+		return
+	}
+	if e.pages == nil {
+		e.pages = map[pageKey][]byte{}
+	}
+	if _, ok := e.pages[key]; !ok {
+		e.pages[key] = b
+		e.pageBytes += len(b)
+		m.pageBytes += len(b)
+	}
 }
 
 // maxMemoFindings bounds the findings the memo holds, all images
@@ -143,6 +205,9 @@ type findingsMemo struct {
 	entries map[string]*memoEntry
 	order   []string // digests, oldest first
 	held    int      // findings in completed entries
+	// pageBytes are the encoded pages kept, all entries together.
+	pageBytes int
+	onFill    func() // tests: called for every computation
 }
 
 type memoEntry struct {
@@ -151,6 +216,9 @@ type memoEntry struct {
 	rep     *report.Scan
 	err     error
 	size    int // findings counted in held; set under mu
+
+	pages     map[pageKey][]byte // encoded pages, under mu
+	pageBytes int
 }
 
 // get returns digest's report for version, computing it with compute
@@ -183,6 +251,9 @@ func (m *findingsMemo) get(ctx context.Context, digest, version string, compute 
 func (m *findingsMemo) fill(digest string, e *memoEntry, compute func(context.Context) (*report.Scan, error)) {
 	ctx, cancel := context.WithTimeout(context.Background(), memoTimeout)
 	defer cancel()
+	if m.onFill != nil {
+		m.onFill()
+	}
 	rep, err := compute(ctx)
 	m.mu.Lock()
 	e.rep, e.err = rep, err
@@ -208,6 +279,7 @@ func (m *findingsMemo) dropLocked(digest string) {
 		return
 	}
 	m.held -= e.size
+	m.pageBytes -= e.pageBytes
 	delete(m.entries, digest)
 	if i := slices.Index(m.order, digest); i >= 0 {
 		m.order = slices.Delete(m.order, i, i+1)
