@@ -53,6 +53,14 @@ func (h *Handler) signatures(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	writeJSON(w, http.StatusOK, SignaturesOf(digest, items))
+	return nil
+}
+
+// SignaturesOf summarises what is attached to digest: the keys whose
+// signature verified, the identities and the attestations' types (the API
+// answer and the console's image page).
+func SignaturesOf(digest string, items []store.Attachment) Signatures {
 	out := Signatures{Digest: digest, SignedBy: []string{}, Identities: []string{}, PredicateTypes: []string{}, Attachments: items}
 	for _, a := range items {
 		if a.Kind == "signature" && a.Verified && a.KeyID != "" {
@@ -69,6 +77,5 @@ func (h *Handler) signatures(w http.ResponseWriter, r *http.Request) error {
 		slices.Sort(*l)
 		*l = slices.Compact(*l)
 	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return out
 }

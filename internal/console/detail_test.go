@@ -115,6 +115,20 @@ func seedDetail(t *testing.T, st *store.Store) *vulndb.DB {
 			t.Fatal(err)
 		}
 	}
+	sigs := []store.Attachment{
+		{Artifact: "sha256:" + strings.Repeat("5a", 32), Subject: "sha256:" + revokedHex, Kind: "signature",
+			MediaType: "application/vnd.dev.cosign.simplesigning.v1+json", KeyID: serverKeyID, Verified: true},
+		{Artifact: "sha256:" + strings.Repeat("5a", 32), Subject: "sha256:" + revokedHex, Kind: "signature",
+			MediaType: "application/vnd.dev.cosign.simplesigning.v1+json", KeyID: "sha256:unknownkey"},
+	}
+	atts := []store.Attachment{{Artifact: "sha256:" + strings.Repeat("a7", 32), Subject: "sha256:" + revokedHex, Kind: "attestation",
+		MediaType: "application/vnd.dsse.envelope.v1+json", PredicateType: "https://cyclonedx.org/bom", KeyID: serverKeyID, Verified: true}}
+	if err := st.ReplaceAttachments(ctx, shopRepo, "sha256-"+revokedHex+".sig", sigs); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ReplaceAttachments(ctx, shopRepo, "sha256-"+revokedHex+".att", atts); err != nil {
+		t.Fatal(err)
+	}
 	return adb
 }
 
@@ -129,6 +143,9 @@ func advisoryStatus(unusable string) func(context.Context) (api.AdvisoryStatus, 
 			Sources: []policy.AdvisorySource{{Name: "test", Records: 2, Updated: advisoryUpdated}}}}, nil
 	}
 }
+
+// serverKeyID is the key the fixture's verified signature was made with.
+const serverKeyID = "sha256:5e4fe1d0c0ffee0000000000000000000000000000000000000000000000beef"
 
 func jsonString(s string) string {
 	b, _ := json.Marshal(s)
@@ -190,11 +207,14 @@ func TestConsoleImagePage(t *testing.T) {
 		`cert revoked`, revokeReason, "grant", "revoke", "system:reevaluate", "passed policy gold",
 		// rollback
 		`href="/ui/images/sha256:`+targetHex+`"`,
-		"Signatures and attestations",
+		// signatures: the verified key, the attestation's type, and the
+		// unverified signature listed as such
+		"Signed by: <code class=\"key\">"+serverKeyID, "https://cyclonedx.org/bom", "sha256-"+revokedHex+".att",
+		"not verified", "sha256:unknownkey",
 	)
 	// The fixed openssl of the rollback target is no finding there.
 	_, target := get("/ui/images/sha256:" + targetHex)
-	wantAll(t, "the rollback target's page", target, "0 findings", "this image", "No decision is stored")
+	wantAll(t, "the rollback target's page", target, "0 findings", "this image", "No decision is stored", "None found in the registry")
 	if strings.Contains(target, opensslCVE) {
 		t.Errorf("the rollback target (openssl %s) lists %s", opensslFixed, opensslCVE)
 	}
@@ -287,6 +307,20 @@ func TestConsoleRepositoryPage(t *testing.T) {
 	}
 	_, rev := get("/ui/revocations")
 	wantAll(t, "the revocations", rev, `href="/ui/images/sha256:`+revokedHex+`"`, `href="/ui/images/sha256:`+targetHex+`"`)
+}
+
+// A store without attachments (no AttachmentStore) shows that it keeps
+// none, rather than "none found".
+func TestConsoleImageWithoutAttachmentStore(t *testing.T) {
+	st, token := seed(t)
+	type plain struct{ Store } // hides Attachments
+	h := New(plain{st}, Options{Logger: slog.New(slog.DiscardHandler), Advisories: seedDetail(t, st)})
+	r := httptest.NewRequest("GET", "/ui/images/sha256:"+revokedHex, nil)
+	r.AddCookie(&http.Cookie{Name: CookieName, Value: token})
+	rec := serve(h, r)
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "does not record signatures") {
+		t.Errorf("image page over a store without attachments: %d", rec.Code)
+	}
 }
 
 // Findings made with unusable advisory data (empty, too old) say so above

@@ -64,6 +64,7 @@ type imagePage struct {
 	// there is none.
 	RollbackTarget string
 	Vulns          vulnSection
+	Signatures     signatureSection
 	Labels         []string // key=value, sorted
 }
 
@@ -123,6 +124,9 @@ func (c *console) image(r *http.Request) (any, error) {
 		return nil, err
 	}
 	if p.Vulns, err = c.vulnerabilities(ctx, digest); err != nil {
+		return nil, err
+	}
+	if p.Signatures, err = c.signatures(ctx, digest); err != nil {
 		return nil, err
 	}
 	return p, nil
