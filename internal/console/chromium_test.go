@@ -46,7 +46,7 @@ func TestConsoleInChromium(t *testing.T) {
 	st, token := seed(t)
 	adb := seedDetail(t, st)
 	log := slog.New(slog.DiscardHandler)
-	ts := httptest.NewServer(Mount(api.New(st, api.NewAuditor(st, ""), nil, log), st, Options{Logger: log, Advisories: adb}))
+	ts := httptest.NewServer(Mount(api.New(st, api.NewAuditor(st, ""), nil, log), st, Options{Logger: log, Advisories: adb, AdvisoryStatus: advisoryStatus("")}))
 	t.Cleanup(ts.Close)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
@@ -194,7 +194,11 @@ func clickThrough(t *testing.T, ctx context.Context, base string, text func(stri
 	expect("the image page", img, revoked, shopRepo, "latest",
 		opensslCVE, "CRITICAL", "openssl", "3.0.11-1~deb12u2", opensslFixed, "lodash", "4.17.21",
 		"FAIL", "vulnerabilities", failEvidence, "non-root-user", "image-age", waiverReason,
-		"revoked", revokeReason, "grant", "revoke", "sha256:"+targetHex)
+		"revoked", revokeReason, "grant", "revoke", "sha256:"+targetHex,
+		"Advisory database: 2 records", serverKeyID, "https://cyclonedx.org/bom")
+	if got := text("p.signed"); !strings.Contains(got, serverKeyID) || strings.Contains(got, "unknownkey") {
+		t.Errorf("signed by = %q, want only the verified key %s", got, serverKeyID)
+	}
 	if got := text("tr.rule.fail td.why"); !strings.Contains(got, failEvidence) {
 		t.Errorf("the failed rule's row says %q", got)
 	}
