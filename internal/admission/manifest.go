@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -22,6 +23,53 @@ type Manifest struct {
 	Name  string
 	// Object is set for the kinds the webhook evaluates.
 	Object *Object
+
+	node *yaml.Node
+}
+
+// Position returns the line and column (from 1) of what the JSON pointer
+// (a Finding's Path) names in the manifest: the field itself, or the
+// nearest enclosing one present when the field is missing (an unset
+// allowPrivilegeEscalation is reported at its securityContext, or at the
+// container). Without a pointer, or for a manifest not read from YAML,
+// it is the document's first line.
+func (m Manifest) Position(pointer string) (line, col int) {
+	n := m.node
+	if n == nil {
+		return m.Line, 0
+	}
+	line, col = n.Line, n.Column
+	if pointer == "" || pointer[0] != '/' {
+		return line, col
+	}
+	unescape := strings.NewReplacer("~1", "/", "~0", "~")
+	for _, tok := range strings.Split(pointer[1:], "/") {
+		tok = unescape.Replace(tok)
+		for n.Kind == yaml.AliasNode && n.Alias != nil {
+			n = n.Alias
+		}
+		var next *yaml.Node
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == tok {
+					line, col = n.Content[i].Line, n.Content[i].Column
+					next = n.Content[i+1]
+					break
+				}
+			}
+		case yaml.SequenceNode:
+			if i, err := strconv.Atoi(tok); err == nil && i >= 0 && i < len(n.Content) {
+				next = n.Content[i]
+				line, col = next.Line, next.Column
+			}
+		}
+		if next == nil {
+			break
+		}
+		n = next
+	}
+	return line, col
 }
 
 // ManifestError is bad input in a manifest file: not YAML, or an object
@@ -94,7 +142,7 @@ func decodeNode(file string, index int, n *yaml.Node) ([]Manifest, error) {
 		}
 		return out, nil
 	}
-	m := Manifest{File: file, Index: index, Line: n.Line, Kind: head.Kind, Name: head.Metadata.Name}
+	m := Manifest{File: file, Index: index, Line: n.Line, Kind: head.Kind, Name: head.Metadata.Name, node: n}
 	if !Supported(head.Kind) {
 		return []Manifest{m}, nil
 	}

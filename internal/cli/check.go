@@ -26,9 +26,12 @@ import (
 type checkFinding struct {
 	File     string `json:"file"`
 	Document int    `json:"document"` // the YAML document in the file, from 1
-	Line     int    `json:"line"`
-	Kind     string `json:"kind"`
-	Name     string `json:"name"`
+	// Line and Column (from 1) are where the offending field is (or the
+	// nearest enclosing field present, when it is missing).
+	Line   int    `json:"line"`
+	Column int    `json:"column,omitempty"`
+	Kind   string `json:"kind"`
+	Name   string `json:"name"`
 	admission.Finding
 	Message string `json:"message"`
 }
@@ -38,6 +41,9 @@ type checkReport struct {
 	Objects  int            `json:"objects"`
 	Findings []checkFinding `json:"findings"`
 	Denied   int            `json:"denied"`
+	// Level is the Pod Security Standards level applied where the
+	// configuration names no other.
+	Level string `json:"level"`
 }
 
 func newCheckCmd(g *globalOptions) *cobra.Command {
@@ -46,6 +52,8 @@ func newCheckCmd(g *globalOptions) *cobra.Command {
 		cfgFile   string
 		verify    bool
 		format    string
+		output    string
+		level     string
 		namespace string
 		insecure  bool
 	)
@@ -62,20 +70,37 @@ Files are YAML or JSON, multi-document; directories are read recursively
 (*.yaml, *.yml, *.json). Pods, Deployments, ReplicaSets, StatefulSets,
 DaemonSets, Jobs and CronJobs are evaluated; other kinds are skipped.
 
-Without --admission-config every rule is on in enforce mode and no owner
-label or placement is required.
+Least privilege is a Pod Security Standards level, as Kubernetes defines
+it: --level privileged, baseline or restricted, at a Kubernetes version
+(restricted:v1.35) or latest (the default). It replaces the configuration's
+pods.level; namespaces the configuration gives their own level keep it.
+Bulwark's own rules (images, owner labels, placement, read-only root) are
+reported apart, without a level.
+
+Without --admission-config the level is restricted:latest in enforce mode
+and no owner label or placement is required.
+
+Each finding names file:line:column of the offending field (or of the
+nearest enclosing field present, when the field is missing).
 
 Exit status: 0 when nothing would be denied, 1 when an enforce rule is
 broken, 2 on bad input (the message names file:line and the document).`,
 		Example: `  bulwark check -f deploy/ --admission-config admission.yaml
-  bulwark check -f app.yaml --verify --format sarif > check.sarif`,
+  bulwark check -f app.yaml --level baseline:v1.33
+  bulwark check -f app.yaml --verify -o sarif > check.sarif`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(files) == 0 {
 				return errors.New("-f is required: a manifest file or directory")
 			}
-			if !slices.Contains([]string{"table", "json", "sarif"}, format) {
-				return fmt.Errorf("unknown --format %q (want table, json or sarif)", format)
+			if cmd.Flags().Changed("format") {
+				if cmd.Flags().Changed("output") && format != output {
+					return fmt.Errorf("-o %s and --format %s disagree (--format is the old spelling of -o)", output, format)
+				}
+				output = format
+			}
+			if !slices.Contains([]string{"table", "json", "sarif"}, output) {
+				return fmt.Errorf("unknown output format %q (want table, json or sarif)", output)
 			}
 			cfg := &admission.Config{}
 			if cfgFile != "" {
@@ -83,6 +108,13 @@ broken, 2 on bad input (the message names file:line and the document).`,
 				if cfg, err = admission.LoadConfig(cfgFile); err != nil {
 					return err
 				}
+			}
+			if level != "" {
+				l, err := admission.ParseLevel(level)
+				if err != nil {
+					return fmt.Errorf("--level: %w", err)
+				}
+				cfg.Pods.Level = l
 			}
 			w, err := admission.New(cfg, admission.Options{Offline: !verify, Registry: sign.Options{Insecure: insecure}})
 			if err != nil {
@@ -92,7 +124,8 @@ broken, 2 on bad input (the message names file:line and the document).`,
 			if err != nil {
 				return err
 			}
-			if err := writeCheck(cmd.OutOrStdout(), rep, format); err != nil {
+			rep.Level = cfg.Pods.Level.String()
+			if err := writeCheck(cmd.OutOrStdout(), rep, output); err != nil {
 				return err
 			}
 			if rep.Denied > 0 {
@@ -104,7 +137,9 @@ broken, 2 on bad input (the message names file:line and the document).`,
 	cmd.Flags().StringSliceVarP(&files, "file", "f", nil, "manifest file or directory (repeatable)")
 	cmd.Flags().StringVar(&cfgFile, "admission-config", "", "the webhook's configuration file (docs/admission.md)")
 	cmd.Flags().BoolVar(&verify, "verify", false, "resolve tags and verify signatures against the registry (needs the trust policy)")
-	cmd.Flags().StringVar(&format, "format", "table", "output format: table, json or sarif")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or sarif")
+	cmd.Flags().StringVar(&format, "format", "table", "the old spelling of --output")
+	cmd.Flags().StringVar(&level, "level", "", "Pod Security Standards level: privileged, baseline or restricted[:latest|:v1.N] (default: the configuration's, else restricted:latest)")
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "default", "namespace of objects that name none")
 	cmd.Flags().BoolVar(&insecure, "insecure-registry", false, "allow plain-HTTP registries (localhost and 127.0.0.1 always may)")
 	return cmd
@@ -168,7 +203,8 @@ func runCheck(ctx context.Context, w *admission.Webhook, args []string, namespac
 			findings := w.Check(vctx, m.Object, verify)
 			cancel()
 			for _, fd := range findings {
-				rep.Findings = append(rep.Findings, checkFinding{File: f, Document: m.Index + 1, Line: m.Line, Kind: m.Kind, Name: m.Name, Finding: fd, Message: fd.Message()})
+				line, col := m.Position(fd.Path)
+				rep.Findings = append(rep.Findings, checkFinding{File: f, Document: m.Index + 1, Line: line, Column: col, Kind: m.Kind, Name: m.Name, Finding: fd, Message: fd.Message()})
 				if fd.Mode == admission.Enforce {
 					rep.Denied++
 				}
@@ -188,14 +224,27 @@ func writeCheck(w io.Writer, rep *checkReport, format string) error {
 		return checkSARIF(w, rep)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "LOCATION\tOBJECT\tRULE\tMODE\tMESSAGE")
+	if len(rep.Findings) > 0 {
+		fmt.Fprintln(tw, "LOCATION\tOBJECT\tRULE\tLEVEL\tMODE\tMESSAGE")
+	}
+	levels := 0
 	for _, f := range rep.Findings {
-		fmt.Fprintf(tw, "%s:%d\t%s/%s\t%s\t%s\t%s\n", f.File, f.Line, f.Kind, f.Name, f.Rule, f.Mode, f.Message)
+		lvl := f.Level
+		if lvl == "" {
+			lvl = "bulwark"
+		} else {
+			levels++
+		}
+		fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%s\t%s\n", f.location(), f.Kind, f.Name, f.Rule, lvl, f.Mode, f.Message)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "\n%d objects, %d findings, %d would be denied\n", rep.Objects, len(rep.Findings), rep.Denied)
+	if len(rep.Findings) > 0 {
+		fmt.Fprintln(w)
+	}
+	_, err := fmt.Fprintf(w, "%s, %s (%d of Pod Security Standards levels, %d of Bulwark's own rules), %d would be denied\n",
+		checkCount(rep.Objects, "object"), checkCount(len(rep.Findings), "finding"), levels, len(rep.Findings)-levels, rep.Denied)
 	return err
 }
 
@@ -216,10 +265,30 @@ func checkSARIF(w io.Writer, rep *checkReport) error {
 		res := run.CreateResultForRule(f.Rule).WithLevel(level).WithMessage(sarif.NewTextMessage(f.Kind + "/" + f.Name + ": " + f.Message))
 		loc := sarif.NewPhysicalLocation().WithArtifactLocation(sarif.NewSimpleArtifactLocation(filepath.ToSlash(f.File)))
 		if f.Line > 0 {
-			loc = loc.WithRegion(sarif.NewSimpleRegion(f.Line, f.Line))
+			region := sarif.NewSimpleRegion(f.Line, f.Line)
+			if f.Column > 0 {
+				region = region.WithStartColumn(f.Column)
+			}
+			loc = loc.WithRegion(region)
 		}
 		res.AddLocation(sarif.NewLocationWithPhysicalLocation(loc))
 	}
 	s.AddRun(run)
 	return s.PrettyWrite(w)
+}
+
+// location is file:line[:column].
+func (f checkFinding) location() string {
+	if f.Column > 0 {
+		return fmt.Sprintf("%s:%d:%d", f.File, f.Line, f.Column)
+	}
+	return fmt.Sprintf("%s:%d", f.File, f.Line)
+}
+
+// checkCount is "1 object", "2 objects".
+func checkCount(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

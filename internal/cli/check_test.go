@@ -2,6 +2,8 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,11 +54,11 @@ func TestCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if out, errOut, code := run(t, "check", "-f", good); code != 0 || !strings.Contains(out, "1 objects, 0 findings") {
+	if out, errOut, code := run(t, "check", "-f", good); code != 0 || !strings.HasPrefix(out, "1 object, 0 findings") {
 		t.Errorf("check good: code %d\n%s%s", code, out, errOut)
 	}
 
-	out, errOut, code := run(t, "check", "-f", filepath.Join(dir, "k8s"), "--format", "json")
+	out, errOut, code := run(t, "check", "-f", filepath.Join(dir, "k8s"), "-o", "json")
 	if code != ExitFindings {
 		t.Fatalf("check dir: code %d, want 1\n%s", code, errOut)
 	}
@@ -64,25 +66,58 @@ func TestCheck(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatal(err)
 	}
-	rules := map[string]bool{}
+	// Each finding is reported at its field: line and column in bad.yml
+	// (a missing field at the nearest enclosing one present).
+	want := map[string]string{
+		"image": "12:5", "privileged": "13:23", "hostNetwork": "9:3", "runAsNonRoot": "13:5",
+		"capabilities": "13:5", "allowPrivilegeEscalation": "13:5", "seccompProfile": "13:5",
+	}
+	got := map[string]string{}
 	for _, f := range rep.Findings {
-		rules[f.Rule] = true
-		if f.File != bad || f.Line != 5 || f.Document != 2 || f.Kind != "Pod" {
-			t.Errorf("finding at %s:%d doc %d %s, want %s:5 doc 2 Pod", f.File, f.Line, f.Document, f.Kind, bad)
+		got[f.Rule] = fmt.Sprintf("%d:%d", f.Line, f.Column)
+		if f.File != bad || f.Document != 2 || f.Kind != "Pod" {
+			t.Errorf("finding in %s doc %d %s, want %s doc 2 Pod", f.File, f.Document, f.Kind, bad)
+		}
+		if wantLevel := map[bool]string{true: "", false: "restricted:latest"}[f.Rule == "image"]; f.Level != wantLevel {
+			t.Errorf("%s finding of level %q, want %q", f.Rule, f.Level, wantLevel)
 		}
 	}
-	for _, want := range []string{"image", "privileged", "hostNetwork", "runAsNonRoot", "capabilities", "allowPrivilegeEscalation"} {
-		if !rules[want] {
-			t.Errorf("no %s finding in %+v", want, rep.Findings)
-		}
+	if !maps.Equal(got, want) {
+		t.Errorf("findings at %v\nwant %v", got, want)
 	}
-	if rep.Objects != 2 || rep.Denied != len(rep.Findings) {
-		t.Errorf("objects %d denied %d of %d", rep.Objects, rep.Denied, len(rep.Findings))
+	if rep.Objects != 2 || rep.Denied != len(rep.Findings) || rep.Level != "restricted:latest" {
+		t.Errorf("objects %d denied %d of %d, level %q", rep.Objects, rep.Denied, len(rep.Findings), rep.Level)
 	}
 
 	out, _, code = run(t, "check", "-f", bad, "--format", "sarif")
-	if code != ExitFindings || !strings.Contains(out, `"ruleId": "privileged"`) || !strings.Contains(out, `"startLine": 5`) {
+	if code != ExitFindings || !strings.Contains(out, `"ruleId": "privileged"`) || !strings.Contains(out, `"startLine": 13`) || !strings.Contains(out, `"startColumn": 23`) {
 		t.Errorf("sarif: code %d\n%s", code, out)
+	}
+	out, _, code = run(t, "check", "-f", bad)
+	if code != ExitFindings || !strings.Contains(out, bad+":13:23") || !strings.Contains(out, "restricted:latest") ||
+		!strings.Contains(out, "1 object, 7 findings (6 of Pod Security Standards levels, 1 of Bulwark's own rules), 7 would be denied") {
+		t.Errorf("table: code %d\n%s", code, out)
+	}
+	if _, errOut, code := run(t, "check", "-f", bad, "-o", "json", "--format", "sarif"); code != ExitError || !strings.Contains(errOut, "disagree") {
+		t.Errorf("-o and --format disagreeing: code %d %s", code, errOut)
+	}
+
+	// --level baseline: the restricted checks are gone, the baseline ones
+	// and Bulwark's image rule stay.
+	out, _, code = run(t, "check", "-f", bad, "--level", "baseline:v1.30", "-o", "json")
+	rep = checkReport{}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != ExitFindings {
+		t.Fatalf("--level baseline: code %d %v\n%s", code, err, out)
+	}
+	got = map[string]string{}
+	for _, f := range rep.Findings {
+		got[f.Rule] = f.Level
+	}
+	if !maps.Equal(got, map[string]string{"image": "", "privileged": "baseline:v1.30", "hostNetwork": "baseline:v1.30"}) || rep.Level != "baseline:v1.30" {
+		t.Errorf("--level baseline:v1.30: %v, level %s", got, rep.Level)
+	}
+	if _, errOut, code := run(t, "check", "-f", bad, "--level", "restricted:1.35"); code != ExitError || !strings.Contains(errOut, `level "restricted:1.35"`) {
+		t.Errorf("bad --level: code %d %s", code, errOut)
 	}
 
 	broken := filepath.Join(dir, "broken.yaml")
