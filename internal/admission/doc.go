@@ -1,8 +1,10 @@
 // Package admission is Bulwark's Kubernetes admission webhook: it admits
 // only images whose digest is certified under a trust policy and not
-// revoked, pins tags to digests, and enforces least privilege, workload
-// placement and owner labels on Pods and every pod-owning kind
-// (Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob).
+// revoked, pins tags to digests, and enforces least privilege (a Pod
+// Security Standards level, baseline or restricted at a Kubernetes
+// version: level.go, pss.go), workload placement and owner labels on Pods
+// and every pod-owning kind (Deployment, ReplicaSet, StatefulSet,
+// DaemonSet, Job, CronJob).
 //
 // The pieces:
 //
