@@ -79,6 +79,7 @@ func (w *worker) runJob(ctx context.Context, j *store.Job) error {
 	defer cancel()
 	scan := j.Kind == api.JobScan // the job metrics count scans
 	if err != nil {
+		err = image.RegistryError(err) // the job's error is shown in the API: no Go map syntax
 		if scan {
 			w.metrics.JobsFailed.Add(1)
 		}
