@@ -2,9 +2,9 @@ package catalog
 
 import (
 	"path"
+	"regexp"
+	"strconv"
 	"strings"
-
-	"github.com/BurntSushi/toml"
 
 	"github.com/bulwark-sec/bulwark/internal/layerfs"
 	"github.com/bulwark-sec/bulwark/internal/sbom"
@@ -29,46 +29,64 @@ func parseCargoLock(in *Input, n *layerfs.Node, data []byte) ([]sbom.Package, er
 // repository. Path dependencies and the workspace's own crates have no
 // source and are left out: they are the project, not its dependencies.
 //
-// Each [[package]] table is parsed on its own, so that a damaged one costs
-// that crate only: a table starts at a line that opens one ("[" in the
-// first column) and runs to the next.
+// Cargo writes each [[package]] table as `key = value` lines (a dependency
+// list continues on indented lines), and only the name, version and source
+// strings are read, line by line, so that a damaged table costs that crate
+// only: a line that is none of these is skipped and reported, and a second
+// name in one table starts the next crate (its [[package]] line was lost).
 func cargoLockPackages(data []byte, loc sbom.Location) ([]sbom.Package, error) {
 	var out []sbom.Package
 	var bad recordErrors
-	lines := splitLines(data)
-	var starts []int
-	for k, l := range lines {
-		if strings.HasPrefix(l.text, "[") {
-			starts = append(starts, k)
-		}
+	type crate struct {
+		line                  int
+		name, version, source string
 	}
-	for i, k := range starts {
-		if strings.TrimSpace(lines[k].text) != "[[package]]" {
-			continue // [metadata], [[patch.unused]]
+	var cur *crate
+	flush := func() {
+		switch {
+		case cur == nil:
+		case cur.name == "" || cur.version == "":
+			bad.add(cur.line, "a package without a name or version")
+		case cur.source != "":
+			out = append(out, rustCrate(cur.name, cur.version, cur.source, loc))
 		}
-		last := len(lines)
-		if i+1 < len(starts) {
-			last = starts[i+1]
-		}
-		var table struct {
-			Package []struct {
-				Name    string `toml:"name"`
-				Version string `toml:"version"`
-				Source  string `toml:"source"`
-			} `toml:"package"`
-		}
-		if err := toml.Unmarshal(data[lines[k].off:lines[last-1].end], &table); err != nil {
-			bad.add(k+1, "%v", err) // "toml: line 3 (last key "package.name"): ..." counts from k+1
-			continue
-		}
-		for _, p := range table.Package {
-			switch {
-			case p.Name == "" || p.Version == "":
-				bad.add(k+1, "a package without a name or version")
-			case p.Source != "":
-				out = append(out, rustCrate(p.Name, p.Version, p.Source, loc))
+		cur = nil
+	}
+	for k, l := range splitLines(data) {
+		text := l.text
+		key, value, isKey := strings.Cut(text, " = ")
+		switch {
+		case strings.HasPrefix(text, "["):
+			flush()
+			if strings.TrimSpace(text) == "[[package]]" {
+				cur = &crate{line: k + 1}
+			}
+		case strings.TrimSpace(text) == "" || text[0] == '#' || text[0] == ' ' || text[0] == '\t' || text[0] == ']':
+		case !isKey || !cargoKey.MatchString(key):
+			bad.add(k+1, "not a \"key = value\" line")
+		case cur == nil || key != "name" && key != "version" && key != "source":
+		default:
+			s, err := strconv.Unquote(value)
+			if err != nil || !strings.HasPrefix(value, "\"") {
+				bad.add(k+1, "%s is not a string", key)
+				continue
+			}
+			if key == "name" && cur.name != "" {
+				flush()
+				cur = &crate{line: k + 1}
+			}
+			switch key {
+			case "name":
+				cur.name = s
+			case "version":
+				cur.version = s
+			case "source":
+				cur.source = s
 			}
 		}
 	}
+	flush()
 	return out, bad.err()
 }
+
+var cargoKey = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
