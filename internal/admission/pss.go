@@ -21,7 +21,7 @@ type pssEval struct {
 	o          *Object
 	spec       *corev1.PodSpec
 	psc        *corev1.PodSecurityContext
-	level      string
+	lvl        Level
 	minor      int
 	restricted bool
 	// windows is spec.os.name: windows; userNS is hostUsers: false.
@@ -39,7 +39,7 @@ func (e *pssEval) add(rule, subject, path, problem, fix, container string) {
 	if !e.on(rule) {
 		return
 	}
-	e.out = append(e.out, Finding{Rule: rule, Mode: e.mode, Level: e.level, Subject: subject, Container: container, Path: path, Problem: problem, Fix: fix})
+	e.out = append(e.out, Finding{Rule: rule, Mode: e.mode, Level: e.lvl.String(), Subject: subject, Container: container, Path: path, Problem: problem, Fix: fix})
 }
 
 // levelRules evaluates level on o's pod template.
@@ -48,7 +48,7 @@ func levelRules(o *Object, level Level, mode Mode, allowed, caps []string) []Fin
 		return nil
 	}
 	spec := &o.Pod.Spec
-	e := &pssEval{o: o, spec: spec, psc: spec.SecurityContext, level: level.String(), minor: level.minor(),
+	e := &pssEval{o: o, spec: spec, psc: spec.SecurityContext, lvl: level, minor: level.minor(),
 		restricted: level.Name == LevelRestricted, mode: mode, allowed: allowed, caps: caps,
 		windows: spec.OS != nil && spec.OS.Name == corev1.Windows,
 		userNS:  spec.HostUsers != nil && !*spec.HostUsers}
@@ -143,7 +143,7 @@ func (e *pssEval) sysctls() {
 	for i, s := range e.psc.Sysctls {
 		if !safeSysctl(s.Name, e.minor) {
 			e.add(RuleSysctls, "pod template", fmt.Sprintf("%s/securityContext/sysctls/%d/name", e.o.SpecPath, i),
-				fmt.Sprintf("sets the sysctl %s, which is not in the safe set of %s", s.Name, e.level),
+				fmt.Sprintf("sets the sysctl %s, which is not in the safe set of %s", s.Name, e.lvl),
 				"remove it (only namespaced, isolated sysctls such as net.ipv4.ip_local_port_range are allowed)", "")
 		}
 	}

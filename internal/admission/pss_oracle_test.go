@@ -302,3 +302,37 @@ func volume(name string, src corev1.VolumeSource) func(*corev1.Pod) {
 
 // mutationName spells a value for a mutation's name.
 func mutationName(field string, v any) string { return fmt.Sprintf("%s=%v", field, v) }
+
+// BenchmarkLevel: Bulwark's restricted level on the restricted seed pod
+// (what bench/admission reviews), and pod-security-admission's evaluator
+// on the same pod for scale.
+func BenchmarkLevel(b *testing.B) {
+	pod := seedPods()["restricted"]
+	raw, err := json.Marshal(pod)
+	if err != nil {
+		b.Fatal(err)
+	}
+	o, err := DecodeObject("Pod", raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	l := Level{Name: LevelRestricted}
+	b.Run("bulwark", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if fs := levelRules(o, l, Enforce, nil, nil); len(fs) != 0 {
+				b.Fatal(fs)
+			}
+		}
+	})
+	b.Run("pod-security-admission", func(b *testing.B) {
+		or := newOracle(b)
+		lv := psaapi.LevelVersion{Level: psaapi.LevelRestricted, Version: psaapi.LatestVersion()}
+		b.ReportAllocs()
+		for b.Loop() {
+			if rs := psapolicy.AggregateCheckResults(or.ev.EvaluatePod(lv, &pod.ObjectMeta, &pod.Spec)); !rs.Allowed {
+				b.Fatal(rs.ForbiddenReasons)
+			}
+		}
+	})
+}
