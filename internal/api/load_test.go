@@ -140,7 +140,7 @@ func TestServerFindingsFloodOtherRoutesAnswer(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				code, n, err := get(ctx, flooder, "/api/v1/images/"+digest+"/findings?limit=1000")
+				code, n, err := get(ctx, flooder, "/api/v1/images/"+digest+"/findings")
 				if err != nil {
 					continue
 				}

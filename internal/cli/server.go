@@ -59,6 +59,9 @@ func newServerCmd(g *globalOptions) *cobra.Command {
 		insecure   bool
 		limits     image.Limits
 		cp         checkpointOptions
+		private    []string
+		maxAge     time.Duration
+		apiLimits  api.Limits
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -125,6 +128,9 @@ Registry credentials and webhook secrets are sealed with the key in
 				Insecure:          insecure,
 				Checkpoints:       checkpoints,
 				ImageLimits:       limits,
+				AllowPrivate:      private,
+				AdvisoryMaxAge:    maxAge,
+				APILimits:         apiLimits,
 			})
 		},
 	}
@@ -140,6 +146,11 @@ Registry credentials and webhook secrets are sealed with the key in
 	cmd.Flags().StringVar(&signingKey, "signing-key", "", "private key to certify passing images with (passphrase from BULWARK_PASSWORD)")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS for every registry (localhost, loopback and private addresses always may; a registry registered with an http:// URL is spoken to in plain HTTP)")
 	addLimitFlags(cmd.Flags(), &limits)
+	cmd.Flags().StringArrayVar(&private, "allow-private-host", nil, "host or host:port (registry, advisory source) that may be reached at a loopback, private or link-local address; every other host must resolve to public addresses; * allows all (repeatable)")
+	cmd.Flags().DurationVar(&maxAge, "advisory-max-age", server.DefaultAdvisoryMaxAge, "advisory data older than this fails the vulnerabilities rule as unknown (negative: no maximum)")
+	cmd.Flags().Float64Var(&apiLimits.Rate, "api-rate", api.DefaultRate, "API requests per second each token may sustain (negative: no limit)")
+	cmd.Flags().IntVar(&apiLimits.Burst, "api-burst", api.DefaultBurst, "API requests each token may send at once")
+	cmd.Flags().DurationVar(&apiLimits.RequestTimeout, "request-timeout", api.DefaultRequestTimeout, "bound of an API request (the advisory import excepted; negative: none)")
 	cmd.Flags().StringVar(&secretKey, "secret-key-file", "", "key that seals registry credentials and webhook secrets (default $BULWARK_SECRET_KEY, else DATA_DIR/secret.key)")
 	cp.addFileFlags(cmd)
 	cp.addExportFlags(cmd)

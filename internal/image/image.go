@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -56,6 +57,9 @@ type Options struct {
 	// Keychain resolves registry credentials; nil means the Docker config
 	// and its credential helpers.
 	Keychain authn.Keychain
+	// Transport makes the registry requests; nil means go-containerregistry's
+	// default. The server's refuses non-public addresses (SSRF).
+	Transport http.RoundTripper
 }
 
 func (o *Options) fill() error {

@@ -24,11 +24,15 @@ func RemoteOptions(ctx context.Context, opts Options) ([]remote.Option, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []remote.Option{
+	ropts := []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(opts.Keychain),
 		remote.WithPlatform(*p),
-	}, nil
+	}
+	if opts.Transport != nil {
+		ropts = append(ropts, remote.WithTransport(opts.Transport))
+	}
+	return ropts, nil
 }
 
 // ParseReference parses a registry reference, allowing plain HTTP when

@@ -56,6 +56,7 @@ func runChild(raw string) int {
 	defer stop()
 	err := Run(ctx, Config{
 		DataDir: c.DataDir, Listen: "127.0.0.1:0", Workers: 2, PollInterval: 20 * time.Millisecond,
+		AllowPrivate: []string{"127.0.0.1"}, ShutdownTimeout: DefaultShutdownTimeout, // the test registry is on loopback
 		AdvisorySources: c.AdvisorySources, AdvisoryInterval: c.AdvisoryInterval, Policy: c.Policy,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		Ready: func(a net.Addr) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -40,6 +41,8 @@ type judgment struct {
 	keychain authn.Keychain
 	insecure bool
 	now      func() time.Time
+	// transport pushes signatures and attestations (the egress policy).
+	transport http.RoundTripper
 	// advisoryStatus, when set, is recorded on re-judged decisions.
 	advisoryStatus func(ctx context.Context) (api.AdvisoryStatus, error)
 }
@@ -65,7 +68,7 @@ func (j *judgment) certify(ctx context.Context, ref name.Digest, repository stri
 	case d.Pass && cur.Status == store.Certified:
 		return nil
 	case d.Pass && j.signer != nil:
-		opts := sign.Options{Keychain: j.keychain}
+		opts := sign.Options{Keychain: j.keychain, Transport: j.transport}
 		if err := certify.Write(ctx, ref, j.signer, a, nil, opts); err != nil {
 			return err
 		}

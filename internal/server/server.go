@@ -82,6 +82,14 @@ type Config struct {
 	// AdvisoryInterval is the schedule of AdvisorySources; zero is
 	// DefaultAdvisoryInterval.
 	AdvisoryInterval time.Duration
+	// AllowPrivate names the hosts ("host" or "host:port"; "*" for all)
+	// that registry and advisory connections may reach at loopback,
+	// private or link-local addresses; every other host must resolve to
+	// public addresses (checked at dial time: no SSRF, no DNS rebinding).
+	AllowPrivate []string
+	// APILimits are the API's per-token rate limit, request timeout and
+	// match bound; zero fields take api's defaults.
+	APILimits api.Limits
 	// AdvisoryMaxAge is how old the advisory data may be before decisions
 	// fail the vulnerabilities rule as unknown; zero is
 	// DefaultAdvisoryMaxAge, negative is no maximum.
@@ -244,6 +252,8 @@ func Run(ctx context.Context, cfg Config) error {
 	defer adb.Close()
 	adb.TrackChanges = true
 	adv := &advisoryData{adb: adb, maxAge: cfg.AdvisoryMaxAge, now: time.Now}
+	egressTransport := (&egress{allow: cfg.AllowPrivate}).transport()
+	adb.HTTPClient = &http.Client{Transport: egressTransport}
 	kc := &keychain{store: st, key: key, log: log}
 	checkpoints, err := NewCheckpointWriter(cfg, st.DB(), key, kc, log)
 	if err != nil {
@@ -251,6 +261,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	judge := &judgment{store: st, auditor: auditor, policy: pol, signer: signer, keychain: kc, insecure: cfg.Insecure, now: time.Now}
 	judge.advisoryStatus = adv.status
+	judge.transport = egressTransport
 	upd := &updater{
 		adb: adb,
 		engine: func(record func(string, map[string]int)) *reeval.Engine {
@@ -270,6 +281,7 @@ func Run(ctx context.Context, cfg Config) error {
 	handler.UseAdvisoryUpdater(upd)
 	handler.UseSealKey(key)
 	handler.UseAdvisorySource(adb, adv.status)
+	handler.UseLimits(cfg.APILimits)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -285,6 +297,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return serveHTTP(ctx, ln, console.Mount(handler, st, console.Options{Logger: log, Advisories: adb, AdvisoryStatus: adv.status}), cfg.ShutdownTimeout, log)
 	})
 	wt := &watcher{store: st, log: log.With("task", "watch"), interval: cfg.WatchInterval, insecure: cfg.Insecure, keychain: kc, keys: publicKeys(signer)}
+	wt.transport = egressTransport
 	for i := range cfg.Workers {
 		w := &worker{
 			name:     fmt.Sprintf("%s/%d", cfg.Instance, i),
@@ -302,6 +315,7 @@ func Run(ctx context.Context, cfg Config) error {
 			runPoll:  wt.runPoll,
 		}
 		w.advisoryStatus = adv.status
+		w.transport = egressTransport
 		g.Go(func() error { return w.Run(ctx) })
 	}
 	g.Go(func() error { return upd.Run(ctx) })

@@ -140,6 +140,9 @@ func startServerWith(t *testing.T, dir string, mod func(*Config)) (*client, func
 		Ready:        func(a net.Addr) { ready <- a },
 		Logger:       slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
+	// The test registries listen on loopback, which the egress policy
+	// refuses unless allowed (TestServerRefusesPrivateAddresses).
+	cfg.AllowPrivate = []string{"127.0.0.1"}
 	if mod != nil {
 		mod(&cfg)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"time"
 
@@ -48,6 +49,9 @@ type watcher struct {
 	// keys verify the signatures and attestations found (the server's
 	// signing key's public half); nil: they are listed, not verified.
 	keys []crypto.PublicKey
+	// transport makes the registry requests (the egress policy); nil:
+	// go-containerregistry's default.
+	transport http.RoundTripper
 }
 
 // JobPoll is the kind of the job that polls the registered registries.
@@ -141,6 +145,9 @@ func (w *watcher) pollRegistry(ctx context.Context, reg store.Registry) error {
 		kc = authn.DefaultKeychain
 	}
 	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
+	if w.transport != nil {
+		ropts = append(ropts, remote.WithTransport(w.transport))
+	}
 	repos, err := w.store.Repositories(ctx, reg.ID)
 	if err != nil {
 		return err

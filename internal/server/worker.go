@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -42,6 +43,9 @@ type worker struct {
 	// advisoryStatus names the advisory data a decision is made with, and
 	// whether it can back one; nil: not recorded.
 	advisoryStatus func(ctx context.Context) (api.AdvisoryStatus, error)
+	// transport makes the registry requests (the egress policy); nil:
+	// go-containerregistry's default.
+	transport http.RoundTripper
 }
 
 // Run claims and runs jobs until ctx is done. A failing scan fails its job
@@ -133,6 +137,7 @@ func (w *worker) scan(ctx context.Context, j *store.Job) (string, error) {
 		return "", err
 	}
 	iopts := image.Options{CacheDir: w.cacheDir, Insecure: w.insecure, Keychain: w.keychain, Limits: w.limits}
+	iopts.Transport = w.transport
 	img, err := image.Open(ctx, "registry:"+ref.Name(), iopts)
 	if err != nil {
 		return "", err // names the image already

@@ -82,6 +82,9 @@ func Start(t *testing.T, cfg server.Config, images ...Image) *Server {
 	cfg.DataDir, cfg.Listen = dir, "127.0.0.1:0"
 	cfg.Ready = func(a net.Addr) { ready <- a }
 	cfg.Logger = slog.New(slog.DiscardHandler)
+	if cfg.AllowPrivate == nil {
+		cfg.AllowPrivate = []string{"127.0.0.1"} // the test registries
+	}
 	if cfg.Workers == 0 {
 		cfg.Workers = 1
 	}
