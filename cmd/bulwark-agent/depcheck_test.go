@@ -1,0 +1,36 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestDeps guards the agent's dependency direction: a node agent carries no
+// server, store, API, console or admission code and no database driver.
+func TestDeps(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("listing the agent's dependencies: %v", err)
+	}
+	forbidden := []string{
+		"github.com/bulwark-sec/bulwark/internal/store",
+		"github.com/bulwark-sec/bulwark/internal/api",
+		"github.com/bulwark-sec/bulwark/internal/server",
+		"github.com/bulwark-sec/bulwark/internal/console",
+		"github.com/bulwark-sec/bulwark/internal/admission",
+		"github.com/jackc/pgx",
+		"modernc.org/sqlite",
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 10 {
+		t.Fatalf("go list -deps returned %d packages; expected the agent's closure", len(deps))
+	}
+	for _, d := range deps {
+		for _, f := range forbidden {
+			if d == f || strings.HasPrefix(d, f+"/") {
+				t.Errorf("bulwark-agent imports %s", d)
+			}
+		}
+	}
+}

@@ -1,0 +1,235 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bulwark-sec/bulwark/internal/allowlist"
+	"github.com/bulwark-sec/bulwark/internal/fanotify"
+)
+
+// Config is the agent's validated configuration.
+type Config struct {
+	Mode Mode
+	// Address is containerd's socket.
+	Address string
+	// Namespaces are the containerd namespaces watched.
+	Namespaces []string
+	// InventoryDir holds inventories (bulwark SBOM JSON) named
+	// "<manifest digest hex>.json"; an image with none, or whose file table
+	// lacks content digests, is read from containerd's content store.
+	InventoryDir string
+	// Workers decide on execs in parallel; zero is GOMAXPROCS.
+	Workers int
+	Log     *slog.Logger
+	// Report receives every drifted exec; nil logs it.
+	Report func(Event)
+}
+
+// Cache sizes: identities remembered per container and per node.
+const (
+	verdictsPerContainer = 1 << 14
+	digestsPerNode       = 1 << 16
+)
+
+// NoEnforcementError says the agent cannot watch execs (fanotify is missing
+// or not permitted): the agent refuses to start rather than pretend.
+type NoEnforcementError struct{ Err error }
+
+func (e *NoEnforcementError) Error() string {
+	return fmt.Sprintf("no exec enforcement mechanism: %v", e.Err)
+}
+func (e *NoEnforcementError) Unwrap() error { return e.Err }
+
+// Agent is the running node agent.
+type Agent struct {
+	cfg    Config
+	log    *slog.Logger
+	fan    *fanotify.Listener
+	cache  *allowlist.DigestCache
+	client *client.Client
+
+	mu         sync.RWMutex
+	containers map[string]*container      // by containerd container id
+	lists      map[string]*allowlist.List // by image manifest digest
+	ready      chan struct{}              // closed once existing containers are adopted
+	stats      stats
+}
+
+type stats struct {
+	execs, allowed, refused, reported, unattributed atomic.Int64
+}
+
+// Stats are the agent's counters.
+type Stats struct {
+	Execs, Allowed, Refused, Reported, Unattributed int64
+	Hashed                                          int64
+}
+
+// New validates cfg and opens the enforcement mechanism.
+func New(cfg Config) (*Agent, error) {
+	if _, err := ParseMode(string(cfg.Mode)); err != nil {
+		return nil, err
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Report == nil {
+		cfg.Report = logReport(cfg.Log)
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	a := &Agent{cfg: cfg, log: cfg.Log, cache: allowlist.NewDigestCache(digestsPerNode),
+		containers: make(map[string]*container), lists: make(map[string]*allowlist.List), ready: make(chan struct{})}
+	if cfg.Mode != ModeOff {
+		fan, err := fanotify.New()
+		if err != nil {
+			return nil, &NoEnforcementError{Err: err}
+		}
+		a.fan = fan
+	}
+	return a, nil
+}
+
+// Run connects to containerd, adopts the containers that exist, follows
+// new ones and answers every exec until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	c, err := client.New(a.cfg.Address)
+	if err != nil {
+		return fmt.Errorf("connecting to containerd at %q: %w", a.cfg.Address, err)
+	}
+	defer c.Close()
+	a.client = c
+	g, ctx := errgroup.WithContext(ctx)
+	if a.fan != nil {
+		g.Go(func() error { return a.serve(ctx) })
+		g.Go(func() error {
+			<-ctx.Done()
+			return a.fan.Close() // wakes serve; the kernel allows what is pending
+		})
+	}
+	g.Go(func() error { return a.watch(ctx) })
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// Ready is closed once the containers that existed at start are watched.
+func (a *Agent) Ready() <-chan struct{} { return a.ready }
+
+// Stats returns the counters.
+func (a *Agent) Stats() Stats {
+	return Stats{Execs: a.stats.execs.Load(), Allowed: a.stats.allowed.Load(), Refused: a.stats.refused.Load(),
+		Reported: a.stats.reported.Load(), Unattributed: a.stats.unattributed.Load(), Hashed: a.cache.Hashed}
+}
+
+// serve reads exec events and hands them to the workers; every event is
+// answered exactly once.
+func (a *Agent) serve(ctx context.Context) error {
+	work := make(chan fanotify.Event, 1024)
+	var wg sync.WaitGroup
+	for range a.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ev := range work {
+				a.handle(ev)
+			}
+		}()
+	}
+	defer func() { close(work); wg.Wait() }()
+	buf := make([]byte, 64<<10)
+	var evs []fanotify.Event
+	for {
+		var err error
+		evs, err = a.fan.Read(buf, evs[:0])
+		for _, ev := range evs {
+			work <- ev
+		}
+		if errors.Is(err, fanotify.ErrClosed) {
+			return ctx.Err()
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// handle decides on one exec and answers it before doing anything slow.
+func (a *Agent) handle(ev fanotify.Event) {
+	defer ev.File.Close()
+	a.stats.execs.Add(1)
+	c := a.attribute(ev.PID)
+	if c == nil {
+		// Not a process of a watched container (the host, or a runtime
+		// helper): out of scope, allowed.
+		a.stats.unattributed.Add(1)
+		a.answer(ev, true)
+		return
+	}
+	d, err := c.compiled.Check(ev.File, a.cache)
+	if err == nil && d.Allowed {
+		a.stats.allowed.Add(1)
+		a.answer(ev, true)
+		return
+	}
+	prevent := a.cfg.Mode == ModePrevent
+	a.answer(ev, !prevent)
+	e := Event{Time: time.Now().UTC(), Verdict: VerdictReported, Reason: ReasonNotInImage, PID: ev.PID,
+		Container: c.id, Namespace: c.namespace, Image: c.image}
+	if prevent {
+		e.Verdict = VerdictRefused
+		a.stats.refused.Add(1)
+	} else {
+		a.stats.reported.Add(1)
+	}
+	if err != nil {
+		e.Reason, e.Err = ReasonUnreadable, err.Error()
+	} else {
+		e.Digest = d.Digest.String()
+	}
+	e.Path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(ev.File.Fd())))
+	a.cfg.Report(e)
+}
+
+func (a *Agent) answer(ev fanotify.Event, allow bool) {
+	var err error
+	if allow {
+		err = a.fan.Allow(ev)
+	} else {
+		err = a.fan.Deny(ev)
+	}
+	if err != nil {
+		a.log.Error("answering an exec", "pid", ev.PID, "error", err)
+	}
+}
+
+// attribute finds the watched container pid belongs to, from its cgroups.
+func (a *Agent) attribute(pid int) *container {
+	ids, err := cgroupCandidates(pid)
+	if err != nil {
+		return nil
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	for _, id := range ids {
+		if c, ok := a.containers[id]; ok {
+			return c
+		}
+	}
+	return nil
+}

@@ -1,0 +1,257 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	apievents "github.com/containerd/containerd/api/events"
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/platforms"
+	"github.com/containerd/typeurl/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/bulwark-sec/bulwark/internal/allowlist"
+	"github.com/bulwark-sec/bulwark/internal/sbom"
+)
+
+// container is one watched container.
+type container struct {
+	id, namespace, image string
+	pid                  uint32
+	compiled             *allowlist.Compiled
+}
+
+// ContainerInfo says what the agent knows of a watched container.
+type ContainerInfo struct {
+	ID, Namespace, Image string
+	Allowed              int // distinct allowed contents
+}
+
+// Container returns a watched container by id.
+func (a *Agent) Container(id string) (ContainerInfo, bool) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	c, ok := a.containers[id]
+	if !ok {
+		return ContainerInfo{}, false
+	}
+	return ContainerInfo{ID: c.id, Namespace: c.namespace, Image: c.image, Allowed: c.compiled.List.Len()}, true
+}
+
+// watch subscribes to task events first, then adopts the containers that
+// already run, so none falls between the two.
+func (a *Agent) watch(ctx context.Context) error {
+	evs, errs := a.client.Subscribe(ctx, `topic=="/tasks/create"`, `topic=="/tasks/delete"`)
+	for _, ns := range a.cfg.Namespaces {
+		if err := a.scan(namespaces.WithNamespace(ctx, ns), ns); err != nil {
+			return err
+		}
+	}
+	close(a.ready)
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-errs:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("following containerd events: %w", err)
+		case env := <-evs:
+			if env == nil || !a.watched(env.Namespace) {
+				continue
+			}
+			v, err := typeurl.UnmarshalAny(env.Event)
+			if err != nil {
+				a.log.Warn("decoding a containerd event", "topic", env.Topic, "error", err)
+				continue
+			}
+			nctx := namespaces.WithNamespace(ctx, env.Namespace)
+			switch e := v.(type) {
+			case *apievents.TaskCreate:
+				if err := a.adopt(nctx, env.Namespace, e.ContainerID, e.Pid); err != nil {
+					a.log.Error("watching a new container", "container", e.ContainerID, "error", err)
+				}
+			case *apievents.TaskDelete:
+				if e.ID == "" || e.ID == e.ContainerID { // the init task, not an exec
+					a.forget(e.ContainerID)
+				}
+			}
+		}
+	}
+}
+
+func (a *Agent) watched(ns string) bool {
+	for _, n := range a.cfg.Namespaces {
+		if n == ns {
+			return true
+		}
+	}
+	return false
+}
+
+// scan adopts every container of ns that has a task.
+func (a *Agent) scan(ctx context.Context, ns string) error {
+	cs, err := a.client.Containers(ctx)
+	if err != nil {
+		return fmt.Errorf("listing the containers of namespace %q: %w", ns, err)
+	}
+	for _, c := range cs {
+		t, err := c.Task(ctx, nil)
+		if err != nil {
+			continue // no task: nothing runs
+		}
+		if err := a.adopt(ctx, ns, c.ID(), t.Pid()); err != nil {
+			a.log.Error("watching a running container", "container", c.ID(), "error", err)
+		}
+	}
+	return nil
+}
+
+// adopt compiles the allowlist of a container's image and marks its root
+// filesystem, reached through its init process (/proc/PID/root), which
+// works whatever the snapshotter and state directory are.
+func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
+	c, err := a.client.LoadContainer(ctx, id)
+	if err != nil {
+		return fmt.Errorf("loading container %q: %w", id, err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("reading container %q: %w", id, err)
+	}
+	img, err := a.client.GetImage(ctx, info.Image)
+	if err != nil {
+		return fmt.Errorf("loading image %q of container %q: %w", info.Image, id, err)
+	}
+	list, err := a.list(ctx, img)
+	if err != nil {
+		return err
+	}
+	root := filepath.Join(procRoot, strconv.Itoa(int(pid)), "root")
+	if a.fan != nil {
+		if err := sameFilesystem(root, "/"); err != nil {
+			return fmt.Errorf("container %q: %w", id, err)
+		}
+		if err := a.fan.MarkExec(root); err != nil {
+			return fmt.Errorf("watching container %q: %w", id, err)
+		}
+	}
+	a.mu.Lock()
+	a.containers[id] = &container{id: id, namespace: ns, image: list.Image, pid: pid, compiled: allowlist.Compile(list, verdictsPerContainer)}
+	a.mu.Unlock()
+	a.log.Info("watching container", "container", id, "namespace", ns, "image", list.Image, "allowed", list.Len(), "mode", a.cfg.Mode)
+	return nil
+}
+
+// sameFilesystem refuses to mark a container whose root is the host's own
+// filesystem: every exec of the node would wait on the agent.
+func sameFilesystem(root, host string) error {
+	var a, b unix.Stat_t
+	if err := unix.Stat(root, &a); err != nil {
+		return fmt.Errorf("reading its root %q: %w", root, err)
+	}
+	if err := unix.Stat(host, &b); err != nil {
+		return fmt.Errorf("reading %q: %w", host, err)
+	}
+	if a.Dev == b.Dev {
+		return errors.New("its root filesystem is the host's: not watched")
+	}
+	return nil
+}
+
+func (a *Agent) forget(id string) {
+	a.mu.Lock()
+	delete(a.containers, id)
+	a.mu.Unlock()
+}
+
+// list returns the allowlist of img, built once per manifest digest.
+func (a *Agent) list(ctx context.Context, img client.Image) (*allowlist.List, error) {
+	digest := img.Target().Digest.String()
+	a.mu.RLock()
+	l, ok := a.lists[digest]
+	a.mu.RUnlock()
+	if ok {
+		return l, nil
+	}
+	spec, err := img.Spec(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the config of %q: %w", digest, err)
+	}
+	cfg := allowlist.Config{Entrypoint: spec.Config.Entrypoint, Cmd: spec.Config.Cmd, Env: spec.Config.Env}
+	l, err = a.fromInventory(digest, cfg)
+	if l == nil {
+		if err != nil {
+			a.log.Info("the inventory cannot make the allowlist; reading the layers", "image", digest, "error", err)
+		}
+		l, err = a.fromContent(ctx, img, digest, cfg)
+		if err != nil {
+			return nil, err
+		}
+	}
+	a.mu.Lock()
+	a.lists[digest] = l
+	a.mu.Unlock()
+	return l, nil
+}
+
+// fromInventory reads InventoryDir/<hex>.json; (nil, nil) when there is none.
+func (a *Agent) fromInventory(digest string, cfg allowlist.Config) (*allowlist.List, error) {
+	if a.cfg.InventoryDir == "" {
+		return nil, nil
+	}
+	f, err := os.Open(filepath.Join(a.cfg.InventoryDir, strings.TrimPrefix(digest, "sha256:")+".json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening the inventory of %q: %w", digest, err)
+	}
+	defer f.Close()
+	s, err := sbom.Decode(io.LimitReader(f, 1<<30))
+	if err != nil {
+		return nil, fmt.Errorf("reading the inventory of %q: %w", digest, err)
+	}
+	return allowlist.FromInventory(digest, s.Files, cfg)
+}
+
+// fromContent hashes the image's executables from containerd's content
+// store, one streaming pass per layer.
+func (a *Agent) fromContent(ctx context.Context, img client.Image, digest string, cfg allowlist.Config) (*allowlist.List, error) {
+	cs := img.ContentStore()
+	m, err := images.Manifest(ctx, cs, img.Target(), platforms.Default())
+	if err != nil {
+		return nil, fmt.Errorf("reading the manifest of %q: %w", digest, err)
+	}
+	diffIDs, err := img.RootFS(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the layers of %q: %w", digest, err)
+	}
+	if len(diffIDs) != len(m.Layers) {
+		return nil, fmt.Errorf("reading the layers of %q: %d diffIDs for %d layers", digest, len(diffIDs), len(m.Layers))
+	}
+	layers := make([]allowlist.Layer, len(m.Layers))
+	for i, desc := range m.Layers {
+		layers[i] = allowlist.Layer{DiffID: diffIDs[i].String(), Open: func() (io.ReadCloser, error) {
+			ra, err := cs.ReaderAt(ctx, desc)
+			if err != nil {
+				return nil, fmt.Errorf("opening layer %q: %w", desc.Digest, err)
+			}
+			return struct {
+				io.Reader
+				io.Closer
+			}{content.NewReader(ra), ra}, nil
+		}}
+	}
+	return allowlist.FromLayers(ctx, digest, layers, cfg)
+}

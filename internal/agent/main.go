@@ -1,0 +1,81 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// Exit codes of bulwark-agent.
+const (
+	ExitOK            = 0
+	ExitError         = 1 // a runtime failure (containerd unreachable, ...)
+	ExitUsage         = 2 // bad flags
+	ExitNoEnforcement = 3 // detect or prevent asked for, but fanotify is unavailable
+)
+
+// Main runs bulwark-agent with args and returns its exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("bulwark-agent", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	mode := fs.String("mode", string(ModeDetect), "what to do about drift: off, detect or prevent")
+	address := fs.String("containerd-address", "/run/containerd/containerd.sock", "containerd's socket")
+	nss := fs.String("namespaces", "default,k8s.io", "containerd namespaces to watch, comma-separated")
+	inv := fs.String("inventory-dir", "", "directory of inventories (bulwark SBOM JSON) named <manifest digest hex>.json")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return ExitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "bulwark-agent: unexpected argument %q\n", fs.Arg(0))
+		return ExitUsage
+	}
+	m, err := ParseMode(*mode)
+	if err != nil {
+		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
+		return ExitUsage
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(stderr, "bulwark-agent: parsing --log-level %q: %v\n", *level, err)
+		return ExitUsage
+	}
+	var ns []string
+	for _, n := range strings.Split(*nss, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			ns = append(ns, n)
+		}
+	}
+	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: lv}))
+	a, err := New(Config{Mode: m, Address: *address, Namespaces: ns, InventoryDir: *inv, Log: log})
+	var noEnf *NoEnforcementError
+	if errors.As(err, &noEnf) {
+		fmt.Fprintf(stderr, "bulwark-agent: refusing to start in %s mode: %v\n", m, err)
+		return ExitNoEnforcement
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
+		return ExitUsage
+	}
+	log.Info("starting", "mode", m, "mechanism", mechanism(m), "namespaces", ns)
+	if err := a.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
+		return ExitError
+	}
+	return ExitOK
+}
+
+func mechanism(m Mode) string {
+	switch m {
+	case ModePrevent:
+		return "enforcing (fanotify)"
+	case ModeDetect:
+		return "detecting-only (mode detect)"
+	}
+	return "off"
+}
