@@ -32,6 +32,7 @@ type Store interface {
 	Image(ctx context.Context, digest string) (store.Image, error)
 	ListImages(ctx context.Context, repository string) ([]store.Image, error)
 	ImagesPage(ctx context.Context, repository string, pos *store.ImagePos, limit int) ([]store.Image, error)
+	AuditPage(ctx context.Context, after int64, limit int) ([]store.AuditRecord, error)
 	Tags(ctx context.Context, repository string) ([]store.Tag, error)
 	Inventory(ctx context.Context, digest string) (*sbom.SBOM, error)
 	EnqueueJob(ctx context.Context, kind string, payload []byte, runAfter time.Time) (int64, error)
@@ -117,6 +118,7 @@ func (h *Handler) routes() []route {
 		{"GET /api/v1/images/{digest}/findings", store.RoleViewer, h.findings},
 		{"GET /api/v1/images/{digest}/signatures", store.RoleViewer, h.signatures},
 		{"GET /api/v1/jobs/{id}", store.RoleViewer, h.getJob},
+		{"GET /api/v1/audit", store.RoleAdmin, h.listAudit},
 		{"POST /api/v1/scans", store.RoleOperator, h.createScan},
 		{"POST /api/v1/tokens", store.RoleAdmin, h.createToken},
 		{"GET /api/v1/registries", store.RoleViewer, h.listRegistries},

@@ -97,6 +97,40 @@ func TestServerPaging(t *testing.T) {
 	if total != 250 || len(ids) != 250 || len(uniq) != 250 {
 		t.Errorf("findings pages: total %d, %d served, %d distinct; want 250", total, len(ids), len(uniq))
 	}
+	// The audit log: every entry once, oldest first.
+	_, admin, _ := st.CreateToken(ctx, "a", store.RoleAdmin)
+	for i := range 5 {
+		req := httptest.NewRequest("POST", "/api/v1/tokens", strings.NewReader(fmt.Sprintf(`{"name":"t%d","role":"viewer"}`, i)))
+		req.Header.Set("Authorization", "Bearer "+admin)
+		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	var seqs []int64
+	next = ""
+	for range 10 {
+		req := httptest.NewRequest("GET", "/api/v1/audit?limit=2&cursor="+next, nil)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		var page struct {
+			Entries []store.AuditRecord `json:"entries"`
+			Next    string              `json:"next"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil || rec.Code != http.StatusOK {
+			t.Fatalf("audit: %d %v", rec.Code, err)
+		}
+		for _, e := range page.Entries {
+			seqs = append(seqs, e.Seq)
+		}
+		if next = page.Next; next == "" {
+			break
+		}
+	}
+	if fmt.Sprint(seqs) != "[1 2 3 4 5]" {
+		t.Errorf("audit pages: %v, want 1 to 5", seqs)
+	}
+	if code := get("/api/v1/audit", nil); code != http.StatusForbidden {
+		t.Errorf("audit as a viewer: %d, want 403", code)
+	}
 	for _, bad := range []string{"limit=0", "limit=1001", "limit=x", "cursor=not-ours", "cursor=" + strings.Repeat("A", 12)} {
 		if code := get("/api/v1/images?"+bad, nil); code != http.StatusBadRequest {
 			t.Errorf("images?%s: %d, want 400", bad, code)
