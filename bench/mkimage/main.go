@@ -66,7 +66,7 @@ func run(out string, created time.Time, progress io.Writer) error {
 		return fmt.Errorf("creating %q: %w", out, err)
 	}
 	var base, app string
-	err := step(progress, "Debian bookworm minbase layer (debootstrap; about 2 minutes the first time, then cached)", func() (err error) {
+	err := step(progress, "Debian bookworm minbase layer (debootstrap: minutes the first time, 20 under heavy load; then cached)", func() (err error) {
 		base, err = testimage.DebianLayer()
 		return err
 	})
