@@ -221,7 +221,11 @@ func brokenEvidence(out io.Writer, err error) error {
 }
 
 func printVerified(out io.Writer, rep audit.Report, checkpoints int) {
-	fmt.Fprintf(out, "audit log OK: %d entries, last entry %d, hash %x\n", rep.Entries, rep.LastSeq, rep.LastHash)
+	entries := fmt.Sprintf("%d entries", rep.Entries)
+	if rep.Entries == 1 {
+		entries = "1 entry"
+	}
+	fmt.Fprintf(out, "audit log OK: %s, last entry %d, hash %x\n", entries, rep.LastSeq, rep.LastHash)
 	if c := rep.Checkpoint; c != nil {
 		fmt.Fprintf(out, "signed checkpoint: entry %d at %s, key %s (%d checked); %d entries after it\n",
 			c.Seq, c.Time.Format(time.RFC3339), c.KeyID, checkpoints, rep.LastSeq-c.Seq)

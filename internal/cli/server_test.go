@@ -74,7 +74,7 @@ func TestServerTokenCreateAndAuditVerify(t *testing.T) {
 		out, errs, code := runServerCLI(t, ctx, "audit", "verify", "--data-dir", dir)
 		return out + errs, code
 	}
-	if out, code := verify(); code != ExitOK || !strings.Contains(out, "audit log OK: 1 entries") {
+	if out, code := verify(); code != ExitOK || !strings.Contains(out, "audit log OK: 1 entry,") {
 		t.Fatalf("verify: %d %s", code, out)
 	}
 	// A second token, then remove it from the end of the log: the anchor
