@@ -164,8 +164,10 @@ func writeInput(t *testing.T, dir, name, body string) string {
 	return p
 }
 
-// TestSBOMUnreadableDatabase: a corrupt dpkg database is a warning on stderr;
-// the other packages are still listed and the exit code is 0.
+// TestSBOMUnreadableDatabase: a corrupt line in the dpkg database is a
+// warning on stderr naming the file, the line and the layer; it costs its
+// own record only (libc6 is still listed, with lodash), the inventory says
+// it is incomplete, and the exit code of sbom is 0.
 func TestSBOMUnreadableDatabase(t *testing.T) {
 	dir := t.TempDir()
 	archive := archiveOf(t, dir, "corrupt-db", tarBytes(t,
@@ -177,15 +179,15 @@ func TestSBOMUnreadableDatabase(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	s := decodeSBOM(t, stdout)
-	if len(s.Packages) != 1 || s.Packages[0].Name != "lodash" {
+	if len(s.Packages) != 2 || s.Packages[0].Name != "libc6" || s.Packages[1].Name != "lodash" {
 		t.Errorf("packages = %+v", s.Packages)
 	}
-	for _, w := range []string{"warning: dpkg-db-cataloger: layer sha256:", "parsing /var/lib/dpkg/status: line 3"} {
+	for _, w := range []string{"warning: dpkg-db-cataloger: /var/lib/dpkg/status:3 (layer sha256:", `not a "Field: value" line`} {
 		if !strings.Contains(stderr, w) {
 			t.Errorf("stderr %q does not mention %q", stderr, w)
 		}
 	}
-	if len(s.Warnings) != 1 {
-		t.Errorf("json warnings = %v", s.Warnings)
+	if len(s.Warnings) != 1 || !s.Incomplete || len(s.Problems) != 1 || s.Problems[0].Line != 3 {
+		t.Errorf("json warnings = %v, incomplete %v, problems %+v", s.Warnings, s.Incomplete, s.Problems)
 	}
 }
