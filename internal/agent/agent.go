@@ -137,9 +137,13 @@ func (a *Agent) Stats() Stats {
 		Reported: a.stats.reported.Load(), Unattributed: a.stats.unattributed.Load(), Hashed: a.cache.Hashed}
 }
 
-// serve reads exec events and hands them to the workers; every event is
+// serve reads exec events on a thread of its own and answers those it can
+// from memory (unattributed, or a file identity seen before) at once; a
+// file not seen before goes to a worker to be hashed. Every event is
 // answered exactly once.
 func (a *Agent) serve(ctx context.Context) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	work := make(chan fanotify.Event, 1024)
 	var wg sync.WaitGroup
 	for range a.cfg.Workers {
@@ -147,7 +151,7 @@ func (a *Agent) serve(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			for ev := range work {
-				a.handle(ev)
+				a.handle(ev, false)
 			}
 		}()
 	}
@@ -158,7 +162,9 @@ func (a *Agent) serve(ctx context.Context) error {
 		var err error
 		evs, err = a.fan.Read(buf, evs[:0])
 		for _, ev := range evs {
-			work <- ev
+			if !a.handle(ev, true) {
+				work <- ev
+			}
 		}
 		if errors.Is(err, fanotify.ErrClosed) {
 			return ctx.Err()
@@ -170,22 +176,39 @@ func (a *Agent) serve(ctx context.Context) error {
 }
 
 // handle decides on one exec and answers it before doing anything slow.
-func (a *Agent) handle(ev fanotify.Event) {
-	defer ev.File.Close()
-	a.stats.execs.Add(1)
+// With fast set it only answers what needs no hashing and returns false
+// for the rest, untouched.
+func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 	c := a.attribute(ev.PID)
 	if c == nil {
 		// Not a process of a watched container (the host, or a runtime
 		// helper): out of scope, allowed.
+		a.stats.execs.Add(1)
 		a.stats.unattributed.Add(1)
 		a.answer(ev, true)
-		return
+		ev.File.Close()
+		return true
 	}
-	d, err := c.compiled.Check(ev.File, a.cache)
+	var d allowlist.Decision
+	var err error
+	if fast {
+		id, ierr := allowlist.IdentityOf(ev.File)
+		var ok bool
+		if ierr == nil {
+			d, ok = c.compiled.Lookup(id)
+		}
+		if !ok {
+			return false
+		}
+	} else {
+		d, err = c.compiled.Check(ev.File, a.cache)
+	}
+	defer ev.File.Close()
+	a.stats.execs.Add(1)
 	if err == nil && d.Allowed {
 		a.stats.allowed.Add(1)
 		a.answer(ev, true)
-		return
+		return true
 	}
 	prevent := a.cfg.Mode == ModePrevent
 	a.answer(ev, !prevent)
@@ -204,6 +227,7 @@ func (a *Agent) handle(ev fanotify.Event) {
 	}
 	e.Path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(ev.File.Fd())))
 	a.cfg.Report(e)
+	return true
 }
 
 func (a *Agent) answer(ev fanotify.Event, allow bool) {

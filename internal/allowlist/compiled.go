@@ -115,17 +115,23 @@ type Decision struct {
 	Cached bool
 }
 
+// Lookup returns the decision on an identity seen before, without reading
+// the file.
+func (c *Compiled) Lookup(id Identity) (Decision, bool) {
+	c.mu.Lock()
+	d, ok := c.verdicts[id]
+	c.mu.Unlock()
+	d.Cached = ok
+	return d, ok
+}
+
 // Check decides on f, the file being executed.
 func (c *Compiled) Check(f *os.File, cache *DigestCache) (Decision, error) {
 	id, err := IdentityOf(f)
 	if err != nil {
 		return Decision{}, err
 	}
-	c.mu.Lock()
-	d, ok := c.verdicts[id]
-	c.mu.Unlock()
-	if ok {
-		d.Cached = true
+	if d, ok := c.Lookup(id); ok {
 		return d, nil
 	}
 	dg, id, err := cache.Digest(f, id)
@@ -133,7 +139,7 @@ func (c *Compiled) Check(f *os.File, cache *DigestCache) (Decision, error) {
 		return Decision{}, err
 	}
 	p, allowed := c.List.Allows(dg)
-	d = Decision{Allowed: allowed, Digest: dg, ImagePath: p}
+	d := Decision{Allowed: allowed, Digest: dg, ImagePath: p}
 	c.mu.Lock()
 	if len(c.verdicts) >= c.max {
 		clear(c.verdicts)

@@ -1,17 +1,23 @@
 package fanotify
 
 import (
-	"errors"
 	"fmt"
 	"os"
+	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// Listener receives exec permission events and answers them.
+// Listener receives exec permission events and answers them. Read waits in
+// poll(2) on the caller's own thread, not in Go's network poller: one
+// wake-up per batch of events, the least an exec's round trip can cost.
 type Listener struct {
-	f *os.File
+	fd, stop int // the fanotify descriptor; an eventfd that wakes Read on Close
+	once     sync.Once
+	closed   atomic.Bool
+	readers  sync.WaitGroup
 }
 
 // Event is one exec held by the kernel until Allow or Deny is called. File
@@ -29,9 +35,12 @@ func New() (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting fanotify: %w", err)
 	}
-	// A non-blocking descriptor in Go's poller: Read waits without a
-	// thread and Close wakes a waiting Read.
-	return &Listener{f: os.NewFile(uintptr(fd), "fanotify")}, nil
+	stop, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("starting fanotify: %w", err)
+	}
+	return &Listener{fd: fd, stop: stop}, nil
 }
 
 // MarkExec holds every exec of a file on the filesystem that holds path.
@@ -45,18 +54,8 @@ func (l *Listener) UnmarkExec(path string) error {
 }
 
 func (l *Listener) mark(op uint, path string) error {
-	rc, err := l.f.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("marking %q: %w", path, err)
-	}
-	var merr error
-	if err := rc.Control(func(fd uintptr) {
-		merr = unix.FanotifyMark(int(fd), op|unix.FAN_MARK_FILESYSTEM, unix.FAN_OPEN_EXEC_PERM, unix.AT_FDCWD, path)
-	}); err != nil {
-		return fmt.Errorf("marking %q: %w", path, err)
-	}
-	if merr != nil {
-		return fmt.Errorf("marking %q for exec permission events: %w", path, merr)
+	if err := unix.FanotifyMark(l.fd, op|unix.FAN_MARK_FILESYSTEM, unix.FAN_OPEN_EXEC_PERM, unix.AT_FDCWD, path); err != nil {
+		return fmt.Errorf("marking %q for exec permission events: %w", path, err)
 	}
 	return nil
 }
@@ -69,12 +68,31 @@ var ErrClosed = os.ErrClosed
 // Read waits for events and appends them to evs. The caller must answer
 // every returned event (Allow or Deny) and close its File.
 func (l *Listener) Read(buf []byte, evs []Event) ([]Event, error) {
-	n, err := l.f.Read(buf)
-	if err != nil {
-		if errors.Is(err, os.ErrClosed) {
+	l.readers.Add(1)
+	defer l.readers.Done()
+	if l.closed.Load() {
+		return evs, ErrClosed
+	}
+	var n int
+	for {
+		var err error
+		n, err = unix.Read(l.fd, buf)
+		if err == nil {
+			break
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err != unix.EAGAIN {
+			return evs, fmt.Errorf("reading fanotify events: %w", err)
+		}
+		fds := []unix.PollFd{{Fd: int32(l.fd), Events: unix.POLLIN}, {Fd: int32(l.stop), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, -1); err != nil && err != unix.EINTR {
+			return evs, fmt.Errorf("waiting for fanotify events: %w", err)
+		}
+		if fds[1].Revents != 0 {
 			return evs, ErrClosed
 		}
-		return evs, fmt.Errorf("reading fanotify events: %w", err)
 	}
 	for off := 0; off+metaSize <= n; {
 		m := (*unix.FanotifyEventMetadata)(unsafe.Pointer(&buf[off]))
@@ -102,7 +120,7 @@ func (l *Listener) Deny(ev Event) error { return l.respond(ev, unix.FAN_DENY) }
 func (l *Listener) respond(ev Event, verdict uint32) error {
 	r := unix.FanotifyResponse{Fd: int32(ev.File.Fd()), Response: verdict}
 	b := (*[8]byte)(unsafe.Pointer(&r))[:]
-	if _, err := l.f.Write(b); err != nil {
+	if _, err := unix.Write(l.fd, b); err != nil {
 		return fmt.Errorf("answering fanotify event of pid %d: %w", ev.PID, err)
 	}
 	return nil
@@ -110,4 +128,16 @@ func (l *Listener) respond(ev Event, verdict uint32) error {
 
 // Close stops the listener: the kernel allows every exec still pending and
 // drops the marks.
-func (l *Listener) Close() error { return l.f.Close() }
+// Readers waiting in Read return ErrClosed first.
+func (l *Listener) Close() error {
+	var err error
+	l.once.Do(func() {
+		l.closed.Store(true)
+		one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
+		_, _ = unix.Write(l.stop, one)
+		l.readers.Wait()
+		err = unix.Close(l.fd)
+		unix.Close(l.stop)
+	})
+	return err
+}

@@ -1,0 +1,250 @@
+package agent
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+const testNS = "bulwark-test"
+
+// buildProbe compiles testdata/probe, a static binary.
+func buildProbe(t *testing.T) []byte {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "probe")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./testdata/probe")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the probe: %v\n%s", err, b)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// probeImage is one layer: /bin/probe (the entrypoint), /bin/tool (the same
+// binary under another name) and /tmp.
+func probeImage(t *testing.T, probe []byte) v1.Image {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, d := range []string{"bin/", "tmp/", "ctl/"} {
+		tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o1777})
+	}
+	for _, f := range []string{"bin/probe", "bin/tool"} {
+		tw.WriteHeader(&tar.Header{Name: f, Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(probe))})
+		tw.Write(probe)
+	}
+	tw.Close()
+	data := buf.Bytes()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.Config.Entrypoint = []string{"/bin/probe", "serve", "/ctl"}
+	img, err = mutate.ConfigFile(img, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// importImage loads img into containerd and unpacks it; it returns the
+// image's manifest digest as containerd knows it.
+func importImage(t *testing.T, ctx context.Context, c *client.Client, img v1.Image) client.Image {
+	t.Helper()
+	ref, _ := name.NewTag("bulwark.test/probe:e2e")
+	var buf bytes.Buffer
+	if err := tarball.Write(ref, img, &buf); err != nil {
+		t.Fatal(err)
+	}
+	imgs, err := c.Import(ctx, &buf)
+	if err != nil {
+		t.Fatalf("importing the image: %v", err)
+	}
+	ci := client.NewImage(c, imgs[0])
+	if err := ci.Unpack(ctx, "overlayfs"); err != nil {
+		t.Fatalf("unpacking the image: %v", err)
+	}
+	return ci
+}
+
+// ctr is one running probe container.
+type ctr struct {
+	id   string
+	sock string
+	task client.Task
+}
+
+// create makes a container with a created (not started) task.
+func create(t *testing.T, ctx context.Context, c *client.Client, img client.Image, id string) *ctr {
+	t.Helper()
+	ctl, err := os.MkdirTemp("", "bwctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(ctl) })
+	cont, err := c.NewContainer(ctx, id, client.WithImage(img), client.WithNewSnapshot(id+"-snap", img),
+		client.WithNewSpec(oci.WithImageConfig(img), oci.WithMounts([]specs.Mount{{Destination: "/ctl", Type: "bind", Source: ctl, Options: []string{"rbind", "rw"}}})))
+	if err != nil {
+		t.Fatalf("creating container %s: %v", id, err)
+	}
+	task, err := cont.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		t.Fatalf("creating the task of %s: %v", id, err)
+	}
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), testNS), 20*time.Second)
+		defer cancel()
+		task.Kill(cctx, 9)
+		if ch, err := task.Wait(cctx); err == nil {
+			<-ch
+		}
+		task.Delete(cctx)
+		cont.Delete(cctx, client.WithSnapshotCleanup)
+	})
+	return &ctr{id: id, sock: filepath.Join(ctl, "ctl.sock"), task: task}
+}
+
+func (k *ctr) start(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if err := k.task.Start(ctx); err != nil {
+		t.Fatalf("starting %s: %v", k.id, err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, err := os.Stat(k.sock); err == nil {
+			return // the entrypoint runs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the entrypoint of %s did not come up", k.id)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// do sends one command to the probe in the container.
+func (k *ctr) do(t *testing.T, cmd string) string {
+	t.Helper()
+	conn, err := net.Dial("unix", k.sock)
+	if err != nil {
+		t.Fatalf("reaching the probe of %s: %v", k.id, err)
+	}
+	defer conn.Close()
+	fmt.Fprintln(conn, cmd)
+	b, _ := io.ReadAll(conn)
+	return strings.TrimSpace(string(b))
+}
+
+// collector gathers the agent's events.
+type collector struct {
+	mu     sync.Mutex
+	events []Event
+	n      atomic.Int64
+}
+
+func (c *collector) report(e Event) {
+	if c.n.Add(1) <= 100 {
+		c.mu.Lock()
+		c.events = append(c.events, e)
+		c.mu.Unlock()
+	}
+}
+
+func (c *collector) find(container, verdict string) *Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.events {
+		if e := c.events[i]; e.Container == container && string(e.Verdict) == verdict {
+			return &e
+		}
+	}
+	return nil
+}
+
+// startAgent runs an agent until the returned stop is called.
+func startAgent(t *testing.T, addr string, mode Mode, col *collector) (*Agent, func()) {
+	t.Helper()
+	a, err := New(Config{Mode: mode, Address: addr, Namespaces: []string{testNS}, Report: col.report,
+		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	select {
+	case <-a.Ready():
+	case err := <-done:
+		t.Fatalf("agent stopped: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("agent not ready in 30s")
+	}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("agent: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return a, stop
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func waitWatched(t *testing.T, a *Agent, id string) ContainerInfo {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if info, ok := a.Container(id); ok {
+			return info
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent never watched %s", id)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
