@@ -19,9 +19,10 @@ import (
 // of its own, where a panic cannot be recovered, trusts their offsets and
 // page links (a page that is not an overflow page, or a cycle of them, makes
 // it loop for ever), allocates what a header's counts ask for, and gives up
-// on the whole database at the first header it cannot read. Each header
-// that passes checkRPMHeader is handed to go-rpmdb alone, in a one-package
-// NDB file in a new temporary directory (as go-rpmdb reads only from a path).
+// on the whole database at the first header it cannot read. The headers
+// that pass checkRPMHeader are written into a new NDB file in a new
+// temporary directory (go-rpmdb reads only from a path) and read by
+// go-rpmdb; if it still refuses one, each is read alone to find which.
 // err is a file that is no rpm database at all.
 func readRPMDB(tempDir, base string, data, wal []byte) ([]*rpmdb.PackageInfo, error) {
 	dir, err := os.MkdirTemp(tempDir, "bulwark-rpmdb-*")
@@ -33,8 +34,20 @@ func readRPMDB(tempDir, base string, data, wal []byte) ([]*rpmdb.PackageInfo, er
 	if err != nil {
 		return nil, err
 	}
+	all := make([][]byte, len(blobs))
+	for i, b := range blobs {
+		all[i] = b.data
+	}
+	file := filepath.Join(dir, "checked.db")
+	if err := os.WriteFile(file, makeNDB(all), 0o600); err != nil {
+		return nil, err
+	}
+	if out, err := listRPMPackages(file); err == nil {
+		return out, bad.err()
+	}
+	// A header go-rpmdb cannot read (its reader goroutine is left blocked
+	// on that database, once): find it by reading each header alone.
 	var out []*rpmdb.PackageInfo
-	file := filepath.Join(dir, "one.db")
 	for _, b := range blobs {
 		if err := os.WriteFile(file, makeNDB([][]byte{b.data}), 0o600); err != nil {
 			return nil, err
