@@ -210,6 +210,9 @@ func (a *Agent) fromInventory(digest string, cfg allowlist.Config) (*allowlist.L
 	if a.cfg.InventoryDir == "" {
 		return nil, nil
 	}
+	if _, err := allowlist.ParseDigest(digest); err != nil {
+		return nil, err // never a path from an unchecked name
+	}
 	f, err := os.Open(filepath.Join(a.cfg.InventoryDir, strings.TrimPrefix(digest, "sha256:")+".json"))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
