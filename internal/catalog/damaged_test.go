@@ -75,3 +75,13 @@ func TestJSONRecordsOneLine(t *testing.T) {
 }
 
 func sbomLocation() sbom.Location { return sbom.Location{Path: "/app/package-lock.json"} }
+
+// TestDotnetDepsByteOrderMark: dotnet publish writes deps.json with a UTF-8
+// byte order mark, which encoding/json refuses.
+func TestDotnetDepsByteOrderMark(t *testing.T) {
+	data := []byte("\xef\xbb\xbf{\n  \"libraries\": {\n    \"Newtonsoft.Json/13.0.3\": {\n      \"type\": \"package\"\n    }\n  }\n}\n")
+	pkgs, err := dotnetDepsPackages(data, sbomLocation())
+	if err != nil || len(pkgs) != 1 || pkgs[0].Name != "Newtonsoft.Json" {
+		t.Errorf("packages %+v, %v", pkgs, err)
+	}
+}

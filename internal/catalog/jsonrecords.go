@@ -33,6 +33,7 @@ type jsonRecord struct {
 // instead: the records before a syntax error are kept, the error is reported.
 // err is a document that has no such object or array and does not parse.
 func jsonRecords(data []byte, key string) (recs []jsonRecord, bad recordErrors, err error) {
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // dotnet writes a byte order mark
 	lines := splitLines(data)
 	start, found := jsonContainerLine(lines, key)
 	if !found {
