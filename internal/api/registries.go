@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path"
+	"regexp"
 	"strings"
 	"time"
 
@@ -100,6 +102,12 @@ func (h *Handler) createRegistry(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusBadRequest, err, "%v", err)
 	}
 	for _, repo := range req.Repositories {
+		if strings.ContainsAny(repo, "*?[") {
+			if !validRepositoryGlob(repo) {
+				return errorf(http.StatusBadRequest, nil, "invalid repository pattern %q", repo)
+			}
+			continue
+		}
 		if _, err := name.NewRepository(host + "/" + repo); err != nil || repo == "" || strings.Contains(repo, ":") {
 			return errorf(http.StatusBadRequest, err, "invalid repository name %q", repo)
 		}
@@ -162,6 +170,25 @@ func (h *Handler) createRegistry(w http.ResponseWriter, r *http.Request) error {
 	h.log.Info("registry stored", "registry", req.Name, "url", req.URL, "actor", principal(ctx).Actor())
 	writeJSON(w, http.StatusCreated, v)
 	return nil
+}
+
+// repositoryGlobChars are what a watched repository pattern may hold:
+// a repository name's characters and store.MatchRepository's glob syntax.
+var repositoryGlobChars = regexp.MustCompile(`^[a-z0-9._/*?\[\]^!-]+$`)
+
+// validRepositoryGlob reports whether a registered repository pattern is
+// one the watcher can match (store.MatchRepository: path.Match per
+// segment, "**" for any number of segments).
+func validRepositoryGlob(p string) bool {
+	if !repositoryGlobChars.MatchString(p) || strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.Contains(p, "//") {
+		return false
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if _, err := path.Match(seg, ""); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // repositoryLister is what registryView reads.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -121,6 +122,39 @@ func (w *watcher) poll(ctx context.Context) error {
 	return nil
 }
 
+// isRepositoryGlob reports whether a configured repository is a pattern
+// (store.MatchRepository's globs) rather than a name.
+func isRepositoryGlob(repo string) bool {
+	return strings.ContainsAny(repo, "*?[")
+}
+
+// watchedRepositories is what a poll of a registry registered with the
+// repositories configured reads, given its catalog: the whole catalog when
+// none is configured; else each configured name, and the catalog's names
+// that a configured glob matches. Sorted, without duplicates.
+func watchedRepositories(configured, catalog []string) []string {
+	if len(configured) == 0 {
+		out := slices.Clone(catalog)
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+	var out, globs []string
+	for _, c := range configured {
+		if isRepositoryGlob(c) {
+			globs = append(globs, c)
+		} else {
+			out = append(out, c)
+		}
+	}
+	for _, name := range catalog {
+		if slices.ContainsFunc(globs, func(g string) bool { return store.MatchRepository(g, name) }) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // remoteErr marks a registry-side failure: logged, not fatal.
 type remoteErr struct{ error }
 
@@ -148,18 +182,21 @@ func (w *watcher) pollRegistry(ctx context.Context, reg store.Registry) error {
 	if w.transport != nil {
 		ropts = append(ropts, remote.WithTransport(w.transport))
 	}
-	repos, err := w.store.Repositories(ctx, reg.ID)
+	configured, err := w.store.Repositories(ctx, reg.ID)
 	if err != nil {
 		return err
 	}
-	// The catalog when the registry has one, plus the configured list.
-	if cat, err := remote.Catalog(ctx, r, ropts...); err == nil {
-		repos = append(repos, cat...)
-	} else if ctx.Err() == nil {
-		log.Debug("no catalog; using the configured repositories", "err", err)
+	repos := configured
+	// The catalog only when the registration asks for it: no list (the
+	// whole catalog) or a glob (the catalog's matching names). A list of
+	// names is all that is watched, whatever else the registry holds.
+	if len(configured) == 0 || slices.ContainsFunc(configured, isRepositoryGlob) {
+		cat, err := remote.Catalog(ctx, r, ropts...)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("no catalog; polling the configured repositories only", "err", err)
+		}
+		repos = watchedRepositories(configured, cat)
 	}
-	slices.Sort(repos)
-	repos = slices.Compact(repos)
 	// End-of-life applications are no longer scanned: skip the
 	// repositories their patterns own (labels are known only after a scan).
 	apps, err := w.store.ListApplications(ctx)
