@@ -62,19 +62,23 @@ type Agent struct {
 
 	mu         sync.RWMutex
 	containers map[string]*container      // by containerd container id
+	byDev      map[uint64]*container      // by the device of its root filesystem
 	lists      map[string]*allowlist.List // by image manifest digest
 	ready      chan struct{}              // closed once existing containers are adopted
 	stats      stats
 }
 
 type stats struct {
-	execs, allowed, refused, reported, unattributed atomic.Int64
+	execs, allowed, refused, reported, unattributed, byCgroup atomic.Int64
 }
 
 // Stats are the agent's counters.
 type Stats struct {
 	Execs, Allowed, Refused, Reported, Unattributed int64
-	Hashed                                          int64
+	// ByCgroup counts execs attributed by /proc/PID/cgroup, not by the
+	// file's filesystem.
+	ByCgroup int64
+	Hashed   int64
 }
 
 // New validates cfg and opens the enforcement mechanism.
@@ -92,7 +96,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
 	a := &Agent{cfg: cfg, log: cfg.Log, cache: allowlist.NewDigestCache(digestsPerNode),
-		containers: make(map[string]*container), lists: make(map[string]*allowlist.List), ready: make(chan struct{})}
+		containers: make(map[string]*container), byDev: make(map[uint64]*container), lists: make(map[string]*allowlist.List), ready: make(chan struct{})}
 	if cfg.Mode != ModeOff {
 		fan, err := fanotify.New()
 		if err != nil {
@@ -134,7 +138,7 @@ func (a *Agent) Ready() <-chan struct{} { return a.ready }
 // Stats returns the counters.
 func (a *Agent) Stats() Stats {
 	return Stats{Execs: a.stats.execs.Load(), Allowed: a.stats.allowed.Load(), Refused: a.stats.refused.Load(),
-		Reported: a.stats.reported.Load(), Unattributed: a.stats.unattributed.Load(), Hashed: a.cache.Hashed}
+		Reported: a.stats.reported.Load(), Unattributed: a.stats.unattributed.Load(), ByCgroup: a.stats.byCgroup.Load(), Hashed: a.cache.Hashed}
 }
 
 // serve reads exec events on a thread of its own and answers those it can
@@ -179,10 +183,11 @@ func (a *Agent) serve(ctx context.Context) error {
 // With fast set it only answers what needs no hashing and returns false
 // for the rest, untouched.
 func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
-	c := a.attribute(ev.PID)
+	id, ierr := allowlist.IdentityOf(ev.File)
+	c := a.owner(id, ierr, ev.PID)
 	if c == nil {
-		// Not a process of a watched container (the host, or a runtime
-		// helper): out of scope, allowed.
+		// Not a watched container's file or process (the host, or a
+		// runtime helper): out of scope, allowed.
 		a.stats.execs.Add(1)
 		a.stats.unattributed.Add(1)
 		a.answer(ev, true)
@@ -192,7 +197,6 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 	var d allowlist.Decision
 	var err error
 	if fast {
-		id, ierr := allowlist.IdentityOf(ev.File)
 		var ok bool
 		if ierr == nil {
 			d, ok = c.compiled.Lookup(id)
@@ -240,6 +244,23 @@ func (a *Agent) answer(ev fanotify.Event, allow bool) {
 	if err != nil {
 		a.log.Error("answering an exec", "pid", ev.PID, "error", err)
 	}
+}
+
+// owner finds the watched container an exec belongs to: by the file's
+// filesystem (the device of the container's overlay root, recorded at
+// adoption: one map lookup), else by the process's cgroups (a read of
+// /proc/PID/cgroup, about 0.2 ms here under load).
+func (a *Agent) owner(id allowlist.Identity, ierr error, pid int) *container {
+	if ierr == nil {
+		a.mu.RLock()
+		c := a.byDev[id.Dev]
+		a.mu.RUnlock()
+		if c != nil {
+			return c
+		}
+	}
+	a.stats.byCgroup.Add(1)
+	return a.attribute(pid)
 }
 
 // attribute finds the watched container pid belongs to, from its cgroups.

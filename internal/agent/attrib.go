@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // maxCgroupFile bounds what is read of /proc/PID/cgroup.
@@ -26,9 +28,35 @@ func cgroupCandidates(pid int) ([]string, error) {
 		return nil, fmt.Errorf("reading the cgroups of pid %d: %w", pid, err)
 	}
 	defer f.Close()
-	buf := make([]byte, maxCgroupFile)
-	n, _ := f.Read(buf)
-	return parseCgroups(buf[:n]), nil
+	bp := cgroupBufs.Get().(*[]byte)
+	defer cgroupBufs.Put(bp)
+	b, err := readAtMost(f, (*bp)[:0], maxCgroupFile)
+	*bp = b
+	if err != nil {
+		return nil, fmt.Errorf("reading the cgroups of pid %d: %w", pid, err)
+	}
+	return parseCgroups(b), nil
+}
+
+// cgroupBufs saves allocating (and clearing) a buffer per exec.
+var cgroupBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// readAtMost appends what r holds, up to max bytes, to b.
+func readAtMost(r io.Reader, b []byte, max int) ([]byte, error) {
+	for len(b) < max {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):min(cap(b), max)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+	return b, nil
 }
 
 func parseCgroups(b []byte) []string {

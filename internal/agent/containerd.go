@@ -27,6 +27,7 @@ import (
 type container struct {
 	id, namespace, image string
 	pid                  uint32
+	dev                  uint64 // of its root filesystem
 	compiled             *allowlist.Compiled
 }
 
@@ -138,40 +139,52 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 		return err
 	}
 	root := filepath.Join(procRoot, strconv.Itoa(int(pid)), "root")
+	dev, err := rootDevice(root, "/")
+	if err != nil {
+		return fmt.Errorf("container %q: %w", id, err)
+	}
 	if a.fan != nil {
-		if err := sameFilesystem(root, "/"); err != nil {
-			return fmt.Errorf("container %q: %w", id, err)
-		}
 		if err := a.fan.MarkExec(root); err != nil {
 			return fmt.Errorf("watching container %q: %w", id, err)
 		}
 	}
+	c2 := &container{id: id, namespace: ns, image: list.Image, pid: pid, dev: dev, compiled: allowlist.Compile(list, verdictsPerContainer)}
 	a.mu.Lock()
-	a.containers[id] = &container{id: id, namespace: ns, image: list.Image, pid: pid, compiled: allowlist.Compile(list, verdictsPerContainer)}
+	if old, ok := a.containers[id]; ok && a.byDev[old.dev] == old {
+		delete(a.byDev, old.dev)
+	}
+	a.containers[id] = c2
+	a.byDev[dev] = c2
 	a.mu.Unlock()
 	a.log.Info("watching container", "container", id, "namespace", ns, "image", list.Image, "allowed", list.Len(), "mode", a.cfg.Mode)
 	return nil
 }
 
-// sameFilesystem refuses to mark a container whose root is the host's own
-// filesystem: every exec of the node would wait on the agent.
-func sameFilesystem(root, host string) error {
+// rootDevice is the device of a container's root filesystem. It refuses a
+// container whose root is the host's own filesystem: every exec of the node
+// would wait on the agent.
+func rootDevice(root, host string) (uint64, error) {
 	var a, b unix.Stat_t
 	if err := unix.Stat(root, &a); err != nil {
-		return fmt.Errorf("reading its root %q: %w", root, err)
+		return 0, fmt.Errorf("reading its root %q: %w", root, err)
 	}
 	if err := unix.Stat(host, &b); err != nil {
-		return fmt.Errorf("reading %q: %w", host, err)
+		return 0, fmt.Errorf("reading %q: %w", host, err)
 	}
 	if a.Dev == b.Dev {
-		return errors.New("its root filesystem is the host's: not watched")
+		return 0, errors.New("its root filesystem is the host's: not watched")
 	}
-	return nil
+	return a.Dev, nil
 }
 
 func (a *Agent) forget(id string) {
 	a.mu.Lock()
-	delete(a.containers, id)
+	if c, ok := a.containers[id]; ok {
+		if a.byDev[c.dev] == c {
+			delete(a.byDev, c.dev)
+		}
+		delete(a.containers, id)
+	}
 	a.mu.Unlock()
 }
 
