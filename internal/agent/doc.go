@@ -11,9 +11,11 @@
 //   - fanotify (internal/fanotify): FAN_OPEN_EXEC_PERM marks, one per
 //     container root filesystem (FAN_MARK_FILESYSTEM): the kernel holds each
 //     execve until the agent answers allow or deny.
-//   - attribution (attrib.go, containerd.go): pid -> /proc/PID/cgroup ->
-//     containerd container -> image digest, for containers that existed
-//     before the agent started and for those started after.
+//   - attribution (attrib.go, containerd.go): the device of the exec'd
+//     file's filesystem -> the container whose overlay root it is; else
+//     pid -> /proc/PID/cgroup -> containerd container. Each container knows
+//     its image digest. Containers that existed before the agent started
+//     are adopted at start, new ones at containerd's /tasks/create event.
 //
 // Modes: off (no marks), detect (every drifted exec runs and is reported),
 // prevent (a drifted exec fails with EPERM before the new program runs, and
