@@ -1,0 +1,206 @@
+package agentproto
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Paths of the two routes.
+const (
+	EventsPath    = "/api/v1/agent/events"
+	HeartbeatPath = "/api/v1/agent/heartbeat"
+)
+
+// Limits of a request, checked by Validate on the server; the agent's
+// sender keeps under them.
+const (
+	MaxEvents     = 500  // events in one batch
+	MaxContainers = 2000 // containers in one heartbeat
+	MaxField      = 4096 // bytes of a path, an error or a label value
+	MaxName       = 253  // bytes of a node, spool, container id, namespace, label key
+	MaxLabels     = 64   // labels of one container
+)
+
+// Verdicts of a drifted exec.
+const (
+	VerdictRefused  = "refused"  // the exec failed with EPERM (prevent)
+	VerdictReported = "reported" // the exec ran and was reported (detect)
+)
+
+// Enforcement states a heartbeat reports.
+const (
+	StateEnforcingFanotify = "enforcing (fanotify)"
+	StateDetectingOnly     = "detecting-only"
+	StateBroken            = "broken"
+	StateOff               = "off"
+)
+
+// Event is one drifted exec. Seq is the agent's sequence number: it grows
+// by one per event of a spool, across restarts, and (Node, Spool, Seq)
+// names the event for good, so a batch sent twice is stored once.
+type Event struct {
+	Seq       uint64    `json:"seq"`
+	Time      time.Time `json:"time"`
+	Verdict   string    `json:"verdict"`
+	Reason    string    `json:"reason"`
+	PID       int       `json:"pid"`
+	Path      string    `json:"path"`
+	Digest    string    `json:"digest,omitempty"` // content that was to run
+	Container string    `json:"container"`
+	Namespace string    `json:"namespace"`
+	Image     string    `json:"image"` // manifest digest
+	Error     string    `json:"error,omitempty"`
+}
+
+// Batch is the body of POST /api/v1/agent/events: events of one spool in
+// ascending Seq.
+type Batch struct {
+	Node   string  `json:"node"`
+	Spool  string  `json:"spool"` // the spool's id: a new spool starts its sequence again
+	Events []Event `json:"events"`
+	// Dropped counts events the spool dropped (full) since it was made.
+	Dropped uint64 `json:"dropped"`
+}
+
+// Container is a running container a heartbeat reports.
+type Container struct {
+	ID        string            `json:"id"`
+	Namespace string            `json:"namespace"`
+	Image     string            `json:"image"` // manifest digest
+	Labels    map[string]string `json:"labels,omitempty"`
+}
+
+// Heartbeat is the body of POST /api/v1/agent/heartbeat.
+type Heartbeat struct {
+	Node        string      `json:"node"`
+	Mode        string      `json:"mode"`
+	State       string      `json:"state"`
+	Reason      string      `json:"reason,omitempty"` // why detecting-only or broken
+	Containers  []Container `json:"containers"`
+	SpoolEvents uint64      `json:"spoolEvents"` // events waiting to be sent
+	SpoolBytes  int64       `json:"spoolBytes"`
+	Dropped     uint64      `json:"dropped"`
+	Version     string      `json:"version,omitempty"`
+}
+
+// ErrInvalid is the cause of every validation error.
+var ErrInvalid = errors.New("invalid agent request")
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// name checks an identifier: non-empty, at most MaxName bytes, printable
+// ASCII with no spaces.
+func name(what, s string) error {
+	if s == "" {
+		return invalid("%s is empty", what)
+	}
+	if len(s) > MaxName {
+		return invalid("%s is longer than %d bytes", what, MaxName)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return invalid("%s %q has a character other than printable ASCII", what, s)
+		}
+	}
+	return nil
+}
+
+func field(what, s string) error {
+	if len(s) > MaxField {
+		return invalid("%s is longer than %d bytes", what, MaxField)
+	}
+	if strings.ContainsRune(s, 0) {
+		return invalid("%s contains a NUL byte", what)
+	}
+	return nil
+}
+
+// Validate checks a batch strictly: a node and spool, 1 to MaxEvents
+// events in strictly ascending Seq (from 1), known verdicts, bounded
+// fields.
+func (b *Batch) Validate() error {
+	if err := name("node", b.Node); err != nil {
+		return err
+	}
+	if err := name("spool", b.Spool); err != nil {
+		return err
+	}
+	if len(b.Events) == 0 || len(b.Events) > MaxEvents {
+		return invalid("a batch holds 1 to %d events, not %d", MaxEvents, len(b.Events))
+	}
+	var last uint64
+	for i := range b.Events {
+		e := &b.Events[i]
+		if e.Seq == 0 || e.Seq <= last {
+			return invalid("event %d: seq %d is not above %d", i, e.Seq, last)
+		}
+		last = e.Seq
+		if e.Verdict != VerdictRefused && e.Verdict != VerdictReported {
+			return invalid("event seq %d: verdict %q (want refused or reported)", e.Seq, e.Verdict)
+		}
+		if e.Time.IsZero() {
+			return invalid("event seq %d: no time", e.Seq)
+		}
+		if err := name("container", e.Container); err != nil {
+			return fmt.Errorf("event seq %d: %w", e.Seq, err)
+		}
+		for _, f := range [][2]string{{"reason", e.Reason}, {"path", e.Path}, {"digest", e.Digest}, {"namespace", e.Namespace}, {"image", e.Image}, {"error", e.Error}} {
+			if err := field(f[0], f[1]); err != nil {
+				return fmt.Errorf("event seq %d: %w", e.Seq, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Validate checks a heartbeat strictly.
+func (h *Heartbeat) Validate() error {
+	if err := name("node", h.Node); err != nil {
+		return err
+	}
+	switch h.State {
+	case StateEnforcingFanotify, StateDetectingOnly, StateBroken, StateOff:
+	default:
+		return invalid("state %q (want %q, %q, %q or %q)", h.State, StateEnforcingFanotify, StateDetectingOnly, StateBroken, StateOff)
+	}
+	switch h.Mode {
+	case "off", "detect", "prevent":
+	default:
+		return invalid("mode %q (want off, detect or prevent)", h.Mode)
+	}
+	if len(h.Containers) > MaxContainers {
+		return invalid("%d containers, at most %d", len(h.Containers), MaxContainers)
+	}
+	for _, f := range [][2]string{{"reason", h.Reason}, {"version", h.Version}} {
+		if err := field(f[0], f[1]); err != nil {
+			return err
+		}
+	}
+	for i, c := range h.Containers {
+		if err := name("container id", c.ID); err != nil {
+			return fmt.Errorf("container %d: %w", i, err)
+		}
+		if err := field("namespace", c.Namespace); err != nil {
+			return fmt.Errorf("container %s: %w", c.ID, err)
+		}
+		if err := field("image", c.Image); err != nil {
+			return fmt.Errorf("container %s: %w", c.ID, err)
+		}
+		if len(c.Labels) > MaxLabels {
+			return invalid("container %s: %d labels, at most %d", c.ID, len(c.Labels), MaxLabels)
+		}
+		for k, v := range c.Labels {
+			if err := name("label key", k); err != nil {
+				return fmt.Errorf("container %s: %w", c.ID, err)
+			}
+			if err := field("label "+k, v); err != nil {
+				return fmt.Errorf("container %s: %w", c.ID, err)
+			}
+		}
+	}
+	return nil
+}
