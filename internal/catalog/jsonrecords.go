@@ -41,32 +41,40 @@ func jsonRecords(data []byte, key string) (recs []jsonRecord, bad recordErrors, 
 	}
 	open := strings.TrimSpace(lines[start].text)
 	open = open[len(open)-1:]
-	elemIndent := -1
-	var chunkStart []int
+	// The container ends at the first line not indented deeper than its
+	// opening line (its closing bracket); its records start at the least
+	// indentation inside, which damage cannot lower: a damaged line keeps
+	// the indentation of the line it replaced.
+	end, elemIndent := len(lines), -1
 	for k := start + 1; k < len(lines); k++ {
 		text := lines[k].text
 		if strings.TrimSpace(text) == "" {
 			continue
 		}
 		ind := indentOf(text)
-		if elemIndent < 0 {
-			if ind <= indentOf(lines[start].text) {
-				break // an empty container
-			}
+		if ind <= indentOf(lines[start].text) {
+			end = k
+			break
+		}
+		if elemIndent < 0 || ind < elemIndent {
 			elemIndent = ind
 		}
-		if ind < elemIndent {
-			break // the container's closing bracket
+	}
+	var chunkStart []int
+	for k := start + 1; k < end; k++ {
+		text := lines[k].text
+		if strings.TrimSpace(text) == "" || indentOf(text) != elemIndent {
+			continue
 		}
-		body := text[ind:]
-		if ind == elemIndent && (open == "{" && body[0] == '"' || open == "[" && body[0] != ']' && body[0] != '}') {
+		body := text[elemIndent:]
+		if open == "{" && body[0] == '"' || open == "[" && body[0] != ']' && body[0] != '}' {
 			chunkStart = append(chunkStart, k)
 		} else if len(chunkStart) == 0 {
 			bad.add(k+1, "not the start of a record")
 		}
 	}
 	for i, k := range chunkStart {
-		last := len(lines)
+		last := end
 		if i+1 < len(chunkStart) {
 			last = chunkStart[i+1]
 		}
