@@ -1,0 +1,306 @@
+// Command guest runs inside the qemu guest that guest_test.go boots (PID 1's
+// child; /init has mounted proc, sysfs, securityfs, devtmpfs, tracefs and
+// cgroup2). It proves the BPF-LSM path end to end and prints results as
+// "BULWARK ..." lines on the serial console. A copy of this binary is the
+// drifted file: run with "ran WHY" it prints "BULWARK ran WHY" and exits,
+// so an exec that escapes is visible on the console.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/bulwark-sec/bulwark/internal/bpflsm"
+)
+
+const (
+	busybox = "/bin/busybox"
+	denied  = "/tmp/denied"
+	tool    = "/bin/tool"
+	cgDir   = "/sys/fs/cgroup/ctr"
+)
+
+func main() {
+	if len(os.Args) > 2 && os.Args[1] == "ran" {
+		fmt.Println("BULWARK ran", os.Args[2])
+		os.Exit(0)
+	}
+	if err := run(); err != nil {
+		fmt.Println("BULWARK FAIL", err)
+		os.Exit(1)
+	}
+	fmt.Println("BULWARK PASS")
+}
+
+func run() error {
+	n := 2000
+	if s := os.Getenv("bulwark_execs"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 {
+			return fmt.Errorf("parsing bulwark_execs %q", s)
+		}
+		n = v
+	}
+	lsms, err := bpflsm.ActiveLSMs()
+	if err != nil {
+		return err
+	}
+	fmt.Println("BULWARK lsm", strings.Join(lsms, ","))
+	if err := bpflsm.Probe(); err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	fmt.Println("BULWARK probe ok")
+
+	for _, c := range [][2]string{{"/guest", denied}, {busybox, tool}} {
+		if err := copyFile(c[0], c[1]); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(cgDir, 0o755); err != nil {
+		return fmt.Errorf("creating cgroup %q: %w", cgDir, err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(cgDir, &st); err != nil {
+		return fmt.Errorf("reading cgroup id of %q: %w", cgDir, err)
+	}
+	cg := st.Ino // a cgroup v2 directory's inode number is its cgroup id
+
+	enf, err := bpflsm.Load()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = enf.Close() }()
+	if err := enf.Watch(cg, bpflsm.ModePrevent); err != nil {
+		return err
+	}
+	for _, p := range []string{busybox, tool} {
+		id, err := bpflsm.FileIDOf(p)
+		if err != nil {
+			return err
+		}
+		if err := enf.Allow(cg, id); err != nil {
+			return err
+		}
+	}
+	events := make(chan bpflsm.Event, 4*n+64)
+	go func() {
+		for {
+			ev, err := enf.ReadEvent()
+			if err != nil {
+				close(events)
+				return
+			}
+			events <- ev
+		}
+	}()
+
+	// Outside the watched cgroup nothing is decided: the drifted file runs.
+	if out, err := exec.Command(denied, "ran", "outside").CombinedOutput(); err != nil || !strings.Contains(string(out), "BULWARK ran outside") {
+		return fmt.Errorf("the drifted file outside the watched cgroup: %v %q", err, out)
+	}
+	fmt.Println("BULWARK outside-cgroup ran")
+
+	if err := os.WriteFile(cgDir+"/cgroup.procs", []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return fmt.Errorf("joining cgroup %q: %w", cgDir, err)
+	}
+
+	// The listed file runs; the drifted one is refused before it runs.
+	if out, err := exec.Command(busybox, "echo", "allowed-ran").CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "allowed-ran" {
+		return fmt.Errorf("the allowed file: %v %q", err, out)
+	}
+	fmt.Println("BULWARK allowed ran")
+	if out, err := exec.Command(denied, "ran", "child").CombinedOutput(); !errors.Is(err, syscall.EPERM) {
+		return fmt.Errorf("the drifted file in a child: want EPERM, got %v %q", err, out)
+	}
+	fmt.Println("BULWARK denied child EPERM")
+
+	// The storm: exec in place; a refused exec returns EPERM, one that is
+	// not refused replaces this program and prints "BULWARK ran escape".
+	start := time.Now()
+	refused := 0
+	argv := []string{denied, "ran", "escape"}
+	for range n {
+		err := syscall.Exec(denied, argv, os.Environ())
+		if !errors.Is(err, syscall.EPERM) {
+			return fmt.Errorf("storm exec %d: want EPERM, got %v", refused, err)
+		}
+		refused++
+	}
+	el := time.Since(start)
+	fmt.Printf("BULWARK storm attempts=%d refused=%d escapes=0 seconds=%.2f per_s=%.0f\n", n, refused, el.Seconds(), float64(n)/el.Seconds())
+
+	// A listed file modified after it was listed is drift. The sleep keeps
+	// the write off the listing's timestamp tick: this kernel's ctime is
+	// coarse (a jiffy) on tmpfs (docs/runtime.md).
+	time.Sleep(50 * time.Millisecond)
+	if err := appendByte(tool); err != nil {
+		return err
+	}
+	if out, err := exec.Command(tool, "true").CombinedOutput(); !errors.Is(err, syscall.EPERM) {
+		return fmt.Errorf("the modified listed file: want EPERM, got %v %q", err, out)
+	}
+	fmt.Println("BULWARK modified EPERM")
+
+	// detect: the drifted file runs and is reported.
+	if err := enf.Watch(cg, bpflsm.ModeDetect); err != nil {
+		return err
+	}
+	if out, err := exec.Command(denied, "ran", "detect").CombinedOutput(); err != nil || !strings.Contains(string(out), "BULWARK ran detect") {
+		return fmt.Errorf("the drifted file in detect: %v %q", err, out)
+	}
+	fmt.Println("BULWARK detect ran")
+	if err := enf.Watch(cg, bpflsm.ModePrevent); err != nil {
+		return err
+	}
+
+	if err := checkEvents(enf, events, cg, n); err != nil {
+		return err
+	}
+	if err := enf.Close(); err != nil {
+		return err
+	}
+	return latency()
+}
+
+// checkEvents waits for every event: n+2 refused (the child, the storm, the
+// modified file), one reported (detect), none lost.
+func checkEvents(enf *bpflsm.Enforcer, events <-chan bpflsm.Event, cg uint64, n int) error {
+	want := map[string]int{"refused not-listed": n + 1, "refused modified": 1, "reported not-listed": 1}
+	got := map[string]int{}
+	deadline := time.After(60 * time.Second)
+	for total := 0; total < n+3; total++ {
+		select {
+		case ev := <-events:
+			if ev.Cgroup != cg {
+				return fmt.Errorf("event for cgroup %d, want %d: %+v", ev.Cgroup, cg, ev)
+			}
+			got[ev.Verdict.String()+" "+ev.Reason.String()]++
+			if total == 0 {
+				fmt.Printf("BULWARK first-event pid=%d comm=%s path=%s dev=%#x ino=%d verdict=%s reason=%s\n",
+					ev.TGID, ev.Comm, ev.Path, ev.File.Dev, ev.File.Ino, ev.Verdict, ev.Reason)
+			}
+		case <-deadline:
+			return fmt.Errorf("events after 60 s: %v, want %v", got, want)
+		}
+	}
+	for k, v := range want {
+		if got[k] != v {
+			return fmt.Errorf("events %v, want %v", got, want)
+		}
+	}
+	s, err := enf.Stats()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("BULWARK stats checked=%d allowed=%d refused=%d reported=%d lost=%d\n", s.Checked, s.Allowed, s.Refused, s.Reported, s.EventsLost)
+	if s.Refused != uint64(n+2) || s.Reported != 1 || s.EventsLost != 0 {
+		return fmt.Errorf("counters %+v, want %d refused, 1 reported, 0 lost", s, n+2)
+	}
+	return nil
+}
+
+// latency times fork+exec+wait of the allowed busybox, alternating rounds
+// without the program and with it (the caller in the watched cgroup, the
+// file listed: the path every allowed exec of a container takes).
+func latency() error {
+	const rounds, per = 7, 100
+	var without, with []float64
+	for r := 0; r < rounds; r++ {
+		d, err := timeExecs(per)
+		if err != nil {
+			return err
+		}
+		without = append(without, d)
+		enf, err := bpflsm.Load()
+		if err != nil {
+			return err
+		}
+		if err := watchSelf(enf); err != nil {
+			_ = enf.Close()
+			return err
+		}
+		d, err = timeExecs(per)
+		s, serr := enf.Stats()
+		_ = enf.Close()
+		if err != nil {
+			return err
+		}
+		if serr != nil || s.Allowed != per {
+			return fmt.Errorf("latency round %d: counters %+v (%v), want %d allowed", r, s, serr, per)
+		}
+		with = append(with, d)
+	}
+	mw, mo := median(with), median(without)
+	fmt.Printf("BULWARK latency rounds without_us=%.0f with_us=%.0f\n", without, with)
+	fmt.Printf("BULWARK latency execs=%d without_us=%.0f with_us=%.0f added_pct=%.1f\n", rounds*per, mo, mw, 100*(mw-mo)/mo)
+	return nil
+}
+
+func watchSelf(enf *bpflsm.Enforcer) error {
+	var st syscall.Stat_t
+	if err := syscall.Stat(cgDir, &st); err != nil {
+		return err
+	}
+	if err := enf.Watch(st.Ino, bpflsm.ModePrevent); err != nil {
+		return err
+	}
+	id, err := bpflsm.FileIDOf(busybox)
+	if err != nil {
+		return err
+	}
+	return enf.Allow(st.Ino, id)
+}
+
+// timeExecs returns the mean microseconds of one fork+exec+wait of busybox true.
+func timeExecs(n int) (float64, error) {
+	start := time.Now()
+	for range n {
+		if err := exec.Command(busybox, "true").Run(); err != nil {
+			return 0, fmt.Errorf("timing execs: %w", err)
+		}
+	}
+	return float64(time.Since(start).Microseconds()) / float64(n), nil
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("copying %q: %w", src, err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o755)
+	if err != nil {
+		return fmt.Errorf("copying %q to %q: %w", src, dst, err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("copying %q to %q: %w", src, dst, err)
+	}
+	return out.Close()
+}
+
+func appendByte(p string) error {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return fmt.Errorf("modifying %q: %w", p, err)
+	}
+	if _, err := f.Write([]byte{0}); err != nil {
+		f.Close()
+		return fmt.Errorf("modifying %q: %w", p, err)
+	}
+	return f.Close()
+}
