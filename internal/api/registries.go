@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/bulwark-sec/bulwark/internal/audit"
+	"github.com/bulwark-sec/bulwark/internal/sign"
 	"github.com/bulwark-sec/bulwark/internal/store"
 )
 
@@ -296,7 +297,13 @@ func (h *Handler) registryNotification(w http.ResponseWriter, r *http.Request) e
 				ignored++
 				continue
 			}
-			if ev.Target.Tag != "" {
+			image := ref.Name()
+			if _, _, artifact := sign.ArtifactTag(ev.Target.Tag); artifact {
+				// A signature, attestation or SBOM: its tag is not one
+				// of an image's, and the job names the tag, under which
+				// the worker attaches it rather than scanning it.
+				image = ref.Context().Name() + ":" + ev.Target.Tag
+			} else if ev.Target.Tag != "" {
 				tag, err := name.NewTag(ref.Context().Name() + ":" + ev.Target.Tag)
 				if err != nil {
 					h.log.Warn("ignoring the tag of a notification event", "event", ev.ID, "err", err)
@@ -304,14 +311,14 @@ func (h *Handler) registryNotification(w http.ResponseWriter, r *http.Request) e
 					return nil, err
 				}
 			}
-			payload, _ := json.Marshal(ScanPayload{Image: ref.Name()})
+			payload, _ := json.Marshal(ScanPayload{Image: image})
 			// A scan of the same reference still pending (the registry
 			// retrying a delivery, or a poll that found it first) is reused.
 			id, _, err := tx.EnqueueJobOnce(ctx, JobScan, payload, time.Time{})
 			if err != nil {
 				return nil, err
 			}
-			jobs = append(jobs, queued{Job: id, Image: ref.Name()})
+			jobs = append(jobs, queued{Job: id, Image: image})
 		}
 		if len(jobs) == 0 {
 			return nil, nil

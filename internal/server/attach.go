@@ -25,6 +25,15 @@ func artifactManifest(ref name.Digest, ropts []remote.Option) (kind, subject str
 	if err != nil {
 		return "", "", fmt.Errorf("fetching %s: %w", ref, err)
 	}
+	return classifyManifest(ref, desc)
+}
+
+// classifyManifest is artifactManifest of the manifest desc fetched for
+// ref: an index is an image (kind "").
+func classifyManifest(ref name.Reference, desc *remote.Descriptor) (kind, subject string, err error) {
+	if desc.MediaType.IsIndex() {
+		return "", "", nil
+	}
 	if len(desc.Manifest) > maxManifestBytes {
 		return "", "", fmt.Errorf("fetching %s: manifest of %d bytes, more than %d", ref, len(desc.Manifest), maxManifestBytes)
 	}
@@ -42,6 +51,50 @@ func artifactManifest(ref name.Digest, ropts []remote.Option) (kind, subject str
 	return kind, subject, nil
 }
 
+// artifactJob reports whether the reference a scan job names (queued by a
+// push notification or POST /api/v1/scans) is a signature, attestation,
+// SBOM or other artifact rather than an image, recognised as the watcher
+// recognises them: by cosign's tag scheme, else by the manifest
+// (sign.ArtifactTag, sign.ArtifactKind). One named by a tag is attached
+// under that tag; one named by digest alone is left to the watcher, which
+// finds its tag. Either way the job is done, not scanned: a scan of an
+// artifact fails and is retried up to the attempt limit. A registry error
+// is returned (the job fails and is retried, as a scan's would).
+func (w *watcher) artifactJob(ctx context.Context, ref name.Reference, log *slog.Logger) (bool, error) {
+	var nopts []name.Option
+	if w.insecure {
+		nopts = append(nopts, name.Insecure)
+	}
+	ref, err := name.ParseReference(ref.String(), nopts...)
+	if err != nil {
+		return false, fmt.Errorf("parsing reference %q: %w", ref, err)
+	}
+	ropts := w.remoteOptions(ctx)
+	tag, byTag := ref.(name.Tag)
+	subject, kind, ok := "", "", false
+	if byTag {
+		subject, kind, ok = sign.ArtifactTag(tag.TagStr())
+	}
+	desc, err := remote.Get(ref, ropts...)
+	if err != nil {
+		return false, fmt.Errorf("fetching %s: %w", ref, err)
+	}
+	if !ok {
+		if kind, subject, err = classifyManifest(ref, desc); err != nil {
+			return false, err
+		}
+		if kind == "" {
+			return false, nil
+		}
+	}
+	digest := desc.Digest.String()
+	if !byTag {
+		log.Info("not an image: not scanned, left to the watcher to attach", "image", ref.Name(), "kind", kind, "subject", subject)
+		return true, nil
+	}
+	return true, w.attach(ctx, ref.Context(), tag.TagStr(), digest, subject, kind, log)
+}
+
 // attach records what repo's tag (an artifact at digest, about subject)
 // holds, unless that digest is already recorded for the tag: one read of
 // the artifact per change of the tag. A registry failure is logged and the
@@ -51,7 +104,7 @@ func (w *watcher) attach(ctx context.Context, repo name.Repository, tag, digest,
 	if err != nil || known == digest {
 		return err
 	}
-	opts := sign.Options{Insecure: w.insecure, Keychain: w.keychain}
+	opts := sign.Options{Insecure: w.insecure, Keychain: w.keychain, Transport: w.transport}
 	got, err := sign.ReadAttached(ctx, repo.Digest(digest), subject, kind, w.keys, opts)
 	if err != nil {
 		if ctx.Err() == nil {

@@ -313,6 +313,7 @@ func Run(ctx context.Context, cfg Config) error {
 			judgment: judge,
 			skip:     endOfLife(st),
 			runPoll:  wt.runPoll,
+			artifact: wt.artifactJob,
 		}
 		w.advisoryStatus = adv.status
 		w.transport = egressTransport

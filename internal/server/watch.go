@@ -155,6 +155,20 @@ func watchedRepositories(configured, catalog []string) []string {
 	return slices.Compact(out)
 }
 
+// remoteOptions are the options of the watcher's registry requests: its
+// keychain (the Docker config when nil) and transport (the egress policy).
+func (w *watcher) remoteOptions(ctx context.Context) []remote.Option {
+	kc := w.keychain
+	if kc == nil {
+		kc = authn.DefaultKeychain
+	}
+	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
+	if w.transport != nil {
+		ropts = append(ropts, remote.WithTransport(w.transport))
+	}
+	return ropts
+}
+
 // remoteErr marks a registry-side failure: logged, not fatal.
 type remoteErr struct{ error }
 
@@ -174,14 +188,7 @@ func (w *watcher) pollRegistry(ctx context.Context, reg store.Registry) error {
 		log.Warn("skipping registry", "err", err)
 		return nil
 	}
-	kc := w.keychain
-	if kc == nil {
-		kc = authn.DefaultKeychain
-	}
-	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
-	if w.transport != nil {
-		ropts = append(ropts, remote.WithTransport(w.transport))
-	}
+	ropts := w.remoteOptions(ctx)
 	configured, err := w.store.Repositories(ctx, reg.ID)
 	if err != nil {
 		return err

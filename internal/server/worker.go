@@ -37,6 +37,11 @@ type worker struct {
 	// (nil before its config is read) is not to be scanned: its
 	// application is end-of-life.
 	skip func(ctx context.Context, repository string, labels map[string]string) (bool, error)
+	// artifact reports whether a scan job's reference is a signature,
+	// attestation, SBOM or other artifact, attached or left to the
+	// watcher instead of scanned (the watcher's artifactJob); nil: every
+	// reference is scanned.
+	artifact func(ctx context.Context, ref name.Reference, log *slog.Logger) (bool, error)
 	// runPoll runs a poll job (the watcher's); nil: poll jobs are not claimed.
 	runPoll func(ctx context.Context) error
 
@@ -135,6 +140,11 @@ func (w *worker) scan(ctx context.Context, j *store.Job) (string, error) {
 	// is read and before any layer is.
 	if skip, err := endOfLife(nil); err != nil || skip {
 		return "", err
+	}
+	if w.artifact != nil {
+		if isArtifact, err := w.artifact(ctx, ref, w.log.With("job", j.ID)); err != nil || isArtifact {
+			return "", err
+		}
 	}
 	iopts := image.Options{CacheDir: w.cacheDir, Insecure: w.insecure, Keychain: w.keychain, Limits: w.limits}
 	iopts.Transport = w.transport
