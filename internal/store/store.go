@@ -344,6 +344,10 @@ var migrations = []string{
 	);
 	CREATE INDEX attachments_subject ON attachments (subject);
 	CREATE INDEX attachments_source ON attachments (repository, source);`,
+
+	// 7: an object's audit entries newest first (ObjectHistory, the
+	// console's certification history) without reading the whole log.
+	`CREATE INDEX IF NOT EXISTS audit_log_object ON audit_log (object, seq);`,
 }
 
 // migrateSQLite brings the schema to SchemaVersion, one transaction per
