@@ -43,6 +43,7 @@ type Store interface {
 	HygieneStore
 	AuditStore
 	CertificationLister
+	RuntimeStore
 	reeval.Store // DigestsFor, Certification, Revoke
 	SetCertification(ctx context.Context, digest, status, reason string) error
 	LatestDecision(ctx context.Context, digest string) (*policy.Decision, error)
@@ -143,6 +144,10 @@ func (h *Handler) routes() []route {
 		{"DELETE /api/v1/webhooks/{name}", store.RoleAdmin, h.deleteWebhook},
 		{"POST /api/v1/webhooks/{name}/test", store.RoleOperator, h.testWebhook},
 		{"GET /api/v1/webhooks/deliveries", store.RoleViewer, h.listDeliveries},
+		{"POST /api/v1/agent/events", store.RoleOperator, h.agentEvents},
+		{"POST /api/v1/agent/heartbeat", store.RoleOperator, h.agentHeartbeat},
+		{"GET /api/v1/runtime/events", store.RoleViewer, h.listRuntimeEvents},
+		{"GET /api/v1/nodes", store.RoleViewer, h.listNodes},
 	}
 	for i := range rts {
 		if rts[i].role != "" {

@@ -15,10 +15,11 @@ const (
 	EventScanFailed = "scan.failed"
 	EventImageNew   = "image.new"
 	EventTest       = "webhook.test"
+	EventDrift      = "runtime.drift" // runtime.go
 )
 
 // Types are the event types a webhook may subscribe to.
-var Types = []string{EventRevoked, EventGranted, EventScanFailed, EventImageNew}
+var Types = []string{EventRevoked, EventGranted, EventScanFailed, EventImageNew, EventDrift}
 
 // KnownType reports whether typ is one of Types.
 func KnownType(typ string) bool {

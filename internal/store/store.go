@@ -348,6 +348,9 @@ var migrations = []string{
 	// 7: an object's audit entries newest first (ObjectHistory, the
 	// console's certification history) without reading the whole log.
 	`CREATE INDEX IF NOT EXISTS audit_log_object ON audit_log (object, seq);`,
+
+	// 8: runtime events and nodes reported by bulwark-agent (runtime.go).
+	runtimeSchema,
 }
 
 // migrateSQLite brings the schema to SchemaVersion, one transaction per
