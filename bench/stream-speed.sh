@@ -8,14 +8,16 @@
 #
 #   bench/stream-speed.sh
 #
-# Not run in CI (minutes, 4 GB of disk). Peers come from bench/build-peers.sh.
+# Not run in CI (minutes, 4 GB of disk). Peers come from bench/build-peers.sh
+# (PEERS=0 skips them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PEERS_DIR="${BULWARK_PEERS_DIR:-$HOME/.cache/bulwark-peers}"
 OUT="${BULWARK_BENCH_DIR:-/tmp/bulwark-stream}"
 RUNS="${RUNS:-5}"
 
-go build -trimpath -o "$OUT/bulwark" ./cmd/bulwark
+mkdir -p "$OUT"
+if [ -n "${BULWARK_BIN:-}" ]; then cp "$BULWARK_BIN" "$OUT/bulwark"; else go build -trimpath -o "$OUT/bulwark" ./cmd/bulwark; fi
 go build -trimpath -o "$OUT/streamimage" ./bench/streamimage
 "$OUT/streamimage" -out "$OUT"
 "$OUT/streamimage" -out "$OUT" -serve 127.0.0.1:0 > "$OUT/registry.addr" &
@@ -24,8 +26,10 @@ trap 'kill $REG_PID 2>/dev/null || true' EXIT
 for _ in $(seq 600); do [ -s "$OUT/registry.addr" ] && break; sleep 1; done
 REG=$(head -1 "$OUT/registry.addr")
 export SYFT_CHECK_FOR_APP_UPDATE=false
-PEERS=1
-[ -x "$PEERS_DIR/bin/syft" ] && [ -x "$PEERS_DIR/bin/trivy" ] || bench/build-peers.sh syft trivy || PEERS=0
+PEERS="${PEERS:-1}" # PEERS=0: bulwark only
+if [ "$PEERS" = 1 ]; then
+	[ -x "$PEERS_DIR/bin/syft" ] && [ -x "$PEERS_DIR/bin/trivy" ] || bench/build-peers.sh syft trivy || PEERS=0
+fi
 
 # measure NAME CMD...: RUNS runs, each with a fresh bulwark cache; prints
 # "NAME median_s max_rss_mb"

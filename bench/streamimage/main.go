@@ -164,7 +164,8 @@ func gzipLayer(blobs string, fill func(io.Writer) error) (blob, error) {
 
 func hash(sum []byte) v1.Hash { return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum)} }
 
-// writeLayout writes an OCI layout whose blobs link to the shared ones.
+// writeLayout writes an OCI layout whose blobs are hard links to the shared
+// ones (layout readers refuse symbolic links).
 func writeLayout(dir, blobs string, layers []blob) error {
 	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
 		return err
@@ -181,7 +182,7 @@ func writeLayout(dir, blobs string, layers []blob) error {
 		m.Layers = append(m.Layers, v1.Descriptor{MediaType: types.OCILayer, Digest: l.digest, Size: l.size})
 		link := filepath.Join(dir, "blobs", "sha256", l.digest.Hex)
 		os.Remove(link)
-		if err := os.Symlink(filepath.Join(blobs, "sha256", l.digest.Hex), link); err != nil {
+		if err := os.Link(filepath.Join(blobs, "sha256", l.digest.Hex), link); err != nil {
 			return err
 		}
 	}
