@@ -62,6 +62,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
 		return ExitUsage
 	}
+	probeBPFLSM(log, m)
 	log.Info("starting", "mode", m, "mechanism", mechanism(m), "namespaces", ns)
 	if err := a.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
