@@ -154,6 +154,9 @@ func Run(ctx context.Context, spec *Spec, opts Options) (*Result, error) {
 		res:   &Result{Target: opts.Target, Seed: opts.Seed, Operations: len(spec.ops), Stop: "done"},
 		start: time.Now(),
 	}
+	for _, v := range spec.public {
+		c.chk.sent[v] = true
+	}
 	if opts.Duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, opts.Duration)

@@ -11,12 +11,43 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
 
-// send sends r within the budget.
+// Backpressure: a 429 is the server's rate limit, not an answer to the
+// request; it is waited out (Retry-After, at most maxRetryAfter) and the
+// request sent again, up to retries429 times, before it counts.
+const (
+	retries429    = 3
+	maxRetryAfter = 5 * time.Second
+)
+
+// send sends r within the budget, waiting out 429s.
 func (c *campaign) send(ctx context.Context, r Request, cr creds) (*exchange, error) {
+	for attempt := 0; ; attempt++ {
+		ex, err := c.sendOnce(ctx, r, cr)
+		if err != nil || ex == nil || ex.status != http.StatusTooManyRequests || attempt == retries429 {
+			return ex, err
+		}
+		wait := time.Second
+		if secs, err := strconv.Atoi(http.Header(ex.header).Get("Retry-After")); err == nil && secs >= 0 {
+			wait = min(time.Duration(secs)*time.Second, maxRetryAfter)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			c.res.Stop = "duration"
+			return nil, errBudget
+		}
+	}
+}
+
+// sendOnce sends r within the budget.
+func (c *campaign) sendOnce(ctx context.Context, r Request, cr creds) (*exchange, error) {
 	if c.sent >= c.opts.MaxRequests {
 		c.res.Stop = "max-requests"
 		return nil, errBudget

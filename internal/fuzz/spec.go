@@ -35,6 +35,9 @@ type Spec struct {
 	byID     map[string]*operation
 	// schemaOpts select JSON Schema 2020-12 for OpenAPI 3.1 documents.
 	schemaOpts []openapi3.SchemaValidationOption
+	// public are the data-class values the document itself holds (its
+	// examples): a response that repeats them leaks nothing.
+	public []string
 }
 
 // Operations returns the operations' ids ("METHOD /path" where the
@@ -154,7 +157,14 @@ func Parse(data []byte) (*Spec, error) {
 	if doc.Paths == nil || doc.Paths.Len() == 0 {
 		return nil, fmt.Errorf("%w: no paths", ErrDocument)
 	}
-	return fromDoc(doc)
+	s, err := fromDoc(doc)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range findDataClasses(data) {
+		s.public = append(s.public, d.value)
+	}
+	return s, nil
 }
 
 // toJSON turns a YAML (or JSON) document into JSON.
