@@ -25,6 +25,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/bulwark-sec/bulwark/internal/layerfs"
 	"github.com/bulwark-sec/bulwark/internal/registrytest"
 )
 
@@ -136,8 +137,14 @@ func TestBombRefused(t *testing.T) {
 			blobDigest, _, _ := v1.SHA256(bytes.NewReader(blob))
 			reg := registrytest.New(t)
 			reg.Push(t, "bomb:1", img)
-			for _, input := range []string{layoutDir(t, img), reg.Ref("bomb:1")} {
-				o := opts(t)
+			for _, c := range []struct {
+				input  string
+				stream bool
+			}{{layoutDir(t, img), false}, {reg.Ref("bomb:1"), false}, {layoutDir(t, img), true}, {reg.Ref("bomb:1"), true}} {
+				input, o := c.input, opts(t)
+				if c.stream {
+					o.Select, o.SelectKey = keepAll{}, "all"
+				}
 				_, err := Open(context.Background(), input, o)
 				if !errors.Is(err, ErrCompressionRatio) {
 					t.Fatalf("%s: error %v, want ErrCompressionRatio", input, err)
@@ -164,8 +171,11 @@ func TestImageTotalRefused(t *testing.T) {
 	img := imageOfBlobs(t, [][]byte{b1, b2}, []v1.Hash{d1, d2}, types.OCILayer)
 	reg := registrytest.New(t)
 	reg.Push(t, "big:1", img)
-	for _, input := range []string{layoutDir(t, img), reg.Ref("big:1")} {
+	for i, input := range []string{layoutDir(t, img), reg.Ref("big:1"), layoutDir(t, img), reg.Ref("big:1")} {
 		o := opts(t)
+		if i >= 2 {
+			o.Select, o.SelectKey = keepAll{}, "all"
+		}
 		o.Limits.MaxImageSize = 4 << 20
 		_, err := Open(context.Background(), input, o)
 		if !errors.Is(err, ErrImageTooLarge) || !strings.Contains(err.Error(), "--max-image-size") {
@@ -269,3 +279,9 @@ func TestStalePartialRemoved(t *testing.T) {
 }
 
 func stalePartialTime() time.Time { return time.Now().Add(-stalePartial - time.Minute) }
+
+// keepAll is a streaming selection that keeps every file.
+type keepAll struct{}
+
+func (keepAll) Want(string, fs.FileMode, int64, []byte) layerfs.Want { return layerfs.Keep }
+func (keepAll) Keep(string, io.ReaderAt, int64) bool                 { return true }
