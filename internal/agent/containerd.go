@@ -29,6 +29,7 @@ type container struct {
 	pid                  uint32
 	dev                  uint64 // of its root filesystem
 	compiled             *allowlist.Compiled
+	labels               map[string]string // pod labels from CRI (status.go)
 }
 
 // ContainerInfo says what the agent knows of a watched container.
@@ -148,7 +149,7 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 			return fmt.Errorf("watching container %q: %w", id, err)
 		}
 	}
-	c2 := &container{id: id, namespace: ns, image: list.Image, pid: pid, dev: dev, compiled: allowlist.Compile(list, verdictsPerContainer)}
+	c2 := &container{id: id, namespace: ns, image: list.Image, pid: pid, dev: dev, compiled: allowlist.Compile(list, verdictsPerContainer), labels: podLabels(info.Labels)}
 	a.mu.Lock()
 	if old, ok := a.containers[id]; ok && a.byDev[old.dev] == old {
 		delete(a.byDev, old.dev)

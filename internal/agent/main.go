@@ -21,6 +21,9 @@ const (
 
 // Main runs bulwark-agent with args and returns its exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "status" {
+		return statusMain(args[1:], stdout, stderr)
+	}
 	fs := pflag.NewFlagSet("bulwark-agent", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	mode := fs.String("mode", string(ModeDetect), "what to do about drift: off, detect or prevent")
@@ -28,6 +31,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	nss := fs.String("namespaces", "default,k8s.io", "containerd namespaces to watch, comma-separated")
 	inv := fs.String("inventory-dir", "", "directory of inventories (bulwark SBOM JSON) named <manifest digest hex>.json")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	of := addOutputFlags(fs) // outputs.go
 	if err := fs.Parse(args); err != nil {
 		return ExitUsage
 	}
@@ -52,7 +56,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: lv}))
-	a, err := New(Config{Mode: m, Address: *address, Namespaces: ns, InventoryDir: *inv, Log: log})
+	outs, err := of.open(log)
+	if err != nil {
+		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
+		return ExitUsage
+	}
+	a, err := New(Config{Mode: m, Address: *address, Namespaces: ns, InventoryDir: *inv, Log: log, Report: outs.report(log)})
 	var noEnf *NoEnforcementError
 	if errors.As(err, &noEnf) {
 		fmt.Fprintf(stderr, "bulwark-agent: refusing to start in %s mode: %v\n", m, err)
@@ -64,7 +73,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	probeBPFLSM(log, m)
 	log.Info("starting", "mode", m, "mechanism", mechanism(m), "namespaces", ns)
-	if err := a.Run(ctx); err != nil {
+	if err := runWithOutputs(ctx, a, outs, log); err != nil {
 		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
 		return ExitError
 	}

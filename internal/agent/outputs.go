@@ -1,0 +1,158 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bulwark-sec/bulwark/internal/agentproto"
+	"github.com/bulwark-sec/bulwark/internal/spool"
+)
+
+// outputFlags are the flags of what the agent tells others: the server
+// (events and heartbeats), the status file and the metrics.
+type outputFlags struct {
+	server, tokenFile, node, spoolDir, statusFile, metrics *string
+	spoolBytes                                             *int64
+	heartbeat                                              *time.Duration
+}
+
+func addOutputFlags(fs *pflag.FlagSet) *outputFlags {
+	host, _ := os.Hostname()
+	return &outputFlags{
+		server:     fs.String("server", "", "bulwark server URL to send drift events and heartbeats to (none: events are logged only)"),
+		tokenFile:  fs.String("token-file", "", "file holding the server API token (role operator); else $BULWARK_AGENT_TOKEN"),
+		node:       fs.String("node", host, "this node's name"),
+		spoolDir:   fs.String("spool-dir", "/var/lib/bulwark-agent/spool", "where events wait for the server"),
+		spoolBytes: fs.Int64("spool-bytes", 64<<20, "bound of the spool on disk; past it the oldest events are dropped and counted"),
+		heartbeat:  fs.Duration("heartbeat", 30*time.Second, "how often the node's state goes to the server"),
+		statusFile: fs.String("status-file", "/run/bulwark-agent/status.json", "where the agent writes its status for `bulwark-agent status`"),
+		metrics:    fs.String("metrics-address", "", "loopback address for Prometheus metrics, e.g. 127.0.0.1:9464 (none: off)"),
+	}
+}
+
+// outputs is what the flags opened.
+type outputs struct {
+	flags  *outputFlags
+	spool  *spool.Spool
+	sender *Sender
+}
+
+// open checks the flags and opens the spool and sender when a server is
+// given. Errors are usage errors.
+func (o *outputFlags) open(log *slog.Logger) (*outputs, error) {
+	out := &outputs{flags: o}
+	if *o.metrics != "" {
+		if err := checkLoopback(*o.metrics); err != nil {
+			return nil, err
+		}
+	}
+	if *o.server == "" {
+		return out, nil
+	}
+	if !strings.HasPrefix(*o.server, "https://") && !strings.HasPrefix(*o.server, "http://") {
+		return nil, fmt.Errorf("--server %q: want an http(s):// URL", *o.server)
+	}
+	token := os.Getenv("BULWARK_AGENT_TOKEN")
+	if *o.tokenFile != "" {
+		b, err := os.ReadFile(*o.tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading --token-file %q: %w", *o.tokenFile, err)
+		}
+		token = string(b)
+	}
+	if token = strings.TrimSpace(token); token == "" {
+		return nil, errors.New("--server needs a token: --token-file or $BULWARK_AGENT_TOKEN")
+	}
+	if *o.node == "" {
+		return nil, errors.New("--node is empty")
+	}
+	sp, err := spool.Open(*o.spoolDir, *o.spoolBytes)
+	if err != nil {
+		return nil, err
+	}
+	out.spool = sp
+	out.sender = NewSender(SenderConfig{URL: *o.server, Token: token, Node: *o.node, Spool: sp,
+		HeartbeatEvery: *o.heartbeat, Log: log})
+	return out, nil
+}
+
+// report is the agent's Report: logged, and spooled when a server is set.
+func (o *outputs) report(log *slog.Logger) func(Event) {
+	lr := logReport(log)
+	if o.sender == nil {
+		return lr
+	}
+	return func(e Event) { lr(e); o.sender.Report(e) }
+}
+
+// run runs the sender, the status file writer and the metrics server
+// beside the agent until ctx ends.
+func (o *outputs) run(ctx context.Context, a *Agent, log *slog.Logger) error {
+	if o.spool != nil {
+		defer o.spool.Close()
+	}
+	status := func() Status { return a.status(*o.flags.node, *o.flags.server, o.spool, o.sender) }
+	g, ctx := errgroup.WithContext(ctx)
+	if o.sender != nil {
+		o.sender.cfg.Heartbeat = func() agentproto.Heartbeat { return a.Heartbeat(o.spool) }
+		g.Go(func() error { return o.sender.Run(ctx) })
+	}
+	if *o.flags.statusFile != "" {
+		g.Go(func() error {
+			t := time.NewTicker(2 * time.Second)
+			defer t.Stop()
+			for {
+				if err := writeStatus(*o.flags.statusFile, status()); err != nil {
+					log.Warn("writing the status file", "error", err)
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-t.C:
+				}
+			}
+		})
+	}
+	if *o.flags.metrics != "" {
+		ln, err := net.Listen("tcp", *o.flags.metrics)
+		if err != nil {
+			return fmt.Errorf("listening for metrics on %q: %w", *o.flags.metrics, err)
+		}
+		srv := &http.Server{Handler: metricsHandler(status), ReadHeaderTimeout: 5 * time.Second}
+		g.Go(func() error {
+			<-ctx.Done()
+			return srv.Close()
+		})
+		g.Go(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serving metrics: %w", err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// runWithOutputs runs the agent and its outputs; when the agent stops,
+// so do they.
+func runWithOutputs(ctx context.Context, a *Agent, o *outputs, log *slog.Logger) error {
+	octx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- o.run(octx, a, log) }()
+	err := a.Run(ctx)
+	cancel()
+	if oerr := <-done; err == nil {
+		err = oerr
+	}
+	return err
+}

@@ -1,0 +1,187 @@
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/bulwark-sec/bulwark/internal/agentproto"
+	"github.com/bulwark-sec/bulwark/internal/spool"
+)
+
+// podLabels keeps the CRI labels of a container (io.kubernetes.*: pod
+// name, pod namespace, container name), bounded.
+func podLabels(all map[string]string) map[string]string {
+	var out map[string]string
+	for k, v := range all {
+		if !strings.HasPrefix(k, "io.kubernetes.") || len(k) > agentproto.MaxName || len(v) > agentproto.MaxField {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		if len(out) < agentproto.MaxLabels {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Containers lists the watched containers, by id.
+func (a *Agent) Containers() []agentproto.Container {
+	a.mu.RLock()
+	out := make([]agentproto.Container, 0, len(a.containers))
+	for _, c := range a.containers {
+		out = append(out, agentproto.Container{ID: c.id, Namespace: c.namespace, Image: c.image, Labels: c.labels})
+	}
+	a.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	if len(out) > agentproto.MaxContainers {
+		out = out[:agentproto.MaxContainers]
+	}
+	return out
+}
+
+// Enforcement is the agent's enforcement state and why.
+func (a *Agent) Enforcement() (state, reason string) {
+	switch {
+	case a.cfg.Mode == ModeOff:
+		return agentproto.StateOff, "mode off"
+	case a.fan == nil:
+		return agentproto.StateBroken, "no fanotify listener"
+	case a.cfg.Mode == ModePrevent:
+		return agentproto.StateEnforcingFanotify, ""
+	}
+	return agentproto.StateDetectingOnly, "mode detect"
+}
+
+// Heartbeat describes the node now.
+func (a *Agent) Heartbeat(sp *spool.Spool) agentproto.Heartbeat {
+	state, reason := a.Enforcement()
+	hb := agentproto.Heartbeat{Mode: string(a.cfg.Mode), State: state, Reason: reason, Containers: a.Containers()}
+	if sp != nil {
+		st := sp.Stats()
+		hb.SpoolEvents, hb.SpoolBytes, hb.Dropped = st.Pending, st.Bytes, st.Dropped
+	}
+	return hb
+}
+
+// Status is what the agent writes to its status file for
+// `bulwark-agent status`.
+type Status struct {
+	Time       time.Time              `json:"time"`
+	PID        int                    `json:"pid"`
+	Node       string                 `json:"node"`
+	Server     string                 `json:"server,omitempty"`
+	Mode       string                 `json:"mode"`
+	State      string                 `json:"state"`
+	Reason     string                 `json:"reason,omitempty"`
+	Containers []agentproto.Container `json:"containers"`
+	Stats      Stats                  `json:"stats"`
+	Spool      *spool.Stats           `json:"spool,omitempty"`
+	Sender     *SenderStats           `json:"sender,omitempty"`
+}
+
+// staleAfter: a status file older than this says the agent is not running.
+const staleAfter = 15 * time.Second
+
+// status gathers the agent's status.
+func (a *Agent) status(node, server string, sp *spool.Spool, s *Sender) Status {
+	hb := a.Heartbeat(nil)
+	st := Status{Time: time.Now().UTC(), PID: os.Getpid(), Node: node, Server: server, Mode: hb.Mode, State: hb.State,
+		Reason: hb.Reason, Containers: hb.Containers, Stats: a.Stats()}
+	if sp != nil {
+		ss := sp.Stats()
+		st.Spool = &ss
+	}
+	if s != nil {
+		ss := s.Stats()
+		st.Sender = &ss
+	}
+	return st
+}
+
+// writeStatus writes st to path atomically (0644: nothing secret in it).
+func writeStatus(path string, st Status) error {
+	b, _ := json.MarshalIndent(st, "", "  ")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("writing status %q: %w", path, err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("writing status %q: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("writing status %q: %w", path, err)
+	}
+	return nil
+}
+
+// printStatus is `bulwark-agent status`: the status file for a person.
+// It returns ExitError when the file is missing, damaged or stale.
+func printStatus(path string, now time.Time, w io.Writer) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintf(w, "bulwark-agent: reading status %q: %v (is the agent running, with this --status-file?)\n", path, err)
+		return ExitError
+	}
+	var st Status
+	if err := json.Unmarshal(b, &st); err != nil {
+		fmt.Fprintf(w, "bulwark-agent: reading status %q: %v\n", path, err)
+		return ExitError
+	}
+	age := now.Sub(st.Time).Round(time.Second)
+	fmt.Fprintf(w, "node:         %s (pid %d, status written %s ago)\n", st.Node, st.PID, age)
+	state := st.State
+	if st.Reason != "" {
+		state += " (" + st.Reason + ")"
+	}
+	fmt.Fprintf(w, "mode:         %s\nenforcement:  %s\n", st.Mode, state)
+	fmt.Fprintf(w, "containers:   %d watched\n", len(st.Containers))
+	for _, c := range st.Containers {
+		fmt.Fprintf(w, "  %s  %s  %s\n", c.Namespace, c.ID, c.Image)
+	}
+	fmt.Fprintf(w, "execs:        %d (%d refused, %d reported, %d unattributed)\n", st.Stats.Execs, st.Stats.Refused, st.Stats.Reported, st.Stats.Unattributed)
+	if st.Spool != nil {
+		fmt.Fprintf(w, "spool:        %d events waiting, %d bytes, %d dropped\n", st.Spool.Pending, st.Spool.Bytes, st.Spool.Dropped)
+	}
+	if st.Sender != nil {
+		last := "never"
+		if !st.Sender.LastSend.IsZero() {
+			last = st.Sender.LastSend.Format(time.RFC3339) + " (" + now.Sub(st.Sender.LastSend).Round(time.Second).String() + " ago)"
+		}
+		fmt.Fprintf(w, "server:       %s\nlast send:    %s, %d events sent\n", st.Server, last, st.Sender.Sent)
+		if st.Sender.LastError != "" {
+			fmt.Fprintf(w, "last error:   %s\n", st.Sender.LastError)
+		}
+	} else {
+		fmt.Fprintf(w, "server:       none (events are logged only)\n")
+	}
+	if age > staleAfter {
+		fmt.Fprintf(w, "STALE: the status is %s old; the agent is not running or is stuck\n", age)
+		return ExitError
+	}
+	return ExitOK
+}
+
+// statusMain is `bulwark-agent status [--status-file F]`.
+func statusMain(args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("bulwark-agent status", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("status-file", "/run/bulwark-agent/status.json", "the status file the agent writes")
+	if err := fs.Parse(args); err != nil {
+		return ExitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "bulwark-agent status: unexpected argument %q\n", fs.Arg(0))
+		return ExitUsage
+	}
+	return printStatus(*path, time.Now(), stdout)
+}
