@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
@@ -28,7 +29,8 @@ func CycloneDX(s *SBOM) *cdx.BOM {
 		Tools: &cdx.ToolsChoice{Components: &[]cdx.Component{{
 			Type: cdx.ComponentTypeApplication, Name: ToolName, Version: ToolVersion,
 		}}},
-		Component: imageComponent(s),
+		Component:  imageComponent(s),
+		Properties: inventoryProperties(s),
 	}
 	comps := make([]cdx.Component, 0, len(s.Packages)+1)
 	refs := make([]string, 0, len(s.Packages)+1)
@@ -73,6 +75,16 @@ func CycloneDX(s *SBOM) *cdx.BOM {
 	bom.Components = &comps
 	bom.Dependencies = &[]cdx.Dependency{{Ref: bom.Metadata.Component.BOMRef, Dependencies: &refs}}
 	return bom
+}
+
+// inventoryProperties says whether the inventory is complete and, when it
+// is not, names each record that could not be read.
+func inventoryProperties(s *SBOM) *[]cdx.Property {
+	props := []cdx.Property{{Name: "bulwark:inventory:complete", Value: strconv.FormatBool(!s.Incomplete)}}
+	for i, p := range s.Problems {
+		props = append(props, cdx.Property{Name: fmt.Sprintf("bulwark:inventory:problem:%d", i), Value: p.String()})
+	}
+	return &props
 }
 
 func imageComponent(s *SBOM) *cdx.Component {

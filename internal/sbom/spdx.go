@@ -29,6 +29,14 @@ func SPDX(s *SBOM) *spdx.Document {
 			Creators: []common.Creator{{CreatorType: "Tool", Creator: ToolName + "-" + ToolVersion}},
 		},
 	}
+	if s.Incomplete {
+		var b strings.Builder
+		fmt.Fprintf(&b, "bulwark:inventory:complete=false: %d records could not be read; their packages may be missing.", len(s.Problems))
+		for _, p := range s.Problems {
+			fmt.Fprintf(&b, "\n%s", p)
+		}
+		doc.DocumentComment = b.String()
+	}
 	root := &spdx.Package{
 		PackageName:             s.Source.Name,
 		PackageSPDXIdentifier:   "Image",
