@@ -108,6 +108,7 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newAdmissionCmd(g),
 		newCheckCmd(g),
 		newAuditCmd(g),
+		newFuzzCmd(g),
 		newVersionCmd(),
 	)
 	return root
