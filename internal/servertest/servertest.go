@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,6 +39,9 @@ type Server struct {
 
 	once sync.Once
 	stop func()
+	// restart runs the server again on the same data and address
+	// (restart.go).
+	restart func(t *testing.T)
 }
 
 // Start seeds a fresh data directory with images and the two tokens (as
@@ -91,10 +95,23 @@ func Start(t *testing.T, cfg server.Config, images ...Image) *Server {
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 50 * time.Millisecond
 	}
+	s := &Server{Admin: admin.Token, Viewer: viewer.Token}
+	s.run(t, cfg, ready)
+	s.restart = func(t *testing.T) {
+		cfg.Listen = strings.TrimPrefix(s.URL, "http://")
+		s.once = sync.Once{}
+		s.run(t, cfg, ready)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// run starts server.Run with cfg and waits until it listens.
+func (s *Server) run(t *testing.T, cfg server.Config, ready chan net.Addr) {
+	t.Helper()
 	rctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- server.Run(rctx, cfg) }()
-	s := &Server{Admin: admin.Token, Viewer: viewer.Token}
 	select {
 	case a := <-ready:
 		s.URL = "http://" + a.String()
@@ -116,8 +133,6 @@ func Start(t *testing.T, cfg server.Config, images ...Image) *Server {
 			t.Error("server did not stop within 10 s")
 		}
 	}
-	t.Cleanup(s.Stop)
-	return s
 }
 
 // Stop stops the server and checks that Run returns nil promptly; later
