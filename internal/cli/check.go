@@ -129,7 +129,7 @@ broken, 2 on bad input (the message names file:line and the document).`,
 				return err
 			}
 			if rep.Denied > 0 {
-				return &exitError{code: ExitFindings, err: fmt.Errorf("%d of %d findings would be denied", rep.Denied, len(rep.Findings))}
+				return &exitError{code: ExitFindings, err: fmt.Errorf("%d of %s would be denied", rep.Denied, checkCount(len(rep.Findings), "finding"))}
 			}
 			return nil
 		},

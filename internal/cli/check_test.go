@@ -131,3 +131,18 @@ func TestCheck(t *testing.T) {
 		t.Errorf("no -f: code %d %s", code, errOut)
 	}
 }
+
+// One object with one finding is counted in the singular, in the summary
+// and in the exit message ("1 of 1 finding", not "1 of 1 findings").
+func TestCheckSingular(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "one.yaml")
+	one := strings.Replace(checkGood, "@sha256:0000000000000000000000000000000000000000000000000000000000000001", ":1.4", 1)
+	if err := os.WriteFile(file, []byte(one), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := run(t, "check", "-f", file)
+	if code != 1 || !strings.Contains(out, "1 object, 1 finding (0 of Pod Security Standards levels, 1 of Bulwark's own rules), 1 would be denied") ||
+		!strings.Contains(errOut, "1 of 1 finding would be denied") {
+		t.Errorf("check: code %d\n%s%s", code, out, errOut)
+	}
+}

@@ -245,6 +245,8 @@ func (t *target) checkSignatures(keys []crypto.PublicKey, v *Verified) error {
 		return t.fail(ErrRepositoryMismatch, "the signature is for repository %s, not %s", otherRepo[0], t.repo)
 	case len(otherDigest) > 0:
 		return t.fail(ErrDigestMismatch, "the signature names %s, not %s", otherDigest[0], t.digest.DigestStr())
+	case len(t.sigs) == 1:
+		return t.fail(ErrBadSignature, "the signature at %s does not verify with the key", t.sigTag)
 	default:
 		return t.fail(ErrBadSignature, "none of the %d signatures at %s verifies with the key", len(t.sigs), t.sigTag)
 	}
