@@ -61,7 +61,7 @@ func guestKernel(t *testing.T) string {
 // and runs testdata/guest there: the probe passes, a listed file runs, an
 // unlisted one is refused with EPERM over bulwark_execs (default 2,000)
 // in-place execs with zero escapes and every refusal counted and reported,
-// a modified listed file is refused, detect lets drift run and reports it,
+// a memfd exec and a modified listed file are refused, detect lets drift run and reports it,
 // another cgroup is untouched; then exec latency with and without.
 func TestGuestBPFLSM(t *testing.T) {
 	if runtime.GOARCH != "amd64" {
@@ -124,7 +124,7 @@ func TestGuestBPFLSM(t *testing.T) {
 		}
 		execs = v
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, qemu, "-kernel", kernel, "-initrd", initrd,
@@ -152,12 +152,12 @@ func TestGuestBPFLSM(t *testing.T) {
 		}
 		return false
 	}
-	if has("BULWARK ran escape") {
+	if has("BULWARK ran escape") || has("BULWARK ran memfd") {
 		t.Fatalf("a drifted exec escaped in prevent")
 	}
 	for _, want := range []string{
 		"BULWARK probe ok", "BULWARK outside-cgroup ran",
-		"BULWARK allowed ran", "BULWARK denied child EPERM",
+		"BULWARK allowed ran", "BULWARK denied child EPERM", "BULWARK memfd EPERM",
 		"BULWARK storm attempts=" + execs + " refused=" + execs + " escapes=0",
 		"BULWARK modified EPERM", "BULWARK detect ran",
 		"BULWARK latency", "BULWARK PASS", "BULWARK exit=0",
