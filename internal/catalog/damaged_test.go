@@ -85,3 +85,13 @@ func TestDotnetDepsByteOrderMark(t *testing.T) {
 		t.Errorf("packages %+v, %v", pkgs, err)
 	}
 }
+
+// TestJSONRecordsTwoOnALine: a valid lock file laid out with two records on
+// a line loses neither.
+func TestJSONRecordsTwoOnALine(t *testing.T) {
+	data := []byte("{\n  \"packages\": {\n    \"node_modules/a\": {\"version\": \"1.0.0\"}, \"node_modules/b\": {\"version\": \"2.0.0\"}\n  }\n}\n")
+	pkgs, err := npmLockPackages(data, sbomLocation())
+	if err != nil || len(pkgs) != 2 {
+		t.Errorf("packages %+v, %v, want a and b", pkgs, err)
+	}
+}

@@ -87,6 +87,14 @@ func jsonRecords(data []byte, key string) (recs []jsonRecord, bad recordErrors, 
 		rec.Line = k + 1
 		recs = append(recs, rec)
 	}
+	// A valid document laid out otherwise (two records on a line) is read
+	// whole as well, and the reading that finds more records wins: damage
+	// that happens to leave valid JSON cannot hide the records after it.
+	if json.Valid(data) {
+		if all, allBad, err := jsonStreamRecords(data, key); err == nil && len(all) > len(recs) {
+			return all, allBad, nil
+		}
+	}
 	return recs, bad, nil
 }
 
