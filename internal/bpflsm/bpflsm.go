@@ -26,6 +26,10 @@ const (
 	ModePrevent Mode = 2
 )
 
+// flagMmap in a container's flags turns on the mmap_file and
+// file_mprotect checks (FLAG_MMAP in lsm.c).
+const flagMmap = 1
+
 // Verdict is what the program did with a drifted exec.
 type Verdict uint32
 
@@ -66,6 +70,31 @@ func (r Reason) String() string {
 	return fmt.Sprintf("reason(%d)", uint32(r))
 }
 
+// Hook is the kernel hook that judged a file.
+type Hook uint32
+
+// The hooks of Event.
+const (
+	// HookExec: bprm_check_security, an execve or execveat.
+	HookExec Hook = 1
+	// HookMmap: mmap_file, a file mapped executable (the loader case).
+	HookMmap Hook = 2
+	// HookMprotect: file_mprotect, a file mapping made executable.
+	HookMprotect Hook = 3
+)
+
+func (h Hook) String() string {
+	switch h {
+	case HookExec:
+		return "exec"
+	case HookMmap:
+		return "mmap"
+	case HookMprotect:
+		return "mprotect"
+	}
+	return fmt.Sprintf("hook(%d)", uint32(h))
+}
+
 // FileID is a file's identity as the kernel sees it: the device of its
 // filesystem (the kernel's encoding, major<<20|minor), its inode number and
 // its change time.
@@ -102,8 +131,9 @@ type Event struct {
 	UID     uint32
 	Verdict Verdict
 	Reason  Reason
+	Hook    Hook
 	Comm    string // the calling program's name
-	Path    string // the path given to exec (up to 255 bytes)
+	Path    string // exec: the path given to exec; mmap, mprotect: the file's name (up to 255 bytes)
 }
 
 // Stats are the program's counters, summed over CPUs.
@@ -117,15 +147,16 @@ type Stats struct {
 
 // Enforcer is the loaded and attached program with its maps.
 type Enforcer struct {
-	objs lsmObjects
-	lnk  link.Link
+	objs  lsmObjects
+	links []link.Link
 
 	mu     sync.Mutex
 	reader *ringbuf.Reader
 }
 
-// Load loads the program and attaches it to bprm_check_security. A kernel
-// that refuses gets an *UnavailableError naming the stage.
+// Load loads the programs and attaches them to bprm_check_security,
+// mmap_file and file_mprotect. A kernel that refuses gets an
+// *UnavailableError naming the stage.
 func Load() (*Enforcer, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, &UnavailableError{Stage: "memlock", Err: err}
@@ -134,12 +165,14 @@ func Load() (*Enforcer, error) {
 	if err := loadLsmObjects(&e.objs, nil); err != nil {
 		return nil, &UnavailableError{Stage: "load", Err: err}
 	}
-	l, err := link.AttachLSM(link.LSMOptions{Program: e.objs.BulwarkBprmCheck})
-	if err != nil {
-		e.objs.Close()
-		return nil, &UnavailableError{Stage: "attach", Err: err}
+	for _, p := range []*ebpf.Program{e.objs.BulwarkBprmCheck, e.objs.BulwarkMmapFile, e.objs.BulwarkFileMprotect} {
+		l, err := link.AttachLSM(link.LSMOptions{Program: p})
+		if err != nil {
+			_ = e.Close()
+			return nil, &UnavailableError{Stage: "attach", Err: fmt.Errorf("attaching %s: %w", p, err)}
+		}
+		e.links = append(e.links, l)
 	}
-	e.lnk = l
 	return &e, nil
 }
 
@@ -154,20 +187,27 @@ func (e *Enforcer) Close() error {
 	if r != nil {
 		errs = append(errs, r.Close())
 	}
-	if e.lnk != nil {
-		errs = append(errs, e.lnk.Close())
+	for _, l := range e.links {
+		errs = append(errs, l.Close())
 	}
+	e.links = nil
 	errs = append(errs, e.objs.Close())
 	return errors.Join(errs...)
 }
 
 // Watch sets a cgroup's mode: from the next exec on, its processes are
-// decided by its list.
-func (e *Enforcer) Watch(cgroup uint64, m Mode) error {
+// decided by its list. With mmap, every executable file mapping (mmap_file,
+// file_mprotect) is judged too, which catches the loader trick; the list
+// must then hold the image's shared libraries and ELF interpreter as well.
+func (e *Enforcer) Watch(cgroup uint64, m Mode, mmap bool) error {
 	if m != ModeDetect && m != ModePrevent {
 		return fmt.Errorf("watching cgroup %d: mode %d is neither detect nor prevent", cgroup, m)
 	}
-	if err := e.objs.Containers.Put(cgroup, lsmContainer{Mode: uint32(m)}); err != nil {
+	c := lsmContainer{Mode: uint32(m)}
+	if mmap {
+		c.Flags = flagMmap
+	}
+	if err := e.objs.Containers.Put(cgroup, c); err != nil {
 		return fmt.Errorf("watching cgroup %d: %w", cgroup, err)
 	}
 	return nil
@@ -260,6 +300,7 @@ func decodeEvent(raw []byte) (Event, error) {
 		UID:     le.Uid,
 		Verdict: Verdict(le.Verdict),
 		Reason:  Reason(le.Reason),
+		Hook:    Hook(le.Hook),
 		Comm:    cString(le.Comm[:]),
 		Path:    cString(le.Path[:]),
 	}, nil

@@ -61,7 +61,9 @@ func guestKernel(t *testing.T) string {
 // and runs testdata/guest there: the probe passes, a listed file runs, an
 // unlisted one is refused with EPERM over bulwark_execs (default 2,000)
 // in-place execs with zero escapes and every refusal counted and reported,
-// a memfd exec and a modified listed file are refused, detect lets drift run and reports it,
+// a memfd exec and a modified listed file are refused, the loader trick
+// (ld.so FILE) runs with exec checks only and is refused with mmap checks
+// while listed dynamic programs run, detect lets drift run and reports it,
 // another cgroup is untouched; then exec latency with and without.
 func TestGuestBPFLSM(t *testing.T) {
 	if runtime.GOARCH != "amd64" {
@@ -84,6 +86,20 @@ func TestGuestBPFLSM(t *testing.T) {
 		skipOrFail(t, "%q is dynamically linked (apt-get install busybox-static)", busybox)
 	}
 
+	// The loader case needs an ELF interpreter, libc and a dynamic program.
+	host := map[string]string{}
+	for guest, hostPath := range map[string]string{
+		"lib64/ld-linux-x86-64.so.2":     "/lib64/ld-linux-x86-64.so.2",
+		"lib/x86_64-linux-gnu/libc.so.6": "/lib/x86_64-linux-gnu/libc.so.6",
+		"bin/dyntrue":                    "/bin/true",
+	} {
+		b, err := os.ReadFile(hostPath)
+		if err != nil {
+			skipOrFail(t, "the loader case needs %q: %v", hostPath, err)
+		}
+		host[guest] = string(b)
+	}
+
 	dir := t.TempDir()
 	guestBin := filepath.Join(dir, "guest")
 	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", guestBin, "./testdata/guest")
@@ -104,6 +120,10 @@ func TestGuestBPFLSM(t *testing.T) {
 		"bin/sh":      {mode: 0o120777, symlinkToDst: "busybox"},
 		"init":        {mode: 0o100755, data: []byte(guestInit)},
 		"guest":       {mode: 0o100755, data: gb},
+		"lib":         {mode: dirMode}, "lib/x86_64-linux-gnu": {mode: dirMode}, "lib64": {mode: dirMode},
+	}
+	for name, data := range host {
+		entries[name] = initramfsEntry{mode: 0o100755, data: []byte(data)}
 	}
 	initrd := filepath.Join(dir, "initramfs.cpio.gz")
 	f, err := os.Create(initrd)
@@ -160,6 +180,9 @@ func TestGuestBPFLSM(t *testing.T) {
 		"BULWARK allowed ran", "BULWARK denied child EPERM", "BULWARK memfd EPERM",
 		"BULWARK storm attempts=" + execs + " refused=" + execs + " escapes=0",
 		"BULWARK modified EPERM", "BULWARK detect ran",
+		"BULWARK loader exec-only ran", "BULWARK dynamic listed ran", "BULWARK loader refused",
+		"BULWARK mmap and mprotect EPERM", "BULWARK loader events mprotect refused=",
+		"BULWARK loader events mmap refused=", "BULWARK loader events mmap reported=", "BULWARK loader detect reported",
 		"BULWARK latency", "BULWARK PASS", "BULWARK exit=0",
 	} {
 		if !has(want) {

@@ -14,9 +14,9 @@ import (
 )
 
 type lsmContainer struct {
-	_    structs.HostLayout
-	Mode uint32
-	Pad  uint32
+	_     structs.HostLayout
+	Mode  uint32
+	Flags uint32
 }
 
 type lsmEvent struct {
@@ -31,7 +31,7 @@ type lsmEvent struct {
 	Uid       uint32
 	Verdict   uint32
 	Reason    uint32
-	Pad       uint32
+	Hook      uint32
 	Comm      [16]int8
 	Path      [256]int8
 }
@@ -55,12 +55,14 @@ type lsmFileVal struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	lsmMapAllowed           = "allowed"
-	lsmMapContainers        = "containers"
-	lsmMapEvents            = "events"
-	lsmMapStats             = "stats"
-	lsmProgBulwarkBprmCheck = "bulwark_bprm_check"
-	lsmVarUnusedEvent       = "unused_event"
+	lsmMapAllowed              = "allowed"
+	lsmMapContainers           = "containers"
+	lsmMapEvents               = "events"
+	lsmMapStats                = "stats"
+	lsmProgBulwarkBprmCheck    = "bulwark_bprm_check"
+	lsmProgBulwarkFileMprotect = "bulwark_file_mprotect"
+	lsmProgBulwarkMmapFile     = "bulwark_mmap_file"
+	lsmVarUnusedEvent          = "unused_event"
 )
 
 // loadLsm returns the embedded CollectionSpec for lsm.
@@ -105,7 +107,9 @@ type lsmSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lsmProgramSpecs struct {
-	BulwarkBprmCheck *ebpf.ProgramSpec `ebpf:"bulwark_bprm_check"`
+	BulwarkBprmCheck    *ebpf.ProgramSpec `ebpf:"bulwark_bprm_check"`
+	BulwarkFileMprotect *ebpf.ProgramSpec `ebpf:"bulwark_file_mprotect"`
+	BulwarkMmapFile     *ebpf.ProgramSpec `ebpf:"bulwark_mmap_file"`
 }
 
 // lsmMapSpecs contains maps before they are loaded into the kernel.
@@ -171,12 +175,16 @@ type lsmVariables struct {
 //
 // It can be passed to loadLsmObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lsmPrograms struct {
-	BulwarkBprmCheck *ebpf.Program `ebpf:"bulwark_bprm_check"`
+	BulwarkBprmCheck    *ebpf.Program `ebpf:"bulwark_bprm_check"`
+	BulwarkFileMprotect *ebpf.Program `ebpf:"bulwark_file_mprotect"`
+	BulwarkMmapFile     *ebpf.Program `ebpf:"bulwark_mmap_file"`
 }
 
 func (p *lsmPrograms) Close() error {
 	return _LsmClose(
 		p.BulwarkBprmCheck,
+		p.BulwarkFileMprotect,
+		p.BulwarkMmapFile,
 	)
 }
 

@@ -79,7 +79,7 @@ func TestFileIDDeviceEncoding(t *testing.T) {
 }
 
 func TestDecodeEvent(t *testing.T) {
-	le := lsmEvent{Cgroup: 7, Ino: 13, Dev: 2, CtimeSec: 5, CtimeNsec: 6, Pid: 97, Tgid: 96, Uid: 0, Verdict: 2, Reason: 1}
+	le := lsmEvent{Cgroup: 7, Ino: 13, Dev: 2, CtimeSec: 5, CtimeNsec: 6, Pid: 97, Tgid: 96, Uid: 0, Verdict: 2, Reason: 1, Hook: 2}
 	copy(le.Comm[:], []int8{'s', 'h'})
 	for i, c := range "/tmp/x" {
 		le.Path[i] = int8(c)
@@ -93,12 +93,12 @@ func TestDecodeEvent(t *testing.T) {
 		t.Fatalf("decodeEvent: %v", err)
 	}
 	want := Event{Cgroup: 7, File: FileID{Dev: 2, Ino: 13, CtimeSec: 5, CtimeNsec: 6}, PID: 97, TGID: 96,
-		Verdict: VerdictRefused, Reason: ReasonNotListed, Comm: "sh", Path: "/tmp/x"}
+		Verdict: VerdictRefused, Reason: ReasonNotListed, Hook: HookMmap, Comm: "sh", Path: "/tmp/x"}
 	if ev != want {
 		t.Fatalf("decodeEvent = %+v, want %+v", ev, want)
 	}
-	if ev.Verdict.String() != "refused" || ev.Reason.String() != "not-listed" || Verdict(9).String() != "verdict(9)" {
-		t.Fatalf("names: %s %s %s", ev.Verdict, ev.Reason, Verdict(9))
+	if ev.Verdict.String() != "refused" || ev.Reason.String() != "not-listed" || ev.Hook.String() != "mmap" || Verdict(9).String() != "verdict(9)" {
+		t.Fatalf("names: %s %s %s %s", ev.Verdict, ev.Reason, ev.Hook, Verdict(9))
 	}
 	// A short or empty sample (a hostile or truncated ring buffer record)
 	// is an error, not a panic.
@@ -121,7 +121,7 @@ func TestDecodeEvent(t *testing.T) {
 
 func TestWatchRejectsUnknownMode(t *testing.T) {
 	var e Enforcer // no maps needed: the mode is checked first
-	if err := e.Watch(1, Mode(0)); err == nil {
+	if err := e.Watch(1, Mode(0), false); err == nil {
 		t.Fatal("Watch with mode 0: no error")
 	}
 }

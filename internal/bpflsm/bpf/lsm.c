@@ -32,9 +32,19 @@
 
 #define PATH_MAX_EVENT 256
 
+#define PROT_EXEC 0x4
+
+/* container.flags */
+#define FLAG_MMAP 1
+
+/* event.hook */
+#define HOOK_EXEC 1
+#define HOOK_MMAP 2
+#define HOOK_MPROTECT 3
+
 struct container {
 	__u32 mode;
-	__u32 _pad;
+	__u32 flags;
 };
 
 struct file_key {
@@ -61,7 +71,7 @@ struct event {
 	__u32 uid;
 	__u32 verdict;
 	__u32 reason;
-	__u32 _pad;
+	__u32 hook;
 	char comm[16];
 	char path[PATH_MAX_EVENT];
 };
@@ -131,21 +141,14 @@ static __always_inline void inode_ctime(struct inode *inode, __s64 *sec, __u32 *
 	}
 }
 
-SEC("lsm.s/bprm_check_security")
-int bulwark_bprm_check(unsigned long long *ctx)
+/* decide judges one file for the current process of watched cgroup cg:
+ * 0 to allow, -EPERM to refuse. name is the path (exec) or the file's own
+ * name (mmap, mprotect) for the event. */
+static __always_inline int decide(__u64 cg, struct container *c, struct file *file,
+				  const char *name, __u32 hook)
 {
-	struct linux_binprm *bprm = (void *)ctx[0];
-	int ret = (int)ctx[1];
-	if (ret != 0)
-		return ret; /* an earlier LSM already said no */
-
-	__u64 cg = bpf_get_current_cgroup_id();
-	struct container *c = bpf_map_lookup_elem(&containers, &cg);
-	if (!c)
-		return 0;
 	count(STAT_CHECKED);
-
-	struct inode *inode = BPF_CORE_READ(bprm, file, f_inode);
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
 	struct file_key k = {};
 	k.cgroup = cg;
 	k.ino = BPF_CORE_READ(inode, i_ino);
@@ -180,16 +183,73 @@ int bulwark_bprm_check(unsigned long long *ctx)
 		e->uid = (__u32)bpf_get_current_uid_gid();
 		e->verdict = verdict;
 		e->reason = reason;
-		e->_pad = 0;
+		e->hook = hook;
 		bpf_get_current_comm(e->comm, sizeof(e->comm));
-		const char *fn = BPF_CORE_READ(bprm, filename);
-		if (bpf_probe_read_kernel_str(e->path, sizeof(e->path), fn) < 0)
+		if (bpf_probe_read_kernel_str(e->path, sizeof(e->path), name) < 0)
 			e->path[0] = 0;
 		bpf_ringbuf_submit(e, 0);
 	} else {
 		count(STAT_EVENTS_LOST);
 	}
 	return verdict == VERDICT_REFUSED ? -EPERM : 0;
+}
+
+SEC("lsm.s/bprm_check_security")
+int bulwark_bprm_check(unsigned long long *ctx)
+{
+	struct linux_binprm *bprm = (void *)ctx[0];
+	int ret = (int)ctx[1];
+	if (ret != 0)
+		return ret; /* an earlier LSM already said no */
+	__u64 cg = bpf_get_current_cgroup_id();
+	struct container *c = bpf_map_lookup_elem(&containers, &cg);
+	if (!c)
+		return 0;
+	return decide(cg, c, BPF_CORE_READ(bprm, file), BPF_CORE_READ(bprm, filename), HOOK_EXEC);
+}
+
+/* The loader trick (ld.so /tmp/x) and its kin map a file executable
+ * without exec'ing it: with FLAG_MMAP, every executable file mapping of a
+ * watched process is judged like an exec (the list must then hold the
+ * shared libraries and the ELF interpreter as well). Anonymous mappings
+ * (JITs) are not files and are not looked at. */
+SEC("lsm/mmap_file")
+int bulwark_mmap_file(unsigned long long *ctx)
+{
+	struct file *file = (void *)ctx[0];
+	unsigned long prot = ctx[2];
+	int ret = (int)ctx[4];
+	if (ret != 0)
+		return ret;
+	if (!file || !(prot & PROT_EXEC))
+		return 0;
+	__u64 cg = bpf_get_current_cgroup_id();
+	struct container *c = bpf_map_lookup_elem(&containers, &cg);
+	if (!c || !(c->flags & FLAG_MMAP))
+		return 0;
+	return decide(cg, c, file, (const char *)BPF_CORE_READ(file, f_path.dentry, d_name.name), HOOK_MMAP);
+}
+
+/* The same for a mapping made executable later (mmap PROT_READ, then
+ * mprotect PROT_EXEC). */
+SEC("lsm/file_mprotect")
+int bulwark_file_mprotect(unsigned long long *ctx)
+{
+	struct vm_area_struct *vma = (void *)ctx[0];
+	unsigned long prot = ctx[2];
+	int ret = (int)ctx[3];
+	if (ret != 0)
+		return ret;
+	if (!(prot & PROT_EXEC))
+		return 0;
+	struct file *file = BPF_CORE_READ(vma, vm_file);
+	if (!file)
+		return 0;
+	__u64 cg = bpf_get_current_cgroup_id();
+	struct container *c = bpf_map_lookup_elem(&containers, &cg);
+	if (!c || !(c->flags & FLAG_MMAP))
+		return 0;
+	return decide(cg, c, file, (const char *)BPF_CORE_READ(file, f_path.dentry, d_name.name), HOOK_MPROTECT);
 }
 
 char LICENSE[] SEC("license") = "GPL";

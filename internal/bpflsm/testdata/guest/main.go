@@ -80,7 +80,7 @@ func run() error {
 		return err
 	}
 	defer func() { _ = enf.Close() }()
-	if err := enf.Watch(cg, bpflsm.ModePrevent); err != nil {
+	if err := enf.Watch(cg, bpflsm.ModePrevent, false); err != nil {
 		return err
 	}
 	for _, p := range []string{busybox, tool} {
@@ -159,18 +159,21 @@ func run() error {
 	fmt.Println("BULWARK modified EPERM")
 
 	// detect: the drifted file runs and is reported.
-	if err := enf.Watch(cg, bpflsm.ModeDetect); err != nil {
+	if err := enf.Watch(cg, bpflsm.ModeDetect, false); err != nil {
 		return err
 	}
 	if out, err := exec.Command(denied, "ran", "detect").CombinedOutput(); err != nil || !strings.Contains(string(out), "BULWARK ran detect") {
 		return fmt.Errorf("the drifted file in detect: %v %q", err, out)
 	}
 	fmt.Println("BULWARK detect ran")
-	if err := enf.Watch(cg, bpflsm.ModePrevent); err != nil {
+	if err := enf.Watch(cg, bpflsm.ModePrevent, false); err != nil {
 		return err
 	}
 
 	if err := checkEvents(enf, events, cg, n); err != nil {
+		return err
+	}
+	if err := loader(enf, events, cg); err != nil {
 		return err
 	}
 	if err := enf.Close(); err != nil {
@@ -212,6 +215,131 @@ func checkEvents(enf *bpflsm.Enforcer, events <-chan bpflsm.Event, cg uint64, n 
 	fmt.Printf("BULWARK stats checked=%d allowed=%d refused=%d reported=%d lost=%d\n", s.Checked, s.Allowed, s.Refused, s.Reported, s.EventsLost)
 	if s.Refused != uint64(n+3) || s.Reported != 1 || s.EventsLost != 0 {
 		return fmt.Errorf("counters %+v, want %d refused, 1 reported, 0 lost", s, n+3)
+	}
+	return nil
+}
+
+// The loader case: the ELF interpreter, libc and a dynamic program (the
+// host's /bin/true) are in the initramfs and listed; a copy of the program
+// is not.
+const (
+	ldso     = "/lib64/ld-linux-x86-64.so.2"
+	libc     = "/lib/x86_64-linux-gnu/libc.so.6"
+	dyn      = "/bin/dyntrue"
+	dynDrift = "/tmp/dyndrift"
+)
+
+// loader shows that `ld.so FILE` runs an unlisted file when only execs are
+// judged, and that with mmap checks it is refused (in prevent) or reported
+// (in detect) while listed dynamic programs still run.
+func loader(enf *bpflsm.Enforcer, events <-chan bpflsm.Event, cg uint64) error {
+	if err := copyFile(dyn, dynDrift); err != nil {
+		return err
+	}
+	for _, p := range []string{ldso, libc, dyn} {
+		id, err := bpflsm.FileIDOf(p)
+		if err != nil {
+			return err
+		}
+		if err := enf.Allow(cg, id); err != nil {
+			return err
+		}
+	}
+	if out, err := exec.Command(ldso, dynDrift).CombinedOutput(); err != nil {
+		return fmt.Errorf("the loader trick with exec checks only: want it to run (the known hole), got %v %q", err, out)
+	}
+	fmt.Println("BULWARK loader exec-only ran")
+	if err := enf.Watch(cg, bpflsm.ModePrevent, true); err != nil {
+		return err
+	}
+	for _, argv := range [][]string{{dyn}, {ldso, dyn}} {
+		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+			return fmt.Errorf("listed dynamic program %q with mmap checks: %v %q", argv, err, out)
+		}
+	}
+	fmt.Println("BULWARK dynamic listed ran")
+	if err := mapExec(dyn, nil); err != nil {
+		return err
+	}
+	if err := mapExec(dynDrift, syscall.EPERM); err != nil {
+		return err
+	}
+	if err := expectLoaderEvents(events, cg, bpflsm.VerdictRefused, bpflsm.HookMmap, bpflsm.HookMprotect); err != nil {
+		return err
+	}
+	fmt.Println("BULWARK mmap and mprotect EPERM")
+	out, err := exec.Command(ldso, dynDrift).CombinedOutput()
+	if err == nil {
+		return fmt.Errorf("the loader trick with mmap checks in prevent: it ran")
+	}
+	fmt.Printf("BULWARK loader refused: %v %q\n", err, strings.TrimSpace(string(out)))
+	if err := expectLoaderEvents(events, cg, bpflsm.VerdictRefused, bpflsm.HookMmap); err != nil {
+		return err
+	}
+	if err := enf.Watch(cg, bpflsm.ModeDetect, true); err != nil {
+		return err
+	}
+	if out, err := exec.Command(ldso, dynDrift).CombinedOutput(); err != nil {
+		return fmt.Errorf("the loader trick with mmap checks in detect: %v %q", err, out)
+	}
+	if err := expectLoaderEvents(events, cg, bpflsm.VerdictReported, bpflsm.HookMmap); err != nil {
+		return err
+	}
+	fmt.Println("BULWARK loader detect reported")
+	return enf.Watch(cg, bpflsm.ModePrevent, false)
+}
+
+// expectLoaderEvents reads events until none comes for a second: one or
+// more for each of hooks, all on the unlisted copy with verdict v.
+func expectLoaderEvents(events <-chan bpflsm.Event, cg uint64, v bpflsm.Verdict, hooks ...bpflsm.Hook) error {
+	got := map[bpflsm.Hook]int{}
+	for {
+		select {
+		case ev := <-events:
+			if ev.Cgroup != cg || ev.Path != "dyndrift" || ev.Verdict != v || ev.Reason != bpflsm.ReasonNotListed {
+				return fmt.Errorf("loader event %+v: want dyndrift, %s, not-listed", ev, v)
+			}
+			got[ev.Hook]++
+		case <-time.After(time.Second):
+			for _, h := range hooks {
+				if got[h] == 0 {
+					return fmt.Errorf("no %s %s event on dyndrift: %v", v, h, got)
+				}
+			}
+			if len(got) != len(hooks) {
+				return fmt.Errorf("events by hook %v, want only %v", got, hooks)
+			}
+			for h, n := range got {
+				fmt.Printf("BULWARK loader events %s %s=%d\n", h, v, n)
+			}
+			return nil
+		}
+	}
+}
+
+// mapExec maps p executable directly (mmap PROT_EXEC), then readable and
+// made executable (mprotect): both must fail with want, or succeed if nil.
+func mapExec(p string, want error) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b, err := unix.Mmap(int(f.Fd()), 0, 4096, unix.PROT_READ|unix.PROT_EXEC, unix.MAP_PRIVATE)
+	if err == nil {
+		_ = unix.Munmap(b)
+	}
+	if !errors.Is(err, want) && !(want == nil && err == nil) {
+		return fmt.Errorf("mmap PROT_EXEC of %q: got %v, want %v", p, err, want)
+	}
+	b, err = unix.Mmap(int(f.Fd()), 0, 4096, unix.PROT_READ, unix.MAP_PRIVATE)
+	if err != nil {
+		return fmt.Errorf("mmap PROT_READ of %q: %w", p, err)
+	}
+	defer func() { _ = unix.Munmap(b) }()
+	err = unix.Mprotect(b, unix.PROT_READ|unix.PROT_EXEC)
+	if !errors.Is(err, want) && !(want == nil && err == nil) {
+		return fmt.Errorf("mprotect PROT_EXEC of %q: got %v, want %v", p, err, want)
 	}
 	return nil
 }
@@ -260,7 +388,7 @@ func watchSelf(enf *bpflsm.Enforcer) error {
 	if err := syscall.Stat(cgDir, &st); err != nil {
 		return err
 	}
-	if err := enf.Watch(st.Ino, bpflsm.ModePrevent); err != nil {
+	if err := enf.Watch(st.Ino, bpflsm.ModePrevent, false); err != nil {
 		return err
 	}
 	id, err := bpflsm.FileIDOf(busybox)
