@@ -65,6 +65,9 @@ func cloneJSON(v any) any {
 	return v
 }
 
+// maxDepth bounds the nesting of generated values.
+const maxDepth = 12
+
 // Attack strings sent in place of valid values.
 const (
 	hugeLen        = 10000
@@ -188,6 +191,9 @@ func (g *generator) value(s *openapi3.Schema, depth int) any {
 	if s == nil {
 		return "fuzz"
 	}
+	if depth > maxDepth {
+		return nil // a schema that refers to itself
+	}
 	switch {
 	case s.Const != nil:
 		return s.Const
@@ -202,7 +208,7 @@ func (g *generator) value(s *openapi3.Schema, depth int) any {
 	case len(s.AllOf) > 0:
 		merged := map[string]any{}
 		for _, sub := range s.AllOf {
-			if m, ok := g.value(sub.Value, depth+1).(map[string]any); ok {
+			if m, ok := g.value(schemaOf(sub), depth+1).(map[string]any); ok {
 				for k, v := range m {
 					merged[k] = v
 				}
@@ -210,9 +216,9 @@ func (g *generator) value(s *openapi3.Schema, depth int) any {
 		}
 		return merged
 	case len(s.OneOf) > 0:
-		return g.value(s.OneOf[0].Value, depth+1)
+		return g.value(schemaOf(s.OneOf[0]), depth+1)
 	case len(s.AnyOf) > 0:
-		return g.value(s.AnyOf[0].Value, depth+1)
+		return g.value(schemaOf(s.AnyOf[0]), depth+1)
 	}
 	switch typeOf(s) {
 	case "integer":
@@ -245,24 +251,20 @@ func (g *generator) value(s *openapi3.Schema, depth int) any {
 		}
 		a := make([]any, 0, n)
 		for range n {
-			var item *openapi3.Schema
-			if s.Items != nil {
-				item = s.Items.Value
-			}
-			a = append(a, g.value(item, depth+1))
+			a = append(a, g.value(schemaOf(s.Items), depth+1))
 		}
 		return a
 	case "object":
 		m := map[string]any{}
 		for _, name := range sortedKeys(s.Properties) {
-			p := s.Properties[name]
-			if p.Value != nil && p.Value.ReadOnly {
+			p := schemaOf(s.Properties[name])
+			if p != nil && p.ReadOnly {
 				continue
 			}
 			if depth > 6 && !slices.Contains(s.Required, name) {
 				continue
 			}
-			m[name] = g.value(p.Value, depth+1)
+			m[name] = g.value(p, depth+1)
 		}
 		return m
 	}

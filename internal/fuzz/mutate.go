@@ -112,7 +112,7 @@ func bodyMutations(s *openapi3.Schema, prefix []string, ps []probe) []mutation {
 		}
 	}})
 	for _, name := range sortedKeys(s.Properties) {
-		ps2 := s.Properties[name].Value
+		ps2 := schemaOf(s.Properties[name])
 		if ps2 == nil || ps2.ReadOnly {
 			continue
 		}

@@ -148,7 +148,7 @@ func Run(ctx context.Context, spec *Spec, opts Options) (*Result, error) {
 	}
 	c := &campaign{
 		opts: opts, spec: spec, base: base, client: client,
-		gen:   &generator{rng: rand.New(rand.NewPCG(opts.Seed, 0x62756c7761726b)), pool: map[string]string{}},
+		gen:   &generator{rng: newRand(opts.Seed), pool: map[string]string{}},
 		chk:   &checker{slow: opts.Slow, grants: opts.Grants, sent: map[string]bool{}, schemaOpts: spec.schemaOpts},
 		found: map[string]bool{},
 		res:   &Result{Target: opts.Target, Seed: opts.Seed, Operations: len(spec.ops), Stop: "done"},
@@ -173,6 +173,10 @@ func Run(ctx context.Context, spec *Spec, opts Options) (*Result, error) {
 	}
 	return c.res, err
 }
+
+// newRand is the campaign's random source: the same seed, the same
+// campaign.
+func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x62756c7761726b)) }
 
 // errBudget stops a campaign whose budget ran out.
 var errBudget = errors.New("budget used up")

@@ -198,6 +198,9 @@ func fromDoc(doc *openapi3.T) (*Spec, error) {
 	}
 	for _, path := range doc.Paths.InMatchingOrder() {
 		item := doc.Paths.Value(path)
+		if item == nil {
+			continue
+		}
 		for method, o := range item.Operations() {
 			op := &operation{ID: o.OperationID, Method: strings.ToUpper(method), Path: path, Responses: o.Responses}
 			if op.ID == "" {
@@ -211,7 +214,7 @@ func fromDoc(doc *openapi3.T) (*Spec, error) {
 				rb := o.RequestBody.Value
 				op.BodyRequired = rb.Required
 				if mt := rb.Content.Get("application/json"); mt != nil && mt.Schema != nil {
-					op.Body = mt.Schema.Value
+					op.Body = schemaOf(mt.Schema)
 				} else if mt == nil {
 					for ct := range rb.Content {
 						op.BodyType = ct
@@ -260,14 +263,15 @@ func params(item, op openapi3.Parameters) []param {
 	var out []param
 	add := func(ps openapi3.Parameters) {
 		for _, pr := range ps {
+			if pr == nil || pr.Value == nil {
+				continue
+			}
 			p := pr.Value
-			if p == nil || p.In == openapi3.ParameterInCookie {
+			if p.In == "" || p.In == openapi3.ParameterInCookie {
 				continue
 			}
 			np := param{Name: p.Name, In: p.In, Required: p.Required || p.In == openapi3.ParameterInPath}
-			if p.Schema != nil {
-				np.Schema = p.Schema.Value
-			}
+			np.Schema = schemaOf(p.Schema)
 			if np.Schema == nil {
 				np.Schema = openapi3.NewStringSchema()
 			}
@@ -315,4 +319,12 @@ func (op *operation) declared(status int) *openapi3.Response {
 		return r.Value
 	}
 	return nil
+}
+
+// schemaOf is the schema a reference resolves to; nil for none.
+func schemaOf(r *openapi3.SchemaRef) *openapi3.Schema {
+	if r == nil {
+		return nil
+	}
+	return r.Value
 }
