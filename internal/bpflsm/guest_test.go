@@ -144,7 +144,7 @@ func TestGuestBPFLSM(t *testing.T) {
 		}
 		execs = v
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, qemu, "-kernel", kernel, "-initrd", initrd,
