@@ -258,3 +258,55 @@ func TestReportFormats(t *testing.T) {
 		t.Error("unknown format accepted")
 	}
 }
+
+func TestLinkExpressions(t *testing.T) {
+	body := map[string]any{"id": json.Number("42"), "a/b": map[string]any{"c~d": []any{"x", "y"}}}
+	r := Request{PathValues: map[string]string{"team": "ops"}, Query: []Pair{{"page", "2"}}}
+	for expr, want := range map[string]string{
+		"$response.body#/id":          "42",
+		"$response.body#/a~1b/c~0d/1": "y",
+		"$request.path.team":          "ops",
+		"$request.query.page":         "2",
+		"constant":                    "constant",
+	} {
+		if got, ok := evalLink(expr, r, body); !ok || got != want {
+			t.Errorf("%s = %q, %v; want %q", expr, got, ok, want)
+		}
+	}
+	for _, bad := range []string{"$response.body#/missing", "$response.body#/a~1b/c~0d/9", "$response.header.X", "$request.path.none", "$response.body#id"} {
+		if got, ok := evalLink(bad, r, body); ok {
+			t.Errorf("%s = %q, want no value", bad, got)
+		}
+	}
+}
+
+// The valid GET /items/{itemId} after POST /items asks for the item the
+// POST created (the link, and the kept id), so it reaches a real item.
+func TestStatefulSequenceReachesCreatedItem(t *testing.T) {
+	_, target := startPlanted(t, false)
+	spec, err := Parse([]byte(fuzztest.Spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	var mu sync.Mutex
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := http.DefaultTransport.RoundTrip(r)
+		if err == nil && r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/items/") {
+			mu.Lock()
+			seen = append(seen, r.URL.Path+" "+resp.Status)
+			mu.Unlock()
+		}
+		return resp, err
+	})}
+	if _, err := Run(t.Context(), spec, Options{Target: target, Auth: plantedAuth, MaxRequests: 10, Client: client}); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) < 2 || seen[0] != "/items/1 200 OK" || seen[1] != "/items/1 200 OK" {
+		t.Fatalf("GETs of items: %v; want the link's and the valid request's /items/1 200", seen)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
