@@ -393,23 +393,16 @@ func testEnqueueSlotJob(t *testing.T, newStore storeFactory) {
 func TestMigrationDedupesPollSlots(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "old.db")
-	s, err := Open(ctx, path)
+	// The schema as version 4 left it: poll slots unique only while
+	// pending. Built by version 4's migrations, so that the ones appended
+	// since run on it as on a real old database.
+	var s *Store
+	var err error
+	olderSchema(4, func() { s, err = Open(ctx, path) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	slot := []byte(`{"slot":"2026-11-01T10:00:00Z"}`)
-	// The schema as version 4 left it: poll slots unique only while pending.
-	for _, q := range []string{
-		`DROP TABLE attachments`,
-		`DROP INDEX jobs_slot`,
-		`DROP INDEX jobs_pending`,
-		`CREATE UNIQUE INDEX jobs_pending ON jobs (kind, payload) WHERE state IN ('queued', 'running') AND kind IN ('scan', 'poll', 'reevaluate')`,
-		`PRAGMA user_version = 4`,
-	} {
-		if _, err := s.DB().ExecContext(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for _, state := range []string{"done", "queued"} {
 		if _, err := s.DB().ExecContext(ctx, `INSERT INTO jobs (kind, payload, state, run_after, created) VALUES ('poll', ?, ?, '', '')`, slot, state); err != nil {
 			t.Fatal(err)
