@@ -252,7 +252,7 @@ func TestAdmissionEndToEnd(t *testing.T) {
 
 	t.Run("privileged pod denied", func(t *testing.T) {
 		_, err := c.KubectlStdin(pod("privileged", appA.String(), "", "    securityContext: {privileged: true, capabilities: {drop: [ALL]}}\n"), "apply", "-f", "-")
-		mustContain(t, "privileged pod", denied(t, err, "a privileged pod"), `bulwark: container "app"`, "(rule privileged)")
+		mustContain(t, "privileged pod", denied(t, err, "a privileged pod"), `bulwark: container "app"`, "(rule privileged, Pod Security Standard restricted:latest)")
 	})
 
 	t.Run("uncertified Deployment denied", func(t *testing.T) {
