@@ -8,15 +8,16 @@ import (
 	"time"
 )
 
-// meter prints download progress to w at most five times a second; a nil
-// writer makes every method a no-op.
+// meter prints download progress to w at most five times a second: layers
+// done of all, bytes read of all; a nil writer makes every method a no-op.
 type meter struct {
-	w           io.Writer
-	label       string
-	total, read atomic.Int64
-	stop        chan struct{}
-	once        sync.Once
-	wg          sync.WaitGroup
+	w                  io.Writer
+	label              string
+	total, read        atomic.Int64
+	layers, layersDone atomic.Int64
+	stop               chan struct{}
+	once               sync.Once
+	wg                 sync.WaitGroup
 }
 
 func newMeter(w io.Writer, label string) *meter {
@@ -34,7 +35,7 @@ func newMeter(w io.Writer, label string) *meter {
 			case <-m.stop:
 				return
 			case <-t.C:
-				if m.total.Load() > 0 {
+				if m.started() {
 					m.print("\r")
 				}
 			}
@@ -43,9 +44,20 @@ func newMeter(w io.Writer, label string) *meter {
 	return m
 }
 
+func (m *meter) started() bool { return m.total.Load() > 0 || m.layersDone.Load() > 0 }
+
 func (m *meter) print(prefix string) {
-	fmt.Fprintf(m.w, "%s%s: %.1f / %.1f MB", prefix, m.label, float64(m.read.Load())/1e6, float64(m.total.Load())/1e6)
+	layers := ""
+	if n := m.layers.Load(); n > 0 {
+		layers = fmt.Sprintf("%d/%d layers, ", m.layersDone.Load(), n)
+	}
+	fmt.Fprintf(m.w, "%s%s: %s%.1f / %.1f MB", prefix, m.label, layers, float64(m.read.Load())/1e6, float64(m.total.Load())/1e6)
 }
+
+// setLayers says how many layers the image has; layerDone counts one read
+// (downloaded, or found in the results cache).
+func (m *meter) setLayers(n int) { m.layers.Store(int64(n)) }
+func (m *meter) layerDone()      { m.layersDone.Add(1) }
 
 func (m *meter) addTotal(n int64) { m.total.Add(n) }
 
@@ -63,7 +75,7 @@ func (m *meter) finish() {
 	m.once.Do(func() {
 		close(m.stop)
 		m.wg.Wait()
-		if m.total.Load() > 0 {
+		if m.started() {
 			m.print("\r")
 			fmt.Fprintln(m.w)
 		}

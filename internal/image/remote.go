@@ -90,6 +90,7 @@ func openRemote(ctx context.Context, ref string, opts Options) (*Image, error) {
 	closers := make([]io.Closer, len(rlayers))
 	indexes := make([]*layerfs.Indexed, len(rlayers))
 	meter := newMeter(opts.Progress, "pulling "+r.String())
+	meter.setLayers(len(rlayers))
 	ld := newLoader(&opts)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(runtime.GOMAXPROCS(0), 4))
@@ -117,10 +118,14 @@ func openRemote(ctx context.Context, ref string, opts Options) (*Image, error) {
 				indexes[i], err = ld.streamed(blob, cfg.RootFS.DiffIDs[i], download)
 				if err == nil {
 					closers[i] = indexes[i]
+					meter.layerDone()
 				}
 				return err
 			}
 			layers[i], closers[i], err = ld.cached(blob, cfg.RootFS.DiffIDs[i], download)
+			if err == nil {
+				meter.layerDone()
+			}
 			return err
 		})
 	}

@@ -346,3 +346,25 @@ func diffLines(a, b string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestStreamingProgressPerLayer: a registry image read in one pass reports
+// its layers on the progress writer, those from the results cache included.
+func TestStreamingProgressPerLayer(t *testing.T) {
+	base, top1 := baseAndApp(t, "app1")
+	_, top2 := baseAndApp(t, "app2")
+	reg := registrytest.New(t)
+	reg.Push(t, "app1:1", imageOf(t, false, base, top1))
+	reg.Push(t, "app2:1", imageOf(t, false, base, top2))
+	cache := t.TempDir()
+	for _, tag := range []string{"app1:1", "app2:1"} {
+		var progress strings.Builder
+		o := streamingOpts(t, cache)
+		o.Progress = &progress
+		open(t, reg.Ref(tag), o)
+		out := strings.TrimSpace(progress.String())
+		last := out[strings.LastIndex(out, "\r")+1:]
+		if !strings.Contains(last, "pulling "+reg.Ref(tag)) || !strings.Contains(last, ": 2/2 layers, ") || !strings.HasSuffix(last, " MB") {
+			t.Errorf("%s: last progress line %q, want the layers done of all and the bytes", tag, last)
+		}
+	}
+}
