@@ -1,0 +1,3 @@
+package attest
+
+func (v *Verifier) verifySGX(ev *Evidence) (*Result, error) { return nil, nil }

@@ -1,0 +1,109 @@
+package attest
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/google/go-tdx-guest/abi"
+	"github.com/google/go-tdx-guest/pcs"
+	pb "github.com/google/go-tdx-guest/proto/tdx"
+	tdxvalidate "github.com/google/go-tdx-guest/validate"
+	tdxverify "github.com/google/go-tdx-guest/verify"
+)
+
+// verifyTDX checks a TDX quote (v4) with go-tdx-guest: the PCK chain to
+// Intel's root, the QE report's signature by the PCK key and its binding of
+// the attestation key, the quote's signature by the attestation key, and,
+// with collateral, TCB info and TD_QE identity (their own signatures, chains
+// and dates, the PCK CRL and root CRL) and the platform's TCB level.
+func (v *Verifier) verifyTDX(ev *Evidence) (*Result, error) {
+	anyQuote, err := abi.QuoteToProto(ev.Data)
+	if err != nil {
+		r := ReasonMalformed
+		if len(ev.Data) >= 2 && ev.Data[0] == 5 && ev.Data[1] == 0 {
+			r = ReasonUnsupported // v5 quotes: go-tdx-guest v0.3.1 parses v4 only
+		}
+		return nil, refuse(TDX, r, err, "parsing TDX quote")
+	}
+	quote, ok := anyQuote.(*pb.QuoteV4)
+	if !ok {
+		return nil, refuse(TDX, ReasonUnsupported, nil, "quote type %T", anyQuote)
+	}
+	now := v.now()
+	base := tdxverify.Options{Now: now, TrustedRoots: v.intelPool}
+	if v.opts.TDX == nil {
+		if !v.opts.AllowMissingCollateral {
+			return nil, refuse(TDX, ReasonCollateralExpired, nil, "no TDX collateral (TCB info, QE identity, CRLs) supplied")
+		}
+		if err := tdxverify.TdxQuote(quote, &base); err != nil {
+			return nil, refuse(TDX, intelReason(err), err, "verifying quote")
+		}
+	} else {
+		full := base
+		full.GetCollateral, full.CheckRevocations, full.Getter = true, true, offlineGetter{v.opts.TDX}
+		if err := tdxverify.TdxQuote(quote, &full); err != nil {
+			// A signature or chain failure outranks a collateral verdict:
+			// ask again without collateral to tell them apart.
+			if sigErr := tdxverify.TdxQuote(quote, &base); sigErr != nil {
+				return nil, refuse(TDX, intelReason(sigErr), sigErr, "verifying quote")
+			}
+			return nil, refuse(TDX, intelReason(err), err, "verifying quote against collateral")
+		}
+	}
+	body := quote.GetTdQuoteBody()
+	res := &Result{
+		Kind:        TDX,
+		Measurement: body.GetMrTd(),
+		HostData:    body.GetMrConfigId(),
+		ReportData:  body.GetReportData(),
+		Debug:       body.GetTdAttributes()[0]&1 != 0,
+		TCBStatus:   "UpToDate",
+	}
+	for _, r := range body.GetRtmrs() {
+		res.RTMRs = append(res.RTMRs, r)
+	}
+	if v.opts.TDX == nil {
+		res.TCBStatus = "unevaluated"
+	}
+	if res.Debug && !v.opts.Policy.AllowDebug {
+		return nil, refuse(TDX, ReasonDebug, nil, "TD_ATTRIBUTES.DEBUG is set: the host can read and change the trust domain's memory")
+	}
+	if err := tdxvalidate.TdxQuote(quote, &tdxvalidate.Options{}); err != nil {
+		return nil, refuse(TDX, ReasonPolicy, err, "validating TD attributes and XFAM")
+	}
+	chain := quote.GetSignedData().GetCertificationData().GetQeReportCertificationData().GetPckCertificateChainData().GetPckCertChain()
+	if certs, err := parsePEMChain(chain); err == nil {
+		if ext, err := pcs.PckCertificateExtensions(certs[0]); err == nil {
+			res.TCB = TCB{CPUSVN: ext.TCB.CPUSvnComponents, PCESVN: ext.TCB.PCESvn, TeeTCBSVN: body.GetTeeTcbSvn(), FMSPC: ext.FMSPC}
+			res.Platform = Hex(ext.FMSPC)
+		}
+	}
+	return res, nil
+}
+
+// intelReason classifies go-tdx-guest's errors, which are strings (the
+// library wraps with %v): the sentinels it exports are matched first.
+func intelReason(err error) Reason {
+	for _, e := range []error{tdxverify.ErrTcbInfoExpired, tdxverify.ErrQeIdentityExpired, tdxverify.ErrPCKCrlExpired,
+		tdxverify.ErrRootCaCrlExpired, tdxverify.ErrPckLeafCertExpired, tdxverify.ErrRootCaCertExpired,
+		tdxverify.ErrIntermediateCaCertExpired} {
+		if errors.Is(err, e) || strings.Contains(err.Error(), e.Error()) {
+			return ReasonCollateralExpired
+		}
+	}
+	s := err.Error()
+	switch {
+	case strings.Contains(s, "expired") || strings.Contains(s, "not yet valid"):
+		return ReasonCollateralExpired
+	case strings.Contains(s, "revoked") || strings.Contains(s, "Revoked"):
+		return ReasonTCBRevoked
+	case strings.Contains(s, "TCB"):
+		return ReasonTCBOutOfDate
+	case strings.Contains(s, "root cert") || strings.Contains(s, "Intermediate CA") || strings.Contains(s, "PCK leaf") ||
+		strings.Contains(s, "PCK Certificate") || strings.Contains(s, "trusted public key") || strings.Contains(s, "unknown authority"):
+		return ReasonRoot
+	case strings.Contains(s, "signature") || strings.Contains(s, "verif") || strings.Contains(s, "QE report data") || strings.Contains(s, "attestation key"):
+		return ReasonSignature
+	}
+	return ReasonMalformed
+}
