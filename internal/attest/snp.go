@@ -64,7 +64,7 @@ func (v *Verifier) verifySNP(ev *Evidence) (*Result, error) {
 	}
 	vopts := &validate.Options{
 		// The maximum acceptable policy: the bits we judge ourselves above.
-		GuestPolicy: abi.SnpPolicy{SMT: true, MigrateMA: true, Debug: true},
+		GuestPolicy:               abi.SnpPolicy{SMT: true, MigrateMA: true, Debug: true},
 		MinimumTCB:                kds.TCBParts{BlSpl: p.MinSNPTCB.Bootloader, TeeSpl: p.MinSNPTCB.TEE, SnpSpl: p.MinSNPTCB.SNP, UcodeSpl: p.MinSNPTCB.Microcode},
 		PermitProvisionalFirmware: true,
 	}

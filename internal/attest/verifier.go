@@ -47,7 +47,7 @@ type Verifier struct {
 	snpRoots  map[string][]*trust.AMDRootCerts
 	intelRoot *x509.Certificate
 	intelPool *x509.CertPool
-	sgx       *parsedIntel
+	sgx       *sgxCollateral
 	tdx       *parsedIntel
 
 	// vceks remembers endorsement certificates whose chain already
@@ -80,7 +80,7 @@ func New(opts Options) (*Verifier, error) {
 	}
 	var err error
 	if opts.SGX != nil {
-		if v.sgx, err = parseIntel(opts.SGX); err != nil {
+		if v.sgx, err = v.loadSGX(opts.SGX); err != nil {
 			return nil, fmt.Errorf("parsing SGX collateral: %w", err)
 		}
 	}
