@@ -59,7 +59,9 @@ type JWTKey struct {
 	NotAfter  time.Time // signs until (published one JWT lifetime longer)
 }
 
-func (k JWTKey) String() string { return fmt.Sprintf("JWTKey(%s, until %s)", k.ID, k.NotAfter.UTC().Format(time.RFC3339)) }
+func (k JWTKey) String() string {
+	return fmt.Sprintf("JWTKey(%s, until %s)", k.ID, k.NotAfter.UTC().Format(time.RFC3339))
+}
 
 // Authority issues SVIDs for one trust domain. It is safe for concurrent
 // use; Rotate is called periodically (the server's CA task).
