@@ -50,13 +50,13 @@ type ManagerConfig struct {
 type Manager struct {
 	cfg ManagerConfig
 
-	mu      sync.Mutex
-	entries map[string]*entry // by container id
-	bundle  *spiffebundle.Bundle
+	mu            sync.Mutex
+	entries       map[string]*entry // by container id
+	bundle        *spiffebundle.Bundle
 	bundleFetched time.Time
-	changed chan struct{} // closed and replaced on every change
-	kick    chan struct{}
-	stats   ManagerStats
+	changed       chan struct{} // closed and replaced on every change
+	kick          chan struct{}
+	stats         ManagerStats
 }
 
 type entry struct {

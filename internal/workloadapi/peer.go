@@ -87,7 +87,7 @@ func (callerCreds) Info() credentials.ProtocolInfo {
 	return credentials.ProtocolInfo{SecurityProtocol: "bulwark-peercred"}
 }
 func (c callerCreds) Clone() credentials.TransportCredentials { return c }
-func (callerCreds) OverrideServerName(string) error             { return nil }
+func (callerCreds) OverrideServerName(string) error           { return nil }
 
 // callerOf returns the caller of an RPC.
 func callerOf(ctx context.Context) (Caller, bool) {
