@@ -2,78 +2,15 @@ package secretstore
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/bulwark-sec/bulwark/internal/secretstore/svidtest"
 )
-
-// testCA issues X.509-SVIDs (a spiffe:// URI SAN) and the server's
-// certificate, standing in for the identity CA of issue 13.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newTestCA(t testing.TB) *testCA {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test identity CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
-}
-
-// issue returns a certificate for the SPIFFE IDs ids (a client) or for
-// 127.0.0.1 (ids empty: the server).
-func (ca *testCA) issue(t testing.TB, ids ...string) tls.Certificate {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth}}
-	for _, id := range ids {
-		u, err := url.Parse(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl.URIs = append(tmpl.URIs, u)
-	}
-	if len(ids) == 0 {
-		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
-func (ca *testCA) client(cert *tls.Certificate) *http.Client {
-	conf := &tls.Config{RootCAs: ca.pool}
-	if cert != nil {
-		conf.Certificates = []tls.Certificate{*cert}
-	}
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: conf}, Timeout: 30 * time.Second}
-}
 
 const (
 	apiID     = "spiffe://prod.example/ns/payments/sa/api"
@@ -108,9 +45,16 @@ func TestWorkloadFetchOverMTLS(t *testing.T) {
 	if _, err := s.Put(ctx, "admin", "payments/ca.pem", Spec{Kind: KindFile, Policy: payments}, Value{File: []byte("PEM\x00bytes")}); err != nil {
 		t.Fatal(err)
 	}
-	ca := newTestCA(t)
+	ca, err := svidtest.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverCert, err := ca.Issue()
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewUnstartedServer(NewHandler(s, nil))
-	srv.TLS = TLSConfig(ca.issue(t), ca.pool)
+	srv.TLS = TLSConfig(serverCert, ca.Pool)
 	srv.StartTLS()
 	defer srv.Close()
 
@@ -118,10 +62,13 @@ func TestWorkloadFetchOverMTLS(t *testing.T) {
 		t.Helper()
 		var c *http.Client
 		if id == "" {
-			c = ca.client(nil)
+			c = ca.Client(nil)
 		} else {
-			cert := ca.issue(t, id)
-			c = ca.client(&cert)
+			cert, err := ca.Issue(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c = ca.Client(&cert)
 		}
 		resp, err := c.Get(srv.URL + path)
 		if err != nil {

@@ -6,7 +6,6 @@ import (
 	"errors"
 
 	"github.com/bulwark-sec/bulwark/internal/audit"
-	"github.com/bulwark-sec/bulwark/internal/store"
 )
 
 // ErrUnknown is returned by Release for a secret that does not exist.
@@ -98,7 +97,5 @@ func (s *Service) audit(ctx context.Context, name string, w Workload, version in
 		detail["version"] = version
 	}
 	after, _ := json.Marshal(detail)
-	return s.auditor.Do(ctx, func(*store.Store) ([]audit.Entry, error) {
-		return []audit.Entry{{Actor: "spiffe:" + w.ID, Action: action, Object: "secret:" + name, After: after}}, nil
-	})
+	return s.releases.append(ctx, audit.Entry{Actor: "spiffe:" + w.ID, Action: action, Object: "secret:" + name, After: after})
 }

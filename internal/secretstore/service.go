@@ -45,6 +45,8 @@ type Service struct {
 	workloads Workloads
 	grants    Grants
 
+	releases *groupCommit
+
 	mu      sync.RWMutex
 	secrets map[string]*entry
 }
@@ -73,7 +75,7 @@ type Config struct {
 // New returns the Service of c with every secret's metadata loaded.
 func New(ctx context.Context, c Config) (*Service, error) {
 	s := &Service{st: c.Store, kek: c.KEK, auditor: c.Auditor, catalogue: c.Catalogue, workloads: c.Workloads,
-		grants: c.Grants, secrets: map[string]*entry{}}
+		grants: c.Grants, secrets: map[string]*entry{}, releases: &groupCommit{auditor: c.Auditor}}
 	if err := s.Load(ctx); err != nil {
 		return nil, err
 	}
