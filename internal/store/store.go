@@ -351,6 +351,9 @@ var migrations = []string{
 
 	// 8: runtime events and nodes reported by bulwark-agent (runtime.go).
 	runtimeSchema,
+
+	// 9: the secret store's secrets and sealed versions (vault.go).
+	vaultSchema,
 }
 
 // migrateSQLite brings the schema to SchemaVersion, one transaction per

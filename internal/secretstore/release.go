@@ -1,0 +1,101 @@
+package secretstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/bulwark-sec/bulwark/internal/audit"
+)
+
+// ErrUnknown is returned by Release for a secret that does not exist.
+var ErrUnknown = errors.New("no such secret")
+
+// Released is a secret released to a workload.
+type Released struct {
+	Value   Value
+	Version int64
+	Kind    string
+}
+
+// Release gives secret name to the workload with SPIFFE ID id when the
+// secret's policy allows it, and audits the release or the refusal (with
+// digest, identity, node and region). A refusal is a *Denied with its
+// reason. The decision is made from memory; the value is opened once per
+// version and kept.
+func (s *Service) Release(ctx context.Context, id, name string) (Released, error) {
+	w, known := Workload{ID: id}, false
+	if s.workloads != nil {
+		w, known = s.workloads.Workload(id)
+		w.ID = id
+	}
+	s.mu.RLock()
+	e := s.secrets[name]
+	s.mu.RUnlock()
+	var err error
+	switch {
+	case e == nil:
+		err = ErrUnknown
+	case !known:
+		err = &Denied{Secret: name, Reason: "the server knows no running workload with identity " + id}
+	default:
+		err = decide(name, e.policy, e.regions, e.classes, w, s.granted)
+	}
+	var out Released
+	if err == nil {
+		out, err = s.value(ctx, e)
+	}
+	if aerr := s.audit(ctx, name, w, out.Version, err); aerr != nil {
+		return Released{}, aerr
+	}
+	return out, err
+}
+
+func (s *Service) granted(app, class string) bool {
+	return s.grants != nil && s.grants.Granted(app, class)
+}
+
+// value returns e's current value, opening and keeping it on first use.
+func (s *Service) value(ctx context.Context, e *entry) (Released, error) {
+	s.mu.RLock()
+	v, version := e.value, e.version
+	s.mu.RUnlock()
+	if v != nil && version == e.meta.Current {
+		return Released{Value: *v, Version: version, Kind: e.meta.Kind}, nil
+	}
+	row, err := s.st.VaultVersion(ctx, e.meta.Name, e.meta.Current)
+	if err != nil {
+		return Released{}, err
+	}
+	val, err := s.open(row)
+	if err != nil {
+		return Released{}, err
+	}
+	s.mu.Lock()
+	e.value, e.version = &val, row.Version
+	s.mu.Unlock()
+	return Released{Value: val, Version: row.Version, Kind: e.meta.Kind}, nil
+}
+
+// audit records a release (err nil) or a refusal: who, what version, the
+// workload's digest, node and region, and the reason. Never the value.
+func (s *Service) audit(ctx context.Context, name string, w Workload, version int64, err error) error {
+	detail := map[string]any{"identity": w.ID, "digest": w.Digest, "node": w.Node, "region": w.Region}
+	action := "secret.release"
+	if err != nil {
+		action = "secret.refuse"
+		var d *Denied
+		switch {
+		case errors.As(err, &d):
+			detail["reason"] = d.Reason
+		case errors.Is(err, ErrUnknown):
+			detail["reason"] = ErrUnknown.Error()
+		default:
+			detail["reason"] = "error opening the secret"
+		}
+	} else {
+		detail["version"] = version
+	}
+	after, _ := json.Marshal(detail)
+	return s.releases.append(ctx, audit.Entry{Actor: "spiffe:" + w.ID, Action: action, Object: "secret:" + name, After: after})
+}
