@@ -16,11 +16,12 @@ const (
 // Limits of a request, checked by Validate on the server; the agent's
 // sender keeps under them.
 const (
-	MaxEvents     = 500  // events in one batch
-	MaxContainers = 2000 // containers in one heartbeat
-	MaxField      = 4096 // bytes of a path, an error or a label value
-	MaxName       = 253  // bytes of a node, spool, container id, namespace, label key
-	MaxLabels     = 64   // labels of one container
+	MaxEvents     = 500   // events in one batch
+	MaxContainers = 2000  // containers in one heartbeat
+	MaxField      = 4096  // bytes of a path, an error or a label value
+	MaxName       = 253   // bytes of a node, spool, container id, namespace, label key
+	MaxLabels     = 64    // labels of one container
+	MaxPackages   = 20000 // host packages in one heartbeat
 )
 
 // Verdicts of a drifted exec.
@@ -70,6 +71,35 @@ type Container struct {
 	Namespace string            `json:"namespace"`
 	Image     string            `json:"image"` // manifest digest
 	Labels    map[string]string `json:"labels,omitempty"`
+	// Started is when the container's task started; zero when unknown.
+	Started time.Time `json:"started,omitzero"`
+}
+
+// CRI labels the kubelet puts on a container, which name its pod.
+const (
+	LabelPodName      = "io.kubernetes.pod.name"
+	LabelPodNamespace = "io.kubernetes.pod.namespace"
+	LabelPodUID       = "io.kubernetes.pod.uid"
+	LabelContainer    = "io.kubernetes.container.name"
+)
+
+// Package is one package installed on the node itself (its host
+// inventory), with the fields of an inventory's package that matching
+// needs: its type ("deb", "apk", "rpm", "go-module"...), name, version
+// and the source package a binary package was built from.
+type Package struct {
+	Type          string `json:"type"`
+	Name          string `json:"name"`
+	Version       string `json:"version"`
+	Source        string `json:"source,omitempty"`
+	SourceVersion string `json:"sourceVersion,omitempty"`
+}
+
+// Distro names the node's operating system (os-release ID and
+// VERSION_ID), which the ecosystem of its distribution packages follows.
+type Distro struct {
+	ID        string `json:"id"`
+	VersionID string `json:"versionID,omitempty"`
 }
 
 // Heartbeat is the body of POST /api/v1/agent/heartbeat.
@@ -83,6 +113,13 @@ type Heartbeat struct {
 	SpoolBytes  int64       `json:"spoolBytes"`
 	Dropped     uint64      `json:"dropped"`
 	Version     string      `json:"version,omitempty"`
+	// Kernel is the node's kernel release (uname -r), Region where it
+	// runs (a label the operator gives the agent), Packages the host's
+	// own inventory; all optional.
+	Kernel   string    `json:"kernel,omitempty"`
+	Region   string    `json:"region,omitempty"`
+	Distro   *Distro   `json:"distro,omitempty"`
+	Packages []Package `json:"packages,omitempty"`
 }
 
 // ErrInvalid is the cause of every validation error.
@@ -175,9 +212,33 @@ func (h *Heartbeat) Validate() error {
 	if len(h.Containers) > MaxContainers {
 		return invalid("%d containers, at most %d", len(h.Containers), MaxContainers)
 	}
-	for _, f := range [][2]string{{"reason", h.Reason}, {"version", h.Version}} {
+	for _, f := range [][2]string{{"reason", h.Reason}, {"version", h.Version}, {"kernel", h.Kernel}, {"region", h.Region}} {
 		if err := field(f[0], f[1]); err != nil {
 			return err
+		}
+	}
+	if len(h.Packages) > MaxPackages {
+		return invalid("%d host packages, at most %d", len(h.Packages), MaxPackages)
+	}
+	if d := h.Distro; d != nil {
+		if err := name("distro id", d.ID); err != nil {
+			return err
+		}
+		if err := field("distro version", d.VersionID); err != nil {
+			return err
+		}
+	}
+	for i, p := range h.Packages {
+		if err := name("package type", p.Type); err != nil {
+			return fmt.Errorf("host package %d: %w", i, err)
+		}
+		if p.Name == "" || p.Version == "" {
+			return invalid("host package %d: empty name or version", i)
+		}
+		for _, f := range [][2]string{{"package name", p.Name}, {"package version", p.Version}, {"source", p.Source}, {"source version", p.SourceVersion}} {
+			if err := field(f[0], f[1]); err != nil {
+				return fmt.Errorf("host package %d: %w", i, err)
+			}
 		}
 	}
 	for i, c := range h.Containers {
