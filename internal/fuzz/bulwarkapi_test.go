@@ -1,4 +1,4 @@
-package fuzz
+package fuzz_test
 
 import (
 	"net/http"
@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/bulwark-sec/bulwark/internal/api"
+	"github.com/bulwark-sec/bulwark/internal/fuzz"
 	"github.com/bulwark-sec/bulwark/internal/server"
 	"github.com/bulwark-sec/bulwark/internal/servertest"
 )
@@ -23,13 +24,13 @@ func TestFuzzBulwarkAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := servertest.Start(t, server.Config{WatchInterval: time.Hour, APILimits: api.Limits{Rate: -1}}, servertest.Image{Digest: d, Tag: "1", Certified: true})
-	spec, err := Load(t.Context(), srv.URL+"/api/v1/openapi.json", http.DefaultClient)
+	spec, err := fuzz.Load(t.Context(), srv.URL+"/api/v1/openapi.json", http.DefaultClient)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Run(t.Context(), spec, Options{
+	res, err := fuzz.Run(t.Context(), spec, fuzz.Options{
 		Target:      srv.URL,
-		Auth:        []Pair{{"Authorization", "Bearer " + srv.Admin}},
+		Auth:        []fuzz.Pair{{"Authorization", "Bearer " + srv.Admin}},
 		Seed:        1,
 		MaxRequests: 2000,
 		Duration:    25 * time.Second,

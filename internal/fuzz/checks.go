@@ -159,7 +159,13 @@ func schemaMismatch(decl *openapi3.Response, ex *exchange, opts []openapi3.Schem
 	if err != nil {
 		return fmt.Sprintf("body is not JSON: %v", err)
 	}
-	opts = append(opts, openapi3.VisitAsResponse(), openapi3.DisableSchemaErrorDetails())
+	if len(opts) == 0 {
+		// OpenAPI 3.0: keep values out of the message. With the JSON
+		// Schema 2020-12 validator (3.1) the option fails every
+		// validation, and its messages do not quote values anyway.
+		opts = append(opts, openapi3.DisableSchemaErrorDetails())
+	}
+	opts = append(opts, openapi3.VisitAsResponse())
 	if err := visit(mt.Schema.Value, v, opts); err != nil {
 		msg := err.Error()
 		if len(msg) > 300 {

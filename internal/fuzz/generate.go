@@ -118,23 +118,18 @@ func (g *generator) valid(op *operation) Request {
 	return r
 }
 
+// fromPool is a value for path parameter name of op: the id a POST to the
+// parameter's collection answered (/things/{thingId} after POST /things,
+// /things/{t}/parts/{p} after POST /things/{t}/parts), else the last value
+// of a response field of the same name.
 func (g *generator) fromPool(op *operation, name string) (string, bool) {
-	if v, ok := g.pool[strings.ToLower(name)]; ok {
-		return v, true
+	if i := strings.Index(op.Path, "/{"+name+"}"); i >= 0 {
+		if v, ok := g.pool[op.Path[:i]+"#id"]; ok {
+			return v, true
+		}
 	}
-	// /things/{thingId} or /things/{name} after POST /things: its "id".
-	if v, ok := g.pool[op.collection()+"#id"]; ok {
-		return v, true
-	}
-	return "", false
-}
-
-// collection is the path up to the first path parameter.
-func (op *operation) collection() string {
-	if i := strings.Index(op.Path, "/{"); i >= 0 {
-		return op.Path[:i]
-	}
-	return op.Path
+	v, ok := g.pool[strings.ToLower(name)]
+	return v, ok
 }
 
 // remember keeps the scalar fields of a JSON object response for later
