@@ -12,11 +12,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/bulwark-sec/bulwark/internal/audit"
+	"github.com/bulwark-sec/bulwark/internal/fleet"
 	"github.com/bulwark-sec/bulwark/internal/match"
 	"github.com/bulwark-sec/bulwark/internal/policy"
 	"github.com/bulwark-sec/bulwark/internal/reeval"
@@ -44,6 +46,7 @@ type Store interface {
 	AuditStore
 	CertificationLister
 	RuntimeStore
+	ResponseStore
 	reeval.Store // DigestsFor, Certification, Revoke
 	SetCertification(ctx context.Context, digest, status, reason string) error
 	LatestDecision(ctx context.Context, digest string) (*policy.Decision, error)
@@ -75,6 +78,10 @@ type Handler struct {
 	limits  Limits        // UseLimits; New sets the defaults
 	buckets *buckets      // per-token rate limits
 	matches chan struct{} // findings matches running
+
+	fleet       *fleet.Index // UseFleet; an empty one when nil
+	fleetOnce   sync.Once
+	wakeRespond func()
 }
 
 // New returns the API over st. Mutations are audited through auditor;
@@ -148,6 +155,10 @@ func (h *Handler) routes() []route {
 		{"POST /api/v1/agent/heartbeat", store.RoleOperator, h.agentHeartbeat},
 		{"GET /api/v1/runtime/events", store.RoleViewer, h.listRuntimeEvents},
 		{"GET /api/v1/nodes", store.RoleViewer, h.listNodes},
+		{"GET /api/v1/vulnerabilities/{id}/running", store.RoleViewer, h.runningVulnerability},
+		{"GET /api/v1/runtime/workloads", store.RoleViewer, h.listWorkloads},
+		{"GET /api/v1/runtime/nodes", store.RoleViewer, h.listFleetNodes},
+		{"GET /api/v1/runtime/responses", store.RoleViewer, h.listResponses},
 	}
 	for i := range rts {
 		if rts[i].role != "" {

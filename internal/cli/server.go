@@ -62,6 +62,8 @@ func newServerCmd(g *globalOptions) *cobra.Command {
 		private    []string
 		maxAge     time.Duration
 		apiLimits  api.Limits
+		respPolicy string
+		kubeconfig string
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -131,6 +133,8 @@ Registry credentials and webhook secrets are sealed with the key in
 				AllowPrivate:      private,
 				AdvisoryMaxAge:    maxAge,
 				APILimits:         apiLimits,
+				ResponsePolicy:    respPolicy,
+				Kubeconfig:        kubeconfig,
 			})
 		},
 	}
@@ -154,6 +158,8 @@ Registry credentials and webhook secrets are sealed with the key in
 	cmd.Flags().StringVar(&secretKey, "secret-key-file", "", "key that seals registry credentials and webhook secrets (default $BULWARK_SECRET_KEY, else DATA_DIR/secret.key)")
 	cp.addFileFlags(cmd)
 	cp.addExportFlags(cmd)
+	cmd.Flags().StringVar(&respPolicy, "response-policy", "", "runtime response policy (YAML: alert, replace, rollback, quarantine per namespace and application; rate limit, breaker, dry-run); default: alert only")
+	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", `kubeconfig of the cluster the runtime responses act on ("in-cluster": the pod's service account); default: none, actions other than alert are skipped`)
 	cmd.AddCommand(newServerTokenCmd())
 	return cmd
 }

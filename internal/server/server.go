@@ -16,6 +16,7 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/api"
 	"github.com/bulwark-sec/bulwark/internal/audit"
 	"github.com/bulwark-sec/bulwark/internal/console"
+	"github.com/bulwark-sec/bulwark/internal/fleet"
 	"github.com/bulwark-sec/bulwark/internal/image"
 	"github.com/bulwark-sec/bulwark/internal/notify"
 	"github.com/bulwark-sec/bulwark/internal/policy"
@@ -114,6 +115,11 @@ type Config struct {
 	Ready func(addr net.Addr)
 	// Logger is nil for slog.Default().
 	Logger *slog.Logger
+	// ResponsePolicy is the runtime response policy file (respond.Parse);
+	// "" alerts only. Kubeconfig is the cluster the responses act on; ""
+	// acts on none (in a pod, "in-cluster" uses its service account).
+	ResponsePolicy string
+	Kubeconfig     string
 }
 
 func (c *Config) fill() error {
@@ -277,7 +283,15 @@ func Run(ctx context.Context, cfg Config) error {
 		retry:    cfg.PollInterval,
 		imported: adv.invalidate,
 	}
+	running := fleet.New(&describer{store: st, adb: adb}, log.With("task", "fleet"))
+	upd.imported = func() { adv.invalidate(); running.Rematch() }
+	respondWorker, err := responder(cfg, st, auditor, running, log.With("task", "respond"))
+	if err != nil {
+		return err
+	}
+	handler.UseFleet(running, respondWorker.Wake)
 	ev := &events{store: st, handler: handler, log: log.With("task", "events"), instance: cfg.Instance + "/events", poll: cfg.PollInterval}
+	ev.fleet, ev.wakeRespond = running, respondWorker.Wake
 	handler.UseAdvisoryUpdater(upd)
 	handler.UseSealKey(key)
 	handler.UseAdvisorySource(adb, adv.status)
@@ -327,6 +341,8 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error { return wt.Run(ctx) })
 	g.Go(func() error { return requeueStale(ctx, st, cfg.StaleAfter, log) })
 	g.Go(func() error { return checkpoints.Run(ctx) })
+	g.Go(func() error { return running.Run(ctx) })
+	g.Go(func() error { return respondWorker.Run(ctx) })
 	err = g.Wait()
 	finalCheckpoint(ctx, checkpoints, cfg.ShutdownTimeout, log)
 	log.Info("bulwark server stopped", "err", err)
