@@ -37,16 +37,17 @@ type Job struct {
 
 // Enqueuer queues jobs (a store, or a view of one in a transaction).
 type Enqueuer interface {
-	EnqueueJobOnce(ctx context.Context, kind string, payload []byte, runAfter time.Time) (int64, bool, error)
+	EnqueueJob(ctx context.Context, kind string, payload []byte, runAfter time.Time) (int64, error)
 }
 
-// Enqueue queues j once (the same payload pending is reused).
+// Enqueue queues j. A job queued twice (an outbox published again after a
+// crash) answers nothing twice: responses are recorded under keys.
 func Enqueue(ctx context.Context, q Enqueuer, j Job) error {
 	b, err := json.Marshal(j)
 	if err != nil {
 		return fmt.Errorf("queueing a %s response: %w", j.Trigger, err)
 	}
-	if _, _, err := q.EnqueueJobOnce(ctx, JobKind, b, time.Time{}); err != nil {
+	if _, err := q.EnqueueJob(ctx, JobKind, b, time.Time{}); err != nil {
 		return fmt.Errorf("queueing a %s response: %w", j.Trigger, err)
 	}
 	return nil

@@ -116,6 +116,7 @@ func (e *events) revokeRunning(ctx context.Context, j *store.Job, ce store.Certi
 		return nil, nil
 	}
 	e.fleet.SetCertification(ce.Digest, store.Revoked)
+	e.fleet.Refresh(ce.Digest) // described again, after the revocation committed
 	ws := e.fleet.Workloads(fleet.Filter{Image: ce.Digest})
 	var out []notify.Running
 	for _, w := range ws {
