@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bulwark-sec/bulwark/internal/audit"
+	"github.com/bulwark-sec/bulwark/internal/failpoint"
 	"github.com/bulwark-sec/bulwark/internal/fleet"
 	"github.com/bulwark-sec/bulwark/internal/kube"
 	"github.com/bulwark-sec/bulwark/internal/notify"
@@ -147,6 +148,7 @@ func (e *Engine) Respond(ctx context.Context, c Case) (store.Response, error) {
 	if rec.State != store.ResponsePlanned {
 		return rec, nil // answered (or answered before)
 	}
+	failpoint.Hit("respond.recorded")
 	if !created {
 		e.log().Info("resuming a recorded runtime response", "id", rec.ID, "action", rec.Action, "key", rec.Key)
 	}
@@ -190,6 +192,8 @@ func (e *Engine) record(ctx context.Context, r store.Response) (store.Response, 
 			if r.Action != Alert {
 				r.Detail = "dry run: would " + r.Action + " " + describe(r)
 			}
+		}
+		if r.State != store.ResponsePlanned {
 			r.Finished = e.now()
 		}
 		var err error
