@@ -117,7 +117,7 @@ func TestControlLoopOnRealKubelet(t *testing.T) {
 		var acc struct{ Job int64 }
 		c.call("POST", "/api/v1/scans", operator.Token, map[string]string{"image": ref}, http.StatusAccepted, &acc)
 		waitFor(t, "the scan of "+ref, 30*time.Second, func() bool {
-			var j store.Job
+			var j struct{ State, Error string }
 			c.call("GET", fmt.Sprintf("/api/v1/jobs/%d", acc.Job), operator.Token, nil, http.StatusOK, &j)
 			if j.State == store.JobFailed {
 				t.Fatalf("scan of %s failed: %s", ref, j.Error)
@@ -169,10 +169,15 @@ func TestControlLoopOnRealKubelet(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := runningPod(t, cl, "", 60*time.Second)
+	var ws struct{ Workloads []fleet.Workload }
 	waitFor(t, "the pod in the running inventory", 20*time.Second, func() bool {
-		var ws struct{ Workloads []fleet.Workload }
-		c.call("GET", "/api/v1/runtime/workloads?namespace=shop", operator.Token, nil, http.StatusOK, &ws)
-		return len(ws.Workloads) == 1 && ws.Workloads[0].PodUID == string(first.UID) && ws.Workloads[0].Certification == store.Certified
+		c.call("GET", "/api/v1/runtime/workloads", admin.Token, nil, http.StatusOK, &ws)
+		for _, w := range ws.Workloads {
+			if w.PodUID == string(first.UID) && w.ContainerName == "web" {
+				return w.Certification == store.Certified
+			}
+		}
+		return false
 	})
 
 	// Drift: refused, answered by replacing the pod.
@@ -189,7 +194,7 @@ func TestControlLoopOnRealKubelet(t *testing.T) {
 		t.Errorf("the replacement runs %s, want the certified %s", img, badRef)
 	}
 	var rs struct{ Responses []store.Response }
-	c.call("GET", "/api/v1/runtime/responses?namespace=shop", operator.Token, nil, http.StatusOK, &rs)
+	c.call("GET", "/api/v1/runtime/responses?namespace=shop", admin.Token, nil, http.StatusOK, &rs)
 	if len(rs.Responses) != 1 || rs.Responses[0].Action != respond.Replace || rs.Responses[0].State != store.ResponseDone ||
 		rs.Responses[0].PodUID != string(first.UID) || rs.Responses[0].Owner != "Deployment/web" {
 		t.Errorf("responses after the drift: %+v", rs.Responses)
@@ -198,9 +203,14 @@ func TestControlLoopOnRealKubelet(t *testing.T) {
 	// The advisory: the running digest is revoked, the Deployment rolled
 	// back to the known-good digest.
 	waitFor(t, "the replacement in the running inventory", 20*time.Second, func() bool {
-		var ws struct{ Workloads []fleet.Workload }
-		c.call("GET", "/api/v1/runtime/workloads?namespace=shop", operator.Token, nil, http.StatusOK, &ws)
-		return len(ws.Workloads) == 1 && ws.Workloads[0].PodUID == string(second.UID)
+		c.call("GET", "/api/v1/runtime/workloads?namespace=shop", admin.Token, nil, http.StatusOK, &ws)
+		n := 0
+		for _, w := range ws.Workloads {
+			if w.ContainerName == "web" && w.PodUID == string(second.UID) {
+				n++
+			}
+		}
+		return n == 1
 	})
 	rec, err := os.ReadFile(filepath.Join("..", "match", "testdata", "osv", "GHSA-35jh-r3h4-6jhm.json"))
 	if err != nil {
@@ -228,10 +238,10 @@ func TestControlLoopOnRealKubelet(t *testing.T) {
 	}
 	waitFor(t, "the running query to drop the revoked digest", 20*time.Second, func() bool {
 		var exp fleet.Exposure
-		c.call("GET", "/api/v1/vulnerabilities/CVE-2021-23337/running", operator.Token, nil, http.StatusOK, &exp)
+		c.call("GET", "/api/v1/vulnerabilities/CVE-2021-23337/running", admin.Token, nil, http.StatusOK, &exp)
 		return len(exp.Workloads) == 0 && exp.Pending == 0
 	})
-	c.call("GET", "/api/v1/runtime/responses?namespace=shop", operator.Token, nil, http.StatusOK, &rs)
+	c.call("GET", "/api/v1/runtime/responses?namespace=shop", admin.Token, nil, http.StatusOK, &rs)
 	if len(rs.Responses) != 2 || rs.Responses[0].Action != respond.Rollback || rs.Responses[0].State != store.ResponseDone ||
 		rs.Responses[0].Target != goodRef {
 		t.Errorf("responses after the advisory: %+v", rs.Responses)
