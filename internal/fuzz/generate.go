@@ -99,10 +99,13 @@ type generator struct {
 func (g *generator) valid(op *operation) Request {
 	r := Request{Op: op.ID, Method: op.Method, Path: op.Path, PathValues: map[string]string{}}
 	for _, p := range op.Params {
-		v := scalarString(g.value(p.Schema, 0))
+		v := p.Value
+		if !p.Pinned {
+			v = scalarString(g.value(p.Schema, 0))
+		}
 		switch p.In {
 		case openapi3.ParameterInPath:
-			if pv, ok := g.fromPool(op, p.Name); ok {
+			if pv, ok := g.fromPool(op, p.Name); ok && !p.Pinned {
 				v = pv
 			}
 			r.PathValues[p.Name] = v

@@ -61,7 +61,9 @@ func mutations(op *operation, base Request) []mutation {
 	var out []mutation
 	ps := probes()
 	for _, p := range op.Params {
-		p := p
+		if p.Pinned {
+			continue
+		}
 		set := func(v string) func(r *Request) {
 			return func(r *Request) { r.setParam(p, v) }
 		}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -57,7 +58,15 @@ type Options struct {
 	// Shrink bounds the requests spent shrinking one finding; zero means
 	// DefaultShrink, negative none.
 	Shrink int
+	// Operations, when set, selects the operations fuzzed: those whose
+	// operationId or "METHOD /path" it matches ("^GET " for read-only).
+	Operations *regexp.Regexp
+	// Params pin parameters by name: every request sends the value and
+	// none mutates it.
+	Params map[string]string
 	// Client sends the requests; nil means a client without redirects.
+	// Give one with TLS settings (a CA, a client certificate) for an
+	// https target.
 	Client *http.Client
 	Logger *slog.Logger
 }
@@ -126,6 +135,11 @@ func Run(ctx context.Context, spec *Spec, opts Options) (*Result, error) {
 	base, err := CheckTarget(opts.Target, spec.Hosts, opts.AllowHosts)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Operations != nil || len(opts.Params) > 0 {
+		if spec, err = spec.selectOps(opts.Operations, opts.Params); err != nil {
+			return nil, err
+		}
 	}
 	if opts.MaxRequests <= 0 {
 		opts.MaxRequests = DefaultMaxRequests

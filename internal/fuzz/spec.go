@@ -70,6 +70,9 @@ type param struct {
 	Name, In string
 	Required bool
 	Schema   *openapi3.Schema
+	// Pinned parameters always carry Value and are never mutated.
+	Pinned bool
+	Value  string
 }
 
 // Load reads an OpenAPI document from a file or an http(s) URL.
