@@ -59,7 +59,9 @@ type Options struct {
 	// DefaultShrink, negative none.
 	Shrink int
 	// Operations, when set, selects the operations fuzzed: those whose
-	// operationId or "METHOD /path" it matches ("^GET " for read-only).
+	// operationId, "METHOD /path" or "METHOD /path operationId" it
+	// matches ("^GET " for read-only, `^GET \S+ (list|read)` for
+	// kube-apiserver's reads without its watches).
 	Operations *regexp.Regexp
 	// Params pin parameters by name: every request sends the value and
 	// none mutates it.
@@ -79,7 +81,12 @@ type Result struct {
 	Requests   int       `json:"requests"`
 	Seconds    float64   `json:"seconds"`
 	Stop       string    `json:"stop"` // "done", "max-requests" or "duration"
-	Findings   []Finding `json:"findings"`
+	// Statuses counts the answers by status code.
+	Statuses map[int]int `json:"statuses"`
+	// TransportErrors counts the requests that got no answer (refused,
+	// reset or timed-out connections, TLS failures).
+	TransportErrors int       `json:"transportErrors"`
+	Findings        []Finding `json:"findings"`
 }
 
 // Finding is a rule an operation tripped, with the shrunk request.
@@ -165,7 +172,7 @@ func Run(ctx context.Context, spec *Spec, opts Options) (*Result, error) {
 		gen:   &generator{rng: newRand(opts.Seed), pool: map[string]string{}},
 		chk:   &checker{slow: opts.Slow, grants: opts.Grants, sent: map[string]bool{}, schemaOpts: spec.schemaOpts},
 		found: map[string]bool{},
-		res:   &Result{Target: opts.Target, Seed: opts.Seed, Operations: len(spec.ops), Stop: "done"},
+		res:   &Result{Target: opts.Target, Seed: opts.Seed, Operations: len(spec.ops), Stop: "done", Statuses: map[int]int{}},
 		start: time.Now(),
 	}
 	for _, v := range spec.public {

@@ -8,7 +8,8 @@ import (
 )
 
 // selectOps returns a copy of s with only the operations re matches (by
-// operationId or "METHOD /path"; nil matches all) and the parameters named
+// operationId, "METHOD /path" or "METHOD /path operationId"; nil matches
+// all) and the parameters named
 // in pins fixed to their values: a pinned parameter is sent with that
 // value in every request and never mutated (a namespace that exists,
 // watch=false on a streaming API).
@@ -17,7 +18,8 @@ func (s *Spec) selectOps(re *regexp.Regexp, pins map[string]string) (*Spec, erro
 	out.ops, out.byID = nil, map[string]*operation{}
 	used := map[string]bool{}
 	for _, op := range s.ops {
-		if re != nil && !re.MatchString(op.ID) && !re.MatchString(op.Method+" "+op.Path) {
+		key := op.Method + " " + op.Path
+		if re != nil && !re.MatchString(op.ID) && !re.MatchString(key) && !re.MatchString(key+" "+op.ID) {
 			continue
 		}
 		c := *op
