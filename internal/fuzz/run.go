@@ -75,12 +75,12 @@ type Options struct {
 
 // Result is a campaign's outcome.
 type Result struct {
-	Target     string    `json:"target"`
-	Seed       uint64    `json:"seed"`
-	Operations int       `json:"operations"`
-	Requests   int       `json:"requests"`
-	Seconds    float64   `json:"seconds"`
-	Stop       string    `json:"stop"` // "done", "max-requests" or "duration"
+	Target     string  `json:"target"`
+	Seed       uint64  `json:"seed"`
+	Operations int     `json:"operations"`
+	Requests   int     `json:"requests"`
+	Seconds    float64 `json:"seconds"`
+	Stop       string  `json:"stop"` // "done", "max-requests" or "duration"
 	// Statuses counts the answers by status code.
 	Statuses map[int]int `json:"statuses"`
 	// TransportErrors counts the requests that got no answer (refused,
