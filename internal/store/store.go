@@ -354,6 +354,10 @@ var migrations = []string{
 
 	// 9: the secret store's secrets and sealed versions (vault.go).
 	vaultSchema,
+
+	// 10: applications' registered APIs and the fuzz campaigns run
+	// against them (fuzzcampaigns.go).
+	fuzzSchema,
 }
 
 // migrateSQLite brings the schema to SchemaVersion, one transaction per
