@@ -44,6 +44,7 @@ type Store interface {
 	AuditStore
 	CertificationLister
 	RuntimeStore
+	FuzzCampaignStore
 	reeval.Store // DigestsFor, Certification, Revoke
 	SetCertification(ctx context.Context, digest, status, reason string) error
 	LatestDecision(ctx context.Context, digest string) (*policy.Decision, error)
@@ -148,6 +149,12 @@ func (h *Handler) routes() []route {
 		{"POST /api/v1/agent/heartbeat", store.RoleOperator, h.agentHeartbeat},
 		{"GET /api/v1/runtime/events", store.RoleViewer, h.listRuntimeEvents},
 		{"GET /api/v1/nodes", store.RoleViewer, h.listNodes},
+		{"PUT /api/v1/applications/{name}/api", store.RoleAdmin, h.putAPIRegistration},
+		{"GET /api/v1/applications/{name}/api", store.RoleViewer, h.getAPIRegistration},
+		{"DELETE /api/v1/applications/{name}/api", store.RoleAdmin, h.deleteAPIRegistration},
+		{"POST /api/v1/applications/{name}/fuzz-campaigns", store.RoleOperator, h.createFuzzCampaign},
+		{"GET /api/v1/applications/{name}/fuzz-campaigns", store.RoleViewer, h.listFuzzCampaigns},
+		{"GET /api/v1/applications/{name}/fuzz-campaigns/{id}", store.RoleViewer, h.getFuzzCampaign},
 	}
 	for i := range rts {
 		if rts[i].role != "" {

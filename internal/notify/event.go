@@ -19,7 +19,9 @@ const (
 )
 
 // Types are the event types a webhook may subscribe to.
-var Types = []string{EventRevoked, EventGranted, EventScanFailed, EventImageNew, EventDrift}
+var Types = []string{EventRevoked, EventGranted, EventScanFailed, EventImageNew, EventDrift,
+	EventFuzzFindings, // fuzz.go
+}
 
 // KnownType reports whether typ is one of Types.
 func KnownType(typ string) bool {

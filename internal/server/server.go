@@ -16,6 +16,7 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/api"
 	"github.com/bulwark-sec/bulwark/internal/audit"
 	"github.com/bulwark-sec/bulwark/internal/console"
+	"github.com/bulwark-sec/bulwark/internal/fuzzcampaign"
 	"github.com/bulwark-sec/bulwark/internal/image"
 	"github.com/bulwark-sec/bulwark/internal/notify"
 	"github.com/bulwark-sec/bulwark/internal/policy"
@@ -327,6 +328,9 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error { return wt.Run(ctx) })
 	g.Go(func() error { return requeueStale(ctx, st, cfg.StaleAfter, log) })
 	g.Go(func() error { return checkpoints.Run(ctx) })
+	fuzzRunner := &fuzzcampaign.Runner{Store: st, Key: key, Transport: egressTransport, Instance: cfg.Instance,
+		Poll: cfg.PollInterval, Logger: log.With("task", "fuzz")}
+	g.Go(func() error { return fuzzRunner.Run(ctx) })
 	err = g.Wait()
 	finalCheckpoint(ctx, checkpoints, cfg.ShutdownTimeout, log)
 	log.Info("bulwark server stopped", "err", err)
