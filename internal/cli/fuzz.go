@@ -114,6 +114,7 @@ Exit codes: 0 no finding, 1 findings, 2 usage or runtime error.`,
 	f.StringArrayVar(&allowHosts, "allow-host", nil, "fuzz this host although it is neither loopback nor a server of the document (repeatable)")
 	f.StringVar(&operations, "operations", "", "fuzz only the operations this regular expression matches, by operationId or 'METHOD /path' ('^GET ' for read-only)")
 	f.StringArrayVar(&pins, "param", nil, "name=value: send parameter name with this value in every request, never mutated (repeatable)")
+	f.BoolVar(&opts.Secured, "secured", false, "treat every operation as secured: replay each without and with garbage credentials (for documents that require no security, as kube-apiserver's)")
 	f.StringVar(&tlsFiles.ca, "cacert", "", "PEM file of the CA that signed an https target's certificate (default: the system roots)")
 	f.StringVar(&tlsFiles.cert, "cert", "", "PEM client certificate for a target that authenticates by certificate (with --key)")
 	f.StringVar(&tlsFiles.key, "key", "", "PEM private key of --cert")

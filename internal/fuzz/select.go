@@ -12,8 +12,8 @@ import (
 // all) and the parameters named
 // in pins fixed to their values: a pinned parameter is sent with that
 // value in every request and never mutated (a namespace that exists,
-// watch=false on a streaming API).
-func (s *Spec) selectOps(re *regexp.Regexp, pins map[string]string) (*Spec, error) {
+// watch=false on a streaming API). secured marks every operation secured.
+func (s *Spec) selectOps(re *regexp.Regexp, pins map[string]string, secured bool) (*Spec, error) {
 	out := *s
 	out.ops, out.byID = nil, map[string]*operation{}
 	used := map[string]bool{}
@@ -23,6 +23,7 @@ func (s *Spec) selectOps(re *regexp.Regexp, pins map[string]string) (*Spec, erro
 			continue
 		}
 		c := *op
+		c.Secured = c.Secured || secured
 		c.Params = slices.Clone(op.Params)
 		for i, p := range c.Params {
 			if v, ok := pins[p.Name]; ok {

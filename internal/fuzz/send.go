@@ -70,6 +70,10 @@ func (c *campaign) sendOnce(ctx context.Context, r Request, cr creds) (*exchange
 	if err == nil {
 		ex.status, ex.header = resp.StatusCode, resp.Header
 		c.res.Statuses[resp.StatusCode]++
+		if c.res.Coverage[r.Op] == nil {
+			c.res.Coverage[r.Op] = map[int]int{}
+		}
+		c.res.Coverage[r.Op][resp.StatusCode]++
 		ex.body, err = io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody))
 		resp.Body.Close()
 	}

@@ -239,6 +239,9 @@ func fromDoc(doc *openapi3.T) (*Spec, error) {
 		if c := methodRank(a.Method) - methodRank(b.Method); c != 0 {
 			return c
 		}
+		if a.Method == http.MethodDelete {
+			return strings.Compare(b.Path, a.Path) // sub-resources before their parents
+		}
 		return strings.Compare(a.Path, b.Path)
 	})
 	return s, nil

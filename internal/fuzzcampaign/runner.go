@@ -138,6 +138,10 @@ func (r *Runner) campaign(ctx context.Context, id int64) (*fuzz.Result, target, 
 	if err := r.Store.StartFuzzCampaign(ctx, id); err != nil {
 		return nil, t, err
 	}
+	// The whole campaign, the document's fetch included, within its
+	// duration and a minute.
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(opts.DurationSeconds)*time.Second+time.Minute)
+	defer cancel()
 	var auth []fuzz.Pair
 	if t.reg.AuthHeader != "" {
 		if r.Key == nil {
