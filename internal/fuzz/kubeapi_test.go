@@ -1,14 +1,18 @@
 package fuzz_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/bulwark-sec/bulwark/internal/cli"
 	"github.com/bulwark-sec/bulwark/internal/fuzz"
 	"github.com/bulwark-sec/bulwark/internal/k8stest"
 )
@@ -36,7 +40,7 @@ var kubeReads = regexp.MustCompile(`^GET \S+ (list|read|get)[A-Z]`)
 
 // TestFuzzKubeAPIServer fuzzes the real kube-apiserver of the admission
 // e2e setup from the OpenAPI v3 documents it serves (core v1 and apps/v1),
-// read operations only, 1,500 requests, over TLS with a service-account
+// read operations only, 1,500 requests (200 of them through the CLI), over TLS with a service-account
 // bearer token bound to a get-and-list role (so that even a selection
 // mistake could not change the cluster). kube-apiserver's documents
 // require no security, so every operation is taken as secured (Secured):
@@ -72,7 +76,7 @@ func TestFuzzKubeAPIServer(t *testing.T) {
 		budget int
 		pins   map[string]string
 	}{
-		{"api/v1", 1000, map[string]string{"namespace": "default", "watch": "false", "follow": "false"}},
+		{"api/v1", 800, map[string]string{"namespace": "default", "watch": "false", "follow": "false"}},
 		{"apis/apps/v1", 500, map[string]string{"namespace": "default", "watch": "false"}},
 	} {
 		rel, ok := index[gv.name]
@@ -105,7 +109,34 @@ func TestFuzzKubeAPIServer(t *testing.T) {
 			}
 		}
 	}
+	total += kubeCLI(t, c, index["api/v1"], token)
 	t.Logf("kube-apiserver %s: %d requests in %.1f s", k8stest.Version, total, time.Since(started).Seconds())
+}
+
+// kubeCLI runs the same campaign as a pipeline would, through `bulwark
+// fuzz` (--cacert, the token from $BULWARK_FUZZ_AUTH_1, --operations,
+// --param, --secured), 200 requests, and returns the requests sent.
+func kubeCLI(t *testing.T, c *k8stest.Cluster, doc, token string) int {
+	t.Helper()
+	ca := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(ca, c.CAPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(fuzz.AuthEnv+"1", "Bearer "+token)
+	var stdout, stderr bytes.Buffer
+	code := cli.Execute(t.Context(), []string{"fuzz", "--openapi", c.Server + doc, "--target", c.Server, "--cacert", ca,
+		"--auth", "Authorization", "--operations", kubeReads.String(), "--param", "namespace=default", "--param", "watch=false",
+		"--param", "follow=false", "--secured", "--max-requests", "200", "--seed", "2", "--format", "json"}, &stdout, &stderr)
+	var res fuzz.Result
+	if code != cli.ExitFindings || json.Unmarshal(stdout.Bytes(), &res) != nil {
+		t.Fatalf("bulwark fuzz on kube-apiserver: exit %d (want 1: findings), stderr %s", code, stderr.String())
+	}
+	t.Logf("bulwark fuzz (CLI): %d requests in %.1f s, statuses %v, %d findings", res.Requests, res.Seconds, res.Statuses, len(res.Findings))
+	checkKubeCampaign(t, "cli api/v1", 200, &res)
+	if strings.Contains(stdout.String()+stderr.String(), token) {
+		t.Error("the CLI printed the token")
+	}
+	return res.Requests
 }
 
 // checkKubeCampaign asserts that every request was sent and answered and
