@@ -145,6 +145,9 @@ type Expect struct {
 	ReportData []byte
 	// References, when set, must contain one that the evidence matches.
 	References []Reference
+	// Policy, when set, is the image's own policy (from its reference
+	// predicate), applied on top of the verifier's.
+	Policy *Policy
 }
 
 func eq(a, b []byte) bool { return len(a) == len(b) && subtle.ConstantTimeCompare(a, b) == 1 }
