@@ -117,3 +117,11 @@ func MatchReferences(res *Result, refs []Reference) error {
 	}
 	return refuse(res.Kind, ReasonMeasurement, nil, "measurement %s matches none of %d reference value sets (wanted %v)", res.Measurement, len(refs), why)
 }
+
+func jsonMarshal(p *ReferencePredicate) ([]byte, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encoding reference predicate: %w", err)
+	}
+	return b, nil
+}
