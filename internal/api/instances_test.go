@@ -43,7 +43,7 @@ func TestInstanceRoutes(t *testing.T) {
 	c.h.UseInstances(tr)
 
 	register := func(id string, g attesttest.Guest, nonce attest.Hex, want int) instance.Instance {
-		copy(g.ReportData[:], instance.Binding(nonce, nil))
+		copy(g.ReportData[:], attest.Binding(nonce, nil))
 		ev, err := p.Evidence(g)
 		if err != nil {
 			t.Fatal(err)

@@ -2,6 +2,7 @@ package attest
 
 import (
 	"bytes"
+	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
@@ -172,4 +173,15 @@ func allowedKind(p *Policy, k Kind) error {
 		return refuse(k, ReasonPolicy, nil, "policy accepts only %v", p.Kinds)
 	}
 	return nil
+}
+
+// Binding is the REPORT_DATA an instance's evidence carries for a
+// server's nonce and (optionally) the public key it wants secrets sealed
+// to: SHA-512("bulwark-tee-v1\x00" || nonce || publicKey).
+func Binding(nonce, publicKey []byte) []byte {
+	h := sha512.New()
+	h.Write([]byte("bulwark-tee-v1\x00"))
+	h.Write(nonce)
+	h.Write(publicKey)
+	return h.Sum(nil)
 }

@@ -117,7 +117,7 @@ func (w *world) register(t testing.TB, id, region string, g attesttest.Guest, bi
 func (w *world) registerWith(t testing.TB, id, region string, g attesttest.Guest, nonce []byte, bind bool) (instance.Instance, error) {
 	t.Helper()
 	if bind {
-		copy(g.ReportData[:], instance.Binding(nonce, nil))
+		copy(g.ReportData[:], attest.Binding(nonce, nil))
 	}
 	ev, err := w.snp.Evidence(g)
 	if err != nil {

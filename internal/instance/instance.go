@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/attest"
 	"github.com/bulwark-sec/bulwark/internal/audit"
 	"github.com/bulwark-sec/bulwark/internal/store"
+	"sigs.k8s.io/yaml"
 )
 
 // Status is an instance's attestation status.
@@ -63,10 +65,10 @@ type Policy struct {
 	Platforms map[string]string `json:"platforms,omitempty"`
 	// ReattestEvery is how long a verification holds; an instance not
 	// re-attested within it is stale. Zero is DefaultReattestEvery.
-	ReattestEvery time.Duration `json:"reattestEvery,omitempty"`
+	ReattestEvery time.Duration `json:"-"`
 	// ChallengeTTL is how long a nonce may be used; zero is
 	// DefaultChallengeTTL.
-	ChallengeTTL time.Duration `json:"challengeTtl,omitempty"`
+	ChallengeTTL time.Duration `json:"-"`
 }
 
 // Defaults of Policy's zero fields.
@@ -232,4 +234,38 @@ func fromRow(r store.TEEInstance) (*Instance, error) {
 		}
 	}
 	return in, nil
+}
+
+// LoadPolicy reads an instance policy file (YAML or JSON: regions,
+// requireAttestedRegion, platforms, reattestEvery, challengeTtl); unknown
+// keys are errors.
+func LoadPolicy(path string) (Policy, error) {
+	var p Policy
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return p, fmt.Errorf("reading instance policy: %w", err)
+	}
+	var raw struct {
+		Regions               []string          `json:"regions"`
+		RequireAttestedRegion bool              `json:"requireAttestedRegion"`
+		Platforms             map[string]string `json:"platforms"`
+		ReattestEvery         string            `json:"reattestEvery"`
+		ChallengeTTL          string            `json:"challengeTtl"`
+	}
+	if err := yaml.UnmarshalStrict(b, &raw); err != nil {
+		return p, fmt.Errorf("parsing instance policy %s: %w", path, err)
+	}
+	p = Policy{Regions: raw.Regions, RequireAttestedRegion: raw.RequireAttestedRegion, Platforms: raw.Platforms}
+	for _, d := range []struct {
+		s   string
+		dst *time.Duration
+	}{{raw.ReattestEvery, &p.ReattestEvery}, {raw.ChallengeTTL, &p.ChallengeTTL}} {
+		if d.s == "" {
+			continue
+		}
+		if *d.dst, err = time.ParseDuration(d.s); err != nil || *d.dst <= 0 {
+			return p, fmt.Errorf("instance policy %s: duration %q is not a positive duration", path, d.s)
+		}
+	}
+	return p, nil
 }

@@ -105,7 +105,7 @@ func TestIntelCollateralRevokes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	copy(enc.ReportData[:], instance.Binding(c.Nonce, nil))
+	copy(enc.ReportData[:], attest.Binding(c.Nonce, nil))
 	q, err := p.Quote(enc)
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -20,22 +19,11 @@ import (
 
 // Challenge is a nonce the server issued to one instance, usable once
 // until Expires. The instance's evidence must carry Binding(Nonce, its
-// public key) as REPORT_DATA.
+// public key) as REPORT_DATA: attest.Binding.
 type Challenge struct {
 	Instance string     `json:"instance"`
 	Nonce    attest.Hex `json:"nonce"`
 	Expires  time.Time  `json:"expires"`
-}
-
-// Binding is the REPORT_DATA an instance's evidence must carry for nonce
-// and (optionally) the public key it wants secrets sealed to:
-// SHA-512("bulwark-tee-v1\x00" || nonce || publicKey).
-func Binding(nonce, publicKey []byte) []byte {
-	h := sha512.New()
-	h.Write([]byte("bulwark-tee-v1\x00"))
-	h.Write(nonce)
-	h.Write(publicKey)
-	return h.Sum(nil)
 }
 
 // HostDataFor is the HOST_DATA (SEV-SNP) or MRCONFIGID prefix (TDX)
@@ -177,7 +165,7 @@ func (t *Tracker) verify(ctx context.Context, reg *Registration) (*attest.Result
 			Detail: fmt.Sprintf("image %s has no reference values in its certification", reg.Image), Err: err}
 	}
 	return t.Verifier().Verify(&reg.Evidence, attest.Expect{
-		ReportData: Binding(reg.Nonce, reg.PublicKey),
+		ReportData: attest.Binding(reg.Nonce, reg.PublicKey),
 		References: pred.References,
 		Policy:     pred.Policy,
 	})

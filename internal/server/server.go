@@ -114,6 +114,17 @@ type Config struct {
 	Ready func(addr net.Addr)
 	// Logger is nil for slog.Default().
 	Logger *slog.Logger
+	// AttestCollateral is the confidential-computing collateral directory
+	// (attest.LoadOptions: vendor roots, VCEKs, Intel TCB info and QE
+	// identity, the TEE policy), re-read when it changes; "" trusts the
+	// vendors' real roots and has no Intel collateral.
+	AttestCollateral string
+	// AttestPolicy is the instance policy file (regions, platforms,
+	// re-attestation period); "" is none.
+	AttestPolicy string
+	// AttestKeys are public key files whose image signatures and reference
+	// attestations are believed, besides the signing key's.
+	AttestKeys []string
 }
 
 func (c *Config) fill() error {
@@ -282,6 +293,11 @@ func Run(ctx context.Context, cfg Config) error {
 	handler.UseSealKey(key)
 	handler.UseAdvisorySource(adb, adv.status)
 	handler.UseLimits(cfg.APILimits)
+	instances, sweeper, err := confidential(ctx, &cfg, st, auditor, signer, sign.Options{Insecure: cfg.Insecure, Keychain: kc, Transport: egressTransport}, log)
+	if err != nil {
+		return err
+	}
+	handler.UseInstances(instances)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -327,6 +343,7 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error { return wt.Run(ctx) })
 	g.Go(func() error { return requeueStale(ctx, st, cfg.StaleAfter, log) })
 	g.Go(func() error { return checkpoints.Run(ctx) })
+	g.Go(func() error { return sweeper.Run(ctx) })
 	err = g.Wait()
 	finalCheckpoint(ctx, checkpoints, cfg.ShutdownTimeout, log)
 	log.Info("bulwark server stopped", "err", err)
