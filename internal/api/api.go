@@ -76,6 +76,8 @@ type Handler struct {
 	limits  Limits        // UseLimits; New sets the defaults
 	buckets *buckets      // per-token rate limits
 	matches chan struct{} // findings matches running
+
+	instances Instances // nil until UseInstances
 }
 
 // New returns the API over st. Mutations are audited through auditor;
@@ -155,6 +157,10 @@ func (h *Handler) routes() []route {
 		{"POST /api/v1/applications/{name}/fuzz-campaigns", store.RoleOperator, h.createFuzzCampaign},
 		{"GET /api/v1/applications/{name}/fuzz-campaigns", store.RoleViewer, h.listFuzzCampaigns},
 		{"GET /api/v1/applications/{name}/fuzz-campaigns/{id}", store.RoleViewer, h.getFuzzCampaign},
+		{"POST /api/v1/instances/{id}/challenge", store.RoleOperator, h.instanceChallenge},
+		{"POST /api/v1/instances", store.RoleOperator, h.registerInstance},
+		{"GET /api/v1/instances", store.RoleViewer, h.listInstances},
+		{"GET /api/v1/instances/{id}", store.RoleViewer, h.getInstance},
 	}
 	for i := range rts {
 		if rts[i].role != "" {

@@ -46,6 +46,7 @@ func (o *dataDirOption) path() (string, error) {
 func newServerCmd(g *globalOptions) *cobra.Command {
 	var (
 		data       dataDirOption
+		att        attestServerFlags
 		listen     string
 		workers    int
 		poll       time.Duration
@@ -131,6 +132,9 @@ Registry credentials and webhook secrets are sealed with the key in
 				AllowPrivate:      private,
 				AdvisoryMaxAge:    maxAge,
 				APILimits:         apiLimits,
+				AttestCollateral:  att.collateral,
+				AttestPolicy:      att.policy,
+				AttestKeys:        att.keys,
 			})
 		},
 	}
@@ -154,6 +158,7 @@ Registry credentials and webhook secrets are sealed with the key in
 	cmd.Flags().StringVar(&secretKey, "secret-key-file", "", "key that seals registry credentials and webhook secrets (default $BULWARK_SECRET_KEY, else DATA_DIR/secret.key)")
 	cp.addFileFlags(cmd)
 	cp.addExportFlags(cmd)
+	att.addFlags(cmd)
 	cmd.AddCommand(newServerTokenCmd())
 	return cmd
 }
