@@ -75,6 +75,8 @@ type Handler struct {
 	limits  Limits        // UseLimits; New sets the defaults
 	buckets *buckets      // per-token rate limits
 	matches chan struct{} // findings matches running
+
+	identity *identityRoutes // nil until UseIdentity
 }
 
 // New returns the API over st. Mutations are audited through auditor;
@@ -148,6 +150,11 @@ func (h *Handler) routes() []route {
 		{"POST /api/v1/agent/heartbeat", store.RoleOperator, h.agentHeartbeat},
 		{"GET /api/v1/runtime/events", store.RoleViewer, h.listRuntimeEvents},
 		{"GET /api/v1/nodes", store.RoleViewer, h.listNodes},
+		{"GET /api/v1/identity/bundle", "", h.identityBundle},
+		{"POST /api/v1/identity/x509", store.RoleOperator, h.issueX509},
+		{"POST /api/v1/identity/jwt", store.RoleOperator, h.issueJWT},
+		{"GET /api/v1/identity/changes", store.RoleOperator, h.identityChanges},
+		{"GET /api/v1/identity/decisions", store.RoleViewer, h.identityDecisions},
 	}
 	for i := range rts {
 		if rts[i].role != "" {
