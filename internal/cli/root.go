@@ -110,6 +110,7 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newAuditCmd(g),
 		newFuzzCmd(g),
 		newVersionCmd(),
+		newCACmd(g),
 	)
 	return root
 }

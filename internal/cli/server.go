@@ -62,6 +62,7 @@ func newServerCmd(g *globalOptions) *cobra.Command {
 		private    []string
 		maxAge     time.Duration
 		apiLimits  api.Limits
+		ids        identityOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -131,6 +132,7 @@ Registry credentials and webhook secrets are sealed with the key in
 				AllowPrivate:      private,
 				AdvisoryMaxAge:    maxAge,
 				APILimits:         apiLimits,
+				Identity:          ids.config(),
 			})
 		},
 	}
@@ -154,6 +156,7 @@ Registry credentials and webhook secrets are sealed with the key in
 	cmd.Flags().StringVar(&secretKey, "secret-key-file", "", "key that seals registry credentials and webhook secrets (default $BULWARK_SECRET_KEY, else DATA_DIR/secret.key)")
 	cp.addFileFlags(cmd)
 	cp.addExportFlags(cmd)
+	ids.addFlags(cmd)
 	cmd.AddCommand(newServerTokenCmd())
 	return cmd
 }

@@ -114,6 +114,8 @@ type Config struct {
 	Ready func(addr net.Addr)
 	// Logger is nil for slog.Default().
 	Logger *slog.Logger
+	// Identity configures workload identity (off without a trust domain).
+	Identity IdentityConfig
 }
 
 func (c *Config) fill() error {
@@ -282,6 +284,10 @@ func Run(ctx context.Context, cfg Config) error {
 	handler.UseSealKey(key)
 	handler.UseAdvisorySource(adb, adv.status)
 	handler.UseLimits(cfg.APILimits)
+	ids, err := setupIdentity(cfg.Identity, cfg.DataDir, st, key, handler, log)
+	if err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -327,6 +333,9 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error { return wt.Run(ctx) })
 	g.Go(func() error { return requeueStale(ctx, st, cfg.StaleAfter, log) })
 	g.Go(func() error { return checkpoints.Run(ctx) })
+	if ids != nil {
+		g.Go(func() error { return ids.Run(ctx) })
+	}
 	err = g.Wait()
 	finalCheckpoint(ctx, checkpoints, cfg.ShutdownTimeout, log)
 	log.Info("bulwark server stopped", "err", err)
