@@ -20,7 +20,9 @@ import (
 // Issuer is the server as the agent sees it. A decision not to issue is
 // an *identity.Refusal; any other error is a failure to ask, retried.
 type Issuer interface {
-	IssueX509(ctx context.Context, w identity.Workload, pub crypto.PublicKey) (identity.X509SVID, error)
+	// IssueX509 asks an X.509-SVID over key's public part; key stays here
+	// (it may sign a certificate request to prove it is held).
+	IssueX509(ctx context.Context, w identity.Workload, key crypto.Signer) (identity.X509SVID, error)
 	IssueJWT(ctx context.Context, w identity.Workload, audiences []string) (token string, expiry time.Time, err error)
 	Bundle(ctx context.Context) (*spiffebundle.Bundle, error)
 	// Changes waits (long poll) for certification changes after seq and
@@ -222,7 +224,7 @@ func (m *Manager) issue(ctx context.Context, w identity.Workload) {
 		m.cfg.Log.Error("making a workload key", "error", err)
 		return
 	}
-	s, err := m.cfg.Issuer.IssueX509(ctx, w, key.Public())
+	s, err := m.cfg.Issuer.IssueX509(ctx, w, key)
 	now := m.cfg.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()

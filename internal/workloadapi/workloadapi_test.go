@@ -2,6 +2,7 @@ package workloadapi
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"io"
 	"net"
@@ -75,6 +76,11 @@ func (li *localIssuer) set(digest string, f identity.Facts) {
 	li.mu.Lock()
 	li.facts[digest] = f
 	li.mu.Unlock()
+}
+
+// IssueX509 is the server's issuance over the key's public part.
+func (li *localIssuer) IssueX509(ctx context.Context, w identity.Workload, key crypto.Signer) (identity.X509SVID, error) {
+	return li.Issuer.IssueX509(ctx, w, key.Public())
 }
 
 func (li *localIssuer) Bundle(context.Context) (*spiffebundle.Bundle, error) {
