@@ -34,6 +34,7 @@ type identityNode struct {
 	log    *slog.Logger
 	agent  *Agent // set once the agent is made
 	node   string
+	sender *Sender
 }
 
 // open checks the flags; nil when no socket is asked for.
@@ -44,7 +45,7 @@ func (f *identityFlags) open(o *outputs, log *slog.Logger) (*identityNode, error
 	if o.sender == nil {
 		return nil, errors.New("--workload-api-socket needs --server: identities come from the server")
 	}
-	n := &identityNode{socket: *f.socket, log: log.With("component", "identity"), node: o.sender.cfg.Node}
+	n := &identityNode{socket: *f.socket, log: log.With("component", "identity"), node: o.sender.cfg.Node, sender: o.sender}
 	iss := &workloadapi.ServerIssuer{URL: o.sender.cfg.URL, Token: o.sender.cfg.Token, Node: n.node}
 	n.m = workloadapi.NewManager(workloadapi.ManagerConfig{Issuer: iss, Workloads: n.workloads, RetryRefused: *f.retryRefused, Log: n.log})
 	return n, nil
@@ -108,7 +109,19 @@ func (n *identityNode) run(ctx context.Context) error {
 	}
 	srv := workloadapi.NewServer(n.m, n.resolve, n.log)
 	done := make(chan error, 1)
-	go func() { done <- n.m.Run(ctx) }()
+	go func() {
+		// The server renews a node's workloads only while it hears the
+		// node's heartbeats: ask once the first one went through.
+		for n.sender.Stats().LastHeartbeat.IsZero() {
+			select {
+			case <-ctx.Done():
+				done <- nil
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		done <- n.m.Run(ctx)
+	}()
 	n.log.Info("serving the SPIFFE Workload API", "socket", n.socket)
 	err := srv.Serve(ctx, n.socket)
 	if err != nil {
