@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,7 +19,6 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -29,22 +27,6 @@ import (
 )
 
 const testNS = "bulwark-idtest"
-
-// buildProbe compiles testdata/svidprobe, a static binary.
-func buildProbe(t *testing.T) []byte {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "svidprobe")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./testdata/svidprobe")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the probe: %v\n%s", err, b)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // probeImage is one layer: /bin/svidprobe (the entrypoint), the mount
 // points and, to make another digest of the same program, extra.
@@ -80,25 +62,6 @@ func probeImage(t *testing.T, probe []byte, extra string) v1.Image {
 		t.Fatal(err)
 	}
 	return img
-}
-
-// importImage loads img into containerd under ref and unpacks it.
-func importImage(t *testing.T, ctx context.Context, c *client.Client, img v1.Image, ref string) client.Image {
-	t.Helper()
-	tag, _ := name.NewTag(ref)
-	var buf bytes.Buffer
-	if err := tarball.Write(tag, img, &buf); err != nil {
-		t.Fatal(err)
-	}
-	imgs, err := c.Import(ctx, &buf)
-	if err != nil {
-		t.Fatalf("importing the image: %v", err)
-	}
-	ci := client.NewImage(c, imgs[0])
-	if err := ci.Unpack(ctx, "overlayfs"); err != nil {
-		t.Fatalf("unpacking the image: %v", err)
-	}
-	return ci
 }
 
 // workload is one running probe container.

@@ -54,9 +54,9 @@ const node = "node-e2e"
 func TestWorkloadIdentityWithContainerd(t *testing.T) {
 	c, addr := containerdtest.Start(t)
 	ctx := namespaces.WithNamespace(context.Background(), testNS)
-	probe := buildProbe(t)
-	ciA := importImage(t, ctx, c, probeImage(t, probe, "certified"), "registry.example/probe:a")
-	ciB := importImage(t, ctx, c, probeImage(t, probe, "not certified"), "registry.example/probe:b")
+	probe := containerdtest.BuildStatic(t, "./testdata/svidprobe")
+	ciA := containerdtest.Import(t, ctx, c, probeImage(t, probe, "certified"), "registry.example/probe:a")
+	ciB := containerdtest.Import(t, ctx, c, probeImage(t, probe, "not certified"), "registry.example/probe:b")
 	digA, _ := name.NewDigest("registry.example/probe@" + ciA.Target().Digest.String())
 	digB, _ := name.NewDigest("registry.example/probe@" + ciB.Target().Digest.String())
 
