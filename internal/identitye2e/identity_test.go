@@ -29,6 +29,7 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/server"
 	"github.com/bulwark-sec/bulwark/internal/servertest"
 	"github.com/bulwark-sec/bulwark/internal/store"
+	"github.com/bulwark-sec/bulwark/internal/trust"
 )
 
 var td = spiffeid.RequireTrustDomainFromString("e2e.bulwark.test")
@@ -122,8 +123,16 @@ func TestWorkloadIdentityWithContainerd(t *testing.T) {
 		t.Fatalf("a JWT-SVID for another audience validated: %s", got)
 	}
 
-	// The uncertified image and a host process get nothing.
+	// The uncertified image and a host process get nothing; the server
+	// says why (GET /api/v1/identity/decisions).
 	b1.waitEvent(t, "error", start, 10*time.Second)
+	waitFor(t, 10*time.Second, "the server's refusal of b1", func() bool {
+		var got struct {
+			Decisions []trust.Decision `json:"decisions"`
+		}
+		getJSON(t, srv, "/api/v1/identity/decisions?container=b1", &got)
+		return len(got.Decisions) == 1 && got.Decisions[0].Reason == identity.ReasonUncertified && !got.Decisions[0].Issued
+	})
 	if got := b1.do(t, "jwt db.example"); got != "err PermissionDenied" {
 		t.Fatalf("b1 (uncertified) asked a JWT-SVID: %s", got)
 	}

@@ -299,7 +299,13 @@ func (m *Manager) snapshot(container string) snapshot {
 	s := snapshot{bundle: m.bundle, changed: m.changed}
 	e, ok := m.entries[container]
 	if !ok {
-		s.pending = true // adopted by the agent, not yet seen by a pass
+		// Adopted by the agent, not yet seen by a pass: a caller waits,
+		// so pass now rather than at the next tick.
+		s.pending = true
+		select {
+		case m.kick <- struct{}{}:
+		default:
+		}
 		return s
 	}
 	s.svid, s.refusal = e.svid, e.refusal
