@@ -75,7 +75,8 @@ type Refusal struct {
 
 // Changes is the answer of GET IdentityChangesPath?after=N&wait=D: the
 // digests whose certification changed after N (in commit order) and the
-// sequence number to ask after next.
+// sequence number to ask after next; without after, only the current
+// sequence number, at once.
 type Changes struct {
 	Seq     int64    `json:"seq"`
 	Digests []string `json:"digests"`

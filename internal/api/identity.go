@@ -173,7 +173,8 @@ func (h *Handler) issueJWT(w http.ResponseWriter, r *http.Request) error {
 
 // identityChanges serves GET /api/v1/identity/changes?after=N&wait=S: a
 // long poll (up to S seconds, at most agentproto.MaxChangesWait) for the
-// digests whose certification changed after audit sequence N. It is
+// digests whose certification changed after audit sequence N; without
+// after, the current sequence number at once. It is
 // exempt from the request timeout and the per-token in-flight bound (an
 // agent holds one all the time); the feed bounds the polls held at once.
 func (h *Handler) identityChanges(w http.ResponseWriter, r *http.Request) error {
@@ -182,7 +183,7 @@ func (h *Handler) identityChanges(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	q := r.URL.Query()
-	var after int64
+	after := int64(-1) // none: the current sequence number at once
 	if s := q.Get("after"); s != "" {
 		if after, err = strconv.ParseInt(s, 10, 64); err != nil || after < 0 {
 			return errorf(http.StatusBadRequest, err, "after %q: want an audit sequence number", s)

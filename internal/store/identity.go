@@ -42,3 +42,32 @@ func (s *Store) ContainerDrift(ctx context.Context, node, container string) (*Ru
 	e.Time, e.Received = parseTime(at), parseTime(rec)
 	return &e, nil
 }
+
+// CertificationChangesFrom is CertificationChanges, except that seq 0
+// lists the changes from the first audit entry (the identity feed starts
+// from an empty log too; CertificationChanges(0) answers only the newest
+// sequence number, as the admission feed's first poll wants).
+func (s *Store) CertificationChangesFrom(ctx context.Context, seq int64) ([]string, int64, error) {
+	if seq > 0 {
+		return s.CertificationChanges(ctx, seq)
+	}
+	_, last, err := s.CertificationChanges(ctx, 0)
+	if err != nil || last == 0 {
+		return nil, last, err
+	}
+	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT DISTINCT object FROM audit_log
+		WHERE seq <= ? AND action LIKE 'certification.%'`), last)
+	if err != nil {
+		return nil, 0, fmt.Errorf("listing certification changes: %w", err)
+	}
+	defer rows.Close()
+	var ds []string
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			return nil, 0, fmt.Errorf("listing certification changes: %w", err)
+		}
+		ds = append(ds, d)
+	}
+	return ds, last, rows.Err()
+}

@@ -3,7 +3,6 @@ package trust
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -12,10 +11,11 @@ import (
 )
 
 // ChangeStore is what the Feed reads: the digests whose certification
-// changed in audit entries after a sequence number, in commit order
-// (store.CertificationChanges).
+// changed in audit entries after a sequence number (0: from the first),
+// in commit order, and the newest sequence number
+// (store.CertificationChangesFrom).
 type ChangeStore interface {
-	CertificationChanges(ctx context.Context, seq int64) ([]string, int64, error)
+	CertificationChangesFrom(ctx context.Context, seq int64) ([]string, int64, error)
 }
 
 // Feed bounds.
@@ -72,7 +72,7 @@ func NewFeed(st ChangeStore, poll time.Duration, log *slog.Logger) *Feed {
 // Run follows the audit log until ctx ends.
 func (f *Feed) Run(ctx context.Context) error {
 	for {
-		_, last, err := f.st.CertificationChanges(ctx, 0)
+		last, err := f.newest(ctx)
 		if err == nil {
 			f.mu.Lock()
 			f.start, f.seq = last, last
@@ -99,7 +99,7 @@ func (f *Feed) Run(ctx context.Context) error {
 		f.mu.Lock()
 		after := f.seq
 		f.mu.Unlock()
-		ds, last, err := f.st.CertificationChanges(ctx, after)
+		ds, last, err := f.st.CertificationChangesFrom(ctx, after)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -127,6 +127,13 @@ func (f *Feed) Run(ctx context.Context) error {
 	}
 }
 
+// newest is the audit log's newest sequence number (asking for changes
+// after a sequence number no log reaches lists none).
+func (f *Feed) newest(ctx context.Context) (int64, error) {
+	_, last, err := f.st.CertificationChangesFrom(ctx, 1<<62)
+	return last, err
+}
+
 func sleep(ctx context.Context, d time.Duration) bool {
 	select {
 	case <-ctx.Done():
@@ -138,11 +145,8 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // Wait returns the digests whose certification changed after seq after,
 // waiting up to wait for one, and the sequence number to pass next time.
-// With after zero it returns the current sequence number at once.
+// With after negative it returns the current sequence number at once.
 func (f *Feed) Wait(ctx context.Context, after int64, wait time.Duration) ([]string, int64, error) {
-	if after < 0 {
-		return nil, 0, fmt.Errorf("waiting for changes: after %d is negative", after)
-	}
 	if f.waiters.Add(1) > MaxWaiters {
 		f.waiters.Add(-1)
 		return nil, 0, ErrBusy
@@ -159,7 +163,7 @@ func (f *Feed) Wait(ctx context.Context, after int64, wait time.Duration) ([]str
 		f.mu.Lock()
 		seq, start, wake := f.seq, f.start, f.wake
 		var ds []string
-		if after > 0 && after >= start {
+		if after >= start {
 			for _, c := range f.ring {
 				if c.seq > after {
 					ds = append(ds, c.digests...)
@@ -168,11 +172,11 @@ func (f *Feed) Wait(ctx context.Context, after int64, wait time.Duration) ([]str
 		}
 		f.mu.Unlock()
 		switch {
-		case after == 0:
+		case after < 0:
 			return nil, seq, nil
 		case after < start:
 			// Older than what the ring holds: ask the store.
-			ds, last, err := f.st.CertificationChanges(ctx, after)
+			ds, last, err := f.st.CertificationChangesFrom(ctx, after)
 			if err != nil {
 				return nil, 0, err
 			}

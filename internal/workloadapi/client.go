@@ -125,10 +125,10 @@ func (s *ServerIssuer) Changes(ctx context.Context, seq int64) ([]string, int64,
 	if wait <= 0 {
 		wait = 25 * time.Second
 	}
-	if seq == 0 {
-		wait = 0
-	}
 	q := url.Values{"after": {strconv.FormatInt(seq, 10)}, "wait": {strconv.Itoa(int(wait / time.Second))}}
+	if seq < 0 {
+		q = url.Values{} // the current sequence number, at once
+	}
 	cctx, cancel := context.WithTimeout(ctx, wait+30*time.Second)
 	defer cancel()
 	var out agentproto.Changes

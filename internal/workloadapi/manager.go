@@ -27,7 +27,7 @@ type Issuer interface {
 	Bundle(ctx context.Context) (*spiffebundle.Bundle, error)
 	// Changes waits (long poll) for certification changes after seq and
 	// returns the digests whose certification changed and the new seq; a
-	// first call with seq 0 returns the current seq at once.
+	// first call with seq -1 returns the current seq at once.
 	Changes(ctx context.Context, seq int64) (digests []string, next int64, err error)
 }
 
@@ -259,7 +259,7 @@ func (m *Manager) issue(ctx context.Context, w identity.Workload) {
 // followChanges long-polls the server for certification changes and
 // rechecks the containers of each changed digest at once.
 func (m *Manager) followChanges(ctx context.Context) {
-	var seq int64
+	seq := int64(-1) // first: the current sequence number
 	backoff := time.Duration(0)
 	for ctx.Err() == nil {
 		digests, next, err := m.cfg.Issuer.Changes(ctx, seq)
@@ -277,7 +277,7 @@ func (m *Manager) followChanges(ctx context.Context) {
 			continue
 		}
 		backoff = 0
-		if seq != 0 && len(digests) > 0 {
+		if seq >= 0 && len(digests) > 0 {
 			m.Recheck(digests...)
 		}
 		seq = next

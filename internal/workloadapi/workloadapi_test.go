@@ -88,7 +88,7 @@ func (li *localIssuer) Bundle(context.Context) (*spiffebundle.Bundle, error) {
 }
 
 func (li *localIssuer) Changes(ctx context.Context, seq int64) ([]string, int64, error) {
-	if seq == 0 {
+	if seq < 0 {
 		return nil, 1, nil
 	}
 	select {
