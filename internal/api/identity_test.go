@@ -86,6 +86,12 @@ func newIdentityAPI(t *testing.T) *identityFixture {
 }
 
 func (f *identityFixture) call(method, path, token string, body any) (int, []byte) {
+	return serveJSON(f.h, method, path, token, body)
+}
+
+// serveJSON sends body (a string as is, else JSON) to h with a bearer
+// token ("" none) and returns the status and body.
+func serveJSON(h http.Handler, method, path, token string, body any) (int, []byte) {
 	var b []byte
 	switch v := body.(type) {
 	case nil:
@@ -99,7 +105,7 @@ func (f *identityFixture) call(method, path, token string, body any) (int, []byt
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	rec := httptest.NewRecorder()
-	f.h.ServeHTTP(rec, req)
+	h.ServeHTTP(rec, req)
 	return rec.Code, rec.Body.Bytes()
 }
 

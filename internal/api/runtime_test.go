@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -25,21 +24,7 @@ func TestAgentRoutes(t *testing.T) {
 	if _, err := s.PutWebhook(ctx, store.Webhook{Name: "all", URL: "https://example.com/x", Kind: "generic", Events: []string{notify.EventDrift}}); err != nil {
 		t.Fatal(err)
 	}
-	call := func(method, path, token string, body any) (int, []byte) {
-		var b []byte
-		switch v := body.(type) {
-		case nil:
-		case string:
-			b = []byte(v)
-		default:
-			b, _ = json.Marshal(v)
-		}
-		req := httptest.NewRequest(method, path, bytes.NewReader(b))
-		req.Header.Set("Authorization", "Bearer "+token)
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		return rec.Code, rec.Body.Bytes()
-	}
+	call := func(method, path, token string, body any) (int, []byte) { return serveJSON(h, method, path, token, body) }
 	at := time.Now().UTC()
 	batch := agentproto.Batch{Node: "node-1", Spool: "abc"}
 	for i := uint64(1); i <= 4; i++ {
