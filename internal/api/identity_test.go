@@ -72,7 +72,6 @@ func newIdentityAPI(t *testing.T) *identityFixture {
 	feed := trust.NewFeed(st, 10*time.Millisecond, nil)
 	reg := trust.NewRegistry()
 	feed.OnChange = reg.Invalidate // as the server wires them
-	go feed.Run(t.Context())
 	h.UseIdentity(IdentityConfig{Authority: a, Template: tmpl, Facts: trust.Facts(st), Feed: feed, Decisions: reg})
 	f := &identityFixture{h: h, st: st, td: td, reg: reg}
 	_, f.op, _ = st.CreateToken(ctx, "agent", store.RoleOperator)
@@ -82,6 +81,7 @@ func newIdentityAPI(t *testing.T) *identityFixture {
 		t.Fatal(err)
 	}
 	f.admin = admin.Token
+	go feed.Run(t.Context())
 	return f
 }
 

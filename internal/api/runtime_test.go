@@ -24,7 +24,9 @@ func TestAgentRoutes(t *testing.T) {
 	if _, err := s.PutWebhook(ctx, store.Webhook{Name: "all", URL: "https://example.com/x", Kind: "generic", Events: []string{notify.EventDrift}}); err != nil {
 		t.Fatal(err)
 	}
-	call := func(method, path, token string, body any) (int, []byte) { return serveJSON(h, method, path, token, body) }
+	call := func(method, path, token string, body any) (int, []byte) {
+		return serveJSON(h, method, path, token, body)
+	}
 	at := time.Now().UTC()
 	batch := agentproto.Batch{Node: "node-1", Spool: "abc"}
 	for i := uint64(1); i <= 4; i++ {
