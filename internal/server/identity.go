@@ -185,6 +185,9 @@ func InstallIntermediate(dir string, key *seal.Key, root *identity.CA, ttl time.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the identity directory: %w", err)
 	}
+	if _, err := os.Stat(filepath.Join(dir, identity.RootKeyFile)); err == nil {
+		return nil, fmt.Errorf("%s holds an online root key: an offline root's directory must not", dir)
+	}
 	certPath := filepath.Join(dir, identity.RootCertFile)
 	if b, err := os.ReadFile(certPath); err == nil {
 		if blk, _ := pem.Decode(b); blk == nil || !bytes.Equal(blk.Bytes, root.Cert.Raw) {
@@ -194,9 +197,6 @@ func InstallIntermediate(dir string, key *seal.Key, root *identity.CA, ttl time.
 		return nil, fmt.Errorf("reading %q: %w", certPath, err)
 	} else if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Cert.Raw}), 0o644); err != nil {
 		return nil, fmt.Errorf("writing %q: %w", certPath, err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, identity.RootKeyFile)); err == nil {
-		return nil, fmt.Errorf("%s holds an online root key: an offline root's directory must not", dir)
 	}
 	st, err := identity.LoadState(dir, key)
 	if err != nil {
