@@ -78,6 +78,7 @@ type Handler struct {
 	matches chan struct{} // findings matches running
 
 	instances Instances // nil until UseInstances
+	identity *identityRoutes // nil until UseIdentity
 }
 
 // New returns the API over st. Mutations are audited through auditor;
@@ -161,6 +162,11 @@ func (h *Handler) routes() []route {
 		{"POST /api/v1/instances", store.RoleOperator, h.registerInstance},
 		{"GET /api/v1/instances", store.RoleViewer, h.listInstances},
 		{"GET /api/v1/instances/{id}", store.RoleViewer, h.getInstance},
+		{"GET /api/v1/identity/bundle", "", h.identityBundle},
+		{"POST /api/v1/identity/x509", store.RoleOperator, h.issueX509},
+		{"POST /api/v1/identity/jwt", store.RoleOperator, h.issueJWT},
+		{"GET /api/v1/identity/changes", store.RoleOperator, h.identityChanges},
+		{"GET /api/v1/identity/decisions", store.RoleViewer, h.identityDecisions},
 	}
 	for i := range rts {
 		if rts[i].role != "" {

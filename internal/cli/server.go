@@ -63,6 +63,7 @@ func newServerCmd(g *globalOptions) *cobra.Command {
 		private    []string
 		maxAge     time.Duration
 		apiLimits  api.Limits
+		ids        identityOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -135,6 +136,7 @@ Registry credentials and webhook secrets are sealed with the key in
 				AttestCollateral:  att.collateral,
 				AttestPolicy:      att.policy,
 				AttestKeys:        att.keys,
+				Identity:          ids.config(),
 			})
 		},
 	}
@@ -159,6 +161,7 @@ Registry credentials and webhook secrets are sealed with the key in
 	cp.addFileFlags(cmd)
 	cp.addExportFlags(cmd)
 	att.addFlags(cmd)
+	ids.addFlags(cmd)
 	cmd.AddCommand(newServerTokenCmd())
 	return cmd
 }

@@ -126,6 +126,8 @@ type Config struct {
 	// AttestKeys are public key files whose image signatures and reference
 	// attestations are believed, besides the signing key's.
 	AttestKeys []string
+	// Identity configures workload identity (off without a trust domain).
+	Identity IdentityConfig
 }
 
 func (c *Config) fill() error {
@@ -299,6 +301,10 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	handler.UseInstances(instances)
+	ids, err := setupIdentity(cfg.Identity, cfg.DataDir, st, key, handler, log)
+	if err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -348,6 +354,9 @@ func Run(ctx context.Context, cfg Config) error {
 		Poll: cfg.PollInterval, Logger: log.With("task", "fuzz")}
 	g.Go(func() error { return fuzzRunner.Run(ctx) })
 	g.Go(func() error { return sweeper.Run(ctx) })
+	if ids != nil {
+		g.Go(func() error { return ids.Run(ctx) })
+	}
 	err = g.Wait()
 	finalCheckpoint(ctx, checkpoints, cfg.ShutdownTimeout, log)
 	log.Info("bulwark server stopped", "err", err)
