@@ -354,6 +354,9 @@ var migrations = []string{
 
 	// 9: the secret store's secrets and sealed versions (vault.go).
 	vaultSchema,
+
+	// 10: observed data flows and governance alerts (governance.go).
+	governanceSchema,
 }
 
 // migrateSQLite brings the schema to SchemaVersion, one transaction per
