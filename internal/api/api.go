@@ -75,6 +75,9 @@ type Handler struct {
 	limits  Limits        // UseLimits; New sets the defaults
 	buckets *buckets      // per-token rate limits
 	matches chan struct{} // findings matches running
+
+	secrets    SecretStore // nil until UseSecrets
+	governance Governance  // nil until UseGovernance
 }
 
 // New returns the API over st. Mutations are audited through auditor;
@@ -148,6 +151,16 @@ func (h *Handler) routes() []route {
 		{"POST /api/v1/agent/heartbeat", store.RoleOperator, h.agentHeartbeat},
 		{"GET /api/v1/runtime/events", store.RoleViewer, h.listRuntimeEvents},
 		{"GET /api/v1/nodes", store.RoleViewer, h.listNodes},
+		{"GET /api/v1/secrets", store.RoleOperator, h.listSecrets},
+		{"POST /api/v1/secrets", store.RoleAdmin, h.createSecret},
+		{"GET /api/v1/secrets/{name}", store.RoleOperator, h.getSecret},
+		{"PUT /api/v1/secrets/{name}", store.RoleAdmin, h.replaceSecret},
+		{"DELETE /api/v1/secrets/{name}", store.RoleAdmin, h.deleteSecret},
+		{"POST /api/v1/secrets/{name}/rotate", store.RoleAdmin, h.rotateSecret},
+		{"PUT /api/v1/secrets/{name}/policy", store.RoleAdmin, h.setSecretPolicy},
+		{"GET /api/v1/governance/catalogue", store.RoleViewer, h.governanceCatalogue},
+		{"POST /api/v1/governance/flows", store.RoleOperator, h.recordFlows},
+		{"GET /api/v1/governance/report", store.RoleViewer, h.governanceReport},
 	}
 	for i := range rts {
 		if rts[i].role != "" {

@@ -62,6 +62,7 @@ func newServerCmd(g *globalOptions) *cobra.Command {
 		private    []string
 		maxAge     time.Duration
 		apiLimits  api.Limits
+		secretsOpt secretsOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -105,6 +106,10 @@ Registry credentials and webhook secrets are sealed with the key in
 			if err != nil {
 				return err
 			}
+			secrets, err := secretsOpt.config()
+			if err != nil {
+				return err
+			}
 			var pass []byte
 			if signingKey != "" {
 				if pass, err = readPassphrase(cmd, g, false); err != nil {
@@ -131,6 +136,7 @@ Registry credentials and webhook secrets are sealed with the key in
 				AllowPrivate:      private,
 				AdvisoryMaxAge:    maxAge,
 				APILimits:         apiLimits,
+				Secrets:           secrets,
 			})
 		},
 	}
@@ -154,6 +160,7 @@ Registry credentials and webhook secrets are sealed with the key in
 	cmd.Flags().StringVar(&secretKey, "secret-key-file", "", "key that seals registry credentials and webhook secrets (default $BULWARK_SECRET_KEY, else DATA_DIR/secret.key)")
 	cp.addFileFlags(cmd)
 	cp.addExportFlags(cmd)
+	secretsOpt.addFlags(cmd)
 	cmd.AddCommand(newServerTokenCmd())
 	return cmd
 }

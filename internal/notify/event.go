@@ -19,7 +19,8 @@ const (
 )
 
 // Types are the event types a webhook may subscribe to.
-var Types = []string{EventRevoked, EventGranted, EventScanFailed, EventImageNew, EventDrift}
+var Types = []string{EventRevoked, EventGranted, EventScanFailed, EventImageNew, EventDrift,
+	EventDataAccess}
 
 // KnownType reports whether typ is one of Types.
 func KnownType(typ string) bool {

@@ -109,6 +109,8 @@ type Config struct {
 	SecretKeyFile string
 	// Checkpoints says how the audit log is checkpointed (signed, exported).
 	Checkpoints CheckpointConfig
+	// Secrets configures the secret store and data governance.
+	Secrets SecretsConfig
 	// Ready, when set, is called with the bound address once the API
 	// listens.
 	Ready func(addr net.Addr)
@@ -282,6 +284,13 @@ func Run(ctx context.Context, cfg Config) error {
 	handler.UseSealKey(key)
 	handler.UseAdvisorySource(adb, adv.status)
 	handler.UseLimits(cfg.APILimits)
+	sec, err := startSecrets(ctx, cfg.Secrets, st, auditor, key, pol.Name, log)
+	if err != nil {
+		return err
+	}
+	defer sec.close()
+	handler.UseSecrets(sec.service)
+	handler.UseGovernance(sec.governance)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -327,6 +336,7 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error { return wt.Run(ctx) })
 	g.Go(func() error { return requeueStale(ctx, st, cfg.StaleAfter, log) })
 	g.Go(func() error { return checkpoints.Run(ctx) })
+	g.Go(func() error { return sec.Run(ctx) })
 	err = g.Wait()
 	finalCheckpoint(ctx, checkpoints, cfg.ShutdownTimeout, log)
 	log.Info("bulwark server stopped", "err", err)

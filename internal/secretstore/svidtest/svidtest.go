@@ -11,11 +11,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"math/big"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 )
@@ -87,4 +90,28 @@ func (ca *CA) Client(cert *tls.Certificate) *http.Client {
 		conf.Certificates = []tls.Certificate{*cert}
 	}
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: conf, MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second}
+}
+
+// WriteFiles writes the CA's bundle and a server certificate for
+// 127.0.0.1 with its key (0600) as PEM files in dir, for a server that
+// reads them from files.
+func (ca *CA) WriteFiles(dir string) (bundle, cert, key string, err error) {
+	c, err := ca.Issue()
+	if err != nil {
+		return "", "", "", err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		return "", "", "", err
+	}
+	bundle, cert, key = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key")
+	for _, f := range []struct {
+		path, typ string
+		der       []byte
+	}{{bundle, "CERTIFICATE", ca.cert.Raw}, {cert, "CERTIFICATE", c.Certificate[0]}, {key, "PRIVATE KEY", der}} {
+		if err := os.WriteFile(f.path, pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der}), 0o600); err != nil {
+			return "", "", "", err
+		}
+	}
+	return bundle, cert, key, nil
 }
