@@ -96,22 +96,28 @@ func (ca *CA) Client(cert *tls.Certificate) *http.Client {
 // 127.0.0.1 with its key (0600) as PEM files in dir, for a server that
 // reads them from files.
 func (ca *CA) WriteFiles(dir string) (bundle, cert, key string, err error) {
-	c, err := ca.Issue()
-	if err != nil {
+	bundle = filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw}), 0o600); err != nil {
 		return "", "", "", err
+	}
+	cert, key, err = ca.WriteCert(dir, "server")
+	return bundle, cert, key, err
+}
+
+// WriteCert issues a certificate for ids (127.0.0.1 when none) and
+// writes it and its key (0600) as dir/NAME.pem and dir/NAME.key.
+func (ca *CA) WriteCert(dir, name string, ids ...string) (cert, key string, err error) {
+	c, err := ca.Issue(ids...)
+	if err != nil {
+		return "", "", err
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
 	if err != nil {
-		return "", "", "", err
+		return "", "", err
 	}
-	bundle, cert, key = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key")
-	for _, f := range []struct {
-		path, typ string
-		der       []byte
-	}{{bundle, "CERTIFICATE", ca.cert.Raw}, {cert, "CERTIFICATE", c.Certificate[0]}, {key, "PRIVATE KEY", der}} {
-		if err := os.WriteFile(f.path, pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der}), 0o600); err != nil {
-			return "", "", "", err
-		}
+	cert, key = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+".key")
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), 0o600); err != nil {
+		return "", "", err
 	}
-	return bundle, cert, key, nil
+	return cert, key, os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 }
