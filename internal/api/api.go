@@ -77,8 +77,10 @@ type Handler struct {
 	buckets *buckets      // per-token rate limits
 	matches chan struct{} // findings matches running
 
-	instances Instances // nil until UseInstances
-	identity *identityRoutes // nil until UseIdentity
+	instances  Instances       // nil until UseInstances
+	identity   *identityRoutes // nil until UseIdentity
+	secrets    SecretStore     // nil until UseSecrets
+	governance Governance      // nil until UseGovernance
 }
 
 // New returns the API over st. Mutations are audited through auditor;
@@ -167,6 +169,16 @@ func (h *Handler) routes() []route {
 		{"POST /api/v1/identity/jwt", store.RoleOperator, h.issueJWT},
 		{"GET /api/v1/identity/changes", store.RoleOperator, h.identityChanges},
 		{"GET /api/v1/identity/decisions", store.RoleViewer, h.identityDecisions},
+		{"GET /api/v1/secrets", store.RoleOperator, h.listSecrets},
+		{"POST /api/v1/secrets", store.RoleAdmin, h.createSecret},
+		{"GET /api/v1/secrets/{name}", store.RoleOperator, h.getSecret},
+		{"PUT /api/v1/secrets/{name}", store.RoleAdmin, h.replaceSecret},
+		{"DELETE /api/v1/secrets/{name}", store.RoleAdmin, h.deleteSecret},
+		{"POST /api/v1/secrets/{name}/rotate", store.RoleAdmin, h.rotateSecret},
+		{"PUT /api/v1/secrets/{name}/policy", store.RoleAdmin, h.setSecretPolicy},
+		{"GET /api/v1/governance/catalogue", store.RoleViewer, h.governanceCatalogue},
+		{"POST /api/v1/governance/flows", store.RoleOperator, h.recordFlows},
+		{"GET /api/v1/governance/report", store.RoleViewer, h.governanceReport},
 	}
 	for i := range rts {
 		if rts[i].role != "" {

@@ -112,6 +112,8 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newVersionCmd(),
 		newAttestCmd(g),
 		newCACmd(g),
+		newSecretCmd(),
+		newGovernanceCmd(),
 	)
 	return root
 }

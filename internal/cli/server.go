@@ -64,6 +64,7 @@ func newServerCmd(g *globalOptions) *cobra.Command {
 		maxAge     time.Duration
 		apiLimits  api.Limits
 		ids        identityOptions
+		secretsOpt secretsOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -107,6 +108,10 @@ Registry credentials and webhook secrets are sealed with the key in
 			if err != nil {
 				return err
 			}
+			secrets, err := secretsOpt.config()
+			if err != nil {
+				return err
+			}
 			var pass []byte
 			if signingKey != "" {
 				if pass, err = readPassphrase(cmd, g, false); err != nil {
@@ -137,6 +142,7 @@ Registry credentials and webhook secrets are sealed with the key in
 				AttestPolicy:      att.policy,
 				AttestKeys:        att.keys,
 				Identity:          ids.config(),
+				Secrets:           secrets,
 			})
 		},
 	}
@@ -162,6 +168,7 @@ Registry credentials and webhook secrets are sealed with the key in
 	cp.addExportFlags(cmd)
 	att.addFlags(cmd)
 	ids.addFlags(cmd)
+	secretsOpt.addFlags(cmd)
 	cmd.AddCommand(newServerTokenCmd())
 	return cmd
 }

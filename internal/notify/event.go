@@ -21,6 +21,7 @@ const (
 // Types are the event types a webhook may subscribe to.
 var Types = []string{EventRevoked, EventGranted, EventScanFailed, EventImageNew, EventDrift,
 	EventFuzzFindings, // fuzz.go
+	EventDataAccess,   // governance.go
 }
 
 // KnownType reports whether typ is one of Types.

@@ -110,6 +110,8 @@ type Config struct {
 	SecretKeyFile string
 	// Checkpoints says how the audit log is checkpointed (signed, exported).
 	Checkpoints CheckpointConfig
+	// Secrets configures the secret store and data governance.
+	Secrets SecretsConfig
 	// Ready, when set, is called with the bound address once the API
 	// listens.
 	Ready func(addr net.Addr)
@@ -305,6 +307,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	sec, err := startSecrets(ctx, cfg.Secrets, st, auditor, key, pol.Name, log)
+	if err != nil {
+		return err
+	}
+	defer sec.close()
+	handler.UseSecrets(sec.service)
+	handler.UseGovernance(sec.governance)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -357,6 +366,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if ids != nil {
 		g.Go(func() error { return ids.Run(ctx) })
 	}
+	g.Go(func() error { return sec.Run(ctx) })
 	err = g.Wait()
 	finalCheckpoint(ctx, checkpoints, cfg.ShutdownTimeout, log)
 	log.Info("bulwark server stopped", "err", err)

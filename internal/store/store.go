@@ -361,6 +361,9 @@ var migrations = []string{
 
 	// 11: confidential instances and their challenges (instances.go).
 	teeInstanceSchema,
+
+	// 12: observed data flows and governance alerts (governance.go).
+	governanceSchema,
 }
 
 // migrateSQLite brings the schema to SchemaVersion, one transaction per
