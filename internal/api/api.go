@@ -12,11 +12,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/bulwark-sec/bulwark/internal/audit"
+	"github.com/bulwark-sec/bulwark/internal/fleet"
 	"github.com/bulwark-sec/bulwark/internal/match"
 	"github.com/bulwark-sec/bulwark/internal/policy"
 	"github.com/bulwark-sec/bulwark/internal/reeval"
@@ -45,6 +47,7 @@ type Store interface {
 	CertificationLister
 	RuntimeStore
 	FuzzCampaignStore
+	ResponseStore
 	reeval.Store // DigestsFor, Certification, Revoke
 	SetCertification(ctx context.Context, digest, status, reason string) error
 	LatestDecision(ctx context.Context, digest string) (*policy.Decision, error)
@@ -77,10 +80,13 @@ type Handler struct {
 	buckets *buckets      // per-token rate limits
 	matches chan struct{} // findings matches running
 
-	instances  Instances       // nil until UseInstances
-	identity   *identityRoutes // nil until UseIdentity
-	secrets    SecretStore     // nil until UseSecrets
-	governance Governance      // nil until UseGovernance
+	instances   Instances       // nil until UseInstances
+	identity    *identityRoutes // nil until UseIdentity
+	secrets     SecretStore     // nil until UseSecrets
+	governance  Governance      // nil until UseGovernance
+	fleet       *fleet.Index    // UseFleet; an empty one when nil
+	fleetOnce   sync.Once
+	wakeRespond func()
 }
 
 // New returns the API over st. Mutations are audited through auditor;
@@ -179,6 +185,10 @@ func (h *Handler) routes() []route {
 		{"GET /api/v1/governance/catalogue", store.RoleViewer, h.governanceCatalogue},
 		{"POST /api/v1/governance/flows", store.RoleOperator, h.recordFlows},
 		{"GET /api/v1/governance/report", store.RoleViewer, h.governanceReport},
+		{"GET /api/v1/vulnerabilities/{id}/running", store.RoleViewer, h.runningVulnerability},
+		{"GET /api/v1/runtime/workloads", store.RoleViewer, h.listWorkloads},
+		{"GET /api/v1/runtime/nodes", store.RoleViewer, h.listFleetNodes},
+		{"GET /api/v1/runtime/responses", store.RoleViewer, h.listResponses},
 	}
 	for i := range rts {
 		if rts[i].role != "" {

@@ -114,6 +114,7 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newCACmd(g),
 		newSecretCmd(),
 		newGovernanceCmd(),
+		newRuntimeCmd(),
 	)
 	return root
 }

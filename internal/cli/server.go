@@ -65,6 +65,8 @@ func newServerCmd(g *globalOptions) *cobra.Command {
 		apiLimits  api.Limits
 		ids        identityOptions
 		secretsOpt secretsOptions
+		respPolicy string
+		kubeconfig string
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -143,6 +145,8 @@ Registry credentials and webhook secrets are sealed with the key in
 				AttestKeys:        att.keys,
 				Identity:          ids.config(),
 				Secrets:           secrets,
+				ResponsePolicy:    respPolicy,
+				Kubeconfig:        kubeconfig,
 			})
 		},
 	}
@@ -169,6 +173,8 @@ Registry credentials and webhook secrets are sealed with the key in
 	att.addFlags(cmd)
 	ids.addFlags(cmd)
 	secretsOpt.addFlags(cmd)
+	cmd.Flags().StringVar(&respPolicy, "response-policy", "", "runtime response policy (YAML: alert, replace, rollback, quarantine per namespace and application; rate limit, breaker, dry-run); default: alert only")
+	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", `kubeconfig of the cluster the runtime responses act on ("in-cluster": the pod's service account); default: none, actions other than alert are skipped`)
 	cmd.AddCommand(newServerTokenCmd())
 	return cmd
 }

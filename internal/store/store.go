@@ -364,6 +364,9 @@ var migrations = []string{
 
 	// 12: observed data flows and governance alerts (governance.go).
 	governanceSchema,
+
+	// 13: runtime responses, recorded before they are taken (responses.go).
+	responsesSchema,
 }
 
 // migrateSQLite brings the schema to SchemaVersion, one transaction per
