@@ -20,7 +20,11 @@ const (
 )
 
 // Types are the event types a webhook may subscribe to.
-var Types = []string{EventRevoked, EventGranted, EventScanFailed, EventImageNew, EventDrift, EventResponse}
+var Types = []string{EventRevoked, EventGranted, EventScanFailed, EventImageNew, EventDrift,
+	EventFuzzFindings, // fuzz.go
+	EventDataAccess,   // governance.go
+	EventResponse,
+}
 
 // KnownType reports whether typ is one of Types.
 func KnownType(typ string) bool {
