@@ -239,6 +239,7 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 		e.Digest = d.Digest.String()
 	}
 	e.Path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(ev.File.Fd())))
+	e.Tree = procTree(ev.PID)
 	a.cfg.Report(e)
 	a.replaceLater(c)
 	return true

@@ -367,6 +367,9 @@ var migrations = []string{
 
 	// 13: runtime responses, recorded before they are taken (responses.go).
 	responsesSchema,
+
+	// 14: the process tree of a runtime event (responses.go).
+	runtimeTreeSchema,
 }
 
 // migrateSQLite brings the schema to SchemaVersion, one transaction per
