@@ -72,6 +72,7 @@ type Agent struct {
 	stats      stats
 	replacing  map[string]bool // containers being replaced (replace.go)
 	runCtx     context.Context // Run's, for background work
+	trees      treeCache       // process trees of drifted execs (proctree.go)
 }
 
 type stats struct {
@@ -224,6 +225,9 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 		return true
 	}
 	prevent := a.cfg.Mode == ModePrevent
+	// The caller waits for the answer: its process tree is whole now (a
+	// refused child exits right after).
+	tree := a.trees.get(ev.PID)
 	a.answer(ev, !prevent)
 	e := Event{Time: time.Now().UTC(), Verdict: VerdictReported, Reason: ReasonNotInImage, PID: ev.PID,
 		Container: c.id, Namespace: c.namespace, Image: c.image}
@@ -239,7 +243,7 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 		e.Digest = d.Digest.String()
 	}
 	e.Path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(ev.File.Fd())))
-	e.Tree = procTree(ev.PID)
+	e.Tree = tree
 	a.cfg.Report(e)
 	a.replaceLater(c)
 	return true

@@ -117,6 +117,10 @@ func TestDriftWithContainerd(t *testing.T) {
 			t.Fatalf("detect: %s: %s, want ok", p, got)
 		}
 	}
+	// Reported after the exec is allowed to run: wait for the report.
+	for deadline := time.Now().Add(5 * time.Second); dcol.n.Load() < 2 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if n := dcol.n.Load(); n != 2 {
 		t.Errorf("detect: %d events, want 2", n)
 	}

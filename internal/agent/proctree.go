@@ -5,6 +5,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 )
 
 // maxTree bounds the ancestors procTree names.
@@ -36,4 +38,39 @@ func procTree(pid int) string {
 		pid, _ = strconv.Atoi(f[1])
 	}
 	return strings.Join(parts, " < ")
+}
+
+// treeCache remembers recent trees by PID for a second: a storm of
+// drifted execs from one caller reads /proc once, not once per exec.
+type treeCache struct {
+	mu sync.Mutex
+	m  map[int]treeEntry
+}
+
+type treeEntry struct {
+	tree string
+	at   time.Time
+}
+
+const (
+	treeTTL     = time.Second
+	treeEntries = 4096
+)
+
+func (c *treeCache) get(pid int) string {
+	now := time.Now()
+	c.mu.Lock()
+	if e, ok := c.m[pid]; ok && now.Sub(e.at) < treeTTL {
+		c.mu.Unlock()
+		return e.tree
+	}
+	c.mu.Unlock()
+	tree := procTree(pid)
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= treeEntries {
+		c.m = map[int]treeEntry{}
+	}
+	c.m[pid] = treeEntry{tree, now}
+	c.mu.Unlock()
+	return tree
 }
