@@ -111,6 +111,10 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newFuzzCmd(g),
 		newVersionCmd(),
 		newAttestCmd(g),
+		newCACmd(g),
+		newSecretCmd(),
+		newGovernanceCmd(),
+		newRuntimeCmd(),
 	)
 	return root
 }
