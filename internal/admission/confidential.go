@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/bulwark-sec/bulwark/internal/attest"
 	"github.com/bulwark-sec/bulwark/internal/sign"
 )
@@ -29,6 +31,33 @@ type Confidential struct {
 	RuntimeClasses map[string]string `yaml:"runtimeClasses"`
 	// Namespaces (globs) whose pods must all be confidential.
 	Namespaces []string `yaml:"namespaces"`
+	// NodeLabel, when set, is the node label whose value names the TEE
+	// kind a node provides (bulwark.dev/tee: sev-snp): a confidential pod
+	// must select only such nodes, by nodeSelector or by a required node
+	// affinity term on the label with that value alone in every term.
+	NodeLabel string `yaml:"nodeLabel"`
+}
+
+// selectsOnly reports whether spec confines the pod to nodes labelled
+// label=value.
+func selectsOnly(spec *corev1.PodSpec, label, value string) bool {
+	if spec.NodeSelector[label] == value {
+		return true
+	}
+	terms := requiredTerms(spec)
+	if len(terms) == 0 {
+		return false
+	}
+	for _, t := range terms {
+		ok := false
+		for _, e := range t.MatchExpressions {
+			ok = ok || (e.Key == label && e.Operator == corev1.NodeSelectorOpIn && len(e.Values) == 1 && e.Values[0] == value)
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *Confidential) validate() error {
@@ -86,6 +115,11 @@ func (w *Webhook) confidentialRules(ctx context.Context, o *Object, lk lookup) [
 		return nil
 	}
 	var out []Finding
+	if c.NodeLabel != "" && !selectsOnly(&o.Pod.Spec, c.NodeLabel, kind) {
+		out = append(out, Finding{Rule: RuleConfidential, Mode: mode, Path: o.SpecPath + "/nodeSelector", Subject: subject,
+			Problem: fmt.Sprintf("runs in runtime class %s but may be scheduled on nodes without %s=%s", rc, c.NodeLabel, kind),
+			Fix:     fmt.Sprintf("add nodeSelector {%s: %s}", c.NodeLabel, kind)})
+	}
 	for img, v := range w.checkImages(ctx, o.containers(), lk) {
 		if v.Pinned == "" || !lk.online {
 			continue // the image rule reports it, or offline nothing more can be known

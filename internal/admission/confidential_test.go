@@ -68,6 +68,28 @@ func TestConfidentialRuntimeClass(t *testing.T) {
 			}
 		})
 	}
+
+	// With a node label, the pod must also be confined to such nodes.
+	cfg = f.config()
+	cfg.Confidential = &admission.Confidential{RuntimeClasses: map[string]string{"kata-cc-snp": "sev-snp"}, NodeLabel: "bulwark.dev/tee"}
+	h = newWebhook(t, cfg, nil).Handler()
+	pod := confidentialPod(f.certified.String(), "kata-cc-snp")
+	if r := post(t, h, "/validate", review(t, "Pod", "shop", pod)); r.Allowed || !strings.Contains(message(r), "bulwark.dev/tee=sev-snp") {
+		t.Fatalf("no node selector: %v %q", r.Allowed, message(r))
+	}
+	pinned := strings.Replace(pod, "spec:\n", "spec:\n  nodeSelector: {bulwark.dev/tee: sev-snp}\n", 1)
+	if r := post(t, h, "/validate", review(t, "Pod", "shop", pinned)); !r.Allowed {
+		t.Fatalf("node selector: %q", message(r))
+	}
+	affinity := strings.Replace(pod, "spec:\n", `spec:
+  affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [
+    {matchExpressions: [{key: bulwark.dev/tee, operator: In, values: [sev-snp]}]},
+    {matchExpressions: [{key: zone, operator: In, values: [a]}]}]}}}
+`, 1)
+	if r := post(t, h, "/validate", review(t, "Pod", "shop", affinity)); r.Allowed {
+		t.Fatal("a second affinity term without the label was admitted")
+	}
+
 	if _, err := admission.ParseConfig("c.yaml", []byte("confidential:\n  runtimeClasses: {kata: sev}\n")); err == nil || !strings.Contains(err.Error(), "unknown TEE kind") {
 		t.Fatalf("an unknown TEE kind: %v", err)
 	}
