@@ -76,6 +76,9 @@ type Handler struct {
 	limits  Limits        // UseLimits; New sets the defaults
 	buckets *buckets      // per-token rate limits
 	matches chan struct{} // findings matches running
+
+	instances Instances // nil until UseInstances
+	identity *identityRoutes // nil until UseIdentity
 }
 
 // New returns the API over st. Mutations are audited through auditor;
@@ -155,6 +158,15 @@ func (h *Handler) routes() []route {
 		{"POST /api/v1/applications/{name}/fuzz-campaigns", store.RoleOperator, h.createFuzzCampaign},
 		{"GET /api/v1/applications/{name}/fuzz-campaigns", store.RoleViewer, h.listFuzzCampaigns},
 		{"GET /api/v1/applications/{name}/fuzz-campaigns/{id}", store.RoleViewer, h.getFuzzCampaign},
+		{"POST /api/v1/instances/{id}/challenge", store.RoleOperator, h.instanceChallenge},
+		{"POST /api/v1/instances", store.RoleOperator, h.registerInstance},
+		{"GET /api/v1/instances", store.RoleViewer, h.listInstances},
+		{"GET /api/v1/instances/{id}", store.RoleViewer, h.getInstance},
+		{"GET /api/v1/identity/bundle", "", h.identityBundle},
+		{"POST /api/v1/identity/x509", store.RoleOperator, h.issueX509},
+		{"POST /api/v1/identity/jwt", store.RoleOperator, h.issueJWT},
+		{"GET /api/v1/identity/changes", store.RoleOperator, h.identityChanges},
+		{"GET /api/v1/identity/decisions", store.RoleViewer, h.identityDecisions},
 	}
 	for i := range rts {
 		if rts[i].role != "" {

@@ -110,6 +110,8 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newAuditCmd(g),
 		newFuzzCmd(g),
 		newVersionCmd(),
+		newAttestCmd(g),
+		newCACmd(g),
 	)
 	return root
 }

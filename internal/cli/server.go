@@ -46,6 +46,7 @@ func (o *dataDirOption) path() (string, error) {
 func newServerCmd(g *globalOptions) *cobra.Command {
 	var (
 		data       dataDirOption
+		att        attestServerFlags
 		listen     string
 		workers    int
 		poll       time.Duration
@@ -62,6 +63,7 @@ func newServerCmd(g *globalOptions) *cobra.Command {
 		private    []string
 		maxAge     time.Duration
 		apiLimits  api.Limits
+		ids        identityOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -131,6 +133,10 @@ Registry credentials and webhook secrets are sealed with the key in
 				AllowPrivate:      private,
 				AdvisoryMaxAge:    maxAge,
 				APILimits:         apiLimits,
+				AttestCollateral:  att.collateral,
+				AttestPolicy:      att.policy,
+				AttestKeys:        att.keys,
+				Identity:          ids.config(),
 			})
 		},
 	}
@@ -154,6 +160,8 @@ Registry credentials and webhook secrets are sealed with the key in
 	cmd.Flags().StringVar(&secretKey, "secret-key-file", "", "key that seals registry credentials and webhook secrets (default $BULWARK_SECRET_KEY, else DATA_DIR/secret.key)")
 	cp.addFileFlags(cmd)
 	cp.addExportFlags(cmd)
+	att.addFlags(cmd)
+	ids.addFlags(cmd)
 	cmd.AddCommand(newServerTokenCmd())
 	return cmd
 }

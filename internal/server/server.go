@@ -115,6 +115,19 @@ type Config struct {
 	Ready func(addr net.Addr)
 	// Logger is nil for slog.Default().
 	Logger *slog.Logger
+	// AttestCollateral is the confidential-computing collateral directory
+	// (attest.LoadOptions: vendor roots, VCEKs, Intel TCB info and QE
+	// identity, the TEE policy), re-read when it changes; "" trusts the
+	// vendors' real roots and has no Intel collateral.
+	AttestCollateral string
+	// AttestPolicy is the instance policy file (regions, platforms,
+	// re-attestation period); "" is none.
+	AttestPolicy string
+	// AttestKeys are public key files whose image signatures and reference
+	// attestations are believed, besides the signing key's.
+	AttestKeys []string
+	// Identity configures workload identity (off without a trust domain).
+	Identity IdentityConfig
 }
 
 func (c *Config) fill() error {
@@ -283,6 +296,15 @@ func Run(ctx context.Context, cfg Config) error {
 	handler.UseSealKey(key)
 	handler.UseAdvisorySource(adb, adv.status)
 	handler.UseLimits(cfg.APILimits)
+	instances, sweeper, err := confidential(ctx, &cfg, st, auditor, signer, sign.Options{Insecure: cfg.Insecure, Keychain: kc, Transport: egressTransport}, log)
+	if err != nil {
+		return err
+	}
+	handler.UseInstances(instances)
+	ids, err := setupIdentity(cfg.Identity, cfg.DataDir, st, key, handler, log)
+	if err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -331,6 +353,10 @@ func Run(ctx context.Context, cfg Config) error {
 	fuzzRunner := &fuzzcampaign.Runner{Store: st, Key: key, Transport: egressTransport, Instance: cfg.Instance,
 		Poll: cfg.PollInterval, Logger: log.With("task", "fuzz")}
 	g.Go(func() error { return fuzzRunner.Run(ctx) })
+	g.Go(func() error { return sweeper.Run(ctx) })
+	if ids != nil {
+		g.Go(func() error { return ids.Run(ctx) })
+	}
 	err = g.Wait()
 	finalCheckpoint(ctx, checkpoints, cfg.ShutdownTimeout, log)
 	log.Info("bulwark server stopped", "err", err)

@@ -358,6 +358,9 @@ var migrations = []string{
 	// 10: applications' registered APIs and the fuzz campaigns run
 	// against them (fuzzcampaigns.go).
 	fuzzSchema,
+
+	// 11: confidential instances and their challenges (instances.go).
+	teeInstanceSchema,
 }
 
 // migrateSQLite brings the schema to SchemaVersion, one transaction per
