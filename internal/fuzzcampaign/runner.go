@@ -108,7 +108,10 @@ func (r *Runner) runJob(ctx context.Context, j *store.Job) error {
 	} else {
 		log.Warn("fuzz campaign failed", "err", runErr, "duration", time.Since(start))
 	}
-	return r.Store.CompleteJob(rctx, j)
+	if err := r.Store.CompleteJob(rctx, j); err != nil && !errors.Is(err, store.ErrClaimLost) {
+		return fmt.Errorf("completing fuzz job %d: %w", j.ID, err)
+	}
+	return nil
 }
 
 // target is what a campaign runs against.
