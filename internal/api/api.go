@@ -12,11 +12,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/bulwark-sec/bulwark/internal/audit"
+	"github.com/bulwark-sec/bulwark/internal/fleet"
 	"github.com/bulwark-sec/bulwark/internal/match"
 	"github.com/bulwark-sec/bulwark/internal/policy"
 	"github.com/bulwark-sec/bulwark/internal/reeval"
@@ -45,6 +47,7 @@ type Store interface {
 	CertificationLister
 	RuntimeStore
 	FuzzCampaignStore
+	ResponseStore
 	reeval.Store // DigestsFor, Certification, Revoke
 	SetCertification(ctx context.Context, digest, status, reason string) error
 	LatestDecision(ctx context.Context, digest string) (*policy.Decision, error)
@@ -77,8 +80,13 @@ type Handler struct {
 	buckets *buckets      // per-token rate limits
 	matches chan struct{} // findings matches running
 
-	instances Instances // nil until UseInstances
-	identity *identityRoutes // nil until UseIdentity
+	instances   Instances       // nil until UseInstances
+	identity    *identityRoutes // nil until UseIdentity
+	secrets     SecretStore     // nil until UseSecrets
+	governance  Governance      // nil until UseGovernance
+	fleet       *fleet.Index    // UseFleet; an empty one when nil
+	fleetOnce   sync.Once
+	wakeRespond func()
 }
 
 // New returns the API over st. Mutations are audited through auditor;
@@ -167,6 +175,20 @@ func (h *Handler) routes() []route {
 		{"POST /api/v1/identity/jwt", store.RoleOperator, h.issueJWT},
 		{"GET /api/v1/identity/changes", store.RoleOperator, h.identityChanges},
 		{"GET /api/v1/identity/decisions", store.RoleViewer, h.identityDecisions},
+		{"GET /api/v1/secrets", store.RoleOperator, h.listSecrets},
+		{"POST /api/v1/secrets", store.RoleAdmin, h.createSecret},
+		{"GET /api/v1/secrets/{name}", store.RoleOperator, h.getSecret},
+		{"PUT /api/v1/secrets/{name}", store.RoleAdmin, h.replaceSecret},
+		{"DELETE /api/v1/secrets/{name}", store.RoleAdmin, h.deleteSecret},
+		{"POST /api/v1/secrets/{name}/rotate", store.RoleAdmin, h.rotateSecret},
+		{"PUT /api/v1/secrets/{name}/policy", store.RoleAdmin, h.setSecretPolicy},
+		{"GET /api/v1/governance/catalogue", store.RoleViewer, h.governanceCatalogue},
+		{"POST /api/v1/governance/flows", store.RoleOperator, h.recordFlows},
+		{"GET /api/v1/governance/report", store.RoleViewer, h.governanceReport},
+		{"GET /api/v1/vulnerabilities/{id}/running", store.RoleViewer, h.runningVulnerability},
+		{"GET /api/v1/runtime/workloads", store.RoleViewer, h.listWorkloads},
+		{"GET /api/v1/runtime/nodes", store.RoleViewer, h.listFleetNodes},
+		{"GET /api/v1/runtime/responses", store.RoleViewer, h.listResponses},
 	}
 	for i := range rts {
 		if rts[i].role != "" {

@@ -112,6 +112,9 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newVersionCmd(),
 		newAttestCmd(g),
 		newCACmd(g),
+		newSecretCmd(),
+		newGovernanceCmd(),
+		newRuntimeCmd(),
 	)
 	return root
 }

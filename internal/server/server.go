@@ -16,6 +16,7 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/api"
 	"github.com/bulwark-sec/bulwark/internal/audit"
 	"github.com/bulwark-sec/bulwark/internal/console"
+	"github.com/bulwark-sec/bulwark/internal/fleet"
 	"github.com/bulwark-sec/bulwark/internal/fuzzcampaign"
 	"github.com/bulwark-sec/bulwark/internal/image"
 	"github.com/bulwark-sec/bulwark/internal/notify"
@@ -110,6 +111,8 @@ type Config struct {
 	SecretKeyFile string
 	// Checkpoints says how the audit log is checkpointed (signed, exported).
 	Checkpoints CheckpointConfig
+	// Secrets configures the secret store and data governance.
+	Secrets SecretsConfig
 	// Ready, when set, is called with the bound address once the API
 	// listens.
 	Ready func(addr net.Addr)
@@ -128,6 +131,11 @@ type Config struct {
 	AttestKeys []string
 	// Identity configures workload identity (off without a trust domain).
 	Identity IdentityConfig
+	// ResponsePolicy is the runtime response policy file (respond.Parse);
+	// "" alerts only. Kubeconfig is the cluster the responses act on; ""
+	// acts on none (in a pod, "in-cluster" uses its service account).
+	ResponsePolicy string
+	Kubeconfig     string
 }
 
 func (c *Config) fill() error {
@@ -291,7 +299,15 @@ func Run(ctx context.Context, cfg Config) error {
 		retry:    cfg.PollInterval,
 		imported: adv.invalidate,
 	}
+	running := fleet.New(&describer{store: st, adb: adb}, log.With("task", "fleet"))
+	upd.imported = func() { adv.invalidate(); running.Rematch() }
+	respondWorker, err := responder(cfg, st, auditor, running, log.With("task", "respond"))
+	if err != nil {
+		return err
+	}
+	handler.UseFleet(running, respondWorker.Wake)
 	ev := &events{store: st, handler: handler, log: log.With("task", "events"), instance: cfg.Instance + "/events", poll: cfg.PollInterval}
+	ev.fleet, ev.wakeRespond = running, respondWorker.Wake
 	handler.UseAdvisoryUpdater(upd)
 	handler.UseSealKey(key)
 	handler.UseAdvisorySource(adb, adv.status)
@@ -305,6 +321,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	sec, err := startSecrets(ctx, cfg.Secrets, st, auditor, key, pol.Name, log)
+	if err != nil {
+		return err
+	}
+	defer sec.close()
+	handler.UseSecrets(sec.service)
+	handler.UseGovernance(sec.governance)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -357,6 +380,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if ids != nil {
 		g.Go(func() error { return ids.Run(ctx) })
 	}
+	g.Go(func() error { return sec.Run(ctx) })
+	g.Go(func() error { return running.Run(ctx) })
+	g.Go(func() error { return respondWorker.Run(ctx) })
 	err = g.Wait()
 	finalCheckpoint(ctx, checkpoints, cfg.ShutdownTimeout, log)
 	log.Info("bulwark server stopped", "err", err)

@@ -361,6 +361,12 @@ var migrations = []string{
 
 	// 11: confidential instances and their challenges (instances.go).
 	teeInstanceSchema,
+
+	// 12: observed data flows and governance alerts (governance.go).
+	governanceSchema,
+
+	// 13: runtime responses, recorded before they are taken (responses.go).
+	responsesSchema,
 }
 
 // migrateSQLite brings the schema to SchemaVersion, one transaction per
