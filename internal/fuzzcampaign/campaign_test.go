@@ -160,7 +160,7 @@ func TestCampaignFindsPlantedFaultsAndNotifiesOwner(t *testing.T) {
 	}
 
 	start := time.Now()
-	code, loc, body := call(t, http.MethodPost, base+"/fuzz-campaigns", srv.Admin, map[string]any{"maxRequests": 600, "seed": 7, "rate": 200})
+	code, loc, body := call(t, http.MethodPost, base+"/fuzz-campaigns", srv.Admin, map[string]any{"maxRequests": 600, "seed": 7, "rate": 200, "secured": true})
 	if code != http.StatusAccepted || !strings.HasPrefix(loc, "/api/v1/applications/shop/fuzz-campaigns/") {
 		t.Fatalf("starting a campaign: %d %q %s", code, loc, body)
 	}
@@ -173,7 +173,9 @@ func TestCampaignFindsPlantedFaultsAndNotifiesOwner(t *testing.T) {
 		t.Fatalf("report: %v", err)
 	}
 	t.Logf("campaign: %d requests, %d findings in %.1f s (%.1f s from the POST)", res.Requests, len(res.Findings), res.Seconds, time.Since(start).Seconds())
-	want := map[string]bool{"server-error createItem": false, "auth-bypass listAdminUsers": false, "leaked-secret getReport": false, "undeclared-status getItem": false}
+	// secured: the public healthz is replayed without credentials too.
+	want := map[string]bool{"server-error createItem": false, "auth-bypass listAdminUsers": false, "leaked-secret getReport": false,
+		"undeclared-status getItem": false, "auth-bypass healthz": false}
 	for _, f := range res.Findings {
 		if _, ok := want[f.Rule+" "+f.Operation]; ok {
 			want[f.Rule+" "+f.Operation] = true
@@ -206,11 +208,17 @@ func TestCampaignFindsPlantedFaultsAndNotifiesOwner(t *testing.T) {
 		t.Errorf("fuzz.findings event: %s", evs[0].Data)
 	}
 
+	// A pinned parameter no operation has fails the campaign, saying so.
+	_, loc2, _ := call(t, http.MethodPost, base+"/fuzz-campaigns", srv.Admin, map[string]any{"maxRequests": 10, "params": map[string]string{"namespace": "default"}})
+	if c2 := waitCampaign(t, srv, loc2); c2.State != store.CampaignFailed || !strings.Contains(c2.Error, "no selected operation has a parameter namespace") {
+		t.Errorf("campaign with an unknown pinned parameter: %s %q", c2.State, c2.Error)
+	}
+
 	// Listed, newest first, without the report; audited without the credential.
 	code, _, body = call(t, http.MethodGet, base+"/fuzz-campaigns", srv.Viewer, nil)
 	var list struct{ Campaigns []store.FuzzCampaign }
-	if code != http.StatusOK || json.Unmarshal(body, &list) != nil || len(list.Campaigns) != 1 ||
-		list.Campaigns[0].State != store.CampaignDone || list.Campaigns[0].Report != nil {
+	if code != http.StatusOK || json.Unmarshal(body, &list) != nil || len(list.Campaigns) != 2 ||
+		list.Campaigns[1].State != store.CampaignDone || list.Campaigns[0].State != store.CampaignFailed || list.Campaigns[1].Report != nil {
 		t.Errorf("listing campaigns: %d %s", code, body)
 	}
 	code, _, body = call(t, http.MethodGet, srv.URL+"/api/v1/audit", srv.Admin, nil)

@@ -165,6 +165,7 @@ func (r *Runner) campaign(ctx context.Context, id int64) (*fuzz.Result, target, 
 		Target: t.reg.Target, Auth: auth, Seed: opts.Seed, MaxRequests: opts.MaxRequests,
 		Duration: time.Duration(opts.DurationSeconds) * time.Second, Rate: opts.Rate,
 		AllowHosts: t.reg.AllowedHosts, Client: client, Logger: r.log().With("campaign", id),
+		Params: opts.Params, Secured: opts.Secured,
 	}
 	if opts.Operations != "" {
 		if fo.Operations, err = regexp.Compile(opts.Operations); err != nil {
