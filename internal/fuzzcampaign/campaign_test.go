@@ -296,3 +296,42 @@ func TestCampaignEgress(t *testing.T) {
 		}
 	})
 }
+
+// TestCampaignSurvivesRestart: a server stopped in the middle of a
+// campaign runs it again, whole, when it starts again (the job is
+// requeued), and records it once.
+func TestCampaignSurvivesRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server")
+	}
+	srv := servertest.Start(t, server.Config{WatchInterval: time.Hour})
+	api := planted(t, false)
+	registerApp(t, srv, "shop")
+	base := srv.URL + "/api/v1/applications/shop"
+	if code, _, body := call(t, http.MethodPut, base+"/api", srv.Admin, map[string]any{
+		"openapi": api.URL + "/openapi.json", "target": api.URL, "authHeader": "Authorization", "authValue": "Bearer " + fuzztest.Token}); code != http.StatusOK {
+		t.Fatalf("registering: %d %s", code, body)
+	}
+	// 300 requests at 50/s: six seconds.
+	_, loc, _ := call(t, http.MethodPost, base+"/fuzz-campaigns", srv.Admin, map[string]any{"maxRequests": 300, "rate": 50})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, _, body := call(t, http.MethodGet, srv.URL+loc, srv.Viewer, nil)
+		var c store.FuzzCampaign
+		if json.Unmarshal(body, &c) == nil && c.State == store.CampaignRunning {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("campaign not running after 30 s: %s", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	srv.Stop()
+	srv.Restart(t)
+	c := waitCampaign(t, srv, loc)
+	var res fuzz.Result
+	if c.State != store.CampaignDone || json.Unmarshal(c.Report, &res) != nil || res.Requests != 300 || len(res.Findings) != 0 {
+		t.Fatalf("campaign after the restart: %s %q, %d requests, %d findings; want done, 300, none", c.State, c.Error, res.Requests, len(res.Findings))
+	}
+}
