@@ -164,6 +164,10 @@ func TestCampaignFindsPlantedFaultsAndNotifiesOwner(t *testing.T) {
 	if code != http.StatusAccepted || !strings.HasPrefix(loc, "/api/v1/applications/shop/fuzz-campaigns/") {
 		t.Fatalf("starting a campaign: %d %q %s", code, loc, body)
 	}
+	// One at a time per application.
+	if code, _, body := call(t, http.MethodPost, base+"/fuzz-campaigns", srv.Admin, map[string]any{}); code != http.StatusConflict {
+		t.Errorf("a second campaign while the first runs: %d %s; want 409", code, body)
+	}
 	c := waitCampaign(t, srv, loc)
 	if c.State != store.CampaignDone {
 		t.Fatalf("campaign %s: %s", c.State, c.Error)
