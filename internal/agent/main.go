@@ -31,7 +31,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	nss := fs.String("namespaces", "default,k8s.io", "containerd namespaces to watch, comma-separated")
 	inv := fs.String("inventory-dir", "", "directory of inventories (bulwark SBOM JSON) named <manifest digest hex>.json")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
-	of := addOutputFlags(fs) // outputs.go
+	of := addOutputFlags(fs)    // outputs.go
+	idf := addIdentityFlags(fs) // identity.go
 	if err := fs.Parse(args); err != nil {
 		return ExitUsage
 	}
@@ -61,7 +62,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
 		return ExitUsage
 	}
-	a, err := New(Config{Mode: m, Address: *address, Namespaces: ns, InventoryDir: *inv, Log: log, Report: outs.report(log)})
+	idn, err := idf.open(outs, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
+		return ExitUsage
+	}
+	a, err := New(Config{Mode: m, Address: *address, Namespaces: ns, InventoryDir: *inv, Log: log, Report: idn.report(outs.report(log))})
 	var noEnf *NoEnforcementError
 	if errors.As(err, &noEnf) {
 		fmt.Fprintf(stderr, "bulwark-agent: refusing to start in %s mode: %v\n", m, err)
@@ -73,7 +79,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	probeBPFLSM(log, m)
 	log.Info("starting", "mode", m, "mechanism", mechanism(m), "namespaces", ns)
-	if err := runWithOutputs(ctx, a, outs, log); err != nil {
+	if err := runWithIdentity(ctx, a, outs, idn, log); err != nil {
 		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
 		return ExitError
 	}
