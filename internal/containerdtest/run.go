@@ -1,7 +1,6 @@
 package containerdtest
 
 import (
-	"bytes"
 	"context"
 	"testing"
 	"time"
@@ -10,34 +9,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
-
-// Import loads img into the namespace of ctx under ref and unpacks it
-// (overlayfs); the result's Target().Digest is the manifest digest as
-// containerd knows it.
-func Import(t testing.TB, ctx context.Context, c *client.Client, img v1.Image, ref string) client.Image {
-	t.Helper()
-	tag, err := name.NewTag(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := tarball.Write(tag, img, &buf); err != nil {
-		t.Fatal(err)
-	}
-	imgs, err := c.Import(ctx, &buf)
-	if err != nil {
-		t.Fatalf("importing %s: %v", ref, err)
-	}
-	ci := client.NewImage(c, imgs[0])
-	if err := ci.Unpack(ctx, "overlayfs"); err != nil {
-		t.Fatalf("unpacking %s: %v", ref, err)
-	}
-	return ci
-}
 
 // Run creates container id of img in the namespace of ctx with the image's
 // config and opts, and starts its task (output discarded). The task is

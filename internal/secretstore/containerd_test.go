@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -115,16 +114,7 @@ func answer(dir string, ok func(string) bool) string {
 func TestReleaseToContainers(t *testing.T) {
 	c, _ := containerdtest.Start(t)
 	ctx := namespaces.WithNamespace(context.Background(), ctrNS)
-	out := filepath.Join(t.TempDir(), "fetch")
-	build := exec.Command("go", "build", "-trimpath", "-o", out, "./testdata/fetch")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the client: %v\n%s", err, b)
-	}
-	bin, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := containerdtest.BuildStatic(t, "./testdata/fetch")
 	certified := containerdtest.Import(t, ctx, c, fetchImage(t, bin, "certified"), "registry.example/checkout:1")
 	uncertified := containerdtest.Import(t, ctx, c, fetchImage(t, bin, "uncertified"), "registry.example/checkout:2")
 	other := containerdtest.Import(t, ctx, c, fetchImage(t, bin, "analytics"), "registry.example/analytics:1")
