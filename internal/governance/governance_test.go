@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bulwark-sec/bulwark/internal/agentproto"
 )
 
 func example(t testing.TB) *Catalogue {
@@ -195,7 +197,7 @@ func FuzzFlowBatch(f *testing.F) {
 	f.Fuzz(func(t *testing.T, node, container, dest string, count int64) {
 		b := FlowBatch{Node: node, Flows: []FlowReport{{Container: container, Destination: dest, Count: count}}}
 		if err := b.Validate(); err != nil {
-			if !errors.Is(err, ErrInvalid) {
+			if !errors.Is(err, agentproto.ErrInvalid) {
 				t.Fatalf("error without ErrInvalid: %v", err)
 			}
 			return
