@@ -235,3 +235,25 @@ nodes: {node-eu: eu-west-1}
 		t.Fatal("no governance.violation in the audit log")
 	}
 }
+
+func TestProcs(t *testing.T) {
+	proc, cg := t.TempDir(), t.TempDir()
+	write := func(p, s string) {
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte(s), 0o644)
+	}
+	write(filepath.Join(proc, "10", "cgroup"), "9:pids:/ctr/abc\n0::/ctr/abc\n")
+	write(filepath.Join(cg, "unified", "ctr", "abc", "cgroup.procs"), "10\n11\n12\n")
+	if got := netflow.Procs(proc, cg, 10); len(got) != 3 || got[2] != 12 {
+		t.Fatalf("hybrid: %v", got)
+	}
+	write(filepath.Join(proc, "20", "cgroup"), "0::/\n8:pids:/\n")
+	write(filepath.Join(cg, "cgroup.procs"), "1\n2\n20\n")
+	if got := netflow.Procs(proc, cg, 20); len(got) != 1 || got[0] != 20 {
+		t.Fatalf("a process in the root cgroup: %v, want itself only", got)
+	}
+	write(filepath.Join(proc, "30", "cgroup"), "0::/../../etc\n")
+	if got := netflow.Procs(proc, cg, 30); len(got) != 1 {
+		t.Fatalf("a climbing path: %v", got)
+	}
+}
