@@ -321,7 +321,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	sec, err := startSecrets(ctx, cfg.Secrets, st, auditor, key, pol.Name, log)
+	sec, err := startSecrets(ctx, cfg, st, auditor, key, pol.Name, ids, running, log)
 	if err != nil {
 		return err
 	}
