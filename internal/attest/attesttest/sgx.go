@@ -27,7 +27,9 @@ const (
 )
 
 // SGXPlatform is a synthetic Intel PKI (root, PCK platform CA, TCB signing
-// certificate), one machine's PCK certificate and its quoting enclave.
+// certificate, with Intel's common names, as go-tdx-guest requires, and
+// organisation "Bulwark test"), one machine's PCK certificate and its
+// quoting enclave. It makes SGX quotes and (TDXQuote) TDX quotes.
 type SGXPlatform struct {
 	Now                   time.Time
 	RootKey, InterKey     *ecdsa.PrivateKey
@@ -59,20 +61,20 @@ func NewSGXPlatform(now time.Time) (*SGXPlatform, error) {
 		p.CPUSVN[i] = 5
 	}
 	var err error
-	if p.Root, err = p.cert("Test SGX Root CA", true, p.RootKey, nil, nil, nil); err != nil {
+	if p.Root, err = p.cert("Intel SGX Root CA", true, p.RootKey, nil, nil, nil); err != nil {
 		return nil, err
 	}
-	if p.Inter, err = p.cert("Test SGX PCK Platform CA", true, p.InterKey, p.Root, p.RootKey, nil); err != nil {
+	if p.Inter, err = p.cert("Intel SGX PCK Platform CA", true, p.InterKey, p.Root, p.RootKey, nil); err != nil {
 		return nil, err
 	}
-	if p.TCB, err = p.cert("Test SGX TCB Signing", false, p.TCBKey, p.Root, p.RootKey, nil); err != nil {
+	if p.TCB, err = p.cert("Intel SGX TCB Signing", false, p.TCBKey, p.Root, p.RootKey, nil); err != nil {
 		return nil, err
 	}
 	ext, err := p.sgxExtension()
 	if err != nil {
 		return nil, err
 	}
-	if p.PCK, err = p.cert("Test SGX PCK Certificate", false, p.PCKKey, p.Inter, p.InterKey, ext); err != nil {
+	if p.PCK, err = p.cert("Intel SGX PCK Certificate", false, p.PCKKey, p.Inter, p.InterKey, ext); err != nil {
 		return nil, err
 	}
 	return p, nil
