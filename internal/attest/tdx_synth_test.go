@@ -95,3 +95,87 @@ func TestSyntheticTDX(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) { reasonIs(t, tc.run(), tc.want) })
 	}
 }
+
+// With TDX collateral re-issued for the synthetic platform (Intel's TCB
+// info and TD_QE identity bodies, re-dated and re-signed): the success
+// path the expired real collateral cannot show, and new TCB info marking
+// the level OutOfDate, at verification and by Rejudge.
+func TestSyntheticTDXCollateral(t *testing.T) {
+	f := newSGX(t)
+	read := func(p string) []byte {
+		b, err := os.ReadFile("testdata/tdx/" + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	tmpl := read("quote.dat")
+	q, err := f.p.TDXQuote(tmpl, attesttest.TD{MRTD: [48]byte{1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &attest.Evidence{Kind: attest.TDX, Data: q}
+	at := func() time.Time { return synthNow }
+	inspect, err := attest.New(attest.Options{Now: at, IntelRoot: f.p.RootPEM(), AllowMissingCollateral: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := inspect.Verify(ev, attest.Expect{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withCol := func(status string) *attest.Verifier {
+		col, err := f.p.TDXCollateral(read("tcbinfo.json"), read("qeidentity.json"), raw.TCB.TeeTCBSVN, 18, status)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := attest.New(attest.Options{Now: at, IntelRoot: f.p.RootPEM(), TDX: col})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	res, err := withCol("UpToDate").Verify(ev, attest.Expect{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.TCBStatus != "UpToDate" {
+		t.Fatalf("TCB status %q", res.TCBStatus)
+	}
+	outOfDate := withCol("OutOfDate")
+	_, err = outOfDate.Verify(ev, attest.Expect{})
+	reasonIs(t, err, attest.ReasonTCBOutOfDate)
+	reasonIs(t, outOfDate.Rejudge(res), attest.ReasonTCBOutOfDate)
+	reasonIs(t, withCol("Revoked").Rejudge(res), attest.ReasonTCBRevoked)
+	if err := withCol("UpToDate").Rejudge(res); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TDX accepts UpToDate alone, at verification (go-tdx-guest) and when
+// re-judged, whatever the policy accepts for SGX.
+func TestTDXAcceptsUpToDateOnly(t *testing.T) {
+	f := newSGX(t)
+	read := func(p string) []byte { b, _ := os.ReadFile("testdata/tdx/" + p); return b }
+	q, err := f.p.TDXQuote(read("quote.dat"), attesttest.TD{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func() time.Time { return synthNow }
+	inspect, _ := attest.New(attest.Options{Now: at, IntelRoot: f.p.RootPEM(), AllowMissingCollateral: true})
+	res, err := inspect.Verify(&attest.Evidence{Kind: attest.TDX, Data: q}, attest.Expect{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	col, err := f.p.TDXCollateral(read("tcbinfo.json"), read("qeidentity.json"), res.TCB.TeeTCBSVN, 18, "SWHardeningNeeded")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := attest.New(attest.Options{Now: at, IntelRoot: f.p.RootPEM(), TDX: col, Policy: attest.Policy{TCBStatuses: []string{"SWHardeningNeeded"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = v.Verify(&attest.Evidence{Kind: attest.TDX, Data: q}, attest.Expect{})
+	reasonIs(t, err, attest.ReasonTCBOutOfDate)
+	reasonIs(t, v.Rejudge(res), attest.ReasonTCBOutOfDate)
+}

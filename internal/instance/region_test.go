@@ -199,4 +199,27 @@ func TestTDXInstance(t *testing.T) {
 	debug.Debug = true
 	in, err = register("td-2", debug)
 	mustStatus(t, in, err, instance.Failed, attest.ReasonDebug)
+
+	// Intel publishes TDX TCB info for the platform: first UpToDate (the
+	// instance stays), then OutOfDate (it is revoked).
+	tdxCol := func(status string) *attest.Verifier {
+		read := func(f string) []byte { b, _ := os.ReadFile("../attest/testdata/tdx/" + f); return b }
+		got, _ := w.tr.Get("td-1")
+		col, err := p.TDXCollateral(read("tcbinfo.json"), read("qeidentity.json"), got.Result.TCB.TeeTCBSVN, 18, status)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := attest.New(attest.Options{Now: w.clk.Now, IntelRoot: p.RootPEM(), TDX: col, SNPRoots: w.snp.Roots()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if revoked, err := w.tr.UseVerifier(ctx, "system:collateral", "sha256:tdx-18", tdxCol("UpToDate")); err != nil || len(revoked) != 0 {
+		t.Fatalf("UpToDate collateral revoked %v (%v)", revoked, err)
+	}
+	revoked, err := w.tr.UseVerifier(ctx, "system:collateral", "sha256:tdx-19", tdxCol("OutOfDate"))
+	if err != nil || len(revoked) != 1 || revoked[0] != "td-1" {
+		t.Fatalf("OutOfDate collateral revoked %v (%v)", revoked, err)
+	}
 }

@@ -181,23 +181,34 @@ func (p *SGXPlatform) Collateral(evalNum int, revokePCK bool, levels ...Level) (
 	if err != nil {
 		return nil, err
 	}
-	crlT := &x509.RevocationList{Number: big.NewInt(int64(evalNum)), ThisUpdate: issue, NextUpdate: next}
-	if revokePCK {
-		crlT.RevokedCertificateEntries = []x509.RevocationListEntry{{SerialNumber: p.PCK.SerialNumber, RevocationTime: issue}}
-	}
-	crl, err := x509.CreateRevocationList(rand.Reader, crlT, p.Inter, p.InterKey)
+	crl, rootCRL, err := p.crls(evalNum, revokePCK)
 	if err != nil {
-		return nil, fmt.Errorf("creating PCK CRL: %w", err)
-	}
-	rootCRL, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: issue, NextUpdate: next}, p.Root, p.RootKey)
-	if err != nil {
-		return nil, fmt.Errorf("creating root CRL: %w", err)
+		return nil, err
 	}
 	return &attest.IntelCollateral{
 		TCBInfo: info, TCBInfoChain: pemChain(p.TCB, p.Root),
 		QEIdentity: qe, QEIdentityChain: pemChain(p.TCB, p.Root),
 		PCKCRL: crl, PCKCRLChain: pemChain(p.Inter, p.Root), RootCRL: rootCRL,
 	}, nil
+}
+
+// crls makes the PCK CRL (revoking the platform's PCK when revokePCK)
+// and the root CA CRL, valid for 30 days from an hour ago.
+func (p *SGXPlatform) crls(evalNum int, revokePCK bool) ([]byte, []byte, error) {
+	issue, next := p.Now.Add(-time.Hour), p.Now.Add(30*24*time.Hour)
+	crlT := &x509.RevocationList{Number: big.NewInt(int64(evalNum)), ThisUpdate: issue, NextUpdate: next}
+	if revokePCK {
+		crlT.RevokedCertificateEntries = []x509.RevocationListEntry{{SerialNumber: p.PCK.SerialNumber, RevocationTime: issue}}
+	}
+	crl, err := x509.CreateRevocationList(rand.Reader, crlT, p.Inter, p.InterKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating PCK CRL: %w", err)
+	}
+	rootCRL, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: issue, NextUpdate: next}, p.Root, p.RootKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating root CRL: %w", err)
+	}
+	return crl, rootCRL, nil
 }
 
 func (p *SGXPlatform) signDoc(field string, body map[string]any) ([]byte, error) {

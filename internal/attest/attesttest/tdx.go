@@ -2,10 +2,14 @@ package attesttest
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/google/go-tdx-guest/abi"
 	pb "github.com/google/go-tdx-guest/proto/tdx"
+
+	"github.com/bulwark-sec/bulwark/internal/attest"
 )
 
 // TD is what a synthetic TDX quote's TD report claims.
@@ -75,4 +79,57 @@ func (p *SGXPlatform) TDXQuote(template []byte, td TD) ([]byte, error) {
 		return nil, err
 	}
 	return abi.QuoteToAbiBytes(q)
+}
+
+// TDXCollateral re-issues Intel's TDX TCB info and TD_QE identity
+// (tcbInfo and qeIdentity are the real documents, whose TDX module and
+// quoting enclave fields the template quote matches) for this platform:
+// its FMSPC, dates around Now, and one TCB level at exactly the platform's
+// PCK SVNs and the quote's TEE_TCB_SVN with status; signed by the
+// platform's TCB signing key, with its CRLs.
+func (p *SGXPlatform) TDXCollateral(tcbInfo, qeIdentity, teeTCBSVN []byte, evalNum int, status string) (*attest.IntelCollateral, error) {
+	issue, next := p.Now.Add(-time.Hour).UTC().Format(time.RFC3339), p.Now.Add(30*24*time.Hour).UTC().Format(time.RFC3339)
+	var info struct {
+		TCBInfo map[string]any `json:"tcbInfo"`
+	}
+	if err := json.Unmarshal(tcbInfo, &info); err != nil {
+		return nil, fmt.Errorf("reading TCB info: %w", err)
+	}
+	comps := func(svns []byte) []map[string]any {
+		out := make([]map[string]any, len(svns))
+		for i, s := range svns {
+			out[i] = map[string]any{"svn": s}
+		}
+		return out
+	}
+	ti := info.TCBInfo
+	ti["fmspc"], ti["pceId"], ti["issueDate"], ti["nextUpdate"], ti["tcbEvaluationDataNumber"] = FMSPC, PCEID, issue, next, evalNum
+	ti["tcbLevels"] = []any{map[string]any{
+		"tcb":     map[string]any{"sgxtcbcomponents": comps(p.CPUSVN[:]), "pcesvn": p.PCESVN, "tdxtcbcomponents": comps(teeTCBSVN)},
+		"tcbDate": issue, "tcbStatus": status,
+	}}
+	infoDoc, err := p.signDoc("tcbInfo", ti)
+	if err != nil {
+		return nil, err
+	}
+	var qe struct {
+		Identity map[string]any `json:"enclaveIdentity"`
+	}
+	if err := json.Unmarshal(qeIdentity, &qe); err != nil {
+		return nil, fmt.Errorf("reading QE identity: %w", err)
+	}
+	qe.Identity["issueDate"], qe.Identity["nextUpdate"], qe.Identity["tcbEvaluationDataNumber"] = issue, next, evalNum
+	qeDoc, err := p.signDoc("enclaveIdentity", qe.Identity)
+	if err != nil {
+		return nil, err
+	}
+	crl, rootCRL, err := p.crls(evalNum, false)
+	if err != nil {
+		return nil, err
+	}
+	return &attest.IntelCollateral{
+		TCBInfo: infoDoc, TCBInfoChain: pemChain(p.TCB, p.Root),
+		QEIdentity: qeDoc, QEIdentityChain: pemChain(p.TCB, p.Root),
+		PCKCRL: crl, PCKCRLChain: pemChain(p.Inter, p.Root), RootCRL: rootCRL,
+	}, nil
 }
