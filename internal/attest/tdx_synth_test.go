@@ -179,3 +179,47 @@ func TestTDXAcceptsUpToDateOnly(t *testing.T) {
 	reasonIs(t, err, attest.ReasonTCBOutOfDate)
 	reasonIs(t, v.Rejudge(res), attest.ReasonTCBOutOfDate)
 }
+
+// The collateral's verdict on a platform is remembered, its limits are
+// not stretched: a warm verifier still checks every quote's signatures
+// (every bit of the signed header and TD report flipped is refused), and
+// refuses once the collateral expires.
+func TestTDXWarmCollateral(t *testing.T) {
+	f := newSGX(t)
+	read := func(p string) []byte { b, _ := os.ReadFile("testdata/tdx/" + p); return b }
+	q, err := f.p.TDXQuote(read("quote.dat"), attesttest.TD{MRTD: [48]byte{5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &attest.Evidence{Kind: attest.TDX, Data: q}
+	now := synthNow
+	clock := func() time.Time { return now }
+	inspect, _ := attest.New(attest.Options{Now: clock, IntelRoot: f.p.RootPEM(), AllowMissingCollateral: true})
+	res, err := inspect.Verify(ev, attest.Expect{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	col, err := f.p.TDXCollateral(read("tcbinfo.json"), read("qeidentity.json"), res.TCB.TeeTCBSVN, 18, "UpToDate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := attest.New(attest.Options{Now: clock, IntelRoot: f.p.RootPEM(), TDX: col})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // cold, then warm
+		if _, err := v.Verify(ev, attest.Expect{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 632; i += 7 { // header and TD report, every seventh byte
+		m := append([]byte(nil), q...)
+		m[i] ^= 0x10
+		if _, err := v.Verify(&attest.Evidence{Kind: attest.TDX, Data: m}, attest.Expect{}); attest.ReasonOf(err) == "" {
+			t.Fatalf("byte %d flipped: %v", i, err)
+		}
+	}
+	now = synthNow.Add(31 * 24 * time.Hour) // past the TCB info's next update
+	_, err = v.Verify(ev, attest.Expect{})
+	reasonIs(t, err, attest.ReasonCollateralExpired)
+}
