@@ -201,4 +201,9 @@ func TestReattestSameInstance(t *testing.T) {
 	if !strings.Contains(in.Detail, "before and now on") {
 		t.Fatalf("detail %q", in.Detail)
 	}
+	// A failure in between does not unbind the ID from its first chip.
+	in, err = w.register(t, "a", "", w.guest, false) // fails: nonce
+	mustStatus(t, in, err, instance.Failed, attest.ReasonNonce)
+	in, err = w.register(t, "a", "", w.guest, true)
+	mustStatus(t, in, err, instance.Failed, attest.ReasonPolicy)
 }

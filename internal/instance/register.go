@@ -142,6 +142,9 @@ func (t *Tracker) Register(ctx context.Context, actor string, reg Registration) 
 		if in.Reason == "" {
 			in.Reason = "error"
 		}
+		// The last verified result stays: it binds the ID to its machine,
+		// and a failure must not unbind it.
+		in.Result, in.Verified = old.Result, old.Verified
 	} else {
 		in.Status, in.Result, in.Verified = Verified, res, now
 	}
