@@ -105,7 +105,6 @@ func TestOutboundOfThisProcess(t *testing.T) {
 	}
 }
 
-
 // TestConnectionsToPostgreSQLInTheReport: real containers connect to a
 // real PostgreSQL labelled pii-eu; the agent-side tracker sees the
 // connections from the kernel's socket tables and reports them; the

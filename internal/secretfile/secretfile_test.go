@@ -77,7 +77,6 @@ func isTmpfs(p string) bool {
 	return unix.Statfs(p, &st) == nil && st.Type == unix.TMPFS_MAGIC
 }
 
-
 // TestDeliveryIntoContainers: the agent's side of delivery with real
 // parts: a tmpfs volume root, containers under containerd reading their
 // secret from their read-only volume, bulwark server deciding. The

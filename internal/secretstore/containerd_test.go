@@ -26,7 +26,6 @@ import (
 
 const ctrNS = "bulwark-secrets"
 
-
 // runFetch starts a container of img running the go-spiffe client with
 // the SVID of pod, on the host's network; it returns the container id
 // and the directory holding the client's last answer.
