@@ -35,6 +35,10 @@ type Config struct {
 	Log     *slog.Logger
 	// Report receives every drifted exec; nil logs it.
 	Report func(Event)
+	// ReplaceDrifted replaces a standalone container (one without
+	// Kubernetes pod labels) whose exec drifted: recreated from its image
+	// on a fresh snapshot (replace.go). Pods are replaced by the server.
+	ReplaceDrifted bool
 }
 
 // Cache sizes: identities remembered per container and per node.
@@ -66,6 +70,8 @@ type Agent struct {
 	lists      map[string]*allowlist.List // by image manifest digest
 	ready      chan struct{}              // closed once existing containers are adopted
 	stats      stats
+	replacing  map[string]bool // containers being replaced (replace.go)
+	runCtx     context.Context // Run's, for background work
 }
 
 type stats struct {
@@ -117,6 +123,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer c.Close()
 	a.client = c
 	g, ctx := errgroup.WithContext(ctx)
+	a.mu.Lock()
+	a.runCtx = ctx
+	a.mu.Unlock()
 	if a.fan != nil {
 		g.Go(func() error { return a.serve(ctx) })
 		g.Go(func() error {
@@ -231,6 +240,7 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 	}
 	e.Path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(ev.File.Fd())))
 	a.cfg.Report(e)
+	a.replaceLater(c)
 	return true
 }
 

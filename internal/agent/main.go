@@ -31,6 +31,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	nss := fs.String("namespaces", "default,k8s.io", "containerd namespaces to watch, comma-separated")
 	inv := fs.String("inventory-dir", "", "directory of inventories (bulwark SBOM JSON) named <manifest digest hex>.json")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	replaceDrifted := fs.Bool("replace-drifted", false, "recreate a standalone container (not a Kubernetes pod) from its image on a fresh snapshot when an exec in it drifts")
 	of := addOutputFlags(fs)    // outputs.go
 	idf := addIdentityFlags(fs) // identity.go
 	if err := fs.Parse(args); err != nil {
@@ -67,7 +68,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
 		return ExitUsage
 	}
-	a, err := New(Config{Mode: m, Address: *address, Namespaces: ns, InventoryDir: *inv, Log: log, Report: idn.report(outs.report(log))})
+	a, err := New(Config{Mode: m, Address: *address, Namespaces: ns, InventoryDir: *inv, Log: log, Report: idn.report(outs.report(log)), ReplaceDrifted: *replaceDrifted})
 	var noEnf *NoEnforcementError
 	if errors.As(err, &noEnf) {
 		fmt.Fprintf(stderr, "bulwark-agent: refusing to start in %s mode: %v\n", m, err)
