@@ -111,6 +111,7 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newFuzzCmd(g),
 		newVersionCmd(),
 		newCACmd(g),
+		newIdentityCmd(g),
 	)
 	return root
 }
