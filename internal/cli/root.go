@@ -110,8 +110,12 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newAuditCmd(g),
 		newFuzzCmd(g),
 		newVersionCmd(),
+		newAttestCmd(g),
 		newCACmd(g),
 		newIdentityCmd(g),
+		newSecretCmd(),
+		newGovernanceCmd(),
+		newRuntimeCmd(),
 	)
 	return root
 }
