@@ -106,6 +106,7 @@ func (o *outputs) run(ctx context.Context, a *Agent, log *slog.Logger) error {
 	if o.sender != nil {
 		o.sender.cfg.Heartbeat = func() agentproto.Heartbeat { return a.Heartbeat(o.spool) }
 		g.Go(func() error { return o.sender.Run(ctx) })
+		g.Go(func() error { return a.RunFlows(ctx, o.sender, *o.flags.node, 0) }) // docs/governance.md
 	}
 	if *o.flags.statusFile != "" {
 		g.Go(func() error {

@@ -262,7 +262,7 @@ var openAPIDoc []byte
 
 func (h *Handler) openAPI(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/json")
-	w.Write(openAPIDoc)
+	w.Write(servedOpenAPI())
 	return nil
 }
 

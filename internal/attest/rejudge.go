@@ -27,6 +27,13 @@ func (v *Verifier) Rejudge(res *Result) error {
 			}
 			return refuse(res.Kind, ReasonCollateralExpired, nil, "no %s collateral to judge the platform's TCB by", res.Kind)
 		}
+		crl := v.tdxCRL
+		if res.Kind == SGX {
+			crl = v.sgx.pckCRL
+		}
+		if err := pckRevoked(res.Kind, crl, res.TCB.PCKSerial); err != nil {
+			return err
+		}
 		return RejudgeTCB(res, info, p.TCBStatuses, v.now())
 	}
 	return nil

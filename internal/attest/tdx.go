@@ -74,7 +74,8 @@ func (v *Verifier) verifyTDX(ev *Evidence) (*Result, error) {
 	chain := quote.GetSignedData().GetCertificationData().GetQeReportCertificationData().GetPckCertificateChainData().GetPckCertChain()
 	if certs, err := parsePEMChain(chain); err == nil {
 		if ext, err := pcs.PckCertificateExtensions(certs[0]); err == nil {
-			res.TCB = TCB{CPUSVN: ext.TCB.CPUSvnComponents, PCESVN: ext.TCB.PCESvn, TeeTCBSVN: body.GetTeeTcbSvn(), FMSPC: ext.FMSPC}
+			res.TCB = TCB{CPUSVN: ext.TCB.CPUSvnComponents, PCESVN: ext.TCB.PCESvn, TeeTCBSVN: body.GetTeeTcbSvn(), FMSPC: ext.FMSPC,
+				PCKSerial: certs[0].SerialNumber.Text(16)}
 			res.Platform = Hex(ext.FMSPC)
 		}
 	}

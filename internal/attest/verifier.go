@@ -49,6 +49,7 @@ type Verifier struct {
 	intelPool *x509.CertPool
 	sgx       *sgxCollateral
 	tdx       *parsedIntel
+	tdxCRL    *x509.RevocationList
 
 	// vceks remembers endorsement certificates whose chain already
 	// verified (by DER digest), with the end of their validity: warm
@@ -87,6 +88,9 @@ func New(opts Options) (*Verifier, error) {
 	if opts.TDX != nil {
 		if v.tdx, err = parseIntel(opts.TDX); err != nil {
 			return nil, fmt.Errorf("parsing TDX collateral: %w", err)
+		}
+		if v.tdxCRL, err = v.loadPCKCRL(opts.TDX, v.now()); err != nil && ReasonOf(err) != ReasonCollateralExpired {
+			return nil, fmt.Errorf("TDX collateral: %w", err)
 		}
 	}
 	return v, nil

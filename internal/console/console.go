@@ -50,6 +50,9 @@ type Options struct {
 	// cannot back a finding (the function the API's findings use); nil
 	// shows neither.
 	AdvisoryStatus func(context.Context) (api.AdvisoryStatus, error)
+	// Instances lists confidential instances; nil says they are not
+	// enabled.
+	Instances Instances
 }
 
 // CookieName is the login cookie. It holds the API token itself (see
@@ -114,6 +117,7 @@ func New(st Store, opts Options) http.Handler {
 		{"/revocations", "revocations", c.revocations},
 		{"/applications", "applications", c.applications},
 		{"/registries", "registries", c.registries},
+		{"/instances", "instances", c.instances},
 	} {
 		mux.Handle("GET "+p+pg.path, c.authenticated(func(w http.ResponseWriter, r *http.Request) {
 			data, err := pg.fn(r)

@@ -269,3 +269,35 @@ func LoadPolicy(path string) (Policy, error) {
 	}
 	return p, nil
 }
+
+// WorkloadTEE is the TEE kind workload holds for the secret store's and
+// identity issuance's release policies (secretstore.Workload.TEE): the
+// kind of its instances when it has at least one and every one of them
+// is trusted now and of one kind (the caller may be any replica), else ""
+// and why not.
+func (t *Tracker) WorkloadTEE(workload string) (attest.Kind, string) {
+	var ids []string
+	t.mu.RLock()
+	for id, in := range t.byID {
+		if in.Workload == workload {
+			ids = append(ids, id)
+		}
+	}
+	t.mu.RUnlock()
+	if len(ids) == 0 {
+		return "", fmt.Sprintf("workload %q has no registered confidential instance", workload)
+	}
+	sort.Strings(ids)
+	var kind attest.Kind
+	for _, id := range ids {
+		if ok, why := t.Trusted(id); !ok {
+			return "", why
+		}
+		in, _ := t.Get(id)
+		if kind != "" && in.Kind != kind {
+			return "", fmt.Sprintf("workload %q runs in both %s and %s", workload, kind, in.Kind)
+		}
+		kind = in.Kind
+	}
+	return kind, ""
+}

@@ -153,3 +153,22 @@ func testLifecycle(t *testing.T, open func(testing.TB) *store.Store) {
 		t.Fatalf("audit actions %v", actions)
 	}
 }
+
+// WorkloadTEE, what the secret store's "tee" release condition reads:
+// the kind only while every instance of the workload is trusted.
+func TestWorkloadTEE(t *testing.T) {
+	w := newWorld(t, sqliteOnly, instance.Policy{})
+	if k, why := w.tr.WorkloadTEE("payments"); k != "" || !strings.Contains(why, "no registered") {
+		t.Fatalf("before: %q %s", k, why)
+	}
+	in, err := w.register(t, "a", "", w.guest, true)
+	mustStatus(t, in, err, instance.Verified, "")
+	if k, why := w.tr.WorkloadTEE("payments"); k != attest.SNP {
+		t.Fatalf("one verified: %q %s", k, why)
+	}
+	in, err = w.register(t, "b", "", w.guest, false) // a replica with bad evidence
+	mustStatus(t, in, err, instance.Failed, attest.ReasonNonce)
+	if k, why := w.tr.WorkloadTEE("payments"); k != "" || !strings.Contains(why, `"b" is failed`) {
+		t.Fatalf("one failed replica: %q %s", k, why)
+	}
+}

@@ -132,4 +132,24 @@ func TestIntelCollateralRevokes(t *testing.T) {
 	if got, _ := w.tr.Get("vm-1"); got.Status != instance.Verified {
 		t.Fatalf("the SEV-SNP instance lost its trust to Intel collateral: %+v", got)
 	}
+
+	// A new PCK CRL revoking the platform's PCK certificate revokes the
+	// enclaves that registered with it.
+	if _, err := w.tr.UseVerifier(ctx, "test", "sha256:17b", sgxVerifier(col)); err != nil {
+		t.Fatal(err)
+	}
+	c, _ = w.tr.Challenge(ctx, "token:1", "enclave-2")
+	copy(enc.ReportData[:], attest.Binding(c.Nonce, nil))
+	q, _ = p.Quote(enc)
+	in, err = w.tr.Register(ctx, "token:1", instance.Registration{ID: "enclave-2", Workload: "kms", Image: image, Nonce: c.Nonce,
+		Evidence: attest.Evidence{Kind: attest.SGX, Data: q}})
+	mustStatus(t, in, err, instance.Verified, "")
+	crl, _ := p.Collateral(17, true)
+	revoked, err = w.tr.UseVerifier(ctx, "system:collateral", "sha256:crl", sgxVerifier(crl))
+	if err != nil || len(revoked) != 1 || revoked[0] != "enclave-2" {
+		t.Fatalf("revoked %v, %v", revoked, err)
+	}
+	if got, _ := w.tr.Get("enclave-2"); got.Reason != string(attest.ReasonTCBRevoked) {
+		t.Fatalf("enclave-2: %+v", got)
+	}
 }

@@ -367,6 +367,10 @@ var migrations = []string{
 
 	// 13: runtime responses, recorded before they are taken (responses.go).
 	responsesSchema,
+
+	// 14: one queued or running fuzz campaign per application
+	// (fuzzcampaigns.go).
+	fuzzActiveSchema,
 }
 
 // migrateSQLite brings the schema to SchemaVersion, one transaction per
