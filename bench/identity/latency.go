@@ -40,9 +40,12 @@ func (w watcher) send(update bool) {
 	}
 }
 
+// eventTimeout bounds the wait for one event.
+var eventTimeout = 10 * time.Second
+
 // next waits for an update (or an error) at or after since.
 func (w watcher) next(update bool, since time.Time) (time.Duration, error) {
-	timeout := time.After(10 * time.Second)
+	timeout := time.After(eventTimeout)
 	for {
 		select {
 		case e := <-w:
@@ -50,7 +53,7 @@ func (w watcher) next(update bool, since time.Time) (time.Duration, error) {
 				return e.at.Sub(since), nil
 			}
 		case <-timeout:
-			return 0, fmt.Errorf("no %v event in 10 s", map[bool]string{true: "update", false: "error"}[update])
+			return 0, fmt.Errorf("no %v event in %v", map[bool]string{true: "update", false: "error"}[update], eventTimeout)
 		}
 	}
 }
