@@ -35,6 +35,17 @@ type Config struct {
 	Log     *slog.Logger
 	// Report receives every drifted exec; nil logs it.
 	Report func(Event)
+	// Mechanism is how to enforce; "" is auto.
+	Mechanism Mechanism
+	// AllowDegrade lets the agent run without the mechanism asked for, or
+	// with a canary that is not refused, reporting so loudly.
+	AllowDegrade bool
+	// CanaryDir is where the canary's throwaway filesystem is mounted
+	// ("canary" under it); "" is /run/bulwark-agent.
+	CanaryDir string
+	// CanaryEvery is how often the canary runs after the first; zero is
+	// 30 s.
+	CanaryEvery time.Duration
 }
 
 // Cache sizes: identities remembered per container and per node.
@@ -48,21 +59,27 @@ const (
 type NoEnforcementError struct{ Err error }
 
 func (e *NoEnforcementError) Error() string {
-	return fmt.Sprintf("no exec enforcement mechanism: %v", e.Err)
+	return fmt.Sprintf("no working exec enforcement: %v", e.Err)
 }
 func (e *NoEnforcementError) Unwrap() error { return e.Err }
 
 // Agent is the running node agent.
 type Agent struct {
-	cfg    Config
-	log    *slog.Logger
-	fan    *fanotify.Listener
-	cache  *allowlist.DigestCache
-	client *client.Client
+	cfg Config
+	log *slog.Logger
+	fan *fanotify.Listener
+	lsm *lsm // BPF-LSM, when it is the mechanism (lsm.go)
+	// degraded says why the agent runs with less than was asked for
+	// (--allow-degrade), "" when it does not.
+	degraded string
+	canary   canaryState
+	cache    *allowlist.DigestCache
+	client   *client.Client
 
 	mu         sync.RWMutex
 	containers map[string]*container      // by containerd container id
 	byDev      map[uint64]*container      // by the device of its root filesystem
+	byCgroup   map[uint64]*container      // by cgroup v2 id (BPF-LSM)
 	lists      map[string]*allowlist.List // by image manifest digest
 	ready      chan struct{}              // closed once existing containers are adopted
 	stats      stats
@@ -79,6 +96,9 @@ type Stats struct {
 	// file's filesystem.
 	ByCgroup int64
 	Hashed   int64
+	// EventsLost counts drift the BPF-LSM program decided but could not
+	// report (its ring buffer was full); the decision stood.
+	EventsLost int64
 }
 
 // New validates cfg and opens the enforcement mechanism.
@@ -95,14 +115,25 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
+	if cfg.Mechanism == "" {
+		cfg.Mechanism = MechanismAuto
+	}
+	if _, err := ParseMechanism(string(cfg.Mechanism)); err != nil {
+		return nil, err
+	}
+	if cfg.CanaryDir == "" {
+		cfg.CanaryDir = "/run/bulwark-agent"
+	}
+	if cfg.CanaryEvery <= 0 {
+		cfg.CanaryEvery = 30 * time.Second
+	}
 	a := &Agent{cfg: cfg, log: cfg.Log, cache: allowlist.NewDigestCache(digestsPerNode),
-		containers: make(map[string]*container), byDev: make(map[uint64]*container), lists: make(map[string]*allowlist.List), ready: make(chan struct{})}
+		containers: make(map[string]*container), byDev: make(map[uint64]*container), byCgroup: make(map[uint64]*container),
+		lists: make(map[string]*allowlist.List), ready: make(chan struct{})}
 	if cfg.Mode != ModeOff {
-		fan, err := fanotify.New()
-		if err != nil {
-			return nil, &NoEnforcementError{Err: err}
+		if err := a.openMechanism(); err != nil { // mechanism.go
+			return nil, err
 		}
-		a.fan = fan
 	}
 	return a, nil
 }
@@ -124,6 +155,22 @@ func (a *Agent) Run(ctx context.Context) error {
 			return a.fan.Close() // wakes serve; the kernel allows what is pending
 		})
 	}
+	if a.lsm != nil {
+		g.Go(a.serveLSM)
+		g.Go(func() error {
+			<-ctx.Done()
+			return a.lsm.enf.Close() // detaches: enforcement ends, nothing hangs
+		})
+	}
+	cs, err := a.startCanary(ctx) // canary.go
+	if err != nil {
+		a.stop(g)
+		return err
+	}
+	if cs != nil {
+		defer cs.cleanup()
+		g.Go(func() error { return a.canaryLoop(ctx, cs) })
+	}
 	g.Go(func() error { return a.watch(ctx) })
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
@@ -132,13 +179,34 @@ func (a *Agent) Run(ctx context.Context) error {
 	return err
 }
 
+// stop closes the mechanisms so the tasks of g return, and waits for them.
+func (a *Agent) stop(g *errgroup.Group) {
+	if a.fan != nil {
+		a.fan.Close()
+	}
+	if a.lsm != nil {
+		a.lsm.enf.Close()
+	}
+	_ = g.Wait()
+}
+
 // Ready is closed once the containers that existed at start are watched.
 func (a *Agent) Ready() <-chan struct{} { return a.ready }
 
 // Stats returns the counters.
 func (a *Agent) Stats() Stats {
-	return Stats{Execs: a.stats.execs.Load(), Allowed: a.stats.allowed.Load(), Refused: a.stats.refused.Load(),
+	s := Stats{Execs: a.stats.execs.Load(), Allowed: a.stats.allowed.Load(), Refused: a.stats.refused.Load(),
 		Reported: a.stats.reported.Load(), Unattributed: a.stats.unattributed.Load(), ByCgroup: a.stats.byCgroup.Load(), Hashed: a.cache.Hashed}
+	if a.lsm != nil {
+		if ks, err := a.lsm.enf.Stats(); err == nil { // the kernel's counters
+			s.Execs += int64(ks.Checked)
+			s.Allowed += int64(ks.Allowed)
+			s.Refused += int64(ks.Refused)
+			s.Reported += int64(ks.Reported)
+			s.EventsLost = int64(ks.EventsLost)
+		}
+	}
+	return s
 }
 
 // serve reads exec events on a thread of its own and answers those it can
@@ -214,8 +282,11 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 		a.answer(ev, true)
 		return true
 	}
-	prevent := a.cfg.Mode == ModePrevent
+	prevent := c.mode == ModePrevent
 	a.answer(ev, !prevent)
+	if c.canary {
+		return true // the canary's own exec: proven by its EPERM, not reported
+	}
 	e := Event{Time: time.Now().UTC(), Verdict: VerdictReported, Reason: ReasonNotInImage, PID: ev.PID,
 		Container: c.id, Namespace: c.namespace, Image: c.image}
 	if prevent {

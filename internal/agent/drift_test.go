@@ -46,6 +46,9 @@ func TestDriftWithContainerd(t *testing.T) {
 
 	var col collector
 	a, stop := startAgent(t, addr, ModePrevent, &col)
+	if st, why := a.Enforcement(); st != "enforcing (fanotify)" {
+		t.Fatalf("prevent on this host: state %q (%s), want enforcing (fanotify) proven by the canary", st, why)
+	}
 	info := waitWatched(t, a, "pre")
 	if info.Image != digest || info.Namespace != testNS || info.Allowed != 1 {
 		t.Fatalf("container started before the agent: %+v, want image %s in %s with 1 allowed content", info, digest, testNS)

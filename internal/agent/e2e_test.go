@@ -200,7 +200,7 @@ func (c *collector) find(container, verdict string) *Event {
 // startAgent runs an agent until the returned stop is called.
 func startAgent(t *testing.T, addr string, mode Mode, col *collector) (*Agent, func()) {
 	t.Helper()
-	a, err := New(Config{Mode: mode, Address: addr, Namespaces: []string{testNS}, Report: col.report,
+	a, err := New(Config{Mode: mode, Address: addr, Namespaces: []string{testNS}, Report: col.report, CanaryDir: t.TempDir(),
 		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	if err != nil {
 		t.Fatal(err)

@@ -16,7 +16,7 @@ const (
 	ExitOK            = 0
 	ExitError         = 1 // a runtime failure (containerd unreachable, ...)
 	ExitUsage         = 2 // bad flags
-	ExitNoEnforcement = 3 // detect or prevent asked for, but fanotify is unavailable
+	ExitNoEnforcement = 3 // detect or prevent asked for, but no mechanism works or the canary was not refused (see --allow-degrade)
 )
 
 // Main runs bulwark-agent with args and returns its exit code.
@@ -31,6 +31,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	nss := fs.String("namespaces", "default,k8s.io", "containerd namespaces to watch, comma-separated")
 	inv := fs.String("inventory-dir", "", "directory of inventories (bulwark SBOM JSON) named <manifest digest hex>.json")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	mech := fs.String("mechanism", string(MechanismAuto), "how to enforce: auto (bpf-lsm where the kernel allows it, else fanotify), bpf-lsm or fanotify")
+	degrade := fs.Bool("allow-degrade", false, "run even when the mechanism asked for is unavailable or the canary is not refused (reported loudly as broken)")
+	canaryDir := fs.String("canary-dir", "/run/bulwark-agent", "where the canary's throwaway filesystem is mounted")
 	of := addOutputFlags(fs) // outputs.go
 	if err := fs.Parse(args); err != nil {
 		return ExitUsage
@@ -40,6 +43,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitUsage
 	}
 	m, err := ParseMode(*mode)
+	if err != nil {
+		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
+		return ExitUsage
+	}
+	mc, err := ParseMechanism(*mech)
 	if err != nil {
 		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
 		return ExitUsage
@@ -61,31 +69,24 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
 		return ExitUsage
 	}
-	a, err := New(Config{Mode: m, Address: *address, Namespaces: ns, InventoryDir: *inv, Log: log, Report: outs.report(log)})
+	a, err := New(Config{Mode: m, Address: *address, Namespaces: ns, InventoryDir: *inv, Log: log, Report: outs.report(log),
+		Mechanism: mc, AllowDegrade: *degrade, CanaryDir: *canaryDir, CanaryEvery: *of.heartbeat})
 	var noEnf *NoEnforcementError
 	if errors.As(err, &noEnf) {
-		fmt.Fprintf(stderr, "bulwark-agent: refusing to start in %s mode: %v\n", m, err)
+		fmt.Fprintf(stderr, "bulwark-agent: refusing to start in %s mode: %v (--allow-degrade runs anyway, reported as broken)\n", m, err)
 		return ExitNoEnforcement
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
 		return ExitUsage
 	}
-	probeBPFLSM(log, m)
-	log.Info("starting", "mode", m, "mechanism", mechanism(m), "namespaces", ns)
+	log.Info("starting", "mode", m, "mechanism", a.mechanismName(), "namespaces", ns)
 	if err := runWithOutputs(ctx, a, outs, log); err != nil {
 		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
+		if errors.As(err, &noEnf) {
+			return ExitNoEnforcement
+		}
 		return ExitError
 	}
 	return ExitOK
-}
-
-func mechanism(m Mode) string {
-	switch m {
-	case ModePrevent:
-		return "enforcing (fanotify)"
-	case ModeDetect:
-		return "detecting-only (mode detect)"
-	}
-	return "off"
 }

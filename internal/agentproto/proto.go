@@ -33,6 +33,7 @@ const (
 // Enforcement states a heartbeat reports.
 const (
 	StateEnforcingFanotify = "enforcing (fanotify)"
+	StateEnforcingBPFLSM   = "enforcing (bpf-lsm)"
 	StateDetectingOnly     = "detecting-only"
 	StateBroken            = "broken"
 	StateOff               = "off"
@@ -200,9 +201,9 @@ func (h *Heartbeat) Validate() error {
 		return err
 	}
 	switch h.State {
-	case StateEnforcingFanotify, StateDetectingOnly, StateBroken, StateOff:
+	case StateEnforcingFanotify, StateEnforcingBPFLSM, StateDetectingOnly, StateBroken, StateOff:
 	default:
-		return invalid("state %q (want %q, %q, %q or %q)", h.State, StateEnforcingFanotify, StateDetectingOnly, StateBroken, StateOff)
+		return invalid("state %q (want %q, %q, %q, %q or %q)", h.State, StateEnforcingFanotify, StateEnforcingBPFLSM, StateDetectingOnly, StateBroken, StateOff)
 	}
 	switch h.Mode {
 	case "off", "detect", "prevent":
