@@ -24,6 +24,8 @@ type outputFlags struct {
 	server, tokenFile, node, spoolDir, statusFile, metrics *string
 	spoolBytes                                             *int64
 	heartbeat                                              *time.Duration
+	hostRoot                                               *string
+	hostEvery                                              *time.Duration
 }
 
 func addOutputFlags(fs *pflag.FlagSet) *outputFlags {
@@ -37,6 +39,8 @@ func addOutputFlags(fs *pflag.FlagSet) *outputFlags {
 		heartbeat:  fs.Duration("heartbeat", 30*time.Second, "how often the node's state goes to the server"),
 		statusFile: fs.String("status-file", "/run/bulwark-agent/status.json", "where the agent writes its status for `bulwark-agent status`"),
 		metrics:    fs.String("metrics-address", "", "loopback address for Prometheus metrics, e.g. 127.0.0.1:9464 (none: off)"),
+		hostRoot:   fs.String("host-root", "/", "the node's root filesystem, cataloged and sent to the server at start and every --host-inventory-every (\"\": off)"),
+		hostEvery:  fs.Duration("host-inventory-every", 24*time.Hour, "how often the host is cataloged again"),
 	}
 }
 
@@ -106,6 +110,11 @@ func (o *outputs) run(ctx context.Context, a *Agent, log *slog.Logger) error {
 	if o.sender != nil {
 		o.sender.cfg.Heartbeat = func() agentproto.Heartbeat { return a.Heartbeat(o.spool) }
 		g.Go(func() error { return o.sender.Run(ctx) })
+		if *o.flags.hostRoot != "" {
+			g.Go(func() error {
+				return a.hostInventoryLoop(ctx, o.sender, *o.flags.node, *o.flags.hostRoot, max(*o.flags.hostEvery, time.Minute))
+			})
+		}
 	}
 	if *o.flags.statusFile != "" {
 		g.Go(func() error {

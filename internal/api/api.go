@@ -75,6 +75,8 @@ type Handler struct {
 	limits  Limits        // UseLimits; New sets the defaults
 	buckets *buckets      // per-token rate limits
 	matches chan struct{} // findings matches running
+
+	hosts hostInventories // hostinventory.go
 }
 
 // New returns the API over st. Mutations are audited through auditor;
@@ -148,6 +150,7 @@ func (h *Handler) routes() []route {
 		{"POST /api/v1/agent/heartbeat", store.RoleOperator, h.agentHeartbeat},
 		{"GET /api/v1/runtime/events", store.RoleViewer, h.listRuntimeEvents},
 		{"GET /api/v1/nodes", store.RoleViewer, h.listNodes},
+		{"POST /api/v1/agent/host-inventory", store.RoleOperator, h.agentHostInventory},
 	}
 	for i := range rts {
 		if rts[i].role != "" {
