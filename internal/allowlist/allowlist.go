@@ -243,3 +243,19 @@ func follow(byPath map[string]*sbom.File, p string) *sbom.File {
 
 // errNotRegular is returned when an exec'd file is not a regular file.
 var errNotRegular = errors.New("not a regular file")
+
+// With returns a copy of l that also allows the contents of extra (content
+// digest -> a path it ran from): a list refined by a learning window.
+func (l *List) With(extra map[Digest]string) *List {
+	n := &List{Image: l.Image, Entrypoint: l.Entrypoint, Cmd: l.Cmd, files: make(map[Digest]string, len(l.files)+len(extra)),
+		mapped: l.mapped, Libraries: l.Libraries}
+	for d, p := range l.files {
+		n.files[d] = p
+	}
+	for d, p := range extra {
+		if _, ok := n.files[d]; !ok {
+			n.files[d] = p
+		}
+	}
+	return n
+}
