@@ -46,6 +46,10 @@ type Config struct {
 	// CanaryEvery is how often the canary runs after the first; zero is
 	// 30 s.
 	CanaryEvery time.Duration
+	// Learn is the learning window (learn.go); a zero Window is none.
+	Learn LearnConfig
+	// Node names this node in learned lists.
+	Node string
 }
 
 // Cache sizes: identities remembered per container and per node.
@@ -81,6 +85,7 @@ type Agent struct {
 	byDev      map[uint64]*container      // by the device of its root filesystem
 	byCgroup   map[uint64]*container      // by cgroup v2 id (BPF-LSM)
 	lists      map[string]*allowlist.List // by image manifest digest
+	learning   map[string]*learning       // by image manifest digest (learn.go)
 	ready      chan struct{}              // closed once existing containers are adopted
 	stats      stats
 }
@@ -170,6 +175,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if cs != nil {
 		defer cs.cleanup()
 		g.Go(func() error { return a.canaryLoop(ctx, cs) })
+	}
+	if a.cfg.Learn.Window > 0 {
+		g.Go(func() error { return a.learnLoop(ctx) })
 	}
 	g.Go(func() error { return a.watch(ctx) })
 	err = g.Wait()
@@ -283,12 +291,24 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 		return true
 	}
 	prevent := c.mode == ModePrevent
-	a.answer(ev, !prevent)
+	var path string
+	learned := false
+	if err == nil && c.learn != nil {
+		path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(ev.File.Fd())))
+		learned = c.learn.learn(d.Digest, path, time.Now())
+	}
+	a.answer(ev, learned || !prevent)
 	if c.canary {
 		return true // the canary's own exec: proven by its EPERM, not reported
 	}
 	e := Event{Time: time.Now().UTC(), Verdict: VerdictReported, Reason: ReasonNotInImage, PID: ev.PID,
 		Container: c.id, Namespace: c.namespace, Image: c.image}
+	if learned {
+		e.Reason, e.Digest, e.Path = ReasonLearning, d.Digest.String(), path
+		a.stats.reported.Add(1)
+		a.cfg.Report(e)
+		return true
+	}
 	if prevent {
 		e.Verdict = VerdictRefused
 		a.stats.refused.Add(1)

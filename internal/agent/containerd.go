@@ -35,6 +35,8 @@ type container struct {
 	canary               bool // the canary's throwaway container (canary.go)
 	cgroup               uint64
 	lsmFiles             *bpflsm.Compiled // what BPF-LSM lists for it (lsm.go)
+	ref                  string           // the image name containerd knows
+	learn                *learning        // its image's learning window (learn.go)
 }
 
 // ContainerInfo says what the agent knows of a watched container.
@@ -150,7 +152,7 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 		return fmt.Errorf("container %q: %w", id, err)
 	}
 	c2 := &container{id: id, namespace: ns, image: list.Image, pid: pid, dev: dev, compiled: allowlist.Compile(list, verdictsPerContainer),
-		labels: podLabels(info.Labels), mode: a.cfg.Mode}
+		labels: podLabels(info.Labels), mode: a.cfg.Mode, ref: info.Image, learn: a.window(list.Image, info.Image)}
 	if a.fan != nil {
 		if err := a.fan.MarkExec(root); err != nil {
 			return fmt.Errorf("watching container %q: %w", id, err)

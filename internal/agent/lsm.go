@@ -113,12 +113,74 @@ func (m *lsm) watch(ctx context.Context, c *container, root string, cache *allow
 	if err != nil {
 		return err
 	}
-	if err := m.enf.Watch(cg, lsmMode(c.mode), mmap); err != nil {
+	mode := lsmMode(c.mode)
+	if c.learn.open(time.Now()) {
+		mode = bpflsm.ModeDetect // the window: drift runs, is reported and learned
+	}
+	if err := m.enf.Watch(cg, mode, mmap); err != nil {
 		_ = m.enf.Release(cg, lc)
 		return err
 	}
 	c.cgroup, c.lsmFiles = cg, lc
 	return nil
+}
+
+// relistLSM compiles every container of image again from its (locked)
+// list and watches it in its own mode; entries no longer listed are
+// removed after the new ones are in, so nothing listed is ever missing.
+func (a *Agent) relistLSM(ctx context.Context, image string) {
+	a.mu.RLock()
+	var cs []*container
+	for _, c := range a.containers {
+		if c.image == image && c.lsmFiles != nil {
+			cs = append(cs, c)
+		}
+	}
+	a.mu.RUnlock()
+	for _, c := range cs {
+		root := filepath.Join(procRoot, strconv.Itoa(int(c.pid)), "root")
+		mmap := c.compiled.List.Libraries
+		lc, err := a.lsm.enf.Compile(ctx, c.cgroup, root, c.compiled.List, a.cache, mmap)
+		if err != nil {
+			a.log.Error("listing a container again after its learning window", "container", c.id, "error", err)
+			continue
+		}
+		if err := a.lsm.enf.Watch(c.cgroup, lsmMode(c.mode), mmap); err != nil {
+			a.log.Error("watching a container after its learning window", "container", c.id, "error", err)
+		}
+		keep := make(map[bpflsm.FileID]bool, len(lc.Files))
+		for _, f := range lc.Files {
+			keep[f] = true
+		}
+		for _, f := range c.lsmFiles.Files {
+			if !keep[f] {
+				_ = a.lsm.enf.Forget(c.cgroup, f)
+			}
+		}
+		a.mu.Lock()
+		c.lsmFiles = lc
+		a.mu.Unlock()
+	}
+}
+
+// learnLSM records what a BPF-LSM report in a learning window ran: the
+// file is hashed through the process's root (best effort: a file gone by
+// then is not learned).
+func (a *Agent) learnLSM(c *container, ev bpflsm.Event) bool {
+	if c.learn == nil || ev.Verdict != bpflsm.VerdictReported || !strings.HasPrefix(ev.Path, "/") {
+		return false
+	}
+	f, err := os.Open(filepath.Join(procRoot, strconv.Itoa(int(ev.TGID)), "root", filepath.Clean(ev.Path)))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	id, err := allowlist.IdentityOf(f)
+	if err != nil {
+		return false
+	}
+	d, _, err := a.cache.Digest(f, id)
+	return err == nil && c.learn.learn(d, ev.Path, time.Now())
 }
 
 // unwatch stops deciding for a container's cgroup and empties its list.
@@ -167,6 +229,8 @@ func (a *Agent) serveLSM() error {
 			e.Verdict = VerdictRefused
 		}
 		switch {
+		case a.learnLSM(c, ev):
+			e.Reason = ReasonLearning
 		case ev.Hook != bpflsm.HookExec:
 			e.Reason = ReasonMapped
 		case ev.Reason == bpflsm.ReasonModified:

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/bulwark-sec/bulwark/internal/sign"
 )
 
 // Exit codes of bulwark-agent.
@@ -34,6 +37,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	mech := fs.String("mechanism", string(MechanismAuto), "how to enforce: auto (bpf-lsm where the kernel allows it, else fanotify), bpf-lsm or fanotify")
 	degrade := fs.Bool("allow-degrade", false, "run even when the mechanism asked for is unavailable or the canary is not refused (reported loudly as broken)")
 	canaryDir := fs.String("canary-dir", "/run/bulwark-agent", "where the canary's throwaway filesystem is mounted")
+	learn := fs.Duration("learn", 0, "learning window per image digest: what runs beyond the image in its first DURATION runs and is recorded, then the list is locked (0: off)")
+	learnDir := fs.String("learn-dir", "/var/lib/bulwark-agent/learned", "where learned lists (signed in-toto attestations) are written")
+	learnKey := fs.String("learn-key", "", "cosign-format private key that signs learned lists (passphrase in $BULWARK_AGENT_KEY_PASSWORD)")
+	learnPush := fs.Bool("learn-push", false, "push each learned list as an attestation next to its image (registry credentials from the Docker config)")
 	of := addOutputFlags(fs) // outputs.go
 	if err := fs.Parse(args); err != nil {
 		return ExitUsage
@@ -50,6 +57,23 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	mc, err := ParseMechanism(*mech)
 	if err != nil {
 		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
+		return ExitUsage
+	}
+	lc := LearnConfig{Window: *learn, Dir: *learnDir, Push: *learnPush}
+	if *learn < 0 {
+		fmt.Fprintf(stderr, "bulwark-agent: --learn %s is negative\n", *learn)
+		return ExitUsage
+	}
+	if *learnKey != "" {
+		s, err := sign.LoadKeyFile(*learnKey, []byte(os.Getenv("BULWARK_AGENT_KEY_PASSWORD")))
+		if err != nil {
+			fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
+			return ExitUsage
+		}
+		lc.Signer = s
+	}
+	if *learnPush && lc.Signer == nil {
+		fmt.Fprintf(stderr, "bulwark-agent: --learn-push needs --learn-key\n")
 		return ExitUsage
 	}
 	var lv slog.Level
@@ -70,7 +94,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitUsage
 	}
 	a, err := New(Config{Mode: m, Address: *address, Namespaces: ns, InventoryDir: *inv, Log: log, Report: outs.report(log),
-		Mechanism: mc, AllowDegrade: *degrade, CanaryDir: *canaryDir, CanaryEvery: *of.heartbeat})
+		Mechanism: mc, AllowDegrade: *degrade, CanaryDir: *canaryDir, CanaryEvery: *of.heartbeat, Learn: lc, Node: *of.node})
 	var noEnf *NoEnforcementError
 	if errors.As(err, &noEnf) {
 		fmt.Fprintf(stderr, "bulwark-agent: refusing to start in %s mode: %v (--allow-degrade runs anyway, reported as broken)\n", m, err)

@@ -18,6 +18,10 @@ func TestMainUsage(t *testing.T) {
 		{"--log-level", "loud"},
 		{"extra"},
 		{"--no-such-flag"},
+		{"--mechanism", "ebpf"},
+		{"--learn", "-1s"},
+		{"--learn-push"},
+		{"--learn-key", "/nonexistent/key"},
 	} {
 		var stderr strings.Builder
 		if code := Main(context.Background(), args, io.Discard, &stderr); code != ExitUsage {
