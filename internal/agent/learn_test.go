@@ -113,7 +113,10 @@ func TestLearningWindow(t *testing.T) {
 	go a.learnLoop(ctx)
 
 	prog := func(tag string) []byte { return append(canary.Program(), tag...) } // distinct contents, each runs
-	sum := func(b []byte) string { h := sha256.Sum256(b); return "sha256:" + strings.TrimPrefix(allowlist.Digest(h).String(), "sha256:") }
+	sum := func(b []byte) string {
+		h := sha256.Sum256(b)
+		return "sha256:" + strings.TrimPrefix(allowlist.Digest(h).String(), "sha256:")
+	}
 	list, err := allowlist.FromInventory(image, []sbom.File{{Path: "/base", Type: "file", Mode: "0755", Digest: sum(prog("base"))}}, allowlist.Config{})
 	if err != nil {
 		t.Fatal(err)

@@ -124,14 +124,7 @@ func writeStatus(path string, st Status) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("writing status %q: %w", path, err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("writing status %q: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("writing status %q: %w", path, err)
-	}
-	return nil
+	return writeFileAtomic(path, b) // learn.go
 }
 
 // printStatus is `bulwark-agent status`: the status file for a person.
