@@ -48,25 +48,16 @@ func execVia(t *testing.T, path string) string {
 
 // fakeContainer watches a tmpfs of its own as one container of image,
 // with list, without containerd.
-func fakeContainer(t *testing.T, a *Agent, image, ref string, list *allowlist.List) string {
+func fakeContainer(t *testing.T, a *Agent, ref string, list *allowlist.List) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := unix.Mount("bulwark-test", dir, "tmpfs", 0, "size=4m"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
-	if err := a.fan.MarkExec(dir); err != nil {
+	if err := a.WatchDir("ctr", "test", ref, dir, list); err != nil {
 		t.Fatal(err)
 	}
-	var st unix.Stat_t
-	if err := unix.Stat(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	c := &container{id: "ctr", namespace: "test", image: image, ref: ref, dev: st.Dev, mode: a.cfg.Mode,
-		compiled: allowlist.Compile(list, verdictsPerContainer), learn: a.window(image, ref)}
-	a.mu.Lock()
-	a.lists[image], a.containers[c.id], a.byDev[c.dev] = list, c, c
-	a.mu.Unlock()
 	return dir
 }
 
@@ -121,7 +112,7 @@ func TestLearningWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root := fakeContainer(t, a, image, ref.String(), list)
+	root := fakeContainer(t, a, ref.String(), list)
 	for name, tag := range map[string]string{"base": "base", "tool": "tool", "later": "later"} {
 		if err := os.WriteFile(filepath.Join(root, name), prog(tag), 0o755); err != nil {
 			t.Fatal(err)
