@@ -62,7 +62,10 @@ func main() {
 }
 
 func run(rates string, dur time.Duration, latN, nContainers int) error {
-	load := func() string { b, _ := os.ReadFile("/proc/loadavg"); return strings.Join(strings.Fields(string(b))[:3], " ") }
+	load := func() string {
+		b, _ := os.ReadFile("/proc/loadavg")
+		return strings.Join(strings.Fields(string(b))[:3], " ")
+	}
 	fmt.Printf("bench/agent: %d CPUs, GOMAXPROCS %d, load %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), load())
 	base, err := os.MkdirTemp("", "bench-agent-")
 	if err != nil {
