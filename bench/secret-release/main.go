@@ -1,5 +1,7 @@
 // Command secret-release measures the secret store's release latency: a
-// Service on a SQLite store in a temporary directory (file KEK), its
+// Service on a SQLite store in a temporary directory (file KEK), deciding
+// from the server's store-backed workload trust (secretstore.Trust over an
+// agent heartbeat, a certification, an owner application), its
 // workload API on a loopback mTLS listener, and workloads fetching a
 // policy-bound secret (SPIFFE glob, certified under a policy, no drift,
 // region, data-class grant) with their X.509-SVIDs at a fixed rate. It
@@ -11,6 +13,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -23,7 +26,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/bulwark-sec/bulwark/internal/agentproto"
 	"github.com/bulwark-sec/bulwark/internal/audit"
+	"github.com/bulwark-sec/bulwark/internal/identity"
 	"github.com/bulwark-sec/bulwark/internal/seal"
 	"github.com/bulwark-sec/bulwark/internal/secretstore"
 	"github.com/bulwark-sec/bulwark/internal/secretstore/svidtest"
@@ -51,10 +58,6 @@ type catalogue struct{}
 
 func (catalogue) ClassRegions(c string) ([]string, bool) { return []string{"eu-west-1"}, c == "pii-eu" }
 
-type trust map[string]secretstore.Workload
-
-func (t trust) Workload(id string) (secretstore.Workload, bool) { w, ok := t[id]; return w, ok }
-
 type grants struct{}
 
 func (grants) Granted(app, class string) bool { return app == "payments" && class == "pii-eu" }
@@ -75,11 +78,42 @@ func run(rate int, duration time.Duration, n int) error {
 	if err != nil {
 		return err
 	}
-	ws := trust{}
+	// The workloads as the server knows them: an agent's heartbeat on
+	// node-1 (region eu-west-1), a certified digest owned by payments;
+	// the store-backed Trust names and judges them, refreshed every second
+	// while the bench runs, as in the server.
+	const digest = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	var pods []agentproto.Container
 	for i := range n {
-		ws[fmt.Sprintf("spiffe://prod.example/ns/payments/sa/w%d", i)] = secretstore.Workload{Digest: "sha256:aa",
-			Node: "node-1", Region: "eu-west-1", Application: "payments", Certified: []string{"gold"}}
+		pods = append(pods, agentproto.Container{ID: fmt.Sprintf("c%d", i), Namespace: "k8s.io", Image: digest,
+			Labels: map[string]string{agentproto.LabelPodNamespace: "payments", agentproto.LabelPodName: fmt.Sprintf("w%d", i)}})
 	}
+	cj, _ := json.Marshal(pods)
+	if _, err := st.PutNode(ctx, store.Node{Name: "node-1", Mode: "prevent", State: "enforcing (fanotify)", Containers: string(cj)}); err != nil {
+		return err
+	}
+	if err := st.PutImage(ctx, store.Image{Digest: digest, Repository: "registry.example/payments"}); err != nil {
+		return err
+	}
+	if err := st.SetCertification(ctx, digest, store.Certified, "bench"); err != nil {
+		return err
+	}
+	if _, err := st.PutApplication(ctx, store.Application{Name: "payments", Lifecycle: store.LifecycleActive,
+		Repositories: []string{"registry.example/payments"}}); err != nil {
+		return err
+	}
+	tmpl, err := identity.ParseTemplate(identity.WorkloadTemplate)
+	if err != nil {
+		return err
+	}
+	ws := &secretstore.Trust{Store: st, TrustDomain: spiffeid.RequireTrustDomainFromString("prod.example"), Template: tmpl,
+		Policy: "gold", Region: func(string) string { return "eu-west-1" }}
+	if err := ws.Refresh(ctx); err != nil {
+		return err
+	}
+	tctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go ws.Run(tctx)
 	s, err := secretstore.New(ctx, secretstore.Config{Store: st, KEK: secretstore.NewFileKEK(key), Auditor: auditor{st},
 		Catalogue: catalogue{}, Workloads: ws, Grants: grants{}})
 	if err != nil {
@@ -115,7 +149,7 @@ func run(rate int, duration time.Duration, n int) error {
 	defer srv.Close()
 	cs := make([]*http.Client, n)
 	for i := range n {
-		cert, err := ca.Issue(fmt.Sprintf("spiffe://prod.example/ns/payments/sa/w%d", i))
+		cert, err := ca.Issue(fmt.Sprintf("spiffe://prod.example/ns/payments/pod/w%d", i))
 		if err != nil {
 			return err
 		}

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,31 +20,19 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/bulwark-sec/bulwark/internal/containerdtest"
 )
 
 const testNS = "bulwark-test"
 
 // buildProbe compiles testdata/probe, a static binary.
-func buildProbe(t *testing.T) []byte {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "probe")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./testdata/probe")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the probe: %v\n%s", err, b)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func buildProbe(t *testing.T) []byte { return containerdtest.BuildStatic(t, "./testdata/probe") }
 
 // probeImage is one layer: /bin/probe (the entrypoint), /bin/tool (the same
 // binary under another name) and /tmp.
@@ -87,21 +74,7 @@ func probeImage(t *testing.T, probe []byte) v1.Image {
 // importImage loads img into containerd and unpacks it; it returns the
 // image's manifest digest as containerd knows it.
 func importImage(t *testing.T, ctx context.Context, c *client.Client, img v1.Image) client.Image {
-	t.Helper()
-	ref, _ := name.NewTag("bulwark.test/probe:e2e")
-	var buf bytes.Buffer
-	if err := tarball.Write(ref, img, &buf); err != nil {
-		t.Fatal(err)
-	}
-	imgs, err := c.Import(ctx, &buf)
-	if err != nil {
-		t.Fatalf("importing the image: %v", err)
-	}
-	ci := client.NewImage(c, imgs[0])
-	if err := ci.Unpack(ctx, "overlayfs"); err != nil {
-		t.Fatalf("unpacking the image: %v", err)
-	}
-	return ci
+	return containerdtest.Import(t, ctx, c, img, "bulwark.test/probe:e2e")
 }
 
 // ctr is one running probe container.

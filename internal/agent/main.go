@@ -41,7 +41,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	learnDir := fs.String("learn-dir", "/var/lib/bulwark-agent/learned", "where learned lists (signed in-toto attestations) are written")
 	learnKey := fs.String("learn-key", "", "cosign-format private key that signs learned lists (passphrase in $BULWARK_AGENT_KEY_PASSWORD)")
 	learnPush := fs.Bool("learn-push", false, "push each learned list as an attestation next to its image (registry credentials from the Docker config)")
-	of := addOutputFlags(fs) // outputs.go
+	of := addOutputFlags(fs)    // outputs.go
+	idf := addIdentityFlags(fs) // identity.go
 	if err := fs.Parse(args); err != nil {
 		return ExitUsage
 	}
@@ -93,7 +94,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
 		return ExitUsage
 	}
-	a, err := New(Config{Mode: m, Address: *address, Namespaces: ns, InventoryDir: *inv, Log: log, Report: outs.report(log),
+	idn, err := idf.open(outs, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
+		return ExitUsage
+	}
+	a, err := New(Config{Mode: m, Address: *address, Namespaces: ns, InventoryDir: *inv, Log: log, Report: idn.report(outs.report(log)),
 		Mechanism: mc, AllowDegrade: *degrade, CanaryDir: *canaryDir, CanaryEvery: *of.heartbeat, Learn: lc, Node: *of.node})
 	var noEnf *NoEnforcementError
 	if errors.As(err, &noEnf) {
@@ -105,7 +111,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitUsage
 	}
 	log.Info("starting", "mode", m, "mechanism", a.mechanismName(), "namespaces", ns)
-	if err := runWithOutputs(ctx, a, outs, log); err != nil {
+	if err := runWithIdentity(ctx, a, outs, idn, log); err != nil {
 		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
 		if errors.As(err, &noEnf) {
 			return ExitNoEnforcement

@@ -12,11 +12,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/bulwark-sec/bulwark/internal/audit"
+	"github.com/bulwark-sec/bulwark/internal/fleet"
 	"github.com/bulwark-sec/bulwark/internal/match"
 	"github.com/bulwark-sec/bulwark/internal/policy"
 	"github.com/bulwark-sec/bulwark/internal/reeval"
@@ -44,6 +46,8 @@ type Store interface {
 	AuditStore
 	CertificationLister
 	RuntimeStore
+	FuzzCampaignStore
+	ResponseStore
 	reeval.Store // DigestsFor, Certification, Revoke
 	SetCertification(ctx context.Context, digest, status, reason string) error
 	LatestDecision(ctx context.Context, digest string) (*policy.Decision, error)
@@ -76,7 +80,14 @@ type Handler struct {
 	buckets *buckets      // per-token rate limits
 	matches chan struct{} // findings matches running
 
-	hosts hostInventories // hostinventory.go
+	instances   Instances       // nil until UseInstances
+	identity    *identityRoutes // nil until UseIdentity
+	secrets     SecretStore     // nil until UseSecrets
+	governance  Governance      // nil until UseGovernance
+	fleet       *fleet.Index    // UseFleet; an empty one when nil
+	fleetOnce   sync.Once
+	wakeRespond func()
+	hosts       hostInventories // hostinventory.go
 }
 
 // New returns the API over st. Mutations are audited through auditor;
@@ -150,6 +161,35 @@ func (h *Handler) routes() []route {
 		{"POST /api/v1/agent/heartbeat", store.RoleOperator, h.agentHeartbeat},
 		{"GET /api/v1/runtime/events", store.RoleViewer, h.listRuntimeEvents},
 		{"GET /api/v1/nodes", store.RoleViewer, h.listNodes},
+		{"PUT /api/v1/applications/{name}/api", store.RoleAdmin, h.putAPIRegistration},
+		{"GET /api/v1/applications/{name}/api", store.RoleViewer, h.getAPIRegistration},
+		{"DELETE /api/v1/applications/{name}/api", store.RoleAdmin, h.deleteAPIRegistration},
+		{"POST /api/v1/applications/{name}/fuzz-campaigns", store.RoleOperator, h.createFuzzCampaign},
+		{"GET /api/v1/applications/{name}/fuzz-campaigns", store.RoleViewer, h.listFuzzCampaigns},
+		{"GET /api/v1/applications/{name}/fuzz-campaigns/{id}", store.RoleViewer, h.getFuzzCampaign},
+		{"POST /api/v1/instances/{id}/challenge", store.RoleOperator, h.instanceChallenge},
+		{"POST /api/v1/instances", store.RoleOperator, h.registerInstance},
+		{"GET /api/v1/instances", store.RoleViewer, h.listInstances},
+		{"GET /api/v1/instances/{id}", store.RoleViewer, h.getInstance},
+		{"GET /api/v1/identity/bundle", "", h.identityBundle},
+		{"POST /api/v1/identity/x509", store.RoleOperator, h.issueX509},
+		{"POST /api/v1/identity/jwt", store.RoleOperator, h.issueJWT},
+		{"GET /api/v1/identity/changes", store.RoleOperator, h.identityChanges},
+		{"GET /api/v1/identity/decisions", store.RoleViewer, h.identityDecisions},
+		{"GET /api/v1/secrets", store.RoleOperator, h.listSecrets},
+		{"POST /api/v1/secrets", store.RoleAdmin, h.createSecret},
+		{"GET /api/v1/secrets/{name}", store.RoleOperator, h.getSecret},
+		{"PUT /api/v1/secrets/{name}", store.RoleAdmin, h.replaceSecret},
+		{"DELETE /api/v1/secrets/{name}", store.RoleAdmin, h.deleteSecret},
+		{"POST /api/v1/secrets/{name}/rotate", store.RoleAdmin, h.rotateSecret},
+		{"PUT /api/v1/secrets/{name}/policy", store.RoleAdmin, h.setSecretPolicy},
+		{"GET /api/v1/governance/catalogue", store.RoleViewer, h.governanceCatalogue},
+		{"POST /api/v1/governance/flows", store.RoleOperator, h.recordFlows},
+		{"GET /api/v1/governance/report", store.RoleViewer, h.governanceReport},
+		{"GET /api/v1/vulnerabilities/{id}/running", store.RoleViewer, h.runningVulnerability},
+		{"GET /api/v1/runtime/workloads", store.RoleViewer, h.listWorkloads},
+		{"GET /api/v1/runtime/nodes", store.RoleViewer, h.listFleetNodes},
+		{"GET /api/v1/runtime/responses", store.RoleViewer, h.listResponses},
 		{"POST /api/v1/agent/host-inventory", store.RoleOperator, h.agentHostInventory},
 	}
 	for i := range rts {

@@ -138,6 +138,10 @@ func (b *buckets) take(id int64, now time.Time) (ok bool, wait time.Duration) {
 	return false, time.Duration((1 - k.tokens) / b.rate * float64(time.Second))
 }
 
+// longPollRoute waits up to agentproto.MaxChangesWait by design: exempt
+// from the request timeout and the in-flight bound, still rate limited.
+const longPollRoute = "GET /api/v1/identity/changes"
+
 // limit applies the caller's token bucket (after authentication, so the
 // bucket is the token's) and the request timeout.
 func (h *Handler) limit(pattern string, next handlerFunc) handlerFunc {
@@ -149,13 +153,17 @@ func (h *Handler) limit(pattern string, next handlerFunc) handlerFunc {
 				w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 				return errorf(http.StatusTooManyRequests, nil, "rate limit of this token exceeded (%g requests/s, burst %d); retry after %d s", h.limits.Rate, h.limits.Burst, max(secs, 1))
 			}
-			if !h.buckets.enter(id) {
-				w.Header().Set("Retry-After", "1")
-				return errorf(http.StatusTooManyRequests, nil, "this token has %d requests in progress already; retry after 1 s", h.limits.InFlight)
+			// An agent holds a long poll all the time: it is no request in
+			// progress for the in-flight bound (the feed bounds them).
+			if pattern != longPollRoute {
+				if !h.buckets.enter(id) {
+					w.Header().Set("Retry-After", "1")
+					return errorf(http.StatusTooManyRequests, nil, "this token has %d requests in progress already; retry after 1 s", h.limits.InFlight)
+				}
+				defer h.buckets.leave(id)
 			}
-			defer h.buckets.leave(id)
 		}
-		if h.limits.RequestTimeout > 0 && pattern != "POST /api/v1/advisories/import" {
+		if h.limits.RequestTimeout > 0 && pattern != "POST /api/v1/advisories/import" && pattern != longPollRoute {
 			ctx, cancel := context.WithTimeout(r.Context(), h.limits.RequestTimeout)
 			defer cancel()
 			r = r.WithContext(ctx)

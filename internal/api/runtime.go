@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/bulwark-sec/bulwark/internal/agentproto"
 	"github.com/bulwark-sec/bulwark/internal/audit"
@@ -80,12 +81,21 @@ func (h *Handler) agentEvents(w http.ResponseWriter, r *http.Request) error {
 				return nil, err
 			}
 		}
+		if err := queueDriftResponses(ctx, tx, added); err != nil {
+			return nil, err
+		}
 		after, _ := json.Marshal(map[string]any{"spool": b.Spool, "stored": len(added), "firstSeq": added[0].Seq,
 			"lastSeq": added[len(added)-1].Seq, "dropped": b.Dropped})
 		return []audit.Entry{{Actor: principal(ctx).Actor(), Action: "runtime.events", Object: "node:" + b.Node, After: after}}, nil
 	})
 	if err != nil {
 		return err
+	}
+	for _, e := range added {
+		h.runningFleet().Drifted(e.Node, e.Container, e.Time)
+	}
+	if len(added) > 0 && h.wakeRespond != nil {
+		h.wakeRespond()
 	}
 	if len(added) > 0 {
 		h.log.Info("runtime events stored", "node", b.Node, "spool", b.Spool, "stored", len(added), "duplicates", len(evs)-len(added))
@@ -157,6 +167,7 @@ func (h *Handler) agentHeartbeat(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	h.runningFleet().Observe(hb, time.Now())
 	writeJSON(w, http.StatusOK, map[string]string{"node": n.Name, "state": n.State})
 	return nil
 }

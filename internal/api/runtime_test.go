@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -26,19 +25,7 @@ func TestAgentRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	call := func(method, path, token string, body any) (int, []byte) {
-		var b []byte
-		switch v := body.(type) {
-		case nil:
-		case string:
-			b = []byte(v)
-		default:
-			b, _ = json.Marshal(v)
-		}
-		req := httptest.NewRequest(method, path, bytes.NewReader(b))
-		req.Header.Set("Authorization", "Bearer "+token)
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		return rec.Code, rec.Body.Bytes()
+		return serveJSON(h, method, path, token, body)
 	}
 	at := time.Now().UTC()
 	batch := agentproto.Batch{Node: "node-1", Spool: "abc"}

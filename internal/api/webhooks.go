@@ -290,8 +290,8 @@ func (h *Handler) Notify(ctx context.Context, ev notify.Event) {
 // for reason at time at, with the repository's rollback target (a digest,
 // "" when there is none): the repository and the tags of both digests are
 // read from the store.
-func RevocationEvent(ctx context.Context, st Store, digest, reason string, at time.Time, rollbackTarget string) (notify.Event, error) {
-	rv := notify.Revocation{Digest: digest, Reason: reason, Time: at, RollbackTarget: rollbackTarget}
+func RevocationEvent(ctx context.Context, st Store, digest, reason string, at time.Time, rollbackTarget string, running ...notify.Running) (notify.Event, error) {
+	rv := notify.Revocation{Digest: digest, Reason: reason, Time: at, RollbackTarget: rollbackTarget, Running: running}
 	img, err := st.Image(ctx, digest)
 	if err != nil {
 		return notify.Event{}, err

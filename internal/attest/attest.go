@@ -2,6 +2,7 @@ package attest
 
 import (
 	"bytes"
+	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
@@ -145,6 +146,9 @@ type Expect struct {
 	ReportData []byte
 	// References, when set, must contain one that the evidence matches.
 	References []Reference
+	// Policy, when set, is the image's own policy (from its reference
+	// predicate), applied on top of the verifier's.
+	Policy *Policy
 }
 
 func eq(a, b []byte) bool { return len(a) == len(b) && subtle.ConstantTimeCompare(a, b) == 1 }
@@ -169,4 +173,15 @@ func allowedKind(p *Policy, k Kind) error {
 		return refuse(k, ReasonPolicy, nil, "policy accepts only %v", p.Kinds)
 	}
 	return nil
+}
+
+// Binding is the REPORT_DATA an instance's evidence carries for a
+// server's nonce and (optionally) the public key it wants secrets sealed
+// to: SHA-512("bulwark-tee-v1\x00" || nonce || publicKey).
+func Binding(nonce, publicKey []byte) []byte {
+	h := sha512.New()
+	h.Write([]byte("bulwark-tee-v1\x00"))
+	h.Write(nonce)
+	h.Write(publicKey)
+	return h.Sum(nil)
 }

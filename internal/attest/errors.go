@@ -23,6 +23,7 @@ const (
 	ReasonCollateralExpired Reason = "collateral-expired" // collateral or certificate outside its validity
 	ReasonMeasurement       Reason = "measurement"        // measurement/host data/signer not in the reference values
 	ReasonPolicy            Reason = "policy"             // another policy check (kind, SMT, migration agent, ...)
+	ReasonRegion            Reason = "region"             // the instance runs, or may run, outside the allowed regions
 )
 
 // RefusedError is the typed refusal of a piece of evidence.

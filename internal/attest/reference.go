@@ -1,7 +1,10 @@
 package attest
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"slices"
 )
 
 // ReferencePredicateType is the in-toto predicate type of the signed
@@ -24,9 +27,12 @@ type Reference struct {
 	ProductID *uint16 `json:"productId,omitempty"`
 }
 
-// ReferencePredicate is the attestation's predicate.
+// ReferencePredicate is the attestation's predicate: the reference values
+// and the image's own policy (acceptable kinds, minimum TCB and SVN,
+// signers), which applies on top of the server's.
 type ReferencePredicate struct {
 	References []Reference `json:"references"`
+	Policy     *Policy     `json:"policy,omitempty"`
 }
 
 // Validate checks that a predicate says something checkable.
@@ -45,7 +51,36 @@ func (p *ReferencePredicate) Validate() error {
 			return fmt.Errorf("reference %d has %d RTMRs, TDX has 4", i, len(r.RTMRs))
 		}
 	}
+	if p.Policy != nil {
+		return p.Policy.validate()
+	}
 	return nil
+}
+
+// Kinds lists the TEE kinds the predicate has reference values for.
+func (p *ReferencePredicate) Kinds() []Kind {
+	var out []Kind
+	for _, r := range p.References {
+		if !slices.Contains(out, r.Kind) {
+			out = append(out, r.Kind)
+		}
+	}
+	return out
+}
+
+// ParseReferencePredicate decodes and validates a predicate; unknown
+// fields are errors.
+func ParseReferencePredicate(b []byte) (*ReferencePredicate, error) {
+	var p ReferencePredicate
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("parsing reference predicate: %w", err)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return &p, nil
 }
 
 // match reports why res does not match r, or "" when it does.
@@ -81,4 +116,12 @@ func MatchReferences(res *Result, refs []Reference) error {
 		why = append(why, w)
 	}
 	return refuse(res.Kind, ReasonMeasurement, nil, "measurement %s matches none of %d reference value sets (wanted %v)", res.Measurement, len(refs), why)
+}
+
+func jsonMarshal(p *ReferencePredicate) ([]byte, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encoding reference predicate: %w", err)
+	}
+	return b, nil
 }

@@ -32,7 +32,9 @@ type SGXReport struct {
 }
 
 // Debug reports the DEBUG attribute.
-func (r *SGXReport) Debug() bool { return binary.LittleEndian.Uint64(r.Attributes[:8])&sgxAttrDebug != 0 }
+func (r *SGXReport) Debug() bool {
+	return binary.LittleEndian.Uint64(r.Attributes[:8])&sgxAttrDebug != 0
+}
 
 // SGXQuote is a parsed SGX DCAP v3 quote.
 type SGXQuote struct {

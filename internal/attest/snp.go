@@ -70,7 +70,10 @@ func (v *Verifier) verifySNP(ev *Evidence) (*Result, error) {
 	}
 	if err := validate.SnpAttestation(att, vopts); err != nil {
 		r := ReasonPolicy
-		if strings.Contains(err.Error(), "TCB") {
+		switch s := err.Error(); {
+		case strings.Contains(s, "CHIP_ID"):
+			r = ReasonRoot // the VCEK endorses another chip
+		case strings.Contains(s, "TCB"):
 			r = ReasonTCBOutOfDate
 		}
 		return nil, refuse(SNP, r, err, "validating report against its VCEK")

@@ -150,6 +150,9 @@ func (v *Verifier) Verify(ev *Evidence, want Expect) (*Result, error) {
 	if err := v.opts.Policy.check(res); err != nil {
 		return nil, err
 	}
+	if err := want.check(res); err != nil {
+		return nil, err
+	}
 	if len(want.References) > 0 {
 		if err := MatchReferences(res, want.References); err != nil {
 			return nil, err

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -24,6 +25,9 @@ func newFuzzCmd(g *globalOptions) *cobra.Command {
 		grants     []string
 		seed       uint64
 		allowHosts []string
+		operations string
+		pins       []string
+		tlsFiles   struct{ ca, cert, key string }
 	)
 	cmd := &cobra.Command{
 		Use:   "fuzz --openapi FILE|URL --target URL",
@@ -63,9 +67,21 @@ Exit codes: 0 no finding, 1 findings, 2 usage or runtime error.`,
 			if opts.Grants, err = parseGrants(grants); err != nil {
 				return err
 			}
+			if opts.Params, err = parsePins(pins); err != nil {
+				return err
+			}
+			if operations != "" {
+				if opts.Operations, err = regexp.Compile(operations); err != nil {
+					return fmt.Errorf("parsing --operations %q: %w", operations, err)
+				}
+			}
 			opts.Seed, opts.AllowHosts, opts.Logger = seed, allowHosts, slog.Default()
-			client := &http.Client{Timeout: time.Minute}
-			spec, err := fuzz.Load(cmd.Context(), openapi, client)
+			if opts.Client, err = fuzzClient(tlsFiles.ca, tlsFiles.cert, tlsFiles.key); err != nil {
+				return err
+			}
+			docClient := *fuzz.DocumentClient(opts.Client, opts.Target, opts.Auth)
+			docClient.Timeout = time.Minute
+			spec, err := fuzz.Load(cmd.Context(), openapi, &docClient)
 			if err != nil {
 				return err
 			}
@@ -96,7 +112,49 @@ Exit codes: 0 no finding, 1 findings, 2 usage or runtime error.`,
 	f.DurationVar(&opts.Timeout, "timeout", fuzz.DefaultTimeout, "the time one request may take")
 	f.IntVar(&opts.Shrink, "shrink-requests", fuzz.DefaultShrink, "requests spent shrinking one finding (-1: no shrinking)")
 	f.StringArrayVar(&allowHosts, "allow-host", nil, "fuzz this host although it is neither loopback nor a server of the document (repeatable)")
+	f.StringVar(&operations, "operations", "", "fuzz only the operations this regular expression matches, by operationId or 'METHOD /path' ('^GET ' for read-only)")
+	f.StringArrayVar(&pins, "param", nil, "name=value: send parameter name with this value in every request, never mutated (repeatable)")
+	f.BoolVar(&opts.Secured, "secured", false, "treat every operation as secured: replay each without and with garbage credentials (for documents that require no security, as kube-apiserver's)")
+	f.StringVar(&tlsFiles.ca, "cacert", "", "PEM file of the CA that signed an https target's certificate (default: the system roots)")
+	f.StringVar(&tlsFiles.cert, "cert", "", "PEM client certificate for a target that authenticates by certificate (with --key)")
+	f.StringVar(&tlsFiles.key, "key", "", "PEM private key of --cert")
 	return cmd
+}
+
+// parsePins reads --param name=value values.
+func parsePins(vals []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, v := range vals {
+		name, value, ok := strings.Cut(v, "=")
+		if !ok || strings.TrimSpace(name) == "" {
+			return nil, fmt.Errorf("parsing --param %q: want name=value", v)
+		}
+		out[strings.TrimSpace(name)] = value
+	}
+	return out, nil
+}
+
+// fuzzClient is the campaign's HTTP client with the --cacert roots and
+// the --cert/--key client certificate.
+func fuzzClient(ca, cert, key string) (*http.Client, error) {
+	t := fuzz.TLS{CAName: ca, CertName: cert}
+	if (cert == "") != (key == "") {
+		return nil, fmt.Errorf("--cert and --key go together")
+	}
+	for _, f := range []struct {
+		name string
+		dst  *[]byte
+	}{{ca, &t.CA}, {cert, &t.Cert}, {key, &t.Key}} {
+		if f.name == "" {
+			continue
+		}
+		b, err := os.ReadFile(f.name)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", f.name, err)
+		}
+		*f.dst = b
+	}
+	return fuzz.NewClient(t)
 }
 
 // parseAuth reads --auth values: "Header: value", or "Header" with the

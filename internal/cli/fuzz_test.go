@@ -56,6 +56,13 @@ func TestFuzzExitCodes(t *testing.T) {
 		"empty env":    {"--openapi", spec, "--target", target, "--auth", "X-Key", "--auth", "X-Other"},
 		"bad format":   {"--openapi", spec, "--target", target, "--format", "xml"},
 		"missing file": {"--openapi", filepath.Join(t.TempDir(), "none.json"), "--target", target},
+		"bad regex":    {"--openapi", spec, "--target", target, "--operations", "(GET"},
+		"no operation": {"--openapi", spec, "--target", target, "--operations", "^PATCH "},
+		"bad param":    {"--openapi", spec, "--target", target, "--param", "namespace"},
+		"unused param": {"--openapi", spec, "--target", target, "--param", "namespace=default"},
+		"cert no key":  {"--openapi", spec, "--target", target, "--cert", spec},
+		"bad cacert":   {"--openapi", spec, "--target", target, "--cacert", spec},
+		"no cacert":    {"--openapi", spec, "--target", target, "--cacert", filepath.Join(t.TempDir(), "none.pem")},
 	} {
 		if _, stderr, code := run(t, append([]string{"fuzz"}, args...)...); code != ExitError || stderr == "" {
 			t.Errorf("%s: exit %d, stderr %q; want 2 and a message", name, code, stderr)

@@ -110,6 +110,11 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newAuditCmd(g),
 		newFuzzCmd(g),
 		newVersionCmd(),
+		newAttestCmd(g),
+		newCACmd(g),
+		newSecretCmd(),
+		newGovernanceCmd(),
+		newRuntimeCmd(),
 	)
 	return root
 }

@@ -46,6 +46,7 @@ func (o *dataDirOption) path() (string, error) {
 func newServerCmd(g *globalOptions) *cobra.Command {
 	var (
 		data       dataDirOption
+		att        attestServerFlags
 		listen     string
 		workers    int
 		poll       time.Duration
@@ -62,6 +63,10 @@ func newServerCmd(g *globalOptions) *cobra.Command {
 		private    []string
 		maxAge     time.Duration
 		apiLimits  api.Limits
+		ids        identityOptions
+		secretsOpt secretsOptions
+		respPolicy string
+		kubeconfig string
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -105,6 +110,10 @@ Registry credentials and webhook secrets are sealed with the key in
 			if err != nil {
 				return err
 			}
+			secrets, err := secretsOpt.config()
+			if err != nil {
+				return err
+			}
 			var pass []byte
 			if signingKey != "" {
 				if pass, err = readPassphrase(cmd, g, false); err != nil {
@@ -131,6 +140,13 @@ Registry credentials and webhook secrets are sealed with the key in
 				AllowPrivate:      private,
 				AdvisoryMaxAge:    maxAge,
 				APILimits:         apiLimits,
+				AttestCollateral:  att.collateral,
+				AttestPolicy:      att.policy,
+				AttestKeys:        att.keys,
+				Identity:          ids.config(),
+				Secrets:           secrets,
+				ResponsePolicy:    respPolicy,
+				Kubeconfig:        kubeconfig,
 			})
 		},
 	}
@@ -154,6 +170,11 @@ Registry credentials and webhook secrets are sealed with the key in
 	cmd.Flags().StringVar(&secretKey, "secret-key-file", "", "key that seals registry credentials and webhook secrets (default $BULWARK_SECRET_KEY, else DATA_DIR/secret.key)")
 	cp.addFileFlags(cmd)
 	cp.addExportFlags(cmd)
+	att.addFlags(cmd)
+	ids.addFlags(cmd)
+	secretsOpt.addFlags(cmd)
+	cmd.Flags().StringVar(&respPolicy, "response-policy", "", "runtime response policy (YAML: alert, replace, rollback, quarantine per namespace and application; rate limit, breaker, dry-run); default: alert only")
+	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", `kubeconfig of the cluster the runtime responses act on ("in-cluster": the pod's service account); default: none, actions other than alert are skipped`)
 	cmd.AddCommand(newServerTokenCmd())
 	return cmd
 }

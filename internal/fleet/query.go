@@ -128,3 +128,13 @@ func (x *Index) Nodes() []Node {
 	slices.SortFunc(out, func(a, b Node) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
+
+// Node is the node called name, if the index has it.
+func (x *Index) Node(name string) (Node, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if n := x.nodes[name]; n != nil {
+		return n.info, true
+	}
+	return Node{}, false
+}

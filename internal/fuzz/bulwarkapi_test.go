@@ -40,6 +40,31 @@ func TestFuzzBulwarkAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d requests to %d operations in %.1f s, stopped: %s", res.Requests, res.Operations, res.Seconds, res.Stop)
+	// Every route is in the document (api's TestServerOpenAPIMatchesRoutes),
+	// and every operation of the document must have been fuzzed past its
+	// authentication: answered, and not only with 401s and 429s.
+	for _, op := range spec.Operations() {
+		past := 0
+		for status, n := range res.Coverage[op] {
+			if status != http.StatusUnauthorized && status != http.StatusTooManyRequests {
+				past += n
+			}
+		}
+		if past < 5 {
+			t.Errorf("operation %s got %d answers past authentication (%v); want it fuzzed", op, past, res.Coverage[op])
+		}
+	}
+	var no2xx []string
+	for _, op := range spec.Operations() {
+		ok := false
+		for status := range res.Coverage[op] {
+			ok = ok || status/100 == 2
+		}
+		if !ok {
+			no2xx = append(no2xx, op)
+		}
+	}
+	t.Logf("operations never answered 2xx (only their error paths were fuzzed): %v", no2xx)
 	seen := map[string]bool{}
 	for _, f := range res.Findings {
 		if why, ok := knownBulwark[f.Rule+" "+f.Operation]; ok {

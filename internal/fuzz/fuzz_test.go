@@ -306,7 +306,3 @@ func TestStatefulSequenceReachesCreatedItem(t *testing.T) {
 		t.Fatalf("GETs of items: %v; want the link's and the valid request's /items/1 200", seen)
 	}
 }
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -3,6 +3,7 @@ package fuzz
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -99,10 +100,19 @@ type generator struct {
 func (g *generator) valid(op *operation) Request {
 	r := Request{Op: op.ID, Method: op.Method, Path: op.Path, PathValues: map[string]string{}}
 	for _, p := range op.Params {
-		v := scalarString(g.value(p.Schema, 0))
+		if !p.Required && !p.Pinned && p.In != openapi3.ParameterInPath {
+			// Optional parameters are left out of the valid request (free
+			// strings such as a selector's syntax would make it invalid);
+			// mutations set them, to valid values too.
+			continue
+		}
+		v := p.Value
+		if !p.Pinned {
+			v = scalarString(g.value(p.Schema, 0))
+		}
 		switch p.In {
 		case openapi3.ParameterInPath:
-			if pv, ok := g.fromPool(op, p.Name); ok {
+			if pv, ok := g.fromPool(op, p.Name); ok && !p.Pinned {
 				v = pv
 			}
 			r.PathValues[p.Name] = v
@@ -124,6 +134,11 @@ func (g *generator) valid(op *operation) Request {
 // of a response field of the same name.
 func (g *generator) fromPool(op *operation, name string) (string, bool) {
 	if i := strings.Index(op.Path, "/{"+name+"}"); i >= 0 {
+		// The collection's POST answered a field of the parameter's own
+		// name ({name} after {"id": 3, "name": "shop"}): that one.
+		if v, ok := g.pool[op.Path[:i]+"#"+strings.ToLower(name)]; ok {
+			return v, true
+		}
 		if v, ok := g.pool[op.Path[:i]+"#id"]; ok {
 			return v, true
 		}
@@ -151,6 +166,9 @@ func (g *generator) remember(op *operation, body any) {
 			continue
 		}
 		g.pool[strings.ToLower(k)] = s
+		if op.Method == http.MethodPost {
+			g.pool[op.Path+"#"+strings.ToLower(k)] = s
+		}
 		if k == "id" || k == "name" {
 			if _, have := g.pool[op.Path+"#id"]; !have || k == "id" {
 				g.pool[op.Path+"#id"] = s

@@ -56,14 +56,20 @@ func wrongType(s *openapi3.Schema) any {
 	return "fuzz"
 }
 
-// mutations lists every mutation of base, deterministically ordered.
-func mutations(op *operation, base Request) []mutation {
+// mutations lists every mutation of op's requests, deterministically
+// ordered; g gives the valid values of optional parameters.
+func mutations(op *operation, g *generator) []mutation {
 	var out []mutation
 	ps := probes()
 	for _, p := range op.Params {
-		p := p
+		if p.Pinned {
+			continue
+		}
 		set := func(v string) func(r *Request) {
 			return func(r *Request) { r.setParam(p, v) }
+		}
+		if !p.Required {
+			out = append(out, mutation{fmt.Sprintf("%s %s: valid", p.In, p.Name), set(scalarString(g.value(p.Schema, 0)))})
 		}
 		t := typeOf(p.Schema)
 		if t != "string" {

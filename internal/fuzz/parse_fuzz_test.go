@@ -25,7 +25,7 @@ func FuzzParse(f *testing.F) {
 		g := &generator{rng: newRand(1), pool: map[string]string{}}
 		for _, op := range spec.ops {
 			r := g.valid(op)
-			for _, m := range mutations(op, r) {
+			for _, m := range mutations(op, g) {
 				c := r.clone()
 				m.apply(&c)
 			}

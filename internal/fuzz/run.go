@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -57,20 +58,42 @@ type Options struct {
 	// Shrink bounds the requests spent shrinking one finding; zero means
 	// DefaultShrink, negative none.
 	Shrink int
+	// Operations, when set, selects the operations fuzzed: those whose
+	// operationId, "METHOD /path" or "METHOD /path operationId" it
+	// matches ("^GET " for read-only, `^GET \S+ (list|read)` for
+	// kube-apiserver's reads without its watches).
+	Operations *regexp.Regexp
+	// Params pin parameters by name: every request sends the value and
+	// none mutates it.
+	Params map[string]string
+	// Secured treats every operation as secured (replayed without and
+	// with garbage credentials), for documents that define a security
+	// scheme but require it nowhere, as kube-apiserver's do.
+	Secured bool
 	// Client sends the requests; nil means a client without redirects.
+	// Give one with TLS settings (a CA, a client certificate) for an
+	// https target.
 	Client *http.Client
 	Logger *slog.Logger
 }
 
 // Result is a campaign's outcome.
 type Result struct {
-	Target     string    `json:"target"`
-	Seed       uint64    `json:"seed"`
-	Operations int       `json:"operations"`
-	Requests   int       `json:"requests"`
-	Seconds    float64   `json:"seconds"`
-	Stop       string    `json:"stop"` // "done", "max-requests" or "duration"
-	Findings   []Finding `json:"findings"`
+	Target     string  `json:"target"`
+	Seed       uint64  `json:"seed"`
+	Operations int     `json:"operations"`
+	Requests   int     `json:"requests"`
+	Seconds    float64 `json:"seconds"`
+	Stop       string  `json:"stop"` // "done", "max-requests" or "duration"
+	// Statuses counts the answers by status code.
+	Statuses map[int]int `json:"statuses"`
+	// Coverage counts each operation's answers by status code: an
+	// operation missing here was never answered.
+	Coverage map[string]map[int]int `json:"coverage"`
+	// TransportErrors counts the requests that got no answer (refused,
+	// reset or timed-out connections, TLS failures).
+	TransportErrors int       `json:"transportErrors"`
+	Findings        []Finding `json:"findings"`
 }
 
 // Finding is a rule an operation tripped, with the shrunk request.
@@ -127,6 +150,11 @@ func Run(ctx context.Context, spec *Spec, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.Operations != nil || len(opts.Params) > 0 || opts.Secured {
+		if spec, err = spec.selectOps(opts.Operations, opts.Params, opts.Secured); err != nil {
+			return nil, err
+		}
+	}
 	if opts.MaxRequests <= 0 {
 		opts.MaxRequests = DefaultMaxRequests
 	}
@@ -151,7 +179,7 @@ func Run(ctx context.Context, spec *Spec, opts Options) (*Result, error) {
 		gen:   &generator{rng: newRand(opts.Seed), pool: map[string]string{}},
 		chk:   &checker{slow: opts.Slow, grants: opts.Grants, sent: map[string]bool{}, schemaOpts: spec.schemaOpts},
 		found: map[string]bool{},
-		res:   &Result{Target: opts.Target, Seed: opts.Seed, Operations: len(spec.ops), Stop: "done"},
+		res:   &Result{Target: opts.Target, Seed: opts.Seed, Operations: len(spec.ops), Stop: "done", Statuses: map[int]int{}, Coverage: map[string]map[int]int{}},
 		start: time.Now(),
 	}
 	for _, v := range spec.public {
@@ -196,27 +224,37 @@ type campaign struct {
 
 func (c *campaign) run(ctx context.Context) error {
 	// Valid requests first: they create the resources later requests use.
+	// An operation that answered no 2xx gets a second valid request after
+	// the others (its resource may come from a later PUT: a sub-resource),
+	// and the DELETEs come after that.
+	var again, deletes []*operation
 	for _, op := range c.spec.ops {
-		r := c.gen.valid(op)
-		ex, err := c.do(ctx, op, r, credsConfigured)
+		if op.Method == http.MethodDelete {
+			deletes = append(deletes, op)
+			continue
+		}
+		ex, err := c.validRequest(ctx, op, true)
 		if err != nil {
 			return err
 		}
-		if err := c.follow(ctx, op, r, ex); err != nil {
+		if ex == nil || ex.status/100 != 2 {
+			again = append(again, op)
+		}
+	}
+	for _, op := range again {
+		if _, err := c.validRequest(ctx, op, false); err != nil {
 			return err
 		}
-		if op.Secured {
-			for _, cr := range []creds{credsNone, credsGarbage} {
-				if _, err := c.do(ctx, op, r, cr); err != nil {
-					return err
-				}
-			}
+	}
+	for _, op := range deletes {
+		if _, err := c.validRequest(ctx, op, true); err != nil {
+			return err
 		}
 	}
 	// Every mutation of every operation, operations taking turns.
 	muts := make([][]mutation, len(c.spec.ops))
 	for i, op := range c.spec.ops {
-		muts[i] = mutations(op, Request{})
+		muts[i] = mutations(op, c.gen)
 		c.gen.rng.Shuffle(len(muts[i]), func(a, b int) { muts[i][a], muts[i][b] = muts[i][b], muts[i][a] })
 	}
 	for round := 0; ; round++ {
@@ -255,6 +293,28 @@ func (c *campaign) run(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// validRequest sends op's valid request, follows its links and, with
+// replays, sends it again without and with garbage credentials when op is
+// secured.
+func (c *campaign) validRequest(ctx context.Context, op *operation, replays bool) (*exchange, error) {
+	r := c.gen.valid(op)
+	ex, err := c.do(ctx, op, r, credsConfigured)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.follow(ctx, op, r, ex); err != nil {
+		return nil, err
+	}
+	if op.Secured && replays {
+		for _, cr := range []creds{credsNone, credsGarbage} {
+			if _, err := c.do(ctx, op, r, cr); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return ex, nil
 }
 
 // do sends r, checks the response and records what it trips. A nil

@@ -69,6 +69,11 @@ func (c *campaign) sendOnce(ctx context.Context, r Request, cr creds) (*exchange
 	ex := &exchange{}
 	if err == nil {
 		ex.status, ex.header = resp.StatusCode, resp.Header
+		c.res.Statuses[resp.StatusCode]++
+		if c.res.Coverage[r.Op] == nil {
+			c.res.Coverage[r.Op] = map[int]int{}
+		}
+		c.res.Coverage[r.Op][resp.StatusCode]++
 		ex.body, err = io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody))
 		resp.Body.Close()
 	}
@@ -79,6 +84,7 @@ func (c *campaign) sendOnce(ctx context.Context, r Request, cr creds) (*exchange
 			return nil, errBudget
 		}
 		ex.err = err
+		c.res.TransportErrors++
 		var ne net.Error
 		ex.timeout = errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 	}

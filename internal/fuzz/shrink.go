@@ -45,7 +45,7 @@ func (c *campaign) shrink(ctx context.Context, op *operation, r Request, cr cred
 	err := func() error {
 		// Optional parameters, one at a time.
 		for _, p := range op.Params {
-			if p.Required {
+			if p.Required || p.Pinned {
 				continue
 			}
 			cand := best.clone()

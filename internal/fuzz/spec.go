@@ -70,6 +70,9 @@ type param struct {
 	Name, In string
 	Required bool
 	Schema   *openapi3.Schema
+	// Pinned parameters always carry Value and are never mutated.
+	Pinned bool
+	Value  string
 }
 
 // Load reads an OpenAPI document from a file or an http(s) URL.
@@ -235,6 +238,9 @@ func fromDoc(doc *openapi3.T) (*Spec, error) {
 	slices.SortStableFunc(s.ops, func(a, b *operation) int {
 		if c := methodRank(a.Method) - methodRank(b.Method); c != 0 {
 			return c
+		}
+		if a.Method == http.MethodDelete {
+			return strings.Compare(b.Path, a.Path) // sub-resources before their parents
 		}
 		return strings.Compare(a.Path, b.Path)
 	})

@@ -89,7 +89,8 @@ func TestStatefulSequenceWithoutLinks(t *testing.T) {
 	want := []string{
 		"GET /things/t-1 200", "GET /users/u-2 200",
 		"PUT /things/t-1 200", "PUT /users/u-2 200",
-		"DELETE /things/t-1 204", "DELETE /users/u-2 204",
+		// DELETEs in reverse path order: sub-resources before parents.
+		"DELETE /users/u-2 204", "DELETE /things/t-1 204",
 	}
 	srv.mu.Lock()
 	defer srv.mu.Unlock()

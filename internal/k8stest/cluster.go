@@ -249,13 +249,18 @@ type proc struct {
 }
 
 func (c *Cluster) launch(name string, args ...string) (*proc, error) {
+	return c.launchPath(filepath.Join(c.bin, name), name, args...)
+}
+
+// launchPath starts the binary at path, logging to name.log.
+func (c *Cluster) launchPath(path, name string, args ...string) (*proc, error) {
 	logPath := filepath.Join(c.dir, name+".log")
 	lf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	defer lf.Close() // the child holds its own descriptor
-	cmd := exec.Command(filepath.Join(c.bin, name), args...)
+	cmd := exec.Command(path, args...)
 	cmd.Dir = c.dir
 	cmd.Stdout, cmd.Stderr = lf, lf
 	// Own process group, killed as a whole; and killed with the test

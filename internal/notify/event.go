@@ -15,11 +15,16 @@ const (
 	EventScanFailed = "scan.failed"
 	EventImageNew   = "image.new"
 	EventTest       = "webhook.test"
-	EventDrift      = "runtime.drift" // runtime.go
+	EventDrift      = "runtime.drift"    // runtime.go
+	EventResponse   = "runtime.response" // runtime.go
 )
 
 // Types are the event types a webhook may subscribe to.
-var Types = []string{EventRevoked, EventGranted, EventScanFailed, EventImageNew, EventDrift}
+var Types = []string{EventRevoked, EventGranted, EventScanFailed, EventImageNew, EventDrift,
+	EventFuzzFindings, // fuzz.go
+	EventDataAccess,   // governance.go
+	EventResponse,
+}
 
 // KnownType reports whether typ is one of Types.
 func KnownType(typ string) bool {
@@ -54,6 +59,9 @@ type Revocation struct {
 	// policy, "" when there is none; RollbackTags are its tags.
 	RollbackTarget string   `json:"rollbackTarget,omitempty"`
 	RollbackTags   []string `json:"rollbackTags,omitempty"`
+	// Running are the workloads the server's running inventory knows
+	// to run Digest when the event was published (runtime.go).
+	Running []Running `json:"running,omitempty"`
 }
 
 // Grant is the data of a certification.granted event.

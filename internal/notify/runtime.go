@@ -26,3 +26,43 @@ func Drifted(d Drift) Event {
 	d.Time = orNow(d.Time)
 	return newEvent(EventDrift, d.Time, d.Node+"/"+d.Container, d)
 }
+
+// Running is a workload running a digest, as a revocation names it.
+type Running struct {
+	Node         string `json:"node"`
+	Container    string `json:"container"`
+	Pod          string `json:"pod,omitempty"`
+	PodNamespace string `json:"podNamespace,omitempty"`
+	Application  string `json:"application,omitempty"`
+}
+
+// Response is the data of a runtime.response event: what the runtime
+// response policy chose for a drift or a revocation, and what became of
+// it (docs/runtime.md).
+type Response struct {
+	ID        int64     `json:"id"`
+	Trigger   string    `json:"trigger"` // drift, revoked
+	Action    string    `json:"action"`  // alert, replace, rollback, quarantine
+	State     string    `json:"state"`   // planned, done, failed, skipped
+	DryRun    bool      `json:"dryRun,omitempty"`
+	Namespace string    `json:"namespace,omitempty"`
+	Pod       string    `json:"pod,omitempty"`
+	Owner     string    `json:"owner,omitempty"`
+	Node      string    `json:"node,omitempty"`
+	Container string    `json:"container,omitempty"`
+	Image     string    `json:"image,omitempty"`
+	Target    string    `json:"target,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+	Time      time.Time `json:"time"`
+}
+
+// Responded is the runtime.response event of r. A zero r.Time is now.
+func Responded(r Response) Event {
+	r.Time = orNow(r.Time)
+	subject := r.Namespace + "/" + r.Pod
+	if r.Owner != "" {
+		subject = r.Namespace + "/" + r.Owner
+	}
+	return newEvent(EventResponse, r.Time, subject, r)
+}

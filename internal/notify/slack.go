@@ -83,6 +83,12 @@ func Summary(ev Event) string {
 		if json.Unmarshal(ev.Data, &d) == nil {
 			return fmt.Sprintf(":wave: %s (webhook %s)", esc(d.Message), esc(d.Webhook))
 		}
+	case EventFuzzFindings:
+		var f FuzzFindings
+		if json.Unmarshal(ev.Data, &f) == nil {
+			return fmt.Sprintf(":bug: fuzz campaign %d of `%s` (team %s): %d findings in %d requests, report %s",
+				f.Campaign, esc(f.Application), esc(f.Team), len(f.Findings)+f.More, f.Requests, esc(f.Report))
+		}
 	}
 	return fmt.Sprintf("Bulwark event %s: %s", esc(ev.Type), esc(ev.Subject))
 }

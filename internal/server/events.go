@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/bulwark-sec/bulwark/internal/api"
+	"github.com/bulwark-sec/bulwark/internal/fleet"
 	"github.com/bulwark-sec/bulwark/internal/notify"
 	"github.com/bulwark-sec/bulwark/internal/reeval"
+	"github.com/bulwark-sec/bulwark/internal/respond"
 	"github.com/bulwark-sec/bulwark/internal/store"
 )
 
@@ -27,6 +29,10 @@ type events struct {
 	log      *slog.Logger
 	instance string
 	poll     time.Duration
+	// fleet, when set, is marked with revocations, names the workloads a
+	// revocation hits, and their responses are queued (wakeRespond).
+	fleet       *fleet.Index
+	wakeRespond func()
 }
 
 // Run claims and publishes outbox jobs until ctx is done.
@@ -71,10 +77,17 @@ func (e *events) publish(ctx context.Context, j *store.Job) error {
 		if err != nil {
 			return err
 		}
-		if ev, err = api.RevocationEvent(ctx, e.store, ce.Digest, ce.Reason, ce.Time, target); err != nil {
+		running, err := e.revokeRunning(ctx, j, ce, img.Repository, target)
+		if err != nil {
+			return err
+		}
+		if ev, err = api.RevocationEvent(ctx, e.store, ce.Digest, ce.Reason, ce.Time, target, running...); err != nil {
 			return err
 		}
 	case store.Certified:
+		if e.fleet != nil {
+			e.fleet.Refresh(ce.Digest)
+		}
 		tags, err := e.store.Tags(ctx, img.Repository)
 		if err != nil {
 			return err
@@ -92,4 +105,34 @@ func (e *events) publish(ctx context.Context, j *store.Job) error {
 	ev.ID = fmt.Sprintf("certification-%d", j.ID)
 	_, err = notify.Publish(ctx, e.store, ev)
 	return err
+}
+
+// revokeRunning marks a revoked digest in the running inventory, queues
+// the response to every workload running it (rollback to repository@target
+// where the policy allows) and returns those workloads for the
+// notification.
+func (e *events) revokeRunning(ctx context.Context, j *store.Job, ce store.CertificationEvent, repository, target string) ([]notify.Running, error) {
+	if e.fleet == nil {
+		return nil, nil
+	}
+	e.fleet.SetCertification(ce.Digest, store.Revoked)
+	e.fleet.Refresh(ce.Digest) // described again, after the revocation committed
+	ws := e.fleet.Workloads(fleet.Filter{Image: ce.Digest})
+	var out []notify.Running
+	for _, w := range ws {
+		out = append(out, notify.Running{Node: w.Node, Container: w.Container, Pod: w.Pod, PodNamespace: w.PodNamespace, Application: w.Application})
+	}
+	ref := ""
+	if target != "" {
+		ref = repository + "@" + target
+	}
+	err := respond.Enqueue(ctx, e.store, respond.Job{Trigger: respond.TriggerRevoked, Event: fmt.Sprintf("certification-%d", j.ID),
+		Digest: ce.Digest, Reason: ce.Reason, Time: ce.Time, Target: ref})
+	if err != nil {
+		return nil, err
+	}
+	if e.wakeRespond != nil {
+		e.wakeRespond()
+	}
+	return out, nil
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/api"
 	"github.com/bulwark-sec/bulwark/internal/audit"
 	"github.com/bulwark-sec/bulwark/internal/console"
+	"github.com/bulwark-sec/bulwark/internal/fleet"
+	"github.com/bulwark-sec/bulwark/internal/fuzzcampaign"
 	"github.com/bulwark-sec/bulwark/internal/image"
 	"github.com/bulwark-sec/bulwark/internal/notify"
 	"github.com/bulwark-sec/bulwark/internal/policy"
@@ -109,11 +111,31 @@ type Config struct {
 	SecretKeyFile string
 	// Checkpoints says how the audit log is checkpointed (signed, exported).
 	Checkpoints CheckpointConfig
+	// Secrets configures the secret store and data governance.
+	Secrets SecretsConfig
 	// Ready, when set, is called with the bound address once the API
 	// listens.
 	Ready func(addr net.Addr)
 	// Logger is nil for slog.Default().
 	Logger *slog.Logger
+	// AttestCollateral is the confidential-computing collateral directory
+	// (attest.LoadOptions: vendor roots, VCEKs, Intel TCB info and QE
+	// identity, the TEE policy), re-read when it changes; "" trusts the
+	// vendors' real roots and has no Intel collateral.
+	AttestCollateral string
+	// AttestPolicy is the instance policy file (regions, platforms,
+	// re-attestation period); "" is none.
+	AttestPolicy string
+	// AttestKeys are public key files whose image signatures and reference
+	// attestations are believed, besides the signing key's.
+	AttestKeys []string
+	// Identity configures workload identity (off without a trust domain).
+	Identity IdentityConfig
+	// ResponsePolicy is the runtime response policy file (respond.Parse);
+	// "" alerts only. Kubeconfig is the cluster the responses act on; ""
+	// acts on none (in a pod, "in-cluster" uses its service account).
+	ResponsePolicy string
+	Kubeconfig     string
 }
 
 func (c *Config) fill() error {
@@ -277,11 +299,35 @@ func Run(ctx context.Context, cfg Config) error {
 		retry:    cfg.PollInterval,
 		imported: adv.invalidate,
 	}
+	running := fleet.New(&describer{store: st, adb: adb}, log.With("task", "fleet"))
+	upd.imported = func() { adv.invalidate(); running.Rematch() }
+	respondWorker, err := responder(cfg, st, auditor, running, log.With("task", "respond"))
+	if err != nil {
+		return err
+	}
+	handler.UseFleet(running, respondWorker.Wake)
 	ev := &events{store: st, handler: handler, log: log.With("task", "events"), instance: cfg.Instance + "/events", poll: cfg.PollInterval}
+	ev.fleet, ev.wakeRespond = running, respondWorker.Wake
 	handler.UseAdvisoryUpdater(upd)
 	handler.UseSealKey(key)
 	handler.UseAdvisorySource(adb, adv.status)
 	handler.UseLimits(cfg.APILimits)
+	instances, sweeper, err := confidential(ctx, &cfg, st, auditor, signer, sign.Options{Insecure: cfg.Insecure, Keychain: kc, Transport: egressTransport}, log)
+	if err != nil {
+		return err
+	}
+	handler.UseInstances(instances)
+	ids, err := setupIdentity(cfg.Identity, cfg.DataDir, st, key, handler, log)
+	if err != nil {
+		return err
+	}
+	sec, err := startSecrets(ctx, cfg.Secrets, st, auditor, key, pol.Name, log)
+	if err != nil {
+		return err
+	}
+	defer sec.close()
+	handler.UseSecrets(sec.service)
+	handler.UseGovernance(sec.governance)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -327,6 +373,16 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error { return wt.Run(ctx) })
 	g.Go(func() error { return requeueStale(ctx, st, cfg.StaleAfter, log) })
 	g.Go(func() error { return checkpoints.Run(ctx) })
+	fuzzRunner := &fuzzcampaign.Runner{Store: st, Key: key, Transport: egressTransport, Instance: cfg.Instance,
+		Poll: cfg.PollInterval, Logger: log.With("task", "fuzz")}
+	g.Go(func() error { return fuzzRunner.Run(ctx) })
+	g.Go(func() error { return sweeper.Run(ctx) })
+	if ids != nil {
+		g.Go(func() error { return ids.Run(ctx) })
+	}
+	g.Go(func() error { return sec.Run(ctx) })
+	g.Go(func() error { return running.Run(ctx) })
+	g.Go(func() error { return respondWorker.Run(ctx) })
 	err = g.Wait()
 	finalCheckpoint(ctx, checkpoints, cfg.ShutdownTimeout, log)
 	log.Info("bulwark server stopped", "err", err)

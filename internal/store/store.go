@@ -354,6 +354,19 @@ var migrations = []string{
 
 	// 9: the secret store's secrets and sealed versions (vault.go).
 	vaultSchema,
+
+	// 10: applications' registered APIs and the fuzz campaigns run
+	// against them (fuzzcampaigns.go).
+	fuzzSchema,
+
+	// 11: confidential instances and their challenges (instances.go).
+	teeInstanceSchema,
+
+	// 12: observed data flows and governance alerts (governance.go).
+	governanceSchema,
+
+	// 13: runtime responses, recorded before they are taken (responses.go).
+	responsesSchema,
 }
 
 // migrateSQLite brings the schema to SchemaVersion, one transaction per

@@ -20,12 +20,14 @@ import (
 // Issuer is the server as the agent sees it. A decision not to issue is
 // an *identity.Refusal; any other error is a failure to ask, retried.
 type Issuer interface {
-	IssueX509(ctx context.Context, w identity.Workload, pub crypto.PublicKey) (identity.X509SVID, error)
+	// IssueX509 asks an X.509-SVID over key's public part; key stays here
+	// (it may sign a certificate request to prove it is held).
+	IssueX509(ctx context.Context, w identity.Workload, key crypto.Signer) (identity.X509SVID, error)
 	IssueJWT(ctx context.Context, w identity.Workload, audiences []string) (token string, expiry time.Time, err error)
 	Bundle(ctx context.Context) (*spiffebundle.Bundle, error)
 	// Changes waits (long poll) for certification changes after seq and
 	// returns the digests whose certification changed and the new seq; a
-	// first call with seq 0 returns the current seq at once.
+	// first call with seq -1 returns the current seq at once.
 	Changes(ctx context.Context, seq int64) (digests []string, next int64, err error)
 }
 
@@ -222,7 +224,7 @@ func (m *Manager) issue(ctx context.Context, w identity.Workload) {
 		m.cfg.Log.Error("making a workload key", "error", err)
 		return
 	}
-	s, err := m.cfg.Issuer.IssueX509(ctx, w, key.Public())
+	s, err := m.cfg.Issuer.IssueX509(ctx, w, key)
 	now := m.cfg.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -257,7 +259,7 @@ func (m *Manager) issue(ctx context.Context, w identity.Workload) {
 // followChanges long-polls the server for certification changes and
 // rechecks the containers of each changed digest at once.
 func (m *Manager) followChanges(ctx context.Context) {
-	var seq int64
+	seq := int64(-1) // first: the current sequence number
 	backoff := time.Duration(0)
 	for ctx.Err() == nil {
 		digests, next, err := m.cfg.Issuer.Changes(ctx, seq)
@@ -275,7 +277,7 @@ func (m *Manager) followChanges(ctx context.Context) {
 			continue
 		}
 		backoff = 0
-		if seq != 0 && len(digests) > 0 {
+		if seq >= 0 && len(digests) > 0 {
 			m.Recheck(digests...)
 		}
 		seq = next
@@ -297,7 +299,13 @@ func (m *Manager) snapshot(container string) snapshot {
 	s := snapshot{bundle: m.bundle, changed: m.changed}
 	e, ok := m.entries[container]
 	if !ok {
-		s.pending = true // adopted by the agent, not yet seen by a pass
+		// Adopted by the agent, not yet seen by a pass: a caller waits,
+		// so pass now rather than at the next tick.
+		s.pending = true
+		select {
+		case m.kick <- struct{}{}:
+		default:
+		}
 		return s
 	}
 	s.svid, s.refusal = e.svid, e.refusal

@@ -2,6 +2,7 @@ package workloadapi
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"io"
 	"net"
@@ -77,12 +78,17 @@ func (li *localIssuer) set(digest string, f identity.Facts) {
 	li.mu.Unlock()
 }
 
+// IssueX509 is the server's issuance over the key's public part.
+func (li *localIssuer) IssueX509(ctx context.Context, w identity.Workload, key crypto.Signer) (identity.X509SVID, error) {
+	return li.Issuer.IssueX509(ctx, w, key.Public())
+}
+
 func (li *localIssuer) Bundle(context.Context) (*spiffebundle.Bundle, error) {
 	return li.Authority.Bundle(), nil
 }
 
 func (li *localIssuer) Changes(ctx context.Context, seq int64) ([]string, int64, error) {
-	if seq == 0 {
+	if seq < 0 {
 		return nil, 1, nil
 	}
 	select {

@@ -11,11 +11,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"math/big"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 )
@@ -87,4 +90,34 @@ func (ca *CA) Client(cert *tls.Certificate) *http.Client {
 		conf.Certificates = []tls.Certificate{*cert}
 	}
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: conf, MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second}
+}
+
+// WriteFiles writes the CA's bundle and a server certificate for
+// 127.0.0.1 with its key (0600) as PEM files in dir, for a server that
+// reads them from files.
+func (ca *CA) WriteFiles(dir string) (bundle, cert, key string, err error) {
+	bundle = filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw}), 0o600); err != nil {
+		return "", "", "", err
+	}
+	cert, key, err = ca.WriteCert(dir, "server")
+	return bundle, cert, key, err
+}
+
+// WriteCert issues a certificate for ids (127.0.0.1 when none) and
+// writes it and its key (0600) as dir/NAME.pem and dir/NAME.key.
+func (ca *CA) WriteCert(dir, name string, ids ...string) (cert, key string, err error) {
+	c, err := ca.Issue(ids...)
+	if err != nil {
+		return "", "", err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		return "", "", err
+	}
+	cert, key = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+".key")
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), 0o600); err != nil {
+		return "", "", err
+	}
+	return cert, key, os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 }

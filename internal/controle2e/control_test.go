@@ -1,0 +1,239 @@
+package controle2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulwark-sec/bulwark/internal/agent"
+	"github.com/bulwark-sec/bulwark/internal/agentproto"
+	apipkg "github.com/bulwark-sec/bulwark/internal/api"
+	"github.com/bulwark-sec/bulwark/internal/audit"
+	"github.com/bulwark-sec/bulwark/internal/fleet"
+	"github.com/bulwark-sec/bulwark/internal/k8stest"
+	"github.com/bulwark-sec/bulwark/internal/notify"
+	"github.com/bulwark-sec/bulwark/internal/registrytest"
+	"github.com/bulwark-sec/bulwark/internal/respond"
+	"github.com/bulwark-sec/bulwark/internal/server"
+	"github.com/bulwark-sec/bulwark/internal/spool"
+	"github.com/bulwark-sec/bulwark/internal/store"
+)
+
+const deployment = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      nodeName: node-1
+      hostNetwork: true
+      terminationGracePeriodSeconds: 1
+      tolerations: [{operator: Exists}]
+      containers:
+      - name: web
+        image: %s
+        imagePullPolicy: Never
+        volumeMounts: [{name: ctl, mountPath: /ctl}]
+      volumes: [{name: ctl, hostPath: {path: %s, type: Directory}}]
+`
+
+const responsePolicy = `default: {drift: alert, revoked: alert}
+rules:
+- namespace: shop
+  drift: replace
+  revoked: rollback
+`
+
+// The control loop on a real kubelet: a Deployment of a certified image
+// runs; a drifted exec in its pod is refused by the agent and the pod is
+// replaced by its ReplicaSet; an advisory import revokes the digest, the
+// revocation names the pod and node, and the Deployment is rolled back to
+// the last known-good digest; the running query names the pod no more.
+func TestControlLoopOnRealKubelet(t *testing.T) {
+	cl := k8stest.Start(t)
+	node := cl.StartNode(t, "node-1")
+	cl.StartControllers(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	probe := buildProbe(t)
+	good, bad := probeImage(t, probe, "4.17.21"), probeImage(t, probe, "4.17.15")
+	reg := registrytest.New(t)
+	reg.Push(t, "shop/web:1", good)
+	reg.Push(t, "shop/web:2", bad)
+	repo := reg.Host + "/shop/web"
+	goodRef, badRef := repo+"@"+digestOf(t, good), repo+"@"+digestOf(t, bad)
+	node.Import(good, repo+":1", goodRef)
+	node.Import(bad, repo+":2", badRef)
+
+	// The server, with the response policy and the cluster.
+	dir := t.TempDir()
+	feed := t.TempDir()
+	pol := filepath.Join(dir, "responses.yaml")
+	gate := filepath.Join(dir, "policy.yaml")
+	os.WriteFile(pol, []byte(responsePolicy), 0o600)
+	os.WriteFile(gate, []byte("name: vulns\nbuiltins:\n  vulnerabilities: {maxSeverity: HIGH}\n  image-age: {enabled: false}\n  non-root: {enabled: false}\n  lean: {enabled: false}\n  required-labels: {enabled: false}\n  secrets: {enabled: false}\n  package-pins: {enabled: false}\n  base-image: {enabled: false}\n"), 0o600)
+	st, err := server.OpenStore(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := apipkg.CreateToken(ctx, apipkg.NewAuditor(st, audit.AnchorPath(server.DBPath(dir))), "test", "root", store.RoleAdmin)
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- server.Run(ctx, server.Config{DataDir: dir, Listen: "127.0.0.1:0", PollInterval: 50 * time.Millisecond,
+			Policy: gate, AdvisorySources: []string{"npm=" + feed}, ResponsePolicy: pol, Kubeconfig: cl.Kubeconfig,
+			AllowPrivate: []string{"127.0.0.1"}, Ready: func(a net.Addr) { ready <- a },
+			Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	var addr net.Addr
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("server: %v", err)
+	}
+	c := &api{t: t, base: "http://" + addr.String()}
+	var operator apipkg.TokenCreated
+	c.call("POST", "/api/v1/tokens", admin.Token, map[string]string{"name": "agent", "role": store.RoleOperator}, http.StatusCreated, &operator)
+	for _, ref := range []string{reg.Ref("shop/web:1"), reg.Ref("shop/web:2")} {
+		var acc struct{ Job int64 }
+		c.call("POST", "/api/v1/scans", operator.Token, map[string]string{"image": ref}, http.StatusAccepted, &acc)
+		waitFor(t, "the scan of "+ref, 30*time.Second, func() bool {
+			var j store.Job
+			c.call("GET", fmt.Sprintf("/api/v1/jobs/%d", acc.Job), operator.Token, nil, http.StatusOK, &j)
+			if j.State == store.JobFailed {
+				t.Fatalf("scan of %s failed: %s", ref, j.Error)
+			}
+			return j.State == store.JobDone
+		})
+	}
+	for _, ref := range []string{goodRef, badRef} {
+		d := ref[strings.Index(ref, "@")+1:]
+		c.call("POST", "/api/v1/images/"+d+"/certification", admin.Token, map[string]string{"status": store.Certified}, http.StatusOK, nil)
+	}
+	revocations := make(chan notify.Revocation, 4)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev notify.Event
+		b, _ := io.ReadAll(r.Body)
+		json.Unmarshal(b, &ev)
+		var rv notify.Revocation
+		json.Unmarshal(ev.Data, &rv)
+		revocations <- rv
+	}))
+	defer hook.Close()
+	c.call("POST", "/api/v1/webhooks", admin.Token, map[string]any{"name": "sec", "url": hook.URL, "kind": "generic",
+		"secret": "a-webhook-secret-of-some-length", "events": []string{notify.EventRevoked}}, http.StatusCreated, nil)
+
+	// The agent on the node, reporting to the server.
+	sp, err := spool.Open(filepath.Join(dir, "spool"), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a *agent.Agent
+	sender := agent.NewSender(agent.SenderConfig{URL: c.base, Token: operator.Token, Node: node.Name, Spool: sp,
+		Heartbeat: func() agentproto.Heartbeat { return a.Heartbeat(sp) }, HeartbeatEvery: 200 * time.Millisecond})
+	if a, err = agent.New(agent.Config{Mode: agent.ModePrevent, Address: node.Containerd, Namespaces: []string{k8stest.CRINamespace},
+		Report: sender.Report, Log: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))}); err != nil {
+		t.Fatal(err)
+	}
+	go a.Run(ctx)
+	<-a.Ready()
+	go sender.Run(ctx)
+
+	// The Deployment runs the certified (soon revoked) digest.
+	ctl, err := os.MkdirTemp("", "bwctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(ctl)
+	cl.MustKubectl("create", "namespace", "shop")
+	if _, err := cl.KubectlStdin(fmt.Sprintf(deployment, badRef, ctl), "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	first := runningPod(t, cl, "", 60*time.Second)
+	waitFor(t, "the pod in the running inventory", 20*time.Second, func() bool {
+		var ws struct{ Workloads []fleet.Workload }
+		c.call("GET", "/api/v1/runtime/workloads?namespace=shop", operator.Token, nil, http.StatusOK, &ws)
+		return len(ws.Workloads) == 1 && ws.Workloads[0].PodUID == string(first.UID) && ws.Workloads[0].Certification == store.Certified
+	})
+
+	// Drift: refused, answered by replacing the pod.
+	if got := probeDo(t, ctl, "copy /bin/probe /tmp/drift"); got != "ok" {
+		t.Fatalf("copy: %s", got)
+	}
+	driftAt := time.Now()
+	if got := probeDo(t, ctl, "run /tmp/drift"); got != "eperm" {
+		t.Fatalf("drifted exec: %q, want eperm (refused)", got)
+	}
+	second := runningPod(t, cl, string(first.UID), 30*time.Second)
+	t.Logf("FIGURE drift (exec refused) to replacement pod Running: %s", time.Since(driftAt).Round(time.Millisecond))
+	if img := second.Spec.Containers[0].Image; img != badRef {
+		t.Errorf("the replacement runs %s, want the certified %s", img, badRef)
+	}
+	var rs struct{ Responses []store.Response }
+	c.call("GET", "/api/v1/runtime/responses?namespace=shop", operator.Token, nil, http.StatusOK, &rs)
+	if len(rs.Responses) != 1 || rs.Responses[0].Action != respond.Replace || rs.Responses[0].State != store.ResponseDone ||
+		rs.Responses[0].PodUID != string(first.UID) || rs.Responses[0].Owner != "Deployment/web" {
+		t.Errorf("responses after the drift: %+v", rs.Responses)
+	}
+
+	// The advisory: the running digest is revoked, the Deployment rolled
+	// back to the known-good digest.
+	waitFor(t, "the replacement in the running inventory", 20*time.Second, func() bool {
+		var ws struct{ Workloads []fleet.Workload }
+		c.call("GET", "/api/v1/runtime/workloads?namespace=shop", operator.Token, nil, http.StatusOK, &ws)
+		return len(ws.Workloads) == 1 && ws.Workloads[0].PodUID == string(second.UID)
+	})
+	rec, err := os.ReadFile(filepath.Join("..", "match", "testdata", "osv", "GHSA-35jh-r3h4-6jhm.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(feed, "GHSA-35jh-r3h4-6jhm.json"), rec, 0o644)
+	importAt := time.Now()
+	c.call("POST", "/api/v1/advisories/import", admin.Token, map[string]any{"sources": []string{"npm"}}, http.StatusOK, nil)
+	waitFor(t, "the rollback", 20*time.Second, func() bool {
+		img, _ := cl.Kubectl("get", "deployment", "web", "-n", "shop", "-o", "jsonpath={.spec.template.spec.containers[0].image}")
+		return strings.TrimSpace(img) == goodRef
+	})
+	t.Logf("FIGURE advisory import to rollback applied: %s", time.Since(importAt).Round(time.Millisecond))
+	select {
+	case rv := <-revocations:
+		if len(rv.Running) != 1 || rv.Running[0].Pod != second.Name || rv.Running[0].Node != node.Name || rv.RollbackTarget != digestOf(t, good) {
+			t.Errorf("the revocation names %+v, target %s; want pod %s on %s", rv.Running, rv.RollbackTarget, second.Name, node.Name)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no revocation notification")
+	}
+	third := runningPod(t, cl, string(second.UID), 60*time.Second)
+	if img := third.Spec.Containers[0].Image; img != goodRef {
+		t.Errorf("after the rollback the pod runs %s, want %s", img, goodRef)
+	}
+	waitFor(t, "the running query to drop the revoked digest", 20*time.Second, func() bool {
+		var exp fleet.Exposure
+		c.call("GET", "/api/v1/vulnerabilities/CVE-2021-23337/running", operator.Token, nil, http.StatusOK, &exp)
+		return len(exp.Workloads) == 0 && exp.Pending == 0
+	})
+	c.call("GET", "/api/v1/runtime/responses?namespace=shop", operator.Token, nil, http.StatusOK, &rs)
+	if len(rs.Responses) != 2 || rs.Responses[0].Action != respond.Rollback || rs.Responses[0].State != store.ResponseDone ||
+		rs.Responses[0].Target != goodRef {
+		t.Errorf("responses after the advisory: %+v", rs.Responses)
+	}
+}

@@ -1,0 +1,192 @@
+package identitye2e
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+const testNS = "bulwark-idtest"
+
+// probeImage is one layer: /bin/svidprobe (the entrypoint), the mount
+// points and, to make another digest of the same program, extra.
+func probeImage(t *testing.T, probe []byte, extra string) v1.Image {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, d := range []string{"bin/", "tmp/", "ctl/", "spiffe/", "shared/"} {
+		tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o1777})
+	}
+	tw.WriteHeader(&tar.Header{Name: "bin/svidprobe", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(probe))})
+	tw.Write(probe)
+	tw.WriteHeader(&tar.Header{Name: "etc-version", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(extra))})
+	tw.Write([]byte(extra))
+	tw.Close()
+	data := buf.Bytes()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.Config.Entrypoint = []string{"/bin/svidprobe"}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// workload is one running probe container.
+type workload struct {
+	id, ctl string
+}
+
+// run starts a probe container with the agent's socket directory at
+// /spiffe and shared at /shared, and waits for its command socket.
+func run(t *testing.T, ctx context.Context, c *client.Client, img client.Image, id, spiffeDir, shared string) *workload {
+	t.Helper()
+	ctl, err := os.MkdirTemp("", "bwid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(ctl, 0o777)
+	t.Cleanup(func() { os.RemoveAll(ctl) })
+	mounts := []specs.Mount{
+		{Destination: "/ctl", Type: "bind", Source: ctl, Options: []string{"rbind", "rw"}},
+		{Destination: "/spiffe", Type: "bind", Source: spiffeDir, Options: []string{"rbind", "rw"}},
+		{Destination: "/shared", Type: "bind", Source: shared, Options: []string{"rbind", "rw"}},
+	}
+	cont, err := c.NewContainer(ctx, id, client.WithImage(img), client.WithNewSnapshot(id+"-snap", img),
+		client.WithNewSpec(oci.WithImageConfig(img), oci.WithMounts(mounts)))
+	if err != nil {
+		t.Fatalf("creating container %s: %v", id, err)
+	}
+	task, err := cont.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		t.Fatalf("creating the task of %s: %v", id, err)
+	}
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), testNS), 20*time.Second)
+		defer cancel()
+		task.Kill(cctx, 9)
+		if ch, err := task.Wait(cctx); err == nil {
+			<-ch
+		}
+		task.Delete(cctx)
+		cont.Delete(cctx, client.WithSnapshotCleanup)
+	})
+	if err := task.Start(ctx); err != nil {
+		t.Fatalf("starting %s: %v", id, err)
+	}
+	w := &workload{id: id, ctl: ctl}
+	waitFor(t, 15*time.Second, id+"'s command socket", func() bool {
+		_, err := os.Stat(filepath.Join(ctl, "ctl.sock"))
+		return err == nil
+	})
+	return w
+}
+
+// do sends one command to the probe.
+func (w *workload) do(t *testing.T, cmd string) string {
+	t.Helper()
+	conn, err := net.Dial("unix", filepath.Join(w.ctl, "ctl.sock"))
+	if err != nil {
+		t.Fatalf("reaching the probe of %s: %v", w.id, err)
+	}
+	defer conn.Close()
+	fmt.Fprintln(conn, cmd)
+	b, _ := io.ReadAll(conn)
+	return strings.TrimSpace(string(b))
+}
+
+// event is one line of the probe's /ctl/events.
+type event struct {
+	at   time.Time
+	kind string
+	args []string
+}
+
+func (w *workload) events(t *testing.T) []event {
+	t.Helper()
+	f, err := os.Open(filepath.Join(w.ctl, "events"))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []event
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) < 2 {
+			continue
+		}
+		ns, _ := strconv.ParseInt(fs[0], 10, 64)
+		out = append(out, event{at: time.Unix(0, ns), kind: fs[1], args: fs[2:]})
+	}
+	return out
+}
+
+// waitEvent waits for an event of kind after since and returns it.
+func (w *workload) waitEvent(t *testing.T, kind string, since time.Time, within time.Duration) event {
+	t.Helper()
+	var got event
+	waitFor(t, within, w.id+" event "+kind, func() bool {
+		for _, e := range w.events(t) {
+			if e.kind == kind && !e.at.Before(since) {
+				got = e
+				return true
+			}
+		}
+		return false
+	})
+	return got
+}
+
+func waitFor(t *testing.T, within time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting %v for %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

@@ -1,0 +1,392 @@
+package k8stest
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"golang.org/x/sys/unix"
+)
+
+// CRINamespace is the containerd namespace the kubelet's pods live in.
+const CRINamespace = "k8s.io"
+
+// PauseImage is the sandbox image the node's containerd is configured
+// with (built here and imported: nothing can be pulled).
+const PauseImage = "bulwark.test/pause:1"
+
+// Node is a real Kubernetes node: a private containerd with its CRI plugin
+// and a kubelet registered with the cluster. Pods on it use the host's
+// network (there is no CNI) and name the node (there is no scheduler).
+type Node struct {
+	Name string
+	// Containerd is the node's containerd socket; Client a client of it.
+	Containerd string
+	Client     *client.Client
+
+	t       testing.TB
+	c       *Cluster
+	dir     string
+	kubelet *proc
+	ctrd    *proc
+}
+
+// requireNode skips t unless this machine can run a node (root, containerd,
+// runc, the kubelet binary), or fails it under BULWARK_REQUIRE_KUBELET=1.
+func (c *Cluster) requireNode(t testing.TB) {
+	t.Helper()
+	var missing []string
+	if os.Geteuid() != 0 {
+		missing = append(missing, "root")
+	}
+	for _, b := range []string{"containerd", "runc"} {
+		if _, err := exec.LookPath(b); err != nil {
+			missing = append(missing, b)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(c.bin, "kubelet")); err != nil || fi.Mode()&0o111 == 0 {
+		missing = append(missing, "kubelet (bash .ci/build-k8s.sh)")
+	}
+	if len(missing) == 0 {
+		return
+	}
+	msg := "a real node needs " + strings.Join(missing, ", ")
+	if os.Getenv("BULWARK_REQUIRE_KUBELET") == "1" {
+		t.Fatal(msg + "; BULWARK_REQUIRE_KUBELET=1 makes this a failure")
+	}
+	t.Skip(msg)
+}
+
+// StartControllers runs kube-controller-manager with the deployment and
+// replicaset controllers, so Deployments make pods.
+func (c *Cluster) StartControllers(t testing.TB) {
+	t.Helper()
+	if fi, err := os.Stat(filepath.Join(c.bin, "kube-controller-manager")); err != nil || fi.Mode()&0o111 == 0 {
+		msg := "kube-controller-manager missing in " + c.bin + " (bash .ci/build-k8s.sh)"
+		if os.Getenv("BULWARK_REQUIRE_KUBELET") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	ports, err := freePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.launch("kube-controller-manager", "--kubeconfig="+c.Kubeconfig, "--controllers=deployment,replicaset",
+		"--leader-elect=false", "--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", ports[0]),
+		"--concurrent-deployment-syncs=2", "--concurrent-replicaset-syncs=2"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// StartNode runs containerd (CRI on, the sandbox image imported) and a
+// kubelet registered as name, and waits until the node object exists.
+// Everything is stopped and cleaned (containers, mounts, cgroups) when t
+// ends.
+func (c *Cluster) StartNode(t testing.TB, name string) *Node {
+	t.Helper()
+	c.requireNode(t)
+	dir, err := os.MkdirTemp("", "bwnode") // short: socket paths are limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &Node{Name: name, t: t, c: c, dir: dir, Containerd: filepath.Join(dir, "c.sock")}
+	t.Cleanup(n.stop)
+	cfg := fmt.Sprintf(`version = 2
+root = %q
+state = %q
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = %q
+[ttrpc]
+  address = %q
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = %q
+  restrict_oom_score_adj = true
+  disable_apparmor = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = %q
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), n.Containerd, n.Containerd+".ttrpc", PauseImage, filepath.Join(dir, "cni"))
+	ctrdCfg := filepath.Join(dir, "containerd.toml")
+	if err := os.WriteFile(ctrdCfg, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bin, err := exec.LookPath("containerd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.ctrd, err = c.launchPath(bin, "containerd-"+name, "--config", ctrdCfg); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if cl, err := client.New(n.Containerd, client.WithTimeout(5*time.Second)); err == nil {
+			if _, err = cl.Version(context.Background()); err == nil {
+				n.Client = cl
+				break
+			}
+			cl.Close()
+		}
+		if time.Now().After(deadline) || n.ctrd.exited() {
+			t.Fatalf("containerd did not come up\n%s", n.ctrd.logTail())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	n.Import(n.pauseImage(), PauseImage)
+
+	ports, err := freePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcfg := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+failCgroupV1: false
+cgroupDriver: cgroupfs
+failSwapOn: false
+address: 127.0.0.1
+port: %d
+readOnlyPort: 0
+healthzPort: 0
+containerRuntimeEndpoint: unix://%s
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard: {}
+syncFrequency: 5s
+fileCheckFrequency: 5s
+nodeStatusUpdateFrequency: 5s
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: false}
+  x509: {clientCAFile: %q}
+authorization: {mode: AlwaysAllow}
+`, ports[0], n.Containerd, filepath.Join(c.dir, "pki", "ca.crt"))
+	kcfgPath := filepath.Join(dir, "kubelet.yaml")
+	if err := os.WriteFile(kcfgPath, []byte(kcfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if n.kubelet, err = c.launch("kubelet", "--config="+kcfgPath, "--kubeconfig="+c.Kubeconfig, "--hostname-override="+name,
+		"--node-ip=127.0.0.1", "--root-dir="+filepath.Join(dir, "kubelet"), "--cert-dir="+filepath.Join(dir, "kubelet-pki"), "--v=1"); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(90 * time.Second)
+	for {
+		if _, err := c.Kubectl("get", "node", name); err == nil {
+			return n
+		}
+		if time.Now().After(deadline) || n.kubelet.exited() {
+			t.Fatalf("node %s not registered\n%s", name, n.kubelet.logTail())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// KubeletLog is the end of the kubelet's log, for failure messages.
+func (n *Node) KubeletLog() string { return n.kubelet.logTail() + n.ctrd.logTail() }
+
+// pauseImage builds ./pause into a one-layer image.
+func (n *Node) pauseImage() v1.Image {
+	t := n.t
+	out := filepath.Join(n.dir, "pause")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "github.com/bulwark-sec/bulwark/internal/k8stest/pause")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the pause program: %v\n%s", err, b)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := ImageOf(map[string][]byte{"pause": b}, []string{"/pause"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// Import loads img into the node's CRI namespace under ref (a tag) and
+// every extra name (digest references: repo@sha256:...), unpacked for the
+// kubelet.
+func (n *Node) Import(img v1.Image, ref string, extra ...string) {
+	t := n.t
+	t.Helper()
+	ctx := namespaces.WithNamespace(context.Background(), CRINamespace)
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := tarball.Write(tag, img, &buf); err != nil {
+		t.Fatal(err)
+	}
+	imgs, err := n.Client.Import(ctx, &buf)
+	if err != nil || len(imgs) == 0 {
+		t.Fatalf("importing %s: %v", ref, err)
+	}
+	for _, e := range extra {
+		rec := images.Image{Name: e, Target: imgs[0].Target}
+		if _, err := n.Client.ImageService().Create(ctx, rec); err != nil {
+			if _, err := n.Client.ImageService().Update(ctx, rec); err != nil {
+				t.Fatalf("naming %s %s: %v", ref, e, err)
+			}
+		}
+	}
+	if err := client.NewImage(n.Client, imgs[0]).Unpack(ctx, "overlayfs"); err != nil {
+		t.Fatalf("unpacking %s: %v", ref, err)
+	}
+}
+
+// ImageOf is a one-layer linux/amd64 image of files (path without the
+// leading slash -> content, mode 0755; a path ending in / is a directory;
+// parent directories are made) with entrypoint.
+func ImageOf(files map[string][]byte, entrypoint []string) (v1.Image, error) {
+	layer, err := tarLayer(files)
+	if err != nil {
+		return nil, err
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.Config.Entrypoint = entrypoint
+	return mutate.ConfigFile(img, cf)
+}
+
+// stop stops the kubelet, kills what it left in containerd, stops
+// containerd and removes mounts, cgroups and files.
+func (n *Node) stop() {
+	if n.kubelet != nil {
+		_ = n.kubelet.stop()
+	}
+	if n.Client != nil {
+		ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), CRINamespace), 30*time.Second)
+		cs, _ := n.Client.Containers(ctx)
+		for _, ctr := range cs {
+			if task, err := ctr.Task(ctx, nil); err == nil {
+				_ = task.Kill(ctx, syscall.SIGKILL)
+				if ch, err := task.Wait(ctx); err == nil {
+					select {
+					case <-ch:
+					case <-time.After(5 * time.Second):
+					}
+				}
+				_, _ = task.Delete(ctx)
+			}
+			_ = ctr.Delete(ctx, client.WithSnapshotCleanup)
+		}
+		cancel()
+		n.Client.Close()
+	}
+	if n.ctrd != nil {
+		_ = n.ctrd.stop()
+	}
+	unmountUnder(n.dir)
+	removeCgroups("kubepods")
+	_ = os.RemoveAll(n.dir)
+}
+
+func unmountUnder(dir string) {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return
+	}
+	lines := strings.Split(string(b), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		f := strings.Fields(lines[i])
+		if len(f) > 1 && strings.HasPrefix(f[1], dir+"/") {
+			_ = unix.Unmount(f[1], unix.MNT_DETACH)
+		}
+	}
+}
+
+// removeCgroups removes the cgroup name (and what is under it) from every
+// v1 hierarchy and the unified one, deepest first.
+func removeCgroups(name string) {
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*/" + name)
+	for _, root := range roots {
+		var dirs []string
+		filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			_ = os.Remove(dirs[i])
+		}
+	}
+}
+
+// tarLayer is a layer of files (0755) and their parent directories.
+func tarLayer(files map[string][]byte) (v1.Layer, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	dirs := map[string]bool{}
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		var parents []string
+		for d := path.Dir(strings.TrimSuffix(p, "/")); d != "." && !dirs[d]; d = path.Dir(d) {
+			parents = append(parents, d)
+		}
+		if strings.HasSuffix(p, "/") {
+			parents = append([]string{strings.TrimSuffix(p, "/")}, parents...)
+		}
+		for i := len(parents) - 1; i >= 0; i-- {
+			if dirs[parents[i]] {
+				continue
+			}
+			dirs[parents[i]] = true
+			if err := tw.WriteHeader(&tar.Header{Name: parents[i] + "/", Typeflag: tar.TypeDir, Mode: 0o1777}); err != nil {
+				return nil, err
+			}
+		}
+		if strings.HasSuffix(p, "/") {
+			continue
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: p, Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(files[p]))}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(files[p]); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	data := buf.Bytes()
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+}

@@ -1,0 +1,214 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/bulwark-sec/bulwark/internal/api"
+	"github.com/bulwark-sec/bulwark/internal/identity"
+	"github.com/bulwark-sec/bulwark/internal/seal"
+	"github.com/bulwark-sec/bulwark/internal/store"
+	"github.com/bulwark-sec/bulwark/internal/trust"
+)
+
+// IdentityConfig configures workload identity (SPIFFE). A zero
+// TrustDomain turns it off.
+type IdentityConfig struct {
+	// TrustDomain is the SPIFFE trust domain ("prod.example").
+	TrustDomain string
+	// Dir holds root.crt, state.json (the intermediate and JWT keys,
+	// sealed with the server's secret key) and, for an online root,
+	// root.key; "" is DataDir/identity. Without root.crt the server makes
+	// an online root there; `bulwark ca init` and `bulwark ca intermediate`
+	// keep the root offline instead.
+	Dir string
+	// Template names workloads (identity.DefaultTemplate when "").
+	Template string
+	// X509TTL is the life of an X.509-SVID (zero: one hour).
+	X509TTL time.Duration
+	// NodeGrace is how long a silent node's workloads are still renewed
+	// (zero: identity.DefaultNodeGrace).
+	NodeGrace time.Duration
+	// RotateEvery is how often the intermediate and JWT keys are checked
+	// for rotation (zero: one minute).
+	RotateEvery time.Duration
+	// FeedPoll is how often the change feed reads the audit log (zero:
+	// trust.DefaultFeedPoll).
+	FeedPoll time.Duration
+}
+
+// identityDir is where the server keeps its identity state.
+func (c IdentityConfig) dir(dataDir string) string {
+	if c.Dir != "" {
+		return c.Dir
+	}
+	return filepath.Join(dataDir, "identity")
+}
+
+// identityService is the composed identity authority: the routes are on
+// the handler; Tasks run beside the server.
+type identityService struct {
+	authority *identity.Authority
+	feed      *trust.Feed
+	registry  *trust.Registry
+	dir       string
+	key       *seal.Key
+	every     time.Duration
+	log       *slog.Logger
+}
+
+// setupIdentity opens (or makes) the authority and turns the identity
+// routes on; nil when cfg has no trust domain.
+func setupIdentity(cfg IdentityConfig, dataDir string, st *store.Store, key *seal.Key, h *api.Handler, log *slog.Logger) (*identityService, error) {
+	if cfg.TrustDomain == "" {
+		return nil, nil
+	}
+	td, err := spiffeid.TrustDomainFromString(cfg.TrustDomain)
+	if err != nil {
+		return nil, fmt.Errorf("--trust-domain %q: %w", cfg.TrustDomain, err)
+	}
+	tmplText := cfg.Template
+	if tmplText == "" {
+		tmplText = identity.DefaultTemplate
+	}
+	tmpl, err := identity.ParseTemplate(tmplText)
+	if err != nil {
+		return nil, err
+	}
+	a, err := OpenAuthority(cfg.dir(dataDir), td, key, cfg.X509TTL, log)
+	if err != nil {
+		return nil, err
+	}
+	s := &identityService{authority: a, feed: trust.NewFeed(st, cfg.FeedPoll, log.With("task", "identity-feed")),
+		registry: trust.NewRegistry(), dir: cfg.dir(dataDir), key: key, every: cfg.RotateEvery, log: log.With("task", "identity")}
+	if s.every <= 0 {
+		s.every = time.Minute
+	}
+	s.feed.OnChange = s.registry.Invalidate
+	h.UseIdentity(api.IdentityConfig{Authority: a, Template: tmpl, Facts: trust.Facts(st), Grace: cfg.NodeGrace,
+		Feed: s.feed, Decisions: s.registry})
+	log.Info("workload identity on", "trustDomain", td.Name(), "template", tmplText, "intermediateUntil", a.Intermediate().NotAfter)
+	return s, nil
+}
+
+// OpenAuthority reads the identity directory: the root (making an online
+// one when there is none), the sealed intermediate and JWT keys, and
+// returns the authority after a first rotation, whose state it saves.
+func OpenAuthority(dir string, td spiffeid.TrustDomain, key *seal.Key, x509TTL time.Duration, log *slog.Logger) (*identity.Authority, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the identity directory: %w", err)
+	}
+	rootCert, root, err := identity.ReadRoot(dir, key)
+	if errors.Is(err, os.ErrNotExist) {
+		if root, err = identity.NewRoot(td, 0, time.Now()); err != nil {
+			return nil, err
+		}
+		if err := identity.WriteRoot(dir, key, root); err != nil {
+			return nil, err
+		}
+		rootCert = root.Cert
+		log.Warn("made an online identity root in the data directory; `bulwark ca init` keeps a root offline", "dir", dir)
+	} else if err != nil {
+		return nil, err
+	}
+	st, err := identity.LoadState(dir, key)
+	if err != nil {
+		return nil, err
+	}
+	if root == nil && st.Intermediate == nil {
+		return nil, fmt.Errorf("the identity root is offline and %s holds no intermediate: run `bulwark ca intermediate`", dir)
+	}
+	a, err := identity.New(identity.Config{TrustDomain: td, Roots: []*x509.Certificate{rootCert}, Root: root,
+		Intermediate: st.Intermediate, JWTKeys: st.JWTKeys, X509TTL: x509TTL})
+	if err != nil {
+		return nil, err
+	}
+	if err := identity.SaveState(dir, key, a.State()); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Run rotates the intermediate (online root) and the JWT keys, saving the
+// state after each change, and follows the change feed, until ctx ends.
+func (s *identityService) Run(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- s.feed.Run(ctx) }()
+	t := time.NewTicker(s.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return <-done
+		case <-t.C:
+		}
+		before, _ := s.authority.Bundle().SequenceNumber()
+		beforeInt := s.authority.Intermediate()
+		if err := s.authority.Rotate(); err != nil {
+			// An offline root's intermediate is near its end: SVIDs keep
+			// being issued until it expires; say so loudly.
+			s.log.Error("rotating the identity keys", "error", err)
+			continue
+		}
+		seq, _ := s.authority.Bundle().SequenceNumber()
+		if before != seq || !beforeInt.Equal(s.authority.Intermediate()) {
+			if err := identity.SaveState(s.dir, s.key, s.authority.State()); err != nil {
+				return err
+			}
+			s.log.Info("identity keys rotated", "intermediateUntil", s.authority.Intermediate().NotAfter, "bundleSeq", seq)
+		}
+		if left := time.Until(s.authority.Intermediate().NotAfter); left < 24*time.Hour {
+			s.log.Warn("the identity intermediate expires soon: run `bulwark ca intermediate`", "left", left.Round(time.Minute).String())
+		}
+	}
+}
+
+// Registry is the identities this server issued, by SPIFFE ID (for the
+// secret store's Workloads).
+func (s *identityService) Registry() *trust.Registry { return s.registry }
+
+// InstallIntermediate signs a new intermediate with root (kept offline)
+// and writes it, sealed with the server's key, to the identity directory
+// dir with the root's certificate (never its key), keeping the JWT keys
+// the server holds. A directory of another root is refused.
+func InstallIntermediate(dir string, key *seal.Key, root *identity.CA, ttl time.Duration) (*identity.CA, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the identity directory: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, identity.RootKeyFile)); err == nil {
+		return nil, fmt.Errorf("%s holds an online root key: an offline root's directory must not", dir)
+	}
+	certPath := filepath.Join(dir, identity.RootCertFile)
+	if b, err := os.ReadFile(certPath); err == nil {
+		if blk, _ := pem.Decode(b); blk == nil || !bytes.Equal(blk.Bytes, root.Cert.Raw) {
+			return nil, fmt.Errorf("%s holds another root: move it away to change roots", certPath)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("reading %q: %w", certPath, err)
+	} else if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Cert.Raw}), 0o644); err != nil {
+		return nil, fmt.Errorf("writing %q: %w", certPath, err)
+	}
+	st, err := identity.LoadState(dir, key)
+	if err != nil {
+		return nil, err
+	}
+	it, err := root.NewIntermediate(ttl, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	st.Intermediate = it
+	if err := identity.SaveState(dir, key, st); err != nil {
+		return nil, err
+	}
+	return it, nil
+}

@@ -1,0 +1,177 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bulwark-sec/bulwark/internal/api"
+	"github.com/bulwark-sec/bulwark/internal/governance"
+	"github.com/bulwark-sec/bulwark/internal/identity"
+	"github.com/bulwark-sec/bulwark/internal/seal"
+	"github.com/bulwark-sec/bulwark/internal/secretstore"
+	"github.com/bulwark-sec/bulwark/internal/store"
+)
+
+// SecretsConfig says how the secret store, its workload listener and data
+// governance run. The zero value is a secret store under the server's
+// secret key (the file KEK), no workload listener and an empty catalogue.
+type SecretsConfig struct {
+	// KEK is "file" (default: the key of SecretKeyFile wraps the data
+	// keys) or "pkcs11" (an AES key on a PKCS#11 token, PKCS11).
+	KEK    string
+	PKCS11 secretstore.PKCS11Config
+	// Catalogue is the governance catalogue (YAML): data classes,
+	// regulations, data stores, grants, node regions; "" none.
+	Catalogue string
+	// WorkloadListen is the address of the workload API (mTLS with
+	// X.509-SVIDs, and Vault's KV v2 read path); "" serves none.
+	// WorkloadCert and WorkloadKey are its TLS certificate and key,
+	// WorkloadCA the PEM bundle of the identity CA that signs SVIDs.
+	WorkloadListen, WorkloadCert, WorkloadKey, WorkloadCA string
+	// TrustDomain and Template name each running container with the
+	// identity it is issued (the identity service's); the defaults are
+	// "bulwark.local" and identity.WorkloadTemplate.
+	TrustDomain, Template string
+}
+
+// secrets is the composed secret store and governance of a server.
+type secrets struct {
+	service    *secretstore.Service
+	governance *governance.Service
+	trust      *secretstore.Trust
+	workload   *secretstore.Server // nil: no listener
+	close      func() error
+}
+
+// startSecrets opens the KEK, loads the catalogue and the secrets, and
+// wires the trust view and (when configured) the workload listener.
+func startSecrets(ctx context.Context, c SecretsConfig, st *store.Store, auditor *api.Auditor, key *seal.Key, policy string, log *slog.Logger) (*secrets, error) {
+	s := &secrets{close: func() error { return nil }}
+	var kek secretstore.KEK
+	switch c.KEK {
+	case "", "file":
+		kek = secretstore.NewFileKEK(key)
+	case "pkcs11":
+		p, err := secretstore.OpenPKCS11KEK(c.PKCS11)
+		if err != nil {
+			return nil, err
+		}
+		kek, s.close = p, p.Close
+	default:
+		return nil, fmt.Errorf("secret store KEK %q: want file or pkcs11", c.KEK)
+	}
+	cat, err := governance.Parse(nil)
+	if c.Catalogue != "" {
+		cat, err = governance.Load(c.Catalogue)
+	}
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	td, tmpl, err := naming(c)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	s.trust = &secretstore.Trust{Store: st, TrustDomain: td, Template: tmpl, Policy: policy, Region: cat.NodeRegion,
+		Log: log.With("task", "workload-trust")}
+	s.service, err = secretstore.New(ctx, secretstore.Config{Store: st, KEK: kek, Auditor: auditor, Catalogue: cat,
+		Workloads: s.trust, Grants: cat})
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("loading the secret store: %w", err)
+	}
+	s.governance = &governance.Service{Cat: cat, Store: st, Auditor: auditor, Owner: owner(st),
+		Secrets: func() []governance.SecretClasses {
+			var out []governance.SecretClasses
+			for _, i := range s.service.List() {
+				out = append(out, governance.SecretClasses{Name: i.Name, Classes: i.Classes})
+			}
+			return out
+		}}
+	if c.WorkloadListen != "" {
+		tc, err := workloadTLS(c)
+		if err != nil {
+			s.close()
+			return nil, err
+		}
+		s.workload = &secretstore.Server{Addr: c.WorkloadListen, TLS: tc,
+			Handler: secretstore.NewHandler(s.service, log.With("task", "workload-api"))}
+	}
+	return s, nil
+}
+
+// Run refreshes the trust view and serves the workload listener.
+func (s *secrets) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.trust.Run(ctx) })
+	if s.workload != nil {
+		g.Go(func() error { return s.workload.Run(ctx) })
+	}
+	return g.Wait()
+}
+
+func naming(c SecretsConfig) (spiffeid.TrustDomain, *identity.Template, error) {
+	tdName, tmplText := c.TrustDomain, c.Template
+	if tdName == "" {
+		tdName = "bulwark.local"
+	}
+	if tmplText == "" {
+		tmplText = identity.WorkloadTemplate
+	}
+	td, err := spiffeid.TrustDomainFromString(tdName)
+	if err != nil {
+		return td, nil, fmt.Errorf("trust domain %q: %w", tdName, err)
+	}
+	tmpl, err := identity.ParseTemplate(tmplText)
+	return td, tmpl, err
+}
+
+func workloadTLS(c SecretsConfig) (*tls.Config, error) {
+	if c.WorkloadCert == "" || c.WorkloadKey == "" || c.WorkloadCA == "" {
+		return nil, errors.New("the workload listener needs its certificate, key and the identity CA bundle")
+	}
+	cert, err := tls.LoadX509KeyPair(c.WorkloadCert, c.WorkloadKey)
+	if err != nil {
+		return nil, fmt.Errorf("loading the workload listener's certificate: %w", err)
+	}
+	b, err := os.ReadFile(c.WorkloadCA)
+	if err != nil {
+		return nil, fmt.Errorf("reading the identity CA bundle: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("reading the identity CA bundle %s: no PEM certificate in it", c.WorkloadCA)
+	}
+	return secretstore.TLSConfig(cert, pool), nil
+}
+
+// owner is the application owning digest's image, from the stored image
+// (repository, labels) and the applications.
+func owner(st *store.Store) func(ctx context.Context, digest string) (string, error) {
+	return func(ctx context.Context, digest string) (string, error) {
+		img, err := st.Image(ctx, digest)
+		if errors.Is(err, store.ErrNotFound) {
+			return "", nil
+		}
+		if err != nil {
+			return "", err
+		}
+		apps, err := st.ListApplications(ctx)
+		if err != nil {
+			return "", err
+		}
+		if a := store.OwnerOf(apps, img.Repository, img.Labels); a != nil {
+			return a.Name, nil
+		}
+		return "", nil
+	}
+}
