@@ -46,6 +46,8 @@ type Config struct {
 	// CanaryEvery is how often the canary runs after the first; zero is
 	// 30 s.
 	CanaryEvery time.Duration
+	// NamespaceModes overrides Mode per namespace (modes.go).
+	NamespaceModes map[string]Mode
 	// Learn is the learning window (learn.go); a zero Window is none.
 	Learn LearnConfig
 	// Node names this node in learned lists.
@@ -135,7 +137,12 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{cfg: cfg, log: cfg.Log, cache: allowlist.NewDigestCache(digestsPerNode),
 		containers: make(map[string]*container), byDev: make(map[uint64]*container), byCgroup: make(map[uint64]*container),
 		lists: make(map[string]*allowlist.List), ready: make(chan struct{})}
-	if cfg.Mode != ModeOff {
+	for ns, m := range cfg.NamespaceModes {
+		if _, err := ParseMode(string(m)); err != nil {
+			return nil, fmt.Errorf("namespace %q: %w", ns, err)
+		}
+	}
+	if a.strictest() != ModeOff {
 		if err := a.openMechanism(); err != nil { // mechanism.go
 			return nil, err
 		}

@@ -166,7 +166,7 @@ func (a *Agent) canaryLoop(ctx context.Context, cs *canarySetup) error {
 // canary that cannot be set up or is not refused stops the agent
 // (*NoEnforcementError) unless cfg.AllowDegrade.
 func (a *Agent) startCanary(ctx context.Context) (*canarySetup, error) {
-	if a.cfg.Mode == ModeOff || (a.fan == nil && a.lsm == nil) {
+	if a.strictest() == ModeOff || (a.fan == nil && a.lsm == nil) {
 		return nil, nil
 	}
 	cs, err := a.setupCanary(a.cfg.CanaryDir)

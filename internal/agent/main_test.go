@@ -19,6 +19,7 @@ func TestMainUsage(t *testing.T) {
 		{"extra"},
 		{"--no-such-flag"},
 		{"--mechanism", "ebpf"},
+		{"--namespace-modes", "web=enforce"},
 		{"--learn", "-1s"},
 		{"--learn-push"},
 		{"--learn-key", "/nonexistent/key"},

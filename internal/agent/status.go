@@ -54,8 +54,9 @@ func (a *Agent) Containers() []agentproto.Container {
 // while the last canary exec was refused.
 func (a *Agent) Enforcement() (state, reason string) {
 	cs := a.canary.status()
+	mode := a.strictest() // modes.go
 	switch {
-	case a.cfg.Mode == ModeOff:
+	case mode == ModeOff:
 		return agentproto.StateOff, "mode off"
 	case a.fan == nil && a.lsm == nil:
 		return agentproto.StateBroken, a.degraded
@@ -63,7 +64,7 @@ func (a *Agent) Enforcement() (state, reason string) {
 		return agentproto.StateBroken, cs.Error
 	case !cs.OK:
 		return agentproto.StateBroken, "the canary has not run yet"
-	case a.cfg.Mode == ModeDetect:
+	case mode == ModeDetect:
 		return agentproto.StateDetectingOnly, "mode detect"
 	case a.lsm != nil:
 		return agentproto.StateEnforcingBPFLSM, a.degraded
