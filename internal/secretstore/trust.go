@@ -39,7 +39,9 @@ type Trust struct {
 	// (the identity service's registry): a release to that identity is
 	// decided on that container alone. An identity it does not know is
 	// judged by the template over every running container.
-	Issued    func(spiffeID string) (node, container string, ok bool)
+	Issued func(spiffeID string) (node, container string, ok bool)
+	// IssuedTo is the identity issued to a container, the other way.
+	IssuedTo  func(node, container string) (spiffeID string, ok bool)
 	Poll      time.Duration // zero: one second
 	NodeGrace time.Duration // zero: identity.DefaultNodeGrace
 	Log       *slog.Logger
@@ -96,6 +98,21 @@ func (t *Trust) Workload(id string) (Workload, bool) {
 		}
 	}
 	return w, true
+}
+
+// Container is what the server knows of container on node, under the
+// identity it was issued (IssuedTo) or else the template's name ("" when
+// neither names it).
+func (t *Trust) Container(node, container string) (Workload, bool) {
+	t.mu.RLock()
+	w, ok := t.byKey[node+"/"+container]
+	t.mu.RUnlock()
+	if ok && t.IssuedTo != nil {
+		if id, issued := t.IssuedTo(node, container); issued {
+			w.ID = id
+		}
+	}
+	return w, ok
 }
 
 // Run refreshes every Poll until ctx ends; a failed refresh is logged and
@@ -210,11 +227,11 @@ func (t *Trust) Refresh(ctx context.Context) error {
 				w.Application = a.Name
 			}
 		}
-		byKey[nodes[i]+"/"+c.ID] = w
 		if id, err := t.Template.ID(t.TrustDomain, identityWorkload(nodes[i], c)); err == nil {
 			w.ID = id.String()
 			byID[w.ID] = append(byID[w.ID], w)
 		} // else the template cannot name it: only an issued identity can
+		byKey[nodes[i]+"/"+c.ID] = w
 	}
 	t.mu.Lock()
 	t.byID, t.byKey, t.drifted, t.lastDrift, t.images = byID, byKey, drifted, last, images

@@ -107,6 +107,14 @@ func startSecrets(ctx context.Context, cfg Config, st *store.Store, auditor *api
 			w, ok := ids.registry.Workload(id)
 			return w.Node, w.Container, ok
 		}
+		s.trust.IssuedTo = func(node, container string) (string, bool) {
+			for _, d := range ids.registry.List() {
+				if d.Node == node && d.Container == container && d.Issued && !d.Stale {
+					return d.SpiffeID, true
+				}
+			}
+			return "", false
+		}
 	}
 	s.service, err = secretstore.New(ctx, secretstore.Config{Store: st, KEK: kek, Auditor: auditor, Catalogue: cat,
 		Workloads: s.trust, Grants: cat})
