@@ -52,6 +52,9 @@ type Options struct {
 	// cannot back a finding (the function the API's findings use); nil
 	// shows neither.
 	AdvisoryStatus func(context.Context) (api.AdvisoryStatus, error)
+	// Instances lists confidential instances; nil says they are not
+	// enabled.
+	Instances Instances
 	// Running is the server's running inventory the runtime page shows;
 	// nil shows no nodes or workloads.
 	Running *fleet.Index
@@ -119,6 +122,7 @@ func New(st Store, opts Options) http.Handler {
 		{"/revocations", "revocations", c.revocations},
 		{"/applications", "applications", c.applications},
 		{"/registries", "registries", c.registries},
+		{"/instances", "instances", c.instances},
 		{"/runtime", "runtime", c.runtime},
 	} {
 		mux.Handle("GET "+p+pg.path, c.authenticated(func(w http.ResponseWriter, r *http.Request) {
