@@ -6,12 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/bulwark-sec/bulwark/internal/audit"
-	"github.com/bulwark-sec/bulwark/internal/failpoint"
 	"github.com/bulwark-sec/bulwark/internal/fleet"
 	"github.com/bulwark-sec/bulwark/internal/kube"
 	"github.com/bulwark-sec/bulwark/internal/notify"
@@ -96,6 +94,22 @@ func Retryable(err error) bool {
 // answered before (the same key) is not answered again: its response is
 // returned, and resumed if the taking was cut.
 func (e *Engine) Respond(ctx context.Context, c Case) (store.Response, error) {
+	rs, err := e.RespondAll(ctx, []Case{c}, 1)
+	return rs[0], err
+}
+
+// plan is one case on its way: the response it makes, the pod it acts on
+// and the pod's owner.
+type plan struct {
+	r       store.Response
+	t       Target
+	owner   Owner
+	created bool
+}
+
+// prepare chooses c's action and reads the pod's owner; it records
+// nothing.
+func (e *Engine) prepare(ctx context.Context, c Case) (*plan, error) {
 	w := c.Workload
 	r := store.Response{Trigger: c.Trigger, Action: e.Policy.Action(c.Trigger, w.PodNamespace, w.Application),
 		State: store.ResponsePlanned, DryRun: e.Policy.DryRun, Namespace: w.PodNamespace, Pod: w.Pod, PodUID: w.PodUID,
@@ -104,8 +118,7 @@ func (e *Engine) Respond(ctx context.Context, c Case) (store.Response, error) {
 	if subject == "" {
 		subject = w.Node + "/" + w.Container
 	}
-	t := Target{Namespace: w.PodNamespace, Pod: w.Pod, PodUID: w.PodUID, Container: w.ContainerName, Node: w.Node}
-	var owner Owner
+	p := &plan{t: Target{Namespace: w.PodNamespace, Pod: w.Pod, PodUID: w.PodUID, Container: w.ContainerName, Node: w.Node}}
 	if r.Action != Alert {
 		switch {
 		case w.Pod == "":
@@ -113,22 +126,24 @@ func (e *Engine) Respond(ctx context.Context, c Case) (store.Response, error) {
 		case e.Orchestrator == nil:
 			r.State, r.Detail = store.ResponseSkipped, "no Kubernetes API configured (bulwark server --kubeconfig)"
 		default:
-			o, err := e.Orchestrator.Owner(ctx, t)
+			o, err := e.Orchestrator.Owner(ctx, p.t)
 			switch {
 			case errors.Is(err, ErrPodGone):
 				r.State, r.Detail = store.ResponseSkipped, "the pod no longer exists"
 			case errors.Is(err, ErrNotOnNode):
 				r.State, r.Detail = store.ResponseSkipped, "refused: "+err.Error()
 			case err != nil:
-				return r, classify(fmt.Errorf("finding the owner of pod %s/%s: %w", t.Namespace, t.Pod, err))
+				r.Key = c.Key + "|" + subject
+				p.r = r
+				return p, classify(fmt.Errorf("finding the owner of pod %s/%s: %w", p.t.Namespace, p.t.Pod, err))
 			}
-			owner, r.Owner = o, o.String()
+			p.owner, r.Owner = o, o.String()
 		}
 	}
 	if r.Action == Rollback && r.State == store.ResponsePlanned {
 		r.Target = c.Target
 		switch {
-		case rollbackable[owner.Kind] == "":
+		case rollbackable[p.owner.Kind] == "":
 			r.State, r.Detail = store.ResponseSkipped, "no Deployment, StatefulSet or DaemonSet owns the pod: nothing to roll back"
 		case c.Target == "":
 			r.State, r.Detail = store.ResponseSkipped, "the repository has no known-good digest to roll back to"
@@ -137,24 +152,8 @@ func (e *Engine) Respond(ctx context.Context, c Case) (store.Response, error) {
 		}
 	}
 	r.Key = c.Key + "|" + subject
-	// Two pods of one Deployment make one rollback: the second waits for
-	// nothing and takes nothing.
-	if !e.claim(r.Key) {
-		return r, nil
-	}
-	defer e.release(r.Key)
-	rec, created, err := e.record(ctx, r)
-	if err != nil {
-		return rec, err
-	}
-	if rec.State != store.ResponsePlanned {
-		return rec, nil // answered (or answered before)
-	}
-	failpoint.Hit("respond.recorded")
-	if !created {
-		e.log().Info("resuming a recorded runtime response", "id", rec.ID, "action", rec.Action, "key", rec.Key)
-	}
-	return e.take(ctx, rec, t, owner)
+	p.r = r
+	return p, nil
 }
 
 func (e *Engine) claim(key string) bool {
@@ -174,37 +173,6 @@ func (e *Engine) release(key string) {
 	e.mu.Lock()
 	delete(e.inFlight, key)
 	e.mu.Unlock()
-}
-
-// record stores r, after the safety limits, with its audit entry and
-// notification, in one transaction; an existing response under r.Key is
-// returned instead (created false).
-func (e *Engine) record(ctx context.Context, r store.Response) (store.Response, bool, error) {
-	var rec store.Response
-	var created bool
-	err := e.Auditor.Do(ctx, func(tx *store.Store) ([]audit.Entry, error) {
-		if r.State == store.ResponsePlanned && r.Action != Alert {
-			if err := e.limit(ctx, tx, &r); err != nil {
-				return nil, err
-			}
-		}
-		if r.State == store.ResponsePlanned && (r.Action == Alert || r.DryRun) {
-			r.State = store.ResponseDone
-			r.Detail = "alert sent"
-			if r.Action != Alert {
-				r.Detail = "dry run: would " + r.Action + " " + describe(r)
-			}
-		}
-		if r.State != store.ResponsePlanned {
-			r.Finished = e.now()
-		}
-		var err error
-		if rec, created, err = tx.RecordResponse(ctx, r); err != nil || !created {
-			return nil, err
-		}
-		return e.announce(ctx, tx, rec, "runtime.response")
-	})
-	return rec, created, err
 }
 
 // limit turns r into a skipped response when the namespace's rate or the
@@ -262,46 +230,6 @@ func describe(r store.Response) string {
 		return "pod " + r.Namespace + "/" + r.Pod
 	}
 	return ""
-}
-
-// take takes a planned response and records its outcome.
-func (e *Engine) take(ctx context.Context, rec store.Response, t Target, o Owner) (store.Response, error) {
-	if o.Kind == "" && rec.Owner != "" { // resumed: the owner recorded with it
-		o.Kind, o.Name, _ = strings.Cut(rec.Owner, "/")
-	}
-	var detail string
-	var err error
-	switch rec.Action {
-	case Replace:
-		detail, err = e.Orchestrator.Replace(ctx, t)
-	case Rollback:
-		detail, err = e.Orchestrator.Rollback(ctx, t, o, rec.Target, rec.Image)
-	case Quarantine:
-		detail, err = e.Orchestrator.Quarantine(ctx, t)
-	default:
-		err = fmt.Errorf("unknown action %q", rec.Action)
-	}
-	if err != nil {
-		if err = classify(err); Retryable(err) {
-			return rec, fmt.Errorf("taking response %d (%s): %w", rec.ID, rec.Action, err)
-		}
-		rec.State, rec.Detail = store.ResponseFailed, err.Error()
-	} else {
-		rec.State, rec.Detail = store.ResponseDone, detail
-	}
-	rec.Finished = e.now()
-	ferr := e.Auditor.Do(ctx, func(tx *store.Store) ([]audit.Entry, error) {
-		if err := tx.FinishResponse(ctx, rec.ID, rec.State, rec.Detail); err != nil {
-			return nil, err
-		}
-		return e.announce(ctx, tx, rec, "runtime.response."+rec.State)
-	})
-	if ferr != nil {
-		return rec, ferr
-	}
-	e.log().Info("runtime response", "id", rec.ID, "trigger", rec.Trigger, "action", rec.Action, "state", rec.State,
-		"namespace", rec.Namespace, "pod", rec.Pod, "owner", rec.Owner, "detail", rec.Detail)
-	return rec, nil
 }
 
 // classify marks an error that is not the API server's answer (a refused

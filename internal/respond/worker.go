@@ -173,23 +173,10 @@ func (w *Worker) revoked(ctx context.Context, job Job) error {
 	if par <= 0 {
 		par = 8
 	}
-	sem := make(chan struct{}, par)
-	var mu sync.Mutex
-	var errs []error
-	var wg sync.WaitGroup
-	for _, wl := range wls {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			_, err := w.Engine.Respond(ctx, Case{Trigger: TriggerRevoked, Key: TriggerRevoked + ":" + job.Event,
-				Reason: job.Reason, Workload: wl, Target: job.Target})
-			if err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		})
+	cases := make([]Case, len(wls))
+	for i, wl := range wls {
+		cases[i] = Case{Trigger: TriggerRevoked, Key: TriggerRevoked + ":" + job.Event, Reason: job.Reason, Workload: wl, Target: job.Target}
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	_, err := w.Engine.RespondAll(ctx, cases, par)
+	return err
 }

@@ -74,6 +74,9 @@ type updater struct {
 	// imported, when set, is told that an import ran (the cached status
 	// of the advisory database is stale).
 	imported func()
+	// revoked, when set, is told that a re-evaluation revoked digests
+	// (their outbox jobs are committed).
+	revoked func()
 
 	mu     sync.Mutex  // one import or catch-up at a time
 	behind atomic.Bool // a change set waits on another replica
@@ -306,6 +309,9 @@ func (u *updater) reevaluate(ctx context.Context, actor string, recs []*osv.Reco
 	}
 	u.log.Info("re-evaluated advisory changes", "changed", len(recs), "affected", res.Affected,
 		"revocations", len(res.Revocations), "duration", res.Total)
+	if len(res.Revocations) > 0 && u.revoked != nil {
+		u.revoked()
+	}
 	if len(res.Revocations) > 0 && u.anchor != nil {
 		if err := u.anchor(ctx); err != nil {
 			return res, err

@@ -33,11 +33,21 @@ type events struct {
 	// revocation hits, and their responses are queued (wakeRespond).
 	fleet       *fleet.Index
 	wakeRespond func()
+	// wake cuts the idle wait short: a revocation committed an outbox job.
+	wake chan struct{}
+}
+
+// Wake tells the events task that an outbox job was committed.
+func (e *events) Wake() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Run claims and publishes outbox jobs until ctx is done.
 func (e *events) Run(ctx context.Context) error {
-	return store.RunJobs(ctx, e.store, e.instance, []string{store.JobCertificationEvent}, e.poll, e.handle)
+	return store.RunJobsWoken(ctx, e.store, e.instance, []string{store.JobCertificationEvent}, e.poll, e.wake, e.handle)
 }
 
 // handle publishes one outbox job and records the outcome: a failure is

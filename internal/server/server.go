@@ -308,6 +308,8 @@ func Run(ctx context.Context, cfg Config) error {
 	handler.UseFleet(running, respondWorker.Wake)
 	ev := &events{store: st, handler: handler, log: log.With("task", "events"), instance: cfg.Instance + "/events", poll: cfg.PollInterval}
 	ev.fleet, ev.wakeRespond = running, respondWorker.Wake
+	ev.wake = make(chan struct{}, 1)
+	upd.revoked = ev.Wake
 	handler.UseAdvisoryUpdater(upd)
 	handler.UseSealKey(key)
 	handler.UseAdvisorySource(adb, adv.status)

@@ -309,6 +309,12 @@ type Claimer interface {
 // (CompleteJob, FailJob); an error from run, or a failed claim, ends the
 // loop with that error.
 func RunJobs(ctx context.Context, st Claimer, worker string, kinds []string, idle time.Duration, run func(context.Context, *Job) error) error {
+	return RunJobsWoken(ctx, st, worker, kinds, idle, nil, run)
+}
+
+// RunJobsWoken is RunJobs that also stops waiting idle when wake
+// receives: the job's producer says one is queued.
+func RunJobsWoken(ctx context.Context, st Claimer, worker string, kinds []string, idle time.Duration, wake <-chan struct{}, run func(context.Context, *Job) error) error {
 	for {
 		j, err := st.ClaimJob(ctx, worker, kinds...)
 		switch {
@@ -318,6 +324,7 @@ func RunJobs(ctx context.Context, st Claimer, worker string, kinds []string, idl
 			select {
 			case <-ctx.Done():
 				return nil
+			case <-wake:
 			case <-time.After(idle):
 			}
 			continue
