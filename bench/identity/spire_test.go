@@ -10,8 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -179,13 +177,4 @@ func spireSigning(t *testing.T, sock string, pid int) {
 	per := (procCPU(pid) - cpu0) / time.Duration(max(n, 1))
 	t.Logf("SPIRE (c) MintX509SVID: %.0f SVIDs/s wall; %.0f us of spire-server CPU each -> %.0f/s on 2 idle cores; load average %s",
 		float64(n)/d.Seconds(), per.Seconds()*1e6, 2/per.Seconds(), loadAvg())
-}
-
-// procCPU is a process's user and system CPU time.
-func procCPU(pid int) time.Duration {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100 // clock ticks (USER_HZ 100)
 }
