@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
+
 	"github.com/bulwark-sec/bulwark/internal/agentproto"
 	"github.com/bulwark-sec/bulwark/internal/audit"
 	"github.com/bulwark-sec/bulwark/internal/identity"
@@ -30,6 +32,8 @@ type IdentityConfig struct {
 	Feed  IdentityFeed
 	// Decisions remembers the decisions (trust.Registry).
 	Decisions IdentityDecisions
+	// Federated lists the bundles of federated trust domains (nil: none).
+	Federated func() []*spiffebundle.Bundle
 }
 
 // IdentityFeed pushes certification changes to agents (trust.Feed).
@@ -240,6 +244,29 @@ func (h *Handler) identityBundle(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return errorf(http.StatusBadRequest, nil, "format %q: want jwks or pem", r.URL.Query().Get("format"))
 	}
+	return nil
+}
+
+// federatedBundles serves GET /api/v1/identity/bundles: the bundles of the
+// trust domains this server federates with, by trust domain ID, each as
+// its bundle endpoint served it (SPIFFE JWKS). Agents hand them to
+// workloads; public, as every bundle is.
+func (h *Handler) federatedBundles(w http.ResponseWriter, r *http.Request) error {
+	ir, err := h.identityOn()
+	if err != nil {
+		return err
+	}
+	out := map[string]json.RawMessage{}
+	if ir.cfg.Federated != nil {
+		for _, b := range ir.cfg.Federated() {
+			doc, err := b.Marshal()
+			if err != nil {
+				return err
+			}
+			out[b.TrustDomain().IDString()] = doc
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"bundles": out})
 	return nil
 }
 

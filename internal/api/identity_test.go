@@ -374,3 +374,27 @@ func FuzzIdentityX509(f *testing.F) {
 		}
 	})
 }
+
+// TestFederatedBundlesRoute lists the federated bundles, public.
+func TestFederatedBundlesRoute(t *testing.T) {
+	f := newIdentityAPI(t)
+	partner := spiffeid.RequireTrustDomainFromString("partner.example")
+	root, _ := identity.NewRoot(partner, 0, time.Now())
+	pa, err := identity.New(identity.Config{TrustDomain: partner, Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.h.identity.cfg.Federated = func() []*spiffebundle.Bundle { return []*spiffebundle.Bundle{pa.Bundle()} }
+	code, body := f.call("GET", agentproto.IdentityBundlesPath, "", nil)
+	var got struct {
+		Bundles map[string]json.RawMessage `json:"bundles"`
+	}
+	json.Unmarshal(body, &got)
+	raw, ok := got.Bundles["spiffe://partner.example"]
+	if code != http.StatusOK || !ok {
+		t.Fatalf("%d %s", code, body)
+	}
+	if b, err := spiffebundle.Parse(partner, raw); err != nil || len(b.X509Authorities()) != 1 {
+		t.Fatalf("the partner's bundle: %v", err)
+	}
+}

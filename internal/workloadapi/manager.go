@@ -31,6 +31,13 @@ type Issuer interface {
 	Changes(ctx context.Context, seq int64) (digests []string, next int64, err error)
 }
 
+// Federator is an Issuer that also lists the bundles of the trust domains
+// the server federates with; they are handed to workloads beside the
+// trust domain's own.
+type Federator interface {
+	FederatedBundles(ctx context.Context) ([]*spiffebundle.Bundle, error)
+}
+
 // ManagerConfig configures a Manager.
 type ManagerConfig struct {
 	Issuer Issuer
@@ -55,6 +62,7 @@ type Manager struct {
 	mu            sync.Mutex
 	entries       map[string]*entry // by container id
 	bundle        *spiffebundle.Bundle
+	federated     []*spiffebundle.Bundle // replaced with bundle
 	bundleFetched time.Time
 	changed       chan struct{} // closed and replaced on every change
 	kick          chan struct{}
@@ -197,8 +205,16 @@ func (m *Manager) pass(ctx context.Context) {
 		if b, err := m.cfg.Issuer.Bundle(ctx); err != nil {
 			m.cfg.Log.Warn("fetching the trust bundle", "error", err)
 		} else {
+			fed := m.federatedNow()
+			if fr, ok := m.cfg.Issuer.(Federator); ok {
+				if got, err := fr.FederatedBundles(ctx); err != nil {
+					m.cfg.Log.Warn("fetching the federated bundles", "error", err)
+				} else {
+					fed = got
+				}
+			}
 			m.mu.Lock()
-			m.bundle, m.bundleFetched = b, now
+			m.bundle, m.federated, m.bundleFetched = b, fed, now
 			m.notifyLocked()
 			m.mu.Unlock()
 		}
@@ -209,6 +225,12 @@ func (m *Manager) pass(ctx context.Context) {
 		}
 		m.issue(ctx, w)
 	}
+}
+
+func (m *Manager) federatedNow() []*spiffebundle.Bundle {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.federated
 }
 
 func (m *Manager) bundleDue(now time.Time) bool {
@@ -292,17 +314,18 @@ func (m *Manager) followChanges(ctx context.Context) {
 
 // snapshot is what the Workload API serves a container now.
 type snapshot struct {
-	svid    *x509svid.SVID
-	bundle  *spiffebundle.Bundle
-	refusal *identity.Refusal
-	pending bool // known, not decided yet
-	changed <-chan struct{}
+	svid      *x509svid.SVID
+	bundle    *spiffebundle.Bundle
+	federated []*spiffebundle.Bundle
+	refusal   *identity.Refusal
+	pending   bool // known, not decided yet
+	changed   <-chan struct{}
 }
 
 func (m *Manager) snapshot(container string) snapshot {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := snapshot{bundle: m.bundle, changed: m.changed}
+	s := snapshot{bundle: m.bundle, federated: m.federated, changed: m.changed}
 	e, ok := m.entries[container]
 	if !ok {
 		// Adopted by the agent, not yet seen by a pass: a caller waits,

@@ -42,6 +42,14 @@ type localIssuer struct {
 	records []identity.Record
 	changes chan []string
 	silent  bool // the node is not heard from
+	fed     []*spiffebundle.Bundle
+}
+
+// FederatedBundles makes localIssuer a Federator.
+func (li *localIssuer) FederatedBundles(context.Context) ([]*spiffebundle.Bundle, error) {
+	li.mu.Lock()
+	defer li.mu.Unlock()
+	return li.fed, nil
 }
 
 func newLocalIssuer(t testing.TB) *localIssuer {
