@@ -16,6 +16,7 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/fleet"
 	"github.com/bulwark-sec/bulwark/internal/governance"
 	"github.com/bulwark-sec/bulwark/internal/identity"
+	"github.com/bulwark-sec/bulwark/internal/instance"
 	"github.com/bulwark-sec/bulwark/internal/seal"
 	"github.com/bulwark-sec/bulwark/internal/secretstore"
 	"github.com/bulwark-sec/bulwark/internal/store"
@@ -140,6 +141,19 @@ func startSecrets(ctx context.Context, cfg Config, st *store.Store, auditor *api
 			Handler: secretstore.NewHandler(s.service, log.With("task", "workload-api"))}
 	}
 	return s, nil
+}
+
+// useInstances lets release policies' tee: condition read the
+// attestation status of confidential instances (registered under the
+// workload's SPIFFE ID).
+func (s *secrets) useInstances(tr *instance.Tracker) {
+	if tr == nil {
+		return
+	}
+	s.trust.TEE = func(id string) string {
+		k, _ := tr.WorkloadTEE(id)
+		return string(k)
+	}
 }
 
 // Run refreshes the trust view and serves the workload listener.

@@ -328,6 +328,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer sec.close()
 	handler.UseSecrets(sec.service)
 	handler.UseGovernance(sec.governance)
+	sec.useInstances(instances)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
