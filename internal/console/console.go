@@ -53,6 +53,9 @@ type Options struct {
 	// Instances lists confidential instances; nil says they are not
 	// enabled.
 	Instances Instances
+	// Governance builds the data governance report; nil says it is not
+	// enabled.
+	Governance Governance
 }
 
 // CookieName is the login cookie. It holds the API token itself (see
@@ -118,6 +121,7 @@ func New(st Store, opts Options) http.Handler {
 		{"/applications", "applications", c.applications},
 		{"/registries", "registries", c.registries},
 		{"/instances", "instances", c.instances},
+		{"/governance", "governance", c.governance},
 	} {
 		mux.Handle("GET "+p+pg.path, c.authenticated(func(w http.ResponseWriter, r *http.Request) {
 			data, err := pg.fn(r)
