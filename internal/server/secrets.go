@@ -46,6 +46,7 @@ type SecretsConfig struct {
 
 // secrets is the composed secret store and governance of a server.
 type secrets struct {
+	instances  *instance.Tracker // nil: no confidential instances
 	service    *secretstore.Service
 	governance *governance.Service
 	trust      *secretstore.Trust
@@ -94,7 +95,13 @@ func startSecrets(ctx context.Context, cfg Config, st *store.Store, auditor *api
 		s.close()
 		return nil, err
 	}
+	// A node's region: attested by the platform where a verified
+	// confidential instance on it says so, else configured (the
+	// catalogue), else what its agent reports.
 	region := func(node string) string {
+		if r := s.attestedRegion(node); r != "" {
+			return r
+		}
 		if r := cat.NodeRegion(node); r != "" || running == nil {
 			return r
 		}
@@ -123,7 +130,7 @@ func startSecrets(ctx context.Context, cfg Config, st *store.Store, auditor *api
 		s.close()
 		return nil, fmt.Errorf("loading the secret store: %w", err)
 	}
-	s.governance = &governance.Service{Cat: cat, Store: st, Auditor: auditor, Owner: owner(st),
+	s.governance = &governance.Service{Cat: cat, Store: st, Auditor: auditor, Owner: owner(st), Region: region,
 		Secrets: func() []governance.SecretClasses {
 			var out []governance.SecretClasses
 			for _, i := range s.service.List() {
@@ -150,10 +157,26 @@ func (s *secrets) useInstances(tr *instance.Tracker) {
 	if tr == nil {
 		return
 	}
+	s.instances = tr
 	s.trust.TEE = func(id string) string {
 		k, _ := tr.WorkloadTEE(id)
 		return string(k)
 	}
+}
+
+// attestedRegion is the region of node the platform attested: that of a
+// verified confidential instance on it whose region comes from its
+// hardware-signed chip id ("" none).
+func (s *secrets) attestedRegion(node string) string {
+	if s.instances == nil {
+		return ""
+	}
+	for _, in := range s.instances.List("") {
+		if in.Node == node && in.Status == instance.Verified && in.RegionSource == instance.RegionPlatform && in.Region != "" {
+			return in.Region
+		}
+	}
+	return ""
 }
 
 // Run refreshes the trust view and serves the workload listener.
