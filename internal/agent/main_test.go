@@ -18,6 +18,11 @@ func TestMainUsage(t *testing.T) {
 		{"--log-level", "loud"},
 		{"extra"},
 		{"--no-such-flag"},
+		{"--mechanism", "ebpf"},
+		{"--namespace-modes", "web=enforce"},
+		{"--learn", "-1s"},
+		{"--learn-push"},
+		{"--learn-key", "/nonexistent/key"},
 	} {
 		var stderr strings.Builder
 		if code := Main(context.Background(), args, io.Discard, &stderr); code != ExitUsage {

@@ -26,6 +26,8 @@ type outputFlags struct {
 	spoolBytes                                             *int64
 	heartbeat                                              *time.Duration
 	secrets                                                *string
+	hostRoot                                               *string
+	hostEvery                                              *time.Duration
 }
 
 func addOutputFlags(fs *pflag.FlagSet) *outputFlags {
@@ -40,6 +42,8 @@ func addOutputFlags(fs *pflag.FlagSet) *outputFlags {
 		statusFile: fs.String("status-file", "/run/bulwark-agent/status.json", "where the agent writes its status for `bulwark-agent status`"),
 		metrics:    fs.String("metrics-address", "", "loopback address for Prometheus metrics, e.g. 127.0.0.1:9464 (none: off)"),
 		secrets:    fs.String("secret-volumes", "", "tmpfs directory of the containers' secret volumes (DIR/<container id>, mounted read-only into the container) the agent writes the secrets they ask for into (none: off; docs/secret-store.md)"),
+		hostRoot:   fs.String("host-root", "/", "the node's root filesystem, cataloged and sent to the server at start and every --host-inventory-every (\"\": off)"),
+		hostEvery:  fs.Duration("host-inventory-every", 24*time.Hour, "how often the host is cataloged again"),
 	}
 }
 
@@ -113,6 +117,11 @@ func (o *outputs) run(ctx context.Context, a *Agent, log *slog.Logger) error {
 		if *o.flags.secrets != "" {
 			vols := &secretfile.Volumes{Root: *o.flags.secrets}
 			g.Go(func() error { return a.RunSecrets(ctx, o.sender, vols, *o.flags.node, 0) })
+		}
+		if *o.flags.hostRoot != "" {
+			g.Go(func() error {
+				return a.hostInventoryLoop(ctx, o.sender, *o.flags.node, *o.flags.hostRoot, max(*o.flags.hostEvery, time.Minute))
+			})
 		}
 	}
 	if *o.flags.statusFile != "" {

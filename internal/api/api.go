@@ -87,6 +87,7 @@ type Handler struct {
 	fleet       *fleet.Index    // UseFleet; an empty one when nil
 	fleetOnce   sync.Once
 	wakeRespond func()
+	hosts       hostInventories // hostinventory.go
 }
 
 // New returns the API over st. Mutations are audited through auditor;
@@ -190,6 +191,7 @@ func (h *Handler) routes() []route {
 		{"GET /api/v1/runtime/workloads", store.RoleViewer, h.listWorkloads},
 		{"GET /api/v1/runtime/nodes", store.RoleViewer, h.listFleetNodes},
 		{"GET /api/v1/runtime/responses", store.RoleViewer, h.listResponses},
+		{"POST /api/v1/agent/host-inventory", store.RoleOperator, h.agentHostInventory},
 	}
 	for i := range rts {
 		if rts[i].role != "" {
