@@ -134,7 +134,7 @@ func startSecrets(ctx context.Context, cfg Config, st *store.Store, auditor *api
 		Secrets: func() []governance.SecretClasses {
 			var out []governance.SecretClasses
 			for _, i := range s.service.List() {
-				out = append(out, governance.SecretClasses{Name: i.Name, Classes: i.Classes})
+				out = append(out, governance.SecretClasses{Name: i.Name, Classes: i.Classes, ReleasedTo: s.service.ReleasedTo(i.Name)})
 			}
 			return out
 		}}
