@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"golang.org/x/sync/errgroup"
@@ -51,6 +52,7 @@ type secrets struct {
 	governance *governance.Service
 	trust      *secretstore.Trust
 	workload   *secretstore.Server // nil: no listener
+	log        *slog.Logger
 	close      func() error
 }
 
@@ -68,7 +70,7 @@ func startSecrets(ctx context.Context, cfg Config, st *store.Store, auditor *api
 			c.Template = identity.DefaultTemplate
 		}
 	}
-	s := &secrets{close: func() error { return nil }}
+	s := &secrets{close: func() error { return nil }, log: log.With("task", "secrets")}
 	var kek secretstore.KEK
 	switch c.KEK {
 	case "", "file":
@@ -179,10 +181,33 @@ func (s *secrets) attestedRegion(node string) string {
 	return ""
 }
 
+// secretReload is how often the secrets' metadata is read again, so a
+// write on another replica (a rotation, a policy, a deletion) reaches this
+// one's releases.
+const secretReload = 2 * time.Second
+
+// reload reads the secrets' metadata every interval; a failure keeps the
+// previous view and is logged.
+func (s *secrets) reload(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := s.service.Load(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("reloading the secrets", "err", err)
+		}
+	}
+}
+
 // Run refreshes the trust view and serves the workload listener.
 func (s *secrets) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.trust.Run(ctx) })
+	g.Go(func() error { return s.reload(ctx, secretReload) })
 	if s.workload != nil {
 		g.Go(func() error { return s.workload.Run(ctx) })
 	}
