@@ -23,6 +23,11 @@ const (
 // heartbeat records node's containers as the agent API does.
 func heartbeat(t *testing.T, st *store.Store, node string, cs ...agentproto.Container) {
 	t.Helper()
+	heartbeatTB(t, st, node, cs...)
+}
+
+func heartbeatTB(t testing.TB, st *store.Store, node string, cs ...agentproto.Container) {
+	t.Helper()
 	b, _ := json.Marshal(cs)
 	if _, err := st.PutNode(context.Background(), store.Node{Name: node, Mode: "prevent", State: "enforcing", Containers: string(b)}); err != nil {
 		t.Fatal(err)
