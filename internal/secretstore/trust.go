@@ -32,8 +32,8 @@ type Trust struct {
 	// Policy is the name of the server's policy: a certified digest is
 	// certified under it (a release policy's certifiedUnder).
 	Policy string
-	// Region of a node ("" unknown): the governance catalogue's node
-	// regions.
+	// Region of a node ("" unknown): the server's resolution (attested,
+	// configured, reported).
 	Region func(node string) string
 	// Issued, when set, names the container an identity was issued to
 	// (the identity service's registry): a release to that identity is
