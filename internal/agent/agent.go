@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bulwark-sec/bulwark/internal/allowlist"
+	"github.com/bulwark-sec/bulwark/internal/execmon"
 	"github.com/bulwark-sec/bulwark/internal/fanotify"
 )
 
@@ -46,6 +47,8 @@ type Config struct {
 	// CanaryEvery is how often the canary runs after the first; zero is
 	// 30 s.
 	CanaryEvery time.Duration
+	// ExecEvents runs the exec sensor (procevents.go).
+	ExecEvents bool
 	// NamespaceModes overrides Mode per namespace (modes.go).
 	NamespaceModes map[string]Mode
 	// Learn is the learning window (learn.go); a zero Window is none.
@@ -79,6 +82,7 @@ type Agent struct {
 	// (--allow-degrade), "" when it does not.
 	degraded string
 	canary   canaryState
+	procMon  atomic.Pointer[execmon.Monitor] // the exec sensor, when running
 	cache    *allowlist.DigestCache
 	client   *client.Client
 
@@ -94,6 +98,7 @@ type Agent struct {
 
 type stats struct {
 	execs, allowed, refused, reported, unattributed, byCgroup atomic.Int64
+	procExecs, procExits                                      atomic.Int64
 }
 
 // Stats are the agent's counters.
@@ -106,6 +111,10 @@ type Stats struct {
 	// EventsLost counts drift the BPF-LSM program decided but could not
 	// report (its ring buffer was full); the decision stood.
 	EventsLost int64
+	// ProcessExecs and ProcessExits count the exec sensor's events in
+	// watched containers; ProcessLost the node's events its ring buffer
+	// dropped.
+	ProcessExecs, ProcessExits, ProcessLost int64
 }
 
 // New validates cfg and opens the enforcement mechanism.
@@ -186,6 +195,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.cfg.Learn.Window > 0 {
 		g.Go(func() error { return a.learnLoop(ctx) })
 	}
+	if a.cfg.ExecEvents {
+		g.Go(func() error { return a.serveProcessEvents(ctx) })
+	}
 	g.Go(func() error { return a.watch(ctx) })
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
@@ -212,6 +224,12 @@ func (a *Agent) Ready() <-chan struct{} { return a.ready }
 func (a *Agent) Stats() Stats {
 	s := Stats{Execs: a.stats.execs.Load(), Allowed: a.stats.allowed.Load(), Refused: a.stats.refused.Load(),
 		Reported: a.stats.reported.Load(), Unattributed: a.stats.unattributed.Load(), ByCgroup: a.stats.byCgroup.Load(), Hashed: a.cache.Hashed}
+	s.ProcessExecs, s.ProcessExits = a.stats.procExecs.Load(), a.stats.procExits.Load()
+	if m := a.procMon.Load(); m != nil {
+		if ps, err := m.Stats(); err == nil {
+			s.ProcessLost = int64(ps.Lost)
+		}
+	}
 	if a.lsm != nil {
 		if ks, err := a.lsm.enf.Stats(); err == nil { // the kernel's counters
 			s.Execs += int64(ks.Checked)

@@ -166,6 +166,8 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 		if err := a.lsm.watch(ctx, c2, root, a.cache); err != nil {
 			return fmt.Errorf("watching container %q: %w", id, err)
 		}
+	} else if a.cfg.ExecEvents {
+		c2.cgroup, _ = cgroupID(int(pid)) // the exec sensor attributes by it; 0 (unknown) when there is no cgroup v2
 	}
 	a.mu.Lock()
 	if old, ok := a.containers[id]; ok {
@@ -173,7 +175,7 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 	}
 	a.containers[id] = c2
 	a.byDev[dev] = c2
-	if c2.lsmFiles != nil {
+	if c2.cgroup != 0 {
 		a.byCgroup[c2.cgroup] = c2
 	}
 	a.mu.Unlock()
