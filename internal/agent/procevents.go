@@ -32,10 +32,8 @@ func (a *Agent) serveProcessEvents(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		a.mu.RLock()
-		c := a.byCgroup[ev.Cgroup]
-		a.mu.RUnlock()
-		if c == nil || c.canary {
+		c := a.watchedCgroup(ev.Cgroup) // lsm.go
+		if c == nil {
 			continue // not a watched container's process
 		}
 		if ev.Kind == execmon.KindExit {
