@@ -98,7 +98,7 @@ type Agent struct {
 
 type stats struct {
 	execs, allowed, refused, reported, unattributed, byCgroup atomic.Int64
-	procExecs, procExits                                      atomic.Int64
+	procExecs, procExits, procConnects                        atomic.Int64
 }
 
 // Stats are the agent's counters.
@@ -114,7 +114,7 @@ type Stats struct {
 	// ProcessExecs and ProcessExits count the exec sensor's events in
 	// watched containers; ProcessLost the node's events its ring buffer
 	// dropped.
-	ProcessExecs, ProcessExits, ProcessLost int64
+	ProcessExecs, ProcessExits, ProcessConnects, ProcessLost int64
 }
 
 // New validates cfg and opens the enforcement mechanism.
@@ -224,7 +224,7 @@ func (a *Agent) Ready() <-chan struct{} { return a.ready }
 func (a *Agent) Stats() Stats {
 	s := Stats{Execs: a.stats.execs.Load(), Allowed: a.stats.allowed.Load(), Refused: a.stats.refused.Load(),
 		Reported: a.stats.reported.Load(), Unattributed: a.stats.unattributed.Load(), ByCgroup: a.stats.byCgroup.Load(), Hashed: a.cache.Hashed}
-	s.ProcessExecs, s.ProcessExits = a.stats.procExecs.Load(), a.stats.procExits.Load()
+	s.ProcessExecs, s.ProcessExits, s.ProcessConnects = a.stats.procExecs.Load(), a.stats.procExits.Load(), a.stats.procConnects.Load()
 	if m := a.procMon.Load(); m != nil {
 		if ps, err := m.Stats(); err == nil {
 			s.ProcessLost = int64(ps.Lost)

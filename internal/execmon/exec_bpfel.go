@@ -24,7 +24,9 @@ type execEvent struct {
 	Kind     uint32
 	ExitCode int32
 	ArgvLen  uint32
-	Pad      uint32
+	Family   uint16
+	Dport    uint16
+	Daddr    [16]uint8
 	Comm     [16]int8
 	Path     [256]int8
 	Argv     [256]int8
@@ -34,11 +36,12 @@ type execEvent struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	execMapEvents       = "events"
-	execMapStats        = "stats"
-	execProgBulwarkExec = "bulwark_exec"
-	execProgBulwarkExit = "bulwark_exit"
-	execVarUnusedEvent  = "unused_event"
+	execMapEvents          = "events"
+	execMapStats           = "stats"
+	execProgBulwarkConnect = "bulwark_connect"
+	execProgBulwarkExec    = "bulwark_exec"
+	execProgBulwarkExit    = "bulwark_exit"
+	execVarUnusedEvent     = "unused_event"
 )
 
 // loadExec returns the embedded CollectionSpec for exec.
@@ -83,8 +86,9 @@ type execSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type execProgramSpecs struct {
-	BulwarkExec *ebpf.ProgramSpec `ebpf:"bulwark_exec"`
-	BulwarkExit *ebpf.ProgramSpec `ebpf:"bulwark_exit"`
+	BulwarkConnect *ebpf.ProgramSpec `ebpf:"bulwark_connect"`
+	BulwarkExec    *ebpf.ProgramSpec `ebpf:"bulwark_exec"`
+	BulwarkExit    *ebpf.ProgramSpec `ebpf:"bulwark_exit"`
 }
 
 // execMapSpecs contains maps before they are loaded into the kernel.
@@ -144,12 +148,14 @@ type execVariables struct {
 //
 // It can be passed to loadExecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type execPrograms struct {
-	BulwarkExec *ebpf.Program `ebpf:"bulwark_exec"`
-	BulwarkExit *ebpf.Program `ebpf:"bulwark_exit"`
+	BulwarkConnect *ebpf.Program `ebpf:"bulwark_connect"`
+	BulwarkExec    *ebpf.Program `ebpf:"bulwark_exec"`
+	BulwarkExit    *ebpf.Program `ebpf:"bulwark_exit"`
 }
 
 func (p *execPrograms) Close() error {
 	return _ExecClose(
+		p.BulwarkConnect,
 		p.BulwarkExec,
 		p.BulwarkExit,
 	)

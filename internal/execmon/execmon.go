@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
 )
 
 // Kind is what an Event reports.
@@ -20,8 +22,9 @@ type Kind uint32
 
 // The kinds.
 const (
-	KindExec Kind = 1
-	KindExit Kind = 2
+	KindExec    Kind = 1
+	KindExit    Kind = 2
+	KindConnect Kind = 3 // an outbound TCP connection (SYN sent)
 )
 
 func (k Kind) String() string {
@@ -30,6 +33,8 @@ func (k Kind) String() string {
 		return "exec"
 	case KindExit:
 		return "exit"
+	case KindConnect:
+		return "connect"
 	}
 	return fmt.Sprintf("kind(%d)", uint32(k))
 }
@@ -52,6 +57,8 @@ type Event struct {
 	Truncated bool
 	// Exit only: the wait status (exit code << 8 | signal).
 	ExitCode int32
+	// Connect only: where to (IPv4 or IPv6).
+	Dst netip.AddrPort
 }
 
 // Stats are the programs' counters, summed over CPUs.
@@ -81,7 +88,7 @@ func Start() (*Monitor, error) {
 	if err := loadExecObjects(&m.objs, nil); err != nil {
 		return nil, fmt.Errorf("loading the exec sensor: %w", err)
 	}
-	for _, p := range []*ebpf.Program{m.objs.BulwarkExec, m.objs.BulwarkExit} {
+	for _, p := range []*ebpf.Program{m.objs.BulwarkExec, m.objs.BulwarkExit, m.objs.BulwarkConnect} {
 		l, err := link.AttachTracing(link.TracingOptions{Program: p})
 		if err != nil {
 			_ = m.Close()
@@ -159,6 +166,12 @@ func decode(raw []byte) (Event, error) {
 	}
 	e := Event{Kind: Kind(ev.Kind), Cgroup: ev.Cgroup, PID: ev.Pid, PPID: ev.Ppid, UID: ev.Uid, Comm: cString(ev.Comm[:]),
 		Dev: ev.Dev, Ino: ev.Ino, Path: cString(ev.Path[:]), ExitCode: ev.ExitCode}
+	switch {
+	case e.Kind == KindConnect && ev.Family == unix.AF_INET:
+		e.Dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte(ev.Daddr[:4])), ev.Dport)
+	case e.Kind == KindConnect && ev.Family == unix.AF_INET6:
+		e.Dst = netip.AddrPortFrom(netip.AddrFrom16(ev.Daddr), ev.Dport)
+	}
 	if e.Kind == KindExec {
 		n := min(int(ev.ArgvLen), len(ev.Argv))
 		b := make([]byte, n)

@@ -1,6 +1,8 @@
 package execmon
 
 import (
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -12,7 +14,8 @@ import (
 // TestExecAndExit: on this kernel (LSM programs refused, tp_btf loads) the
 // sensor sees a child's exec with its path, arguments, parent, cgroup and
 // file identity, a long argument vector cut at its bound and said so, and
-// the child's exit with its status.
+// the child's exit with its status, and an outbound TCP connection with
+// its destination.
 func TestExecAndExit(t *testing.T) {
 	if os.Geteuid() != 0 {
 		if os.Getenv("BULWARK_REQUIRE_CONTAINERD") == "1" {
@@ -82,11 +85,48 @@ func TestExecAndExit(t *testing.T) {
 			t.Fatalf("after 20 s: %v", want)
 		}
 	}
+	// Outbound TCP connections from this process, IPv4 and (where the
+	// loopback has it) IPv6.
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Logf("no listener on %s: %v", addr, err)
+			continue
+		}
+		defer ln.Close()
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+		connectEvent(t, evs, deadline, netip.MustParseAddrPort(ln.Addr().String()))
+	}
 	s, err := m.Stats()
 	if err != nil || s.Events == 0 {
 		t.Fatalf("stats %+v, %v", s, err)
 	}
 	t.Logf("events %d, lost %d (the whole machine's execs and exits meanwhile)", s.Events, s.Lost)
+}
+
+// connectEvent waits for this process's connect event to want.
+func connectEvent(t *testing.T, evs <-chan Event, deadline <-chan time.Time, want netip.AddrPort) {
+	t.Helper()
+	for {
+		select {
+		case e, ok := <-evs:
+			if !ok {
+				t.Fatal("the sensor stopped")
+			}
+			if e.Kind == KindConnect && e.PID == uint32(os.Getpid()) && e.Dst.Port() == want.Port() {
+				if e.Dst != want || e.Cgroup == 0 {
+					t.Fatalf("connect event %+v, want to %s", e, want)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no connect event to %s", want)
+		}
+	}
 }
 
 func TestSplitArgv(t *testing.T) {

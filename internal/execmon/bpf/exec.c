@@ -15,6 +15,11 @@
 
 #define KIND_EXEC 1
 #define KIND_EXIT 2
+#define KIND_CONNECT 3
+
+#define AF_INET 2
+#define AF_INET6 10
+#define TCP_SYN_SENT 2
 
 struct event {
 	__u64 cgroup;
@@ -26,7 +31,9 @@ struct event {
 	__u32 kind;
 	__s32 exit_code;
 	__u32 argv_len;
-	__u32 _pad;
+	__u16 family;
+	__u16 dport;
+	__u8 daddr[16];
 	char comm[16];
 	char path[PATH_MAX_EVENT];
 	char argv[ARGV_MAX];
@@ -76,6 +83,9 @@ static __always_inline struct event *start(struct task_struct *p, __u32 kind)
 	e->dev = 0;
 	e->exit_code = 0;
 	e->argv_len = 0;
+	e->family = 0;
+	e->dport = 0;
+	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
 	e->path[0] = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	return e;
@@ -117,6 +127,32 @@ int bulwark_exit(unsigned long long *ctx)
 	if (!e)
 		return 0;
 	e->exit_code = BPF_CORE_READ(p, exit_code);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* An outbound TCP connection: the socket moves to SYN_SENT inside the
+ * connect call, so the current task is the one connecting. */
+SEC("tp_btf/inet_sock_set_state")
+int bulwark_connect(unsigned long long *ctx)
+{
+	struct sock *sk = (void *)ctx[0];
+	int newstate = (int)ctx[2];
+	if (newstate != TCP_SYN_SENT)
+		return 0;
+	struct task_struct *p = (void *)bpf_get_current_task_btf();
+	struct event *e = start(p, KIND_CONNECT);
+	if (!e)
+		return 0;
+	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 port = BPF_CORE_READ(sk, __sk_common.skc_dport);
+	e->dport = (port >> 8) | (port << 8);
+	if (e->family == AF_INET) {
+		__be32 a = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(e->daddr, &a, 4);
+	} else if (e->family == AF_INET6) {
+		BPF_CORE_READ_INTO(&e->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
