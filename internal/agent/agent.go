@@ -83,6 +83,7 @@ type Agent struct {
 	degraded string
 	canary   canaryState
 	procMon  atomic.Pointer[execmon.Monitor] // the exec sensor, when running
+	writes   *fanotify.Listener              // close-write notifications (--exec-events)
 	cache    *allowlist.DigestCache
 	client   *client.Client
 
@@ -98,7 +99,7 @@ type Agent struct {
 
 type stats struct {
 	execs, allowed, refused, reported, unattributed, byCgroup atomic.Int64
-	procExecs, procExits, procConnects                        atomic.Int64
+	procExecs, procExits, procConnects, execWrites            atomic.Int64
 }
 
 // Stats are the agent's counters.
@@ -115,6 +116,9 @@ type Stats struct {
 	// watched containers; ProcessLost the node's events its ring buffer
 	// dropped.
 	ProcessExecs, ProcessExits, ProcessConnects, ProcessLost int64
+	// ExecutablesWritten counts files with an execute bit written in
+	// watched containers (--exec-events).
+	ExecutablesWritten int64
 }
 
 // New validates cfg and opens the enforcement mechanism.
@@ -197,6 +201,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	if a.cfg.ExecEvents {
 		g.Go(func() error { return a.serveProcessEvents(ctx) })
+		if w, err := fanotify.NewNotify(); err == nil {
+			a.writes = w
+			g.Go(func() error { return a.serveWrites(ctx) })
+		} else {
+			a.log.Warn("executables written are not reported", "error", err.Error())
+		}
 	}
 	g.Go(func() error { return a.watch(ctx) })
 	err = g.Wait()
@@ -225,6 +235,7 @@ func (a *Agent) Stats() Stats {
 	s := Stats{Execs: a.stats.execs.Load(), Allowed: a.stats.allowed.Load(), Refused: a.stats.refused.Load(),
 		Reported: a.stats.reported.Load(), Unattributed: a.stats.unattributed.Load(), ByCgroup: a.stats.byCgroup.Load(), Hashed: a.cache.Hashed}
 	s.ProcessExecs, s.ProcessExits, s.ProcessConnects = a.stats.procExecs.Load(), a.stats.procExits.Load(), a.stats.procConnects.Load()
+	s.ExecutablesWritten = a.stats.execWrites.Load()
 	if m := a.procMon.Load(); m != nil {
 		if ps, err := m.Stats(); err == nil {
 			s.ProcessLost = int64(ps.Lost)

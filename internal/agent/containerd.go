@@ -169,6 +169,11 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 	} else if a.cfg.ExecEvents {
 		c2.cgroup, _ = cgroupID(int(pid)) // the exec sensor attributes by it; 0 (unknown) when there is no cgroup v2
 	}
+	if a.writes != nil {
+		if err := a.writes.MarkCloseWrite(root); err != nil {
+			a.log.Warn("executables written in this container are not reported", "container", id, "error", err.Error())
+		}
+	}
 	a.mu.Lock()
 	if old, ok := a.containers[id]; ok {
 		a.unindex(old)

@@ -59,6 +59,7 @@ func writeMetrics(w io.Writer, st Status) {
 	fmt.Fprintf(w, "# HELP bulwark_agent_process_events_total Execs and exits in watched containers seen by the exec sensor.\n# TYPE bulwark_agent_process_events_total counter\n")
 	fmt.Fprintf(w, "bulwark_agent_process_events_total{kind=\"exec\"} %d\nbulwark_agent_process_events_total{kind=\"exit\"} %d\nbulwark_agent_process_events_total{kind=\"connect\"} %d\n",
 		st.Stats.ProcessExecs, st.Stats.ProcessExits, st.Stats.ProcessConnects)
+	counter("bulwark_agent_executables_written_total", "Files with an execute bit written in watched containers (after the fact).", st.Stats.ExecutablesWritten)
 	counter("bulwark_agent_process_events_lost_total", "Node exec/exit events the sensor's ring buffer dropped.", st.Stats.ProcessLost)
 	counter("bulwark_agent_bpf_events_lost_total", "Drift decided in the kernel but not reported (ring buffer full).", st.Stats.EventsLost)
 	if sp := st.Spool; sp != nil {

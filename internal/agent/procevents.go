@@ -3,9 +3,15 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/bulwark-sec/bulwark/internal/execmon"
+	"github.com/bulwark-sec/bulwark/internal/fanotify"
 )
 
 // serveProcessEvents runs the exec sensor (--exec-events): every exec,
@@ -60,4 +66,51 @@ func (a *Agent) serveProcessEvents(ctx context.Context) error {
 		}
 		a.log.Debug("process", attrs...)
 	}
+}
+
+// serveWrites reports executables written in watched containers (with
+// --exec-events): a close of a file opened for writing whose mode has an
+// execute bit, on a watched container's filesystem, is counted and logged
+// at warn level with the path and the writer. It is after the fact (the
+// exec of such a file is what the mechanism decides); it tells the
+// operator a container is being changed.
+func (a *Agent) serveWrites(ctx context.Context) error {
+	l := a.writes
+	go func() {
+		<-ctx.Done()
+		l.Close()
+	}()
+	buf := make([]byte, 64<<10)
+	var evs []fanotify.Event
+	for {
+		var err error
+		evs, err = l.Read(buf, evs[:0])
+		for _, ev := range evs {
+			a.written(ev)
+			ev.File.Close()
+		}
+		if errors.Is(err, fanotify.ErrClosed) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (a *Agent) written(ev fanotify.Event) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(ev.File.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mode&0o111 == 0 {
+		return
+	}
+	a.mu.RLock()
+	c := a.byDev[st.Dev]
+	a.mu.RUnlock()
+	if c == nil || c.canary {
+		return
+	}
+	a.stats.execWrites.Add(1)
+	path, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(ev.File.Fd())))
+	a.log.Warn("executable written", "container", c.id, "namespace", c.namespace, "image", c.image, "pid", ev.PID,
+		"path", path, "mode", fmt.Sprintf("%04o", st.Mode&0o7777))
 }

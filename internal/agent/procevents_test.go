@@ -14,7 +14,8 @@ import (
 // TestProcessEventsWithContainerd: with --exec-events the exec sensor's
 // events of a real container's processes (a run of an image binary: its
 // exec and its exit) are attributed to the container by cgroup v2 id and
-// counted; the node's other processes are not.
+// counted; the node's other processes are not. Executables written into
+// the container are reported.
 func TestProcessEventsWithContainerd(t *testing.T) {
 	c, addr := containerdtest.Start(t)
 	ctx := namespaces.WithNamespace(context.Background(), testNS)
@@ -52,4 +53,16 @@ func TestProcessEventsWithContainerd(t *testing.T) {
 		t.Fatalf("%d execs attributed to the container: the node's processes leak in", s.ProcessExecs-base.ProcessExecs)
 	}
 	t.Logf("container pe: %d execs, %d exits seen by the sensor", s.ProcessExecs-base.ProcessExecs, s.ProcessExits-base.ProcessExits)
+
+	// An executable written into the container (copied, then modified) is
+	// reported after the fact; writing a plain file is not.
+	for _, cmd := range []string{"copy /bin/probe /tmp/new", "modify /bin/tool"} {
+		if got := k.do(t, cmd); got != "ok" {
+			t.Fatalf("%s: %s", cmd, got)
+		}
+	}
+	s = waitStats(a, func(s Stats) bool { return s.ExecutablesWritten-base.ExecutablesWritten >= 2 })
+	if w := s.ExecutablesWritten - base.ExecutablesWritten; w != 2 {
+		t.Fatalf("executables written: %d, want 2 (the copy and the modified image binary)", w)
+	}
 }
