@@ -9,8 +9,10 @@ import (
 	"os"
 	"strings"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/bulwark-sec/bulwark/internal/config"
 	"github.com/bulwark-sec/bulwark/internal/sign"
 )
 
@@ -45,7 +47,16 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	learnPush := fs.Bool("learn-push", false, "push each learned list as an attestation next to its image (registry credentials from the Docker config)")
 	of := addOutputFlags(fs)    // outputs.go
 	idf := addIdentityFlags(fs) // identity.go
+	cfgFile := fs.String("config", "", "YAML config file of flag values (top level or under bulwark-agent:); else $BULWARK_CONFIG. Every flag is also $BULWARK_<FLAG>")
 	if err := fs.Parse(args); err != nil {
+		return ExitUsage
+	}
+	// Flags not given: from the environment, then the config file, as the
+	// CLI and server read theirs (internal/config; unknown keys are errors).
+	cmd := &cobra.Command{Use: "bulwark-agent"}
+	cmd.Flags().AddFlagSet(fs)
+	if err := config.Apply(cmd, *cfgFile); err != nil {
+		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
 		return ExitUsage
 	}
 	if fs.NArg() > 0 {
