@@ -47,15 +47,15 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	learnPush := fs.Bool("learn-push", false, "push each learned list as an attestation next to its image (registry credentials from the Docker config)")
 	of := addOutputFlags(fs)    // outputs.go
 	idf := addIdentityFlags(fs) // identity.go
-	cfgFile := fs.String("config", "", "YAML config file of flag values (top level or under bulwark-agent:); else $BULWARK_CONFIG. Every flag is also $BULWARK_<FLAG>")
+	cfgFile := fs.String("config", "", "YAML config file of flag values (top level or under bulwark-agent:). Every flag is also $BULWARK_<FLAG>")
 	if err := fs.Parse(args); err != nil {
 		return ExitUsage
 	}
 	// Flags not given: from the environment, then the config file, as the
 	// CLI and server read theirs (internal/config; unknown keys are errors).
-	cmd := &cobra.Command{Use: "bulwark-agent"}
-	cmd.Flags().AddFlagSet(fs)
-	if err := config.Apply(cmd, *cfgFile); err != nil {
+	// Only --config names a file: the CLI's default file and
+	// $BULWARK_CONFIG hold the CLI's keys, not the agent's.
+	if err := applyConfig(fs, *cfgFile); err != nil {
 		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
 		return ExitUsage
 	}
@@ -137,4 +137,23 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitError
 	}
 	return ExitOK
+}
+
+// applyConfig sets the flags not given from $BULWARK_<FLAG> and, when file
+// is named, from it (internal/config).
+func applyConfig(fs *pflag.FlagSet, file string) error {
+	if file != "" {
+		cmd := &cobra.Command{Use: "bulwark-agent"}
+		cmd.Flags().AddFlagSet(fs)
+		return config.Apply(cmd, file)
+	}
+	var errs []error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if v, ok := os.LookupEnv(config.EnvName(f.Name)); ok && !f.Changed {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("setting --%s from %s: %w", f.Name, config.EnvName(f.Name), err))
+			}
+		}
+	})
+	return errors.Join(errs...)
 }
