@@ -196,7 +196,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer cs.cleanup()
 		g.Go(func() error { return a.canaryLoop(ctx, cs) })
 	}
-	if a.cfg.Learn.Window > 0 {
+	if a.cfg.Learn.learning() {
 		g.Go(func() error { return a.learnLoop(ctx) })
 	}
 	if a.cfg.ExecEvents {
@@ -423,7 +423,7 @@ func (a *Agent) WatchDir(id, namespace, ref, dir string, list *allowlist.List) e
 		return err
 	}
 	c := &container{id: id, namespace: namespace, image: list.Image, dev: dev, mode: a.cfg.Mode,
-		compiled: allowlist.Compile(list, verdictsPerContainer), ref: ref, learn: a.window(list.Image, ref)}
+		compiled: allowlist.Compile(list, verdictsPerContainer), ref: ref, learn: a.window(list.Image, ref, a.learnFor(namespace, nil))}
 	a.mu.Lock()
 	if old, ok := a.containers[id]; ok {
 		a.unindex(old)

@@ -152,7 +152,7 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 		return fmt.Errorf("container %q: %w", id, err)
 	}
 	c2 := &container{id: id, namespace: ns, image: list.Image, pid: pid, dev: dev, compiled: allowlist.Compile(list, verdictsPerContainer),
-		labels: podLabels(info.Labels), mode: a.modeFor(ns, info.Labels), ref: info.Image, learn: a.window(list.Image, info.Image)}
+		labels: podLabels(info.Labels), mode: a.modeFor(ns, info.Labels), ref: info.Image, learn: a.window(list.Image, info.Image, a.learnFor(ns, info.Labels))}
 	if c2.mode == ModeOff {
 		a.log.Info("not watching container: mode off for its namespace", "container", id, "namespace", ns)
 		return nil

@@ -42,6 +42,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	degrade := fs.Bool("allow-degrade", false, "run even when the mechanism asked for is unavailable or the canary is not refused (reported loudly as broken)")
 	canaryDir := fs.String("canary-dir", "/run/bulwark-agent", "where the canary's throwaway filesystem is mounted")
 	learn := fs.Duration("learn", 0, "learning window per image digest: what runs beyond the image in its first DURATION runs and is recorded, then the list is locked (0: off)")
+	nsLearn := fs.String("namespace-learn", "", "learning windows per namespace overriding --learn, NS=DURATION,... (0: none there)")
 	learnDir := fs.String("learn-dir", "/var/lib/bulwark-agent/learned", "where learned lists (signed in-toto attestations) are written")
 	learnKey := fs.String("learn-key", "", "cosign-format private key that signs learned lists (passphrase in $BULWARK_AGENT_KEY_PASSWORD)")
 	learnPush := fs.Bool("learn-push", false, "push each learned list as an attestation next to its image (registry credentials from the Docker config)")
@@ -81,6 +82,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	lc := LearnConfig{Window: *learn, Dir: *learnDir, Push: *learnPush}
 	if *learn < 0 {
 		fmt.Fprintf(stderr, "bulwark-agent: --learn %s is negative\n", *learn)
+		return ExitUsage
+	}
+	if lc.ByNamespace, err = parseNamespaceDurations(*nsLearn); err != nil {
+		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
 		return ExitUsage
 	}
 	if *learnKey != "" {

@@ -20,6 +20,7 @@ func TestMainUsage(t *testing.T) {
 		{"--no-such-flag"},
 		{"--mechanism", "ebpf"},
 		{"--namespace-modes", "web=enforce"},
+		{"--namespace-learn", "web=-1s"},
 		{"--learn", "-1s"},
 		{"--learn-push"},
 		{"--learn-key", "/nonexistent/key"},
