@@ -41,9 +41,9 @@ type LearnConfig struct {
 	// ByNamespace overrides Window per namespace (Kubernetes namespace by
 	// the pod label, else containerd namespace); 0 turns learning off there.
 	ByNamespace map[string]time.Duration
-	Dir    string
-	Signer sign.Signer // nil: the learned list is written unsigned (a warning)
-	Push   bool
+	Dir         string
+	Signer      sign.Signer // nil: the learned list is written unsigned (a warning)
+	Push        bool
 	// Registry tunes the push (credentials, transport).
 	Registry sign.Options
 }
