@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bulwark-sec/bulwark/internal/agentproto"
 	"github.com/bulwark-sec/bulwark/internal/allowlist"
 	"github.com/bulwark-sec/bulwark/internal/execmon"
 	"github.com/bulwark-sec/bulwark/internal/fanotify"
@@ -82,8 +83,9 @@ type Agent struct {
 	// (--allow-degrade), "" when it does not.
 	degraded string
 	canary   canaryState
-	procMon  atomic.Pointer[execmon.Monitor] // the exec sensor, when running
-	writes   *fanotify.Listener              // close-write notifications (--exec-events)
+	procMon  atomic.Pointer[execmon.Monitor]          // the exec sensor, when running
+	writes   *fanotify.Listener                       // close-write notifications (--exec-events)
+	hostInv  atomic.Pointer[agentproto.HostInventory] // the last host catalog (hostinv.go)
 	cache    *allowlist.DigestCache
 	client   *client.Client
 
