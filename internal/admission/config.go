@@ -121,6 +121,9 @@ type Config struct {
 	VerifyBudget time.Duration `yaml:"verifyBudget"`
 	// FailurePolicy is "closed" (default) or "open".
 	FailurePolicy FailurePolicy `yaml:"failurePolicy"`
+	// Confidential, when set, is the confidential-workload rule
+	// (confidential.go).
+	Confidential *Confidential `yaml:"confidential"`
 
 	resolved bool
 }
@@ -283,6 +286,11 @@ func (c *Config) resolve() error {
 	}
 	if c.Owners.Mode == "" {
 		c.Owners.Mode = Enforce
+	}
+	if c.Confidential != nil {
+		if err := c.Confidential.validate(); err != nil {
+			return err
+		}
 	}
 	if len(c.Images) == 0 {
 		c.Images = []ImageRule{{Mode: Enforce}}

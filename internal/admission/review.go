@@ -187,6 +187,7 @@ func (w *Webhook) evaluate(ctx context.Context, o *Object, lk lookup) []Finding 
 	out = append(out, w.cfg.podRules(o)...)
 	out = append(out, w.cfg.placementRules(o)...)
 	out = append(out, w.cfg.ownerRules(o)...)
+	out = append(out, w.confidentialRules(ctx, o, lk)...)
 	return out
 }
 

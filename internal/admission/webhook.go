@@ -57,6 +57,8 @@ type Webhook struct {
 	trust      string
 	savedGen   uint64
 	savedSince time.Time
+
+	refKinds refKinds // confidential.go
 }
 
 // New builds the webhook. cfg is resolved (defaults, files) if it was

@@ -37,6 +37,10 @@ type Config struct {
 	Log     *slog.Logger
 	// Report receives every drifted exec; nil logs it.
 	Report func(Event)
+	// ReplaceDrifted replaces a standalone container (one without
+	// Kubernetes pod labels) whose exec drifted: recreated from its image
+	// on a fresh snapshot (replace.go). Pods are replaced by the server.
+	ReplaceDrifted bool
 	// Mechanism is how to enforce; "" is auto.
 	Mechanism Mechanism
 	// AllowDegrade lets the agent run without the mechanism asked for, or
@@ -97,6 +101,8 @@ type Agent struct {
 	learning   map[string]*learning       // by image manifest digest (learn.go)
 	ready      chan struct{}              // closed once existing containers are adopted
 	stats      stats
+	replacing  map[string]bool // containers being replaced (replace.go)
+	runCtx     context.Context // Run's, for background work
 }
 
 type stats struct {
@@ -175,6 +181,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer c.Close()
 	a.client = c
 	g, ctx := errgroup.WithContext(ctx)
+	a.mu.Lock()
+	a.runCtx = ctx
+	a.mu.Unlock()
 	if a.fan != nil {
 		g.Go(func() error { return a.serve(ctx) })
 		g.Go(func() error {
@@ -360,6 +369,7 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 	}
 	e.Path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(ev.File.Fd())))
 	a.cfg.Report(e)
+	a.replaceLater(c)
 	return true
 }
 

@@ -17,11 +17,12 @@ import (
 )
 
 // podLabels keeps the CRI labels of a container (io.kubernetes.*: pod
-// name, pod namespace, container name), bounded.
+// name, pod namespace, container name) and the secrets it asks for
+// (agentproto.LabelSecrets), bounded.
 func podLabels(all map[string]string) map[string]string {
 	var out map[string]string
 	for k, v := range all {
-		if !strings.HasPrefix(k, "io.kubernetes.") || len(k) > agentproto.MaxName || len(v) > agentproto.MaxField {
+		if !strings.HasPrefix(k, "io.kubernetes.") && k != agentproto.LabelSecrets || len(k) > agentproto.MaxName || len(v) > agentproto.MaxField {
 			continue
 		}
 		if out == nil {

@@ -186,6 +186,7 @@ func (h *Handler) routes() []route {
 		{"GET /api/v1/governance/catalogue", store.RoleViewer, h.governanceCatalogue},
 		{"POST /api/v1/governance/flows", store.RoleOperator, h.recordFlows},
 		{"GET /api/v1/governance/report", store.RoleViewer, h.governanceReport},
+		{"POST /api/v1/agent/secrets", store.RoleOperator, h.agentSecrets},
 		{"GET /api/v1/vulnerabilities/{id}/running", store.RoleViewer, h.runningVulnerability},
 		{"GET /api/v1/runtime/workloads", store.RoleViewer, h.listWorkloads},
 		{"GET /api/v1/runtime/nodes", store.RoleViewer, h.listFleetNodes},
@@ -264,7 +265,7 @@ var openAPIDoc []byte
 
 func (h *Handler) openAPI(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/json")
-	w.Write(openAPIDoc)
+	w.Write(servedOpenAPI())
 	return nil
 }
 

@@ -15,7 +15,7 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/store"
 )
 
-func newTestAPI(t *testing.T) (*Handler, Store) {
+func newTestAPI(t testing.TB) (*Handler, Store) {
 	t.Helper()
 	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "bulwark.db"))
 	if err != nil {

@@ -121,6 +121,7 @@ func (h *Handler) putApplication(w http.ResponseWriter, r *http.Request, a store
 		return err
 	}
 	h.log.Info("application stored", "application", a.Name, "lifecycle", a.Lifecycle, "actor", principal(ctx).Actor())
+	h.runningFleet().Rematch() // owners and lifecycles of the running images
 	code := http.StatusCreated
 	if old != nil {
 		code = http.StatusOK
@@ -153,6 +154,7 @@ func (h *Handler) deleteApplication(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	h.log.Info("application deleted", "application", name, "actor", principal(ctx).Actor())
+	h.runningFleet().Rematch()
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -81,11 +81,19 @@ func (h *Handler) listWorkloads(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// listFleetNodes serves GET /api/v1/runtime/nodes: every node of the
-// running inventory (kernel, region, enforcement state, last heartbeat,
-// containers, host packages and the advisories affecting them).
+// listFleetNodes serves GET /api/v1/runtime/nodes[?region=&state=]: the
+// nodes of the running inventory (kernel, region, enforcement state, last
+// heartbeat, containers, host packages and the advisories affecting them).
 func (h *Handler) listFleetNodes(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]any{"nodes": h.runningFleet().Nodes()})
+	q := r.URL.Query()
+	region, state := q.Get("region"), q.Get("state")
+	out := []fleet.Node{}
+	for _, n := range h.runningFleet().Nodes() {
+		if (region == "" || n.Region == region) && (state == "" || n.State == state) {
+			out = append(out, n)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"nodes": out})
 	return nil
 }
 

@@ -184,6 +184,9 @@ func (h *Handler) createFuzzCampaign(w http.ResponseWriter, r *http.Request) err
 		return []audit.Entry{{Actor: principal(ctx).Actor(), Action: "fuzz.campaign.request",
 			Object: "application:" + name, After: after}}, nil
 	})
+	if errors.Is(err, store.ErrCampaignActive) {
+		return errorf(http.StatusConflict, err, "application %q has a fuzz campaign queued or running; wait for it to end", name)
+	}
 	if err != nil {
 		return err
 	}

@@ -40,7 +40,7 @@ type identityFixture struct {
 	bundleRequest func() *spiffebundle.Bundle
 }
 
-func newIdentityAPI(t *testing.T) *identityFixture {
+func newIdentityAPI(t testing.TB) *identityFixture {
 	t.Helper()
 	h, s := newTestAPI(t)
 	st := s.(*store.Store)
@@ -109,7 +109,7 @@ func serveJSON(h http.Handler, method, path, token string, body any) (int, []byt
 	return rec.Code, rec.Body.Bytes()
 }
 
-func newCSR(t *testing.T) (*ecdsa.PrivateKey, []byte) {
+func newCSR(t testing.TB) (*ecdsa.PrivateKey, []byte) {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
@@ -340,4 +340,37 @@ func TestIdentityChangesLongPoll(t *testing.T) {
 		t.Errorf("the polls returned %v after the revocation, want under 1 s", took)
 	}
 	t.Logf("5 polls (in-flight bound 2) answered %v after the revocation", took.Round(time.Millisecond))
+}
+
+// FuzzIdentityX509 sends arbitrary bodies to the X.509-SVID route: the
+// answer is a decision (200, 403 with a reason) or a client error, never
+// a server error, and an SVID is only ever issued to the certified
+// digest on the live node.
+func FuzzIdentityX509(f *testing.F) {
+	fx := newIdentityAPI(f)
+	fx.h.UseLimits(Limits{Rate: -1})
+	_, csr := newCSR(f)
+	for _, r := range []agentproto.X509Request{x509Req("node-1", "c1", certifiedDigest, csr), x509Req("node-2", "c1", uncertifiedDigest, csr)} {
+		b, _ := json.Marshal(r)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"node":"n","workload":{"container":"c","image":"i","labels":{"a":"\u0000"}},"csr":"AAAA"}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		code, out := fx.call("POST", agentproto.IdentityX509Path, fx.op, string(body))
+		switch code {
+		case http.StatusOK:
+			var req agentproto.X509Request
+			json.Unmarshal(body, &req)
+			if req.Workload.Image != certifiedDigest || req.Node != "node-1" {
+				t.Fatalf("issued to %s on %s: %s", req.Workload.Image, req.Node, out)
+			}
+		case http.StatusForbidden:
+			if !bytes.Contains(out, []byte(`"reason"`)) {
+				t.Fatalf("403 without a reason: %s", out)
+			}
+		case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+		default:
+			t.Fatalf("%d %s", code, out)
+		}
+	})
 }

@@ -102,6 +102,9 @@ type TCB struct {
 	FMSPC      string  `json:"fmspc,omitempty"`
 	QEISVSVN   uint16  `json:"qeIsvSvn,omitempty"`
 	TCBEvalNum int     `json:"tcbEvaluationDataNumber,omitempty"`
+	// PCKSerial is the Intel PCK certificate's serial (hex), judged
+	// against a later PCK CRL.
+	PCKSerial string `json:"pckSerial,omitempty"`
 }
 
 // SNPTCB is an AMD TCB version's security patch levels.

@@ -90,3 +90,25 @@ func FuzzParsePolicy(f *testing.F) {
 		}
 	})
 }
+
+// Reference predicates come from registries: signed, but by whoever
+// holds a trusted key, and parsed before anything else looks at them.
+func FuzzParseReferencePredicate(f *testing.F) {
+	f.Add([]byte(`{"references":[{"kind":"sev-snp","measurement":"00ff"}],"policy":{"minSvn":2}}`))
+	f.Add([]byte(`{"references":[{"kind":"tdx","measurement":"00","rtmrs":["","aa"]}]}`))
+	f.Add([]byte(`{"references":[]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := ParseReferencePredicate(b)
+		if err != nil {
+			return
+		}
+		if len(p.References) == 0 || len(p.Kinds()) == 0 {
+			t.Fatal("accepted a predicate with no references")
+		}
+		for _, r := range p.References {
+			if len(r.Measurement) == 0 && len(r.Signer) == 0 {
+				t.Fatalf("accepted a reference that checks nothing: %+v", r)
+			}
+		}
+	})
+}

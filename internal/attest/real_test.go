@@ -185,3 +185,19 @@ func TestRealTDXCollateralFacts(t *testing.T) {
 		wantReason(t, err, ReasonCollateralExpired)
 	})
 }
+
+// The real TDX PCK CRL is loaded (and its signature checked) at the
+// collateral's date, so a later CRL can revoke recorded PCK serials; today
+// its issuer chain has expired and only Verify's own check applies.
+func TestRealTDXPCKCRL(t *testing.T) {
+	if v := newVerifier(t, Options{Now: at(tdxCollDate), TDX: realTDXCollateral(t)}); v.tdxCRL == nil {
+		t.Fatal("the PCK CRL was not loaded at its own date")
+	}
+	res, err := newVerifier(t, Options{Now: at(tdxCollDate), AllowMissingCollateral: true}).Verify(realTDX(t), Expect{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.TCB.PCKSerial == "" {
+		t.Fatal("no PCK serial recorded")
+	}
+}

@@ -27,7 +27,18 @@ func (v *Verifier) Rejudge(res *Result) error {
 			}
 			return refuse(res.Kind, ReasonCollateralExpired, nil, "no %s collateral to judge the platform's TCB by", res.Kind)
 		}
-		return RejudgeTCB(res, info, p.TCBStatuses, v.now())
+		crl := v.tdxCRL
+		if res.Kind == SGX {
+			crl = v.sgx.pckCRL
+		}
+		if err := pckRevoked(res.Kind, crl, res.TCB.PCKSerial); err != nil {
+			return err
+		}
+		accepted := p.TCBStatuses
+		if res.Kind == TDX {
+			accepted = nil // go-tdx-guest accepts UpToDate alone at verification
+		}
+		return RejudgeTCB(res, info, accepted, v.now())
 	}
 	return nil
 }

@@ -21,21 +21,9 @@ type sgxCollateral struct {
 	pckCRL *x509.RevocationList
 }
 
-func (v *Verifier) loadSGX(c *IntelCollateral) (*sgxCollateral, error) {
-	p, err := parseIntel(c)
-	if err != nil {
-		return nil, err
-	}
-	now := v.now()
-	if err := verifyPCSDocument(SGX, c.TCBInfo, c.TCBInfoChain, "tcbInfo", v.intelRoot, now); err != nil {
-		return nil, err
-	}
-	if err := verifyPCSDocument(SGX, c.QEIdentity, c.QEIdentityChain, "enclaveIdentity", v.intelRoot, now); err != nil {
-		return nil, err
-	}
-	if p.tcb.TcbInfo.ID != "SGX" {
-		return nil, fmt.Errorf("SGX collateral's TCB info is for %q", p.tcb.TcbInfo.ID)
-	}
+// loadPCKCRL parses the collateral's PCK CRL and checks its signature by
+// its issuer, chained to the trusted root.
+func (v *Verifier) loadPCKCRL(c *IntelCollateral, now time.Time) (*x509.RevocationList, error) {
 	der := c.PCKCRL
 	if h, err := hex.DecodeString(string(bytes.TrimSpace(der))); err == nil {
 		der = h // PCS serves the CRL as hex when asked for "der" on some endpoints
@@ -53,6 +41,28 @@ func (v *Verifier) loadSGX(c *IntelCollateral) (*sgxCollateral, error) {
 	}
 	if err := crl.CheckSignatureFrom(chain[0]); err != nil {
 		return nil, fmt.Errorf("PCK CRL signature: %w", err)
+	}
+	return crl, nil
+}
+
+func (v *Verifier) loadSGX(c *IntelCollateral) (*sgxCollateral, error) {
+	p, err := parseIntel(c)
+	if err != nil {
+		return nil, err
+	}
+	now := v.now()
+	if err := verifyPCSDocument(SGX, c.TCBInfo, c.TCBInfoChain, "tcbInfo", v.intelRoot, now); err != nil {
+		return nil, err
+	}
+	if err := verifyPCSDocument(SGX, c.QEIdentity, c.QEIdentityChain, "enclaveIdentity", v.intelRoot, now); err != nil {
+		return nil, err
+	}
+	if p.tcb.TcbInfo.ID != "SGX" {
+		return nil, fmt.Errorf("SGX collateral's TCB info is for %q", p.tcb.TcbInfo.ID)
+	}
+	crl, err := v.loadPCKCRL(c, now)
+	if err != nil {
+		return nil, err
 	}
 	return &sgxCollateral{parsedIntel: *p, pckCRL: crl}, nil
 }
@@ -86,10 +96,8 @@ func (v *Verifier) verifySGX(ev *Evidence) (*Result, error) {
 	if now.After(col.pckCRL.NextUpdate) {
 		return nil, refuse(SGX, ReasonCollateralExpired, nil, "PCK CRL was due for update at %s", col.pckCRL.NextUpdate.Format(time.RFC3339))
 	}
-	for _, rc := range col.pckCRL.RevokedCertificateEntries {
-		if rc.SerialNumber.Cmp(pck.SerialNumber) == 0 {
-			return nil, refuse(SGX, ReasonTCBRevoked, nil, "PCK certificate %x revoked at %s", pck.SerialNumber, rc.RevocationTime.Format(time.DateOnly))
-		}
+	if err := pckRevoked(SGX, col.pckCRL, pck.SerialNumber.Text(16)); err != nil {
+		return nil, err
 	}
 	pckKey, ok := pck.PublicKey.(*ecdsa.PublicKey)
 	if !ok || !verifyP256(pckKey, q.QEReport.Raw, q.QEReportSig) {
@@ -124,8 +132,9 @@ func (v *Verifier) verifySGX(ev *Evidence) (*Result, error) {
 		SVN:         uint32(q.Report.ISVSVN),
 		ReportData:  q.Report.ReportData,
 		Debug:       q.Report.Debug(),
-		TCB:         TCB{CPUSVN: ext.TCB.CPUSvnComponents, PCESVN: ext.TCB.PCESvn, FMSPC: ext.FMSPC, QEISVSVN: q.QEReport.ISVSVN, TCBEvalNum: info.TcbEvaluationDataNumber},
-		Platform:    Hex(ext.FMSPC),
+		TCB: TCB{CPUSVN: ext.TCB.CPUSvnComponents, PCESVN: ext.TCB.PCESvn, FMSPC: ext.FMSPC, QEISVSVN: q.QEReport.ISVSVN,
+			TCBEvalNum: info.TcbEvaluationDataNumber, PCKSerial: pck.SerialNumber.Text(16)},
+		Platform: Hex(ext.FMSPC),
 	}
 	if err := RejudgeTCB(res, info, v.opts.Policy.TCBStatuses, now); err != nil {
 		return nil, err
@@ -172,4 +181,17 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// pckRevoked refuses a PCK certificate (serial in hex) the CRL lists.
+func pckRevoked(k Kind, crl *x509.RevocationList, serial string) error {
+	if crl == nil || serial == "" {
+		return nil
+	}
+	for _, rc := range crl.RevokedCertificateEntries {
+		if rc.SerialNumber.Text(16) == serial {
+			return refuse(k, ReasonTCBRevoked, nil, "PCK certificate %s revoked at %s", serial, rc.RevocationTime.Format(time.DateOnly))
+		}
+	}
+	return nil
 }

@@ -1,18 +1,26 @@
 package cli
 
 import (
+	"bytes"
+	"crypto/rand"
 	"crypto/x509"
+	"encoding/json"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"github.com/bulwark-sec/bulwark/internal/agentproto"
 	"github.com/bulwark-sec/bulwark/internal/identity"
 	"github.com/bulwark-sec/bulwark/internal/seal"
 	"github.com/bulwark-sec/bulwark/internal/server"
+	"github.com/bulwark-sec/bulwark/internal/servertest"
 )
 
 // TestCAOfflineRoot: `bulwark ca init` writes a root whose key is sealed
@@ -104,4 +112,47 @@ func mustSeal(t *testing.T, path string) *seal.Key {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// TestIdentityCommands: `bulwark identity list` and `why` show a
+// server's decisions: an issued identity and a refusal with its reason
+// (why exits 1 for it); a bad token is a clear error.
+func TestIdentityCommands(t *testing.T) {
+	d, _ := name.NewDigest("registry.example/app@sha256:" + strings.Repeat("c", 64))
+	u, _ := name.NewDigest("registry.example/app@sha256:" + strings.Repeat("d", 64))
+	srv := servertest.Start(t, server.Config{WatchInterval: time.Hour, Identity: server.IdentityConfig{TrustDomain: "cli.example",
+		Template: "spiffe://{trustDomain}/ns/{namespace}/container/{container}"}},
+		servertest.Image{Digest: d, Tag: "1", Certified: true}, servertest.Image{Digest: u, Tag: "2"})
+	post := func(path string, body any) {
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, bytes.NewReader(b))
+		req.Header.Set("Authorization", "Bearer "+srv.Admin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	post(agentproto.HeartbeatPath, agentproto.Heartbeat{Node: "n1", Mode: "detect", State: agentproto.StateDetectingOnly})
+	key, _ := identity.NewKey()
+	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	for c, img := range map[string]string{"good": d.DigestStr(), "bad": u.DigestStr()} {
+		post(agentproto.IdentityX509Path, agentproto.X509Request{Node: "n1", CSR: csr, Workload: agentproto.Workload{Container: c, Image: img, Namespace: "ns"}})
+	}
+	tok := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tok, []byte(srv.Viewer+"\n"), 0o600)
+	out, errb, code := run(t, "identity", "list", "--server", srv.URL, "--token-file", tok)
+	if code != 0 || !strings.Contains(out, "spiffe://cli.example/ns/ns/container/good") || !strings.Contains(out, "refused (uncertified)") {
+		t.Fatalf("identity list: %d\n%s%s", code, out, errb)
+	}
+	if out, errb, code := run(t, "identity", "why", "bad", "--server", srv.URL, "--token-file", tok); code != 1 || !strings.Contains(out, "has no certification") {
+		t.Fatalf("identity why bad: %d\n%s%s", code, out, errb)
+	}
+	if out, errb, code := run(t, "identity", "why", "good", "--server", srv.URL, "--token-file", tok); code != 0 || !strings.Contains(out, "issued until") {
+		t.Fatalf("identity why good: %d\n%s%s", code, out, errb)
+	}
+	os.WriteFile(tok, []byte("wrong"), 0o600)
+	if _, errb, code := run(t, "identity", "list", "--server", srv.URL, "--token-file", tok); code == 0 || !strings.Contains(errb, "401") {
+		t.Fatalf("a wrong token: %d %s", code, errb)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -79,6 +80,7 @@ Exit codes: 0 no finding, 1 findings, 2 usage or runtime error.`,
 			if opts.Client, err = fuzzClient(tlsFiles.ca, tlsFiles.cert, tlsFiles.key); err != nil {
 				return err
 			}
+			opts.CurlArgs = curlTLSArgs(tlsFiles.ca, tlsFiles.cert, tlsFiles.key)
 			docClient := *fuzz.DocumentClient(opts.Client, opts.Target, opts.Auth)
 			docClient.Timeout = time.Minute
 			spec, err := fuzz.Load(cmd.Context(), openapi, &docClient)
@@ -99,6 +101,7 @@ Exit codes: 0 no finding, 1 findings, 2 usage or runtime error.`,
 		},
 	}
 	out.addFlags(cmd, fuzz.Formats)
+	cmd.AddCommand(newFuzzCampaignCmd())
 	f := cmd.Flags()
 	f.StringVar(&openapi, "openapi", "", "the OpenAPI document: a file or an http(s) URL")
 	f.StringVar(&opts.Target, "target", "", "the base URL the document's paths are appended to")
@@ -132,6 +135,22 @@ func parsePins(vals []string) (map[string]string, error) {
 		out[strings.TrimSpace(name)] = value
 	}
 	return out, nil
+}
+
+// curlTLSArgs are the curl options that reproduce the TLS settings, with
+// absolute paths so the line works from another directory.
+func curlTLSArgs(ca, cert, key string) []string {
+	var out []string
+	for _, f := range []struct{ flag, file string }{{"--cacert", ca}, {"--cert", cert}, {"--key", key}} {
+		if f.file == "" {
+			continue
+		}
+		if abs, err := filepath.Abs(f.file); err == nil {
+			f.file = abs
+		}
+		out = append(out, f.flag, f.file)
+	}
+	return out
 }
 
 // fuzzClient is the campaign's HTTP client with the --cacert roots and

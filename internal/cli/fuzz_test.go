@@ -48,6 +48,15 @@ func TestFuzzExitCodes(t *testing.T) {
 		t.Errorf("junit file: %v", err)
 	}
 
+	// --secured takes the public healthz as secured: answering without
+	// credentials is then a finding.
+	stdout, stderr, code = run(t, "fuzz", "--openapi", spec, "--target", target, "--auth", "Authorization: Bearer "+fuzztest.Token,
+		"--operations", "^healthz$", "--secured", "--max-requests", "20", "--format", "json")
+	res = fuzz.Result{}
+	if code != ExitFindings || json.Unmarshal([]byte(stdout), &res) != nil || len(res.Findings) != 2 || res.Findings[0].Rule != fuzz.RuleAuthBypass {
+		t.Fatalf("--secured on healthz: exit %d, %+v, stderr %s; want the two auth-bypass findings", code, res.Findings, stderr)
+	}
+
 	for name, args := range map[string][]string{
 		"other host":   {"--openapi", spec, "--target", "http://192.0.2.7:8080"},
 		"no target":    {"--openapi", spec},

@@ -112,6 +112,7 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newVersionCmd(),
 		newAttestCmd(g),
 		newCACmd(g),
+		newIdentityCmd(g),
 		newSecretCmd(),
 		newGovernanceCmd(),
 		newRuntimeCmd(),

@@ -34,8 +34,8 @@ func (o *secretsOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.cert, "secrets-workload-cert", "", "TLS certificate of the workload secret API")
 	f.StringVar(&o.key, "secrets-workload-key", "", "TLS private key of the workload secret API")
 	f.StringVar(&o.ca, "secrets-workload-ca", "", "PEM bundle of the identity CA whose SVIDs the workload secret API accepts")
-	f.StringVar(&o.trustDomain, "secrets-trust-domain", "bulwark.local", "SPIFFE trust domain of the workloads' identities")
-	f.StringVar(&o.template, "secrets-id-template", identity.WorkloadTemplate, "SPIFFE ID template naming a running container (as identity issuance does)")
+	f.StringVar(&o.trustDomain, "secrets-trust-domain", "", "SPIFFE trust domain of the workloads' identities (default: --trust-domain's, else bulwark.local)")
+	f.StringVar(&o.template, "secrets-id-template", "", "SPIFFE ID template naming a running container (default: the identity service's, else "+identity.WorkloadTemplate+")")
 }
 
 func (o *secretsOptions) config() (server.SecretsConfig, error) {

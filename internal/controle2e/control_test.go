@@ -46,11 +46,13 @@ spec:
       - name: web
         image: %s
         imagePullPolicy: Never
-        volumeMounts: [{name: ctl, mountPath: /ctl}]
+        env: [{name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]
+        volumeMounts: [{name: ctl, mountPath: /ctl, subPathExpr: $(POD_NAME)}]
       volumes: [{name: ctl, hostPath: {path: %s, type: Directory}}]
 `
 
-const responsePolicy = `default: {drift: alert, revoked: alert}
+const responsePolicy = `breaker: {max: 2, window: 10m}
+default: {drift: alert, revoked: alert}
 rules:
 - namespace: shop
   drift: replace
@@ -78,6 +80,7 @@ func TestControlLoopOnRealKubelet(t *testing.T) {
 	goodRef, badRef := repo+"@"+digestOf(t, good), repo+"@"+digestOf(t, bad)
 	node.Import(good, repo+":1", goodRef)
 	node.Import(bad, repo+":2", badRef)
+	t.Logf("good %s, bad %s", goodRef, badRef)
 
 	// The server, with the response policy and the cluster.
 	dir := t.TempDir()
@@ -95,21 +98,36 @@ func TestControlLoopOnRealKubelet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- server.Run(ctx, server.Config{DataDir: dir, Listen: "127.0.0.1:0", PollInterval: 50 * time.Millisecond,
-			Policy: gate, AdvisorySources: []string{"npm=" + feed}, ResponsePolicy: pol, Kubeconfig: cl.Kubeconfig,
-			AllowPrivate: []string{"127.0.0.1"}, Ready: func(a net.Addr) { ready <- a },
-			Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))})
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	var addr net.Addr
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("server: %v", err)
+	// startServer runs the server on listen until the returned stop.
+	startServer := func(listen string) (net.Addr, func()) {
+		sctx, stop := context.WithCancel(ctx)
+		ready, done := make(chan net.Addr, 1), make(chan error, 1)
+		go func() {
+			done <- server.Run(sctx, server.Config{DataDir: dir, Listen: listen, PollInterval: 50 * time.Millisecond,
+				Policy: gate, AdvisorySources: []string{"npm=" + feed}, ResponsePolicy: pol, Kubeconfig: cl.Kubeconfig,
+				AllowPrivate: []string{"127.0.0.1"}, Ready: func(a net.Addr) { ready <- a },
+				Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))})
+		}()
+		stopped := false
+		stopFn := func() {
+			if !stopped {
+				stopped = true
+				stop()
+				if err := <-done; err != nil {
+					t.Errorf("server: %v", err)
+				}
+			}
+		}
+		t.Cleanup(stopFn)
+		select {
+		case a := <-ready:
+			return a, stopFn
+		case err := <-done:
+			t.Fatalf("server: %v", err)
+		}
+		return nil, nil
 	}
+	addr, stopServer := startServer("127.0.0.1:0")
 	c := &api{t: t, base: "http://" + addr.String()}
 	var operator apipkg.TokenCreated
 	c.call("POST", "/api/v1/tokens", admin.Token, map[string]string{"name": "agent", "role": store.RoleOperator}, http.StatusCreated, &operator)
@@ -117,7 +135,7 @@ func TestControlLoopOnRealKubelet(t *testing.T) {
 		var acc struct{ Job int64 }
 		c.call("POST", "/api/v1/scans", operator.Token, map[string]string{"image": ref}, http.StatusAccepted, &acc)
 		waitFor(t, "the scan of "+ref, 30*time.Second, func() bool {
-			var j store.Job
+			var j struct{ State, Error string }
 			c.call("GET", fmt.Sprintf("/api/v1/jobs/%d", acc.Job), operator.Token, nil, http.StatusOK, &j)
 			if j.State == store.JobFailed {
 				t.Fatalf("scan of %s failed: %s", ref, j.Error)
@@ -169,18 +187,23 @@ func TestControlLoopOnRealKubelet(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := runningPod(t, cl, "", 60*time.Second)
+	var ws struct{ Workloads []fleet.Workload }
 	waitFor(t, "the pod in the running inventory", 20*time.Second, func() bool {
-		var ws struct{ Workloads []fleet.Workload }
-		c.call("GET", "/api/v1/runtime/workloads?namespace=shop", operator.Token, nil, http.StatusOK, &ws)
-		return len(ws.Workloads) == 1 && ws.Workloads[0].PodUID == string(first.UID) && ws.Workloads[0].Certification == store.Certified
+		c.call("GET", "/api/v1/runtime/workloads", admin.Token, nil, http.StatusOK, &ws)
+		for _, w := range ws.Workloads {
+			if w.PodUID == string(first.UID) && w.ContainerName == "web" {
+				return w.Certification == store.Certified
+			}
+		}
+		return false
 	})
 
 	// Drift: refused, answered by replacing the pod.
-	if got := probeDo(t, ctl, "copy /bin/probe /tmp/drift"); got != "ok" {
+	if got := probeDo(t, filepath.Join(ctl, first.Name), "copy /bin/probe /tmp/drift"); got != "ok" {
 		t.Fatalf("copy: %s", got)
 	}
 	driftAt := time.Now()
-	if got := probeDo(t, ctl, "run /tmp/drift"); got != "eperm" {
+	if got := probeDo(t, filepath.Join(ctl, first.Name), "run /tmp/drift"); got != "eperm" {
 		t.Fatalf("drifted exec: %q, want eperm (refused)", got)
 	}
 	second := runningPod(t, cl, string(first.UID), 30*time.Second)
@@ -189,7 +212,7 @@ func TestControlLoopOnRealKubelet(t *testing.T) {
 		t.Errorf("the replacement runs %s, want the certified %s", img, badRef)
 	}
 	var rs struct{ Responses []store.Response }
-	c.call("GET", "/api/v1/runtime/responses?namespace=shop", operator.Token, nil, http.StatusOK, &rs)
+	c.call("GET", "/api/v1/runtime/responses?namespace=shop", admin.Token, nil, http.StatusOK, &rs)
 	if len(rs.Responses) != 1 || rs.Responses[0].Action != respond.Replace || rs.Responses[0].State != store.ResponseDone ||
 		rs.Responses[0].PodUID != string(first.UID) || rs.Responses[0].Owner != "Deployment/web" {
 		t.Errorf("responses after the drift: %+v", rs.Responses)
@@ -198,9 +221,14 @@ func TestControlLoopOnRealKubelet(t *testing.T) {
 	// The advisory: the running digest is revoked, the Deployment rolled
 	// back to the known-good digest.
 	waitFor(t, "the replacement in the running inventory", 20*time.Second, func() bool {
-		var ws struct{ Workloads []fleet.Workload }
-		c.call("GET", "/api/v1/runtime/workloads?namespace=shop", operator.Token, nil, http.StatusOK, &ws)
-		return len(ws.Workloads) == 1 && ws.Workloads[0].PodUID == string(second.UID)
+		c.call("GET", "/api/v1/runtime/workloads?namespace=shop", admin.Token, nil, http.StatusOK, &ws)
+		n := 0
+		for _, w := range ws.Workloads {
+			if w.ContainerName == "web" && w.PodUID == string(second.UID) {
+				n++
+			}
+		}
+		return n >= 1 // a container the kubelet restarted stays listed until the agent sees it go
 	})
 	rec, err := os.ReadFile(filepath.Join("..", "match", "testdata", "osv", "GHSA-35jh-r3h4-6jhm.json"))
 	if err != nil {
@@ -228,12 +256,58 @@ func TestControlLoopOnRealKubelet(t *testing.T) {
 	}
 	waitFor(t, "the running query to drop the revoked digest", 20*time.Second, func() bool {
 		var exp fleet.Exposure
-		c.call("GET", "/api/v1/vulnerabilities/CVE-2021-23337/running", operator.Token, nil, http.StatusOK, &exp)
+		c.call("GET", "/api/v1/vulnerabilities/CVE-2021-23337/running", admin.Token, nil, http.StatusOK, &exp)
 		return len(exp.Workloads) == 0 && exp.Pending == 0
 	})
-	c.call("GET", "/api/v1/runtime/responses?namespace=shop", operator.Token, nil, http.StatusOK, &rs)
+	c.call("GET", "/api/v1/runtime/responses?namespace=shop", admin.Token, nil, http.StatusOK, &rs)
 	if len(rs.Responses) != 2 || rs.Responses[0].Action != respond.Rollback || rs.Responses[0].State != store.ResponseDone ||
 		rs.Responses[0].Target != goodRef {
 		t.Errorf("responses after the advisory: %+v", rs.Responses)
+	}
+
+	// The server is down while the pod drifts: the agent refuses the exec
+	// and spools the event; once the server is back, the pod is replaced.
+	stopServer()
+	if got := probeDo(t, filepath.Join(ctl, third.Name), "copy /bin/probe /tmp/drift2"); got != "ok" {
+		t.Fatalf("copy: %s", got)
+	}
+	if got := probeDo(t, filepath.Join(ctl, third.Name), "run /tmp/drift2"); got != "eperm" {
+		t.Fatalf("drifted exec with the server down: %q, want eperm", got)
+	}
+	time.Sleep(time.Second)
+	if p := runningPod(t, cl, "", 5*time.Second); p.UID != third.UID {
+		t.Fatalf("pod %s replaced while the server was down", p.Name)
+	}
+	restartAt := time.Now()
+	startServer(addr.String())
+	fourth := runningPod(t, cl, string(third.UID), 60*time.Second)
+	t.Logf("FIGURE server restarted -> spooled drift answered, replacement Running: %s", time.Since(restartAt).Round(time.Millisecond))
+
+	// A replacement loop: the replacement drifts again; the breaker (2
+	// replacements of Deployment/web in 10 minutes) stops it and alerts.
+	waitFor(t, "the replacement in the running inventory", 20*time.Second, func() bool {
+		c.call("GET", "/api/v1/runtime/workloads?namespace=shop", admin.Token, nil, http.StatusOK, &ws)
+		for _, w := range ws.Workloads {
+			if w.ContainerName == "web" && w.PodUID == string(fourth.UID) {
+				return true
+			}
+		}
+		return false
+	})
+	if got := probeDo(t, filepath.Join(ctl, fourth.Name), "copy /bin/probe /tmp/drift3"); got != "ok" {
+		t.Fatalf("copy: %s", got)
+	}
+	if got := probeDo(t, filepath.Join(ctl, fourth.Name), "run /tmp/drift3"); got != "eperm" {
+		t.Fatalf("drifted exec: %q, want eperm", got)
+	}
+	waitFor(t, "the breaker's alert", 20*time.Second, func() bool {
+		c.call("GET", "/api/v1/runtime/responses?namespace=shop", admin.Token, nil, http.StatusOK, &rs)
+		return len(rs.Responses) == 4
+	})
+	if r := rs.Responses[0]; r.State != store.ResponseSkipped || r.PodUID != string(fourth.UID) || !strings.Contains(r.Detail, "circuit breaker open") {
+		t.Errorf("third drift: %+v, want skipped by the breaker", r)
+	}
+	if p := runningPod(t, cl, "", 5*time.Second); p.UID != fourth.UID {
+		t.Errorf("the breaker let pod %s be replaced", p.Name)
 	}
 }

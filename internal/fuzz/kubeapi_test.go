@@ -2,10 +2,12 @@ package fuzz_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -136,6 +138,16 @@ func kubeCLI(t *testing.T, c *k8stest.Cluster, doc, token string) int {
 	if strings.Contains(stdout.String()+stderr.String(), token) {
 		t.Error("the CLI printed the token")
 	}
+	// A finding's curl line reproduces it, TLS included.
+	for _, f := range res.Findings {
+		if !strings.Contains(f.Curl, "curl -sS -i --cacert "+ca+" -X GET") {
+			t.Fatalf("curl line without the CA: %s", f.Curl)
+		}
+		if f.Rule == fuzz.RuleLeakedSecret {
+			replayKubeCurl(t, f.Curl, token)
+			break
+		}
+	}
 	return res.Requests
 }
 
@@ -167,7 +179,7 @@ func checkKubeCampaign(t *testing.T, name string, budget int, res *fuzz.Result) 
 			t.Errorf("%s: auth-bypass on %s: %s (the garbage token or no credentials were accepted)", name, f.Operation, f.Message)
 		}
 		if f.Rule == "" || f.Severity == "" || f.Operation == "" || f.Message == "" || f.Request.Method != http.MethodGet ||
-			!strings.HasPrefix(f.Curl, "curl -sS -i -X GET '"+res.Target) {
+			!strings.HasPrefix(f.Curl, "curl -sS -i ") || !strings.Contains(f.Curl, " -X GET '"+res.Target) {
 			t.Errorf("%s: malformed finding %+v", name, f)
 		}
 		if strings.Contains(f.Curl, "Bearer ey") || strings.Contains(f.Message, kubeAWSKey) {
@@ -209,4 +221,26 @@ func kubeOpenAPIIndex(t *testing.T, client *http.Client, server string) map[stri
 		t.Fatalf("/openapi/v3 lists no documents: %.200s", b)
 	}
 	return out
+}
+
+// replayKubeCurl runs a leaked-secret finding's curl line with sh and the
+// installed curl, the token in $BULWARK_FUZZ_AUTH_1, and wants the key in
+// the answer.
+func replayKubeCurl(t *testing.T, line, token string) {
+	t.Helper()
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Log("curl not installed; the curl line is not replayed")
+		return
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sh", "-c", line)
+	cmd.Env = append(os.Environ(), fuzz.AuthEnv+"1=Bearer "+token)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("sh -c %s: %v", line, err)
+	}
+	if first, _, _ := strings.Cut(string(out), "\n"); !strings.Contains(first, " 200") || !strings.Contains(string(out), kubeAWSKey) {
+		t.Fatalf("replaying %s: %q, without the key", line, first)
+	}
 }

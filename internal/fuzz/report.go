@@ -22,7 +22,11 @@ const AuthEnv = "BULWARK_FUZZ_AUTH_"
 // curl is a shell command that sends r as the campaign did.
 func (c *campaign) curl(r Request, cr creds) string {
 	var b strings.Builder
-	b.WriteString("curl -sS -i -X " + r.Method + " " + shellQuote(c.url(r)))
+	b.WriteString("curl -sS -i")
+	for _, a := range c.opts.CurlArgs {
+		b.WriteString(" " + shellWord(a))
+	}
+	b.WriteString(" -X " + r.Method + " " + shellQuote(c.url(r)))
 	for _, h := range r.Header {
 		b.WriteString(" -H " + shellQuote(h.Name+": "+h.Value))
 	}
@@ -44,6 +48,15 @@ func (c *campaign) curl(r Request, cr creds) string {
 		b.WriteString(" --data-raw " + shellQuote(string(body)))
 	}
 	return b.String()
+}
+
+// shellWord is s as one POSIX shell word: bare when it is only letters,
+// digits and _./:=@%+-, else quoted.
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:=@%+-") == "" {
+		return s
+	}
+	return shellQuote(s)
 }
 
 // shellQuote quotes s for a POSIX shell.

@@ -70,6 +70,10 @@ type Options struct {
 	// with garbage credentials), for documents that define a security
 	// scheme but require it nowhere, as kube-apiserver's do.
 	Secured bool
+	// CurlArgs are written into every curl line after "curl -sS -i",
+	// each shell-quoted: what the reproduction needs besides the request
+	// ("--cacert", "ca.crt" for a target with a private CA).
+	CurlArgs []string
 	// Client sends the requests; nil means a client without redirects.
 	// Give one with TLS settings (a CA, a client certificate) for an
 	// https target.

@@ -160,9 +160,13 @@ func TestCampaignFindsPlantedFaultsAndNotifiesOwner(t *testing.T) {
 	}
 
 	start := time.Now()
-	code, loc, body := call(t, http.MethodPost, base+"/fuzz-campaigns", srv.Admin, map[string]any{"maxRequests": 600, "seed": 7, "rate": 200})
+	code, loc, body := call(t, http.MethodPost, base+"/fuzz-campaigns", srv.Admin, map[string]any{"maxRequests": 600, "seed": 7, "rate": 200, "secured": true})
 	if code != http.StatusAccepted || !strings.HasPrefix(loc, "/api/v1/applications/shop/fuzz-campaigns/") {
 		t.Fatalf("starting a campaign: %d %q %s", code, loc, body)
+	}
+	// One at a time per application.
+	if code, _, body := call(t, http.MethodPost, base+"/fuzz-campaigns", srv.Admin, map[string]any{}); code != http.StatusConflict {
+		t.Errorf("a second campaign while the first runs: %d %s; want 409", code, body)
 	}
 	c := waitCampaign(t, srv, loc)
 	if c.State != store.CampaignDone {
@@ -173,7 +177,9 @@ func TestCampaignFindsPlantedFaultsAndNotifiesOwner(t *testing.T) {
 		t.Fatalf("report: %v", err)
 	}
 	t.Logf("campaign: %d requests, %d findings in %.1f s (%.1f s from the POST)", res.Requests, len(res.Findings), res.Seconds, time.Since(start).Seconds())
-	want := map[string]bool{"server-error createItem": false, "auth-bypass listAdminUsers": false, "leaked-secret getReport": false, "undeclared-status getItem": false}
+	// secured: the public healthz is replayed without credentials too.
+	want := map[string]bool{"server-error createItem": false, "auth-bypass listAdminUsers": false, "leaked-secret getReport": false,
+		"undeclared-status getItem": false, "auth-bypass healthz": false}
 	for _, f := range res.Findings {
 		if _, ok := want[f.Rule+" "+f.Operation]; ok {
 			want[f.Rule+" "+f.Operation] = true
@@ -206,11 +212,17 @@ func TestCampaignFindsPlantedFaultsAndNotifiesOwner(t *testing.T) {
 		t.Errorf("fuzz.findings event: %s", evs[0].Data)
 	}
 
+	// A pinned parameter no operation has fails the campaign, saying so.
+	_, loc2, _ := call(t, http.MethodPost, base+"/fuzz-campaigns", srv.Admin, map[string]any{"maxRequests": 10, "params": map[string]string{"namespace": "default"}})
+	if c2 := waitCampaign(t, srv, loc2); c2.State != store.CampaignFailed || !strings.Contains(c2.Error, "no selected operation has a parameter namespace") {
+		t.Errorf("campaign with an unknown pinned parameter: %s %q", c2.State, c2.Error)
+	}
+
 	// Listed, newest first, without the report; audited without the credential.
 	code, _, body = call(t, http.MethodGet, base+"/fuzz-campaigns", srv.Viewer, nil)
 	var list struct{ Campaigns []store.FuzzCampaign }
-	if code != http.StatusOK || json.Unmarshal(body, &list) != nil || len(list.Campaigns) != 1 ||
-		list.Campaigns[0].State != store.CampaignDone || list.Campaigns[0].Report != nil {
+	if code != http.StatusOK || json.Unmarshal(body, &list) != nil || len(list.Campaigns) != 2 ||
+		list.Campaigns[1].State != store.CampaignDone || list.Campaigns[0].State != store.CampaignFailed || list.Campaigns[1].Report != nil {
 		t.Errorf("listing campaigns: %d %s", code, body)
 	}
 	code, _, body = call(t, http.MethodGet, srv.URL+"/api/v1/audit", srv.Admin, nil)
@@ -287,4 +299,43 @@ func TestCampaignEgress(t *testing.T) {
 			t.Fatalf("campaign whose document redirects elsewhere: %s %q, %d requests elsewhere; want failed on the 302, none", c.State, c.Error, otherHits)
 		}
 	})
+}
+
+// TestCampaignSurvivesRestart: a server stopped in the middle of a
+// campaign runs it again, whole, when it starts again (the job is
+// requeued), and records it once.
+func TestCampaignSurvivesRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server")
+	}
+	srv := servertest.Start(t, server.Config{WatchInterval: time.Hour})
+	api := planted(t, false)
+	registerApp(t, srv, "shop")
+	base := srv.URL + "/api/v1/applications/shop"
+	if code, _, body := call(t, http.MethodPut, base+"/api", srv.Admin, map[string]any{
+		"openapi": api.URL + "/openapi.json", "target": api.URL, "authHeader": "Authorization", "authValue": "Bearer " + fuzztest.Token}); code != http.StatusOK {
+		t.Fatalf("registering: %d %s", code, body)
+	}
+	// 300 requests at 50/s: six seconds.
+	_, loc, _ := call(t, http.MethodPost, base+"/fuzz-campaigns", srv.Admin, map[string]any{"maxRequests": 300, "rate": 50})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, _, body := call(t, http.MethodGet, srv.URL+loc, srv.Viewer, nil)
+		var c store.FuzzCampaign
+		if json.Unmarshal(body, &c) == nil && c.State == store.CampaignRunning {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("campaign not running after 30 s: %s", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	srv.Stop()
+	srv.Restart(t)
+	c := waitCampaign(t, srv, loc)
+	var res fuzz.Result
+	if c.State != store.CampaignDone || json.Unmarshal(c.Report, &res) != nil || res.Requests != 300 || len(res.Findings) != 0 {
+		t.Fatalf("campaign after the restart: %s %q, %d requests, %d findings; want done, 300, none", c.State, c.Error, res.Requests, len(res.Findings))
+	}
 }

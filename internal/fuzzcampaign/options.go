@@ -67,7 +67,15 @@ type Options struct {
 	// Operations selects operations by regular expression (see
 	// fuzz.Options.Operations); "" is all.
 	Operations string `json:"operations,omitempty"`
+	// Params pin parameters by name (see fuzz.Options.Params).
+	Params map[string]string `json:"params,omitempty"`
+	// Secured replays every operation without and with garbage
+	// credentials (see fuzz.Options.Secured).
+	Secured bool `json:"secured,omitempty"`
 }
+
+// maxParams bounds Options.Params.
+const maxParams = 20
 
 // ErrOptions is wrapped by every refusal of Options.
 var ErrOptions = errors.New("bad campaign options")
@@ -84,6 +92,14 @@ func (o *Options) Fill(l Limits) error {
 		return fmt.Errorf("%w: rate %g: want up to %g requests per second", ErrOptions, o.Rate, l.MaxRate)
 	case len(o.Operations) > 1000:
 		return fmt.Errorf("%w: operations: over 1000 characters", ErrOptions)
+	}
+	if len(o.Params) > maxParams {
+		return fmt.Errorf("%w: params: more than %d", ErrOptions, maxParams)
+	}
+	for name, v := range o.Params {
+		if name == "" || len(name) > 200 || len(v) > 2000 {
+			return fmt.Errorf("%w: params: %q: want a name of 1 to 200 bytes and a value of at most 2000", ErrOptions, name)
+		}
 	}
 	if _, err := regexp.Compile(o.Operations); err != nil {
 		return fmt.Errorf("%w: operations %q: %v", ErrOptions, o.Operations, err)

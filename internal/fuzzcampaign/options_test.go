@@ -39,7 +39,12 @@ func TestOptionsFill(t *testing.T) {
 	if err := o.Fill(Limits{}); err != nil || o.MaxRequests != DefaultCampaignRequest || o.DurationSeconds != 120 || o.Rate != DefaultCampaignRate {
 		t.Fatalf("defaults: %+v, %v", o, err)
 	}
-	for _, bad := range []Options{{MaxRequests: -1}, {MaxRequests: 5001}, {DurationSeconds: 601}, {Rate: 201}, {Operations: "(x"}} {
+	many := map[string]string{}
+	for i := range maxParams + 1 {
+		many[string(rune('a'+i))] = "x"
+	}
+	for _, bad := range []Options{{MaxRequests: -1}, {MaxRequests: 5001}, {DurationSeconds: 601}, {Rate: 201}, {Operations: "(x"},
+		{Params: map[string]string{"": "x"}}, {Params: many}} {
 		if err := bad.Fill(Limits{}); !errors.Is(err, ErrOptions) {
 			t.Errorf("%+v: %v; want ErrOptions", bad, err)
 		}

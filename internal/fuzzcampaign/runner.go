@@ -108,7 +108,10 @@ func (r *Runner) runJob(ctx context.Context, j *store.Job) error {
 	} else {
 		log.Warn("fuzz campaign failed", "err", runErr, "duration", time.Since(start))
 	}
-	return r.Store.CompleteJob(rctx, j)
+	if err := r.Store.CompleteJob(rctx, j); err != nil && !errors.Is(err, store.ErrClaimLost) {
+		return fmt.Errorf("completing fuzz job %d: %w", j.ID, err)
+	}
+	return nil
 }
 
 // target is what a campaign runs against.
@@ -162,6 +165,7 @@ func (r *Runner) campaign(ctx context.Context, id int64) (*fuzz.Result, target, 
 		Target: t.reg.Target, Auth: auth, Seed: opts.Seed, MaxRequests: opts.MaxRequests,
 		Duration: time.Duration(opts.DurationSeconds) * time.Second, Rate: opts.Rate,
 		AllowHosts: t.reg.AllowedHosts, Client: client, Logger: r.log().With("campaign", id),
+		Params: opts.Params, Secured: opts.Secured,
 	}
 	if opts.Operations != "" {
 		if fo.Operations, err = regexp.Compile(opts.Operations); err != nil {

@@ -91,8 +91,9 @@ type storeMatch struct {
 // MaxCatalogue bounds a catalogue file.
 const MaxCatalogue = 4 << 20
 
-// ErrInvalid is the cause of every error about a catalogue's content.
-var ErrInvalid = errors.New("invalid governance catalogue")
+// ErrInvalid is the cause of every error about a catalogue's or a
+// request's content.
+var ErrInvalid = errors.New("invalid governance input")
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bulwark-sec/bulwark/internal/agentproto"
 )
 
 func example(t testing.TB) *Catalogue {
@@ -179,5 +181,28 @@ func FuzzParse(f *testing.F) {
 		if _, err := c.Build([]Flow{{Destination: "10.0.0.1:1"}}, nil, "", t0); err != nil {
 			t.Fatal(err)
 		}
+	})
+}
+
+// FuzzFlowBatch: an agent's batch either validates or fails with
+// ErrInvalid, and every valid destination can be matched.
+func FuzzFlowBatch(f *testing.F) {
+	f.Add("node-1", "c1", "10.1.0.5:5432", int64(3))
+	f.Add("", "c1", "[::1]:80", int64(1))
+	f.Add("n", "c", "10.1.0.5", int64(0))
+	c, err := Parse([]byte("classes: [{name: x}]\nstores: [{name: s, address: '10.1.0.0/16', classes: [x]}]"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, node, container, dest string, count int64) {
+		b := FlowBatch{Node: node, Flows: []FlowReport{{Container: container, Destination: dest, Count: count}}}
+		if err := b.Validate(); err != nil {
+			if !errors.Is(err, agentproto.ErrInvalid) {
+				t.Fatalf("error without ErrInvalid: %v", err)
+			}
+			return
+		}
+		fl := Flow{Node: node, Container: container, Destination: dest, Count: count}
+		c.Check(&fl)
 	})
 }

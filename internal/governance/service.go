@@ -4,11 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/bulwark-sec/bulwark/internal/agentproto"
 	"github.com/bulwark-sec/bulwark/internal/audit"
 	"github.com/bulwark-sec/bulwark/internal/notify"
 	"github.com/bulwark-sec/bulwark/internal/store"
@@ -55,54 +54,12 @@ func (s *Service) Catalogue() *Catalogue {
 	return s.Cat
 }
 
-// FlowBatch is the body of POST /api/v1/governance/flows: connections an
-// agent saw on its node, aggregated per container and destination.
-type FlowBatch struct {
-	Node  string       `json:"node"`
-	Flows []FlowReport `json:"flows"`
-}
+// FlowBatch is an agent's report of its node's connections (the wire
+// type lives in agentproto, which the agent links).
+type FlowBatch = agentproto.FlowBatch
 
 // FlowReport is one container's connections to one destination.
-type FlowReport struct {
-	Container   string    `json:"container"`
-	Image       string    `json:"image"`       // manifest digest of its image
-	Destination string    `json:"destination"` // ip:port
-	Count       int64     `json:"count"`
-	First       time.Time `json:"first"`
-	Last        time.Time `json:"last"`
-}
-
-// MaxFlows bounds a batch.
-const MaxFlows = 5000
-
-// Validate reports the first thing wrong with b.
-func (b FlowBatch) Validate() error {
-	if b.Node == "" || len(b.Node) > 253 {
-		return invalid("node: want 1-253 characters")
-	}
-	if len(b.Flows) > MaxFlows {
-		return invalid("%d flows, at most %d", len(b.Flows), MaxFlows)
-	}
-	for i, f := range b.Flows {
-		if f.Container == "" || len(f.Container) > 128 || len(f.Image) > 200 {
-			return invalid("flow %d: container 1-128 characters, image at most 200", i)
-		}
-		if _, err := netip.ParseAddrPort(f.Destination); err != nil {
-			return invalid("flow %d: destination %s: want ip:port", i, strconv.Quote(trunc(f.Destination)))
-		}
-		if f.Count < 1 || f.Count > 1<<40 {
-			return invalid("flow %d: count %d: want 1..2^40", i, f.Count)
-		}
-	}
-	return nil
-}
-
-func trunc(s string) string {
-	if len(s) > 60 {
-		return s[:60] + "..."
-	}
-	return s
-}
+type FlowReport = agentproto.FlowReport
 
 // Recorded is the answer to a batch.
 type Recorded struct {
@@ -116,7 +73,7 @@ type Recorded struct {
 // audits the batch, and alerts on each violation not alerted before.
 func (s *Service) Record(ctx context.Context, actor string, b FlowBatch) (Recorded, error) {
 	if err := b.Validate(); err != nil {
-		return Recorded{}, err
+		return Recorded{}, invalid("%v", err)
 	}
 	cat := s.Catalogue()
 	region := cat.NodeRegion(b.Node)

@@ -70,8 +70,9 @@ type workload struct {
 }
 
 // run starts a probe container with the agent's socket directory at
-// /spiffe and shared at /shared, and waits for its command socket.
-func run(t *testing.T, ctx context.Context, c *client.Client, img client.Image, id, spiffeDir, shared string) *workload {
+// /spiffe and shared at /shared (and the runtime labels given), and waits
+// for its command socket.
+func run(t *testing.T, ctx context.Context, c *client.Client, img client.Image, id, spiffeDir, shared string, labels ...map[string]string) *workload {
 	t.Helper()
 	ctl, err := os.MkdirTemp("", "bwid")
 	if err != nil {
@@ -84,8 +85,12 @@ func run(t *testing.T, ctx context.Context, c *client.Client, img client.Image, 
 		{Destination: "/spiffe", Type: "bind", Source: spiffeDir, Options: []string{"rbind", "rw"}},
 		{Destination: "/shared", Type: "bind", Source: shared, Options: []string{"rbind", "rw"}},
 	}
-	cont, err := c.NewContainer(ctx, id, client.WithImage(img), client.WithNewSnapshot(id+"-snap", img),
-		client.WithNewSpec(oci.WithImageConfig(img), oci.WithMounts(mounts)))
+	opts := []client.NewContainerOpts{client.WithImage(img), client.WithNewSnapshot(id+"-snap", img),
+		client.WithNewSpec(oci.WithImageConfig(img), oci.WithMounts(mounts))}
+	for _, l := range labels {
+		opts = append(opts, client.WithContainerLabels(l))
+	}
+	cont, err := c.NewContainer(ctx, id, opts...)
 	if err != nil {
 		t.Fatalf("creating container %s: %v", id, err)
 	}

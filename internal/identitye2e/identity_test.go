@@ -45,7 +45,8 @@ const node = "node-e2e"
 //     a second one that checks the peer's SPIFFE ID, and a JWT-SVID it
 //     fetches validates against the server's bundle and through the
 //     Workload API;
-//   - a container of an uncertified image and a host process get
+//   - a container of an uncertified image, one whose pod namespace label
+//     was forged to climb out of its path segment, and a host process get
 //     PermissionDenied, and nothing is issued to them;
 //   - a drifted exec ends the container's stream within 1 s; revoking the
 //     digest ends the others' within 1 s; certifying a digest gives its
@@ -135,6 +136,19 @@ func TestWorkloadIdentityWithContainerd(t *testing.T) {
 	})
 	if got := b1.do(t, "jwt db.example"); got != "err PermissionDenied" {
 		t.Fatalf("b1 (uncertified) asked a JWT-SVID: %s", got)
+	}
+	// A pod label forged to climb out of its path segment names no one.
+	f1 := run(t, ctx, c, ciA, "f1", spiffeDir, shared, map[string]string{"io.kubernetes.pod.namespace": "..",
+		"io.kubernetes.pod.name": "admin", "app.kubernetes.io/name": "payments"})
+	waitFor(t, 10*time.Second, "the server's refusal of f1", func() bool {
+		var got struct {
+			Decisions []trust.Decision `json:"decisions"`
+		}
+		getJSON(t, srv, "/api/v1/identity/decisions?container=f1", &got)
+		return len(got.Decisions) == 1 && got.Decisions[0].Reason == identity.ReasonNoID && !got.Decisions[0].Issued
+	})
+	if got := f1.do(t, "jwt db.example"); got != "err PermissionDenied" {
+		t.Fatalf("f1 (forged pod label) asked a JWT-SVID: %s", got)
 	}
 	hctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	_, err := workloadapi.FetchX509SVID(hctx, workloadapi.WithAddr("unix://"+sock))

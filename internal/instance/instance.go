@@ -37,20 +37,22 @@ const (
 
 // Instance is one confidential instance as the server knows it.
 type Instance struct {
-	ID           string         `json:"id"`
-	Workload     string         `json:"workload"`
-	Node         string         `json:"node"`
-	Region       string         `json:"region"`
-	RegionSource string         `json:"regionSource"`
-	Kind         attest.Kind    `json:"kind"`
-	Image        string         `json:"image"`
-	Status       Status         `json:"status"`
-	Reason       string         `json:"reason,omitempty"`
-	Detail       string         `json:"detail,omitempty"`
-	Result       *attest.Result `json:"result,omitempty"`
-	Registered   time.Time      `json:"registered"`
-	Verified     time.Time      `json:"verified,omitzero"`
-	Updated      time.Time      `json:"updated"`
+	ID           string      `json:"id"`
+	Workload     string      `json:"workload"`
+	Node         string      `json:"node"`
+	Region       string      `json:"region"`
+	RegionSource string      `json:"regionSource"`
+	Kind         attest.Kind `json:"kind"`
+	Image        string      `json:"image"`
+	Status       Status      `json:"status"`
+	Reason       string      `json:"reason,omitempty"`
+	Detail       string      `json:"detail,omitempty"`
+	// Result and Verified are the last verified evidence's (kept through a
+	// later failure: they bind the ID to its machine).
+	Result     *attest.Result `json:"result,omitempty"`
+	Registered time.Time      `json:"registered"`
+	Verified   time.Time      `json:"verified,omitzero"`
+	Updated    time.Time      `json:"updated"`
 }
 
 // Policy is what the tracker requires beyond the verifier's TEE policy.
@@ -268,4 +270,36 @@ func LoadPolicy(path string) (Policy, error) {
 		}
 	}
 	return p, nil
+}
+
+// WorkloadTEE is the TEE kind workload holds for the secret store's and
+// identity issuance's release policies (secretstore.Workload.TEE): the
+// kind of its instances when it has at least one and every one of them
+// is trusted now and of one kind (the caller may be any replica), else ""
+// and why not.
+func (t *Tracker) WorkloadTEE(workload string) (attest.Kind, string) {
+	var ids []string
+	t.mu.RLock()
+	for id, in := range t.byID {
+		if in.Workload == workload {
+			ids = append(ids, id)
+		}
+	}
+	t.mu.RUnlock()
+	if len(ids) == 0 {
+		return "", fmt.Sprintf("workload %q has no registered confidential instance", workload)
+	}
+	sort.Strings(ids)
+	var kind attest.Kind
+	for _, id := range ids {
+		if ok, why := t.Trusted(id); !ok {
+			return "", why
+		}
+		in, _ := t.Get(id)
+		if kind != "" && in.Kind != kind {
+			return "", fmt.Sprintf("workload %q runs in both %s and %s", workload, kind, in.Kind)
+		}
+		kind = in.Kind
+	}
+	return kind, ""
 }

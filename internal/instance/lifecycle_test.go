@@ -9,6 +9,7 @@ import (
 
 	"github.com/bulwark-sec/bulwark/internal/api"
 	"github.com/bulwark-sec/bulwark/internal/attest"
+	"github.com/bulwark-sec/bulwark/internal/attest/attesttest"
 	"github.com/bulwark-sec/bulwark/internal/audit"
 	"github.com/bulwark-sec/bulwark/internal/instance"
 	"github.com/bulwark-sec/bulwark/internal/store"
@@ -152,4 +153,57 @@ func testLifecycle(t *testing.T, open func(testing.TB) *store.Store) {
 	if actions["instance.register"] != 6 || actions["instance.revoke"] != 1 || actions["instance.stale"] != 1 || actions["instance.challenge"] != 8 {
 		t.Fatalf("audit actions %v", actions)
 	}
+}
+
+// WorkloadTEE, what the secret store's "tee" release condition reads:
+// the kind only while every instance of the workload is trusted.
+func TestWorkloadTEE(t *testing.T) {
+	w := newWorld(t, sqliteOnly, instance.Policy{})
+	if k, why := w.tr.WorkloadTEE("payments"); k != "" || !strings.Contains(why, "no registered") {
+		t.Fatalf("before: %q %s", k, why)
+	}
+	in, err := w.register(t, "a", "", w.guest, true)
+	mustStatus(t, in, err, instance.Verified, "")
+	if k, why := w.tr.WorkloadTEE("payments"); k != attest.SNP {
+		t.Fatalf("one verified: %q %s", k, why)
+	}
+	in, err = w.register(t, "b", "", w.guest, false) // a replica with bad evidence
+	mustStatus(t, in, err, instance.Failed, attest.ReasonNonce)
+	if k, why := w.tr.WorkloadTEE("payments"); k != "" || !strings.Contains(why, `"b" is failed`) {
+		t.Fatalf("one failed replica: %q %s", k, why)
+	}
+}
+
+// An instance ID stays with its workload and its machine: another
+// workload cannot take it over, and evidence from another chip is another
+// instance.
+func TestReattestSameInstance(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sqliteOnly, instance.Policy{})
+	in, err := w.register(t, "a", "", w.guest, true)
+	mustStatus(t, in, err, instance.Verified, "")
+
+	c, _ := w.tr.Challenge(ctx, "token:1", "a")
+	copy(w.guest.ReportData[:], attest.Binding(c.Nonce, nil))
+	ev, _ := w.snp.Evidence(w.guest)
+	_, err = w.tr.Register(ctx, "token:2", instance.Registration{ID: "a", Workload: "other", Image: image, Nonce: c.Nonce, Evidence: *ev})
+	if !errors.Is(err, instance.ErrConflict) {
+		t.Fatalf("another workload took the ID: %v", err)
+	}
+
+	other, err := attesttest.NewSNPPlatform(t0.Add(-time.Hour), snpTCB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.snp = other // same roots (go-sev-guest's test ARK/ASK), another chip
+	in, err = w.register(t, "a", "", w.guest, true)
+	mustStatus(t, in, err, instance.Failed, attest.ReasonPolicy)
+	if !strings.Contains(in.Detail, "before and now on") {
+		t.Fatalf("detail %q", in.Detail)
+	}
+	// A failure in between does not unbind the ID from its first chip.
+	in, err = w.register(t, "a", "", w.guest, false) // fails: nonce
+	mustStatus(t, in, err, instance.Failed, attest.ReasonNonce)
+	in, err = w.register(t, "a", "", w.guest, true)
+	mustStatus(t, in, err, instance.Failed, attest.ReasonPolicy)
 }

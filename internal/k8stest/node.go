@@ -19,11 +19,13 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 )
 
@@ -230,34 +232,83 @@ func (n *Node) pauseImage() v1.Image {
 
 // Import loads img into the node's CRI namespace under ref (a tag) and
 // every extra name (digest references: repo@sha256:...), unpacked for the
-// kubelet.
+// kubelet. It goes through an OCI layout, which keeps the manifest digest
+// a registry has (a docker archive would be converted to another one).
 func (n *Node) Import(img v1.Image, ref string, extra ...string) {
 	t := n.t
 	t.Helper()
 	ctx := namespaces.WithNamespace(context.Background(), CRINamespace)
-	tag, err := name.NewTag(ref)
+	dir, err := os.MkdirTemp(n.dir, "layout")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	if err := tarball.Write(tag, img, &buf); err != nil {
+	defer os.RemoveAll(dir)
+	lp, err := layout.Write(dir, empty.Index)
+	if err != nil {
 		t.Fatal(err)
 	}
-	imgs, err := n.Client.Import(ctx, &buf)
-	if err != nil || len(imgs) == 0 {
+	if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{"io.containerd.image.name": ref})); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := tarDir(&buf, dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Client.Import(ctx, &buf); err != nil {
 		t.Fatalf("importing %s: %v", ref, err)
 	}
-	for _, e := range extra {
-		rec := images.Image{Name: e, Target: imgs[0].Target}
+	mt, err := img.MediaType()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, err := img.Size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := ocispec.Descriptor{MediaType: string(mt), Digest: digest.Digest(d.String()), Size: size}
+	var rec images.Image
+	for _, name := range append([]string{ref}, extra...) {
+		rec = images.Image{Name: name, Target: target}
 		if _, err := n.Client.ImageService().Create(ctx, rec); err != nil {
 			if _, err := n.Client.ImageService().Update(ctx, rec); err != nil {
-				t.Fatalf("naming %s %s: %v", ref, e, err)
+				t.Fatalf("naming %s %s: %v", ref, name, err)
 			}
 		}
 	}
-	if err := client.NewImage(n.Client, imgs[0]).Unpack(ctx, "overlayfs"); err != nil {
+	if err := client.NewImage(n.Client, rec).Unpack(ctx, "overlayfs"); err != nil {
 		t.Fatalf("unpacking %s: %v", ref, err)
 	}
+}
+
+// tarDir writes the files under dir to w as a tar archive.
+func tarDir(w io.Writer, dir string) error {
+	tw := tar.NewWriter(w)
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if d.IsDir() {
+			return tw.WriteHeader(&tar.Header{Name: rel + "/", Typeflag: tar.TypeDir, Mode: 0o755})
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: rel, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(b))}); err != nil {
+			return err
+		}
+		_, err = tw.Write(b)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return tw.Close()
 }
 
 // ImageOf is a one-layer linux/amd64 image of files (path without the

@@ -27,6 +27,9 @@ const (
 type Target struct {
 	Namespace, Pod, PodUID string
 	Container              string // the container's name in the pod
+	// Node is the node whose agent reported the pod: the pod must run
+	// there, so an agent can only have its own node's pods acted on.
+	Node string
 }
 
 // Owner is the controller that owns a pod: Deployment, StatefulSet,
@@ -47,6 +50,10 @@ var rollbackable = map[string]string{"Deployment": "deployments", "StatefulSet":
 // ErrPodGone is Owner's answer when the pod no longer exists (or is
 // another pod of the same name now).
 var ErrPodGone = errors.New("the pod no longer exists")
+
+// ErrNotOnNode is Owner's answer when the pod does not run on the node
+// whose agent reported it: nothing is done to it.
+var ErrNotOnNode = errors.New("the pod is not on the reporting node")
 
 // Kubernetes takes responses through the Kubernetes API.
 type Kubernetes struct {
@@ -69,6 +76,10 @@ func (k *Kubernetes) Owner(ctx context.Context, t Target) (Owner, error) {
 	}
 	if t.PodUID != "" && string(pod.UID) != t.PodUID {
 		return Owner{}, ErrPodGone
+	}
+	if pod.Spec.NodeName != "" && t.Node != "" && pod.Spec.NodeName != t.Node {
+		return Owner{}, fmt.Errorf("%w: pod %s/%s runs on node %s, not on %s, whose agent reported it",
+			ErrNotOnNode, t.Namespace, t.Pod, pod.Spec.NodeName, t.Node)
 	}
 	ref := metav1.GetControllerOf(&pod)
 	if ref == nil {

@@ -104,7 +104,7 @@ func (e *Engine) Respond(ctx context.Context, c Case) (store.Response, error) {
 	if subject == "" {
 		subject = w.Node + "/" + w.Container
 	}
-	t := Target{Namespace: w.PodNamespace, Pod: w.Pod, PodUID: w.PodUID, Container: w.ContainerName}
+	t := Target{Namespace: w.PodNamespace, Pod: w.Pod, PodUID: w.PodUID, Container: w.ContainerName, Node: w.Node}
 	var owner Owner
 	if r.Action != Alert {
 		switch {
@@ -117,6 +117,8 @@ func (e *Engine) Respond(ctx context.Context, c Case) (store.Response, error) {
 			switch {
 			case errors.Is(err, ErrPodGone):
 				r.State, r.Detail = store.ResponseSkipped, "the pod no longer exists"
+			case errors.Is(err, ErrNotOnNode):
+				r.State, r.Detail = store.ResponseSkipped, "refused: "+err.Error()
 			case err != nil:
 				return r, classify(fmt.Errorf("finding the owner of pod %s/%s: %w", t.Namespace, t.Pod, err))
 			}

@@ -222,6 +222,28 @@ func TestRespondOnKubernetes(t *testing.T) {
 		}
 	})
 
+	t.Run("an agent cannot have another node's pod acted on", func(t *testing.T) {
+		eng := e.engine(policy(nil, Rule{Drift: Replace, Revoked: Alert}))
+		w := e.pod("nodes", "elsewhere", "reg/x@sha256:bad", nil)
+		var pod corev1.Pod
+		e.kc.Get(ctx, podPath("nodes", "elsewhere"), &pod)
+		// Recreate the pod bound to node-2.
+		e.kc.Delete(ctx, podPath("nodes", "elsewhere"), nil)
+		pod.ResourceVersion, pod.UID, pod.Spec.NodeName = "", "", "node-2"
+		var got corev1.Pod
+		if err := e.kc.Create(ctx, "/api/v1/namespaces/nodes/pods", pod, &got); err != nil {
+			t.Fatal(err)
+		}
+		w.PodUID = string(got.UID) // the agent of node-1 names node-2's pod
+		r, err := eng.Respond(ctx, drift(w))
+		if err != nil || r.State != store.ResponseSkipped || !strings.Contains(r.Detail, "runs on node node-2, not on node-1") {
+			t.Errorf("%+v %v", r, err)
+		}
+		if !e.podExists("nodes", "elsewhere") {
+			t.Error("another node's pod was deleted on an agent's word")
+		}
+	})
+
 	t.Run("no cluster: actions skipped with the reason", func(t *testing.T) {
 		eng := &Engine{Policy: policy(nil, Rule{Drift: Replace, Revoked: Alert}), Auditor: storeAuditor{e.st}}
 		r, err := eng.Respond(ctx, drift(fleet.Workload{Node: "n", Container: "c1", Pod: "p", PodNamespace: "nocluster", PodUID: "u"}))

@@ -1,29 +1,18 @@
 package secretstore_test
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/bulwark-sec/bulwark/internal/agentproto"
@@ -36,54 +25,6 @@ import (
 )
 
 const ctrNS = "bulwark-secrets"
-
-// fetchImage is /bin/fetch (testdata/fetch, static) and a marker file
-// that makes each variant a different digest.
-func fetchImage(t *testing.T, bin []byte, variant string) v1.Image {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	tw.WriteHeader(&tar.Header{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755})
-	tw.WriteHeader(&tar.Header{Name: "svid/", Typeflag: tar.TypeDir, Mode: 0o755})
-	tw.WriteHeader(&tar.Header{Name: "bin/fetch", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bin))})
-	tw.Write(bin)
-	tw.WriteHeader(&tar.Header{Name: "variant", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(variant))})
-	tw.Write([]byte(variant))
-	tw.Close()
-	data := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, _ := img.ConfigFile()
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
-
-func importImage(t *testing.T, ctx context.Context, c *client.Client, img v1.Image, ref string) client.Image {
-	tag, _ := name.NewTag(ref)
-	var buf bytes.Buffer
-	if err := tarball.Write(tag, img, &buf); err != nil {
-		t.Fatal(err)
-	}
-	imgs, err := c.Import(ctx, &buf)
-	if err != nil {
-		t.Fatalf("importing %s: %v", ref, err)
-	}
-	ci := client.NewImage(c, imgs[0])
-	if err := ci.Unpack(ctx, "overlayfs"); err != nil {
-		t.Fatalf("unpacking %s: %v", ref, err)
-	}
-	return ci
-}
 
 // runFetch starts a container of img running the go-spiffe client with
 // the SVID of pod, on the host's network; it returns the container id
@@ -104,30 +45,9 @@ func runFetch(t *testing.T, ctx context.Context, c *client.Client, ca *svidtest.
 	b, _ := os.ReadFile(bundle)
 	os.WriteFile(filepath.Join(dir, "ca.pem"), b, 0o644)
 	id := "fetch-" + pod
-	cont, err := c.NewContainer(ctx, id, client.WithImage(img), client.WithNewSnapshot(id+"-snap", img),
-		client.WithNewSpec(oci.WithImageConfig(img), oci.WithProcessArgs("/bin/fetch", "/svid", url),
-			oci.WithHostNamespace(specs.NetworkNamespace),
-			oci.WithMounts([]specs.Mount{{Destination: "/svid", Type: "bind", Source: dir, Options: []string{"rbind", "rw"}}})))
-	if err != nil {
-		t.Fatalf("creating container %s: %v", id, err)
-	}
-	task, err := cont.NewTask(ctx, cio.NullIO)
-	if err != nil {
-		t.Fatalf("creating the task of %s: %v", id, err)
-	}
-	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), ctrNS), 20*time.Second)
-		defer cancel()
-		task.Kill(cctx, 9)
-		if ch, err := task.Wait(cctx); err == nil {
-			<-ch
-		}
-		task.Delete(cctx)
-		cont.Delete(cctx, client.WithSnapshotCleanup)
-	})
-	if err := task.Start(ctx); err != nil {
-		t.Fatalf("starting %s: %v", id, err)
-	}
+	containerdtest.Run(t, ctx, c, img, id, oci.WithProcessArgs("/bin/fetch", "/svid", url),
+		oci.WithHostNamespace(specs.NetworkNamespace),
+		oci.WithMounts([]specs.Mount{{Destination: "/svid", Type: "bind", Source: dir, Options: []string{"rbind", "rw"}}}))
 	return id, dir
 }
 
@@ -144,25 +64,6 @@ func answer(dir string, ok func(string) bool) string {
 	return last
 }
 
-type apiClient struct {
-	t           *testing.T
-	base, token string
-}
-
-func (a apiClient) do(method, path string, body any) (int, string) {
-	a.t.Helper()
-	b, _ := json.Marshal(body)
-	req, _ := http.NewRequest(method, a.base+path, bytes.NewReader(b))
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(out)
-}
-
 // TestReleaseToContainers runs go-spiffe clients in real containerd
 // containers, each fetching a secret from `bulwark server` over mTLS with
 // its own X.509-SVID. The server knows each container from its node's
@@ -175,19 +76,10 @@ func (a apiClient) do(method, path string, body any) (int, string) {
 func TestReleaseToContainers(t *testing.T) {
 	c, _ := containerdtest.Start(t)
 	ctx := namespaces.WithNamespace(context.Background(), ctrNS)
-	out := filepath.Join(t.TempDir(), "fetch")
-	build := exec.Command("go", "build", "-trimpath", "-o", out, "./testdata/fetch")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the client: %v\n%s", err, b)
-	}
-	bin, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certified := importImage(t, ctx, c, fetchImage(t, bin, "certified"), "registry.example/checkout:1")
-	uncertified := importImage(t, ctx, c, fetchImage(t, bin, "uncertified"), "registry.example/checkout:2")
-	other := importImage(t, ctx, c, fetchImage(t, bin, "analytics"), "registry.example/analytics:1")
+	bin := containerdtest.BuildStatic(t, "./testdata/fetch")
+	certified := containerdtest.Import(t, ctx, c, containerdtest.OneLayer(t, map[string][]byte{"bin/fetch": bin, "variant": []byte("certified")}, "bin", "svid"), "registry.example/checkout:1")
+	uncertified := containerdtest.Import(t, ctx, c, containerdtest.OneLayer(t, map[string][]byte{"bin/fetch": bin, "variant": []byte("uncertified")}, "bin", "svid"), "registry.example/checkout:2")
+	other := containerdtest.Import(t, ctx, c, containerdtest.OneLayer(t, map[string][]byte{"bin/fetch": bin, "variant": []byte("analytics")}, "bin", "svid"), "registry.example/analytics:1")
 	digest := func(ci client.Image, repo string) name.Digest {
 		d, err := name.NewDigest(repo + "@" + ci.Target().Digest.String())
 		if err != nil {
@@ -220,12 +112,12 @@ nodes: {node-eu: eu-west-1, node-us: us-east-1}
 		servertest.Image{Digest: digest(certified, "registry.example/checkout"), Tag: "1", Certified: true},
 		servertest.Image{Digest: digest(uncertified, "registry.example/checkout"), Tag: "2"},
 		servertest.Image{Digest: digest(other, "registry.example/analytics"), Tag: "1", Certified: true})
-	admin := apiClient{t, srv.URL, srv.Admin}
-	if code, b := admin.do("POST", "/api/v1/applications", map[string]any{"name": "checkout", "repositories": []string{"registry.example/checkout"}}); code != 201 {
+	admin := func(method, path string, body any) (int, string) { return srv.Call(t, srv.Admin, method, path, body) }
+	if code, b := admin("POST", "/api/v1/applications", map[string]any{"name": "checkout", "repositories": []string{"registry.example/checkout"}}); code != 201 {
 		t.Fatalf("application: %d %s", code, b)
 	}
 	pol := secretstore.Policy{SPIFFEIDs: []string{"spiffe://prod.example/ns/shop/**"}, CertifiedUnder: "default", NoDrift: true, RequireGrant: true}
-	if code, b := admin.do("PUT", "/api/v1/secrets/shop%2Fdb", api.SecretRequest{Data: map[string]string{"password": "v1-in-container"},
+	if code, b := admin("PUT", "/api/v1/secrets/shop%2Fdb", api.SecretRequest{Data: map[string]string{"password": "v1-in-container"},
 		Classes: []string{"pii-eu"}, Policy: pol}); code != 201 {
 		t.Fatalf("put: %d %s", code, b)
 	}
@@ -245,11 +137,11 @@ nodes: {node-eu: eu-west-1, node-us: us-east-1}
 			Labels: map[string]string{agentproto.LabelPodNamespace: "shop", agentproto.LabelPodName: w.pod}})
 	}
 	for node, cs := range running {
-		if code, b := admin.do("POST", "/api/v1/agent/heartbeat", agentproto.Heartbeat{Node: node, Mode: "prevent", State: "enforcing (fanotify)", Containers: cs}); code != 200 {
+		if code, b := admin("POST", "/api/v1/agent/heartbeat", agentproto.Heartbeat{Node: node, Mode: "prevent", State: "enforcing (fanotify)", Containers: cs}); code != 200 {
 			t.Fatalf("heartbeat: %d %s", code, b)
 		}
 	}
-	if code, b := admin.do("POST", "/api/v1/agent/events", agentproto.Batch{Node: "node-eu", Spool: "s1", Events: []agentproto.Event{{
+	if code, b := admin("POST", "/api/v1/agent/events", agentproto.Batch{Node: "node-eu", Spool: "s1", Events: []agentproto.Event{{
 		Seq: 1, Time: time.Now(), Verdict: "refused", Reason: "not-in-image", PID: 42, Path: "/tmp/x", Container: "fetch-drifter",
 		Namespace: ctrNS, Image: certified.Target().Digest.String()}}}); code != 200 {
 		t.Fatalf("drift event: %d %s", code, b)
@@ -264,13 +156,13 @@ nodes: {node-eu: eu-west-1, node-us: us-east-1}
 			t.Errorf("%s: %q, want 403 with %q", pod, got, want)
 		}
 	}
-	if code, b := admin.do("POST", "/api/v1/secrets/shop%2Fdb/rotate", api.SecretValue{Data: map[string]string{"password": "v2-rotated"}}); code != 200 {
+	if code, b := admin("POST", "/api/v1/secrets/shop%2Fdb/rotate", api.SecretValue{Data: map[string]string{"password": "v2-rotated"}}); code != 200 {
 		t.Fatalf("rotate: %d %s", code, b)
 	}
 	if got := answer(dirs["good"], func(s string) bool { return strings.Contains(s, "v2-rotated") }); !strings.Contains(got, `"version":2`) {
 		t.Fatalf("after rotation, without a restart: %q", got)
 	}
-	_, log := admin.do("GET", "/api/v1/audit?limit=1000", nil)
+	_, log := admin("GET", "/api/v1/audit?limit=1000", nil)
 	for _, want := range []string{"is not certified", "drifted", "region us-east-1", "not granted data class", "secret.release"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("the audit log has no %q", want)

@@ -34,7 +34,14 @@ type Trust struct {
 	Policy string
 	// Region of a node ("" unknown): the governance catalogue's node
 	// regions.
-	Region    func(node string) string
+	Region func(node string) string
+	// Issued, when set, names the container an identity was issued to
+	// (the identity service's registry): a release to that identity is
+	// decided on that container alone. An identity it does not know is
+	// judged by the template over every running container.
+	Issued func(spiffeID string) (node, container string, ok bool)
+	// IssuedTo is the identity issued to a container, the other way.
+	IssuedTo  func(node, container string) (spiffeID string, ok bool)
 	Poll      time.Duration // zero: one second
 	NodeGrace time.Duration // zero: identity.DefaultNodeGrace
 	Log       *slog.Logger
@@ -42,7 +49,8 @@ type Trust struct {
 
 	mu        sync.RWMutex
 	byID      map[string][]Workload
-	drifted   map[string]bool // node/container
+	byKey     map[string]Workload // node/container, under its own identity's name
+	drifted   map[string]bool     // node/container
 	lastDrift int64
 	images    map[string]store.Image
 }
@@ -56,6 +64,15 @@ var _ Workloads = (*Trust)(nil)
 // under, a region only if they share it, because the caller may be any
 // of them.
 func (t *Trust) Workload(id string) (Workload, bool) {
+	if t.Issued != nil {
+		if node, container, ok := t.Issued(id); ok {
+			t.mu.RLock()
+			w, running := t.byKey[node+"/"+container]
+			t.mu.RUnlock()
+			w.ID = id
+			return w, running
+		}
+	}
 	t.mu.RLock()
 	ws := t.byID[id]
 	t.mu.RUnlock()
@@ -81,6 +98,21 @@ func (t *Trust) Workload(id string) (Workload, bool) {
 		}
 	}
 	return w, true
+}
+
+// Container is what the server knows of container on node, under the
+// identity it was issued (IssuedTo) or else the template's name ("" when
+// neither names it).
+func (t *Trust) Container(node, container string) (Workload, bool) {
+	t.mu.RLock()
+	w, ok := t.byKey[node+"/"+container]
+	t.mu.RUnlock()
+	if ok && t.IssuedTo != nil {
+		if id, issued := t.IssuedTo(node, container); issued {
+			w.ID = id
+		}
+	}
+	return w, ok
 }
 
 // Run refreshes every Poll until ctx ends; a failed refresh is logged and
@@ -181,14 +213,9 @@ func (t *Trust) Refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	byID := map[string][]Workload{}
+	byID, byKey := map[string][]Workload{}, map[string]Workload{}
 	for i, c := range running {
-		iw := identityWorkload(nodes[i], c)
-		id, err := t.Template.ID(t.TrustDomain, iw)
-		if err != nil {
-			continue // the template cannot name it: it has no identity
-		}
-		w := Workload{ID: id.String(), Digest: c.Image, Node: nodes[i], Drifted: drifted[nodes[i]+"/"+c.ID]}
+		w := Workload{Digest: c.Image, Node: nodes[i], Drifted: drifted[nodes[i]+"/"+c.ID]}
 		if t.Region != nil {
 			w.Region = t.Region(nodes[i])
 		}
@@ -200,10 +227,14 @@ func (t *Trust) Refresh(ctx context.Context) error {
 				w.Application = a.Name
 			}
 		}
-		byID[w.ID] = append(byID[w.ID], w)
+		if id, err := t.Template.ID(t.TrustDomain, identityWorkload(nodes[i], c)); err == nil {
+			w.ID = id.String()
+			byID[w.ID] = append(byID[w.ID], w)
+		} // else the template cannot name it: only an issued identity can
+		byKey[nodes[i]+"/"+c.ID] = w
 	}
 	t.mu.Lock()
-	t.byID, t.drifted, t.lastDrift, t.images = byID, drifted, last, images
+	t.byID, t.byKey, t.drifted, t.lastDrift, t.images = byID, byKey, drifted, last, images
 	t.mu.Unlock()
 	return nil
 }

@@ -152,3 +152,31 @@ func TestTrustSharedIdentityIsTheLeastTrusted(t *testing.T) {
 		t.Fatalf("merged view = %+v", w)
 	}
 }
+
+// TestTrustIssuedIdentityIsItsContainer: an identity the identity service
+// issued is judged on the container it was issued to, whatever the
+// template would name.
+func TestTrustIssuedIdentityIsItsContainer(t *testing.T) {
+	ctx := context.Background()
+	_, st := newService(t, "", nil, nil)
+	tmpl, _ := identity.ParseTemplate(identity.DefaultTemplate) // needs a service account the heartbeat lacks
+	issued := map[string][2]string{"spiffe://prod.example/ns/shop/sa/api": {"node-eu", "c-good"}}
+	tr := &Trust{Store: st, TrustDomain: spiffeid.RequireTrustDomainFromString("prod.example"), Template: tmpl, Policy: "prod",
+		Issued: func(id string) (string, string, bool) { nc, ok := issued[id]; return nc[0], nc[1], ok }}
+	st.SetCertification(ctx, goodDigest, store.Certified, "")
+	heartbeat(t, st, "node-eu", pod("c-good", goodDigest, "shop", "good"))
+	if err := tr.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w, ok := tr.Workload("spiffe://prod.example/ns/shop/sa/api")
+	if !ok || w.Node != "node-eu" || w.Digest != goodDigest || len(w.Certified) != 1 || w.ID != "spiffe://prod.example/ns/shop/sa/api" {
+		t.Fatalf("issued identity: %+v %v", w, ok)
+	}
+	if _, ok := tr.Workload("spiffe://prod.example/ns/shop/sa/other"); ok {
+		t.Fatal("an identity neither issued nor nameable is known")
+	}
+	issued["spiffe://prod.example/ns/shop/sa/gone"] = [2]string{"node-eu", "c-stopped"}
+	if _, ok := tr.Workload("spiffe://prod.example/ns/shop/sa/gone"); ok {
+		t.Fatal("an identity issued to a container no longer running is known")
+	}
+}

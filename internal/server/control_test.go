@@ -175,6 +175,16 @@ func TestServerRunningInventoryAndResponses(t *testing.T) {
 		t.Errorf("a second drift in the same pod answered again: %+v", rs.Responses)
 	}
 
+	// The application is marked end of life: its images are no longer
+	// scanned, and its running workloads are violations.
+	c.json("POST", "/api/v1/applications", admin.Token, map[string]any{"name": "shop", "lifecycle": store.LifecycleEndOfLife,
+		"repositories": []string{repo}}, http.StatusCreated, nil)
+	waitFor(t, "the end-of-life workload reported", func() bool {
+		c.json("GET", "/api/v1/runtime/workloads?endOfLife=true", viewer.Token, nil, http.StatusOK, &ws)
+		return ws.Total == 1 && ws.Workloads[0].Application == "shop" && ws.Workloads[0].EndOfLife
+	})
+	c.json("GET", "/api/v1/runtime/workloads?endOfLife=maybe", viewer.Token, nil, http.StatusBadRequest, nil)
+
 	// The pod now runs the rollback target: the query no longer names it.
 	c.json("POST", agentproto.HeartbeatPath, operator.Token, heartbeat("node-1", oldDigest, "web-2"), http.StatusOK, nil)
 	waitFor(t, "the running query to drop the pod", func() bool {

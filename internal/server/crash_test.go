@@ -42,6 +42,8 @@ type childConfig struct {
 	AdvisorySources  []string
 	AdvisoryInterval time.Duration
 	Policy           string
+	ResponsePolicy   string
+	Kubeconfig       string
 }
 
 // runChild runs a server until SIGTERM, writing its address to
@@ -58,6 +60,7 @@ func runChild(raw string) int {
 		DataDir: c.DataDir, Listen: "127.0.0.1:0", Workers: 2, PollInterval: 20 * time.Millisecond,
 		AllowPrivate: []string{"127.0.0.1"}, ShutdownTimeout: DefaultShutdownTimeout, // the test registry is on loopback
 		AdvisorySources: c.AdvisorySources, AdvisoryInterval: c.AdvisoryInterval, Policy: c.Policy,
+		ResponsePolicy: c.ResponsePolicy, Kubeconfig: c.Kubeconfig,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		Ready: func(a net.Addr) {
 			os.WriteFile(filepath.Join(c.DataDir, "addr.tmp"), []byte(a.String()), 0o600)

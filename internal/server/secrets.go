@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bulwark-sec/bulwark/internal/api"
+	"github.com/bulwark-sec/bulwark/internal/fleet"
 	"github.com/bulwark-sec/bulwark/internal/governance"
 	"github.com/bulwark-sec/bulwark/internal/identity"
 	"github.com/bulwark-sec/bulwark/internal/seal"
@@ -53,7 +54,18 @@ type secrets struct {
 
 // startSecrets opens the KEK, loads the catalogue and the secrets, and
 // wires the trust view and (when configured) the workload listener.
-func startSecrets(ctx context.Context, c SecretsConfig, st *store.Store, auditor *api.Auditor, key *seal.Key, policy string, log *slog.Logger) (*secrets, error) {
+// With workload identity on (ids), identities are named as it names them
+// and an identity it issued is judged on the container it was issued to;
+// a node's region is the catalogue's, else what its agent reports (running).
+func startSecrets(ctx context.Context, cfg Config, st *store.Store, auditor *api.Auditor, key *seal.Key, policy string,
+	ids *identityService, running *fleet.Index, log *slog.Logger) (*secrets, error) {
+	c := cfg.Secrets
+	if c.TrustDomain == "" && ids != nil {
+		c.TrustDomain, c.Template = cfg.Identity.TrustDomain, cfg.Identity.Template
+		if c.Template == "" {
+			c.Template = identity.DefaultTemplate
+		}
+	}
 	s := &secrets{close: func() error { return nil }}
 	var kek secretstore.KEK
 	switch c.KEK {
@@ -81,8 +93,29 @@ func startSecrets(ctx context.Context, c SecretsConfig, st *store.Store, auditor
 		s.close()
 		return nil, err
 	}
-	s.trust = &secretstore.Trust{Store: st, TrustDomain: td, Template: tmpl, Policy: policy, Region: cat.NodeRegion,
+	region := func(node string) string {
+		if r := cat.NodeRegion(node); r != "" || running == nil {
+			return r
+		}
+		n, _ := running.Node(node)
+		return n.Region
+	}
+	s.trust = &secretstore.Trust{Store: st, TrustDomain: td, Template: tmpl, Policy: policy, Region: region,
 		Log: log.With("task", "workload-trust")}
+	if ids != nil {
+		s.trust.Issued = func(id string) (string, string, bool) {
+			w, ok := ids.registry.Workload(id)
+			return w.Node, w.Container, ok
+		}
+		s.trust.IssuedTo = func(node, container string) (string, bool) {
+			for _, d := range ids.registry.List() {
+				if d.Node == node && d.Container == container && d.Issued && !d.Stale {
+					return d.SpiffeID, true
+				}
+			}
+			return "", false
+		}
+	}
 	s.service, err = secretstore.New(ctx, secretstore.Config{Store: st, KEK: kek, Auditor: auditor, Catalogue: cat,
 		Workloads: s.trust, Grants: cat})
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,26 +52,14 @@ func freeAddr(t *testing.T) string {
 
 type apiCall struct {
 	t     *testing.T
-	base  string
+	srv   *servertest.Server
 	token string
 }
 
 func (c apiCall) do(method, path string, body any) (int, []byte) {
 	c.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, c.base+path, rd)
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	code, b := c.srv.Call(c.t, c.token, method, path, body)
+	return code, []byte(b)
 }
 
 func digest(t *testing.T, repo string, b byte) name.Digest {
@@ -108,7 +95,7 @@ func TestSecretsAndGovernanceInTheServer(t *testing.T) {
 		Secrets: server.SecretsConfig{Catalogue: cat, WorkloadListen: wl, WorkloadCert: cert, WorkloadKey: key, WorkloadCA: bundle,
 			TrustDomain: "prod.example"}},
 		servertest.Image{Digest: good, Tag: "1", Certified: true}, servertest.Image{Digest: plain, Tag: "1"})
-	admin := apiCall{t, srv.URL, srv.Admin}
+	admin := apiCall{t, srv, srv.Admin}
 
 	if code, b := admin.do("POST", "/api/v1/applications", map[string]any{"name": "checkout", "repositories": []string{"registry.example/checkout"}}); code != 201 {
 		t.Fatalf("application: %d %s", code, b)
@@ -136,7 +123,7 @@ func TestSecretsAndGovernanceInTheServer(t *testing.T) {
 	if code, b := admin.do("PUT", "/api/v1/secrets/..%2Fetc", secret); code != 400 {
 		t.Fatalf("path traversal: %d %s", code, b)
 	}
-	viewer := apiCall{t, srv.URL, srv.Viewer}
+	viewer := apiCall{t, srv, srv.Viewer}
 	if code, _ := viewer.do("PUT", "/api/v1/secrets/x", secret); code != 403 {
 		t.Fatalf("viewer writes a secret: %d", code)
 	}

@@ -321,7 +321,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	sec, err := startSecrets(ctx, cfg.Secrets, st, auditor, key, pol.Name, log)
+	sec, err := startSecrets(ctx, cfg, st, auditor, key, pol.Name, ids, running, log)
 	if err != nil {
 		return err
 	}
@@ -340,7 +340,8 @@ func Run(ctx context.Context, cfg Config) error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return serveHTTP(ctx, ln, console.Mount(handler, st, console.Options{Logger: log, Advisories: adb, AdvisoryStatus: adv.status}), cfg.ShutdownTimeout, log)
+		return serveHTTP(ctx, ln, console.Mount(handler, st, console.Options{Logger: log, Advisories: adb, AdvisoryStatus: adv.status,
+			Instances: instances, Running: running}), cfg.ShutdownTimeout, log)
 	})
 	wt := &watcher{store: st, log: log.With("task", "watch"), interval: cfg.WatchInterval, insecure: cfg.Insecure, keychain: kc, keys: publicKeys(signer)}
 	wt.transport = egressTransport

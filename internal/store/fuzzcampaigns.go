@@ -36,6 +36,15 @@ const fuzzSchema = `CREATE TABLE application_apis (
 	);
 	CREATE INDEX fuzz_campaigns_application ON fuzz_campaigns (application, id);`
 
+// fuzzActiveSchema is the migration that allows one queued or running
+// campaign per application: a second is refused atomically, on both
+// backends, rather than queued behind the first against the same API.
+const fuzzActiveSchema = `CREATE UNIQUE INDEX fuzz_campaigns_active ON fuzz_campaigns (application)
+	WHERE state IN ('queued', 'running');`
+
+// ErrCampaignActive: the application has a campaign queued or running.
+var ErrCampaignActive = errors.New("a fuzz campaign of the application is queued or running")
+
 // APIRegistration is the HTTP API an application registers for fuzz
 // campaigns: where its OpenAPI document is, the base URL requests go to,
 // and the only hosts a campaign may reach. AuthSealed is the credential
@@ -130,11 +139,17 @@ type FuzzCampaign struct {
 	Finished    *time.Time      `json:"finished,omitempty"`
 }
 
-// CreateFuzzCampaign stores a queued campaign and returns it with its id.
+// CreateFuzzCampaign stores a queued campaign and returns it with its id;
+// ErrCampaignActive when the application has one queued or running.
 func (s *Store) CreateFuzzCampaign(ctx context.Context, application, requestedBy string, options json.RawMessage) (FuzzCampaign, error) {
 	c := FuzzCampaign{Application: application, State: CampaignQueued, RequestedBy: requestedBy, Options: options, Created: s.now()}
 	err := s.db.QueryRowContext(ctx, s.d.q(`INSERT INTO fuzz_campaigns (application, state, requested_by, options, created)
-		VALUES (?, ?, ?, ?, ?) RETURNING id`), application, c.State, requestedBy, string(options), formatTime(c.Created)).Scan(&c.ID)
+		VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (application) WHERE state IN ('queued', 'running') DO NOTHING
+		RETURNING id`), application, c.State, requestedBy, string(options), formatTime(c.Created)).Scan(&c.ID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, fmt.Errorf("storing a fuzz campaign of %q: %w", application, ErrCampaignActive)
+	}
 	if err != nil {
 		return c, fmt.Errorf("storing a fuzz campaign of %q: %w", application, err)
 	}

@@ -33,18 +33,25 @@ func testFuzzCampaigns(t *testing.T, newStore storeFactory) {
 	if err != nil || c1.ID == 0 || c1.State != CampaignQueued {
 		t.Fatalf("CreateFuzzCampaign: %+v, %v", c1, err)
 	}
-	c2, err := s.CreateFuzzCampaign(ctx, "shop", "token:1", json.RawMessage(`{}`))
-	if err != nil {
-		t.Fatal(err)
+	// One queued or running campaign per application.
+	if _, err := s.CreateFuzzCampaign(ctx, "shop", "token:1", json.RawMessage(`{}`)); !errors.Is(err, ErrCampaignActive) {
+		t.Fatalf("a second campaign while one is queued: %v; want ErrCampaignActive", err)
 	}
 	if err := s.StartFuzzCampaign(ctx, c1.ID); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := s.CreateFuzzCampaign(ctx, "shop", "token:1", json.RawMessage(`{}`)); !errors.Is(err, ErrCampaignActive) {
+		t.Fatalf("a second campaign while one is running: %v; want ErrCampaignActive", err)
 	}
 	if err := s.FinishFuzzCampaign(ctx, c1.ID, CampaignRunning, 0, nil, ""); err == nil {
 		t.Fatal("finishing in state running succeeded")
 	}
 	if err := s.FinishFuzzCampaign(ctx, c1.ID, CampaignDone, 3, json.RawMessage(`{"findings":[1,2,3]}`), ""); err != nil {
 		t.Fatal(err)
+	}
+	c2, err := s.CreateFuzzCampaign(ctx, "shop", "token:1", json.RawMessage(`{}`))
+	if err != nil {
+		t.Fatalf("a campaign after the first ended: %v", err)
 	}
 	c, err := s.FuzzCampaign(ctx, "shop", c1.ID)
 	if err != nil || c.State != CampaignDone || c.Findings != 3 || c.Started == nil || c.Finished == nil || string(c.Report) != `{"findings":[1,2,3]}` {

@@ -3,45 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 )
-
-// NodeLastSeen is when node's agent was last heard from (its last
-// heartbeat); zero when it never was.
-func (s *Store) NodeLastSeen(ctx context.Context, node string) (time.Time, error) {
-	var last string
-	err := s.db.QueryRowContext(ctx, s.d.q(`SELECT last_seen FROM nodes WHERE name = ?`), node).Scan(&last)
-	if errors.Is(err, sql.ErrNoRows) {
-		return time.Time{}, nil
-	}
-	if err != nil {
-		return time.Time{}, fmt.Errorf("reading the last heartbeat of node %q: %w", node, err)
-	}
-	return parseTime(last), nil
-}
-
-// ContainerDrift returns the first drift event (refused or reported) an
-// agent of node reported for container, or nil when there is none. A
-// refused exec counts: the container tried to run what its image does not
-// hold.
-func (s *Store) ContainerDrift(ctx context.Context, node, container string) (*RuntimeEvent, error) {
-	var e RuntimeEvent
-	var at, rec string
-	err := s.db.QueryRowContext(ctx, s.d.q(`SELECT id, node, spool, seq, time, received, verdict, reason, pid,
-		path, content, container, namespace, image, error FROM runtime_events
-		WHERE container = ? AND node = ? ORDER BY id LIMIT 1`), container, node).Scan(&e.ID, &e.Node, &e.Spool, &e.Seq,
-		&at, &rec, &e.Verdict, &e.Reason, &e.PID, &e.Path, &e.Content, &e.Container, &e.Namespace, &e.Image, &e.Error)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading the drift of container %q on node %q: %w", container, node, err)
-	}
-	e.Time, e.Received = parseTime(at), parseTime(rec)
-	return &e, nil
-}
 
 // CertificationChangesFrom is CertificationChanges, except that seq 0
 // lists the changes from the first audit entry (the identity feed starts
@@ -70,4 +34,42 @@ func (s *Store) CertificationChangesFrom(ctx context.Context, seq int64) ([]stri
 		ds = append(ds, d)
 	}
 	return ds, last, rows.Err()
+}
+
+// WorkloadFacts is what the identity rule reads of a workload, in one
+// statement: its digest's certification, the first drift its node
+// reported for the container, and the node's last heartbeat.
+type WorkloadFacts struct {
+	Certification *Certification // nil: never judged
+	Drift         *RuntimeEvent  // nil: none (only ID, Verdict, Path, Time set)
+	LastSeen      time.Time      // zero: never
+}
+
+// WorkloadFacts reads the facts of container on node running digest.
+func (s *Store) WorkloadFacts(ctx context.Context, digest, node, container string) (WorkloadFacts, error) {
+	var status, reason, updated, driftVerdict, driftPath, driftTime, lastSeen sql.NullString
+	var driftID sql.NullInt64
+	err := s.db.QueryRowContext(ctx, s.d.q(`SELECT
+		(SELECT status FROM certifications WHERE digest = ?),
+		(SELECT reason FROM certifications WHERE digest = ?),
+		(SELECT updated FROM certifications WHERE digest = ?),
+		d.id, d.verdict, d.path, d.time,
+		(SELECT last_seen FROM nodes WHERE name = ?)
+		FROM (SELECT 1 AS one) o LEFT JOIN (SELECT id, verdict, path, time FROM runtime_events
+			WHERE container = ? AND node = ? ORDER BY id LIMIT 1) d ON 1 = 1`),
+		digest, digest, digest, node, container, node).Scan(&status, &reason, &updated, &driftID, &driftVerdict, &driftPath, &driftTime, &lastSeen)
+	if err != nil {
+		return WorkloadFacts{}, fmt.Errorf("reading the facts of container %q on node %q: %w", container, node, err)
+	}
+	var f WorkloadFacts
+	if status.Valid {
+		f.Certification = &Certification{Digest: digest, Status: status.String, Reason: reason.String, Updated: parseTime(updated.String)}
+	}
+	if driftID.Valid {
+		f.Drift = &RuntimeEvent{ID: driftID.Int64, Node: node, Container: container, Verdict: driftVerdict.String, Path: driftPath.String, Time: parseTime(driftTime.String)}
+	}
+	if lastSeen.Valid {
+		f.LastSeen = parseTime(lastSeen.String)
+	}
+	return f, nil
 }

@@ -93,6 +93,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
+	// Keep connections open between bursts: database/sql keeps 2 idle by
+	// default, and opening a SQLite connection reads the schema again
+	// (measured: 4% of an identity issuance's CPU under 16 callers).
+	db.SetMaxIdleConns(16)
 	s := &Store{path: path, db: db, sqlDB: db, d: sqliteDialect}
 	if err := s.migrateSQLite(ctx); err != nil {
 		db.Close()
@@ -367,6 +371,10 @@ var migrations = []string{
 
 	// 13: runtime responses, recorded before they are taken (responses.go).
 	responsesSchema,
+
+	// 14: one queued or running fuzz campaign per application
+	// (fuzzcampaigns.go).
+	fuzzActiveSchema,
 }
 
 // migrateSQLite brings the schema to SchemaVersion, one transaction per

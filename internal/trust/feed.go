@@ -23,7 +23,9 @@ const (
 	DefaultFeedPoll = 100 * time.Millisecond
 	// MaxWaiters bounds the long polls held at once (agents, one each).
 	MaxWaiters = 20_000
-	ringSize   = 1024
+	// DefaultRing is how many changes the feed keeps in memory; a poll
+	// from before them asks the store.
+	DefaultRing = 1024
 )
 
 // ErrBusy says the feed holds MaxWaiters long polls already.
@@ -42,6 +44,8 @@ type Feed struct {
 	// OnChange, when set, is called with the digests of each change
 	// before the waiters wake.
 	OnChange func(digests []string)
+	// Ring is how many changes are kept (zero: DefaultRing).
+	Ring int
 
 	mu      sync.Mutex
 	start   int64    // the ring holds every change after start
@@ -66,7 +70,7 @@ func NewFeed(st ChangeStore, poll time.Duration, log *slog.Logger) *Feed {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Feed{st: st, poll: poll, log: log, wake: make(chan struct{}), ready: make(chan struct{})}
+	return &Feed{st: st, poll: poll, log: log, Ring: DefaultRing, wake: make(chan struct{}), ready: make(chan struct{})}
 }
 
 // Run follows the audit log until ctx ends.
@@ -116,7 +120,7 @@ func (f *Feed) Run(ctx context.Context) error {
 		}
 		if len(ds) > 0 {
 			f.ring = append(f.ring, change{seq: last, digests: ds})
-			if len(f.ring) > ringSize {
+			if len(f.ring) > max(f.Ring, 1) {
 				f.start = f.ring[0].seq
 				f.ring = slices.Delete(f.ring, 0, 1)
 			}

@@ -48,10 +48,13 @@ func Seed(ctx context.Context, st *store.Store, f Fleet) (map[uint8]int, error) 
 		if err != nil {
 			return nil, err
 		}
-		rows = append(rows, store.TEEInstance{ID: fmt.Sprintf("inst-%05d", i), Workload: fmt.Sprintf("w-%d", i%100),
+		rows = append(rows, store.TEEInstance{ID: ID(i), Workload: fmt.Sprintf("w-%d", i%100),
 			Node: fmt.Sprintf("node-%d", i%500), Region: "eu-west", RegionSource: "node-config", Kind: string(res.Kind),
 			Image: "sha256:" + fmt.Sprintf("%064x", i%50), Status: "verified", Result: string(b),
 			Registered: f.Now, Verified: f.Now, Updated: f.Now})
 	}
 	return perLevel, st.PutTEEInstances(ctx, rows)
 }
+
+// ID is the i-th seeded instance's ID.
+func ID(i int) string { return fmt.Sprintf("inst-%05d", i) }
