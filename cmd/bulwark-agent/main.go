@@ -9,9 +9,11 @@ import (
 	"syscall"
 
 	"github.com/bulwark-sec/bulwark/internal/agent"
+	"github.com/bulwark-sec/bulwark/internal/canary"
 )
 
 func main() {
+	canary.MaybeHelper() // the canary helper is this binary again (internal/canary)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := agent.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -15,7 +15,9 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bulwark-sec/bulwark/internal/agentproto"
 	"github.com/bulwark-sec/bulwark/internal/allowlist"
+	"github.com/bulwark-sec/bulwark/internal/execmon"
 	"github.com/bulwark-sec/bulwark/internal/fanotify"
 )
 
@@ -35,6 +37,29 @@ type Config struct {
 	Log     *slog.Logger
 	// Report receives every drifted exec; nil logs it.
 	Report func(Event)
+	// ReplaceDrifted replaces a standalone container (one without
+	// Kubernetes pod labels) whose exec drifted: recreated from its image
+	// on a fresh snapshot (replace.go). Pods are replaced by the server.
+	ReplaceDrifted bool
+	// Mechanism is how to enforce; "" is auto.
+	Mechanism Mechanism
+	// AllowDegrade lets the agent run without the mechanism asked for, or
+	// with a canary that is not refused, reporting so loudly.
+	AllowDegrade bool
+	// CanaryDir is where the canary's throwaway filesystem is mounted
+	// ("canary" under it); "" is /run/bulwark-agent.
+	CanaryDir string
+	// CanaryEvery is how often the canary runs after the first; zero is
+	// 30 s.
+	CanaryEvery time.Duration
+	// ExecEvents runs the exec sensor (procevents.go).
+	ExecEvents bool
+	// NamespaceModes overrides Mode per namespace (modes.go).
+	NamespaceModes map[string]Mode
+	// Learn is the learning window (learn.go); a zero Window is none.
+	Learn LearnConfig
+	// Node names this node in learned lists.
+	Node string
 }
 
 // Cache sizes: identities remembered per container and per node.
@@ -48,28 +73,42 @@ const (
 type NoEnforcementError struct{ Err error }
 
 func (e *NoEnforcementError) Error() string {
-	return fmt.Sprintf("no exec enforcement mechanism: %v", e.Err)
+	return fmt.Sprintf("no working exec enforcement: %v", e.Err)
 }
 func (e *NoEnforcementError) Unwrap() error { return e.Err }
 
 // Agent is the running node agent.
 type Agent struct {
-	cfg    Config
-	log    *slog.Logger
-	fan    *fanotify.Listener
-	cache  *allowlist.DigestCache
-	client *client.Client
+	cfg Config
+	log *slog.Logger
+	fan *fanotify.Listener
+	lsm *lsm // BPF-LSM, when it is the mechanism (lsm.go)
+	// degraded says why the agent runs with less than was asked for
+	// (--allow-degrade), "" when it does not.
+	degraded string
+	canary   canaryState
+	procMon  atomic.Pointer[execmon.Monitor]          // the exec sensor, when running
+	writes   *fanotify.Listener                       // close-write notifications (--exec-events)
+	hostInv  atomic.Pointer[agentproto.HostInventory] // the last host catalog (hostinv.go)
+	cache    *allowlist.DigestCache
+	client   *client.Client
 
 	mu         sync.RWMutex
 	containers map[string]*container      // by containerd container id
 	byDev      map[uint64]*container      // by the device of its root filesystem
+	byCgroup   map[uint64]*container      // by cgroup v2 id (BPF-LSM)
 	lists      map[string]*allowlist.List // by image manifest digest
+	learning   map[string]*learning       // by image manifest digest (learn.go)
 	ready      chan struct{}              // closed once existing containers are adopted
 	stats      stats
+	replacing  map[string]bool // containers being replaced (replace.go)
+	runCtx     context.Context // Run's, for background work
+	trees      treeCache       // process trees of drifted execs (proctree.go)
 }
 
 type stats struct {
 	execs, allowed, refused, reported, unattributed, byCgroup atomic.Int64
+	procExecs, procExits, procConnects, execWrites            atomic.Int64
 }
 
 // Stats are the agent's counters.
@@ -79,6 +118,16 @@ type Stats struct {
 	// file's filesystem.
 	ByCgroup int64
 	Hashed   int64
+	// EventsLost counts drift the BPF-LSM program decided but could not
+	// report (its ring buffer was full); the decision stood.
+	EventsLost int64
+	// ProcessExecs and ProcessExits count the exec sensor's events in
+	// watched containers; ProcessLost the node's events its ring buffer
+	// dropped.
+	ProcessExecs, ProcessExits, ProcessConnects, ProcessLost int64
+	// ExecutablesWritten counts files with an execute bit written in
+	// watched containers (--exec-events).
+	ExecutablesWritten int64
 }
 
 // New validates cfg and opens the enforcement mechanism.
@@ -95,14 +144,30 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
+	if cfg.Mechanism == "" {
+		cfg.Mechanism = MechanismAuto
+	}
+	if _, err := ParseMechanism(string(cfg.Mechanism)); err != nil {
+		return nil, err
+	}
+	if cfg.CanaryDir == "" {
+		cfg.CanaryDir = "/run/bulwark-agent"
+	}
+	if cfg.CanaryEvery <= 0 {
+		cfg.CanaryEvery = 30 * time.Second
+	}
 	a := &Agent{cfg: cfg, log: cfg.Log, cache: allowlist.NewDigestCache(digestsPerNode),
-		containers: make(map[string]*container), byDev: make(map[uint64]*container), lists: make(map[string]*allowlist.List), ready: make(chan struct{})}
-	if cfg.Mode != ModeOff {
-		fan, err := fanotify.New()
-		if err != nil {
-			return nil, &NoEnforcementError{Err: err}
+		containers: make(map[string]*container), byDev: make(map[uint64]*container), byCgroup: make(map[uint64]*container),
+		lists: make(map[string]*allowlist.List), ready: make(chan struct{})}
+	for ns, m := range cfg.NamespaceModes {
+		if _, err := ParseMode(string(m)); err != nil {
+			return nil, fmt.Errorf("namespace %q: %w", ns, err)
 		}
-		a.fan = fan
+	}
+	if a.strictest() != ModeOff {
+		if err := a.openMechanism(); err != nil { // mechanism.go
+			return nil, err
+		}
 	}
 	return a, nil
 }
@@ -117,12 +182,43 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer c.Close()
 	a.client = c
 	g, ctx := errgroup.WithContext(ctx)
+	a.mu.Lock()
+	a.runCtx = ctx
+	a.mu.Unlock()
 	if a.fan != nil {
 		g.Go(func() error { return a.serve(ctx) })
 		g.Go(func() error {
 			<-ctx.Done()
 			return a.fan.Close() // wakes serve; the kernel allows what is pending
 		})
+	}
+	if a.lsm != nil {
+		g.Go(a.serveLSM)
+		g.Go(func() error {
+			<-ctx.Done()
+			return a.lsm.enf.Close() // detaches: enforcement ends, nothing hangs
+		})
+	}
+	cs, err := a.startCanary(ctx) // canary.go
+	if err != nil {
+		a.stop(g)
+		return err
+	}
+	if cs != nil {
+		defer cs.cleanup()
+		g.Go(func() error { return a.canaryLoop(ctx, cs) })
+	}
+	if a.cfg.Learn.learning() {
+		g.Go(func() error { return a.learnLoop(ctx) })
+	}
+	if a.cfg.ExecEvents {
+		g.Go(func() error { return a.serveProcessEvents(ctx) })
+		if w, err := fanotify.NewNotify(); err == nil {
+			a.writes = w
+			g.Go(func() error { return a.serveWrites(ctx) })
+		} else {
+			a.log.Warn("executables written are not reported", "error", err.Error())
+		}
 	}
 	g.Go(func() error { return a.watch(ctx) })
 	err = g.Wait()
@@ -132,13 +228,41 @@ func (a *Agent) Run(ctx context.Context) error {
 	return err
 }
 
+// stop closes the mechanisms so the tasks of g return, and waits for them.
+func (a *Agent) stop(g *errgroup.Group) {
+	if a.fan != nil {
+		a.fan.Close()
+	}
+	if a.lsm != nil {
+		a.lsm.enf.Close()
+	}
+	_ = g.Wait()
+}
+
 // Ready is closed once the containers that existed at start are watched.
 func (a *Agent) Ready() <-chan struct{} { return a.ready }
 
 // Stats returns the counters.
 func (a *Agent) Stats() Stats {
-	return Stats{Execs: a.stats.execs.Load(), Allowed: a.stats.allowed.Load(), Refused: a.stats.refused.Load(),
+	s := Stats{Execs: a.stats.execs.Load(), Allowed: a.stats.allowed.Load(), Refused: a.stats.refused.Load(),
 		Reported: a.stats.reported.Load(), Unattributed: a.stats.unattributed.Load(), ByCgroup: a.stats.byCgroup.Load(), Hashed: a.cache.Hashed}
+	s.ProcessExecs, s.ProcessExits, s.ProcessConnects = a.stats.procExecs.Load(), a.stats.procExits.Load(), a.stats.procConnects.Load()
+	s.ExecutablesWritten = a.stats.execWrites.Load()
+	if m := a.procMon.Load(); m != nil {
+		if ps, err := m.Stats(); err == nil {
+			s.ProcessLost = int64(ps.Lost)
+		}
+	}
+	if a.lsm != nil {
+		if ks, err := a.lsm.enf.Stats(); err == nil { // the kernel's counters
+			s.Execs += int64(ks.Checked)
+			s.Allowed += int64(ks.Allowed)
+			s.Refused += int64(ks.Refused)
+			s.Reported += int64(ks.Reported)
+			s.EventsLost = int64(ks.EventsLost)
+		}
+	}
+	return s
 }
 
 // serve reads exec events on a thread of its own and answers those it can
@@ -214,10 +338,31 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 		a.answer(ev, true)
 		return true
 	}
-	prevent := a.cfg.Mode == ModePrevent
-	a.answer(ev, !prevent)
+	prevent := c.mode == ModePrevent
+	var path string
+	learned := false
+	if err == nil && c.learn != nil {
+		path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(ev.File.Fd())))
+		learned = c.learn.learn(d.Digest, path, time.Now())
+	}
+	// The caller waits for the answer: its process tree is whole now (a
+	// refused child exits right after).
+	var tree string
+	if !c.canary && !learned {
+		tree = a.trees.get(ev.PID)
+	}
+	a.answer(ev, learned || !prevent)
+	if c.canary {
+		return true // the canary's own exec: proven by its EPERM, not reported
+	}
 	e := Event{Time: time.Now().UTC(), Verdict: VerdictReported, Reason: ReasonNotInImage, PID: ev.PID,
 		Container: c.id, Namespace: c.namespace, Image: c.image}
+	if learned {
+		e.Reason, e.Digest, e.Path = ReasonLearning, d.Digest.String(), path
+		a.stats.reported.Add(1)
+		a.cfg.Report(e)
+		return true
+	}
 	if prevent {
 		e.Verdict = VerdictRefused
 		a.stats.refused.Add(1)
@@ -230,7 +375,9 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 		e.Digest = d.Digest.String()
 	}
 	e.Path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(ev.File.Fd())))
+	e.Tree = tree
 	a.cfg.Report(e)
+	a.replaceLater(c)
 	return true
 }
 
@@ -277,4 +424,71 @@ func (a *Agent) attribute(pid int) *container {
 		}
 	}
 	return nil
+}
+
+// WatchDir watches the filesystem that holds dir as one container (of the
+// image named ref, at list.Image) whose execs are decided by list, in the
+// agent's mode, without containerd: for
+// runtimes the agent does not follow, and for bench/agent. The
+// filesystem must not be the agent's own root.
+func (a *Agent) WatchDir(id, namespace, ref, dir string, list *allowlist.List) error {
+	if a.fan == nil {
+		return errors.New("watching a directory: only with fanotify")
+	}
+	dev, err := rootDevice(dir, "/")
+	if err != nil {
+		return fmt.Errorf("watching %q: %w", dir, err)
+	}
+	if err := a.fan.MarkExec(dir); err != nil {
+		return err
+	}
+	c := &container{id: id, namespace: namespace, image: list.Image, dev: dev, mode: a.cfg.Mode,
+		compiled: allowlist.Compile(list, verdictsPerContainer), ref: ref, learn: a.window(list.Image, ref, a.learnFor(namespace, nil))}
+	a.mu.Lock()
+	if old, ok := a.containers[id]; ok {
+		a.unindex(old)
+	}
+	if _, ok := a.lists[list.Image]; !ok {
+		a.lists[list.Image] = list
+	}
+	a.containers[id], a.byDev[dev] = c, c
+	a.mu.Unlock()
+	return nil
+}
+
+// ServeExecs answers exec events until ctx ends, without containerd (for
+// WatchDir).
+func (a *Agent) ServeExecs(ctx context.Context) error {
+	if a.fan == nil {
+		return nil
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.serve(ctx) })
+	g.Go(func() error {
+		<-ctx.Done()
+		return a.fan.Close()
+	})
+	err := g.Wait()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// UnwatchDir stops watching what WatchDir watched at dir.
+func (a *Agent) UnwatchDir(dir string) error {
+	if a.fan == nil {
+		return nil
+	}
+	dev, err := rootDevice(dir, "/")
+	if err != nil {
+		return fmt.Errorf("unwatching %q: %w", dir, err)
+	}
+	a.mu.Lock()
+	if c := a.byDev[dev]; c != nil {
+		a.unindex(c)
+		delete(a.containers, c.id)
+	}
+	a.mu.Unlock()
+	return a.fan.UnmarkExec(dir)
 }

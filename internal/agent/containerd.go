@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bulwark-sec/bulwark/internal/allowlist"
+	"github.com/bulwark-sec/bulwark/internal/bpflsm"
 	"github.com/bulwark-sec/bulwark/internal/sbom"
 )
 
@@ -30,6 +31,12 @@ type container struct {
 	dev                  uint64 // of its root filesystem
 	compiled             *allowlist.Compiled
 	labels               map[string]string // pod labels from CRI (status.go)
+	mode                 Mode
+	canary               bool // the canary's throwaway container (canary.go)
+	cgroup               uint64
+	lsmFiles             *bpflsm.Compiled // what BPF-LSM lists for it (lsm.go)
+	ref                  string           // the image name containerd knows
+	learn                *learning        // its image's learning window (learn.go)
 }
 
 // ContainerInfo says what the agent knows of a watched container.
@@ -144,18 +151,38 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 	if err != nil {
 		return fmt.Errorf("container %q: %w", id, err)
 	}
+	c2 := &container{id: id, namespace: ns, image: list.Image, pid: pid, dev: dev, compiled: allowlist.Compile(list, verdictsPerContainer),
+		labels: podLabels(info.Labels), mode: a.modeFor(ns, info.Labels), ref: info.Image, learn: a.window(list.Image, info.Image, a.learnFor(ns, info.Labels))}
+	if c2.mode == ModeOff {
+		a.log.Info("not watching container: mode off for its namespace", "container", id, "namespace", ns)
+		return nil
+	}
 	if a.fan != nil {
 		if err := a.fan.MarkExec(root); err != nil {
 			return fmt.Errorf("watching container %q: %w", id, err)
 		}
 	}
-	c2 := &container{id: id, namespace: ns, image: list.Image, pid: pid, dev: dev, compiled: allowlist.Compile(list, verdictsPerContainer), labels: podLabels(info.Labels)}
+	if a.lsm != nil {
+		if err := a.lsm.watch(ctx, c2, root, a.cache); err != nil {
+			return fmt.Errorf("watching container %q: %w", id, err)
+		}
+	} else if a.cfg.ExecEvents {
+		c2.cgroup, _ = cgroupID(int(pid)) // the exec sensor attributes by it; 0 (unknown) when there is no cgroup v2
+	}
+	if a.writes != nil {
+		if err := a.writes.MarkCloseWrite(root); err != nil {
+			a.log.Warn("executables written in this container are not reported", "container", id, "error", err.Error())
+		}
+	}
 	a.mu.Lock()
-	if old, ok := a.containers[id]; ok && a.byDev[old.dev] == old {
-		delete(a.byDev, old.dev)
+	if old, ok := a.containers[id]; ok {
+		a.unindex(old)
 	}
 	a.containers[id] = c2
 	a.byDev[dev] = c2
+	if c2.cgroup != 0 {
+		a.byCgroup[c2.cgroup] = c2
+	}
 	a.mu.Unlock()
 	a.log.Info("watching container", "container", id, "namespace", ns, "image", list.Image, "allowed", list.Len(), "mode", a.cfg.Mode)
 	return nil
@@ -180,13 +207,25 @@ func rootDevice(root, host string) (uint64, error) {
 
 func (a *Agent) forget(id string) {
 	a.mu.Lock()
-	if c, ok := a.containers[id]; ok {
-		if a.byDev[c.dev] == c {
-			delete(a.byDev, c.dev)
-		}
+	c, ok := a.containers[id]
+	if ok {
+		a.unindex(c)
 		delete(a.containers, id)
 	}
 	a.mu.Unlock()
+	if ok && a.lsm != nil {
+		a.lsm.unwatch(c)
+	}
+}
+
+// unindex drops c from the lookups by device and cgroup; a.mu is held.
+func (a *Agent) unindex(c *container) {
+	if a.byDev[c.dev] == c {
+		delete(a.byDev, c.dev)
+	}
+	if a.byCgroup[c.cgroup] == c {
+		delete(a.byCgroup, c.cgroup)
+	}
 }
 
 // list returns the allowlist of img, built once per manifest digest.

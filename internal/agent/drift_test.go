@@ -46,6 +46,9 @@ func TestDriftWithContainerd(t *testing.T) {
 
 	var col collector
 	a, stop := startAgent(t, addr, ModePrevent, &col)
+	if st, why := a.Enforcement(); st != "enforcing (fanotify)" {
+		t.Fatalf("prevent on this host: state %q (%s), want enforcing (fanotify) proven by the canary", st, why)
+	}
 	info := waitWatched(t, a, "pre")
 	if info.Image != digest || info.Namespace != testNS || info.Allowed != 1 {
 		t.Fatalf("container started before the agent: %+v, want image %s in %s with 1 allowed content", info, digest, testNS)
@@ -96,7 +99,7 @@ func TestDriftWithContainerd(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(filepath.Dir(post.sock), "ESCAPED")); err == nil {
 		t.Fatal("drift storm: a drifted exec ran")
 	}
-	after := a.Stats()
+	after := waitStats(a, func(s Stats) bool { return s.Refused-before.Refused >= int64(n) })
 	if r := after.Refused - before.Refused; r != int64(n) {
 		t.Errorf("the agent refused %d of %d execs", r, n)
 	}
@@ -116,6 +119,9 @@ func TestDriftWithContainerd(t *testing.T) {
 		if got := pre.do(t, "run "+p); got != "ok" {
 			t.Fatalf("detect: %s: %s, want ok", p, got)
 		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); dcol.n.Load() < 2 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
 	}
 	if n := dcol.n.Load(); n != 2 {
 		t.Errorf("detect: %d events, want 2", n)

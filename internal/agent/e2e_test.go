@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,11 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/containerdtest"
 )
 
-const testNS = "bulwark-test"
+// testNS is the containerd namespace of the tests, one per test process:
+// runc keeps its state per namespace under /run/containerd/runc whatever
+// containerd's own state directory is, so two test processes (two
+// worktrees, CI and a developer) would otherwise collide on container ids.
+var testNS = "bulwark-test-" + strconv.Itoa(os.Getpid())
 
 // buildProbe compiles testdata/probe, a static binary.
 func buildProbe(t *testing.T) []byte { return containerdtest.BuildStatic(t, "./testdata/probe") }
@@ -159,21 +164,44 @@ func (c *collector) report(e Event) {
 	}
 }
 
+// find returns the first event of container with verdict, waiting up to
+// 5 s: the agent answers the exec first and reports after, so the exec's
+// caller can see EPERM before the event exists.
 func (c *collector) find(container, verdict string) *Event {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i := range c.events {
-		if e := c.events[i]; e.Container == container && string(e.Verdict) == verdict {
-			return &e
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.mu.Lock()
+		for i := range c.events {
+			if e := c.events[i]; e.Container == container && string(e.Verdict) == verdict {
+				c.mu.Unlock()
+				return &e
+			}
 		}
+		c.mu.Unlock()
+		if time.Now().After(deadline) {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	return nil
+}
+
+// waitStats polls the agent's counters until cond holds, up to 5 s (they
+// are counted after the exec is answered).
+func waitStats(a *Agent, cond func(Stats) bool) Stats {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s := a.Stats()
+		if cond(s) || time.Now().After(deadline) {
+			return s
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // startAgent runs an agent until the returned stop is called.
 func startAgent(t *testing.T, addr string, mode Mode, col *collector) (*Agent, func()) {
 	t.Helper()
-	a, err := New(Config{Mode: mode, Address: addr, Namespaces: []string{testNS}, Report: col.report,
+	a, err := New(Config{Mode: mode, Address: addr, Namespaces: []string{testNS}, Report: col.report, CanaryDir: t.TempDir(),
 		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	if err != nil {
 		t.Fatal(err)

@@ -42,13 +42,26 @@ func writeMetrics(w io.Writer, st Status) {
 	counter("bulwark_agent_hashed_total", "Files hashed (a cache miss).", st.Stats.Hashed)
 	gauge("bulwark_agent_containers", "Containers watched.", int64(len(st.Containers)))
 	fmt.Fprintf(w, "# HELP bulwark_agent_enforcement_state The enforcement state (1 for the current one).\n# TYPE bulwark_agent_enforcement_state gauge\n")
-	for _, s := range []string{agentproto.StateEnforcingFanotify, agentproto.StateDetectingOnly, agentproto.StateBroken, agentproto.StateOff} {
+	for _, s := range []string{agentproto.StateEnforcingFanotify, agentproto.StateEnforcingBPFLSM, agentproto.StateDetectingOnly, agentproto.StateBroken, agentproto.StateOff} {
 		v := 0
 		if s == st.State {
 			v = 1
 		}
 		fmt.Fprintf(w, "bulwark_agent_enforcement_state{state=%q} %d\n", s, v)
 	}
+	counter("bulwark_agent_canary_runs_total", "Canary execs of a drifted file (each must be refused).", st.Canary.Runs)
+	counter("bulwark_agent_canary_failures_total", "Canary execs that were not refused: enforcement was not working.", st.Canary.Failures)
+	ok := int64(0)
+	if st.Canary.OK {
+		ok = 1
+	}
+	gauge("bulwark_agent_canary_ok", "1 when the last canary exec was refused.", ok)
+	fmt.Fprintf(w, "# HELP bulwark_agent_process_events_total Execs and exits in watched containers seen by the exec sensor.\n# TYPE bulwark_agent_process_events_total counter\n")
+	fmt.Fprintf(w, "bulwark_agent_process_events_total{kind=\"exec\"} %d\nbulwark_agent_process_events_total{kind=\"exit\"} %d\nbulwark_agent_process_events_total{kind=\"connect\"} %d\n",
+		st.Stats.ProcessExecs, st.Stats.ProcessExits, st.Stats.ProcessConnects)
+	counter("bulwark_agent_executables_written_total", "Files with an execute bit written in watched containers (after the fact).", st.Stats.ExecutablesWritten)
+	counter("bulwark_agent_process_events_lost_total", "Node exec/exit events the sensor's ring buffer dropped.", st.Stats.ProcessLost)
+	counter("bulwark_agent_bpf_events_lost_total", "Drift decided in the kernel but not reported (ring buffer full).", st.Stats.EventsLost)
 	if sp := st.Spool; sp != nil {
 		gauge("bulwark_agent_spool_events", "Events spooled and not yet acknowledged by the server.", int64(sp.Pending))
 		gauge("bulwark_agent_spool_bytes", "Bytes of the spool on disk.", sp.Bytes)

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bulwark-sec/bulwark/internal/agentproto"
+	"github.com/bulwark-sec/bulwark/internal/secretfile"
 	"github.com/bulwark-sec/bulwark/internal/spool"
 )
 
@@ -24,6 +25,9 @@ type outputFlags struct {
 	server, tokenFile, node, spoolDir, statusFile, metrics *string
 	spoolBytes                                             *int64
 	heartbeat                                              *time.Duration
+	secrets                                                *string
+	hostRoot                                               *string
+	hostEvery                                              *time.Duration
 }
 
 func addOutputFlags(fs *pflag.FlagSet) *outputFlags {
@@ -37,6 +41,9 @@ func addOutputFlags(fs *pflag.FlagSet) *outputFlags {
 		heartbeat:  fs.Duration("heartbeat", 30*time.Second, "how often the node's state goes to the server"),
 		statusFile: fs.String("status-file", "/run/bulwark-agent/status.json", "where the agent writes its status for `bulwark-agent status`"),
 		metrics:    fs.String("metrics-address", "", "loopback address for Prometheus metrics, e.g. 127.0.0.1:9464 (none: off)"),
+		secrets:    fs.String("secret-volumes", "", "tmpfs directory of the containers' secret volumes (DIR/<container id>, mounted read-only into the container) the agent writes the secrets they ask for into (none: off; docs/secret-store.md)"),
+		hostRoot:   fs.String("host-root", "/", "the node's root filesystem, cataloged and sent to the server at start and every --host-inventory-every (\"\": off)"),
+		hostEvery:  fs.Duration("host-inventory-every", 24*time.Hour, "how often the host is cataloged again"),
 	}
 }
 
@@ -107,6 +114,15 @@ func (o *outputs) run(ctx context.Context, a *Agent, log *slog.Logger) error {
 		o.sender.cfg.Heartbeat = func() agentproto.Heartbeat { return a.Heartbeat(o.spool) }
 		g.Go(func() error { return o.sender.Run(ctx) })
 		g.Go(func() error { return a.RunFlows(ctx, o.sender, *o.flags.node, 0) }) // docs/governance.md
+		if *o.flags.secrets != "" {
+			vols := &secretfile.Volumes{Root: *o.flags.secrets}
+			g.Go(func() error { return a.RunSecrets(ctx, o.sender, vols, *o.flags.node, 0) })
+		}
+		if *o.flags.hostRoot != "" {
+			g.Go(func() error {
+				return a.hostInventoryLoop(ctx, o.sender, *o.flags.node, *o.flags.hostRoot, max(*o.flags.hostEvery, time.Minute))
+			})
+		}
 	}
 	if *o.flags.statusFile != "" {
 		g.Go(func() error {

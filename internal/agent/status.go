@@ -17,11 +17,12 @@ import (
 )
 
 // podLabels keeps the CRI labels of a container (io.kubernetes.*: pod
-// name, pod namespace, container name), bounded.
+// name, pod namespace, container name) and the secrets it asks for
+// (agentproto.LabelSecrets), bounded.
 func podLabels(all map[string]string) map[string]string {
 	var out map[string]string
 	for k, v := range all {
-		if !strings.HasPrefix(k, "io.kubernetes.") || len(k) > agentproto.MaxName || len(v) > agentproto.MaxField {
+		if !strings.HasPrefix(k, "io.kubernetes.") && k != agentproto.LabelSecrets || len(k) > agentproto.MaxName || len(v) > agentproto.MaxField {
 			continue
 		}
 		if out == nil {
@@ -50,22 +51,35 @@ func (a *Agent) Containers() []agentproto.Container {
 }
 
 // Enforcement is the agent's enforcement state and why.
+// The state follows the canary, not the agent's beliefs: enforcing only
+// while the last canary exec was refused.
 func (a *Agent) Enforcement() (state, reason string) {
+	cs := a.canary.status()
+	mode := a.strictest() // modes.go
 	switch {
-	case a.cfg.Mode == ModeOff:
+	case mode == ModeOff:
 		return agentproto.StateOff, "mode off"
-	case a.fan == nil:
-		return agentproto.StateBroken, "no fanotify listener"
-	case a.cfg.Mode == ModePrevent:
-		return agentproto.StateEnforcingFanotify, ""
+	case a.fan == nil && a.lsm == nil:
+		return agentproto.StateBroken, a.degraded
+	case cs.Error != "":
+		return agentproto.StateBroken, cs.Error
+	case !cs.OK:
+		return agentproto.StateBroken, "the canary has not run yet"
+	case mode == ModeDetect:
+		return agentproto.StateDetectingOnly, "mode detect"
+	case a.lsm != nil:
+		return agentproto.StateEnforcingBPFLSM, a.degraded
 	}
-	return agentproto.StateDetectingOnly, "mode detect"
+	return agentproto.StateEnforcingFanotify, a.degraded
 }
 
 // Heartbeat describes the node now.
 func (a *Agent) Heartbeat(sp *spool.Spool) agentproto.Heartbeat {
 	state, reason := a.Enforcement()
-	hb := agentproto.Heartbeat{Mode: string(a.cfg.Mode), State: state, Reason: reason, Containers: a.Containers()}
+	hb := agentproto.Heartbeat{Mode: string(a.cfg.Mode), State: state, Reason: reason, Containers: a.Containers(), Kernel: kernelRelease()}
+	if hi := a.hostInv.Load(); hi != nil { // the last host catalog (hostinv.go): the fleet index matches it
+		hb.Distro, hb.Packages = hi.Distro, hi.Packages
+	}
 	if sp != nil {
 		st := sp.Stats()
 		hb.SpoolEvents, hb.SpoolBytes, hb.Dropped = st.Pending, st.Bytes, st.Dropped
@@ -85,6 +99,7 @@ type Status struct {
 	Reason     string                 `json:"reason,omitempty"`
 	Containers []agentproto.Container `json:"containers"`
 	Stats      Stats                  `json:"stats"`
+	Canary     CanaryStatus           `json:"canary"`
 	Spool      *spool.Stats           `json:"spool,omitempty"`
 	Sender     *SenderStats           `json:"sender,omitempty"`
 }
@@ -96,7 +111,7 @@ const staleAfter = 15 * time.Second
 func (a *Agent) status(node, server string, sp *spool.Spool, s *Sender) Status {
 	hb := a.Heartbeat(nil)
 	st := Status{Time: time.Now().UTC(), PID: os.Getpid(), Node: node, Server: server, Mode: hb.Mode, State: hb.State,
-		Reason: hb.Reason, Containers: hb.Containers, Stats: a.Stats()}
+		Reason: hb.Reason, Containers: hb.Containers, Stats: a.Stats(), Canary: a.canary.status()}
 	if sp != nil {
 		ss := sp.Stats()
 		st.Spool = &ss
@@ -114,14 +129,7 @@ func writeStatus(path string, st Status) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("writing status %q: %w", path, err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("writing status %q: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("writing status %q: %w", path, err)
-	}
-	return nil
+	return writeFileAtomic(path, b) // learn.go
 }
 
 // printStatus is `bulwark-agent status`: the status file for a person.
@@ -144,6 +152,15 @@ func printStatus(path string, now time.Time, w io.Writer) int {
 		state += " (" + st.Reason + ")"
 	}
 	fmt.Fprintf(w, "mode:         %s\nenforcement:  %s\n", st.Mode, state)
+	canaryLine := "not run"
+	if !st.Canary.Last.IsZero() {
+		canaryLine = "refused (enforcement proven)"
+		if !st.Canary.OK {
+			canaryLine = "FAILED: " + st.Canary.Error
+		}
+		canaryLine += fmt.Sprintf(", %s ago; %d runs, %d failed", now.Sub(st.Canary.Last).Round(time.Second), st.Canary.Runs, st.Canary.Failures)
+	}
+	fmt.Fprintf(w, "canary:       %s\n", canaryLine)
 	fmt.Fprintf(w, "containers:   %d watched\n", len(st.Containers))
 	for _, c := range st.Containers {
 		fmt.Fprintf(w, "  %s  %s  %s\n", c.Namespace, c.ID, c.Image)

@@ -33,6 +33,7 @@ const (
 // Enforcement states a heartbeat reports.
 const (
 	StateEnforcingFanotify = "enforcing (fanotify)"
+	StateEnforcingBPFLSM   = "enforcing (bpf-lsm)"
 	StateDetectingOnly     = "detecting-only"
 	StateBroken            = "broken"
 	StateOff               = "off"
@@ -53,6 +54,9 @@ type Event struct {
 	Namespace string    `json:"namespace"`
 	Image     string    `json:"image"` // manifest digest
 	Error     string    `json:"error,omitempty"`
+	// Tree is the process that called exec and its ancestors, nearest
+	// first ("42 sh < 7 probe").
+	Tree string `json:"tree,omitempty"`
 }
 
 // Batch is the body of POST /api/v1/agent/events: events of one spool in
@@ -185,7 +189,7 @@ func (b *Batch) Validate() error {
 		if err := name("container", e.Container); err != nil {
 			return fmt.Errorf("event seq %d: %w", e.Seq, err)
 		}
-		for _, f := range [][2]string{{"reason", e.Reason}, {"path", e.Path}, {"digest", e.Digest}, {"namespace", e.Namespace}, {"image", e.Image}, {"error", e.Error}} {
+		for _, f := range [][2]string{{"reason", e.Reason}, {"path", e.Path}, {"digest", e.Digest}, {"namespace", e.Namespace}, {"image", e.Image}, {"error", e.Error}, {"tree", e.Tree}} {
 			if err := field(f[0], f[1]); err != nil {
 				return fmt.Errorf("event seq %d: %w", e.Seq, err)
 			}
@@ -200,9 +204,9 @@ func (h *Heartbeat) Validate() error {
 		return err
 	}
 	switch h.State {
-	case StateEnforcingFanotify, StateDetectingOnly, StateBroken, StateOff:
+	case StateEnforcingFanotify, StateEnforcingBPFLSM, StateDetectingOnly, StateBroken, StateOff:
 	default:
-		return invalid("state %q (want %q, %q, %q or %q)", h.State, StateEnforcingFanotify, StateDetectingOnly, StateBroken, StateOff)
+		return invalid("state %q (want %q, %q, %q, %q or %q)", h.State, StateEnforcingFanotify, StateEnforcingBPFLSM, StateDetectingOnly, StateBroken, StateOff)
 	}
 	switch h.Mode {
 	case "off", "detect", "prevent":
@@ -217,29 +221,8 @@ func (h *Heartbeat) Validate() error {
 			return err
 		}
 	}
-	if len(h.Packages) > MaxPackages {
-		return invalid("%d host packages, at most %d", len(h.Packages), MaxPackages)
-	}
-	if d := h.Distro; d != nil {
-		if err := name("distro id", d.ID); err != nil {
-			return err
-		}
-		if err := field("distro version", d.VersionID); err != nil {
-			return err
-		}
-	}
-	for i, p := range h.Packages {
-		if err := name("package type", p.Type); err != nil {
-			return fmt.Errorf("host package %d: %w", i, err)
-		}
-		if p.Name == "" || p.Version == "" {
-			return invalid("host package %d: empty name or version", i)
-		}
-		for _, f := range [][2]string{{"package name", p.Name}, {"package version", p.Version}, {"source", p.Source}, {"source version", p.SourceVersion}} {
-			if err := field(f[0], f[1]); err != nil {
-				return fmt.Errorf("host package %d: %w", i, err)
-			}
-		}
+	if err := validateHost(h.Distro, h.Packages); err != nil {
+		return err
 	}
 	for i, c := range h.Containers {
 		if err := name("container id", c.ID); err != nil {
@@ -260,6 +243,103 @@ func (h *Heartbeat) Validate() error {
 			}
 			if err := field("label "+k, v); err != nil {
 				return fmt.Errorf("container %s: %w", c.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+// HostInventoryPath is the route of a node's own inventory.
+const HostInventoryPath = "/api/v1/agent/host-inventory"
+
+// MaxRunning bounds the running digests of one host inventory.
+const MaxRunning = MaxContainers
+
+// HostInventory is the body of POST /api/v1/agent/host-inventory: the
+// packages of the node's own root filesystem, cataloged by the agent with
+// the image catalogers (at start and daily), and which image digests run
+// on the node, in which containers.
+type HostInventory struct {
+	Node      string    `json:"node"`
+	Generated time.Time `json:"generated"`
+	Kernel    string    `json:"kernel,omitempty"`
+	Distro    *Distro   `json:"distro,omitempty"`
+	Packages  []Package `json:"packages"`
+	// Running maps each image digest running on the node to the ids of
+	// its containers.
+	Running map[string][]string `json:"running"`
+	// Warnings are the catalogers' problems that did not stop the
+	// inventory, bounded.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Validate checks a host inventory strictly.
+func (h *HostInventory) Validate() error {
+	if err := name("node", h.Node); err != nil {
+		return err
+	}
+	if h.Generated.IsZero() {
+		return invalid("no generation time")
+	}
+	if err := field("kernel", h.Kernel); err != nil {
+		return err
+	}
+	if err := validateHost(h.Distro, h.Packages); err != nil {
+		return err
+	}
+	if len(h.Running) > MaxRunning {
+		return invalid("%d running digests, at most %d", len(h.Running), MaxRunning)
+	}
+	total := 0
+	for d, ids := range h.Running {
+		if !strings.HasPrefix(d, "sha256:") || len(d) != 71 || strings.Trim(d[7:], "0123456789abcdef") != "" {
+			return invalid("running digest %.80q: want sha256: and 64 lowercase hex digits", d)
+		}
+		total += len(ids)
+		if len(ids) == 0 || total > MaxContainers {
+			return invalid("running digest %s: 1 to %d containers in all", d, MaxContainers)
+		}
+		for _, id := range ids {
+			if err := name("container id", id); err != nil {
+				return fmt.Errorf("running digest %s: %w", d, err)
+			}
+		}
+	}
+	if len(h.Warnings) > 100 {
+		return invalid("%d warnings, at most 100", len(h.Warnings))
+	}
+	for _, w := range h.Warnings {
+		if err := field("warning", w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateHost checks a host's distro and packages (a heartbeat's or a
+// host inventory's).
+func validateHost(d *Distro, pkgs []Package) error {
+	if len(pkgs) > MaxPackages {
+		return invalid("%d host packages, at most %d", len(pkgs), MaxPackages)
+	}
+	if d != nil {
+		if err := name("distro id", d.ID); err != nil {
+			return err
+		}
+		if err := field("distro version", d.VersionID); err != nil {
+			return err
+		}
+	}
+	for i, p := range pkgs {
+		if err := name("package type", p.Type); err != nil {
+			return fmt.Errorf("host package %d: %w", i, err)
+		}
+		if p.Name == "" || p.Version == "" {
+			return invalid("host package %d: empty name or version", i)
+		}
+		for _, f := range [][2]string{{"package name", p.Name}, {"package version", p.Version}, {"source", p.Source}, {"source version", p.SourceVersion}} {
+			if err := field(f[0], f[1]); err != nil {
+				return fmt.Errorf("host package %d: %w", i, err)
 			}
 		}
 	}

@@ -54,6 +54,24 @@ type List struct {
 	Entrypoint []string
 	Cmd        []string
 	files      map[Digest]string // content digest -> first image path with it
+	// mapped holds the content of every image file with a digest (ELF
+	// libraries and the ELF interpreter among them): what a watched
+	// process may map executable (BPF-LSM's mmap checks).
+	mapped map[Digest]struct{}
+	// Libraries is true when the file table gave a digest to every file
+	// that can be mapped executable (every ELF file and shared library), so
+	// mappings can be judged without refusing a library the image holds.
+	Libraries bool
+}
+
+// Maps reports whether content d is an image file (an executable, a shared
+// library, the ELF interpreter): what may be mapped executable.
+func (l *List) Maps(d Digest) bool {
+	if _, ok := l.files[d]; ok {
+		return true
+	}
+	_, ok := l.mapped[d]
+	return ok
 }
 
 // Len is the number of distinct allowed contents.
@@ -91,7 +109,8 @@ func FromInventory(image string, files []sbom.File, cfg Config) (*List, error) {
 	if len(files) > MaxEntries {
 		return nil, &TooLargeError{What: fmt.Sprintf("file table of %d entries", len(files)), Limit: MaxEntries}
 	}
-	l := &List{Image: image, Entrypoint: cfg.Entrypoint, Cmd: cfg.Cmd, files: make(map[Digest]string)}
+	l := &List{Image: image, Entrypoint: cfg.Entrypoint, Cmd: cfg.Cmd, files: make(map[Digest]string),
+		mapped: make(map[Digest]struct{}), Libraries: true}
 	byPath := make(map[string]*sbom.File, len(files))
 	for i := range files {
 		f := &files[i]
@@ -99,7 +118,13 @@ func FromInventory(image string, files []sbom.File, cfg Config) (*List, error) {
 			return nil, fmt.Errorf("reading file table entry %.64q: not an absolute path of at most %d bytes", f.Path, MaxPath)
 		}
 		byPath[f.Path] = f
-		if f.Type != "file" || !executable(f.Mode) {
+		if f.Type == "file" && !executable(f.Mode) {
+			if err := l.addMapped(f); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if f.Type != "file" {
 			continue
 		}
 		if err := l.add(f); err != nil {
@@ -114,6 +139,30 @@ func FromInventory(image string, files []sbom.File, cfg Config) (*List, error) {
 		}
 	}
 	return l, nil
+}
+
+// addMapped records a non-executable file's content as mappable; a shared
+// library without a digest means mappings cannot be judged.
+func (l *List) addMapped(f *sbom.File) error {
+	if f.Digest == "" {
+		if sharedLibrary(f.Path) {
+			l.Libraries = false
+		}
+		return nil
+	}
+	d, err := ParseDigest(f.Digest)
+	if err != nil {
+		return fmt.Errorf("reading the digest of %q: %w", f.Path, err)
+	}
+	l.mapped[d] = struct{}{}
+	return nil
+}
+
+// sharedLibrary tells a library by its name: *.so or *.so.N...
+func sharedLibrary(p string) bool {
+	b := path.Base(p)
+	i := strings.Index(b, ".so")
+	return i > 0 && (len(b) == i+3 || b[i+3] == '.')
 }
 
 func (l *List) add(f *sbom.File) error {
@@ -194,3 +243,19 @@ func follow(byPath map[string]*sbom.File, p string) *sbom.File {
 
 // errNotRegular is returned when an exec'd file is not a regular file.
 var errNotRegular = errors.New("not a regular file")
+
+// With returns a copy of l that also allows the contents of extra (content
+// digest -> a path it ran from): a list refined by a learning window.
+func (l *List) With(extra map[Digest]string) *List {
+	n := &List{Image: l.Image, Entrypoint: l.Entrypoint, Cmd: l.Cmd, files: make(map[Digest]string, len(l.files)+len(extra)),
+		mapped: l.mapped, Libraries: l.Libraries}
+	for d, p := range l.files {
+		n.files[d] = p
+	}
+	for d, p := range extra {
+		if _, ok := n.files[d]; !ok {
+			n.files[d] = p
+		}
+	}
+	return n
+}

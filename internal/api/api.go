@@ -87,6 +87,7 @@ type Handler struct {
 	fleet       *fleet.Index    // UseFleet; an empty one when nil
 	fleetOnce   sync.Once
 	wakeRespond func()
+	hosts       hostInventories // hostinventory.go
 }
 
 // New returns the API over st. Mutations are audited through auditor;
@@ -186,10 +187,12 @@ func (h *Handler) routes() []route {
 		{"GET /api/v1/governance/catalogue", store.RoleViewer, h.governanceCatalogue},
 		{"POST /api/v1/governance/flows", store.RoleOperator, h.recordFlows},
 		{"GET /api/v1/governance/report", store.RoleViewer, h.governanceReport},
+		{"POST /api/v1/agent/secrets", store.RoleOperator, h.agentSecrets},
 		{"GET /api/v1/vulnerabilities/{id}/running", store.RoleViewer, h.runningVulnerability},
 		{"GET /api/v1/runtime/workloads", store.RoleViewer, h.listWorkloads},
 		{"GET /api/v1/runtime/nodes", store.RoleViewer, h.listFleetNodes},
 		{"GET /api/v1/runtime/responses", store.RoleViewer, h.listResponses},
+		{"POST /api/v1/agent/host-inventory", store.RoleOperator, h.agentHostInventory},
 	}
 	for i := range rts {
 		if rts[i].role != "" {

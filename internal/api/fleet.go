@@ -81,11 +81,19 @@ func (h *Handler) listWorkloads(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// listFleetNodes serves GET /api/v1/runtime/nodes: every node of the
-// running inventory (kernel, region, enforcement state, last heartbeat,
-// containers, host packages and the advisories affecting them).
+// listFleetNodes serves GET /api/v1/runtime/nodes[?region=&state=]: the
+// nodes of the running inventory (kernel, region, enforcement state, last
+// heartbeat, containers, host packages and the advisories affecting them).
 func (h *Handler) listFleetNodes(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]any{"nodes": h.runningFleet().Nodes()})
+	q := r.URL.Query()
+	region, state := q.Get("region"), q.Get("state")
+	out := []fleet.Node{}
+	for _, n := range h.runningFleet().Nodes() {
+		if (region == "" || n.Region == region) && (state == "" || n.State == state) {
+			out = append(out, n)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"nodes": out})
 	return nil
 }
 
@@ -110,12 +118,19 @@ func (h *Handler) listResponses(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// reasonLearning is the reason of the events a learning window reports
+// (bulwark-agent's ReasonLearning; the API does not import the agent).
+const reasonLearning = "learning"
+
 // queueDriftResponses queues, in the transaction that stores the events,
 // one respond job per container that drifted in added: the response
 // policy answers it (respond.Worker), and a crash loses none.
 func queueDriftResponses(ctx context.Context, tx *store.Store, added []store.RuntimeEvent) error {
 	seen := map[string]bool{}
 	for _, e := range added {
+		if e.Reason == reasonLearning {
+			continue // an exec a learning window allowed and added: not drift to answer
+		}
 		k := e.Node + "/" + e.Container
 		if seen[k] {
 			continue

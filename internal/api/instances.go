@@ -55,7 +55,8 @@ func (h *Handler) instanceChallenge(w http.ResponseWriter, r *http.Request) erro
 // registerInstance serves POST /api/v1/instances: evidence verified and
 // the instance recorded as verified or failed (200 either way, the status
 // and reason in the body); a nonce replayed, expired or issued to another
-// instance is 409 and records nothing.
+// instance, or an instance ID another workload holds, is 409 and records
+// nothing.
 func (h *Handler) registerInstance(w http.ResponseWriter, r *http.Request) error {
 	t, err := h.tracker()
 	if err != nil {
@@ -69,7 +70,7 @@ func (h *Handler) registerInstance(w http.ResponseWriter, r *http.Request) error
 	switch {
 	case errors.Is(err, instance.ErrInput):
 		return errorf(http.StatusBadRequest, err, "%v", err)
-	case attest.ReasonOf(err) == attest.ReasonReplay:
+	case errors.Is(err, instance.ErrConflict), attest.ReasonOf(err) == attest.ReasonReplay:
 		return errorf(http.StatusConflict, err, "%v", err)
 	case err != nil:
 		return err

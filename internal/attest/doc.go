@@ -12,6 +12,14 @@
 // SEV-SNP and TDX verification is delegated to Google's go-sev-guest and
 // go-tdx-guest libraries (signatures, chains, field layouts); SGX DCAP v3
 // quotes are parsed here, on go-tdx-guest's PCK certificate and collateral
-// types. Reference values (what an image's enclave must measure) travel as a
-// signed attestation next to the image: see Reference.
+// types. Reference values (what an image's enclave must measure) and the
+// image's own TEE policy travel as a signed in-toto attestation next to the
+// image: RecordReference writes it, ReadReference verifies and reads it.
+//
+// Around Verify: LoadOptions reads a collateral directory and DirDigest
+// says when it changed; Binding is the REPORT_DATA that binds a server's
+// nonce (and a key); Rejudge decides a recorded Result against new
+// collateral or policy without the evidence, which is how
+// internal/instance revokes thousands of instances when Intel publishes
+// new TCB info or a PCK CRL, or AMD a security bulletin.
 package attest

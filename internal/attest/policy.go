@@ -22,8 +22,9 @@ type Policy struct {
 	MinSNPTCB SNPTCB `json:"minSnpTcb,omitzero"`
 	// MinSVN is the lowest acceptable SGX ISVSVN or SNP guest SVN.
 	MinSVN uint32 `json:"minSvn,omitempty"`
-	// TCBStatuses lists Intel TCB statuses accepted besides UpToDate
-	// (e.g. SWHardeningNeeded). Revoked is never accepted.
+	// TCBStatuses lists Intel SGX TCB statuses accepted besides UpToDate
+	// (e.g. SWHardeningNeeded). Revoked is never accepted. TDX accepts
+	// UpToDate alone (go-tdx-guest's rule).
 	TCBStatuses []string `json:"tcbStatuses,omitempty"`
 	// Signers, when set, lists the acceptable SGX MRSIGNERs / SNP ID key
 	// digests.

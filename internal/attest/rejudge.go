@@ -34,7 +34,11 @@ func (v *Verifier) Rejudge(res *Result) error {
 		if err := pckRevoked(res.Kind, crl, res.TCB.PCKSerial); err != nil {
 			return err
 		}
-		return RejudgeTCB(res, info, p.TCBStatuses, v.now())
+		accepted := p.TCBStatuses
+		if res.Kind == TDX {
+			accepted = nil // go-tdx-guest accepts UpToDate alone at verification
+		}
+		return RejudgeTCB(res, info, accepted, v.now())
 	}
 	return nil
 }

@@ -54,6 +54,18 @@ func TestSyntheticSNP(t *testing.T) {
 	if *res.TCB.SNP != snpTCB || res.Debug || res.SVN != 4 {
 		t.Fatalf("result %+v", res)
 	}
+	// Without SMT the SMT-denying policy accepts it; a migration agent the
+	// policy allows is accepted.
+	noSMT := g
+	noSMT.NoSMT = true
+	if _, err := snpVerifier(t, p, attest.Policy{DenySMT: true}).Verify(snpEvidence(t, p, noSMT), attest.Expect{}); err != nil {
+		t.Fatal(err)
+	}
+	ma := g
+	ma.MigrationAgent = true
+	if _, err := snpVerifier(t, p, attest.Policy{AllowMigrationAgent: true}).Verify(snpEvidence(t, p, ma), attest.Expect{}); err != nil {
+		t.Fatal(err)
+	}
 	other, _ := newSNP(t)
 	for _, tc := range []struct {
 		name string
@@ -107,6 +119,16 @@ func TestSyntheticSNP(t *testing.T) {
 			_, err := snpVerifier(t, p, attest.Policy{}).Verify(snpEvidence(t, p, g), attest.Expect{References: []attest.Reference{r}})
 			return err
 		}, attest.ReasonMeasurement},
+		{"migration agent allowed", func() error {
+			m := g
+			m.MigrationAgent = true
+			_, err := snpVerifier(t, p, attest.Policy{}).Verify(snpEvidence(t, p, m), attest.Expect{})
+			return err
+		}, attest.ReasonPolicy},
+		{"SMT allowed, policy denies it", func() error {
+			_, err := snpVerifier(t, p, attest.Policy{DenySMT: true}).Verify(snpEvidence(t, p, g), attest.Expect{})
+			return err
+		}, attest.ReasonPolicy},
 		{"guest SVN below minimum", func() error {
 			_, err := snpVerifier(t, p, attest.Policy{MinSVN: 5}).Verify(snpEvidence(t, p, g), attest.Expect{})
 			return err

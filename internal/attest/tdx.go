@@ -1,8 +1,11 @@
 package attest
 
 import (
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/go-tdx-guest/abi"
 	"github.com/google/go-tdx-guest/pcs"
@@ -38,6 +41,12 @@ func (v *Verifier) verifyTDX(ev *Evidence) (*Result, error) {
 		if err := tdxverify.TdxQuote(quote, &base); err != nil {
 			return nil, refuse(TDX, intelReason(err), err, "verifying quote")
 		}
+	} else if key, warm := v.tdxWarm(quote, now); warm {
+		// The collateral's verdict on this platform, TDX module and QE is
+		// remembered; the quote's signatures and PCK chain are not.
+		if err := tdxverify.TdxQuote(quote, &base); err != nil {
+			return nil, refuse(TDX, intelReason(err), err, "verifying quote")
+		}
 	} else {
 		full := base
 		full.GetCollateral, full.CheckRevocations, full.Getter = true, true, offlineGetter{v.opts.TDX}
@@ -49,6 +58,7 @@ func (v *Verifier) verifyTDX(ev *Evidence) (*Result, error) {
 			}
 			return nil, refuse(TDX, intelReason(err), err, "verifying quote against collateral")
 		}
+		v.tdxOK.Store(key, now)
 	}
 	body := quote.GetTdQuoteBody()
 	res := &Result{
@@ -107,4 +117,27 @@ func intelReason(err error) Reason {
 		return ReasonSignature
 	}
 	return ReasonMalformed
+}
+
+// tdxWarm reports whether the collateral already accepted a quote with
+// everything the collateral judges equal to quote's (the PCK chain, so
+// FMSPC, SVNs and revocation; TEE_TCB_SVN; the TDX module's signer and
+// attributes; the QE report), at or before now and with all of the
+// collateral still valid now. It returns the key to remember it by.
+func (v *Verifier) tdxWarm(quote *pb.QuoteV4, now time.Time) ([32]byte, bool) {
+	body := quote.GetTdQuoteBody()
+	qe := quote.GetSignedData().GetCertificationData().GetQeReportCertificationData()
+	raw, err := abi.EnclaveReportToAbiBytes(qe.GetQeReport())
+	if err != nil {
+		return [32]byte{}, false
+	}
+	h := sha256.New()
+	for _, b := range [][]byte{qe.GetPckCertificateChainData().GetPckCertChain(), body.GetTeeTcbSvn(), body.GetMrSignerSeam(), body.GetSeamAttributes(), raw} {
+		fmt.Fprintf(h, "%d:", len(b))
+		h.Write(b)
+	}
+	var key [32]byte
+	h.Sum(key[:0])
+	at, ok := v.tdxOK.Load(key)
+	return key, ok && !now.Before(at.(time.Time)) && now.Before(v.tdxUntil)
 }

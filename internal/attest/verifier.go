@@ -1,8 +1,10 @@
 package attest
 
 import (
+	"bytes"
 	"crypto/x509"
 	_ "embed"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"sync"
@@ -55,6 +57,10 @@ type Verifier struct {
 	// verified (by DER digest), with the end of their validity: warm
 	// collateral means one ECDSA verification per report.
 	vceks sync.Map
+	// tdxOK remembers TDX quotes' collateral verdicts (tdxWarm) until
+	// tdxUntil, when the first part of the TDX collateral expires.
+	tdxOK    sync.Map
+	tdxUntil time.Time
 }
 
 // New builds a Verifier, parsing the collateral once.
@@ -92,6 +98,7 @@ func New(opts Options) (*Verifier, error) {
 		if v.tdxCRL, err = v.loadPCKCRL(opts.TDX, v.now()); err != nil && ReasonOf(err) != ReasonCollateralExpired {
 			return nil, fmt.Errorf("TDX collateral: %w", err)
 		}
+		v.tdxUntil = collateralUntil(opts.TDX, v.tdx)
 	}
 	return v, nil
 }
@@ -185,3 +192,36 @@ func (v *Verifier) Policy() Policy { return v.opts.Policy }
 //
 //go:embed intel_sgx_root_ca.pem
 var intelRootPEM []byte
+
+// collateralUntil is when the first part of c expires: TCB info or QE
+// identity's next update, a CRL's next update, a certificate of an issuer
+// chain. Zero (nothing is remembered) when a part cannot be read.
+func collateralUntil(c *IntelCollateral, p *parsedIntel) time.Time {
+	until := p.tcb.TcbInfo.NextUpdate
+	earlier := func(t time.Time) {
+		if t.Before(until) {
+			until = t
+		}
+	}
+	earlier(p.qe.EnclaveIdentity.NextUpdate)
+	for _, der := range [][]byte{c.PCKCRL, c.RootCRL} {
+		if h, err := hex.DecodeString(string(bytes.TrimSpace(der))); err == nil {
+			der = h
+		}
+		crl, err := x509.ParseRevocationList(der)
+		if err != nil {
+			return time.Time{}
+		}
+		earlier(crl.NextUpdate)
+	}
+	for _, chain := range [][]byte{c.TCBInfoChain, c.QEIdentityChain, c.PCKCRLChain} {
+		certs, err := parsePEMChain(chain)
+		if err != nil {
+			return time.Time{}
+		}
+		for _, cert := range certs {
+			earlier(cert.NotAfter)
+		}
+	}
+	return until
+}

@@ -183,6 +183,8 @@ func TestGuestBPFLSM(t *testing.T) {
 		"BULWARK loader exec-only ran", "BULWARK dynamic listed ran", "BULWARK loader refused",
 		"BULWARK mmap and mprotect EPERM", "BULWARK loader events mprotect refused=",
 		"BULWARK loader events mmap refused=", "BULWARK loader events mmap reported=", "BULWARK loader detect reported",
+		"BULWARK agent compiled", "BULWARK agent listed ran", "BULWARK agent drifted EPERM", "BULWARK agent memfd EPERM",
+		"BULWARK agent loader refused", "BULWARK agent modified EPERM", "BULWARK agent canary unwatched ran", "BULWARK agent canary refused",
 		"BULWARK latency", "BULWARK PASS", "BULWARK exit=0",
 	} {
 		if !has(want) {

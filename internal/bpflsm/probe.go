@@ -61,18 +61,7 @@ func parseLSMList(s string) []string {
 // LSM, and the program loads and attaches (it is detached again before
 // Probe returns). nil means it works; otherwise an *UnavailableError.
 func Probe() error {
-	lsms, err := ActiveLSMs()
-	if err != nil {
-		return &UnavailableError{Stage: "lsm-list", Err: err}
-	}
-	found := false
-	for _, n := range lsms {
-		found = found || n == "bpf"
-	}
-	if !found {
-		return &UnavailableError{Stage: "not-active", Err: fmt.Errorf("bpf is not among the active LSMs %q (boot with lsm=...,bpf)", strings.Join(lsms, ","))}
-	}
-	e, err := Load()
+	e, err := Start()
 	if err != nil {
 		return err
 	}
@@ -80,4 +69,22 @@ func Probe() error {
 		return fmt.Errorf("detaching the probe's program: %w", err)
 	}
 	return nil
+}
+
+// Start checks that bpf is an active LSM, then loads and attaches the
+// programs (Load) and returns them, for the agent to enforce with. A
+// kernel that cannot gets an *UnavailableError.
+func Start() (*Enforcer, error) {
+	lsms, err := ActiveLSMs()
+	if err != nil {
+		return nil, &UnavailableError{Stage: "lsm-list", Err: err}
+	}
+	found := false
+	for _, n := range lsms {
+		found = found || n == "bpf"
+	}
+	if !found {
+		return nil, &UnavailableError{Stage: "not-active", Err: fmt.Errorf("bpf is not among the active LSMs %q (boot with lsm=...,bpf)", strings.Join(lsms, ","))}
+	}
+	return Load()
 }

@@ -101,6 +101,7 @@ Exit codes: 0 no finding, 1 findings, 2 usage or runtime error.`,
 		},
 	}
 	out.addFlags(cmd, fuzz.Formats)
+	cmd.AddCommand(newFuzzCampaignCmd())
 	f := cmd.Flags()
 	f.StringVar(&openapi, "openapi", "", "the OpenAPI document: a file or an http(s) URL")
 	f.StringVar(&opts.Target, "target", "", "the base URL the document's paths are appended to")

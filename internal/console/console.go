@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bulwark-sec/bulwark/internal/api"
+	"github.com/bulwark-sec/bulwark/internal/fleet"
 	"github.com/bulwark-sec/bulwark/internal/store"
 )
 
@@ -27,6 +28,7 @@ type Store interface {
 	RemovalImages(ctx context.Context) ([]store.ImageReport, error)
 	RevokedImages(ctx context.Context) ([]store.RevokedImage, error)
 	DetailStore
+	RuntimeStore
 }
 
 // Options configure New. The zero value serves under /ui over plain
@@ -53,6 +55,12 @@ type Options struct {
 	// Instances lists confidential instances; nil says they are not
 	// enabled.
 	Instances Instances
+	// Running is the server's running inventory the runtime page shows;
+	// nil shows no nodes or workloads.
+	Running *fleet.Index
+	// Governance builds the data governance report; nil says it is not
+	// enabled.
+	Governance Governance
 }
 
 // CookieName is the login cookie. It holds the API token itself (see
@@ -118,6 +126,8 @@ func New(st Store, opts Options) http.Handler {
 		{"/applications", "applications", c.applications},
 		{"/registries", "registries", c.registries},
 		{"/instances", "instances", c.instances},
+		{"/runtime", "runtime", c.runtime},
+		{"/governance", "governance", c.governance},
 	} {
 		mux.Handle("GET "+p+pg.path, c.authenticated(func(w http.ResponseWriter, r *http.Request) {
 			data, err := pg.fn(r)

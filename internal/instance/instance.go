@@ -37,20 +37,22 @@ const (
 
 // Instance is one confidential instance as the server knows it.
 type Instance struct {
-	ID           string         `json:"id"`
-	Workload     string         `json:"workload"`
-	Node         string         `json:"node"`
-	Region       string         `json:"region"`
-	RegionSource string         `json:"regionSource"`
-	Kind         attest.Kind    `json:"kind"`
-	Image        string         `json:"image"`
-	Status       Status         `json:"status"`
-	Reason       string         `json:"reason,omitempty"`
-	Detail       string         `json:"detail,omitempty"`
-	Result       *attest.Result `json:"result,omitempty"`
-	Registered   time.Time      `json:"registered"`
-	Verified     time.Time      `json:"verified,omitzero"`
-	Updated      time.Time      `json:"updated"`
+	ID           string      `json:"id"`
+	Workload     string      `json:"workload"`
+	Node         string      `json:"node"`
+	Region       string      `json:"region"`
+	RegionSource string      `json:"regionSource"`
+	Kind         attest.Kind `json:"kind"`
+	Image        string      `json:"image"`
+	Status       Status      `json:"status"`
+	Reason       string      `json:"reason,omitempty"`
+	Detail       string      `json:"detail,omitempty"`
+	// Result and Verified are the last verified evidence's (kept through a
+	// later failure: they bind the ID to its machine).
+	Result     *attest.Result `json:"result,omitempty"`
+	Registered time.Time      `json:"registered"`
+	Verified   time.Time      `json:"verified,omitzero"`
+	Updated    time.Time      `json:"updated"`
 }
 
 // Policy is what the tracker requires beyond the verifier's TEE policy.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bulwark-sec/bulwark/internal/api"
 	"github.com/bulwark-sec/bulwark/internal/attest"
+	"github.com/bulwark-sec/bulwark/internal/attest/attesttest"
 	"github.com/bulwark-sec/bulwark/internal/audit"
 	"github.com/bulwark-sec/bulwark/internal/instance"
 	"github.com/bulwark-sec/bulwark/internal/store"
@@ -171,4 +172,38 @@ func TestWorkloadTEE(t *testing.T) {
 	if k, why := w.tr.WorkloadTEE("payments"); k != "" || !strings.Contains(why, `"b" is failed`) {
 		t.Fatalf("one failed replica: %q %s", k, why)
 	}
+}
+
+// An instance ID stays with its workload and its machine: another
+// workload cannot take it over, and evidence from another chip is another
+// instance.
+func TestReattestSameInstance(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sqliteOnly, instance.Policy{})
+	in, err := w.register(t, "a", "", w.guest, true)
+	mustStatus(t, in, err, instance.Verified, "")
+
+	c, _ := w.tr.Challenge(ctx, "token:1", "a")
+	copy(w.guest.ReportData[:], attest.Binding(c.Nonce, nil))
+	ev, _ := w.snp.Evidence(w.guest)
+	_, err = w.tr.Register(ctx, "token:2", instance.Registration{ID: "a", Workload: "other", Image: image, Nonce: c.Nonce, Evidence: *ev})
+	if !errors.Is(err, instance.ErrConflict) {
+		t.Fatalf("another workload took the ID: %v", err)
+	}
+
+	other, err := attesttest.NewSNPPlatform(t0.Add(-time.Hour), snpTCB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.snp = other // same roots (go-sev-guest's test ARK/ASK), another chip
+	in, err = w.register(t, "a", "", w.guest, true)
+	mustStatus(t, in, err, instance.Failed, attest.ReasonPolicy)
+	if !strings.Contains(in.Detail, "before and now on") {
+		t.Fatalf("detail %q", in.Detail)
+	}
+	// A failure in between does not unbind the ID from its first chip.
+	in, err = w.register(t, "a", "", w.guest, false) // fails: nonce
+	mustStatus(t, in, err, instance.Failed, attest.ReasonNonce)
+	in, err = w.register(t, "a", "", w.guest, true)
+	mustStatus(t, in, err, instance.Failed, attest.ReasonPolicy)
 }

@@ -3,6 +3,7 @@ package instance_test
 import (
 	"context"
 	"encoding/hex"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -151,5 +152,74 @@ func TestIntelCollateralRevokes(t *testing.T) {
 	}
 	if got, _ := w.tr.Get("enclave-2"); got.Reason != string(attest.ReasonTCBRevoked) {
 		t.Fatalf("enclave-2: %+v", got)
+	}
+}
+
+// A TDX trust domain registers through the same path (synthetic quote on
+// the real one's layout; signatures and PCK chain, no TDX collateral).
+func TestTDXInstance(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, sqliteOnly, instance.Policy{})
+	p, err := attesttest.NewSGXPlatform(t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := attest.New(attest.Options{Now: w.clk.Now, IntelRoot: p.RootPEM(), AllowMissingCollateral: true, SNPRoots: w.snp.Roots()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.tr.UseVerifier(ctx, "test", "sha256:tdx", v); err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := os.ReadFile("../attest/testdata/tdx/quote.dat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	td := attesttest.TD{MRTD: [48]byte{7}}
+	w.pred.References = append(w.pred.References, attest.Reference{Kind: attest.TDX, Measurement: td.MRTD[:]})
+	register := func(id string, td attesttest.TD) (instance.Instance, error) {
+		c, err := w.tr.Challenge(ctx, "token:1", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(td.ReportData[:], attest.Binding(c.Nonce, nil))
+		q, err := p.TDXQuote(tmpl, td)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w.tr.Register(ctx, "token:1", instance.Registration{ID: id, Workload: "vm", Image: image, Nonce: c.Nonce,
+			Evidence: attest.Evidence{Kind: attest.TDX, Data: q}})
+	}
+	in, err := register("td-1", td)
+	mustStatus(t, in, err, instance.Verified, "")
+	if in.Result.TCBStatus != "unevaluated" {
+		t.Fatalf("TCB status %q", in.Result.TCBStatus)
+	}
+	debug := td
+	debug.Debug = true
+	in, err = register("td-2", debug)
+	mustStatus(t, in, err, instance.Failed, attest.ReasonDebug)
+
+	// Intel publishes TDX TCB info for the platform: first UpToDate (the
+	// instance stays), then OutOfDate (it is revoked).
+	tdxCol := func(status string) *attest.Verifier {
+		read := func(f string) []byte { b, _ := os.ReadFile("../attest/testdata/tdx/" + f); return b }
+		got, _ := w.tr.Get("td-1")
+		col, err := p.TDXCollateral(read("tcbinfo.json"), read("qeidentity.json"), got.Result.TCB.TeeTCBSVN, 18, status)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := attest.New(attest.Options{Now: w.clk.Now, IntelRoot: p.RootPEM(), TDX: col, SNPRoots: w.snp.Roots()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if revoked, err := w.tr.UseVerifier(ctx, "system:collateral", "sha256:tdx-18", tdxCol("UpToDate")); err != nil || len(revoked) != 0 {
+		t.Fatalf("UpToDate collateral revoked %v (%v)", revoked, err)
+	}
+	revoked, err := w.tr.UseVerifier(ctx, "system:collateral", "sha256:tdx-19", tdxCol("OutOfDate"))
+	if err != nil || len(revoked) != 1 || revoked[0] != "td-1" {
+		t.Fatalf("OutOfDate collateral revoked %v (%v)", revoked, err)
 	}
 }

@@ -72,8 +72,12 @@ type Registration struct {
 	Evidence  attest.Evidence `json:"evidence"`
 }
 
-// ErrInput marks a registration the tracker cannot consider at all.
-var ErrInput = errors.New("bad registration")
+// ErrInput marks a registration the tracker cannot consider at all;
+// ErrConflict one for an instance ID another workload holds.
+var (
+	ErrInput    = errors.New("bad registration")
+	ErrConflict = errors.New("conflicting registration")
+)
 
 func checkID(what, s string) error {
 	if s == "" || len(s) > 253 {
@@ -116,18 +120,31 @@ func (t *Tracker) Register(ctx context.Context, actor string, reg Registration) 
 	now := t.now().UTC()
 	in := &Instance{ID: reg.ID, Workload: reg.Workload, Node: reg.Node, Kind: reg.Evidence.Kind, Image: reg.Image,
 		Region: reg.Region, RegionSource: RegionNodeConfig, Registered: now, Updated: now}
-	if old, ok := t.Get(reg.ID); ok {
+	old, existed := t.Get(reg.ID)
+	if existed {
+		if old.Workload != reg.Workload {
+			return Instance{}, fmt.Errorf("%w: instance %q belongs to workload %q", ErrConflict, reg.ID, old.Workload)
+		}
 		in.Registered = old.Registered
 	}
 	res, verr := t.verify(ctx, &reg)
 	if verr == nil {
 		in.Region, in.RegionSource, verr = t.region(reg.Region, res)
 	}
+	if verr == nil && existed && old.Result != nil && (old.Kind != res.Kind || !bytes.Equal(old.Result.Platform, res.Platform)) {
+		// Re-attestation proves the same instance is still sound; evidence
+		// from another machine (or kind) is another instance.
+		verr = &attest.RefusedError{Kind: res.Kind, Reason: attest.ReasonPolicy,
+			Detail: fmt.Sprintf("instance %q attested on platform %s (%s) before and now on %s (%s): register the new one under its own ID", reg.ID, old.Result.Platform, old.Kind, res.Platform, res.Kind)}
+	}
 	if verr != nil {
 		in.Status, in.Reason, in.Detail = Failed, string(attest.ReasonOf(verr)), verr.Error()
 		if in.Reason == "" {
 			in.Reason = "error"
 		}
+		// The last verified result stays: it binds the ID to its machine,
+		// and a failure must not unbind it.
+		in.Result, in.Verified = old.Result, old.Verified
 	} else {
 		in.Status, in.Result, in.Verified = Verified, res, now
 	}

@@ -1,8 +1,6 @@
 package netflow_test
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -18,10 +16,6 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/bulwark-sec/bulwark/internal/agentproto"
@@ -111,34 +105,6 @@ func TestOutboundOfThisProcess(t *testing.T) {
 	}
 }
 
-func dialImage(t *testing.T, bin []byte, variant string) v1.Image {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	tw.WriteHeader(&tar.Header{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755})
-	tw.WriteHeader(&tar.Header{Name: "bin/dial", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bin))})
-	tw.Write(bin)
-	tw.WriteHeader(&tar.Header{Name: "variant", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(variant))})
-	tw.Write([]byte(variant))
-	tw.Close()
-	data := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, _ := img.ConfigFile()
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
-
 // TestConnectionsToPostgreSQLInTheReport: real containers connect to a
 // real PostgreSQL labelled pii-eu; the agent-side tracker sees the
 // connections from the kernel's socket tables and reports them; the
@@ -155,8 +121,8 @@ func TestConnectionsToPostgreSQLInTheReport(t *testing.T) {
 	ctx := namespaces.WithNamespace(context.Background(), "bulwark-netflow")
 	bin := containerdtest.BuildStatic(t, "./testdata/dial")
 	imgs := map[string]client.Image{
-		"checkout":  containerdtest.Import(t, ctx, c, dialImage(t, bin, "checkout"), "registry.example/checkout:1"),
-		"analytics": containerdtest.Import(t, ctx, c, dialImage(t, bin, "analytics"), "registry.example/analytics:1"),
+		"checkout":  containerdtest.Import(t, ctx, c, containerdtest.OneLayer(t, map[string][]byte{"bin/dial": bin, "variant": []byte("checkout")}, "bin"), "registry.example/checkout:1"),
+		"analytics": containerdtest.Import(t, ctx, c, containerdtest.OneLayer(t, map[string][]byte{"bin/dial": bin, "variant": []byte("analytics")}, "bin"), "registry.example/analytics:1"),
 	}
 	dir := t.TempDir()
 	cat := filepath.Join(dir, "catalogue.yaml")

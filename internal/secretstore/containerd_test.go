@@ -1,10 +1,7 @@
 package secretstore_test
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,10 +13,6 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/bulwark-sec/bulwark/internal/agentproto"
@@ -32,37 +25,6 @@ import (
 )
 
 const ctrNS = "bulwark-secrets"
-
-// fetchImage is /bin/fetch (testdata/fetch, static) and a marker file
-// that makes each variant a different digest.
-func fetchImage(t *testing.T, bin []byte, variant string) v1.Image {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	tw.WriteHeader(&tar.Header{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755})
-	tw.WriteHeader(&tar.Header{Name: "svid/", Typeflag: tar.TypeDir, Mode: 0o755})
-	tw.WriteHeader(&tar.Header{Name: "bin/fetch", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bin))})
-	tw.Write(bin)
-	tw.WriteHeader(&tar.Header{Name: "variant", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(variant))})
-	tw.Write([]byte(variant))
-	tw.Close()
-	data := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, _ := img.ConfigFile()
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
 
 // runFetch starts a container of img running the go-spiffe client with
 // the SVID of pod, on the host's network; it returns the container id
@@ -115,9 +77,9 @@ func TestReleaseToContainers(t *testing.T) {
 	c, _ := containerdtest.Start(t)
 	ctx := namespaces.WithNamespace(context.Background(), ctrNS)
 	bin := containerdtest.BuildStatic(t, "./testdata/fetch")
-	certified := containerdtest.Import(t, ctx, c, fetchImage(t, bin, "certified"), "registry.example/checkout:1")
-	uncertified := containerdtest.Import(t, ctx, c, fetchImage(t, bin, "uncertified"), "registry.example/checkout:2")
-	other := containerdtest.Import(t, ctx, c, fetchImage(t, bin, "analytics"), "registry.example/analytics:1")
+	certified := containerdtest.Import(t, ctx, c, containerdtest.OneLayer(t, map[string][]byte{"bin/fetch": bin, "variant": []byte("certified")}, "bin", "svid"), "registry.example/checkout:1")
+	uncertified := containerdtest.Import(t, ctx, c, containerdtest.OneLayer(t, map[string][]byte{"bin/fetch": bin, "variant": []byte("uncertified")}, "bin", "svid"), "registry.example/checkout:2")
+	other := containerdtest.Import(t, ctx, c, containerdtest.OneLayer(t, map[string][]byte{"bin/fetch": bin, "variant": []byte("analytics")}, "bin", "svid"), "registry.example/analytics:1")
 	digest := func(ci client.Image, repo string) name.Digest {
 		d, err := name.NewDigest(repo + "@" + ci.Target().Digest.String())
 		if err != nil {

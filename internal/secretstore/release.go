@@ -29,6 +29,34 @@ func (s *Service) Release(ctx context.Context, id, name string) (Released, error
 		w, known = s.workloads.Workload(id)
 		w.ID = id
 	}
+	reason := "the server knows no running workload with identity " + id
+	return s.release(ctx, "spiffe:"+id, w, known, reason, name)
+}
+
+// ContainerWorkloads knows running workloads by node and container: the
+// agent asks for the secrets of a container it delivers them to.
+type ContainerWorkloads interface {
+	Container(node, container string) (Workload, bool)
+}
+
+// ReleaseToContainer gives secret name to the node's agent for container
+// when the secret's policy allows the container's workload (its identity,
+// digest, drift, region, grants as the server knows them); audited as a
+// release to that workload by actor (the agent's token).
+func (s *Service) ReleaseToContainer(ctx context.Context, actor, node, container, name string) (Released, error) {
+	cw, _ := s.workloads.(ContainerWorkloads)
+	w, known := Workload{Node: node}, false
+	if cw != nil {
+		w, known = cw.Container(node, container)
+	}
+	reason := "the server knows no running container " + container + " on node " + node
+	if known && w.ID == "" {
+		known, reason = false, "container "+container+" has no identity (the SPIFFE ID template cannot name it)"
+	}
+	return s.release(ctx, actor, w, known, reason, name)
+}
+
+func (s *Service) release(ctx context.Context, actor string, w Workload, known bool, unknown, name string) (Released, error) {
 	s.mu.RLock()
 	e := s.secrets[name]
 	s.mu.RUnlock()
@@ -37,7 +65,7 @@ func (s *Service) Release(ctx context.Context, id, name string) (Released, error
 	case e == nil:
 		err = ErrUnknown
 	case !known:
-		err = &Denied{Secret: name, Reason: "the server knows no running workload with identity " + id}
+		err = &Denied{Secret: name, Reason: unknown}
 	default:
 		err = decide(name, e.policy, e.regions, e.classes, w, s.granted)
 	}
@@ -45,8 +73,11 @@ func (s *Service) Release(ctx context.Context, id, name string) (Released, error
 	if err == nil {
 		out, err = s.value(ctx, e)
 	}
-	if aerr := s.audit(ctx, name, w, out.Version, err); aerr != nil {
+	if aerr := s.audit(ctx, actor, name, w, out.Version, err); aerr != nil {
 		return Released{}, aerr
+	}
+	if err == nil {
+		s.recipients.note(name, w)
 	}
 	return out, err
 }
@@ -79,7 +110,7 @@ func (s *Service) value(ctx context.Context, e *entry) (Released, error) {
 
 // audit records a release (err nil) or a refusal: who, what version, the
 // workload's digest, node and region, and the reason. Never the value.
-func (s *Service) audit(ctx context.Context, name string, w Workload, version int64, err error) error {
+func (s *Service) audit(ctx context.Context, actor, name string, w Workload, version int64, err error) error {
 	detail := map[string]any{"identity": w.ID, "digest": w.Digest, "node": w.Node, "region": w.Region}
 	action := "secret.release"
 	if err != nil {
@@ -97,5 +128,5 @@ func (s *Service) audit(ctx context.Context, name string, w Workload, version in
 		detail["version"] = version
 	}
 	after, _ := json.Marshal(detail)
-	return s.releases.append(ctx, audit.Entry{Actor: "spiffe:" + w.ID, Action: action, Object: "secret:" + name, After: after})
+	return s.releases.append(ctx, audit.Entry{Actor: actor, Action: action, Object: "secret:" + name, After: after})
 }

@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/bulwark-sec/bulwark/internal/agentproto"
 )
 
 // Kinds of secret.
@@ -32,10 +33,9 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
-// nameRE is a secret's name: '/'-separated segments of letters, digits,
-// '.', '_' and '-', each starting with a letter or digit, so no segment is
-// "." or ".." and a name cannot climb out of a directory it is written to.
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$`)
+// nameRE is a secret's name (agentproto.SecretNameRE): no segment is "."
+// or "..", so a name cannot climb out of a directory it is written to.
+var nameRE = agentproto.SecretNameRE
 
 // ValidName reports what is wrong with a secret's name.
 func ValidName(name string) error {

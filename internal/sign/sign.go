@@ -59,13 +59,29 @@ func AttestImage(ctx context.Context, ref name.Digest, s Signer, predicateType s
 	if _, err := remote.Head(ref, ro...); err != nil {
 		return fmt.Errorf("looking up %s: %w", ref, err)
 	}
-	stmt, err := statementPayload(ref, predicateType, predicate)
+	env, err := Envelope(ctx, ref, s, predicateType, predicate)
 	if err != nil {
 		return err
 	}
+	ann := map[string]string{SignatureAnnotation: "", PredicateTypeAnnotation: predicateType}
+	return appendLayer(tag, env, DSSEMediaType, ann, nil, ro)
+}
+
+// Envelope is the signed DSSE envelope of an in-toto statement about ref
+// with predicate, as AttestImage stores it (and `cosign attest` writes):
+// for callers that keep the attestation on disk before, or instead of,
+// pushing it.
+func Envelope(ctx context.Context, ref name.Digest, s Signer, predicateType string, predicate []byte) ([]byte, error) {
+	if predicateType == "" {
+		return nil, errors.New("attesting: empty predicate type")
+	}
+	stmt, err := statementPayload(ref, predicateType, predicate)
+	if err != nil {
+		return nil, err
+	}
 	sig, err := s.Sign(ctx, dsse.PAE(InTotoPayloadType, stmt))
 	if err != nil {
-		return fmt.Errorf("signing %s attestation for %s: %w", predicateType, ref, err)
+		return nil, fmt.Errorf("signing %s attestation for %s: %w", predicateType, ref, err)
 	}
 	env, err := json.Marshal(dsse.Envelope{
 		PayloadType: InTotoPayloadType,
@@ -73,8 +89,7 @@ func AttestImage(ctx context.Context, ref name.Digest, s Signer, predicateType s
 		Signatures:  []dsse.Signature{{Sig: base64.StdEncoding.EncodeToString(sig)}},
 	})
 	if err != nil {
-		return fmt.Errorf("encoding DSSE envelope: %w", err)
+		return nil, fmt.Errorf("encoding DSSE envelope: %w", err)
 	}
-	ann := map[string]string{SignatureAnnotation: "", PredicateTypeAnnotation: predicateType}
-	return appendLayer(tag, env, DSSEMediaType, ann, nil, ro)
+	return env, nil
 }

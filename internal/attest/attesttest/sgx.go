@@ -27,7 +27,9 @@ const (
 )
 
 // SGXPlatform is a synthetic Intel PKI (root, PCK platform CA, TCB signing
-// certificate), one machine's PCK certificate and its quoting enclave.
+// certificate, with Intel's common names, as go-tdx-guest requires, and
+// organisation "Bulwark test"), one machine's PCK certificate and its
+// quoting enclave. It makes SGX quotes and (TDXQuote) TDX quotes.
 type SGXPlatform struct {
 	Now                   time.Time
 	RootKey, InterKey     *ecdsa.PrivateKey
@@ -59,20 +61,20 @@ func NewSGXPlatform(now time.Time) (*SGXPlatform, error) {
 		p.CPUSVN[i] = 5
 	}
 	var err error
-	if p.Root, err = p.cert("Test SGX Root CA", true, p.RootKey, nil, nil, nil); err != nil {
+	if p.Root, err = p.cert("Intel SGX Root CA", true, p.RootKey, nil, nil, nil); err != nil {
 		return nil, err
 	}
-	if p.Inter, err = p.cert("Test SGX PCK Platform CA", true, p.InterKey, p.Root, p.RootKey, nil); err != nil {
+	if p.Inter, err = p.cert("Intel SGX PCK Platform CA", true, p.InterKey, p.Root, p.RootKey, nil); err != nil {
 		return nil, err
 	}
-	if p.TCB, err = p.cert("Test SGX TCB Signing", false, p.TCBKey, p.Root, p.RootKey, nil); err != nil {
+	if p.TCB, err = p.cert("Intel SGX TCB Signing", false, p.TCBKey, p.Root, p.RootKey, nil); err != nil {
 		return nil, err
 	}
 	ext, err := p.sgxExtension()
 	if err != nil {
 		return nil, err
 	}
-	if p.PCK, err = p.cert("Test SGX PCK Certificate", false, p.PCKKey, p.Inter, p.InterKey, ext); err != nil {
+	if p.PCK, err = p.cert("Intel SGX PCK Certificate", false, p.PCKKey, p.Inter, p.InterKey, ext); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -179,23 +181,34 @@ func (p *SGXPlatform) Collateral(evalNum int, revokePCK bool, levels ...Level) (
 	if err != nil {
 		return nil, err
 	}
-	crlT := &x509.RevocationList{Number: big.NewInt(int64(evalNum)), ThisUpdate: issue, NextUpdate: next}
-	if revokePCK {
-		crlT.RevokedCertificateEntries = []x509.RevocationListEntry{{SerialNumber: p.PCK.SerialNumber, RevocationTime: issue}}
-	}
-	crl, err := x509.CreateRevocationList(rand.Reader, crlT, p.Inter, p.InterKey)
+	crl, rootCRL, err := p.crls(evalNum, revokePCK)
 	if err != nil {
-		return nil, fmt.Errorf("creating PCK CRL: %w", err)
-	}
-	rootCRL, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: issue, NextUpdate: next}, p.Root, p.RootKey)
-	if err != nil {
-		return nil, fmt.Errorf("creating root CRL: %w", err)
+		return nil, err
 	}
 	return &attest.IntelCollateral{
 		TCBInfo: info, TCBInfoChain: pemChain(p.TCB, p.Root),
 		QEIdentity: qe, QEIdentityChain: pemChain(p.TCB, p.Root),
 		PCKCRL: crl, PCKCRLChain: pemChain(p.Inter, p.Root), RootCRL: rootCRL,
 	}, nil
+}
+
+// crls makes the PCK CRL (revoking the platform's PCK when revokePCK)
+// and the root CA CRL, valid for 30 days from an hour ago.
+func (p *SGXPlatform) crls(evalNum int, revokePCK bool) ([]byte, []byte, error) {
+	issue, next := p.Now.Add(-time.Hour), p.Now.Add(30*24*time.Hour)
+	crlT := &x509.RevocationList{Number: big.NewInt(int64(evalNum)), ThisUpdate: issue, NextUpdate: next}
+	if revokePCK {
+		crlT.RevokedCertificateEntries = []x509.RevocationListEntry{{SerialNumber: p.PCK.SerialNumber, RevocationTime: issue}}
+	}
+	crl, err := x509.CreateRevocationList(rand.Reader, crlT, p.Inter, p.InterKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating PCK CRL: %w", err)
+	}
+	rootCRL, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: issue, NextUpdate: next}, p.Root, p.RootKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating root CRL: %w", err)
+	}
+	return crl, rootCRL, nil
 }
 
 func (p *SGXPlatform) signDoc(field string, body map[string]any) ([]byte, error) {

@@ -33,6 +33,9 @@ type Guest struct {
 	IDKeyDigest [48]byte
 	SVN         uint32
 	Debug       bool
+	// MigrationAgent allows a migration agent; NoSMT forbids SMT (the
+	// default policy allows it, as most hosts run with SMT on).
+	MigrationAgent, NoSMT bool
 }
 
 // NewSNPPlatform makes a Milan platform whose certificates are valid from
@@ -82,7 +85,7 @@ func (p *SNPPlatform) Report(g Guest) ([]byte, error) {
 	}
 	r := &spb.Report{
 		Version: 2, GuestSvn: g.SVN, SignatureAlgo: 1,
-		Policy:          abi.SnpPolicyToBytes(abi.SnpPolicy{SMT: true, Debug: g.Debug}),
+		Policy:          abi.SnpPolicyToBytes(abi.SnpPolicy{SMT: !g.NoSMT, Debug: g.Debug, MigrateMA: g.MigrationAgent}),
 		FamilyId:        make([]byte, abi.FamilyIDSize),
 		ImageId:         make([]byte, abi.ImageIDSize),
 		ReportData:      g.ReportData[:],

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bulwark-sec/bulwark/internal/bpflsm"
+	"github.com/bulwark-sec/bulwark/internal/canary"
 )
 
 const (
@@ -31,6 +32,7 @@ const (
 )
 
 func main() {
+	canary.MaybeHelper() // the canary's helper is this program again
 	if len(os.Args) > 2 && os.Args[1] == "ran" {
 		fmt.Println("BULWARK ran", os.Args[2])
 		os.Exit(0)
@@ -177,6 +179,9 @@ func run() error {
 		return err
 	}
 	if err := enf.Close(); err != nil {
+		return err
+	}
+	if err := agentPath(); err != nil { // agentpath.go
 		return err
 	}
 	return latency()

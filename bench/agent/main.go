@@ -1,0 +1,292 @@
+// Command agent measures bulwark-agent's fanotify path (issue 12,
+// acceptance 3): (a) exec events decided per second with no loss and the
+// agent's CPU at fixed exec rates and flat out; (b) the added latency of an
+// exec of a known file (cache hit) with the agent in prevent against no
+// agent; (c) the agent's memory with 100 watched containers.
+//
+// The agent runs in this process (the library, internal/agent, with real
+// fanotify marks on tmpfs "containers" watched through Agent.WatchDir); the
+// execs come from separate processes (this binary again, by role), so the
+// agent's CPU is this process's rusage. Needs root. See run.sh.
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/bulwark-sec/bulwark/internal/agent"
+	"github.com/bulwark-sec/bulwark/internal/allowlist"
+	"github.com/bulwark-sec/bulwark/internal/canary"
+	"github.com/bulwark-sec/bulwark/internal/sbom"
+)
+
+func main() {
+	canary.MaybeHelper()
+	switch os.Getenv("BENCH_ROLE") {
+	case "storm":
+		storm()
+		return
+	case "latency":
+		latencyRole()
+		return
+	}
+	rates := flag.String("rates", "1000,10000,0", "exec rates per second for (a); 0 is flat out")
+	dur := flag.Duration("duration", 10*time.Second, "length of each (a) run")
+	lat := flag.Int("latency-execs", 2000, "execs per side for (b)")
+	containers := flag.Int("containers", 100, "containers for (c)")
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "bench/agent: needs root (fanotify, mounts)")
+		os.Exit(2)
+	}
+	if err := run(*rates, *dur, *lat, *containers); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/agent:", err)
+		os.Exit(1)
+	}
+}
+
+func run(rates string, dur time.Duration, latN, nContainers int) error {
+	load := func() string {
+		b, _ := os.ReadFile("/proc/loadavg")
+		return strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	fmt.Printf("bench/agent: %d CPUs, GOMAXPROCS %d, load %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), load())
+	base, err := os.MkdirTemp("", "bench-agent-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(base)
+	prog := canary.Program()
+	known := append(append([]byte{}, prog...), "known"...)
+	trueBin, err := os.ReadFile("/bin/true") // a real (dynamic) program
+	if err != nil {
+		return err
+	}
+	list, err := allowlist.FromInventory("sha256:"+strings.Repeat("b", 64), []sbom.File{
+		{Path: "/known", Type: "file", Mode: "0755", Digest: digest(known)},
+		{Path: "/true", Type: "file", Mode: "0755", Digest: digest(trueBin)}}, allowlist.Config{})
+	if err != nil {
+		return err
+	}
+	var reported atomic.Int64
+	a, err := agent.New(agent.Config{Mode: agent.ModePrevent, Mechanism: agent.MechanismFanotify, Log: slog.New(slog.DiscardHandler),
+		Report: func(agent.Event) { reported.Add(1) }})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.ServeExecs(ctx) }()
+
+	dirs := make([]string, nContainers)
+	for i := range dirs {
+		d := filepath.Join(base, "c"+strconv.Itoa(i))
+		dirs[i] = d
+		if err := os.Mkdir(d, 0o700); err != nil {
+			return err
+		}
+		if err := unix.Mount("bench", d, "tmpfs", 0, "size=1m"); err != nil {
+			return fmt.Errorf("mounting %q: %w", d, err)
+		}
+		defer unix.Unmount(d, unix.MNT_DETACH)
+		for name, content := range map[string][]byte{"known": known, "drift": append(append([]byte{}, prog...), "drift"...), "true": trueBin} {
+			if err := os.WriteFile(filepath.Join(d, name), content, 0o755); err != nil {
+				return err
+			}
+		}
+	}
+	// (b) first, on an unwatched tmpfs then the same file watched.
+	for _, f := range []string{"known", "true"} {
+		if err := latency(a, dirs[0], f, list, latN); err != nil {
+			return err
+		}
+	}
+	// (a) exec storms of drifted execs in place (each one an event the agent
+	// must answer: refused with EPERM).
+	if err := a.WatchDir("storm", "bench", "", dirs[0], list); err != nil {
+		return err
+	}
+	for _, r := range strings.Split(rates, ",") {
+		rate, err := strconv.Atoi(strings.TrimSpace(r))
+		if err != nil || rate < 0 {
+			return fmt.Errorf("rate %q", r)
+		}
+		before := a.Stats()
+		rb := reported.Load()
+		cpu0 := cpuTime()
+		t0 := time.Now()
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = []string{"BENCH_ROLE=storm", "BENCH_FILE=" + filepath.Join(dirs[0], "drift"), "BENCH_RATE=" + strconv.Itoa(rate), "BENCH_DURATION=" + dur.String()}
+		out, err := cmd.Output()
+		if err != nil {
+			return fmt.Errorf("storm at %d/s: %v", rate, err)
+		}
+		el := time.Since(t0)
+		cpu := cpuTime() - cpu0
+		after := a.Stats()
+		var attempts, eperm int64
+		fmt.Sscanf(string(out), "%d %d", &attempts, &eperm)
+		decided := after.Execs - before.Execs
+		target := "flat out"
+		if rate > 0 {
+			target = strconv.Itoa(rate) + "/s"
+		}
+		fmt.Printf("(a) %-9s attempts=%d refused=%d decided=%d reported=%d lost=%d rate=%.0f/s agent_cpu=%.1f%% of one core (load %s)\n",
+			target, attempts, eperm, decided, reported.Load()-rb, attempts-decided, float64(decided)/el.Seconds(), 100*cpu.Seconds()/el.Seconds(), load())
+	}
+	if err := a.UnwatchDir(dirs[0]); err != nil {
+		return err
+	}
+	// (c) 100 containers, each with its list compiled and its files seen.
+	for i, d := range dirs {
+		if err := a.WatchDir("c"+strconv.Itoa(i), "bench", "", d, list); err != nil {
+			return err
+		}
+		for _, f := range []string{"known", "drift"} {
+			cmd := exec.Command(os.Args[0])
+			cmd.Env = []string{"BULWARK_CANARY_EXEC=" + filepath.Join(d, f)}
+			_ = cmd.Run()
+		}
+	}
+	runtime.GC()
+	rss, hwm := memory()
+	fmt.Printf("(c) containers=%d rss=%.1fMB peak=%.1fMB (agent library and this harness in one process; load %s)\n", len(dirs), rss, hwm, load())
+	cancel()
+	return <-done
+}
+
+func digest(b []byte) string {
+	h := sha256.Sum256(b)
+	return allowlist.Digest(h).String()
+}
+
+// latency times fork+exec+wait of the known file in a child process,
+// alternating rounds unwatched and watched (agent in prevent, a cache hit
+// after the first).
+func latency(a *agent.Agent, dir, name string, list *allowlist.List, n int) error {
+	file := filepath.Join(dir, name)
+	var without, with []float64
+	const rounds = 10
+	for r := 0; r < rounds; r++ {
+		for _, watched := range []bool{false, true} {
+			if watched {
+				if err := a.WatchDir("lat", "bench", "", dir, list); err != nil {
+					return err
+				}
+			}
+			cmd := exec.Command(os.Args[0])
+			cmd.Env = []string{"BENCH_ROLE=latency", "BENCH_FILE=" + file, "BENCH_N=" + strconv.Itoa(n/rounds)}
+			out, err := cmd.Output()
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				return fmt.Errorf("latency round: %v: %s", err, ee.Stderr)
+			}
+			if err != nil {
+				return fmt.Errorf("latency round: %v", err)
+			}
+			for _, f := range strings.Fields(string(out)) {
+				v, _ := strconv.ParseFloat(f, 64)
+				if watched {
+					with = append(with, v)
+				} else {
+					without = append(without, v)
+				}
+			}
+			if watched {
+				if err := a.UnwatchDir(dir); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	q := func(v []float64, p float64) float64 {
+		s := append([]float64(nil), v...)
+		sort.Float64s(s)
+		return s[int(p*float64(len(s)-1))]
+	}
+	mo, mw := q(without, 0.5), q(with, 0.5)
+	fmt.Printf("(b) fork+exec+wait of %q (listed), %d each: median without=%.0fus with=%.0fus added=%.1f%%; p10 %.0f/%.0fus; p90 %.0f/%.0fus\n",
+		name, len(with), mo, mw, 100*(mw-mo)/mo, q(without, 0.1), q(with, 0.1), q(without, 0.9), q(with, 0.9))
+	return nil
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func memory() (rss, hwm float64) {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = v / 1024
+		case "VmHWM:":
+			hwm = v / 1024
+		}
+	}
+	return
+}
+
+// storm execs BENCH_FILE in place at BENCH_RATE per second (0: flat out)
+// for BENCH_DURATION; every exec must fail with EPERM (an escape would
+// replace this process, which then prints nothing). Prints "attempts eperm".
+func storm() {
+	file := os.Getenv("BENCH_FILE")
+	rate, _ := strconv.Atoi(os.Getenv("BENCH_RATE"))
+	dur, _ := time.ParseDuration(os.Getenv("BENCH_DURATION"))
+	argv := []string{file}
+	var attempts, eperm int64
+	start := time.Now()
+	for time.Since(start) < dur {
+		if rate > 0 {
+			due := start.Add(time.Duration(attempts) * time.Second / time.Duration(rate))
+			if d := time.Until(due); d > 0 {
+				time.Sleep(d)
+			}
+		}
+		attempts++
+		if err := syscall.Exec(file, argv, nil); errors.Is(err, syscall.EPERM) {
+			eperm++
+		}
+	}
+	fmt.Println(attempts, eperm)
+}
+
+// latencyRole times BENCH_N fork+exec+wait of BENCH_FILE (microseconds,
+// one per line).
+func latencyRole() {
+	file := os.Getenv("BENCH_FILE")
+	n, _ := strconv.Atoi(os.Getenv("BENCH_N"))
+	for range n {
+		t0 := time.Now()
+		if err := exec.Command(file).Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "latency exec:", err)
+			os.Exit(1)
+		}
+		fmt.Println(time.Since(t0).Microseconds())
+	}
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# bench/agent: bulwark-agent's fanotify path (issue 12, acceptance 3).
+# (a) drifted execs decided per second with no loss, agent CPU, at 1k/s,
+#     10k/s and flat out; (b) added latency of a listed exec (cache hit),
+#     agent in prevent vs none; (c) memory with 100 watched containers.
+# Needs root. Usage: bash bench/agent/run.sh [-duration 10s] [-containers 100] ...
+# Results and the load they were measured at: docs/runtime.md.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bin=$(mktemp -d)/bench-agent
+trap 'rm -rf "$(dirname "$bin")"' EXIT
+go build -o "$bin" ./bench/agent
+echo "uptime: $(uptime)"
+"$bin" "$@"
+# Falco and Tetragon on the same storm: see docs/runtime.md (neither is
+# built here; bench/build-peers.sh lists what the machine offers).
