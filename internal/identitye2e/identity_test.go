@@ -76,7 +76,7 @@ func TestWorkloadIdentityWithContainerd(t *testing.T) {
 	go func() {
 		agentDone <- agent.Main(actx, []string{"--mode", "detect", "--containerd-address", addr, "--namespaces", testNS,
 			"--server", srv.URL, "--token-file", tokenFile, "--node", node, "--spool-dir", t.TempDir(), "--status-file", "",
-			"--workload-api-socket", sock}, testWriter{t}, testWriter{t})
+			"--canary-dir", t.TempDir(), "--workload-api-socket", sock}, testWriter{t}, testWriter{t})
 	}()
 	t.Cleanup(func() {
 		stopAgent()
