@@ -30,8 +30,9 @@ type Auditor interface {
 // knowledge, alerts on violations (audited, and a governance.violation
 // notification, once per violation), and builds reports.
 type Service struct {
-	// Cat is the catalogue (nil: an empty one).
+	// Cat is the catalogue (nil: an empty one), unless Live is set.
 	Cat     *Catalogue
+	Live    *Live
 	Store   Store
 	Auditor Auditor
 	// Owner names the application owning a running container's image
@@ -49,6 +50,9 @@ var empty, _ = Parse(nil)
 
 // Catalogue is the catalogue in force.
 func (s *Service) Catalogue() *Catalogue {
+	if s.Live != nil {
+		return s.Live.Catalogue()
+	}
 	if s.Cat == nil {
 		return empty
 	}
