@@ -38,6 +38,10 @@ type Service struct {
 	// Owner names the application owning a running container's image
 	// ("" none): the server's view, never the agent's or the workload's.
 	Owner func(ctx context.Context, digest string) (string, error)
+	// ImageOf is the image digest the server knows container on node to
+	// run (its agent's last heartbeat); when it knows, the batch's own
+	// image field is not used.
+	ImageOf func(node, container string) (digest string, ok bool)
 	// Secrets lists the secret store's secrets with their classes.
 	Secrets func() []SecretClasses
 	// Region of a node ("" unknown): the server's resolution (attested,
@@ -90,6 +94,11 @@ func (s *Service) Record(ctx context.Context, actor string, b FlowBatch) (Record
 	rows := make([]store.DataFlow, 0, len(b.Flows))
 	owners := map[string]string{}
 	for _, fr := range b.Flows {
+		if s.ImageOf != nil {
+			if img, ok := s.ImageOf(b.Node, fr.Container); ok {
+				fr.Image = img
+			}
+		}
 		svc, ok := owners[fr.Image]
 		if !ok && fr.Image != "" && s.Owner != nil {
 			var err error

@@ -138,6 +138,10 @@ func startSecrets(ctx context.Context, cfg Config, st *store.Store, auditor *api
 		return nil, fmt.Errorf("loading the secret store: %w", err)
 	}
 	s.governance = &governance.Service{Live: cat, Store: st, Auditor: auditor, Owner: owner(st), Region: region,
+		ImageOf: func(node, container string) (string, bool) {
+			w, ok := s.trust.Container(node, container)
+			return w.Digest, ok && w.Digest != ""
+		},
 		Secrets: func() []governance.SecretClasses {
 			var out []governance.SecretClasses
 			for _, i := range s.service.List() {
