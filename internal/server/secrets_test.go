@@ -143,7 +143,7 @@ func TestSecretsAndGovernanceInTheServer(t *testing.T) {
 	}
 	var code int
 	var body string
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+	for end := time.Now().Add(45 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		if code, body = fetch("good", secretstore.WorkloadPath+"shop/db"); code == 200 {
 			break
 		}
