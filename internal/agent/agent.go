@@ -15,7 +15,9 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bulwark-sec/bulwark/internal/agentproto"
 	"github.com/bulwark-sec/bulwark/internal/allowlist"
+	"github.com/bulwark-sec/bulwark/internal/execmon"
 	"github.com/bulwark-sec/bulwark/internal/fanotify"
 )
 
@@ -50,6 +52,8 @@ type Config struct {
 	// CanaryEvery is how often the canary runs after the first; zero is
 	// 30 s.
 	CanaryEvery time.Duration
+	// ExecEvents runs the exec sensor (procevents.go).
+	ExecEvents bool
 	// NamespaceModes overrides Mode per namespace (modes.go).
 	NamespaceModes map[string]Mode
 	// Learn is the learning window (learn.go); a zero Window is none.
@@ -83,6 +87,9 @@ type Agent struct {
 	// (--allow-degrade), "" when it does not.
 	degraded string
 	canary   canaryState
+	procMon  atomic.Pointer[execmon.Monitor]          // the exec sensor, when running
+	writes   *fanotify.Listener                       // close-write notifications (--exec-events)
+	hostInv  atomic.Pointer[agentproto.HostInventory] // the last host catalog (hostinv.go)
 	cache    *allowlist.DigestCache
 	client   *client.Client
 
@@ -96,10 +103,12 @@ type Agent struct {
 	stats      stats
 	replacing  map[string]bool // containers being replaced (replace.go)
 	runCtx     context.Context // Run's, for background work
+	trees      treeCache       // process trees of drifted execs (proctree.go)
 }
 
 type stats struct {
 	execs, allowed, refused, reported, unattributed, byCgroup atomic.Int64
+	procExecs, procExits, procConnects, execWrites            atomic.Int64
 }
 
 // Stats are the agent's counters.
@@ -112,6 +121,13 @@ type Stats struct {
 	// EventsLost counts drift the BPF-LSM program decided but could not
 	// report (its ring buffer was full); the decision stood.
 	EventsLost int64
+	// ProcessExecs and ProcessExits count the exec sensor's events in
+	// watched containers; ProcessLost the node's events its ring buffer
+	// dropped.
+	ProcessExecs, ProcessExits, ProcessConnects, ProcessLost int64
+	// ExecutablesWritten counts files with an execute bit written in
+	// watched containers (--exec-events).
+	ExecutablesWritten int64
 }
 
 // New validates cfg and opens the enforcement mechanism.
@@ -192,8 +208,17 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer cs.cleanup()
 		g.Go(func() error { return a.canaryLoop(ctx, cs) })
 	}
-	if a.cfg.Learn.Window > 0 {
+	if a.cfg.Learn.learning() {
 		g.Go(func() error { return a.learnLoop(ctx) })
+	}
+	if a.cfg.ExecEvents {
+		g.Go(func() error { return a.serveProcessEvents(ctx) })
+		if w, err := fanotify.NewNotify(); err == nil {
+			a.writes = w
+			g.Go(func() error { return a.serveWrites(ctx) })
+		} else {
+			a.log.Warn("executables written are not reported", "error", err.Error())
+		}
 	}
 	g.Go(func() error { return a.watch(ctx) })
 	err = g.Wait()
@@ -221,6 +246,13 @@ func (a *Agent) Ready() <-chan struct{} { return a.ready }
 func (a *Agent) Stats() Stats {
 	s := Stats{Execs: a.stats.execs.Load(), Allowed: a.stats.allowed.Load(), Refused: a.stats.refused.Load(),
 		Reported: a.stats.reported.Load(), Unattributed: a.stats.unattributed.Load(), ByCgroup: a.stats.byCgroup.Load(), Hashed: a.cache.Hashed}
+	s.ProcessExecs, s.ProcessExits, s.ProcessConnects = a.stats.procExecs.Load(), a.stats.procExits.Load(), a.stats.procConnects.Load()
+	s.ExecutablesWritten = a.stats.execWrites.Load()
+	if m := a.procMon.Load(); m != nil {
+		if ps, err := m.Stats(); err == nil {
+			s.ProcessLost = int64(ps.Lost)
+		}
+	}
 	if a.lsm != nil {
 		if ks, err := a.lsm.enf.Stats(); err == nil { // the kernel's counters
 			s.Execs += int64(ks.Checked)
@@ -313,6 +345,12 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 		path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(ev.File.Fd())))
 		learned = c.learn.learn(d.Digest, path, time.Now())
 	}
+	// The caller waits for the answer: its process tree is whole now (a
+	// refused child exits right after).
+	var tree string
+	if !c.canary && !learned {
+		tree = a.trees.get(ev.PID)
+	}
 	a.answer(ev, learned || !prevent)
 	if c.canary {
 		return true // the canary's own exec: proven by its EPERM, not reported
@@ -337,6 +375,7 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 		e.Digest = d.Digest.String()
 	}
 	e.Path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(ev.File.Fd())))
+	e.Tree = tree
 	a.cfg.Report(e)
 	a.replaceLater(c)
 	return true
@@ -404,7 +443,7 @@ func (a *Agent) WatchDir(id, namespace, ref, dir string, list *allowlist.List) e
 		return err
 	}
 	c := &container{id: id, namespace: namespace, image: list.Image, dev: dev, mode: a.cfg.Mode,
-		compiled: allowlist.Compile(list, verdictsPerContainer), ref: ref, learn: a.window(list.Image, ref)}
+		compiled: allowlist.Compile(list, verdictsPerContainer), ref: ref, learn: a.window(list.Image, ref, a.learnFor(namespace, nil))}
 	a.mu.Lock()
 	if old, ok := a.containers[id]; ok {
 		a.unindex(old)

@@ -38,8 +38,8 @@ func (e *FailedError) Unwrap() error { return e.Err }
 type Options struct {
 	// Dir is where the drifted file is written (a watched filesystem).
 	Dir string
-	// Cgroup, when not empty, is a cgroup v2 directory the child starts in
-	// (CLONE_INTO_CGROUP): the cgroup the BPF-LSM program watches.
+	// Cgroup, when not empty, is a cgroup v2 directory the helper joins
+	// before its exec: the cgroup the BPF-LSM program watches.
 	Cgroup string
 }
 
