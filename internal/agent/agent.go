@@ -105,6 +105,7 @@ type Agent struct {
 	stats      stats
 	replacing  map[string]bool // containers being replaced (replace.go)
 	runCtx     context.Context // Run's, for background work
+	trees      treeCache       // process trees of drifted execs (proctree.go)
 }
 
 type stats struct {
@@ -346,6 +347,12 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 		path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(ev.File.Fd())))
 		learned = c.learn.learn(d.Digest, path, time.Now())
 	}
+	// The caller waits for the answer: its process tree is whole now (a
+	// refused child exits right after).
+	var tree string
+	if !c.canary && !learned {
+		tree = a.trees.get(ev.PID)
+	}
 	a.answer(ev, learned || !prevent)
 	if c.canary {
 		return true // the canary's own exec: proven by its EPERM, not reported
@@ -370,6 +377,7 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 		e.Digest = d.Digest.String()
 	}
 	e.Path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(ev.File.Fd())))
+	e.Tree = tree
 	a.cfg.Report(e)
 	a.replaceLater(c)
 	return true

@@ -38,6 +38,9 @@ type Event struct {
 	Namespace string
 	Image     string // manifest digest
 	Err       string `json:",omitempty"`
+	// Tree is the exec's caller and its ancestors, nearest first
+	// ("42 sh < 7 probe"; proctree.go).
+	Tree string `json:",omitempty"`
 }
 
 // logReport is the default reporter: one structured log line per event.

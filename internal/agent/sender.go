@@ -76,7 +76,7 @@ func NewSender(cfg SenderConfig) *Sender {
 // Report spools one event; it never blocks on the network.
 func (s *Sender) Report(e Event) {
 	b, _ := json.Marshal(agentproto.Event{Time: e.Time, Verdict: string(e.Verdict), Reason: e.Reason, PID: e.PID,
-		Path: e.Path, Digest: e.Digest, Container: e.Container, Namespace: e.Namespace, Image: e.Image, Error: e.Err})
+		Path: e.Path, Digest: e.Digest, Container: e.Container, Namespace: e.Namespace, Image: e.Image, Error: e.Err, Tree: e.Tree})
 	if _, err := s.cfg.Spool.Append(b); err != nil {
 		s.appendErr.Add(1)
 		s.cfg.Log.Error("spooling a drift event", "error", err)

@@ -54,6 +54,9 @@ type Event struct {
 	Namespace string    `json:"namespace"`
 	Image     string    `json:"image"` // manifest digest
 	Error     string    `json:"error,omitempty"`
+	// Tree is the process that called exec and its ancestors, nearest
+	// first ("42 sh < 7 probe").
+	Tree string `json:"tree,omitempty"`
 }
 
 // Batch is the body of POST /api/v1/agent/events: events of one spool in
@@ -186,7 +189,7 @@ func (b *Batch) Validate() error {
 		if err := name("container", e.Container); err != nil {
 			return fmt.Errorf("event seq %d: %w", e.Seq, err)
 		}
-		for _, f := range [][2]string{{"reason", e.Reason}, {"path", e.Path}, {"digest", e.Digest}, {"namespace", e.Namespace}, {"image", e.Image}, {"error", e.Error}} {
+		for _, f := range [][2]string{{"reason", e.Reason}, {"path", e.Path}, {"digest", e.Digest}, {"namespace", e.Namespace}, {"image", e.Image}, {"error", e.Error}, {"tree", e.Tree}} {
 			if err := field(f[0], f[1]); err != nil {
 				return fmt.Errorf("event seq %d: %w", e.Seq, err)
 			}

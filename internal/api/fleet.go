@@ -118,12 +118,19 @@ func (h *Handler) listResponses(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// reasonLearning is the reason of the events a learning window reports
+// (bulwark-agent's ReasonLearning; the API does not import the agent).
+const reasonLearning = "learning"
+
 // queueDriftResponses queues, in the transaction that stores the events,
 // one respond job per container that drifted in added: the response
 // policy answers it (respond.Worker), and a crash loses none.
 func queueDriftResponses(ctx context.Context, tx *store.Store, added []store.RuntimeEvent) error {
 	seen := map[string]bool{}
 	for _, e := range added {
+		if e.Reason == reasonLearning {
+			continue // an exec a learning window allowed and added: not drift to answer
+		}
 		k := e.Node + "/" + e.Container
 		if seen[k] {
 			continue

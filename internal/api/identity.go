@@ -75,6 +75,7 @@ func decisionEntry(p Principal, rec identity.Record) audit.Entry {
 	if rec.Refusal != nil {
 		action = "identity.refuse"
 	}
+	rec.Workload.Labels = nil // bounded but large; the ID records what a label named
 	after, _ := json.Marshal(rec)
 	return audit.Entry{Actor: p.Actor(), Action: action, Object: "workload:" + rec.Workload.Node + "/" + rec.Workload.Container, After: after}
 }

@@ -68,7 +68,7 @@ func (h *Handler) agentEvents(w http.ResponseWriter, r *http.Request) error {
 		}
 		evs = append(evs, store.RuntimeEvent{Node: b.Node, Spool: b.Spool, Seq: int64(e.Seq), Time: e.Time.UTC(),
 			Verdict: e.Verdict, Reason: e.Reason, PID: int64(e.PID), Path: e.Path, Content: e.Digest,
-			Container: e.Container, Namespace: e.Namespace, Image: e.Image, Error: e.Error})
+			Container: e.Container, Namespace: e.Namespace, Image: e.Image, Error: e.Error, Tree: e.Tree})
 	}
 	var added []store.RuntimeEvent
 	err := h.auditor.Do(ctx, func(tx *store.Store) ([]audit.Entry, error) {
@@ -119,7 +119,7 @@ func driftEvents(added []store.RuntimeEvent) []notify.Event {
 		}
 		idx[k] = len(ds)
 		ds = append(ds, notify.Drift{Node: e.Node, Container: e.Container, Namespace: e.Namespace, Image: e.Image,
-			Verdict: e.Verdict, Reason: e.Reason, Path: e.Path, Content: e.Content, Count: 1, FirstSeq: e.Seq, Time: e.Time})
+			Verdict: e.Verdict, Reason: e.Reason, Path: e.Path, Content: e.Content, Count: 1, FirstSeq: e.Seq, Time: e.Time, Tree: e.Tree})
 		ids = append(ids, e.ID)
 	}
 	out := make([]notify.Event, len(ds))

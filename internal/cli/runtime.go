@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -215,9 +216,13 @@ func newRuntimeDriftCmd(o *serverOptions) *cobra.Command {
 				return printRaw(cmd, raw, err)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TIME\tNODE\tCONTAINER\tVERDICT\tPID\tPATH\tREASON")
+			fmt.Fprintln(tw, "TIME\tNODE\tCONTAINER\tVERDICT\tPATH\tREASON\tPROCESS TREE")
 			for _, e := range out.Events {
-				fmt.Fprintf(tw, "%s\t%s\t%.12s\t%s\t%d\t%s\t%s\n", e.Time.Format(time.RFC3339), e.Node, e.Container, e.Verdict, e.PID, e.Path, e.Reason)
+				tree := e.Tree
+				if tree == "" {
+					tree = strconv.FormatInt(e.PID, 10)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%.12s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), e.Node, e.Container, e.Verdict, e.Path, e.Reason, tree)
 			}
 			return tw.Flush()
 		},

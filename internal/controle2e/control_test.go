@@ -211,6 +211,12 @@ func TestControlLoopOnRealKubelet(t *testing.T) {
 	if img := second.Spec.Containers[0].Image; img != badRef {
 		t.Errorf("the replacement runs %s, want the certified %s", img, badRef)
 	}
+	var evs struct{ Events []store.RuntimeEvent }
+	c.call("GET", "/api/v1/runtime/events", admin.Token, nil, http.StatusOK, &evs)
+	if len(evs.Events) != 1 || evs.Events[0].Verdict != "refused" || !strings.HasSuffix(evs.Events[0].Path, "/tmp/drift") ||
+		!strings.Contains(evs.Events[0].Tree, " probe") {
+		t.Errorf("drift events: %+v, want the refused /tmp/drift with the probe in its process tree", evs.Events)
+	}
 	var rs struct{ Responses []store.Response }
 	c.call("GET", "/api/v1/runtime/responses?namespace=shop", admin.Token, nil, http.StatusOK, &rs)
 	if len(rs.Responses) != 1 || rs.Responses[0].Action != respond.Replace || rs.Responses[0].State != store.ResponseDone ||

@@ -39,7 +39,8 @@ type Service struct {
 	Owner func(ctx context.Context, digest string) (string, error)
 	// Secrets lists the secret store's secrets with their classes.
 	Secrets func() []SecretClasses
-	// Region of a node when the catalogue has none ("" unknown).
+	// Region of a node ("" unknown): the server's resolution (attested,
+	// configured, reported); nil is the catalogue's nodes.
 	Region func(node string) string
 	Now    func() time.Time
 }
@@ -77,7 +78,7 @@ func (s *Service) Record(ctx context.Context, actor string, b FlowBatch) (Record
 	}
 	cat := s.Catalogue()
 	region := cat.NodeRegion(b.Node)
-	if region == "" && s.Region != nil {
+	if s.Region != nil {
 		region = s.Region(b.Node)
 	}
 	now := s.now()

@@ -19,6 +19,8 @@ type Drift struct {
 	Count     int       `json:"count"`
 	FirstSeq  int64     `json:"firstSeq"`
 	Time      time.Time `json:"time"` // of the first exec
+	// Tree is the first exec's caller and its ancestors ("42 sh < 7 app").
+	Tree string `json:"tree,omitempty"`
 }
 
 // Drifted is the runtime.drift event of d. A zero d.Time is now.

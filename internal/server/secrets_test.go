@@ -192,7 +192,7 @@ func TestSecretsAndGovernanceInTheServer(t *testing.T) {
 	var rep governance.Report
 	json.Unmarshal(b, &rep)
 	if code != 200 || len(rep.Sections) != 1 || len(rep.Sections[0].Observed) != 2 || len(rep.Violations) != 1 ||
-		rep.Sections[0].Secrets[0] != "shop/db" {
+		rep.Sections[0].Secrets[0] != "shop/db" || fmt.Sprint(rep.Sections[0].SecretsReleasedTo["shop/db"]) != "[checkout]" {
 		t.Fatalf("report: %d %s", code, b)
 	}
 	if code, b := viewer.do("GET", "/api/v1/governance/report?format=csv", nil); code != 200 || !strings.Contains(string(b), "customers-db,checkout,eu-west-1,observed,8") {

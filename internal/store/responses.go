@@ -36,6 +36,10 @@ var responsesSchema = `CREATE TABLE responses (
 	CREATE INDEX responses_namespace ON responses (namespace, created);
 	CREATE INDEX responses_owner ON responses (owner, created);`
 
+// runtimeTreeSchema is the migration that records, with each runtime
+// event, the process tree of the exec (the caller and its ancestors).
+var runtimeTreeSchema = `ALTER TABLE runtime_events ADD COLUMN tree TEXT NOT NULL DEFAULT '';`
+
 // Response states.
 const (
 	ResponsePlanned = "planned" // recorded, not yet taken (or the taking was cut)

@@ -63,6 +63,7 @@ type RuntimeEvent struct {
 	Namespace string    `json:"namespace"`
 	Image     string    `json:"image"` // manifest digest
 	Error     string    `json:"error,omitempty"`
+	Tree      string    `json:"tree,omitempty"` // the exec's caller and its ancestors
 }
 
 // AddRuntimeEvents stores evs and returns those that were new (with their
@@ -73,11 +74,11 @@ func (s *Store) AddRuntimeEvents(ctx context.Context, evs []RuntimeEvent) ([]Run
 		for _, e := range evs {
 			e.Received = s.now()
 			err := tx.QueryRowContext(ctx, s.d.q(`INSERT INTO runtime_events
-				(node, spool, seq, time, received, verdict, reason, pid, path, content, container, namespace, image, error)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				(node, spool, seq, time, received, verdict, reason, pid, path, content, container, namespace, image, error, tree)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 				ON CONFLICT (node, spool, seq) DO NOTHING RETURNING id`),
 				e.Node, e.Spool, e.Seq, formatTime(e.Time), formatTime(e.Received), e.Verdict, e.Reason, e.PID,
-				e.Path, e.Content, e.Container, e.Namespace, e.Image, e.Error).Scan(&e.ID)
+				e.Path, e.Content, e.Container, e.Namespace, e.Image, e.Error, e.Tree).Scan(&e.ID)
 			if errors.Is(err, sql.ErrNoRows) {
 				continue // stored by an earlier send
 			}
@@ -111,7 +112,7 @@ func (s *Store) RuntimeEventsPage(ctx context.Context, f RuntimeFilter, after in
 		args = append(args, after)
 	}
 	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT id, node, spool, seq, time, received, verdict, reason, pid,
-		path, content, container, namespace, image, error FROM runtime_events WHERE `+where+
+		path, content, container, namespace, image, error, tree FROM runtime_events WHERE `+where+
 		` ORDER BY id DESC LIMIT `+strconv.Itoa(max(limit, 1))), args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing runtime events: %w", err)
@@ -122,7 +123,7 @@ func (s *Store) RuntimeEventsPage(ctx context.Context, f RuntimeFilter, after in
 		var e RuntimeEvent
 		var at, rec string
 		if err := rows.Scan(&e.ID, &e.Node, &e.Spool, &e.Seq, &at, &rec, &e.Verdict, &e.Reason, &e.PID,
-			&e.Path, &e.Content, &e.Container, &e.Namespace, &e.Image, &e.Error); err != nil {
+			&e.Path, &e.Content, &e.Container, &e.Namespace, &e.Image, &e.Error, &e.Tree); err != nil {
 			return nil, fmt.Errorf("listing runtime events: %w", err)
 		}
 		e.Time, e.Received = parseTime(at), parseTime(rec)

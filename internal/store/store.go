@@ -375,6 +375,9 @@ var migrations = []string{
 	// 14: one queued or running fuzz campaign per application
 	// (fuzzcampaigns.go).
 	fuzzActiveSchema,
+
+	// 15: the process tree of a runtime event (responses.go).
+	runtimeTreeSchema,
 }
 
 // migrateSQLite brings the schema to SchemaVersion, one transaction per

@@ -239,7 +239,13 @@ func (m *Manager) issue(ctx context.Context, w identity.Workload) {
 		if e.svid != nil || e.refusal == nil || e.refusal.Reason != ref.Reason {
 			m.cfg.Log.Info("identity refused", "container", w.Container, "image", w.Image, "reason", ref.Reason, "detail", ref.Detail)
 		}
-		e.svid, e.jwts, e.refusal, e.due = nil, nil, ref, now.Add(m.cfg.RetryRefused)
+		retry := m.cfg.RetryRefused
+		if ref.Reason == identity.ReasonNodeSilent {
+			// This node's own heartbeat is late (a server restart, a
+			// partition): no change will be pushed when it is heard again.
+			retry = min(retry, nodeSilentRetry)
+		}
+		e.svid, e.jwts, e.refusal, e.due = nil, nil, ref, now.Add(retry)
 		m.notifyLocked()
 	case err != nil:
 		m.stats.Failures++
@@ -355,6 +361,10 @@ func (m *Manager) jwt(ctx context.Context, container string, audiences []string)
 	}
 	return "", fmt.Errorf("the identity of container %s was withdrawn", container)
 }
+
+// nodeSilentRetry is how soon an identity refused because this node was
+// not heard from is asked again.
+const nodeSilentRetry = 5 * time.Second
 
 // maxJWTCache bounds the JWT-SVIDs kept per container (one per audience set).
 const maxJWTCache = 64

@@ -1,0 +1,76 @@
+package agent
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// maxTree bounds the ancestors procTree names.
+const maxTree = 8
+
+// procTree names pid and its ancestors, nearest first, as "PID comm"
+// joined by " < ", from /proc/PID/stat; it stops at PID 1, at a process
+// gone, or after maxTree.
+func procTree(pid int) string {
+	var parts []string
+	for range maxTree {
+		if pid <= 0 {
+			break
+		}
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			break
+		}
+		// "PID (comm) S PPID ...": comm may hold spaces and parentheses.
+		open, shut := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+		if open < 0 || shut < open {
+			break
+		}
+		parts = append(parts, strconv.Itoa(pid)+" "+string(b[open+1:shut]))
+		f := strings.Fields(string(b[shut+1:]))
+		if len(f) < 2 || pid == 1 {
+			break
+		}
+		pid, _ = strconv.Atoi(f[1])
+	}
+	return strings.Join(parts, " < ")
+}
+
+// treeCache remembers recent trees by PID for a second: a storm of
+// drifted execs from one caller reads /proc once, not once per exec.
+type treeCache struct {
+	mu sync.Mutex
+	m  map[int]treeEntry
+}
+
+type treeEntry struct {
+	tree string
+	at   time.Time
+}
+
+const (
+	treeTTL     = time.Second
+	treeEntries = 4096
+)
+
+func (c *treeCache) get(pid int) string {
+	now := time.Now()
+	c.mu.Lock()
+	if e, ok := c.m[pid]; ok && now.Sub(e.at) < treeTTL {
+		c.mu.Unlock()
+		return e.tree
+	}
+	c.mu.Unlock()
+	tree := procTree(pid)
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= treeEntries {
+		c.m = map[int]treeEntry{}
+	}
+	c.m[pid] = treeEntry{tree, now}
+	c.mu.Unlock()
+	return tree
+}
