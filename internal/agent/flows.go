@@ -24,7 +24,7 @@ func (a *Agent) RunFlows(ctx context.Context, s *Sender, node string, every time
 		every = DefaultFlowEvery
 	}
 	tr := &netflow.Tracker{}
-	a.flowTracker.Store(tr) // the exec sensor feeds it every connect (procevents.go)
+	a.flowTracker.Store(tr)             // the exec sensor feeds it every connect (procevents.go)
 	var pending []agentproto.FlowReport // not yet accepted by the server
 	tick := time.NewTicker(every)
 	defer tick.Stop()
