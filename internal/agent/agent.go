@@ -19,6 +19,7 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/allowlist"
 	"github.com/bulwark-sec/bulwark/internal/execmon"
 	"github.com/bulwark-sec/bulwark/internal/fanotify"
+	"github.com/bulwark-sec/bulwark/internal/netflow"
 )
 
 // Config is the agent's validated configuration.
@@ -85,13 +86,14 @@ type Agent struct {
 	lsm *lsm // BPF-LSM, when it is the mechanism (lsm.go)
 	// degraded says why the agent runs with less than was asked for
 	// (--allow-degrade), "" when it does not.
-	degraded string
-	canary   canaryState
-	procMon  atomic.Pointer[execmon.Monitor]          // the exec sensor, when running
-	writes   *fanotify.Listener                       // close-write notifications (--exec-events)
-	hostInv  atomic.Pointer[agentproto.HostInventory] // the last host catalog (hostinv.go)
-	cache    *allowlist.DigestCache
-	client   *client.Client
+	degraded    string
+	canary      canaryState
+	procMon     atomic.Pointer[execmon.Monitor]          // the exec sensor, when running
+	writes      *fanotify.Listener                       // close-write notifications (--exec-events)
+	hostInv     atomic.Pointer[agentproto.HostInventory] // the last host catalog (hostinv.go)
+	flowTracker atomic.Pointer[netflow.Tracker]          // RunFlows' aggregate, fed by the exec sensor (flows.go)
+	cache       *allowlist.DigestCache
+	client      *client.Client
 
 	mu         sync.RWMutex
 	containers map[string]*container      // by containerd container id

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -48,6 +49,9 @@ func (a *Agent) serveProcessEvents(ctx context.Context) error {
 			a.stats.procExits.Add(1)
 		case execmon.KindConnect:
 			a.stats.procConnects.Add(1)
+			if tr := a.flowTracker.Load(); tr != nil && ev.Dst.IsValid() {
+				tr.Connected(c.id, c.image, ev.Dst, time.Now())
+			}
 		default:
 			a.stats.procExecs.Add(1)
 		}

@@ -79,7 +79,7 @@ func TestRunFlowsAndSecrets(t *testing.T) {
 	go a.RunSecrets(ctx, s, &secretfile.Volumes{Root: root}, "node-1", 200*time.Millisecond)
 
 	var report, secret string
-	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+	for end := time.Now().Add(45 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		_, report = srv.Call(t, srv.Admin, "GET", "/api/v1/governance/report?format=csv", nil)
 		b, _ := os.ReadFile(filepath.Join(root, "self", "shop", "db", "password"))
 		secret = string(b)

@@ -3,7 +3,6 @@ package secretstore
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -189,7 +188,12 @@ func (t *Trust) Refresh(ctx context.Context) error {
 			}
 			var cs []agentproto.Container
 			if err := json.Unmarshal([]byte(n.Containers), &cs); err != nil {
-				return fmt.Errorf("reading node %s's containers: %w", n.Name, err)
+				// one bad row must not blind the view of every node: its
+				// workloads are unknown (refused), the rest stand
+				if t.Log != nil {
+					t.Log.Warn("reading a node's containers", "node", n.Name, "err", err)
+				}
+				continue
 			}
 			for _, c := range cs {
 				running = append(running, c)

@@ -47,6 +47,7 @@ type SecretsConfig struct {
 
 // secrets is the composed secret store and governance of a server.
 type secrets struct {
+	catalogue  *governance.Live
 	instances  *instance.Tracker // nil: no confidential instances
 	service    *secretstore.Service
 	governance *governance.Service
@@ -84,14 +85,18 @@ func startSecrets(ctx context.Context, cfg Config, st *store.Store, auditor *api
 	default:
 		return nil, fmt.Errorf("secret store KEK %q: want file or pkcs11", c.KEK)
 	}
-	cat, err := governance.Parse(nil)
-	if c.Catalogue != "" {
-		cat, err = governance.Load(c.Catalogue)
-	}
+	cat, err := governance.NewLive(c.Catalogue)
 	if err != nil {
 		s.close()
 		return nil, err
 	}
+	cat.Auditor, cat.Log = auditor, log.With("task", "governance-catalogue")
+	cat.Changed = func(ctx context.Context) {
+		if err := s.service.Load(ctx); err != nil {
+			s.log.Error("the secrets do not fit the new governance catalogue (their previous residency stays)", "err", err)
+		}
+	}
+	s.catalogue = cat
 	td, tmpl, err := naming(c)
 	if err != nil {
 		s.close()
@@ -132,7 +137,11 @@ func startSecrets(ctx context.Context, cfg Config, st *store.Store, auditor *api
 		s.close()
 		return nil, fmt.Errorf("loading the secret store: %w", err)
 	}
-	s.governance = &governance.Service{Cat: cat, Store: st, Auditor: auditor, Owner: owner(st), Region: region,
+	s.governance = &governance.Service{Live: cat, Store: st, Auditor: auditor, Owner: owner(st), Region: region,
+		ImageOf: func(node, container string) (string, bool) {
+			w, ok := s.trust.Container(node, container)
+			return w.Digest, ok && w.Digest != ""
+		},
 		Secrets: func() []governance.SecretClasses {
 			var out []governance.SecretClasses
 			for _, i := range s.service.List() {
@@ -186,6 +195,9 @@ func (s *secrets) attestedRegion(node string) string {
 // one's releases.
 const secretReload = 2 * time.Second
 
+// catalogueCheck is how often the governance catalogue's file is looked at.
+const catalogueCheck = 10 * time.Second
+
 // reload reads the secrets' metadata every interval; a failure keeps the
 // previous view and is logged.
 func (s *secrets) reload(ctx context.Context, every time.Duration) error {
@@ -208,6 +220,7 @@ func (s *secrets) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.trust.Run(ctx) })
 	g.Go(func() error { return s.reload(ctx, secretReload) })
+	g.Go(func() error { return s.catalogue.Run(ctx, catalogueCheck) })
 	if s.workload != nil {
 		g.Go(func() error { return s.workload.Run(ctx) })
 	}

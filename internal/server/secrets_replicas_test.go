@@ -54,7 +54,7 @@ func TestSecretsAcrossReplicas(t *testing.T) {
 	}
 	fromB := func(want string) string {
 		var got string
-		for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		for end := time.Now().Add(45 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 			_, body := b.do("POST", "/api/v1/agent/secrets", tok.Token, agentproto.SecretsRequest{Node: "node-1", Container: "c1", Names: []string{"shop/db"}})
 			var resp agentproto.SecretsResponse
 			json.Unmarshal(body, &resp)
