@@ -45,7 +45,8 @@ func TestAgentRSS(t *testing.T) {
 		t.Fatalf("a static /bin/busybox is needed (busybox-static): %v", err)
 	}
 	c, addr := containerdtest.Start(t)
-	ctx := namespaces.WithNamespace(context.Background(), "bench")
+	ns := "bench-" + strconv.Itoa(os.Getpid()) // runc's state is per namespace, shared by every containerd
+	ctx := namespaces.WithNamespace(context.Background(), ns)
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	_ = tw.WriteHeader(&tar.Header{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755})
@@ -77,7 +78,7 @@ func TestAgentRSS(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() {
-			cctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), "bench"), 20*time.Second)
+			cctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), ns), 20*time.Second)
 			defer cancel()
 			task.Kill(cctx, 9)
 			if ch, err := task.Wait(cctx); err == nil {
@@ -98,7 +99,7 @@ func TestAgentRSS(t *testing.T) {
 		t.Fatalf("building bulwark-agent: %v\n%s", err, out)
 	}
 	status := filepath.Join(dir, "status.json")
-	agent := exec.Command(bin, "--mode", "prevent", "--mechanism", "fanotify", "--containerd-address", addr, "--namespaces", "bench",
+	agent := exec.Command(bin, "--mode", "prevent", "--mechanism", "fanotify", "--containerd-address", addr, "--namespaces", ns,
 		"--status-file", status, "--canary-dir", dir, "--host-root", "", "--log-level", "warn")
 	var logs bytes.Buffer
 	agent.Stdout, agent.Stderr = &logs, &logs

@@ -28,7 +28,7 @@ import (
 )
 
 func main() {
-	role := flag.String("role", "bench", "bench, or (run by the bench) agent or client")
+	role := flag.String("role", "bench", "bench, or (run by the bench) agent, client or server")
 	rounds := flag.Int("rounds", 20, "rounds of (a) and (b)")
 	signFor := flag.Duration("sign", 5*time.Second, "how long each signing measure runs")
 	workloads := flag.Int("workloads", 100, "workloads of (d)")
@@ -53,6 +53,8 @@ func main() {
 		err = runAgent(ctx, *server, *token, *socket, *pids, *workloads)
 	case "client":
 		err = runClient(ctx, *socket)
+	case "server":
+		err = runServer(ctx)
 	case "bench":
 		err = bench(ctx, *rounds, *signFor, *workloads)
 	default:

@@ -5,9 +5,13 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,7 +70,74 @@ func (r *rig) signing(ctx context.Context, d time.Duration) error {
 	fmt.Printf("  POST /api/v1/identity/x509: %6.0f SVIDs/s wall; %4.0f us CPU each (server and bench client) -> %6.0f/s on 2 idle cores\n",
 		float64(n)/d.Seconds(), perSVID.Seconds()*1e6, 2/perSVID.Seconds())
 	fmt.Printf("    each audited; latency %s; load average %s\n", summary(lat), loadAvg())
+	return serverOnly(ctx, d, csrs)
+}
+
+// serverOnly is the route again with the server in a process of its own,
+// so that its CPU per SVID is read apart from the clients'.
+func serverOnly(ctx context.Context, d time.Duration, csrs [][]byte) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(exe, "-role", "server")
+	cmd.Stderr = os.Stderr
+	stdin, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { stdin.Close(); cmd.Process.Kill(); cmd.Wait() }()
+	var url, token string
+	if _, err := fmt.Fscan(out, &url, &token); err != nil {
+		return fmt.Errorf("reading the server process's address: %w", err)
+	}
+	r := &rig{srv: &httptest.Server{URL: url}, op: token}
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	var i atomic.Int64
+	cpu0 := procCPU(cmd.Process.Pid)
+	n := parallel(16, d, func() error {
+		k := int(i.Add(1))
+		return r.issue(ctx, c, fmt.Sprintf("c%d", k%1000), digest(1), csrs[k%len(csrs)])
+	})
+	per := (procCPU(cmd.Process.Pid) - cpu0) / time.Duration(max(n, 1))
+	fmt.Printf("  the same, server process alone: %4.0f us of server CPU each -> %6.0f/s on 2 idle cores\n", per.Seconds()*1e6, 2/per.Seconds())
 	return nil
+}
+
+// runServer is the rig in a process of its own: it prints its URL and an
+// operator token and serves until its stdin closes.
+func runServer(ctx context.Context) error {
+	dir, err := os.MkdirTemp("", "bwids")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	r, err := newRig(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer r.close()
+	if err := r.setCertification(ctx, digest(1), store.Certified); err != nil {
+		return err
+	}
+	fmt.Println(r.srv.URL, r.op)
+	io.Copy(io.Discard, os.Stdin)
+	return nil
+}
+
+// procCPU is a process's user and system CPU time (from /proc, in clock
+// ticks of 10 ms).
+func procCPU(pid int) time.Duration {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 // cpuTime is the CPU this process used (user and system): on a machine

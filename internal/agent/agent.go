@@ -15,8 +15,11 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bulwark-sec/bulwark/internal/agentproto"
 	"github.com/bulwark-sec/bulwark/internal/allowlist"
+	"github.com/bulwark-sec/bulwark/internal/execmon"
 	"github.com/bulwark-sec/bulwark/internal/fanotify"
+	"github.com/bulwark-sec/bulwark/internal/netflow"
 )
 
 // Config is the agent's validated configuration.
@@ -50,6 +53,8 @@ type Config struct {
 	// CanaryEvery is how often the canary runs after the first; zero is
 	// 30 s.
 	CanaryEvery time.Duration
+	// ExecEvents runs the exec sensor (procevents.go).
+	ExecEvents bool
 	// NamespaceModes overrides Mode per namespace (modes.go).
 	NamespaceModes map[string]Mode
 	// Learn is the learning window (learn.go); a zero Window is none.
@@ -81,10 +86,14 @@ type Agent struct {
 	lsm *lsm // BPF-LSM, when it is the mechanism (lsm.go)
 	// degraded says why the agent runs with less than was asked for
 	// (--allow-degrade), "" when it does not.
-	degraded string
-	canary   canaryState
-	cache    *allowlist.DigestCache
-	client   *client.Client
+	degraded    string
+	canary      canaryState
+	procMon     atomic.Pointer[execmon.Monitor]          // the exec sensor, when running
+	writes      *fanotify.Listener                       // close-write notifications (--exec-events)
+	hostInv     atomic.Pointer[agentproto.HostInventory] // the last host catalog (hostinv.go)
+	flowTracker atomic.Pointer[netflow.Tracker]          // RunFlows' aggregate, fed by the exec sensor (flows.go)
+	cache       *allowlist.DigestCache
+	client      *client.Client
 
 	mu         sync.RWMutex
 	containers map[string]*container      // by containerd container id
@@ -101,6 +110,7 @@ type Agent struct {
 
 type stats struct {
 	execs, allowed, refused, reported, unattributed, byCgroup atomic.Int64
+	procExecs, procExits, procConnects, execWrites            atomic.Int64
 }
 
 // Stats are the agent's counters.
@@ -113,6 +123,13 @@ type Stats struct {
 	// EventsLost counts drift the BPF-LSM program decided but could not
 	// report (its ring buffer was full); the decision stood.
 	EventsLost int64
+	// ProcessExecs and ProcessExits count the exec sensor's events in
+	// watched containers; ProcessLost the node's events its ring buffer
+	// dropped.
+	ProcessExecs, ProcessExits, ProcessConnects, ProcessLost int64
+	// ExecutablesWritten counts files with an execute bit written in
+	// watched containers (--exec-events).
+	ExecutablesWritten int64
 }
 
 // New validates cfg and opens the enforcement mechanism.
@@ -193,8 +210,17 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer cs.cleanup()
 		g.Go(func() error { return a.canaryLoop(ctx, cs) })
 	}
-	if a.cfg.Learn.Window > 0 {
+	if a.cfg.Learn.learning() {
 		g.Go(func() error { return a.learnLoop(ctx) })
+	}
+	if a.cfg.ExecEvents {
+		g.Go(func() error { return a.serveProcessEvents(ctx) })
+		if w, err := fanotify.NewNotify(); err == nil {
+			a.writes = w
+			g.Go(func() error { return a.serveWrites(ctx) })
+		} else {
+			a.log.Warn("executables written are not reported", "error", err.Error())
+		}
 	}
 	g.Go(func() error { return a.watch(ctx) })
 	err = g.Wait()
@@ -222,6 +248,13 @@ func (a *Agent) Ready() <-chan struct{} { return a.ready }
 func (a *Agent) Stats() Stats {
 	s := Stats{Execs: a.stats.execs.Load(), Allowed: a.stats.allowed.Load(), Refused: a.stats.refused.Load(),
 		Reported: a.stats.reported.Load(), Unattributed: a.stats.unattributed.Load(), ByCgroup: a.stats.byCgroup.Load(), Hashed: a.cache.Hashed}
+	s.ProcessExecs, s.ProcessExits, s.ProcessConnects = a.stats.procExecs.Load(), a.stats.procExits.Load(), a.stats.procConnects.Load()
+	s.ExecutablesWritten = a.stats.execWrites.Load()
+	if m := a.procMon.Load(); m != nil {
+		if ps, err := m.Stats(); err == nil {
+			s.ProcessLost = int64(ps.Lost)
+		}
+	}
 	if a.lsm != nil {
 		if ks, err := a.lsm.enf.Stats(); err == nil { // the kernel's counters
 			s.Execs += int64(ks.Checked)
@@ -412,7 +445,7 @@ func (a *Agent) WatchDir(id, namespace, ref, dir string, list *allowlist.List) e
 		return err
 	}
 	c := &container{id: id, namespace: namespace, image: list.Image, dev: dev, mode: a.cfg.Mode,
-		compiled: allowlist.Compile(list, verdictsPerContainer), ref: ref, learn: a.window(list.Image, ref)}
+		compiled: allowlist.Compile(list, verdictsPerContainer), ref: ref, learn: a.window(list.Image, ref, a.learnFor(namespace, nil))}
 	a.mu.Lock()
 	if old, ok := a.containers[id]; ok {
 		a.unindex(old)

@@ -152,7 +152,7 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 		return fmt.Errorf("container %q: %w", id, err)
 	}
 	c2 := &container{id: id, namespace: ns, image: list.Image, pid: pid, dev: dev, compiled: allowlist.Compile(list, verdictsPerContainer),
-		labels: podLabels(info.Labels), mode: a.modeFor(ns, info.Labels), ref: info.Image, learn: a.window(list.Image, info.Image)}
+		labels: podLabels(info.Labels), mode: a.modeFor(ns, info.Labels), ref: info.Image, learn: a.window(list.Image, info.Image, a.learnFor(ns, info.Labels))}
 	if c2.mode == ModeOff {
 		a.log.Info("not watching container: mode off for its namespace", "container", id, "namespace", ns)
 		return nil
@@ -166,6 +166,13 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 		if err := a.lsm.watch(ctx, c2, root, a.cache); err != nil {
 			return fmt.Errorf("watching container %q: %w", id, err)
 		}
+	} else if a.cfg.ExecEvents {
+		c2.cgroup, _ = cgroupID(int(pid)) // the exec sensor attributes by it; 0 (unknown) when there is no cgroup v2
+	}
+	if a.writes != nil {
+		if err := a.writes.MarkCloseWrite(root); err != nil {
+			a.log.Warn("executables written in this container are not reported", "container", id, "error", err.Error())
+		}
 	}
 	a.mu.Lock()
 	if old, ok := a.containers[id]; ok {
@@ -173,7 +180,7 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 	}
 	a.containers[id] = c2
 	a.byDev[dev] = c2
-	if c2.lsmFiles != nil {
+	if c2.cgroup != 0 {
 		a.byCgroup[c2.cgroup] = c2
 	}
 	a.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,11 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/containerdtest"
 )
 
-const testNS = "bulwark-test"
+// testNS is the containerd namespace of the tests, one per test process:
+// runc keeps its state per namespace under /run/containerd/runc whatever
+// containerd's own state directory is, so two test processes (two
+// worktrees, CI and a developer) would otherwise collide on container ids.
+var testNS = "bulwark-test-" + strconv.Itoa(os.Getpid())
 
 // buildProbe compiles testdata/probe, a static binary.
 func buildProbe(t *testing.T) []byte { return containerdtest.BuildStatic(t, "./testdata/probe") }

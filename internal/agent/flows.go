@@ -16,12 +16,15 @@ const DefaultFlowEvery = 5 * time.Second
 // scans each container's processes (its cgroup's) with a netflow.Tracker
 // and sends what is new. A failed send is retried with the next
 // send (at most agentproto.MaxFlows kept); a connection opened and closed
-// between two scans is not seen.
+// between two scans is not seen, unless the exec sensor runs
+// (--exec-events): then every connect it sees is counted instead of the
+// scan (procevents.go).
 func (a *Agent) RunFlows(ctx context.Context, s *Sender, node string, every time.Duration) error {
 	if every <= 0 {
 		every = DefaultFlowEvery
 	}
-	var tr netflow.Tracker
+	tr := &netflow.Tracker{}
+	a.flowTracker.Store(tr)             // the exec sensor feeds it every connect (procevents.go)
 	var pending []agentproto.FlowReport // not yet accepted by the server
 	tick := time.NewTicker(every)
 	defer tick.Stop()
@@ -44,8 +47,10 @@ func (a *Agent) RunFlows(ctx context.Context, s *Sender, node string, every time
 		}
 		a.mu.RUnlock()
 		now := time.Now()
-		for _, t := range ts {
-			tr.Observe(t.id, t.image, netflow.Procs("", "", t.pid), now) // a process gone meanwhile is no error worth a line
+		if a.procMon.Load() == nil { // without the exec sensor: scan the sockets (a sample)
+			for _, t := range ts {
+				tr.Observe(t.id, t.image, netflow.Procs("", "", t.pid), now) // a process gone meanwhile is no error worth a line
+			}
 		}
 		b := tr.Batch(node, now)
 		pending = append(pending, b.Flows...)

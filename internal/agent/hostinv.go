@@ -134,6 +134,7 @@ func (a *Agent) hostInventoryLoop(ctx context.Context, s *Sender, node, root str
 			a.log.Error("cataloging the host", "root", root, "error", err)
 		} else {
 			hi := a.HostInventory(node, inv)
+			a.hostInv.Store(&hi) // every heartbeat carries it too (status.go)
 			a.log.Info("host cataloged", "root", root, "packages", len(hi.Packages), "running", len(hi.Running), "took", time.Since(start).Round(time.Millisecond).String())
 			for backoff := time.Second; ; backoff = min(2*backoff, 5*time.Minute) {
 				err := s.post(ctx, agentproto.HostInventoryPath, hi, nil)

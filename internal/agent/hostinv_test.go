@@ -63,4 +63,14 @@ func TestCatalogHost(t *testing.T) {
 	if err := hi.Validate(); err != nil {
 		t.Fatalf("the report does not validate: %v", err)
 	}
+	// Every heartbeat carries the last catalog, for the fleet index.
+	a.hostInv.Store(&hi)
+	hb := a.Heartbeat(nil)
+	hb.Node, hb.Mode = "node-1", "detect"
+	if len(hb.Packages) != len(hi.Packages) || hb.Distro == nil || hb.Kernel == "" {
+		t.Fatalf("heartbeat packages %d of %d, distro %v, kernel %q", len(hb.Packages), len(hi.Packages), hb.Distro, hb.Kernel)
+	}
+	if err := hb.Validate(); err != nil {
+		t.Fatalf("the heartbeat with the host catalog does not validate: %v", err)
+	}
 }

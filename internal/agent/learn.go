@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/bulwark-sec/bulwark/internal/agentproto"
 	"github.com/bulwark-sec/bulwark/internal/allowlist"
 	"github.com/bulwark-sec/bulwark/internal/sign"
 )
@@ -37,9 +38,12 @@ const ReasonLearning = "learning"
 // Push is set).
 type LearnConfig struct {
 	Window time.Duration
-	Dir    string
-	Signer sign.Signer // nil: the learned list is written unsigned (a warning)
-	Push   bool
+	// ByNamespace overrides Window per namespace (Kubernetes namespace by
+	// the pod label, else containerd namespace); 0 turns learning off there.
+	ByNamespace map[string]time.Duration
+	Dir         string
+	Signer      sign.Signer // nil: the learned list is written unsigned (a warning)
+	Push        bool
 	// Registry tunes the push (credentials, transport).
 	Registry sign.Options
 }
@@ -69,22 +73,49 @@ type LearnedEntry struct {
 	Path   string `json:"path"`
 }
 
-// window returns the open learning window of an image, opening one for a
-// digest seen for the first time; nil when learning is off or the window
-// is closed.
-func (a *Agent) window(image, ref string) *learning {
-	if a.cfg.Learn.Window <= 0 {
-		return nil
+// learnFor is the learning window of a container of containerd namespace
+// ns with labels.
+func (a *Agent) learnFor(ns string, labels map[string]string) time.Duration {
+	if pod, ok := labels[agentproto.LabelPodNamespace]; ok {
+		if d, ok := a.cfg.Learn.ByNamespace[pod]; ok {
+			return d
+		}
 	}
+	if d, ok := a.cfg.Learn.ByNamespace[ns]; ok {
+		return d
+	}
+	return a.cfg.Learn.Window
+}
+
+// learning reports whether any namespace learns.
+func (c LearnConfig) learning() bool {
+	if c.Window > 0 {
+		return true
+	}
+	for _, d := range c.ByNamespace {
+		if d > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// window returns the learning window of an image, opening one of length
+// d for a digest seen for the first time (the first container's namespace
+// decides); nil when d is zero and none is open.
+func (a *Agent) window(image, ref string, d time.Duration) *learning {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.learning == nil {
 		a.learning = map[string]*learning{}
 	}
 	l, ok := a.learning[image]
+	if !ok && d <= 0 {
+		return nil
+	}
 	if !ok {
 		now := time.Now().UTC()
-		l = &learning{image: image, ref: ref, start: now, end: now.Add(a.cfg.Learn.Window), seen: map[allowlist.Digest]string{}}
+		l = &learning{image: image, ref: ref, start: now, end: now.Add(d), seen: map[allowlist.Digest]string{}}
 		a.learning[image] = l
 		a.log.Info("learning window opened", "image", image, "until", l.end)
 	}
@@ -120,7 +151,7 @@ func (l *learning) learn(d allowlist.Digest, path string, now time.Time) bool {
 
 // learnLoop locks each window when it ends.
 func (a *Agent) learnLoop(ctx context.Context) error {
-	t := time.NewTicker(min(time.Second, a.cfg.Learn.Window/4+time.Millisecond))
+	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
 		select {

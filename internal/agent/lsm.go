@@ -217,10 +217,8 @@ func (a *Agent) serveLSM() error {
 		if err != nil {
 			return err
 		}
-		a.mu.RLock()
-		c := a.byCgroup[ev.Cgroup]
-		a.mu.RUnlock()
-		if c == nil || c.canary {
+		c := a.watchedCgroup(ev.Cgroup)
+		if c == nil {
 			continue // the canary's, or a container already gone
 		}
 		e := Event{Time: time.Now().UTC(), Verdict: VerdictReported, Reason: ReasonNotInImage, PID: int(ev.TGID), Path: ev.Path,
@@ -238,4 +236,16 @@ func (a *Agent) serveLSM() error {
 		}
 		a.cfg.Report(e)
 	}
+}
+
+// watchedCgroup is the watched container of a cgroup v2 id; nil for none,
+// or for the canary's.
+func (a *Agent) watchedCgroup(cg uint64) *container {
+	a.mu.RLock()
+	c := a.byCgroup[cg]
+	a.mu.RUnlock()
+	if c == nil || c.canary {
+		return nil
+	}
+	return c
 }

@@ -9,8 +9,10 @@ import (
 	"os"
 	"strings"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/bulwark-sec/bulwark/internal/config"
 	"github.com/bulwark-sec/bulwark/internal/sign"
 )
 
@@ -34,18 +36,29 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	nss := fs.String("namespaces", "default,k8s.io", "containerd namespaces to watch, comma-separated")
 	inv := fs.String("inventory-dir", "", "directory of inventories (bulwark SBOM JSON) named <manifest digest hex>.json")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	execEvents := fs.Bool("exec-events", false, "report every exec and exit in watched containers (pid, parent, uid, path, argv) from the exec sensor: counted in the metrics, logged at debug level")
 	replaceDrifted := fs.Bool("replace-drifted", false, "recreate a standalone container (not a Kubernetes pod) from its image on a fresh snapshot when an exec in it drifts")
 	nsModes := fs.String("namespace-modes", "", "modes per namespace overriding --mode, NS=MODE,...: a Kubernetes namespace (pod label) or a containerd namespace")
 	mech := fs.String("mechanism", string(MechanismAuto), "how to enforce: auto (bpf-lsm where the kernel allows it, else fanotify), bpf-lsm or fanotify")
 	degrade := fs.Bool("allow-degrade", false, "run even when the mechanism asked for is unavailable or the canary is not refused (reported loudly as broken)")
 	canaryDir := fs.String("canary-dir", "/run/bulwark-agent", "where the canary's throwaway filesystem is mounted")
 	learn := fs.Duration("learn", 0, "learning window per image digest: what runs beyond the image in its first DURATION runs and is recorded, then the list is locked (0: off)")
+	nsLearn := fs.String("namespace-learn", "", "learning windows per namespace overriding --learn, NS=DURATION,... (0: none there)")
 	learnDir := fs.String("learn-dir", "/var/lib/bulwark-agent/learned", "where learned lists (signed in-toto attestations) are written")
 	learnKey := fs.String("learn-key", "", "cosign-format private key that signs learned lists (passphrase in $BULWARK_AGENT_KEY_PASSWORD)")
 	learnPush := fs.Bool("learn-push", false, "push each learned list as an attestation next to its image (registry credentials from the Docker config)")
 	of := addOutputFlags(fs)    // outputs.go
 	idf := addIdentityFlags(fs) // identity.go
+	cfgFile := fs.String("config", "", "YAML config file of flag values (top level or under bulwark-agent:). Every flag is also $BULWARK_<FLAG>")
 	if err := fs.Parse(args); err != nil {
+		return ExitUsage
+	}
+	// Flags not given: from the environment, then the config file, as the
+	// CLI and server read theirs (internal/config; unknown keys are errors).
+	// Only --config names a file: the CLI's default file and
+	// $BULWARK_CONFIG hold the CLI's keys, not the agent's.
+	if err := applyConfig(fs, *cfgFile); err != nil {
+		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
 		return ExitUsage
 	}
 	if fs.NArg() > 0 {
@@ -70,6 +83,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	lc := LearnConfig{Window: *learn, Dir: *learnDir, Push: *learnPush}
 	if *learn < 0 {
 		fmt.Fprintf(stderr, "bulwark-agent: --learn %s is negative\n", *learn)
+		return ExitUsage
+	}
+	if lc.ByNamespace, err = parseNamespaceDurations(*nsLearn); err != nil {
+		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
 		return ExitUsage
 	}
 	if *learnKey != "" {
@@ -108,7 +125,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	a, err := New(Config{Mode: m, Address: *address, Namespaces: ns, InventoryDir: *inv, Log: log, Report: idn.report(outs.report(log)),
 		Mechanism: mc, AllowDegrade: *degrade, CanaryDir: *canaryDir, CanaryEvery: *of.heartbeat, Learn: lc, Node: *of.node, NamespaceModes: nm,
-		ReplaceDrifted: *replaceDrifted})
+		ExecEvents: *execEvents, ReplaceDrifted: *replaceDrifted})
 	var noEnf *NoEnforcementError
 	if errors.As(err, &noEnf) {
 		fmt.Fprintf(stderr, "bulwark-agent: refusing to start in %s mode: %v (--allow-degrade runs anyway, reported as broken)\n", m, err)
@@ -127,4 +144,23 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitError
 	}
 	return ExitOK
+}
+
+// applyConfig sets the flags not given from $BULWARK_<FLAG> and, when file
+// is named, from it (internal/config).
+func applyConfig(fs *pflag.FlagSet, file string) error {
+	if file != "" {
+		cmd := &cobra.Command{Use: "bulwark-agent"}
+		cmd.Flags().AddFlagSet(fs)
+		return config.Apply(cmd, file)
+	}
+	var errs []error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if v, ok := os.LookupEnv(config.EnvName(f.Name)); ok && !f.Changed {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("setting --%s from %s: %w", f.Name, config.EnvName(f.Name), err))
+			}
+		}
+	})
+	return errors.Join(errs...)
 }

@@ -20,6 +20,7 @@ func TestMainUsage(t *testing.T) {
 		{"--no-such-flag"},
 		{"--mechanism", "ebpf"},
 		{"--namespace-modes", "web=enforce"},
+		{"--namespace-learn", "web=-1s"},
 		{"--learn", "-1s"},
 		{"--learn-push"},
 		{"--learn-key", "/nonexistent/key"},
@@ -28,6 +29,34 @@ func TestMainUsage(t *testing.T) {
 		if code := Main(context.Background(), args, io.Discard, &stderr); code != ExitUsage {
 			t.Errorf("Main(%q) = %d, want %d (%s)", args, code, ExitUsage, stderr.String())
 		}
+	}
+}
+
+// TestMainEnvAndConfig: flags not given come from $BULWARK_<FLAG> and
+// then the config file, strictly: a bad value or an unknown key is a
+// usage error naming it.
+func TestMainEnvAndConfig(t *testing.T) {
+	var stderr strings.Builder
+	t.Setenv("BULWARK_MECHANISM", "ebpf")
+	if code := Main(context.Background(), []string{"--mode", "off"}, io.Discard, &stderr); code != ExitUsage || !strings.Contains(stderr.String(), `"ebpf"`) {
+		t.Fatalf("a bad mechanism from the environment: %d %q", code, stderr.String())
+	}
+	t.Setenv("BULWARK_MECHANISM", "")
+	os.Unsetenv("BULWARK_MECHANISM")
+	cfg := filepath.Join(t.TempDir(), "agent.yaml")
+	if err := os.WriteFile(cfg, []byte("bulwark-agent:\n  mode: prevnet\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stderr.Reset()
+	if code := Main(context.Background(), []string{"--config", cfg}, io.Discard, &stderr); code != ExitUsage || !strings.Contains(stderr.String(), "prevnet") {
+		t.Fatalf("a bad mode from the config file: %d %q", code, stderr.String())
+	}
+	if err := os.WriteFile(cfg, []byte("mdoe: prevent\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stderr.Reset()
+	if code := Main(context.Background(), []string{"--config", cfg}, io.Discard, &stderr); code != ExitUsage || !strings.Contains(stderr.String(), "mdoe") {
+		t.Fatalf("an unknown key in the config file: %d %q", code, stderr.String())
 	}
 }
 

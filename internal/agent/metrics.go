@@ -56,6 +56,11 @@ func writeMetrics(w io.Writer, st Status) {
 		ok = 1
 	}
 	gauge("bulwark_agent_canary_ok", "1 when the last canary exec was refused.", ok)
+	fmt.Fprintf(w, "# HELP bulwark_agent_process_events_total Execs and exits in watched containers seen by the exec sensor.\n# TYPE bulwark_agent_process_events_total counter\n")
+	fmt.Fprintf(w, "bulwark_agent_process_events_total{kind=\"exec\"} %d\nbulwark_agent_process_events_total{kind=\"exit\"} %d\nbulwark_agent_process_events_total{kind=\"connect\"} %d\n",
+		st.Stats.ProcessExecs, st.Stats.ProcessExits, st.Stats.ProcessConnects)
+	counter("bulwark_agent_executables_written_total", "Files with an execute bit written in watched containers (after the fact).", st.Stats.ExecutablesWritten)
+	counter("bulwark_agent_process_events_lost_total", "Node exec/exit events the sensor's ring buffer dropped.", st.Stats.ProcessLost)
 	counter("bulwark_agent_bpf_events_lost_total", "Drift decided in the kernel but not reported (ring buffer full).", st.Stats.EventsLost)
 	if sp := st.Spool; sp != nil {
 		gauge("bulwark_agent_spool_events", "Events spooled and not yet acknowledged by the server.", int64(sp.Pending))

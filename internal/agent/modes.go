@@ -3,6 +3,7 @@ package agent
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/bulwark-sec/bulwark/internal/agentproto"
 )
@@ -71,4 +72,25 @@ func (a *Agent) strictest() Mode {
 		}
 	}
 	return m
+}
+
+// parseNamespaceDurations reads "NS=DURATION,..." strictly (no negative
+// durations, no namespace twice).
+func parseNamespaceDurations(s string) (map[string]time.Duration, error) {
+	out := map[string]time.Duration{}
+	if strings.TrimSpace(s) == "" {
+		return out, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		d, err := time.ParseDuration(v)
+		if !ok || k == "" || err != nil || d < 0 {
+			return nil, fmt.Errorf("parsing namespace learning window %q: want NAMESPACE=DURATION (0 or more)", kv)
+		}
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("parsing namespace learning windows: %q named twice", k)
+		}
+		out[k] = d
+	}
+	return out, nil
 }

@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/bulwark-sec/bulwark/internal/agentproto"
 )
@@ -42,5 +44,35 @@ func TestModes(t *testing.T) {
 	}
 	if st, _ := a.Enforcement(); st != agentproto.StateBroken {
 		t.Fatalf("prevent in one namespace with no mechanism: %q, want broken", st)
+	}
+}
+
+// TestNamespaceLearning: a learning window per namespace overrides
+// --learn (0 turns it off there); the first container of a digest opens
+// its window with its namespace's length.
+func TestNamespaceLearning(t *testing.T) {
+	by, err := parseNamespaceDurations("canary=10m,prod=0s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Agent{cfg: Config{Learn: LearnConfig{Window: time.Minute, ByNamespace: by}}, log: slog.New(slog.DiscardHandler)}
+	pod := func(ns string) map[string]string { return map[string]string{agentproto.LabelPodNamespace: ns} }
+	if a.learnFor("k8s.io", pod("canary")) != 10*time.Minute || a.learnFor("k8s.io", pod("prod")) != 0 || a.learnFor("default", nil) != time.Minute {
+		t.Fatal("learnFor does not follow the namespace rules")
+	}
+	if w := a.window("sha256:p", "", a.learnFor("k8s.io", pod("prod"))); w != nil {
+		t.Fatal("prod opened a window")
+	}
+	w := a.window("sha256:c", "", a.learnFor("k8s.io", pod("canary")))
+	if w == nil || w.end.Sub(w.start) != 10*time.Minute || a.window("sha256:c", "", 0) != w {
+		t.Fatalf("canary window %+v; a later container must share it", w)
+	}
+	for _, bad := range []string{"a", "a=-1s", "a=x", "a=1s,a=2s"} {
+		if _, err := parseNamespaceDurations(bad); err == nil {
+			t.Errorf("parseNamespaceDurations(%q) accepted", bad)
+		}
+	}
+	if !(LearnConfig{ByNamespace: by}).learning() || (LearnConfig{ByNamespace: map[string]time.Duration{"x": 0}}).learning() {
+		t.Fatal("learning() does not see namespace windows")
 	}
 }

@@ -76,7 +76,10 @@ func (a *Agent) Enforcement() (state, reason string) {
 // Heartbeat describes the node now.
 func (a *Agent) Heartbeat(sp *spool.Spool) agentproto.Heartbeat {
 	state, reason := a.Enforcement()
-	hb := agentproto.Heartbeat{Mode: string(a.cfg.Mode), State: state, Reason: reason, Containers: a.Containers()}
+	hb := agentproto.Heartbeat{Mode: string(a.cfg.Mode), State: state, Reason: reason, Containers: a.Containers(), Kernel: kernelRelease()}
+	if hi := a.hostInv.Load(); hi != nil { // the last host catalog (hostinv.go): the fleet index matches it
+		hb.Distro, hb.Packages = hi.Distro, hi.Packages
+	}
 	if sp != nil {
 		st := sp.Stats()
 		hb.SpoolEvents, hb.SpoolBytes, hb.Dropped = st.Pending, st.Bytes, st.Dropped

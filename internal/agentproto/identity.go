@@ -10,6 +10,8 @@ const (
 	IdentityJWTPath     = "/api/v1/identity/jwt"
 	IdentityChangesPath = "/api/v1/identity/changes"
 	IdentityBundlePath  = "/api/v1/identity/bundle"
+	// IdentityBundlesPath lists the federated trust domains' bundles.
+	IdentityBundlesPath = "/api/v1/identity/bundles"
 )
 
 // Limits of an identity request.

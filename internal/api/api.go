@@ -176,6 +176,7 @@ func (h *Handler) routes() []route {
 		{"POST /api/v1/identity/jwt", store.RoleOperator, h.issueJWT},
 		{"GET /api/v1/identity/changes", store.RoleOperator, h.identityChanges},
 		{"GET /api/v1/identity/decisions", store.RoleViewer, h.identityDecisions},
+		{"GET /api/v1/identity/bundles", "", h.federatedBundles},
 		{"GET /api/v1/secrets", store.RoleOperator, h.listSecrets},
 		{"POST /api/v1/secrets", store.RoleAdmin, h.createSecret},
 		{"GET /api/v1/secrets/{name}", store.RoleOperator, h.getSecret},

@@ -10,7 +10,11 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
+
+	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
 
 	"github.com/bulwark-sec/bulwark/internal/agentproto"
 	"github.com/bulwark-sec/bulwark/internal/audit"
@@ -30,6 +34,8 @@ type IdentityConfig struct {
 	Feed  IdentityFeed
 	// Decisions remembers the decisions (trust.Registry).
 	Decisions IdentityDecisions
+	// Federated lists the bundles of federated trust domains (nil: none).
+	Federated func() []*spiffebundle.Bundle
 }
 
 // IdentityFeed pushes certification changes to agents (trust.Feed).
@@ -44,9 +50,40 @@ type IdentityDecisions interface {
 }
 
 type identityRoutes struct {
-	cfg    IdentityConfig
-	issuer *identity.Issuer
-	group  *auditGroup
+	cfg        IdentityConfig
+	issuer     *identity.Issuer
+	group      *auditGroup
+	tokenNames sync.Map // token id -> name (names never change)
+}
+
+// NodeTokenPrefix names an agent token bound to one node: a token called
+// "node:NAME" may ask identities for node NAME only.
+const NodeTokenPrefix = "node:"
+
+// tokenNamer reads a token's name (store.Store).
+type tokenNamer interface {
+	TokenName(ctx context.Context, id int64) (string, error)
+}
+
+// nodeBound refuses a request of a node-bound token for another node.
+func (h *Handler) nodeBound(ctx context.Context, ir *identityRoutes, node string) error {
+	tn, ok := h.store.(tokenNamer)
+	if !ok {
+		return nil
+	}
+	id := principal(ctx).TokenID
+	name, cached := ir.tokenNames.Load(id)
+	if !cached {
+		n, err := tn.TokenName(ctx, id)
+		if err != nil {
+			return err
+		}
+		name, _ = ir.tokenNames.LoadOrStore(id, n)
+	}
+	if bound, ok := strings.CutPrefix(name.(string), NodeTokenPrefix); ok && bound != node {
+		return errorf(http.StatusForbidden, nil, "this token is bound to node %q, not %q", bound, node)
+	}
+	return nil
 }
 
 // UseIdentity turns the identity routes on: X.509- and JWT-SVIDs for
@@ -75,6 +112,7 @@ func decisionEntry(p Principal, rec identity.Record) audit.Entry {
 	if rec.Refusal != nil {
 		action = "identity.refuse"
 	}
+	rec.Workload.Labels = nil // bounded but large; the ID records what a label named
 	after, _ := json.Marshal(rec)
 	return audit.Entry{Actor: p.Actor(), Action: action, Object: "workload:" + rec.Workload.Node + "/" + rec.Workload.Container, After: after}
 }
@@ -122,6 +160,9 @@ func (h *Handler) issueX509(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := h.nodeBound(r.Context(), ir, req.Node); err != nil {
+		return err
+	}
 	csr, err := x509.ParseCertificateRequest(req.CSR)
 	if err != nil {
 		return errorf(http.StatusBadRequest, err, "reading the certificate request: %v", err)
@@ -155,6 +196,9 @@ func (h *Handler) issueJWT(w http.ResponseWriter, r *http.Request) error {
 	var req agentproto.JWTRequest
 	ir, err := h.identityRequest(r, &req)
 	if err != nil {
+		return err
+	}
+	if err := h.nodeBound(r.Context(), ir, req.Node); err != nil {
 		return err
 	}
 	tok, exp, err := ir.issuer.IssueJWT(r.Context(), workloadOf(req.Node, req.Workload), req.Audiences)
@@ -239,6 +283,29 @@ func (h *Handler) identityBundle(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return errorf(http.StatusBadRequest, nil, "format %q: want jwks or pem", r.URL.Query().Get("format"))
 	}
+	return nil
+}
+
+// federatedBundles serves GET /api/v1/identity/bundles: the bundles of the
+// trust domains this server federates with, by trust domain ID, each as
+// its bundle endpoint served it (SPIFFE JWKS). Agents hand them to
+// workloads; public, as every bundle is.
+func (h *Handler) federatedBundles(w http.ResponseWriter, r *http.Request) error {
+	ir, err := h.identityOn()
+	if err != nil {
+		return err
+	}
+	out := map[string]json.RawMessage{}
+	if ir.cfg.Federated != nil {
+		for _, b := range ir.cfg.Federated() {
+			doc, err := b.Marshal()
+			if err != nil {
+				return err
+			}
+			out[b.TrustDomain().IDString()] = doc
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"bundles": out})
 	return nil
 }
 

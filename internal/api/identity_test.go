@@ -374,3 +374,55 @@ func FuzzIdentityX509(f *testing.F) {
 		}
 	})
 }
+
+// TestFederatedBundlesRoute lists the federated bundles, public.
+func TestFederatedBundlesRoute(t *testing.T) {
+	f := newIdentityAPI(t)
+	partner := spiffeid.RequireTrustDomainFromString("partner.example")
+	root, _ := identity.NewRoot(partner, 0, time.Now())
+	pa, err := identity.New(identity.Config{TrustDomain: partner, Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.h.identity.cfg.Federated = func() []*spiffebundle.Bundle { return []*spiffebundle.Bundle{pa.Bundle()} }
+	code, body := f.call("GET", agentproto.IdentityBundlesPath, "", nil)
+	var got struct {
+		Bundles map[string]json.RawMessage `json:"bundles"`
+	}
+	json.Unmarshal(body, &got)
+	raw, ok := got.Bundles["spiffe://partner.example"]
+	if code != http.StatusOK || !ok {
+		t.Fatalf("%d %s", code, body)
+	}
+	if b, err := spiffebundle.Parse(partner, raw); err != nil || len(b.X509Authorities()) != 1 {
+		t.Fatalf("the partner's bundle: %v", err)
+	}
+}
+
+// TestNodeBoundToken: a token called node:NAME asks identities for node
+// NAME only; another node's request is refused before any decision.
+func TestNodeBoundToken(t *testing.T) {
+	f := newIdentityAPI(t)
+	_, bound, err := f.st.CreateToken(t.Context(), NodeTokenPrefix+"node-1", store.RoleOperator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, csr := newCSR(t)
+	if code, body := f.call("POST", agentproto.IdentityX509Path, bound, x509Req("node-1", "c1", certifiedDigest, csr)); code != http.StatusOK {
+		t.Fatalf("its own node: %d %s", code, body)
+	}
+	for _, path := range []string{agentproto.IdentityX509Path, agentproto.IdentityJWTPath} {
+		body := any(x509Req("node-2", "c1", certifiedDigest, csr))
+		if path == agentproto.IdentityJWTPath {
+			body = agentproto.JWTRequest{Node: "node-2", Audiences: []string{"db"}, Workload: agentproto.Workload{Container: "c1", Image: certifiedDigest}}
+		}
+		code, out := f.call("POST", path, bound, body)
+		if code != http.StatusForbidden || !strings.Contains(string(out), `bound to node \"node-1\"`) {
+			t.Errorf("%s for another node: %d %s", path, code, out)
+		}
+	}
+	// An unbound operator token may still name any node.
+	if code, body := f.call("POST", agentproto.IdentityX509Path, f.op, x509Req("node-1", "c2", certifiedDigest, csr)); code != http.StatusOK {
+		t.Fatalf("an unbound token: %d %s", code, body)
+	}
+}

@@ -50,15 +50,27 @@ type Compiled struct {
 // Call it before Watch: a cgroup watched with an empty list refuses
 // everything.
 func (e *Enforcer) Compile(ctx context.Context, cg uint64, root string, l Lister, cache *allowlist.DigestCache, mmap bool) (*Compiled, error) {
+	out, err := walkAllowed(ctx, root, l, cache, mmap, func(id FileID) error { return e.Allow(cg, id) })
+	if err != nil {
+		_ = e.Release(cg, out)
+		return nil, fmt.Errorf("compiling the list of cgroup %d from %q: %w", cg, root, err)
+	}
+	return out, nil
+}
+
+// walkAllowed finds the files under root whose content l allows (see
+// Compile) and calls allow with each identity, stopping at its first
+// error. What it listed is in the result even on error.
+func walkAllowed(ctx context.Context, root string, l Lister, cache *allowlist.DigestCache, mmap bool, allow func(FileID) error) (*Compiled, error) {
 	out := &Compiled{}
 	rootFD, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("opening container root %q: %w", root, err)
+		return out, fmt.Errorf("opening container root %q: %w", root, err)
 	}
 	defer unix.Close(rootFD)
 	var rst unix.Stat_t
 	if err := unix.Fstat(rootFD, &rst); err != nil {
-		return nil, fmt.Errorf("reading container root %q: %w", root, err)
+		return out, fmt.Errorf("reading container root %q: %w", root, err)
 	}
 	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -85,7 +97,7 @@ func (e *Enforcer) Compile(ctx context.Context, cg uint64, root string, l Lister
 		if rerr != nil {
 			return nil
 		}
-		id, ok, lerr := e.judge(rootFD, rel, rst.Dev, l, cache, mmap, out)
+		id, ok, lerr := judge(rootFD, rel, rst.Dev, l, cache, mmap, out)
 		if lerr != nil {
 			return lerr
 		}
@@ -95,17 +107,13 @@ func (e *Enforcer) Compile(ctx context.Context, cg uint64, root string, l Lister
 		if len(out.Files) >= MaxCompiled {
 			return &allowlist.TooLargeError{What: fmt.Sprintf("container root %q with more listed files", root), Limit: MaxCompiled}
 		}
-		if aerr := e.Allow(cg, id); aerr != nil {
+		if aerr := allow(id); aerr != nil {
 			return aerr
 		}
 		out.Files = append(out.Files, id)
 		return nil
 	})
-	if err != nil {
-		_ = e.Release(cg, out)
-		return nil, fmt.Errorf("compiling the list of cgroup %d from %q: %w", cg, root, err)
-	}
-	return out, nil
+	return out, err
 }
 
 var elfMagic = []byte{0x7f, 'E', 'L', 'F'}
@@ -113,7 +121,7 @@ var elfMagic = []byte{0x7f, 'E', 'L', 'F'}
 // judge opens one candidate inside root and tells whether its content may
 // run (or be mapped) in the container. Only errors of the kernel map stop
 // the walk; a file that cannot be read is simply not listed.
-func (e *Enforcer) judge(rootFD int, rel string, dev uint64, l Lister, cache *allowlist.DigestCache, mmap bool, out *Compiled) (FileID, bool, error) {
+func judge(rootFD int, rel string, dev uint64, l Lister, cache *allowlist.DigestCache, mmap bool, out *Compiled) (FileID, bool, error) {
 	fd, err := unix.Openat2(rootFD, rel, &unix.OpenHow{
 		Flags:   unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,

@@ -38,8 +38,8 @@ func (e *FailedError) Unwrap() error { return e.Err }
 type Options struct {
 	// Dir is where the drifted file is written (a watched filesystem).
 	Dir string
-	// Cgroup, when not empty, is a cgroup v2 directory the child starts in
-	// (CLONE_INTO_CGROUP): the cgroup the BPF-LSM program watches.
+	// Cgroup, when not empty, is a cgroup v2 directory the helper joins
+	// before its exec: the cgroup the BPF-LSM program watches.
 	Cgroup string
 }
 
@@ -67,11 +67,9 @@ func Run(ctx context.Context, o Options) error {
 	// collector cannot stop the world). A helper (this program again, on
 	// an unwatched filesystem) moves itself into the cgroup and execs the
 	// drifted file in place.
-	self, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("finding this program to run the canary helper: %w", err)
-	}
-	cmd := exec.CommandContext(ctx, self)
+	// /proc/self/exe execs this program even when its file was replaced
+	// or deleted since (an upgrade in place).
+	cmd := exec.CommandContext(ctx, "/proc/self/exe")
 	cmd.Env = []string{helperEnv + "=" + name, helperCgroupEnv + "=" + o.Cgroup}
 	cmd.Dir = "/"
 	out, err := cmd.CombinedOutput()

@@ -20,6 +20,7 @@ import (
 type identityOptions struct {
 	trustDomain, dir, template string
 	x509TTL, grace             time.Duration
+	federate                   []string
 }
 
 func (o *identityOptions) addFlags(cmd *cobra.Command) {
@@ -28,10 +29,11 @@ func (o *identityOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&o.template, "identity-template", identity.DefaultTemplate, "SPIFFE ID template ({namespace} {serviceAccount} {pod} {container} {app} {node} {label:KEY})")
 	cmd.Flags().DurationVar(&o.x509TTL, "svid-ttl", identity.DefaultX509TTL, "life of an X.509-SVID (renewed at half life; at most 24h)")
 	cmd.Flags().DurationVar(&o.grace, "node-grace", identity.DefaultNodeGrace, "how long after a node's last heartbeat its workloads are still renewed")
+	cmd.Flags().StringArrayVar(&o.federate, "federate-with", nil, "another trust domain's bundle endpoint, TD=https://host/path, whose bundle workloads get beside ours (repeatable)")
 }
 
 func (o *identityOptions) config() server.IdentityConfig {
-	return server.IdentityConfig{TrustDomain: o.trustDomain, Dir: o.dir, Template: o.template, X509TTL: o.x509TTL, NodeGrace: o.grace}
+	return server.IdentityConfig{TrustDomain: o.trustDomain, Dir: o.dir, Template: o.template, X509TTL: o.x509TTL, NodeGrace: o.grace, Federate: o.federate}
 }
 
 // newCACmd is `bulwark ca`: the offline root of workload identity.

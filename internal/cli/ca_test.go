@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/bulwark-sec/bulwark/internal/agentproto"
@@ -150,6 +151,20 @@ func TestIdentityCommands(t *testing.T) {
 	}
 	if out, errb, code := run(t, "identity", "why", "good", "--server", srv.URL, "--token-file", tok); code != 0 || !strings.Contains(out, "issued until") {
 		t.Fatalf("identity why good: %d\n%s%s", code, out, errb)
+	}
+	if out, _, code := run(t, "identity", "list", "--json", "--server", srv.URL, "--token-file", tok); code != 0 || !json.Valid([]byte(out)) {
+		t.Fatalf("identity list --json: %d %s", code, out)
+	}
+	pemFile := filepath.Join(t.TempDir(), "roots.pem")
+	if _, errb, code := run(t, "identity", "bundle", "--format", "pem", "-o", pemFile, "--server", srv.URL); code != 0 {
+		t.Fatalf("identity bundle --format pem: %d %s", code, errb)
+	}
+	if b, _ := os.ReadFile(pemFile); !bytes.HasPrefix(b, []byte("-----BEGIN CERTIFICATE-----")) {
+		t.Fatalf("the PEM bundle: %q", b)
+	}
+	out, errb, code = run(t, "identity", "bundle", "--server", srv.URL)
+	if _, err := spiffebundle.Parse(spiffeid.RequireTrustDomainFromString("cli.example"), []byte(out)); code != 0 || err != nil {
+		t.Fatalf("identity bundle: %d %v %s", code, err, errb)
 	}
 	os.WriteFile(tok, []byte("wrong"), 0o600)
 	if _, errb, code := run(t, "identity", "list", "--server", srv.URL, "--token-file", tok); code == 0 || !strings.Contains(errb, "401") {

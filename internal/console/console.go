@@ -58,6 +58,9 @@ type Options struct {
 	// Running is the server's running inventory the runtime page shows;
 	// nil shows no nodes or workloads.
 	Running *fleet.Index
+	// Governance builds the data governance report; nil says it is not
+	// enabled.
+	Governance Governance
 }
 
 // CookieName is the login cookie. It holds the API token itself (see
@@ -124,6 +127,7 @@ func New(st Store, opts Options) http.Handler {
 		{"/registries", "registries", c.registries},
 		{"/instances", "instances", c.instances},
 		{"/runtime", "runtime", c.runtime},
+		{"/governance", "governance", c.governance},
 	} {
 		mux.Handle("GET "+p+pg.path, c.authenticated(func(w http.ResponseWriter, r *http.Request) {
 			data, err := pg.fn(r)

@@ -17,7 +17,7 @@ import (
 // pageNames are the templates/<name>.html files; each defines "content"
 // (and "title") for templates/layout.html.
 var pageNames = []string{"login", "error", "notfound", "repositories", "repository", "image", "vulnerability",
-	"hygiene", "revocations", "applications", "registries", "instances", "runtime"}
+	"hygiene", "revocations", "applications", "registries", "instances", "runtime", "governance"}
 
 // severities are the findings columns, most severe first.
 var severities = []string{"CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN"}

@@ -43,6 +43,33 @@ func New() (*Listener, error) {
 	return &Listener{fd: fd, stop: stop}, nil
 }
 
+// NewNotify starts a listener of notifications only (no permission
+// events, nothing is held): see MarkCloseWrite. Its queue is the kernel's
+// default (16,384 events); past it events are dropped, not held.
+func NewNotify() (*Listener, error) {
+	fd, err := unix.FanotifyInit(unix.FAN_CLASS_NOTIF|unix.FAN_CLOEXEC|unix.FAN_NONBLOCK|unix.FAN_UNLIMITED_MARKS,
+		unix.O_RDONLY|unix.O_LARGEFILE|unix.O_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("starting fanotify notifications: %w", err)
+	}
+	stop, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("starting fanotify notifications: %w", err)
+	}
+	return &Listener{fd: fd, stop: stop}, nil
+}
+
+// MarkCloseWrite reports, after the fact, every close of a file that was
+// open for writing on the filesystem that holds path (a NewNotify
+// listener; its events need no answer, only their File closed).
+func (l *Listener) MarkCloseWrite(path string) error {
+	if err := unix.FanotifyMark(l.fd, unix.FAN_MARK_ADD|unix.FAN_MARK_FILESYSTEM, unix.FAN_CLOSE_WRITE, unix.AT_FDCWD, path); err != nil {
+		return fmt.Errorf("marking %q for close-write notifications: %w", path, err)
+	}
+	return nil
+}
+
 // MarkExec holds every exec of a file on the filesystem that holds path.
 func (l *Listener) MarkExec(path string) error {
 	return l.mark(unix.FAN_MARK_ADD, path)

@@ -45,7 +45,13 @@ func (r Report) Rows() [][]string {
 			}
 		}
 		for _, sec := range s.Secrets {
-			rows = append(rows, []string{s.Regulation, s.Class, allowed, "secret:" + sec, "-", "-", "secret", "0", "-", "ok"})
+			to := s.SecretsReleasedTo[sec]
+			if len(to) == 0 {
+				rows = append(rows, []string{s.Regulation, s.Class, allowed, "secret:" + sec, "-", "-", "secret", "0", "-", "ok"})
+			}
+			for _, svc := range to {
+				rows = append(rows, []string{s.Regulation, s.Class, allowed, "secret:" + sec, svc, "-", "released", "-", "-", "ok"})
+			}
 		}
 	}
 	return rows

@@ -92,6 +92,9 @@ func (c *Catalogue) Check(f *Flow) []Violation {
 type SecretClasses struct {
 	Name    string
 	Classes []string
+	// ReleasedTo are the services (owner applications, else SPIFFE IDs)
+	// it was released to since the server started.
+	ReleasedTo []string
 }
 
 // Report answers, per regulation and class: which services can reach the
@@ -116,7 +119,9 @@ type Section struct {
 	Stores     []string `json:"stores"`
 	Granted    []string `json:"granted"` // applications granted the class
 	Secrets    []string `json:"secrets"` // secrets holding the class
-	Observed   []Access `json:"observed"`
+	// SecretsReleasedTo are, per secret, the services it was released to.
+	SecretsReleasedTo map[string][]string `json:"secretsReleasedTo,omitempty"`
+	Observed          []Access            `json:"observed"`
 }
 
 // Access is observed access of one service to one store from one region.
@@ -207,6 +212,12 @@ func (c *Catalogue) Build(flows []Flow, secrets []SecretClasses, regulation stri
 			for _, sc := range secrets {
 				if slices.Contains(sc.Classes, class) {
 					s.Secrets = append(s.Secrets, sc.Name)
+					if len(sc.ReleasedTo) > 0 {
+						if s.SecretsReleasedTo == nil {
+							s.SecretsReleasedTo = map[string][]string{}
+						}
+						s.SecretsReleasedTo[sc.Name] = sc.ReleasedTo
+					}
 				}
 			}
 			for _, a := range byClass[class] {

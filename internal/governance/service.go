@@ -30,16 +30,22 @@ type Auditor interface {
 // knowledge, alerts on violations (audited, and a governance.violation
 // notification, once per violation), and builds reports.
 type Service struct {
-	// Cat is the catalogue (nil: an empty one).
+	// Cat is the catalogue (nil: an empty one), unless Live is set.
 	Cat     *Catalogue
+	Live    *Live
 	Store   Store
 	Auditor Auditor
 	// Owner names the application owning a running container's image
 	// ("" none): the server's view, never the agent's or the workload's.
 	Owner func(ctx context.Context, digest string) (string, error)
+	// ImageOf is the image digest the server knows container on node to
+	// run (its agent's last heartbeat); when it knows, the batch's own
+	// image field is not used.
+	ImageOf func(node, container string) (digest string, ok bool)
 	// Secrets lists the secret store's secrets with their classes.
 	Secrets func() []SecretClasses
-	// Region of a node when the catalogue has none ("" unknown).
+	// Region of a node ("" unknown): the server's resolution (attested,
+	// configured, reported); nil is the catalogue's nodes.
 	Region func(node string) string
 	Now    func() time.Time
 }
@@ -48,6 +54,9 @@ var empty, _ = Parse(nil)
 
 // Catalogue is the catalogue in force.
 func (s *Service) Catalogue() *Catalogue {
+	if s.Live != nil {
+		return s.Live.Catalogue()
+	}
 	if s.Cat == nil {
 		return empty
 	}
@@ -77,7 +86,7 @@ func (s *Service) Record(ctx context.Context, actor string, b FlowBatch) (Record
 	}
 	cat := s.Catalogue()
 	region := cat.NodeRegion(b.Node)
-	if region == "" && s.Region != nil {
+	if s.Region != nil {
 		region = s.Region(b.Node)
 	}
 	now := s.now()
@@ -85,6 +94,11 @@ func (s *Service) Record(ctx context.Context, actor string, b FlowBatch) (Record
 	rows := make([]store.DataFlow, 0, len(b.Flows))
 	owners := map[string]string{}
 	for _, fr := range b.Flows {
+		if s.ImageOf != nil {
+			if img, ok := s.ImageOf(b.Node, fr.Container); ok {
+				fr.Image = img
+			}
+		}
 		svc, ok := owners[fr.Image]
 		if !ok && fr.Image != "" && s.Owner != nil {
 			var err error

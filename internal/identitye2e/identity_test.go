@@ -1,6 +1,7 @@
 package identitye2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -68,15 +69,18 @@ func TestWorkloadIdentityWithContainerd(t *testing.T) {
 
 	spiffeDir := tempDir(t, "bwsp", 0o755)
 	shared := tempDir(t, "bwsh", 0o777)
+	// The agent's own token, bound to its node (api.NodeTokenPrefix).
+	var created api.TokenCreated
+	postJSON(t, srv, "/api/v1/tokens", api.TokenRequest{Name: api.NodeTokenPrefix + node, Role: store.RoleOperator}, &created)
 	tokenFile := filepath.Join(t.TempDir(), "token")
-	os.WriteFile(tokenFile, []byte(srv.Admin), 0o600)
+	os.WriteFile(tokenFile, []byte(created.Token), 0o600)
 	sock := filepath.Join(spiffeDir, "agent.sock")
 	actx, stopAgent := context.WithCancel(context.Background())
 	agentDone := make(chan int, 1)
 	go func() {
 		agentDone <- agent.Main(actx, []string{"--mode", "detect", "--containerd-address", addr, "--namespaces", testNS,
 			"--server", srv.URL, "--token-file", tokenFile, "--node", node, "--spool-dir", t.TempDir(), "--status-file", "",
-			"--workload-api-socket", sock}, testWriter{t}, testWriter{t})
+			"--canary-dir", t.TempDir(), "--workload-api-socket", sock}, testWriter{t}, testWriter{t})
 	}()
 	t.Cleanup(func() {
 		stopAgent()
@@ -270,6 +274,25 @@ func checkAudit(t *testing.T, srv *servertest.Server, digA, digB string) {
 		if !seen {
 			t.Errorf("no audit entry %q", k)
 		}
+	}
+}
+
+func postJSON(t *testing.T, srv *servertest.Server, path string, body, out any) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+path, bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+srv.Admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("POST %s: %s: %s", path, resp.Status, got)
+	}
+	if err := json.Unmarshal(got, out); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -209,3 +209,24 @@ func (t *Tracker) Batch(node string, now time.Time) agentproto.FlowBatch {
 	}
 	return b
 }
+
+// Connected counts one outbound connection of container to dst that the
+// exec sensor saw when it was made (internal/execmon: every connect, even
+// one opened and closed between two scans). An agent that feeds Connected
+// does not also Observe the same containers: each would count it.
+func (t *Tracker) Connected(container, image string, dst netip.AddrPort, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.seen == nil {
+		t.seen, t.agg = map[uint64]time.Time{}, map[[2]string]*agentproto.FlowReport{}
+	}
+	dest := dst.String()
+	k := [2]string{container, dest}
+	r := t.agg[k]
+	if r == nil {
+		r = &agentproto.FlowReport{Container: container, Image: image, Destination: dest, First: now.UTC()}
+		t.agg[k] = r
+	}
+	r.Count++
+	r.Last = now.UTC()
+}

@@ -151,7 +151,7 @@ nodes: {node-eu: eu-west-1}
 	}
 	var tr netflow.Tracker
 	var batch agentproto.FlowBatch
-	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+	for end := time.Now().Add(45 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		for app, task := range tasks {
 			ps, err := task.Pids(ctx)
 			if err != nil {

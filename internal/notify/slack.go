@@ -78,6 +78,16 @@ func Summary(ev Event) string {
 		if json.Unmarshal(ev.Data, &n) == nil {
 			return fmt.Sprintf(":new: new image %s%s", ref(n.Repository, n.Digest), tags(n.Tags))
 		}
+	case EventDataAccess:
+		var d DataAccess
+		if json.Unmarshal(ev.Data, &d) == nil {
+			svc := d.Service
+			if svc == "" {
+				svc = "container " + d.Container
+			}
+			return fmt.Sprintf(":no_entry: %s: `%s` reached `%s` (%s, %s) from node %s in %s: %s", esc(d.Kind), esc(svc), esc(d.Store),
+				esc(d.Class), esc(strings.Join(d.Regulations, ", ")), esc(d.Node), esc(d.Region), esc(d.Detail))
+		}
 	case EventTest:
 		var d TestData
 		if json.Unmarshal(ev.Data, &d) == nil {

@@ -147,7 +147,7 @@ func TestDeliveryIntoContainers(t *testing.T) {
 	}
 	seen := func(pod, want string) string {
 		var got string
-		for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		for end := time.Now().Add(45 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 			b, _ := os.ReadFile(outs[pod])
 			if got = string(b); got == want {
 				break
@@ -156,7 +156,7 @@ func TestDeliveryIntoContainers(t *testing.T) {
 		return got
 	}
 	var refused map[string]string
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+	for end := time.Now().Add(45 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
 		if refused = deliver(); refused["reader-good"] == "" { // the server's view refreshes every second
 			break
 		}
@@ -175,7 +175,7 @@ func TestDeliveryIntoContainers(t *testing.T) {
 	srv.Call(t, srv.Admin, "POST", "/api/v1/agent/events", agentproto.Batch{Node: "node-1", Spool: "s", Events: []agentproto.Event{{
 		Seq: 1, Time: time.Now(), Verdict: "refused", Reason: "not-in-image", PID: 7, Path: "/tmp/x", Container: "reader-good",
 		Namespace: "bulwark-secretfile", Image: good.Target().Digest.String()}}})
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+	for end := time.Now().Add(45 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
 		if refused = deliver(); refused["reader-good"] != "" {
 			break
 		}

@@ -55,7 +55,7 @@ func runFetch(t *testing.T, ctx context.Context, c *client.Client, ca *svidtest.
 // ok holds, and returns the last answer.
 func answer(dir string, ok func(string) bool) string {
 	var last string
-	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+	for end := time.Now().Add(45 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		b, _ := os.ReadFile(filepath.Join(dir, "last"))
 		if last = string(b); last != "" && ok(last) {
 			break

@@ -29,6 +29,7 @@ func (s *Service) Delete(ctx context.Context, actor, name string) error {
 	s.mu.Lock()
 	delete(s.secrets, name)
 	s.mu.Unlock()
+	s.recipients.forget(name)
 	return nil
 }
 

@@ -12,9 +12,14 @@
 // name and version as associated data, so a row copied onto another name
 // does not open.
 //
-// Release decisions are made from memory (Releaser): policies and
-// workload trust are in maps, opened values are cached per version; the
-// only write on the release path is the audit entry.
+// Release decisions are made from memory: policies and workload trust are
+// in maps (Trust, the server's view of each running workload from its own
+// store: heartbeats, certifications, drift, owner application, region,
+// attestation), opened values are cached per version; the only write on
+// the release path is the audit entry, group-committed. Workloads fetch
+// over mTLS with their X.509-SVID (Handler, also Vault's KV v2 read path);
+// agents fetch for the containers they deliver to (ReleaseToContainer,
+// internal/secretfile writes the files).
 //
 // This is not internal/secrets, which scans images for secrets that must
 // not be there.

@@ -28,17 +28,24 @@ const (
 
 // Handler serves the workload API over s.
 type Handler struct {
-	s   *Service
-	log *slog.Logger
+	s        *Service
+	log      *slog.Logger
+	limiters *limiters
 }
 
-// NewHandler returns the workload API of s; log nil discards.
+// NewHandler returns the workload API of s; log nil discards. Each
+// identity may fetch DefaultRate times a second (burst DefaultBurst);
+// past that it gets 429, unaudited, so a workload cannot flood the audit
+// log or the server.
 func NewHandler(s *Service, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{s: s, log: log}
+	return &Handler{s: s, log: log, limiters: newLimiters(DefaultRate, DefaultBurst)}
 }
+
+// Throttled is how many requests were refused for their identity's rate.
+func (h *Handler) Throttled() int64 { return h.limiters.throttled.Load() }
 
 // KVResponse is the answer of WorkloadPath for a kv secret.
 type KVResponse struct {
@@ -63,6 +70,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id, err := PeerID(r.TLS)
 	if err != nil {
 		h.fail(w, vault, http.StatusUnauthorized, err.Error())
+		return
+	}
+	if !h.limiters.allow(id) {
+		w.Header().Set("Retry-After", "1")
+		h.fail(w, vault, http.StatusTooManyRequests, "too many requests for identity "+id)
 		return
 	}
 	if err := ValidName(name); err != nil {

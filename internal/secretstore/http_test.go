@@ -184,3 +184,21 @@ func TestMatchID(t *testing.T) {
 		}
 	}
 }
+
+func TestLimitersPerIdentity(t *testing.T) {
+	l := newLimiters(1, 3)
+	for i := range 3 {
+		if !l.allow("spiffe://a/x") {
+			t.Fatalf("request %d of the burst refused", i)
+		}
+	}
+	if l.allow("spiffe://a/x") {
+		t.Fatal("past the burst allowed")
+	}
+	if !l.allow("spiffe://a/y") {
+		t.Fatal("another identity shares the bucket")
+	}
+	if l.throttled.Load() != 1 {
+		t.Fatalf("throttled = %d", l.throttled.Load())
+	}
+}

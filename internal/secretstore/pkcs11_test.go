@@ -4,45 +4,16 @@ package secretstore
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/miekg/pkcs11"
+
+	"github.com/bulwark-sec/bulwark/internal/secretstore/softhsmtest"
 )
 
-const softhsmModule = "/usr/lib/softhsm/libsofthsm2.so"
-
-// softHSM makes a SoftHSM token in a temporary directory (SOFTHSM2_CONF
-// points the library at it) and returns its label and user PIN. Without
-// SoftHSM the test skips, or fails under BULWARK_REQUIRE_SOFTHSM=1 (CI).
-func softHSM(t *testing.T) (label, pin string) {
-	t.Helper()
-	if _, err := os.Stat(softhsmModule); err != nil {
-		if os.Getenv("BULWARK_REQUIRE_SOFTHSM") == "1" {
-			t.Fatalf("BULWARK_REQUIRE_SOFTHSM=1 but %v (apt-get install softhsm2)", err)
-		}
-		t.Skipf("SoftHSM not installed: %v", err)
-	}
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "softhsm2.conf")
-	tokens := filepath.Join(dir, "tokens")
-	if err := os.Mkdir(tokens, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(conf, []byte("directories.tokendir = "+tokens+"\nobjectstore.backend = file\nlog.level = ERROR\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("SOFTHSM2_CONF", conf)
-	label, pin = "bulwark-test", "4711-pin"
-	out, err := exec.Command("softhsm2-util", "--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", "so-0815").CombinedOutput()
-	if err != nil {
-		t.Fatalf("softhsm2-util --init-token: %v\n%s", err, out)
-	}
-	return label, pin
-}
+const softhsmModule = softhsmtest.Module
 
 // TestPKCS11KEKWithSoftHSM keeps the key-encryption key in a real SoftHSM
 // token: secrets written through it open after the token is opened again
@@ -50,7 +21,7 @@ func softHSM(t *testing.T) (label, pin string) {
 // without echoing it, rows of one key do not open under another, and the
 // key's bytes cannot be read off the token.
 func TestPKCS11KEKWithSoftHSM(t *testing.T) {
-	label, pin := softHSM(t)
+	label, pin := softhsmtest.Token(t)
 	ctx := context.Background()
 	cfg := PKCS11Config{Module: softhsmModule, TokenLabel: label, PIN: pin, KeyLabel: "bulwark-kek"}
 	if _, err := OpenPKCS11KEK(cfg); err == nil || !strings.Contains(err.Error(), "no key labelled") {

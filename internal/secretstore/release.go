@@ -76,6 +76,9 @@ func (s *Service) release(ctx context.Context, actor string, w Workload, known b
 	if aerr := s.audit(ctx, actor, name, w, out.Version, err); aerr != nil {
 		return Released{}, aerr
 	}
+	if err == nil {
+		s.recipients.note(name, w)
+	}
 	return out, err
 }
 

@@ -45,7 +45,8 @@ type Service struct {
 	workloads Workloads
 	grants    Grants
 
-	releases *groupCommit
+	releases   *groupCommit
+	recipients recipients
 
 	mu      sync.RWMutex
 	secrets map[string]*entry

@@ -3,7 +3,6 @@ package secretstore
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -32,14 +31,18 @@ type Trust struct {
 	// Policy is the name of the server's policy: a certified digest is
 	// certified under it (a release policy's certifiedUnder).
 	Policy string
-	// Region of a node ("" unknown): the governance catalogue's node
-	// regions.
+	// Region of a node ("" unknown): the server's resolution (attested,
+	// configured, reported).
 	Region func(node string) string
 	// Issued, when set, names the container an identity was issued to
 	// (the identity service's registry): a release to that identity is
 	// decided on that container alone. An identity it does not know is
 	// judged by the template over every running container.
 	Issued func(spiffeID string) (node, container string, ok bool)
+	// TEE is the attestation kind the workload with SPIFFE ID id holds
+	// now ("" none): every confidential instance registered under that
+	// identity verified and of one kind (instance.Tracker.WorkloadTEE).
+	TEE func(id string) string
 	// IssuedTo is the identity issued to a container, the other way.
 	IssuedTo  func(node, container string) (spiffeID string, ok bool)
 	Poll      time.Duration // zero: one second
@@ -70,7 +73,7 @@ func (t *Trust) Workload(id string) (Workload, bool) {
 			w, running := t.byKey[node+"/"+container]
 			t.mu.RUnlock()
 			w.ID = id
-			return w, running
+			return t.withTEE(w), running
 		}
 	}
 	t.mu.RLock()
@@ -97,7 +100,15 @@ func (t *Trust) Workload(id string) (Workload, bool) {
 			w.Node += "," + o.Node
 		}
 	}
-	return w, true
+	return t.withTEE(w), true
+}
+
+// withTEE fills w.TEE from the attestation status of its identity.
+func (t *Trust) withTEE(w Workload) Workload {
+	if t.TEE != nil && w.ID != "" {
+		w.TEE = t.TEE(w.ID)
+	}
+	return w
 }
 
 // Container is what the server knows of container on node, under the
@@ -112,7 +123,7 @@ func (t *Trust) Container(node, container string) (Workload, bool) {
 			w.ID = id
 		}
 	}
-	return w, ok
+	return t.withTEE(w), ok
 }
 
 // Run refreshes every Poll until ctx ends; a failed refresh is logged and
@@ -177,7 +188,12 @@ func (t *Trust) Refresh(ctx context.Context) error {
 			}
 			var cs []agentproto.Container
 			if err := json.Unmarshal([]byte(n.Containers), &cs); err != nil {
-				return fmt.Errorf("reading node %s's containers: %w", n.Name, err)
+				// one bad row must not blind the view of every node: its
+				// workloads are unknown (refused), the rest stand
+				if t.Log != nil {
+					t.Log.Warn("reading a node's containers", "node", n.Name, "err", err)
+				}
+				continue
 			}
 			for _, c := range cs {
 				running = append(running, c)

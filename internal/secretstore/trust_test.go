@@ -23,6 +23,11 @@ const (
 // heartbeat records node's containers as the agent API does.
 func heartbeat(t *testing.T, st *store.Store, node string, cs ...agentproto.Container) {
 	t.Helper()
+	heartbeatTB(t, st, node, cs...)
+}
+
+func heartbeatTB(t testing.TB, st *store.Store, node string, cs ...agentproto.Container) {
+	t.Helper()
 	b, _ := json.Marshal(cs)
 	if _, err := st.PutNode(context.Background(), store.Node{Name: node, Mode: "prevent", State: "enforcing", Containers: string(b)}); err != nil {
 		t.Fatal(err)
@@ -178,5 +183,36 @@ func TestTrustIssuedIdentityIsItsContainer(t *testing.T) {
 	issued["spiffe://prod.example/ns/shop/sa/gone"] = [2]string{"node-eu", "c-stopped"}
 	if _, ok := tr.Workload("spiffe://prod.example/ns/shop/sa/gone"); ok {
 		t.Fatal("an identity issued to a container no longer running is known")
+	}
+}
+
+// TestTrustTEE: a policy's tee: condition reads the attestation status
+// of the workload's confidential instances.
+func TestTrustTEE(t *testing.T) {
+	ctx := context.Background()
+	s, st := newService(t, "", nil, nil)
+	tmpl, _ := identity.ParseTemplate(identity.WorkloadTemplate)
+	tr := &Trust{Store: st, TrustDomain: spiffeid.RequireTrustDomainFromString("prod.example"), Template: tmpl, Policy: "prod",
+		TEE: func(id string) string {
+			if strings.HasSuffix(id, "/enclave") {
+				return "sev-snp"
+			}
+			return ""
+		}}
+	s.workloads = tr
+	st.SetCertification(ctx, goodDigest, store.Certified, "")
+	heartbeat(t, st, "n", pod("c1", goodDigest, "shop", "enclave"), pod("c2", goodDigest, "shop", "plain"))
+	if err := tr.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pol := Policy{SPIFFEIDs: []string{"spiffe://prod.example/ns/shop/**"}, TEE: "sev-snp"}
+	if _, err := s.Put(ctx, "admin", "k", Spec{Kind: KindKV, Policy: pol}, kv("a", "b")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Release(ctx, "spiffe://prod.example/ns/shop/pod/enclave", "k"); err != nil {
+		t.Fatalf("attested workload: %v", err)
+	}
+	if _, err := s.Release(ctx, "spiffe://prod.example/ns/shop/pod/plain", "k"); err == nil || !strings.Contains(err.Error(), "holds no sev-snp attestation") {
+		t.Fatalf("unattested workload: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -45,6 +46,10 @@ type IdentityConfig struct {
 	// FeedPoll is how often the change feed reads the audit log (zero:
 	// trust.DefaultFeedPoll).
 	FeedPoll time.Duration
+	// Federate names the trust domains to federate with and their bundle
+	// endpoints ("TD=https://host/path"); their bundles reach workloads
+	// beside this trust domain's.
+	Federate []string
 }
 
 // identityDir is where the server keeps its identity state.
@@ -61,6 +66,7 @@ type identityService struct {
 	authority *identity.Authority
 	feed      *trust.Feed
 	registry  *trust.Registry
+	federated *trust.Federation
 	dir       string
 	key       *seal.Key
 	every     time.Duration
@@ -69,7 +75,7 @@ type identityService struct {
 
 // setupIdentity opens (or makes) the authority and turns the identity
 // routes on; nil when cfg has no trust domain.
-func setupIdentity(cfg IdentityConfig, dataDir string, st *store.Store, key *seal.Key, h *api.Handler, log *slog.Logger) (*identityService, error) {
+func setupIdentity(cfg IdentityConfig, dataDir string, st *store.Store, key *seal.Key, h *api.Handler, egress *http.Client, log *slog.Logger) (*identityService, error) {
 	if cfg.TrustDomain == "" {
 		return nil, nil
 	}
@@ -85,18 +91,29 @@ func setupIdentity(cfg IdentityConfig, dataDir string, st *store.Store, key *sea
 	if err != nil {
 		return nil, err
 	}
+	fed := &trust.Federation{Client: egress, Log: log.With("task", "identity-federation")}
+	for _, f := range cfg.Federate {
+		p, err := trust.ParsePeer(f)
+		if err != nil {
+			return nil, err
+		}
+		if p.TrustDomain == td {
+			return nil, fmt.Errorf("federation peer %q is this server's own trust domain", f)
+		}
+		fed.Peers = append(fed.Peers, p)
+	}
 	a, err := OpenAuthority(cfg.dir(dataDir), td, key, cfg.X509TTL, log)
 	if err != nil {
 		return nil, err
 	}
 	s := &identityService{authority: a, feed: trust.NewFeed(st, cfg.FeedPoll, log.With("task", "identity-feed")),
-		registry: trust.NewRegistry(), dir: cfg.dir(dataDir), key: key, every: cfg.RotateEvery, log: log.With("task", "identity")}
+		registry: trust.NewRegistry(), federated: fed, dir: cfg.dir(dataDir), key: key, every: cfg.RotateEvery, log: log.With("task", "identity")}
 	if s.every <= 0 {
 		s.every = time.Minute
 	}
 	s.feed.OnChange = s.registry.Invalidate
 	h.UseIdentity(api.IdentityConfig{Authority: a, Template: tmpl, Facts: trust.Facts(st), Grace: cfg.NodeGrace,
-		Feed: s.feed, Decisions: s.registry})
+		Feed: s.feed, Decisions: s.registry, Federated: fed.Bundles})
 	log.Info("workload identity on", "trustDomain", td.Name(), "template", tmplText, "intermediateUntil", a.Intermediate().NotAfter)
 	return s, nil
 }
@@ -144,6 +161,7 @@ func OpenAuthority(dir string, td spiffeid.TrustDomain, key *seal.Key, x509TTL t
 func (s *identityService) Run(ctx context.Context) error {
 	done := make(chan error, 1)
 	go func() { done <- s.feed.Run(ctx) }()
+	go s.federated.Run(ctx)
 	t := time.NewTicker(s.every)
 	defer t.Stop()
 	for {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"golang.org/x/sync/errgroup"
@@ -16,6 +17,7 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/fleet"
 	"github.com/bulwark-sec/bulwark/internal/governance"
 	"github.com/bulwark-sec/bulwark/internal/identity"
+	"github.com/bulwark-sec/bulwark/internal/instance"
 	"github.com/bulwark-sec/bulwark/internal/seal"
 	"github.com/bulwark-sec/bulwark/internal/secretstore"
 	"github.com/bulwark-sec/bulwark/internal/store"
@@ -45,10 +47,13 @@ type SecretsConfig struct {
 
 // secrets is the composed secret store and governance of a server.
 type secrets struct {
+	catalogue  *governance.Live
+	instances  *instance.Tracker // nil: no confidential instances
 	service    *secretstore.Service
 	governance *governance.Service
 	trust      *secretstore.Trust
 	workload   *secretstore.Server // nil: no listener
+	log        *slog.Logger
 	close      func() error
 }
 
@@ -66,7 +71,7 @@ func startSecrets(ctx context.Context, cfg Config, st *store.Store, auditor *api
 			c.Template = identity.DefaultTemplate
 		}
 	}
-	s := &secrets{close: func() error { return nil }}
+	s := &secrets{close: func() error { return nil }, log: log.With("task", "secrets")}
 	var kek secretstore.KEK
 	switch c.KEK {
 	case "", "file":
@@ -80,20 +85,30 @@ func startSecrets(ctx context.Context, cfg Config, st *store.Store, auditor *api
 	default:
 		return nil, fmt.Errorf("secret store KEK %q: want file or pkcs11", c.KEK)
 	}
-	cat, err := governance.Parse(nil)
-	if c.Catalogue != "" {
-		cat, err = governance.Load(c.Catalogue)
-	}
+	cat, err := governance.NewLive(c.Catalogue)
 	if err != nil {
 		s.close()
 		return nil, err
 	}
+	cat.Auditor, cat.Log = auditor, log.With("task", "governance-catalogue")
+	cat.Changed = func(ctx context.Context) {
+		if err := s.service.Load(ctx); err != nil {
+			s.log.Error("the secrets do not fit the new governance catalogue (their previous residency stays)", "err", err)
+		}
+	}
+	s.catalogue = cat
 	td, tmpl, err := naming(c)
 	if err != nil {
 		s.close()
 		return nil, err
 	}
+	// A node's region: attested by the platform where a verified
+	// confidential instance on it says so, else configured (the
+	// catalogue), else what its agent reports.
 	region := func(node string) string {
+		if r := s.attestedRegion(node); r != "" {
+			return r
+		}
 		if r := cat.NodeRegion(node); r != "" || running == nil {
 			return r
 		}
@@ -122,11 +137,15 @@ func startSecrets(ctx context.Context, cfg Config, st *store.Store, auditor *api
 		s.close()
 		return nil, fmt.Errorf("loading the secret store: %w", err)
 	}
-	s.governance = &governance.Service{Cat: cat, Store: st, Auditor: auditor, Owner: owner(st),
+	s.governance = &governance.Service{Live: cat, Store: st, Auditor: auditor, Owner: owner(st), Region: region,
+		ImageOf: func(node, container string) (string, bool) {
+			w, ok := s.trust.Container(node, container)
+			return w.Digest, ok && w.Digest != ""
+		},
 		Secrets: func() []governance.SecretClasses {
 			var out []governance.SecretClasses
 			for _, i := range s.service.List() {
-				out = append(out, governance.SecretClasses{Name: i.Name, Classes: i.Classes})
+				out = append(out, governance.SecretClasses{Name: i.Name, Classes: i.Classes, ReleasedTo: s.service.ReleasedTo(i.Name)})
 			}
 			return out
 		}}
@@ -142,10 +161,66 @@ func startSecrets(ctx context.Context, cfg Config, st *store.Store, auditor *api
 	return s, nil
 }
 
+// useInstances lets release policies' tee: condition read the
+// attestation status of confidential instances (registered under the
+// workload's SPIFFE ID).
+func (s *secrets) useInstances(tr *instance.Tracker) {
+	if tr == nil {
+		return
+	}
+	s.instances = tr
+	s.trust.TEE = func(id string) string {
+		k, _ := tr.WorkloadTEE(id)
+		return string(k)
+	}
+}
+
+// attestedRegion is the region of node the platform attested: that of a
+// verified confidential instance on it whose region comes from its
+// hardware-signed chip id ("" none).
+func (s *secrets) attestedRegion(node string) string {
+	if s.instances == nil {
+		return ""
+	}
+	for _, in := range s.instances.List("") {
+		if in.Node == node && in.Status == instance.Verified && in.RegionSource == instance.RegionPlatform && in.Region != "" {
+			return in.Region
+		}
+	}
+	return ""
+}
+
+// secretReload is how often the secrets' metadata is read again, so a
+// write on another replica (a rotation, a policy, a deletion) reaches this
+// one's releases.
+const secretReload = 2 * time.Second
+
+// catalogueCheck is how often the governance catalogue's file is looked at.
+const catalogueCheck = 10 * time.Second
+
+// reload reads the secrets' metadata every interval; a failure keeps the
+// previous view and is logged.
+func (s *secrets) reload(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := s.service.Load(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("reloading the secrets", "err", err)
+		}
+	}
+}
+
 // Run refreshes the trust view and serves the workload listener.
 func (s *secrets) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.trust.Run(ctx) })
+	g.Go(func() error { return s.reload(ctx, secretReload) })
+	g.Go(func() error { return s.catalogue.Run(ctx, catalogueCheck) })
 	if s.workload != nil {
 		g.Go(func() error { return s.workload.Run(ctx) })
 	}

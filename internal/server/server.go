@@ -319,7 +319,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	handler.UseInstances(instances)
-	ids, err := setupIdentity(cfg.Identity, cfg.DataDir, st, key, handler, log)
+	ids, err := setupIdentity(cfg.Identity, cfg.DataDir, st, key, handler, &http.Client{Transport: egressTransport, Timeout: 30 * time.Second}, log)
 	if err != nil {
 		return err
 	}
@@ -330,6 +330,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer sec.close()
 	handler.UseSecrets(sec.service)
 	handler.UseGovernance(sec.governance)
+	sec.useInstances(instances)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -343,7 +344,7 @@ func Run(ctx context.Context, cfg Config) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		return serveHTTP(ctx, ln, console.Mount(handler, st, console.Options{Logger: log, Advisories: adb, AdvisoryStatus: adv.status,
-			Instances: instances, Running: running}), cfg.ShutdownTimeout, log)
+			Instances: instances, Running: running, Governance: sec.governance}), cfg.ShutdownTimeout, log)
 	})
 	wt := &watcher{store: st, log: log.With("task", "watch"), interval: cfg.WatchInterval, insecure: cfg.Insecure, keychain: kc, keys: publicKeys(signer)}
 	wt.transport = egressTransport

@@ -73,3 +73,12 @@ func (s *Store) WorkloadFacts(ctx context.Context, digest, node, container strin
 	}
 	return f, nil
 }
+
+// TokenName is the name an API token was created with.
+func (s *Store) TokenName(ctx context.Context, id int64) (string, error) {
+	var name string
+	if err := s.db.QueryRowContext(ctx, s.d.q(`SELECT name FROM api_tokens WHERE id = ?`), id).Scan(&name); err != nil {
+		return "", fmt.Errorf("reading the name of token %d: %w", id, err)
+	}
+	return name, nil
+}

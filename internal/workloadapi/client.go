@@ -119,6 +119,30 @@ func (s *ServerIssuer) Bundle(ctx context.Context) (*spiffebundle.Bundle, error)
 	return spiffebundle.Parse(id.TrustDomain(), raw)
 }
 
+// FederatedBundles fetches the bundles of the trust domains the server
+// federates with.
+func (s *ServerIssuer) FederatedBundles(ctx context.Context) ([]*spiffebundle.Bundle, error) {
+	var out struct {
+		Bundles map[string]json.RawMessage `json:"bundles"`
+	}
+	if err := s.call(ctx, http.MethodGet, agentproto.IdentityBundlesPath, nil, &out); err != nil {
+		return nil, err
+	}
+	var bs []*spiffebundle.Bundle
+	for id, raw := range out.Bundles {
+		td, err := spiffeid.TrustDomainFromString(id)
+		if err != nil {
+			return nil, fmt.Errorf("reading the federated bundles: %w", err)
+		}
+		b, err := spiffebundle.Parse(td, raw)
+		if err != nil {
+			return nil, fmt.Errorf("reading the bundle of %q: %w", td.Name(), err)
+		}
+		bs = append(bs, b)
+	}
+	return bs, nil
+}
+
 // Changes long-polls the server's feed of certification changes.
 func (s *ServerIssuer) Changes(ctx context.Context, seq int64) ([]string, int64, error) {
 	wait := s.Wait

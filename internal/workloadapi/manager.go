@@ -31,6 +31,13 @@ type Issuer interface {
 	Changes(ctx context.Context, seq int64) (digests []string, next int64, err error)
 }
 
+// Federator is an Issuer that also lists the bundles of the trust domains
+// the server federates with; they are handed to workloads beside the
+// trust domain's own.
+type Federator interface {
+	FederatedBundles(ctx context.Context) ([]*spiffebundle.Bundle, error)
+}
+
 // ManagerConfig configures a Manager.
 type ManagerConfig struct {
 	Issuer Issuer
@@ -55,6 +62,7 @@ type Manager struct {
 	mu            sync.Mutex
 	entries       map[string]*entry // by container id
 	bundle        *spiffebundle.Bundle
+	federated     []*spiffebundle.Bundle // replaced with bundle
 	bundleFetched time.Time
 	changed       chan struct{} // closed and replaced on every change
 	kick          chan struct{}
@@ -197,8 +205,16 @@ func (m *Manager) pass(ctx context.Context) {
 		if b, err := m.cfg.Issuer.Bundle(ctx); err != nil {
 			m.cfg.Log.Warn("fetching the trust bundle", "error", err)
 		} else {
+			fed := m.federatedNow()
+			if fr, ok := m.cfg.Issuer.(Federator); ok {
+				if got, err := fr.FederatedBundles(ctx); err != nil {
+					m.cfg.Log.Warn("fetching the federated bundles", "error", err)
+				} else {
+					fed = got
+				}
+			}
 			m.mu.Lock()
-			m.bundle, m.bundleFetched = b, now
+			m.bundle, m.federated, m.bundleFetched = b, fed, now
 			m.notifyLocked()
 			m.mu.Unlock()
 		}
@@ -209,6 +225,12 @@ func (m *Manager) pass(ctx context.Context) {
 		}
 		m.issue(ctx, w)
 	}
+}
+
+func (m *Manager) federatedNow() []*spiffebundle.Bundle {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.federated
 }
 
 func (m *Manager) bundleDue(now time.Time) bool {
@@ -239,7 +261,13 @@ func (m *Manager) issue(ctx context.Context, w identity.Workload) {
 		if e.svid != nil || e.refusal == nil || e.refusal.Reason != ref.Reason {
 			m.cfg.Log.Info("identity refused", "container", w.Container, "image", w.Image, "reason", ref.Reason, "detail", ref.Detail)
 		}
-		e.svid, e.jwts, e.refusal, e.due = nil, nil, ref, now.Add(m.cfg.RetryRefused)
+		retry := m.cfg.RetryRefused
+		if ref.Reason == identity.ReasonNodeSilent {
+			// This node's own heartbeat is late (a server restart, a
+			// partition): no change will be pushed when it is heard again.
+			retry = min(retry, nodeSilentRetry)
+		}
+		e.svid, e.jwts, e.refusal, e.due = nil, nil, ref, now.Add(retry)
 		m.notifyLocked()
 	case err != nil:
 		m.stats.Failures++
@@ -286,17 +314,18 @@ func (m *Manager) followChanges(ctx context.Context) {
 
 // snapshot is what the Workload API serves a container now.
 type snapshot struct {
-	svid    *x509svid.SVID
-	bundle  *spiffebundle.Bundle
-	refusal *identity.Refusal
-	pending bool // known, not decided yet
-	changed <-chan struct{}
+	svid      *x509svid.SVID
+	bundle    *spiffebundle.Bundle
+	federated []*spiffebundle.Bundle
+	refusal   *identity.Refusal
+	pending   bool // known, not decided yet
+	changed   <-chan struct{}
 }
 
 func (m *Manager) snapshot(container string) snapshot {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := snapshot{bundle: m.bundle, changed: m.changed}
+	s := snapshot{bundle: m.bundle, federated: m.federated, changed: m.changed}
 	e, ok := m.entries[container]
 	if !ok {
 		// Adopted by the agent, not yet seen by a pass: a caller waits,
@@ -355,6 +384,10 @@ func (m *Manager) jwt(ctx context.Context, container string, audiences []string)
 	}
 	return "", fmt.Errorf("the identity of container %s was withdrawn", container)
 }
+
+// nodeSilentRetry is how soon an identity refused because this node was
+// not heard from is asked again.
+const nodeSilentRetry = 5 * time.Second
 
 // maxJWTCache bounds the JWT-SVIDs kept per container (one per audience set).
 const maxJWTCache = 64

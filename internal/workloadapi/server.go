@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/bundle/jwtbundle"
 	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
 	"github.com/spiffe/go-spiffe/v2/proto/spiffe/workload"
 	"google.golang.org/grpc"
@@ -162,9 +163,18 @@ func x509Response(snap snapshot) (*workload.X509SVIDResponse, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoding the X.509-SVID: %w", err)
 	}
-	return &workload.X509SVIDResponse{Svids: []*workload.X509SVID{{
+	resp := &workload.X509SVIDResponse{Svids: []*workload.X509SVID{{
 		SpiffeId: snap.svid.ID.String(), X509Svid: certs, X509SvidKey: key, Bundle: rawCerts(snap.bundle.X509Authorities()),
-	}}}, nil
+	}}}
+	for _, b := range snap.federated {
+		if len(b.X509Authorities()) > 0 {
+			if resp.FederatedBundles == nil {
+				resp.FederatedBundles = map[string][]byte{}
+			}
+			resp.FederatedBundles[b.TrustDomain().IDString()] = rawCerts(b.X509Authorities())
+		}
+	}
+	return resp, nil
 }
 
 func rawCerts(cs []*x509.Certificate) []byte {
@@ -190,8 +200,13 @@ func (s *Server) FetchX509Bundles(_ *workload.X509BundlesRequest, stream workloa
 			return errNoIdentity(snap.refusal.Error())
 		}
 		if snap.bundle != nil && snap.bundle != last {
-			td := snap.bundle.TrustDomain().IDString()
-			if err := stream.Send(&workload.X509BundlesResponse{Bundles: map[string][]byte{td: rawCerts(snap.bundle.X509Authorities())}}); err != nil {
+			bundles := map[string][]byte{snap.bundle.TrustDomain().IDString(): rawCerts(snap.bundle.X509Authorities())}
+			for _, b := range snap.federated {
+				if len(b.X509Authorities()) > 0 {
+					bundles[b.TrustDomain().IDString()] = rawCerts(b.X509Authorities())
+				}
+			}
+			if err := stream.Send(&workload.X509BundlesResponse{Bundles: bundles}); err != nil {
 				return err
 			}
 			last = snap.bundle
@@ -218,11 +233,15 @@ func (s *Server) FetchJWTBundles(_ *workload.JWTBundlesRequest, stream workload.
 			return errNoIdentity(snap.refusal.Error())
 		}
 		if snap.bundle != nil && snap.bundle != last {
-			jwks, err := snap.bundle.JWTBundle().Marshal()
-			if err != nil {
-				return status.Error(codes.Internal, err.Error())
+			bundles := map[string][]byte{}
+			for _, b := range append([]*spiffebundle.Bundle{snap.bundle}, snap.federated...) {
+				jwks, err := b.JWTBundle().Marshal()
+				if err != nil {
+					return status.Error(codes.Internal, err.Error())
+				}
+				bundles[b.TrustDomain().IDString()] = jwks
 			}
-			if err := stream.Send(&workload.JWTBundlesResponse{Bundles: map[string][]byte{snap.bundle.TrustDomain().IDString(): jwks}}); err != nil {
+			if err := stream.Send(&workload.JWTBundlesResponse{Bundles: bundles}); err != nil {
 				return err
 			}
 			last = snap.bundle
@@ -287,12 +306,16 @@ func (s *Server) ValidateJWTSVID(ctx context.Context, req *workload.ValidateJWTS
 		return nil, status.Error(codes.InvalidArgument, "svid must be specified")
 	}
 	s.m.mu.Lock()
-	b := s.m.bundle
+	b, fed := s.m.bundle, s.m.federated
 	s.m.mu.Unlock()
 	if b == nil {
 		return nil, status.Error(codes.Unavailable, "no trust bundle yet")
 	}
-	svid, err := identity.ValidateJWT(req.Svid, b.JWTBundle(), req.Audience)
+	set := jwtbundle.NewSet(b.JWTBundle())
+	for _, f := range fed {
+		set.Add(f.JWTBundle())
+	}
+	svid, err := identity.ValidateJWT(req.Svid, set, req.Audience)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}

@@ -41,6 +41,15 @@ type localIssuer struct {
 	drifted map[string]bool           // by container
 	records []identity.Record
 	changes chan []string
+	silent  bool // the node is not heard from
+	fed     []*spiffebundle.Bundle
+}
+
+// FederatedBundles makes localIssuer a Federator.
+func (li *localIssuer) FederatedBundles(context.Context) ([]*spiffebundle.Bundle, error) {
+	li.mu.Lock()
+	defer li.mu.Unlock()
+	return li.fed, nil
 }
 
 func newLocalIssuer(t testing.TB) *localIssuer {
@@ -61,6 +70,9 @@ func newLocalIssuer(t testing.TB) *localIssuer {
 			defer li.mu.Unlock()
 			f := li.facts[w.Image]
 			f.Image, f.Heartbeat, f.Drifted = w.Image, time.Now(), li.drifted[w.Container]
+			if li.silent {
+				f.Heartbeat = time.Time{}
+			}
 			return f, nil
 		},
 		Record: func(_ context.Context, r identity.Record) error {
@@ -451,4 +463,40 @@ func expiredJWT(t *testing.T, f *fixture) string {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// TestNodeSilentIsAskedAgainSoon: an identity refused because this node
+// was not heard from is asked again within seconds (no change is pushed
+// when the node is heard again), not after RetryRefused.
+func TestNodeSilentIsAskedAgainSoon(t *testing.T) {
+	li := newLocalIssuer(t)
+	li.set(certified, identity.Facts{Certified: true})
+	li.mu.Lock()
+	li.silent = true
+	li.mu.Unlock()
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	w := *cart(certified)
+	m := NewManager(ManagerConfig{Issuer: li, Every: 10 * time.Millisecond, Now: clock, RetryRefused: time.Hour,
+		Workloads: func() []identity.Workload { return []identity.Workload{w} }})
+	ctx := ctxT(t, 10*time.Second)
+	go m.Run(ctx)
+	waitStat := func(what string, ok func(ManagerStats) bool) {
+		t.Helper()
+		for !ok(m.Stats()) {
+			if ctx.Err() != nil {
+				t.Fatalf("waiting for %s: %+v", what, m.Stats())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitStat("the refusal", func(s ManagerStats) bool { return s.Refused >= 1 })
+	li.mu.Lock()
+	li.silent = false
+	li.mu.Unlock()
+	mu.Lock()
+	now = now.Add(nodeSilentRetry + time.Second)
+	mu.Unlock()
+	waitStat("the issuance", func(s ManagerStats) bool { return s.Issued >= 1 })
 }

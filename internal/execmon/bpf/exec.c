@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Bulwark's exec sensor: every exec and every process exit on the node, as
+ * events on a ring buffer (tp_btf programs: no tracefs, no kprobes, no
+ * trampolines, so they load where LSM programs do not). Each event carries
+ * the process, its parent, its cgroup v2 id, uid, the exec'd file's
+ * identity (device, inode) and path, and the argument vector (bounded).
+ * The agent attributes by cgroup id; a full ring buffer counts the event
+ * lost, it never blocks the exec. */
+#include "kernel.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+
+#define ARGV_MAX 256
+#define PATH_MAX_EVENT 256
+
+#define KIND_EXEC 1
+#define KIND_EXIT 2
+#define KIND_CONNECT 3
+
+#define AF_INET 2
+#define AF_INET6 10
+#define TCP_SYN_SENT 2
+
+struct event {
+	__u64 cgroup;
+	__u64 ino;
+	__u32 dev;
+	__u32 pid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 kind;
+	__s32 exit_code;
+	__u32 argv_len;
+	__u16 family;
+	__u16 dport;
+	__u8 daddr[16];
+	char comm[16];
+	char path[PATH_MAX_EVENT];
+	char argv[ARGV_MAX];
+};
+
+enum {
+	STAT_EVENTS = 0,
+	STAT_LOST,
+	STAT_MAX,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+const struct event *unused_event __attribute__((unused));
+
+static __always_inline void count(__u32 i)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &i);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline struct event *start(struct task_struct *p, __u32 kind)
+{
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(STAT_LOST);
+		return 0;
+	}
+	count(STAT_EVENTS);
+	e->kind = kind;
+	e->cgroup = bpf_get_current_cgroup_id();
+	e->pid = BPF_CORE_READ(p, tgid);
+	e->ppid = BPF_CORE_READ(p, real_parent, tgid);
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	e->ino = 0;
+	e->dev = 0;
+	e->exit_code = 0;
+	e->argv_len = 0;
+	e->family = 0;
+	e->dport = 0;
+	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
+	e->path[0] = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	return e;
+}
+
+SEC("tp_btf/sched_process_exec")
+int bulwark_exec(unsigned long long *ctx)
+{
+	struct task_struct *p = (void *)ctx[0];
+	struct linux_binprm *bprm = (void *)ctx[2];
+	struct event *e = start(p, KIND_EXEC);
+	if (!e)
+		return 0;
+	struct inode *inode = BPF_CORE_READ(bprm, file, f_inode);
+	e->ino = BPF_CORE_READ(inode, i_ino);
+	e->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	if (bpf_probe_read_kernel_str(e->path, sizeof(e->path), BPF_CORE_READ(bprm, filename)) < 0)
+		e->path[0] = 0;
+	struct mm_struct *mm = BPF_CORE_READ(p, mm);
+	unsigned long as = BPF_CORE_READ(mm, arg_start);
+	unsigned long ae = BPF_CORE_READ(mm, arg_end);
+	__u32 n = ae > as ? ae - as : 0;
+	if (n > ARGV_MAX - 1)
+		n = ARGV_MAX - 1;
+	n &= ARGV_MAX - 1;
+	if (n > 0 && bpf_probe_read_user(e->argv, n, (void *)as) == 0)
+		e->argv_len = n;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int bulwark_exit(unsigned long long *ctx)
+{
+	struct task_struct *p = (void *)ctx[0];
+	if (BPF_CORE_READ(p, pid) != BPF_CORE_READ(p, tgid))
+		return 0; /* a thread, not the process */
+	struct event *e = start(p, KIND_EXIT);
+	if (!e)
+		return 0;
+	e->exit_code = BPF_CORE_READ(p, exit_code);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* An outbound TCP connection: the socket moves to SYN_SENT inside the
+ * connect call, so the current task is the one connecting. */
+SEC("tp_btf/inet_sock_set_state")
+int bulwark_connect(unsigned long long *ctx)
+{
+	struct sock *sk = (void *)ctx[0];
+	int newstate = (int)ctx[2];
+	if (newstate != TCP_SYN_SENT)
+		return 0;
+	struct task_struct *p = (void *)bpf_get_current_task_btf();
+	struct event *e = start(p, KIND_CONNECT);
+	if (!e)
+		return 0;
+	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 port = BPF_CORE_READ(sk, __sk_common.skc_dport);
+	e->dport = (port >> 8) | (port << 8);
+	if (e->family == AF_INET) {
+		__be32 a = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(e->daddr, &a, 4);
+	} else if (e->family == AF_INET6) {
+		BPF_CORE_READ_INTO(&e->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

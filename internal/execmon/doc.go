@@ -1,0 +1,14 @@
+// Package execmon is the agent's exec sensor: tp_btf programs on
+// sched_process_exec, sched_process_exit and inet_sock_set_state that
+// report every exec, every process exit and every outbound TCP connection
+// (the move to SYN_SENT, in the connecting task) of the node on a ring
+// buffer, with pid, parent,
+// cgroup v2 id, uid, the exec'd file's identity and path, and the argument
+// vector (bounded to 255 bytes). It sees; it does not decide (internal/bpflsm
+// and internal/fanotify do). tp_btf programs need BTF but no tracefs,
+// kprobes or BPF trampolines, so they load on kernels that refuse LSM
+// programs (this machine's, docs/runtime.md).
+//
+// The compiled object is committed (exec_bpfel.o, bpf2go); regenerate with
+// `go generate ./internal/execmon/` (clang, llvm, libbpf-dev).
+package execmon

@@ -1,0 +1,206 @@
+package execmon
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+)
+
+// Kind is what an Event reports.
+type Kind uint32
+
+// The kinds.
+const (
+	KindExec    Kind = 1
+	KindExit    Kind = 2
+	KindConnect Kind = 3 // an outbound TCP connection (SYN sent)
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindExec:
+		return "exec"
+	case KindExit:
+		return "exit"
+	case KindConnect:
+		return "connect"
+	}
+	return fmt.Sprintf("kind(%d)", uint32(k))
+}
+
+// Event is one exec or exit.
+type Event struct {
+	Kind   Kind
+	Cgroup uint64 // cgroup v2 id of the process
+	PID    uint32 // process (thread group) id
+	PPID   uint32
+	UID    uint32
+	Comm   string
+	// Exec only: the file's identity (the kernel's device encoding) and
+	// the path given to exec, and the arguments (bounded: Truncated says
+	// more were given).
+	Dev       uint32
+	Ino       uint64
+	Path      string
+	Argv      []string
+	Truncated bool
+	// Exit only: the wait status (exit code << 8 | signal).
+	ExitCode int32
+	// Connect only: where to (IPv4 or IPv6).
+	Dst netip.AddrPort
+}
+
+// Stats are the programs' counters, summed over CPUs.
+type Stats struct {
+	Events uint64
+	Lost   uint64 // the ring buffer was full: the event is gone, the exec was not held
+}
+
+// Monitor is the loaded and attached sensor.
+type Monitor struct {
+	objs  execObjects
+	links []link.Link
+
+	mu     sync.Mutex
+	reader *ringbuf.Reader
+}
+
+// ErrClosed is returned by Read once the Monitor is closed.
+var ErrClosed = errors.New("execmon: closed")
+
+// Start loads the programs and attaches them.
+func Start() (*Monitor, error) {
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("starting the exec sensor: %w", err)
+	}
+	var m Monitor
+	if err := loadExecObjects(&m.objs, nil); err != nil {
+		return nil, fmt.Errorf("loading the exec sensor: %w", err)
+	}
+	for _, p := range []*ebpf.Program{m.objs.BulwarkExec, m.objs.BulwarkExit, m.objs.BulwarkConnect} {
+		l, err := link.AttachTracing(link.TracingOptions{Program: p})
+		if err != nil {
+			_ = m.Close()
+			return nil, fmt.Errorf("attaching %s: %w", p, err)
+		}
+		m.links = append(m.links, l)
+	}
+	r, err := ringbuf.NewReader(m.objs.Events)
+	if err != nil {
+		_ = m.Close()
+		return nil, fmt.Errorf("opening the exec sensor's ring buffer: %w", err)
+	}
+	m.reader = r
+	return &m, nil
+}
+
+// Close detaches the programs; a blocked Read returns ErrClosed.
+func (m *Monitor) Close() error {
+	m.mu.Lock()
+	r := m.reader
+	m.reader = nil
+	m.mu.Unlock()
+	var errs []error
+	if r != nil {
+		errs = append(errs, r.Close())
+	}
+	for _, l := range m.links {
+		errs = append(errs, l.Close())
+	}
+	m.links = nil
+	errs = append(errs, m.objs.Close())
+	return errors.Join(errs...)
+}
+
+// Read blocks until the next event. One reader at a time.
+func (m *Monitor) Read() (Event, error) {
+	m.mu.Lock()
+	r := m.reader
+	m.mu.Unlock()
+	if r == nil {
+		return Event{}, ErrClosed
+	}
+	rec, err := r.Read()
+	if errors.Is(err, os.ErrClosed) || errors.Is(err, ringbuf.ErrClosed) {
+		return Event{}, ErrClosed
+	}
+	if err != nil {
+		return Event{}, fmt.Errorf("reading the exec sensor: %w", err)
+	}
+	return decode(rec.RawSample)
+}
+
+// Stats sums the per-CPU counters.
+func (m *Monitor) Stats() (Stats, error) {
+	var s Stats
+	for i, f := range []*uint64{&s.Events, &s.Lost} {
+		var per []uint64
+		if err := m.objs.Stats.Lookup(uint32(i), &per); err != nil {
+			return Stats{}, fmt.Errorf("reading counter %d: %w", i, err)
+		}
+		for _, v := range per {
+			*f += v
+		}
+	}
+	return s, nil
+}
+
+func decode(raw []byte) (Event, error) {
+	var ev execEvent
+	if len(raw) < binary.Size(ev) {
+		return Event{}, fmt.Errorf("decoding an exec event of %d bytes: want %d", len(raw), binary.Size(ev))
+	}
+	if err := binary.Read(bytes.NewReader(raw), binary.NativeEndian, &ev); err != nil {
+		return Event{}, fmt.Errorf("decoding an exec event: %w", err)
+	}
+	e := Event{Kind: Kind(ev.Kind), Cgroup: ev.Cgroup, PID: ev.Pid, PPID: ev.Ppid, UID: ev.Uid, Comm: cString(ev.Comm[:]),
+		Dev: ev.Dev, Ino: ev.Ino, Path: cString(ev.Path[:]), ExitCode: ev.ExitCode}
+	switch {
+	case e.Kind == KindConnect && ev.Family == unix.AF_INET:
+		e.Dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte(ev.Daddr[:4])), ev.Dport)
+	case e.Kind == KindConnect && ev.Family == unix.AF_INET6:
+		e.Dst = netip.AddrPortFrom(netip.AddrFrom16(ev.Daddr), ev.Dport)
+	}
+	if e.Kind == KindExec {
+		n := min(int(ev.ArgvLen), len(ev.Argv))
+		b := make([]byte, n)
+		for i := range n {
+			b[i] = byte(ev.Argv[i])
+		}
+		e.Argv, e.Truncated = splitArgv(b, n == len(ev.Argv)-1)
+	}
+	return e, nil
+}
+
+// splitArgv splits the NUL-separated argument block; full says the block
+// was cut at its bound, so the last argument may be cut too.
+func splitArgv(b []byte, full bool) ([]string, bool) {
+	trailing := len(b) > 0 && b[len(b)-1] == 0
+	s := strings.TrimSuffix(string(b), "\x00")
+	if s == "" {
+		return nil, full
+	}
+	return strings.Split(s, "\x00"), full && !trailing
+}
+
+func cString[T ~int8 | ~uint8](b []T) string {
+	out := make([]byte, 0, len(b))
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		out = append(out, byte(c))
+	}
+	return string(out)
+}
