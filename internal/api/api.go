@@ -87,6 +87,7 @@ type Handler struct {
 	fleet       *fleet.Index    // UseFleet; an empty one when nil
 	fleetOnce   sync.Once
 	wakeRespond func()
+	reporters   sync.Map        // token id -> name, for node-bound agent reports (fleet.go)
 	hosts       hostInventories // hostinventory.go
 }
 

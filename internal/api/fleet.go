@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/bulwark-sec/bulwark/internal/fleet"
 	"github.com/bulwark-sec/bulwark/internal/respond"
@@ -142,6 +143,29 @@ func queueDriftResponses(ctx context.Context, tx *store.Store, added []store.Run
 		if err := respond.Enqueue(ctx, tx, j); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// reportsFor refuses an agent report (heartbeat, events) about node from
+// a token bound to another node ("node:NAME", NodeTokenPrefix): a
+// compromised node's token cannot speak for other nodes.
+func (h *Handler) reportsFor(ctx context.Context, node string) error {
+	tn, ok := h.store.(tokenNamer)
+	if !ok {
+		return nil
+	}
+	id := principal(ctx).TokenID
+	name, cached := h.reporters.Load(id)
+	if !cached {
+		n, err := tn.TokenName(ctx, id)
+		if err != nil {
+			return err
+		}
+		name, _ = h.reporters.LoadOrStore(id, n)
+	}
+	if bound, ok := strings.CutPrefix(name.(string), NodeTokenPrefix); ok && bound != node {
+		return errorf(http.StatusForbidden, nil, "this token is bound to node %q, not %q", bound, node)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bulwark-sec/bulwark/internal/agentproto"
+	"github.com/bulwark-sec/bulwark/internal/api"
 	"github.com/bulwark-sec/bulwark/internal/fleet"
 	"github.com/bulwark-sec/bulwark/internal/notify"
 	"github.com/bulwark-sec/bulwark/internal/registrytest"
@@ -92,6 +93,13 @@ func TestServerRunningInventoryAndResponses(t *testing.T) {
 	hb := heartbeat("node-1", newDigest, "web-1", agentproto.Package{Type: "deb", Name: "libc6", Version: "2.36-9+deb12u4"})
 	c.json("POST", agentproto.HeartbeatPath, viewer.Token, hb, http.StatusForbidden, nil)
 	c.json("POST", agentproto.HeartbeatPath, operator.Token, hb, http.StatusOK, nil)
+	// A token bound to another node cannot report for this one.
+	var node2 api.TokenCreated
+	c.json("POST", "/api/v1/tokens", admin.Token, map[string]string{"name": api.NodeTokenPrefix + "node-2", "role": store.RoleOperator}, http.StatusCreated, &node2)
+	c.json("POST", agentproto.HeartbeatPath, node2.Token, hb, http.StatusForbidden, nil)
+	c.json("POST", agentproto.EventsPath, node2.Token, agentproto.Batch{Node: "node-1", Spool: "x", Events: []agentproto.Event{{Seq: 1,
+		Time: time.Now(), Verdict: agentproto.VerdictRefused, Container: "c-web-1"}}}, http.StatusForbidden, nil)
+	c.json("POST", agentproto.HeartbeatPath, node2.Token, heartbeat("node-2", "", ""), http.StatusOK, nil)
 	var ws struct {
 		Workloads []fleet.Workload `json:"workloads"`
 		Total     int              `json:"total"`
@@ -104,7 +112,12 @@ func TestServerRunningInventoryAndResponses(t *testing.T) {
 		t.Errorf("workload: %+v", w)
 	}
 	var nodes struct{ Nodes []fleet.Node }
-	c.json("GET", "/api/v1/runtime/nodes", viewer.Token, nil, http.StatusOK, &nodes)
+	c.json("GET", "/api/v1/runtime/nodes?region=eu-west&state=enforcing+%28fanotify%29", viewer.Token, nil, http.StatusOK, &nodes)
+	if len(nodes.Nodes) != 2 {
+		t.Errorf("nodes of eu-west: %+v", nodes.Nodes)
+	}
+	c.json("GET", "/api/v1/runtime/nodes?region=eu-west", viewer.Token, nil, http.StatusOK, &nodes)
+	nodes.Nodes = nodes.Nodes[:1]
 	if len(nodes.Nodes) != 1 || nodes.Nodes[0].Kernel != "6.1.0-test" || nodes.Nodes[0].Region != "eu-west" || nodes.Nodes[0].Packages != 1 {
 		t.Errorf("nodes: %+v", nodes.Nodes)
 	}
