@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/bulwark-sec/bulwark/internal/fleet"
 	"github.com/bulwark-sec/bulwark/internal/respond"
@@ -151,18 +152,24 @@ func queueDriftResponses(ctx context.Context, tx *store.Store, added []store.Run
 // a token bound to another node ("node:NAME", NodeTokenPrefix): a
 // compromised node's token cannot speak for other nodes.
 func (h *Handler) reportsFor(ctx context.Context, node string) error {
-	tn, ok := h.store.(tokenNamer)
+	return boundTo(ctx, h.store, &h.reporters, node)
+}
+
+// boundTo refuses the caller's token when it is bound to a node other
+// than node; names caches token names by id (they never change).
+func boundTo(ctx context.Context, st Store, names *sync.Map, node string) error {
+	tn, ok := st.(tokenNamer)
 	if !ok {
 		return nil
 	}
 	id := principal(ctx).TokenID
-	name, cached := h.reporters.Load(id)
+	name, cached := names.Load(id)
 	if !cached {
 		n, err := tn.TokenName(ctx, id)
 		if err != nil {
 			return err
 		}
-		name, _ = h.reporters.LoadOrStore(id, n)
+		name, _ = names.LoadOrStore(id, n)
 	}
 	if bound, ok := strings.CutPrefix(name.(string), NodeTokenPrefix); ok && bound != node {
 		return errorf(http.StatusForbidden, nil, "this token is bound to node %q, not %q", bound, node)

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -67,23 +66,7 @@ type tokenNamer interface {
 
 // nodeBound refuses a request of a node-bound token for another node.
 func (h *Handler) nodeBound(ctx context.Context, ir *identityRoutes, node string) error {
-	tn, ok := h.store.(tokenNamer)
-	if !ok {
-		return nil
-	}
-	id := principal(ctx).TokenID
-	name, cached := ir.tokenNames.Load(id)
-	if !cached {
-		n, err := tn.TokenName(ctx, id)
-		if err != nil {
-			return err
-		}
-		name, _ = ir.tokenNames.LoadOrStore(id, n)
-	}
-	if bound, ok := strings.CutPrefix(name.(string), NodeTokenPrefix); ok && bound != node {
-		return errorf(http.StatusForbidden, nil, "this token is bound to node %q, not %q", bound, node)
-	}
-	return nil
+	return boundTo(ctx, h.store, &ir.tokenNames, node)
 }
 
 // UseIdentity turns the identity routes on: X.509- and JWT-SVIDs for
