@@ -178,6 +178,7 @@ containerRuntimeEndpoint: unix://%s
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard: {}
+cgroupRoot: /%s
 syncFrequency: 5s
 fileCheckFrequency: 5s
 nodeStatusUpdateFrequency: 5s
@@ -186,7 +187,14 @@ authentication:
   webhook: {enabled: false}
   x509: {clientCAFile: %q}
 authorization: {mode: AlwaysAllow}
-`, ports[0], n.Containerd, filepath.Join(c.dir, "pki", "ca.crt"))
+`, ports[0], n.Containerd, filepath.Base(dir), filepath.Join(c.dir, "pki", "ca.crt"))
+	// Its own cgroup root: two nodes on one machine (tests of two
+	// packages at once) do not share kubepods.
+	for _, h := range cgroupHierarchies() {
+		if err := os.MkdirAll(filepath.Join(h, filepath.Base(dir)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	kcfgPath := filepath.Join(dir, "kubelet.yaml")
 	if err := os.WriteFile(kcfgPath, []byte(kcfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -362,7 +370,7 @@ func (n *Node) stop() {
 		_ = n.ctrd.stop()
 	}
 	unmountUnder(n.dir)
-	removeCgroups("kubepods")
+	removeCgroups(filepath.Base(n.dir))
 	_ = os.RemoveAll(n.dir)
 }
 
@@ -378,6 +386,19 @@ func unmountUnder(dir string) {
 			_ = unix.Unmount(f[1], unix.MNT_DETACH)
 		}
 	}
+}
+
+// cgroupHierarchies are the mounted cgroup hierarchies (v1 controllers
+// and the unified one).
+func cgroupHierarchies() []string {
+	var out []string
+	hs, _ := filepath.Glob("/sys/fs/cgroup/*")
+	for _, h := range hs {
+		if fi, err := os.Lstat(h); err == nil && fi.IsDir() {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // removeCgroups removes the cgroup name (and what is under it) from every
