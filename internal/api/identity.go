@@ -52,7 +52,7 @@ type IdentityDecisions interface {
 type identityRoutes struct {
 	cfg        IdentityConfig
 	issuer     *identity.Issuer
-	group      *auditGroup
+	group      *audit.Group
 	tokenNames sync.Map // token id -> name (names never change)
 }
 
@@ -90,10 +90,10 @@ func (h *Handler) nodeBound(ctx context.Context, ir *identityRoutes, node string
 // agents, the change feed, the trust bundle and the decisions. Every
 // decision is audited (group-committed) before it is answered.
 func (h *Handler) UseIdentity(cfg IdentityConfig) {
-	ir := &identityRoutes{cfg: cfg, group: &auditGroup{auditor: h.auditor}}
+	ir := &identityRoutes{cfg: cfg, group: &audit.Group{Commit: h.auditor.commitEntries}}
 	ir.issuer = &identity.Issuer{Authority: cfg.Authority, Template: cfg.Template, Facts: cfg.Facts, Grace: cfg.Grace,
 		Record: func(ctx context.Context, rec identity.Record) error {
-			if err := ir.group.append(ctx, decisionEntry(principal(ctx), rec)); err != nil {
+			if err := ir.group.Append(ctx, decisionEntry(principal(ctx), rec)); err != nil {
 				return err
 			}
 			if cfg.Decisions != nil {
