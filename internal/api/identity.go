@@ -10,8 +10,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
@@ -53,37 +51,6 @@ type identityRoutes struct {
 	cfg        IdentityConfig
 	issuer     *identity.Issuer
 	group      *audit.Group
-	tokenNames sync.Map // token id -> name (names never change)
-}
-
-// NodeTokenPrefix names an agent token bound to one node: a token called
-// "node:NAME" may ask identities for node NAME only.
-const NodeTokenPrefix = "node:"
-
-// tokenNamer reads a token's name (store.Store).
-type tokenNamer interface {
-	TokenName(ctx context.Context, id int64) (string, error)
-}
-
-// nodeBound refuses a request of a node-bound token for another node.
-func (h *Handler) nodeBound(ctx context.Context, ir *identityRoutes, node string) error {
-	tn, ok := h.store.(tokenNamer)
-	if !ok {
-		return nil
-	}
-	id := principal(ctx).TokenID
-	name, cached := ir.tokenNames.Load(id)
-	if !cached {
-		n, err := tn.TokenName(ctx, id)
-		if err != nil {
-			return err
-		}
-		name, _ = ir.tokenNames.LoadOrStore(id, n)
-	}
-	if bound, ok := strings.CutPrefix(name.(string), NodeTokenPrefix); ok && bound != node {
-		return errorf(http.StatusForbidden, nil, "this token is bound to node %q, not %q", bound, node)
-	}
-	return nil
 }
 
 // UseIdentity turns the identity routes on: X.509- and JWT-SVIDs for
@@ -160,7 +127,7 @@ func (h *Handler) issueX509(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := h.nodeBound(r.Context(), ir, req.Node); err != nil {
+	if err := h.nodeBound(r.Context(), req.Node); err != nil {
 		return err
 	}
 	csr, err := x509.ParseCertificateRequest(req.CSR)
@@ -198,7 +165,7 @@ func (h *Handler) issueJWT(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := h.nodeBound(r.Context(), ir, req.Node); err != nil {
+	if err := h.nodeBound(r.Context(), req.Node); err != nil {
 		return err
 	}
 	tok, exp, err := ir.issuer.IssueJWT(r.Context(), workloadOf(req.Node, req.Workload), req.Audiences)
