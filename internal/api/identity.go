@@ -48,9 +48,9 @@ type IdentityDecisions interface {
 }
 
 type identityRoutes struct {
-	cfg        IdentityConfig
-	issuer     *identity.Issuer
-	group      *audit.Group
+	cfg    IdentityConfig
+	issuer *identity.Issuer
+	group  *audit.Group
 }
 
 // UseIdentity turns the identity routes on: X.509- and JWT-SVIDs for
