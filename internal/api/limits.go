@@ -83,6 +83,36 @@ type bucket struct {
 	tokens float64
 	last   time.Time
 	busy   int // requests in progress
+	polls  int // long polls in progress
+}
+
+// maxPollsPerToken bounds the long polls one token holds at once: an
+// agent holds one; without a bound one token could hold a share of the
+// feed's MaxWaiters and have the other agents' polls refused as busy.
+const maxPollsPerToken = 8
+
+// enterPoll counts a long poll of token id, unless it holds
+// maxPollsPerToken already; leavePoll ends it.
+func (b *buckets) enterPoll(id int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	k := b.m[id]
+	if k == nil {
+		return true // take created it unless rate limits are off
+	}
+	if k.polls >= maxPollsPerToken {
+		return false
+	}
+	k.polls++
+	return true
+}
+
+func (b *buckets) leavePoll(id int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if k := b.m[id]; k != nil && k.polls > 0 {
+		k.polls--
+	}
 }
 
 // enter counts a request of token id in progress, unless it has
@@ -121,7 +151,7 @@ func (b *buckets) take(id int64, now time.Time) (ok bool, wait time.Duration) {
 	if !found {
 		if len(b.m) > 100_000 { // bounded: drop the idle ones
 			for id, old := range b.m {
-				if old.busy == 0 && now.Sub(old.last).Seconds()*b.rate >= b.burst {
+				if old.busy == 0 && old.polls == 0 && now.Sub(old.last).Seconds()*b.rate >= b.burst {
 					delete(b.m, id)
 				}
 			}
@@ -154,8 +184,14 @@ func (h *Handler) limit(pattern string, next handlerFunc) handlerFunc {
 				return errorf(http.StatusTooManyRequests, nil, "rate limit of this token exceeded (%g requests/s, burst %d); retry after %d s", h.limits.Rate, h.limits.Burst, max(secs, 1))
 			}
 			// An agent holds a long poll all the time: it is no request in
-			// progress for the in-flight bound (the feed bounds them).
-			if pattern != longPollRoute {
+			// progress for the in-flight bound, but has its own.
+			if pattern == longPollRoute {
+				if !h.buckets.enterPoll(id) {
+					w.Header().Set("Retry-After", "1")
+					return errorf(http.StatusTooManyRequests, nil, "this token holds %d long polls already; retry after 1 s", maxPollsPerToken)
+				}
+				defer h.buckets.leavePoll(id)
+			} else {
 				if !h.buckets.enter(id) {
 					w.Header().Set("Retry-After", "1")
 					return errorf(http.StatusTooManyRequests, nil, "this token has %d requests in progress already; retry after 1 s", h.limits.InFlight)
