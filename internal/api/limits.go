@@ -91,51 +91,39 @@ type bucket struct {
 // feed's MaxWaiters and have the other agents' polls refused as busy.
 const maxPollsPerToken = 8
 
-// enterPoll counts a long poll of token id, unless it holds
-// maxPollsPerToken already; leavePoll ends it.
-func (b *buckets) enterPoll(id int64) bool {
+// enter counts a request of token id in progress (a long poll when poll),
+// unless it has inFlight of them (maxPollsPerToken) already; leave ends it.
+func (b *buckets) enter(id int64, poll bool) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	k := b.m[id]
 	if k == nil {
 		return true // take created it unless rate limits are off
 	}
-	if k.polls >= maxPollsPerToken {
+	n, limit := &k.busy, b.inFlight
+	if poll {
+		n, limit = &k.polls, maxPollsPerToken
+	}
+	if *n >= limit {
 		return false
 	}
-	k.polls++
+	*n++
 	return true
 }
 
-func (b *buckets) leavePoll(id int64) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if k := b.m[id]; k != nil && k.polls > 0 {
-		k.polls--
-	}
-}
-
-// enter counts a request of token id in progress, unless it has
-// inFlight already; leave ends it.
-func (b *buckets) enter(id int64) bool {
+func (b *buckets) leave(id int64, poll bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	k := b.m[id]
 	if k == nil {
-		return true // take created it unless rate limits are off
+		return
 	}
-	if k.busy >= b.inFlight {
-		return false
+	n := &k.busy
+	if poll {
+		n = &k.polls
 	}
-	k.busy++
-	return true
-}
-
-func (b *buckets) leave(id int64) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if k := b.m[id]; k != nil && k.busy > 0 {
-		k.busy--
+	if *n > 0 {
+		*n--
 	}
 }
 
@@ -185,19 +173,15 @@ func (h *Handler) limit(pattern string, next handlerFunc) handlerFunc {
 			}
 			// An agent holds a long poll all the time: it is no request in
 			// progress for the in-flight bound, but has its own.
-			if pattern == longPollRoute {
-				if !h.buckets.enterPoll(id) {
-					w.Header().Set("Retry-After", "1")
+			poll := pattern == longPollRoute
+			if !h.buckets.enter(id, poll) {
+				w.Header().Set("Retry-After", "1")
+				if poll {
 					return errorf(http.StatusTooManyRequests, nil, "this token holds %d long polls already; retry after 1 s", maxPollsPerToken)
 				}
-				defer h.buckets.leavePoll(id)
-			} else {
-				if !h.buckets.enter(id) {
-					w.Header().Set("Retry-After", "1")
-					return errorf(http.StatusTooManyRequests, nil, "this token has %d requests in progress already; retry after 1 s", h.limits.InFlight)
-				}
-				defer h.buckets.leave(id)
+				return errorf(http.StatusTooManyRequests, nil, "this token has %d requests in progress already; retry after 1 s", h.limits.InFlight)
 			}
+			defer h.buckets.leave(id, poll)
 		}
 		if h.limits.RequestTimeout > 0 && pattern != "POST /api/v1/advisories/import" && pattern != longPollRoute {
 			ctx, cancel := context.WithTimeout(r.Context(), h.limits.RequestTimeout)
