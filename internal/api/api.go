@@ -87,8 +87,8 @@ type Handler struct {
 	fleet       *fleet.Index    // UseFleet; an empty one when nil
 	fleetOnce   sync.Once
 	wakeRespond func()
-	reporters   sync.Map        // token id -> name, for node-bound agent reports (fleet.go)
 	hosts       hostInventories // hostinventory.go
+	tokenNames  sync.Map        // token id -> name, for nodeBound (nodebound.go)
 }
 
 // New returns the API over st. Mutations are audited through auditor;

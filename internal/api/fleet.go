@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
-	"sync"
 
 	"github.com/bulwark-sec/bulwark/internal/fleet"
 	"github.com/bulwark-sec/bulwark/internal/respond"
@@ -144,35 +142,6 @@ func queueDriftResponses(ctx context.Context, tx *store.Store, added []store.Run
 		if err := respond.Enqueue(ctx, tx, j); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// reportsFor refuses an agent report (heartbeat, events) about node from
-// a token bound to another node ("node:NAME", NodeTokenPrefix): a
-// compromised node's token cannot speak for other nodes.
-func (h *Handler) reportsFor(ctx context.Context, node string) error {
-	return boundTo(ctx, h.store, &h.reporters, node)
-}
-
-// boundTo refuses the caller's token when it is bound to a node other
-// than node; names caches token names by id (they never change).
-func boundTo(ctx context.Context, st Store, names *sync.Map, node string) error {
-	tn, ok := st.(tokenNamer)
-	if !ok {
-		return nil
-	}
-	id := principal(ctx).TokenID
-	name, cached := names.Load(id)
-	if !cached {
-		n, err := tn.TokenName(ctx, id)
-		if err != nil {
-			return err
-		}
-		name, _ = names.LoadOrStore(id, n)
-	}
-	if bound, ok := strings.CutPrefix(name.(string), NodeTokenPrefix); ok && bound != node {
-		return errorf(http.StatusForbidden, nil, "this token is bound to node %q, not %q", bound, node)
 	}
 	return nil
 }

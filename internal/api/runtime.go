@@ -61,7 +61,7 @@ func (h *Handler) agentEvents(w http.ResponseWriter, r *http.Request) error {
 	if err := b.Validate(); err != nil {
 		return errorf(http.StatusBadRequest, err, "%v", err)
 	}
-	if err := h.reportsFor(ctx, b.Node); err != nil {
+	if err := h.nodeBound(ctx, b.Node); err != nil {
 		return err
 	}
 	evs := make([]store.RuntimeEvent, 0, len(b.Events))
@@ -145,7 +145,7 @@ func (h *Handler) agentHeartbeat(w http.ResponseWriter, r *http.Request) error {
 	if err := hb.Validate(); err != nil {
 		return errorf(http.StatusBadRequest, err, "%v", err)
 	}
-	if err := h.reportsFor(ctx, hb.Node); err != nil {
+	if err := h.nodeBound(ctx, hb.Node); err != nil {
 		return err
 	}
 	cs, _ := json.Marshal(nonNil(hb.Containers))
