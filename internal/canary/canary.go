@@ -69,13 +69,13 @@ func Run(ctx context.Context, o Options) error {
 	// drifted file in place.
 	// /proc/self/exe execs this program even when its file was replaced
 	// or deleted since (an upgrade in place).
-	cmd := exec.CommandContext(ctx, "/proc/self/exe")
+	cmd := exec.CommandContext(ctx, helperPath)
 	cmd.Env = []string{helperEnv + "=" + name, helperCgroupEnv + "=" + o.Cgroup}
 	cmd.Dir = "/"
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	switch {
-	case err == nil:
+	case errors.As(err, &ee) && ee.ExitCode() == exitDrifted:
 		return &FailedError{Ran: true}
 	case ctx.Err() != nil:
 		return &FailedError{Err: fmt.Errorf("exec not answered within %s", Timeout)}
@@ -86,8 +86,15 @@ func Run(ctx context.Context, o Options) error {
 	case errors.As(err, &ee) && ee.ExitCode() == exitOther:
 		return &FailedError{Err: errors.New(string(bytes.TrimSpace(out)))}
 	}
-	return &FailedError{Ran: true, Err: err} // it started and failed: not refused
+	// Anything else is not the helper's answer nor the drifted program's
+	// (a program that never calls MaybeHelper ran itself again): nothing
+	// was proven either way.
+	return fmt.Errorf("the canary helper did not answer (does the program call canary.MaybeHelper first?): %v: %s",
+		err, bytes.TrimSpace(out))
 }
+
+// helperPath is the helper program: this one (a variable for tests).
+var helperPath = "/proc/self/exe"
 
 // The helper's environment and exit codes.
 const (
@@ -96,6 +103,7 @@ const (
 	exitRefused     = 77
 	exitSetup       = 78
 	exitOther       = 79
+	exitDrifted     = 42 // the drifted program's own exit status (Program)
 )
 
 // MaybeHelper runs the canary helper and exits when this process was
@@ -120,17 +128,19 @@ func MaybeHelper() {
 	os.Exit(exitOther)
 }
 
-// Program is the drifted file's content: a static program that exits 0.
+// Program is the drifted file's content: a static program that exits 42
+// (exitDrifted), a status no helper answer shares, so "it ran" is told
+// apart from a program that ran itself instead of the helper.
 func Program() []byte {
 	switch runtime.GOARCH {
 	case "amd64":
-		// mov edi, 0; mov eax, 60 (exit); syscall
-		return tinyELF(62, []byte{0xbf, 0, 0, 0, 0, 0xb8, 60, 0, 0, 0, 0x0f, 0x05})
+		// mov edi, 42; mov eax, 60 (exit); syscall
+		return tinyELF(62, []byte{0xbf, exitDrifted, 0, 0, 0, 0xb8, 60, 0, 0, 0, 0x0f, 0x05})
 	case "arm64":
-		// mov x0, #0; mov x8, #93 (exit); svc #0
-		return tinyELF(183, []byte{0x00, 0x00, 0x80, 0xd2, 0xa8, 0x0b, 0x80, 0xd2, 0x01, 0x00, 0x00, 0xd4})
+		// mov x0, #42; mov x8, #93 (exit); svc #0
+		return tinyELF(183, []byte{0x40, 0x05, 0x80, 0xd2, 0xa8, 0x0b, 0x80, 0xd2, 0x01, 0x00, 0x00, 0xd4})
 	}
-	return []byte("#!/bin/sh\nexit 0\n")
+	return []byte("#!/bin/sh\nexit 42\n")
 }
 
 // tinyELF is a 64-bit little-endian ELF executable of one loadable

@@ -9,15 +9,30 @@ import (
 	"testing"
 )
 
-// TestProgramRuns: the drifted program is a real executable that exits 0,
-// so an unrefused canary is seen as one that ran.
+// TestProgramRuns: the drifted program is a real executable that exits
+// with its own status, so an unrefused canary is seen as one that ran.
 func TestProgramRuns(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "prog")
 	if err := os.WriteFile(p, Program(), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(p).CombinedOutput(); err != nil {
-		t.Fatalf("running the canary program: %v %q", err, out)
+	var ee *exec.ExitError
+	if out, err := exec.Command(p).CombinedOutput(); !errors.As(err, &ee) || ee.ExitCode() != exitDrifted {
+		t.Fatalf("running the canary program: %v %q, want exit status %d", err, out, exitDrifted)
+	}
+}
+
+// TestRunWithoutHelper: a program that never calls MaybeHelper runs
+// itself instead of the helper (here /bin/true, exit 0): that proves
+// nothing, and must not be reported as a drifted file that ran (it was, and
+// an embedding test then saw a canary "fail" with enforcement working).
+func TestRunWithoutHelper(t *testing.T) {
+	helperPath = "/bin/true"
+	defer func() { helperPath = "/proc/self/exe" }()
+	err := Run(context.Background(), Options{Dir: t.TempDir()})
+	var fe *FailedError
+	if err == nil || errors.As(err, &fe) {
+		t.Fatalf("Run with a program that is not the helper: %v, want a setup error", err)
 	}
 }
 

@@ -169,7 +169,7 @@ func TestControlLoopOnRealKubelet(t *testing.T) {
 	sender := agent.NewSender(agent.SenderConfig{URL: c.base, Token: operator.Token, Node: node.Name, Spool: sp,
 		Heartbeat: func() agentproto.Heartbeat { return a.Heartbeat(sp) }, HeartbeatEvery: 200 * time.Millisecond})
 	if a, err = agent.New(agent.Config{Mode: agent.ModePrevent, Address: node.Containerd, Namespaces: []string{k8stest.CRINamespace},
-		Mechanism: agent.MechanismFanotify, CanaryDir: filepath.Join(dir, "canary"), AllowDegrade: true, Report: sender.Report,
+		Mechanism: agent.MechanismFanotify, CanaryDir: filepath.Join(dir, "canary"), Report: sender.Report,
 		Log: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))}); err != nil {
 		t.Fatal(err)
 	}
