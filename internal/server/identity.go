@@ -50,6 +50,34 @@ type IdentityConfig struct {
 	// endpoints ("TD=https://host/path"); their bundles reach workloads
 	// beside this trust domain's.
 	Federate []string
+	// TEEPolicy is the identity TEE policy file (trust.LoadTEEPolicy):
+	// the workloads whose identities need a verified confidential
+	// instance; "" none. RequireTEE adds rules in the flag form
+	// (trust.ParseTEERule).
+	TEEPolicy  string
+	RequireTEE []string
+}
+
+// teePolicy reads the identity TEE policy of cfg: nil when there is none.
+func teePolicy(cfg IdentityConfig, instances trust.TEEInstances) (func(spiffeid.ID, identity.Workload) *identity.TEEFacts, error) {
+	p := &trust.TEEPolicy{}
+	if cfg.TEEPolicy != "" {
+		var err error
+		if p, err = trust.LoadTEEPolicy(cfg.TEEPolicy); err != nil {
+			return nil, err
+		}
+	}
+	for _, s := range cfg.RequireTEE {
+		r, err := trust.ParseTEERule(s)
+		if err != nil {
+			return nil, fmt.Errorf("--identity-require-tee: %w", err)
+		}
+		p.Rules = append(p.Rules, r)
+	}
+	if len(p.Rules) == 0 {
+		return nil, nil
+	}
+	return p.Facts(instances), nil
 }
 
 // identityDir is where the server keeps its identity state.
@@ -75,7 +103,7 @@ type identityService struct {
 
 // setupIdentity opens (or makes) the authority and turns the identity
 // routes on; nil when cfg has no trust domain.
-func setupIdentity(cfg IdentityConfig, dataDir string, st *store.Store, key *seal.Key, h *api.Handler, egress *http.Client, log *slog.Logger) (*identityService, error) {
+func setupIdentity(cfg IdentityConfig, dataDir string, st *store.Store, key *seal.Key, h *api.Handler, egress *http.Client, instances trust.TEEInstances, log *slog.Logger) (*identityService, error) {
 	if cfg.TrustDomain == "" {
 		return nil, nil
 	}
@@ -102,6 +130,10 @@ func setupIdentity(cfg IdentityConfig, dataDir string, st *store.Store, key *sea
 		}
 		fed.Peers = append(fed.Peers, p)
 	}
+	tee, err := teePolicy(cfg, instances)
+	if err != nil {
+		return nil, err
+	}
 	a, err := OpenAuthority(cfg.dir(dataDir), td, key, cfg.X509TTL, log)
 	if err != nil {
 		return nil, err
@@ -113,7 +145,7 @@ func setupIdentity(cfg IdentityConfig, dataDir string, st *store.Store, key *sea
 	}
 	s.feed.OnChange = s.registry.Invalidate
 	h.UseIdentity(api.IdentityConfig{Authority: a, Template: tmpl, Facts: trust.Facts(st), Grace: cfg.NodeGrace,
-		Feed: s.feed, Decisions: s.registry, Federated: fed.Bundles})
+		Feed: s.feed, Decisions: s.registry, Federated: fed.Bundles, TEE: tee})
 	log.Info("workload identity on", "trustDomain", td.Name(), "template", tmplText, "intermediateUntil", a.Intermediate().NotAfter)
 	return s, nil
 }
