@@ -240,3 +240,35 @@ func (f *teeFixture) changes(t testing.TB, after int64, wait int) ([]string, int
 	json.Unmarshal(body, &c)
 	return c.Digests, c.Seq
 }
+
+// TestIdentityTEEStale: an instance that does not re-attest in time stops
+// vouching at once (the renewal is refused before any sweep), and the
+// sweep that marks it stale names its digest on the feed, so agents ask
+// again and the identity leaves the Workload API.
+func TestIdentityTEEStale(t *testing.T) {
+	pol := trust.TEEPolicy{Rules: []trust.TEERule{{Namespaces: []string{"prod"}, Kinds: []attest.Kind{attest.SNP}}}}
+	f := newTEEAPI(t, pol, instance.Policy{ReattestEvery: time.Second})
+	f.register(t, "pay-vm-1", teeID, "eu-west")
+	if id, reason, detail := f.ask(t, "pay"); id != teeID {
+		t.Fatalf("verified instance: refused %q %q", reason, detail)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if _, reason, detail := f.ask(t, "pay"); reason != identity.ReasonUnattested || !strings.Contains(detail, "last attested") {
+		t.Fatalf("past reattestEvery: %q %q", reason, detail)
+	}
+	_, seq := f.changes(t, -1, 0)
+	if ids, err := f.tr.Sweep(t.Context()); err != nil || len(ids) != 1 {
+		t.Fatalf("sweep: %v %v", ids, err)
+	}
+	if ds, _ := f.changes(t, seq, 5); len(ds) != 1 || ds[0] != certifiedDigest {
+		t.Fatalf("feed after the sweep: %v", ds)
+	}
+	if _, reason, detail := f.ask(t, "pay"); reason != identity.ReasonUnattested || !strings.Contains(detail, "is stale") {
+		t.Fatalf("stale: %q %q", reason, detail)
+	}
+	// Re-attesting restores it.
+	f.register(t, "pay-vm-1", teeID, "eu-west")
+	if id, reason, detail := f.ask(t, "pay"); id != teeID {
+		t.Fatalf("re-attested: refused %q %q", reason, detail)
+	}
+}
