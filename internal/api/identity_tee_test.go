@@ -200,6 +200,11 @@ func TestIdentityTEE(t *testing.T) {
 	if id, _, _ := f.ask(t, "web"); id == "" {
 		t.Fatal("the revocation withdrew an identity the policy does not name")
 	}
+	code, body := f.do(t, "POST", agentproto.IdentityJWTPath, agentproto.JWTRequest{Node: "node-1", Audiences: []string{"db"},
+		Workload: agentproto.Workload{Container: "pay", Image: certifiedDigest, Namespace: "prod"}})
+	if code != http.StatusForbidden || !strings.Contains(string(body), identity.ReasonUnattested) {
+		t.Fatalf("JWT-SVID after revocation: %d %s", code, body)
+	}
 
 	// The refusal is in the audit log with the reason and the instance.
 	recs, err := f.st.AuditPage(t.Context(), 0, 1000)

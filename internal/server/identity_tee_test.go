@@ -30,7 +30,8 @@ import (
 // own instance tracker. An instance registered, then revoked by new
 // collateral, on replica A is decided on by replica B as soon as B's
 // change feed names its digest (B reloads its tracker before waking its
-// agents): issued while verified, refused (unattested, revoked) after.
+// agents): issued while verified, refused (unattested, revoked) after,
+// at the default feed poll.
 func TestIdentityTEEReplicas(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -80,7 +81,7 @@ func TestIdentityTEEReplicas(t *testing.T) {
 	key, _ := seal.New(raw)
 	h := api.New(st, api.NewAuditor(st, ""), &api.Metrics{Images: api.CountImages(st.DB())}, slog.New(slog.DiscardHandler))
 	ids, err := setupIdentity(IdentityConfig{TrustDomain: "tee.example", Template: "spiffe://{trustDomain}/ns/{namespace}/container/{container}",
-		RequireTEE: []string{"ns:prod=sev-snp"}, FeedPoll: 10 * time.Millisecond}, dir, st, key, h, http.DefaultClient, trB, slog.New(slog.DiscardHandler))
+		RequireTEE: []string{"ns:prod=sev-snp"}}, dir, st, key, h, http.DefaultClient, trB, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,11 +145,17 @@ func TestIdentityTEEReplicas(t *testing.T) {
 	s = seq()
 	min := tcb
 	min.SNP++
+	start := time.Now()
 	if _, err := trA.UseVerifier(ctx, "system:collateral", "sha256:bulletin", verifier(attest.Policy{MinSNPTCB: min})); err != nil {
 		t.Fatal(err)
 	}
 	waitFeed(s)
 	if code, ref := ask(); code != http.StatusForbidden || ref.Reason != identity.ReasonUnattested || !strings.Contains(ref.Detail, "revoked") {
 		t.Fatalf("B after A revoked the instance: %d %+v", code, ref)
+	}
+	took := time.Since(start)
+	t.Logf("revocation on A to refusal on B: %s", took.Round(time.Millisecond))
+	if took > time.Second {
+		t.Fatalf("revocation on A to refusal on B took %s, more than 1 s", took)
 	}
 }
