@@ -164,7 +164,7 @@ func (t *Tracker) Register(ctx context.Context, actor string, reg Registration) 
 		after, _ := json.Marshal(map[string]any{"status": in.Status, "reason": in.Reason, "kind": in.Kind, "image": in.Image,
 			"workload": in.Workload, "node": in.Node, "region": in.Region, "regionSource": in.RegionSource})
 		entries := []audit.Entry{{Actor: actor, Action: "instance.register", Object: "instance:" + in.ID, After: after}}
-		if !existed || old.Status != in.Status || old.Image != in.Image {
+		if !existed || old.Status != in.Status || old.Image != in.Image || old.Region != in.Region {
 			entries = append(entries, imageEntry(actor, in.Image, []string{in.ID}, in.Status))
 		}
 		return entries, nil
