@@ -70,8 +70,14 @@ func (f *teeFixture) verifier(t testing.TB, p attest.Policy) *attest.Verifier {
 	return v
 }
 
-// do calls the loopback server.
+// do calls the loopback server as the agent (an operator).
 func (f *teeFixture) do(t testing.TB, method, path string, body any) (int, []byte) {
+	t.Helper()
+	return f.doAs(t, f.op, method, path, body)
+}
+
+// doAs calls the loopback server with token.
+func (f *teeFixture) doAs(t testing.TB, token, method, path string, body any) (int, []byte) {
 	t.Helper()
 	var r io.Reader
 	if body != nil {
@@ -79,7 +85,7 @@ func (f *teeFixture) do(t testing.TB, method, path string, body any) (int, []byt
 		r = strings.NewReader(string(b))
 	}
 	req, _ := http.NewRequest(method, f.srv.URL+path, r)
-	req.Header.Set("Authorization", "Bearer "+f.op)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := f.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -249,7 +255,8 @@ func (f *teeFixture) changes(t testing.TB, after int64, wait int) ([]string, int
 // TestIdentityTEEStale: an instance that does not re-attest in time stops
 // vouching at once (the renewal is refused before any sweep), and the
 // sweep that marks it stale names its digest on the feed, so agents ask
-// again and the identity leaves the Workload API.
+// again and the identity leaves the Workload API. A stale instance left
+// behind blocks a new one until an admin retires it.
 func TestIdentityTEEStale(t *testing.T) {
 	pol := trust.TEEPolicy{Rules: []trust.TEERule{{Namespaces: []string{"prod"}, Kinds: []attest.Kind{attest.SNP}}}}
 	f := newTEEAPI(t, pol, instance.Policy{ReattestEvery: time.Second})
@@ -271,9 +278,28 @@ func TestIdentityTEEStale(t *testing.T) {
 	if _, reason, detail := f.ask(t, "pay"); reason != identity.ReasonUnattested || !strings.Contains(detail, "is stale") {
 		t.Fatalf("stale: %q %q", reason, detail)
 	}
-	// Re-attesting restores it.
-	f.register(t, "pay-vm-1", teeID, "eu-west")
+	// A new instance does not vouch while the stale one is registered on
+	// the node (the agent cannot tell which one the container runs in).
+	f.register(t, "pay-vm-2", teeID, "eu-west")
+	if _, reason, detail := f.ask(t, "pay"); reason != identity.ReasonUnattested || !strings.Contains(detail, `"pay-vm-1" is stale`) {
+		t.Fatalf("a new instance beside a stale one: %q %q", reason, detail)
+	}
+	// Retiring the dead one takes an admin; then the new one vouches.
+	if code, body := f.do(t, "DELETE", "/api/v1/instances/pay-vm-1", nil); code != http.StatusForbidden {
+		t.Fatalf("retiring as an operator: %d %s", code, body)
+	}
+	if code, _ := f.doAs(t, f.admin, "DELETE", "/api/v1/instances/pay-vm-1", nil); code != http.StatusOK {
+		t.Fatalf("retiring as an admin: %d", code)
+	}
+	if code, _ := f.doAs(t, f.admin, "DELETE", "/api/v1/instances/pay-vm-1", nil); code != http.StatusNotFound {
+		t.Fatalf("retiring again: %d", code)
+	}
 	if id, reason, detail := f.ask(t, "pay"); id != teeID {
-		t.Fatalf("re-attested: refused %q %q", reason, detail)
+		t.Fatalf("after retiring the stale instance: refused %q %q", reason, detail)
+	}
+	recs, _ := f.st.AuditPage(t.Context(), 0, 1000)
+	if r := recs[len(recs)-1]; r.Action != "identity.issue" || recs[len(recs)-2].Action != instance.ActionImage || recs[len(recs)-3].Action != "instance.retire" ||
+		!strings.Contains(string(recs[len(recs)-3].Before), `"stale"`) {
+		t.Fatalf("audit tail: %s %s %s", recs[len(recs)-3].Action, recs[len(recs)-2].Action, r.Action)
 	}
 }
