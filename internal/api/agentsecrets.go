@@ -19,6 +19,16 @@ type ContainerReleaser interface {
 // secrets a container wants; each is released or refused on what the
 // server knows of that container, and audited either way.
 func (h *Handler) agentSecrets(w http.ResponseWriter, r *http.Request) error {
+	var req agentproto.SecretsRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if err := req.Validate(); err != nil {
+		return errorf(http.StatusBadRequest, err, "%v", err)
+	}
+	if err := h.nodeBound(r.Context(), req.Node); err != nil {
+		return err
+	}
 	s, err := h.secretStore()
 	if err != nil {
 		return err
@@ -26,13 +36,6 @@ func (h *Handler) agentSecrets(w http.ResponseWriter, r *http.Request) error {
 	rel, ok := s.(ContainerReleaser)
 	if !ok {
 		return errorf(http.StatusServiceUnavailable, nil, "this secret store cannot deliver through agents")
-	}
-	var req agentproto.SecretsRequest
-	if err := decode(r, &req); err != nil {
-		return err
-	}
-	if err := req.Validate(); err != nil {
-		return errorf(http.StatusBadRequest, err, "%v", err)
 	}
 	out := agentproto.SecretsResponse{Secrets: []agentproto.DeliveredSecret{}}
 	for _, name := range req.Names {

@@ -88,6 +88,7 @@ type Handler struct {
 	fleetOnce   sync.Once
 	wakeRespond func()
 	hosts       hostInventories // hostinventory.go
+	tokenNames  sync.Map        // token id -> name, for nodeBound (nodebound.go)
 }
 
 // New returns the API over st. Mutations are audited through auditor;

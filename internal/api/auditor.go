@@ -69,6 +69,12 @@ func (a *Auditor) Do(ctx context.Context, fn func(tx *store.Store) ([]audit.Entr
 	return nil
 }
 
+// commitEntries appends entries in one transaction: an audit.Group's
+// Commit.
+func (a *Auditor) commitEntries(ctx context.Context, entries []audit.Entry) error {
+	return a.Do(ctx, func(*store.Store) ([]audit.Entry, error) { return entries, nil })
+}
+
 // Anchor moves the anchor file to the newest entry of the log, for entries
 // appended by the store itself (revocations).
 func (a *Auditor) Anchor(ctx context.Context) error {

@@ -41,12 +41,15 @@ func (h *Handler) governanceCatalogue(w http.ResponseWriter, r *http.Request) er
 // recordFlows is POST /api/v1/governance/flows: a node's observed
 // connections; audited per batch, each new violation alerted.
 func (h *Handler) recordFlows(w http.ResponseWriter, r *http.Request) error {
-	g, err := h.governed()
-	if err != nil {
-		return err
-	}
 	var b governance.FlowBatch
 	if err := decodeBounded(r, &b, maxFlowBody); err != nil {
+		return err
+	}
+	if err := h.nodeBound(r.Context(), b.Node); err != nil {
+		return err
+	}
+	g, err := h.governed()
+	if err != nil {
 		return err
 	}
 	got, err := g.Record(r.Context(), principal(r.Context()).Actor(), b)

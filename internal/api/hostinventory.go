@@ -55,6 +55,9 @@ func (h *Handler) agentHostInventory(w http.ResponseWriter, r *http.Request) err
 	if err := hi.Validate(); err != nil {
 		return errorf(http.StatusBadRequest, err, "%v", err)
 	}
+	if err := h.nodeBound(ctx, hi.Node); err != nil {
+		return err
+	}
 	h.hosts.mu.RLock()
 	_, known := h.hosts.byNode[hi.Node]
 	full := len(h.hosts.byNode) >= maxHostInventories

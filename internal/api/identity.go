@@ -10,8 +10,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
@@ -54,50 +52,19 @@ type IdentityDecisions interface {
 }
 
 type identityRoutes struct {
-	cfg        IdentityConfig
-	issuer     *identity.Issuer
-	group      *auditGroup
-	tokenNames sync.Map // token id -> name (names never change)
-}
-
-// NodeTokenPrefix names an agent token bound to one node: a token called
-// "node:NAME" may ask identities for node NAME only.
-const NodeTokenPrefix = "node:"
-
-// tokenNamer reads a token's name (store.Store).
-type tokenNamer interface {
-	TokenName(ctx context.Context, id int64) (string, error)
-}
-
-// nodeBound refuses a request of a node-bound token for another node.
-func (h *Handler) nodeBound(ctx context.Context, ir *identityRoutes, node string) error {
-	tn, ok := h.store.(tokenNamer)
-	if !ok {
-		return nil
-	}
-	id := principal(ctx).TokenID
-	name, cached := ir.tokenNames.Load(id)
-	if !cached {
-		n, err := tn.TokenName(ctx, id)
-		if err != nil {
-			return err
-		}
-		name, _ = ir.tokenNames.LoadOrStore(id, n)
-	}
-	if bound, ok := strings.CutPrefix(name.(string), NodeTokenPrefix); ok && bound != node {
-		return errorf(http.StatusForbidden, nil, "this token is bound to node %q, not %q", bound, node)
-	}
-	return nil
+	cfg    IdentityConfig
+	issuer *identity.Issuer
+	group  *audit.Group
 }
 
 // UseIdentity turns the identity routes on: X.509- and JWT-SVIDs for
 // agents, the change feed, the trust bundle and the decisions. Every
 // decision is audited (group-committed) before it is answered.
 func (h *Handler) UseIdentity(cfg IdentityConfig) {
-	ir := &identityRoutes{cfg: cfg, group: &auditGroup{auditor: h.auditor}}
+	ir := &identityRoutes{cfg: cfg, group: &audit.Group{Commit: h.auditor.commitEntries}}
 	ir.issuer = &identity.Issuer{Authority: cfg.Authority, Template: cfg.Template, Facts: cfg.Facts, Grace: cfg.Grace, TEE: cfg.TEE,
 		Record: func(ctx context.Context, rec identity.Record) error {
-			if err := ir.group.append(ctx, decisionEntry(principal(ctx), rec)); err != nil {
+			if err := ir.group.Append(ctx, decisionEntry(principal(ctx), rec)); err != nil {
 				return err
 			}
 			if cfg.Decisions != nil {
@@ -164,7 +131,7 @@ func (h *Handler) issueX509(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := h.nodeBound(r.Context(), ir, req.Node); err != nil {
+	if err := h.nodeBound(r.Context(), req.Node); err != nil {
 		return err
 	}
 	csr, err := x509.ParseCertificateRequest(req.CSR)
@@ -202,7 +169,7 @@ func (h *Handler) issueJWT(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := h.nodeBound(r.Context(), ir, req.Node); err != nil {
+	if err := h.nodeBound(r.Context(), req.Node); err != nil {
 		return err
 	}
 	tok, exp, err := ir.issuer.IssueJWT(r.Context(), workloadOf(req.Node, req.Workload), req.Audiences)

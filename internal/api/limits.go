@@ -83,29 +83,47 @@ type bucket struct {
 	tokens float64
 	last   time.Time
 	busy   int // requests in progress
+	polls  int // long polls in progress
 }
 
-// enter counts a request of token id in progress, unless it has
-// inFlight already; leave ends it.
-func (b *buckets) enter(id int64) bool {
+// maxPollsPerToken bounds the long polls one token holds at once: an
+// agent holds one; without a bound one token could hold a share of the
+// feed's MaxWaiters and have the other agents' polls refused as busy.
+const maxPollsPerToken = 8
+
+// enter counts a request of token id in progress (a long poll when poll),
+// unless it has inFlight of them (maxPollsPerToken) already; leave ends it.
+func (b *buckets) enter(id int64, poll bool) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	k := b.m[id]
 	if k == nil {
 		return true // take created it unless rate limits are off
 	}
-	if k.busy >= b.inFlight {
+	n, limit := &k.busy, b.inFlight
+	if poll {
+		n, limit = &k.polls, maxPollsPerToken
+	}
+	if *n >= limit {
 		return false
 	}
-	k.busy++
+	*n++
 	return true
 }
 
-func (b *buckets) leave(id int64) {
+func (b *buckets) leave(id int64, poll bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if k := b.m[id]; k != nil && k.busy > 0 {
-		k.busy--
+	k := b.m[id]
+	if k == nil {
+		return
+	}
+	n := &k.busy
+	if poll {
+		n = &k.polls
+	}
+	if *n > 0 {
+		*n--
 	}
 }
 
@@ -121,7 +139,7 @@ func (b *buckets) take(id int64, now time.Time) (ok bool, wait time.Duration) {
 	if !found {
 		if len(b.m) > 100_000 { // bounded: drop the idle ones
 			for id, old := range b.m {
-				if old.busy == 0 && now.Sub(old.last).Seconds()*b.rate >= b.burst {
+				if old.busy == 0 && old.polls == 0 && now.Sub(old.last).Seconds()*b.rate >= b.burst {
 					delete(b.m, id)
 				}
 			}
@@ -154,14 +172,16 @@ func (h *Handler) limit(pattern string, next handlerFunc) handlerFunc {
 				return errorf(http.StatusTooManyRequests, nil, "rate limit of this token exceeded (%g requests/s, burst %d); retry after %d s", h.limits.Rate, h.limits.Burst, max(secs, 1))
 			}
 			// An agent holds a long poll all the time: it is no request in
-			// progress for the in-flight bound (the feed bounds them).
-			if pattern != longPollRoute {
-				if !h.buckets.enter(id) {
-					w.Header().Set("Retry-After", "1")
-					return errorf(http.StatusTooManyRequests, nil, "this token has %d requests in progress already; retry after 1 s", h.limits.InFlight)
+			// progress for the in-flight bound, but has its own.
+			poll := pattern == longPollRoute
+			if !h.buckets.enter(id, poll) {
+				w.Header().Set("Retry-After", "1")
+				if poll {
+					return errorf(http.StatusTooManyRequests, nil, "this token holds %d long polls already; retry after 1 s", maxPollsPerToken)
 				}
-				defer h.buckets.leave(id)
+				return errorf(http.StatusTooManyRequests, nil, "this token has %d requests in progress already; retry after 1 s", h.limits.InFlight)
 			}
+			defer h.buckets.leave(id, poll)
 		}
 		if h.limits.RequestTimeout > 0 && pattern != "POST /api/v1/advisories/import" && pattern != longPollRoute {
 			ctx, cancel := context.WithTimeout(r.Context(), h.limits.RequestTimeout)

@@ -61,6 +61,9 @@ func (h *Handler) agentEvents(w http.ResponseWriter, r *http.Request) error {
 	if err := b.Validate(); err != nil {
 		return errorf(http.StatusBadRequest, err, "%v", err)
 	}
+	if err := h.nodeBound(ctx, b.Node); err != nil {
+		return err
+	}
 	evs := make([]store.RuntimeEvent, 0, len(b.Events))
 	for _, e := range b.Events {
 		if e.Seq > math.MaxInt64 {
@@ -141,6 +144,9 @@ func (h *Handler) agentHeartbeat(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := hb.Validate(); err != nil {
 		return errorf(http.StatusBadRequest, err, "%v", err)
+	}
+	if err := h.nodeBound(ctx, hb.Node); err != nil {
+		return err
 	}
 	cs, _ := json.Marshal(nonNil(hb.Containers))
 	n := store.Node{Name: hb.Node, Mode: hb.Mode, State: hb.State, Reason: hb.Reason, Containers: string(cs),

@@ -31,6 +31,10 @@
 //	err = audit.AppendCheckpoint(logPath, audit.SignCheckpoint(key, seq, sum, time.Now()))
 //	rep, err := audit.VerifyEvidence(ctx, db, audit.Evidence{Anchor: &anchor, Checkpoints: cps, PublicKey: pub})
 //
+// A Group batches the entries of hot paths (identity decisions, secret
+// releases) into shared transactions; each entry still commits before its
+// caller goes on.
+//
 // The table lives in the store's database (Schema is part of its
 // migrations). See docs/store.md for the format and its limits.
 package audit

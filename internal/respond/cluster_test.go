@@ -107,7 +107,7 @@ func (e *env) pod(ns, name, image string, owner *metav1.OwnerReference) fleet.Wo
 	e.t.Helper()
 	e.namespace(ns)
 	p := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": name}},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: image}}}}
+		Spec: corev1.PodSpec{NodeName: "node-1", Containers: []corev1.Container{{Name: "web", Image: image}}}}
 	if owner != nil {
 		p.OwnerReferences = []metav1.OwnerReference{*owner}
 	}
@@ -119,16 +119,19 @@ func (e *env) pod(ns, name, image string, owner *metav1.OwnerReference) fleet.Wo
 		PodNamespace: ns, PodUID: string(got.UID), ContainerName: "web", Application: "shop"}
 }
 
+// podExists: the pod is there and not being deleted (a pod bound to a
+// node waits for its kubelet, absent here, to end its deletion).
 func (e *env) podExists(ns, name string) bool {
 	e.t.Helper()
-	err := e.kc.Get(e.t.Context(), podPath(ns, name), &corev1.Pod{})
+	var p corev1.Pod
+	err := e.kc.Get(e.t.Context(), podPath(ns, name), &p)
 	if kube.IsNotFound(err) {
 		return false
 	}
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return true
+	return p.DeletionTimestamp == nil
 }
 
 func (e *env) deploymentImage(ns, name string) (string, map[string]string) {

@@ -77,7 +77,9 @@ func (k *Kubernetes) Owner(ctx context.Context, t Target) (Owner, error) {
 	if t.PodUID != "" && string(pod.UID) != t.PodUID {
 		return Owner{}, ErrPodGone
 	}
-	if pod.Spec.NodeName != "" && t.Node != "" && pod.Spec.NodeName != t.Node {
+	// A pod not yet scheduled (no nodeName) is on no node: no agent saw
+	// it run, so none may have it acted on.
+	if t.Node != "" && pod.Spec.NodeName != t.Node {
 		return Owner{}, fmt.Errorf("%w: pod %s/%s runs on node %s, not on %s, whose agent reported it",
 			ErrNotOnNode, t.Namespace, t.Pod, pod.Spec.NodeName, t.Node)
 	}

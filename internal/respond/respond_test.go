@@ -13,6 +13,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/bulwark-sec/bulwark/internal/agentproto"
 	"github.com/bulwark-sec/bulwark/internal/failpoint"
@@ -228,7 +230,7 @@ func TestRespondOnKubernetes(t *testing.T) {
 		var pod corev1.Pod
 		e.kc.Get(ctx, podPath("nodes", "elsewhere"), &pod)
 		// Recreate the pod bound to node-2.
-		e.kc.Delete(ctx, podPath("nodes", "elsewhere"), nil)
+		e.kc.Delete(ctx, podPath("nodes", "elsewhere"), &metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(0))})
 		pod.ResourceVersion, pod.UID, pod.Spec.NodeName = "", "", "node-2"
 		var got corev1.Pod
 		if err := e.kc.Create(ctx, "/api/v1/namespaces/nodes/pods", pod, &got); err != nil {
@@ -241,6 +243,28 @@ func TestRespondOnKubernetes(t *testing.T) {
 		}
 		if !e.podExists("nodes", "elsewhere") {
 			t.Error("another node's pod was deleted on an agent's word")
+		}
+	})
+
+	t.Run("an agent cannot have an unscheduled pod acted on", func(t *testing.T) {
+		eng := e.engine(policy(nil, Rule{Drift: Replace, Revoked: Alert}))
+		w := e.pod("nodes", "pending", "reg/x@sha256:bad", nil)
+		var pod corev1.Pod
+		e.kc.Get(ctx, podPath("nodes", "pending"), &pod)
+		// Recreate the pod with no node: pending, running nowhere.
+		e.kc.Delete(ctx, podPath("nodes", "pending"), &metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(0))})
+		pod.ResourceVersion, pod.UID, pod.Spec.NodeName = "", "", ""
+		var got corev1.Pod
+		if err := e.kc.Create(ctx, "/api/v1/namespaces/nodes/pods", pod, &got); err != nil {
+			t.Fatal(err)
+		}
+		w.PodUID = string(got.UID) // node-1's agent names a pod that runs nowhere
+		r, err := eng.Respond(ctx, drift(w))
+		if err != nil || r.State != store.ResponseSkipped || !strings.Contains(r.Detail, "not on node-1") {
+			t.Errorf("%+v %v", r, err)
+		}
+		if !e.podExists("nodes", "pending") {
+			t.Error("an unscheduled pod was deleted on an agent's word")
 		}
 	})
 

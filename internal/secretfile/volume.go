@@ -21,7 +21,12 @@ type Volumes struct {
 	Mode os.FileMode
 }
 
-// Check reports whether Root is on a tmpfs.
+// Check reports whether Root is on a tmpfs, and closes Root to everyone
+// but its owner (0700): the volumes inside are 0755 and their files 0444,
+// readable by whatever user a container runs as, and a tmpfs mounted
+// without mode= is 1777, so without this any user of the host could read
+// every container's secrets. A container reaches its volume through its
+// bind mount, which does not need Root's permissions.
 func (v *Volumes) Check() error {
 	var st unix.Statfs_t
 	if err := unix.Statfs(v.Root, &st); err != nil {
@@ -29,6 +34,15 @@ func (v *Volumes) Check() error {
 	}
 	if st.Type != unix.TMPFS_MAGIC {
 		return fmt.Errorf("the secret volume root %s is not a tmpfs (type %#x): secrets must not be written to a disk", v.Root, st.Type)
+	}
+	fi, err := os.Stat(v.Root)
+	if err != nil {
+		return fmt.Errorf("checking the secret volume root %s: %w", v.Root, err)
+	}
+	if fi.Mode()&(os.ModePerm|os.ModeSticky) != 0o700 {
+		if err := os.Chmod(v.Root, 0o700); err != nil {
+			return fmt.Errorf("closing the secret volume root %s to other users (chmod 0700): %w", v.Root, err)
+		}
 	}
 	return nil
 }

@@ -128,5 +128,5 @@ func (s *Service) audit(ctx context.Context, actor, name string, w Workload, ver
 		detail["version"] = version
 	}
 	after, _ := json.Marshal(detail)
-	return s.releases.append(ctx, audit.Entry{Actor: actor, Action: action, Object: "secret:" + name, After: after})
+	return s.releases.Append(ctx, audit.Entry{Actor: actor, Action: action, Object: "secret:" + name, After: after})
 }

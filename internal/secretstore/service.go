@@ -45,7 +45,7 @@ type Service struct {
 	workloads Workloads
 	grants    Grants
 
-	releases   *groupCommit
+	releases   *audit.Group
 	recipients recipients
 
 	mu      sync.RWMutex
@@ -76,7 +76,9 @@ type Config struct {
 // New returns the Service of c with every secret's metadata loaded.
 func New(ctx context.Context, c Config) (*Service, error) {
 	s := &Service{st: c.Store, kek: c.KEK, auditor: c.Auditor, catalogue: c.Catalogue, workloads: c.Workloads,
-		grants: c.Grants, secrets: map[string]*entry{}, releases: &groupCommit{auditor: c.Auditor}}
+		grants: c.Grants, secrets: map[string]*entry{}, releases: &audit.Group{Commit: func(ctx context.Context, es []audit.Entry) error {
+			return c.Auditor.Do(ctx, func(*store.Store) ([]audit.Entry, error) { return es, nil })
+		}}}
 	if err := s.Load(ctx); err != nil {
 		return nil, err
 	}
