@@ -22,6 +22,7 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/attest/attesttest"
 	"github.com/bulwark-sec/bulwark/internal/identity"
 	"github.com/bulwark-sec/bulwark/internal/instance"
+	"github.com/bulwark-sec/bulwark/internal/pgtest"
 	"github.com/bulwark-sec/bulwark/internal/seal"
 	"github.com/bulwark-sec/bulwark/internal/store"
 )
@@ -31,11 +32,17 @@ import (
 // collateral, on replica A is decided on by replica B as soon as B's
 // change feed names its digest (B reloads its tracker before waking its
 // agents): issued while verified, refused (unattested, revoked) after,
-// at the default feed poll.
+// at the default feed poll. On SQLite and on PostgreSQL (the database
+// replicas share).
 func TestIdentityTEEReplicas(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testIdentityTEEReplicas(t, "") })
+	t.Run("postgres", func(t *testing.T) { testIdentityTEEReplicas(t, pgtest.Start(t)) })
+}
+
+func testIdentityTEEReplicas(t *testing.T, dsn string) {
 	ctx := t.Context()
 	dir := t.TempDir()
-	st, err := OpenStore(ctx, dir)
+	st, err := OpenStoreAt(ctx, dir, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
