@@ -174,6 +174,10 @@ func (t *Tracker) Register(ctx context.Context, actor string, reg Registration) 
 	}
 	t.mu.Lock()
 	t.byID[in.ID] = in
+	if t.byWorkload[in.Workload] == nil {
+		t.byWorkload[in.Workload] = map[string]*Instance{}
+	}
+	t.byWorkload[in.Workload][in.ID] = in
 	t.mu.Unlock()
 	t.log.Info("instance registered", "instance", in.ID, "workload", in.Workload, "status", in.Status, "reason", in.Reason)
 	return *in, nil

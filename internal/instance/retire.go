@@ -39,6 +39,10 @@ func (t *Tracker) Retire(ctx context.Context, actor, id string) (Instance, error
 	}
 	t.mu.Lock()
 	delete(t.byID, id)
+	delete(t.byWorkload[in.Workload], id)
+	if len(t.byWorkload[in.Workload]) == 0 {
+		delete(t.byWorkload, in.Workload)
+	}
 	t.mu.Unlock()
 	t.log.Info("instance retired", "instance", id, "workload", in.Workload, "status", in.Status)
 	return in, nil
