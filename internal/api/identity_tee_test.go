@@ -19,6 +19,7 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/identity"
 	"github.com/bulwark-sec/bulwark/internal/instance"
 	"github.com/bulwark-sec/bulwark/internal/trust"
+	"github.com/bulwark-sec/bulwark/internal/workloadapi"
 )
 
 // teeFixture is the identity API of newIdentityAPI with a TEE policy
@@ -301,5 +302,39 @@ func TestIdentityTEEStale(t *testing.T) {
 	if r := recs[len(recs)-1]; r.Action != "identity.issue" || recs[len(recs)-2].Action != instance.ActionImage || recs[len(recs)-3].Action != "instance.retire" ||
 		!strings.Contains(string(recs[len(recs)-3].Before), `"stale"`) {
 		t.Fatalf("audit tail: %s %s %s", recs[len(recs)-3].Action, recs[len(recs)-2].Action, r.Action)
+	}
+}
+
+// TestIdentityTEEAgent: the agent's side over loopback (its server client
+// and identity manager, as bulwark-agent runs them): the workload's
+// SVID is issued once its instance is verified and dropped within a
+// second of new collateral revoking the instance, pushed by the feed
+// (its renewal is half an hour away and refusals are retried every 30 s).
+func TestIdentityTEEAgent(t *testing.T) {
+	pol := trust.TEEPolicy{Rules: []trust.TEERule{{Namespaces: []string{"prod"}, Kinds: []attest.Kind{attest.SNP}}}}
+	f := newTEEAPI(t, pol, instance.Policy{})
+	f.register(t, "pay-vm-1", teeID, "eu-west")
+	w := identity.Workload{Node: "node-1", Container: "pay", Image: certifiedDigest, Namespace: "prod"}
+	m := workloadapi.NewManager(workloadapi.ManagerConfig{Every: 50 * time.Millisecond,
+		Issuer:    &workloadapi.ServerIssuer{URL: f.srv.URL, Token: f.op, Node: "node-1", Client: f.srv.Client(), Wait: 5 * time.Second},
+		Workloads: func() []identity.Workload { return []identity.Workload{w} }})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go m.Run(ctx)
+	waitUntil(t, 5*time.Second, func() bool { return m.Stats().Issued >= 1 })
+	time.Sleep(200 * time.Millisecond) // the change poll is held (it may push the registration: asked again, issued again)
+	issued := m.Stats().Issued
+
+	min := f.tcb
+	min.SNP++
+	start := time.Now()
+	if _, err := f.tr.UseVerifier(t.Context(), "system:collateral", "sha256:bulletin", f.verifier(t, attest.Policy{MinSNPTCB: min})); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, time.Second, func() bool { return m.Stats().Refused == 1 })
+	t.Logf("collateral revocation -> identity dropped by the agent in %s", time.Since(start).Round(time.Millisecond))
+	time.Sleep(200 * time.Millisecond)
+	if s := m.Stats(); s.Issued != issued || s.Refused != 1 {
+		t.Fatalf("stats %+v: issued again after the revocation", s)
 	}
 }
