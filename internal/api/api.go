@@ -194,6 +194,7 @@ func (h *Handler) routes() []route {
 		{"GET /api/v1/runtime/nodes", store.RoleViewer, h.listFleetNodes},
 		{"GET /api/v1/runtime/responses", store.RoleViewer, h.listResponses},
 		{"POST /api/v1/agent/host-inventory", store.RoleOperator, h.agentHostInventory},
+		{"DELETE /api/v1/instances/{id}", store.RoleAdmin, h.retireInstance},
 	}
 	for i := range rts {
 		if rts[i].role != "" {

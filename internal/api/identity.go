@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/bulwark-sec/bulwark/internal/agentproto"
 	"github.com/bulwark-sec/bulwark/internal/audit"
@@ -34,6 +35,9 @@ type IdentityConfig struct {
 	Decisions IdentityDecisions
 	// Federated lists the bundles of federated trust domains (nil: none).
 	Federated func() []*spiffebundle.Bundle
+	// TEE is the attestation condition of workloads whose policy asks for
+	// a TEE (trust.TEEPolicy.Facts); nil asks none.
+	TEE func(id spiffeid.ID, w identity.Workload) *identity.TEEFacts
 }
 
 // IdentityFeed pushes certification changes to agents (trust.Feed).
@@ -58,7 +62,7 @@ type identityRoutes struct {
 // decision is audited (group-committed) before it is answered.
 func (h *Handler) UseIdentity(cfg IdentityConfig) {
 	ir := &identityRoutes{cfg: cfg, group: &audit.Group{Commit: h.auditor.commitEntries}}
-	ir.issuer = &identity.Issuer{Authority: cfg.Authority, Template: cfg.Template, Facts: cfg.Facts, Grace: cfg.Grace,
+	ir.issuer = &identity.Issuer{Authority: cfg.Authority, Template: cfg.Template, Facts: cfg.Facts, Grace: cfg.Grace, TEE: cfg.TEE,
 		Record: func(ctx context.Context, rec identity.Record) error {
 			if err := ir.group.Append(ctx, decisionEntry(principal(ctx), rec)); err != nil {
 				return err

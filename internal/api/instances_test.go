@@ -98,7 +98,7 @@ func TestInstanceRoutes(t *testing.T) {
 			t.Errorf("audit entry %s records the nonce", r.action)
 		}
 	}
-	if fmt.Sprint(actions) != "map[instance.challenge:2 instance.register:2]" {
+	if fmt.Sprint(actions) != "map[instance.challenge:2 instance.image:2 instance.register:2]" {
 		t.Fatalf("audit actions %v", actions)
 	}
 }

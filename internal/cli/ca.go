@@ -21,6 +21,8 @@ type identityOptions struct {
 	trustDomain, dir, template string
 	x509TTL, grace             time.Duration
 	federate                   []string
+	teePolicy                  string
+	requireTEE                 []string
 }
 
 func (o *identityOptions) addFlags(cmd *cobra.Command) {
@@ -30,10 +32,13 @@ func (o *identityOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&o.x509TTL, "svid-ttl", identity.DefaultX509TTL, "life of an X.509-SVID (renewed at half life; at most 24h)")
 	cmd.Flags().DurationVar(&o.grace, "node-grace", identity.DefaultNodeGrace, "how long after a node's last heartbeat its workloads are still renewed")
 	cmd.Flags().StringArrayVar(&o.federate, "federate-with", nil, "another trust domain's bundle endpoint, TD=https://host/path, whose bundle workloads get beside ours (repeatable)")
+	cmd.Flags().StringVar(&o.teePolicy, "identity-tee-policy", "", "identity TEE policy file: rules naming workloads (spiffeIDs, namespaces globs) whose SVIDs need a verified confidential instance (tee: kinds, regions)")
+	cmd.Flags().StringArrayVar(&o.requireTEE, "identity-require-tee", nil, "SELECTOR=KIND[,KIND]: identities of workloads matching a SPIFFE ID glob (or ns:GLOB) only while a verified confidential instance of that kind vouches (repeatable)")
 }
 
 func (o *identityOptions) config() server.IdentityConfig {
-	return server.IdentityConfig{TrustDomain: o.trustDomain, Dir: o.dir, Template: o.template, X509TTL: o.x509TTL, NodeGrace: o.grace, Federate: o.federate}
+	return server.IdentityConfig{TrustDomain: o.trustDomain, Dir: o.dir, Template: o.template, X509TTL: o.x509TTL, NodeGrace: o.grace, Federate: o.federate,
+		TEEPolicy: o.teePolicy, RequireTEE: o.requireTEE}
 }
 
 // newCACmd is `bulwark ca`: the offline root of workload identity.

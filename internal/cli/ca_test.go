@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,16 +123,7 @@ func TestIdentityCommands(t *testing.T) {
 	srv := servertest.Start(t, server.Config{WatchInterval: time.Hour, Identity: server.IdentityConfig{TrustDomain: "cli.example",
 		Template: "spiffe://{trustDomain}/ns/{namespace}/container/{container}"}},
 		servertest.Image{Digest: d, Tag: "1", Certified: true}, servertest.Image{Digest: u, Tag: "2"})
-	post := func(path string, body any) {
-		b, _ := json.Marshal(body)
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, bytes.NewReader(b))
-		req.Header.Set("Authorization", "Bearer "+srv.Admin)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-	}
+	post := func(path string, body any) { srv.Post(t, path, body) }
 	post(agentproto.HeartbeatPath, agentproto.Heartbeat{Node: "n1", Mode: "detect", State: agentproto.StateDetectingOnly})
 	key, _ := identity.NewKey()
 	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)

@@ -14,6 +14,10 @@ const (
 	ReasonNodeSilent  = "node-silent"  // the node's agent heartbeat is older than the grace
 	ReasonNotWorkload = "not-workload" // the caller is no watched container (a host process)
 	ReasonNoID        = "no-id"        // the SPIFFE ID template cannot name it
+	// ReasonUnattested: the workload's policy asks for a TEE and no
+	// verified confidential instance of the required kind (and region)
+	// vouches for it now.
+	ReasonUnattested = "unattested"
 )
 
 // Refusal is a decision not to issue (or to withdraw) an identity. It is
@@ -43,6 +47,18 @@ type Facts struct {
 	DriftDetail string
 	// Heartbeat is the node's last heartbeat; zero is never.
 	Heartbeat time.Time
+	// TEE is the attestation condition, when the workload's policy asks
+	// for one (Issuer.TEE fills it); nil asks for none.
+	TEE *TEEFacts
+}
+
+// TEEFacts is the attestation condition of a workload whose policy asks
+// for a TEE: Holds while its confidential instances are verified, of an
+// allowed kind and in an allowed region; Detail says why not (or which
+// instance vouches).
+type TEEFacts struct {
+	Holds  bool
+	Detail string
 }
 
 // DefaultNodeGrace is how long a node's workloads are renewed after its
@@ -51,8 +67,9 @@ const DefaultNodeGrace = 2 * time.Minute
 
 // Decide is the rule: an identity is issued or renewed only while the
 // image digest is certified and not revoked, the container has not
-// drifted and its node's agent was heard from within grace. It returns
-// nil or a *Refusal.
+// drifted, its node's agent was heard from within grace and, where its
+// policy asks for a TEE, its attestation holds. It returns nil or a
+// *Refusal.
 func Decide(f Facts, now time.Time, grace time.Duration) error {
 	switch {
 	case f.Drifted:
@@ -63,6 +80,8 @@ func Decide(f Facts, now time.Time, grace time.Duration) error {
 		return &Refusal{Reason: ReasonUncertified, Detail: "image " + f.Image + " has no certification"}
 	case f.Heartbeat.IsZero() || now.Sub(f.Heartbeat) > grace:
 		return &Refusal{Reason: ReasonNodeSilent, Detail: fmt.Sprintf("last heartbeat %s, grace %s", stamp(f.Heartbeat), grace)}
+	case f.TEE != nil && !f.TEE.Holds:
+		return &Refusal{Reason: ReasonUnattested, Detail: f.TEE.Detail}
 	}
 	return nil
 }

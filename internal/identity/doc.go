@@ -6,7 +6,8 @@
 // bundle (SPIFFE JWKS, https_web bundle endpoint profile) and the rule that
 // makes an identity Bulwark's: issued and renewed only while the
 // workload's image digest is certified and not revoked, the workload has
-// not drifted and its node's agent is heard from (Decide).
+// not drifted, its node's agent is heard from and, where its policy asks
+// for a TEE, a verified confidential instance vouches for it (Decide).
 //
 // It is a library with no store, API or server imports, so the agent may
 // link it (to verify what it is handed). Private keys are kept in memory,

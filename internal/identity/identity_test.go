@@ -335,11 +335,22 @@ func TestDecide(t *testing.T) {
 		ReasonRevoked:     {Image: "sha256:a", Certified: true, Revoked: true, Heartbeat: now},
 		ReasonDrifted:     {Image: "sha256:a", Certified: true, Drifted: true, Heartbeat: now},
 		ReasonNodeSilent:  {Image: "sha256:a", Certified: true, Heartbeat: now.Add(-DefaultNodeGrace - time.Second)},
+		ReasonUnattested:  {Image: "sha256:a", Certified: true, Heartbeat: now, TEE: &TEEFacts{Detail: "instance revoked"}},
 	} {
 		var r *Refusal
 		if err := Decide(f, now, DefaultNodeGrace); !errors.As(err, &r) || r.Reason != want {
 			t.Errorf("%s: %v", want, err)
 		}
+	}
+	// A TEE condition that holds adds nothing; drift still wins over it.
+	ok.TEE = &TEEFacts{Holds: true}
+	if err := Decide(ok, now, DefaultNodeGrace); err != nil {
+		t.Fatal(err)
+	}
+	ok.Drifted = true
+	var r *Refusal
+	if err := Decide(ok, now, DefaultNodeGrace); !errors.As(err, &r) || r.Reason != ReasonDrifted {
+		t.Fatalf("drifted with a TEE: %v", err)
 	}
 }
 

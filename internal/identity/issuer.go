@@ -32,6 +32,10 @@ type Issuer struct {
 	Grace     time.Duration // zero: DefaultNodeGrace
 	Record    func(ctx context.Context, r Record) error
 	Now       func() time.Time // nil: time.Now
+	// TEE is the attestation condition of the workload named id: nil when
+	// its policy asks for none (trust.TEEPolicy.Facts). Nil asks none of
+	// any workload.
+	TEE func(id spiffeid.ID, w Workload) *TEEFacts
 }
 
 // decide fills the template and applies the rule; a refusal is recorded
@@ -52,6 +56,9 @@ func (i *Issuer) decide(ctx context.Context, kind string, w Workload) (spiffeid.
 	f, err := i.Facts(ctx, w)
 	if err != nil {
 		return id, fmt.Errorf("reading what is known of container %q: %w", w.Container, err)
+	}
+	if i.TEE != nil {
+		f.TEE = i.TEE(id, w)
 	}
 	var ref *Refusal
 	if err := Decide(f, now(), grace); errors.As(err, &ref) {

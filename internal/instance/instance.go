@@ -99,8 +99,9 @@ type Tracker struct {
 	log      *slog.Logger
 	verifier atomic.Pointer[attest.Verifier]
 
-	mu   sync.RWMutex
-	byID map[string]*Instance
+	mu         sync.RWMutex
+	byID       map[string]*Instance
+	byWorkload map[string]map[string]*Instance // workload -> ID -> instance, as byID
 }
 
 // Config configures New.
@@ -130,7 +131,8 @@ func New(c Config) (*Tracker, error) {
 	if c.Policy.ChallengeTTL <= 0 {
 		c.Policy.ChallengeTTL = DefaultChallengeTTL
 	}
-	t := &Tracker{auditor: c.Auditor, refs: c.References, policy: c.Policy, now: c.Now, log: c.Logger, byID: map[string]*Instance{}}
+	t := &Tracker{auditor: c.Auditor, refs: c.References, policy: c.Policy, now: c.Now, log: c.Logger, byID: map[string]*Instance{},
+		byWorkload: map[string]map[string]*Instance{}}
 	t.verifier.Store(c.Verifier)
 	return t, nil
 }
@@ -154,8 +156,15 @@ func (t *Tracker) Load(ctx context.Context, st Lister) error {
 		}
 		m[in.ID] = in
 	}
+	bw := map[string]map[string]*Instance{}
+	for id, in := range m {
+		if bw[in.Workload] == nil {
+			bw[in.Workload] = map[string]*Instance{}
+		}
+		bw[in.Workload][id] = in
+	}
 	t.mu.Lock()
-	t.byID = m
+	t.byID, t.byWorkload = m, bw
 	t.mu.Unlock()
 	return nil
 }
@@ -163,11 +172,13 @@ func (t *Tracker) Load(ctx context.Context, st Lister) error {
 // List returns every instance (copies), by ID; workload filters when set.
 func (t *Tracker) List(workload string) []Instance {
 	t.mu.RLock()
-	out := make([]Instance, 0, len(t.byID))
-	for _, in := range t.byID {
-		if workload == "" || in.Workload == workload {
-			out = append(out, *in)
-		}
+	from := t.byID
+	if workload != "" {
+		from = t.byWorkload[workload] // an ID keeps its workload
+	}
+	out := make([]Instance, 0, len(from))
+	for _, in := range from {
+		out = append(out, *in)
 	}
 	t.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
@@ -280,10 +291,8 @@ func LoadPolicy(path string) (Policy, error) {
 func (t *Tracker) WorkloadTEE(workload string) (attest.Kind, string) {
 	var ids []string
 	t.mu.RLock()
-	for id, in := range t.byID {
-		if in.Workload == workload {
-			ids = append(ids, id)
-		}
+	for id := range t.byWorkload[workload] {
+		ids = append(ids, id)
 	}
 	t.mu.RUnlock()
 	if len(ids) == 0 {

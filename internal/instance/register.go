@@ -163,13 +163,21 @@ func (t *Tracker) Register(ctx context.Context, actor string, reg Registration) 
 		}
 		after, _ := json.Marshal(map[string]any{"status": in.Status, "reason": in.Reason, "kind": in.Kind, "image": in.Image,
 			"workload": in.Workload, "node": in.Node, "region": in.Region, "regionSource": in.RegionSource})
-		return []audit.Entry{{Actor: actor, Action: "instance.register", Object: "instance:" + in.ID, After: after}}, nil
+		entries := []audit.Entry{{Actor: actor, Action: "instance.register", Object: "instance:" + in.ID, After: after}}
+		if !existed || old.Status != in.Status || old.Image != in.Image || old.Region != in.Region {
+			entries = append(entries, imageEntry(actor, in.Image, []string{in.ID}, in.Status))
+		}
+		return entries, nil
 	})
 	if err != nil {
 		return Instance{}, err
 	}
 	t.mu.Lock()
 	t.byID[in.ID] = in
+	if t.byWorkload[in.Workload] == nil {
+		t.byWorkload[in.Workload] = map[string]*Instance{}
+	}
+	t.byWorkload[in.Workload][in.ID] = in
 	t.mu.Unlock()
 	t.log.Info("instance registered", "instance", in.ID, "workload", in.Workload, "status", in.Status, "reason", in.Reason)
 	return *in, nil

@@ -47,7 +47,8 @@ func (t *Tracker) UseVerifier(ctx context.Context, actor, cause string, v *attes
 			reasons[k.reason] += len(g)
 		}
 		after, _ := json.Marshal(map[string]any{"revoked": len(ids), "reasons": reasons, "instances": ids})
-		return []audit.Entry{{Actor: actor, Action: "instance.revoke", Object: "collateral:" + cause, After: after}}, nil
+		return append([]audit.Entry{{Actor: actor, Action: "instance.revoke", Object: "collateral:" + cause, After: after}},
+			t.imageEntries(actor, ids, Revoked)...), nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("revoking %d instances: %w", len(ids), err)
@@ -92,7 +93,8 @@ func (t *Tracker) Sweep(ctx context.Context) ([]string, error) {
 			return nil, err
 		}
 		after, _ := json.Marshal(map[string]any{"stale": len(ids), "instances": ids})
-		return []audit.Entry{{Actor: "system:instances", Action: "instance.stale", Object: "instances", After: after}}, nil
+		return append([]audit.Entry{{Actor: "system:instances", Action: "instance.stale", Object: "instances", After: after}},
+			t.imageEntries("system:instances", ids, Stale)...), nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sweeping instances: %w", err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/bulwark-sec/bulwark/internal/api"
 	"github.com/bulwark-sec/bulwark/internal/identity"
+	"github.com/bulwark-sec/bulwark/internal/instance"
 	"github.com/bulwark-sec/bulwark/internal/seal"
 	"github.com/bulwark-sec/bulwark/internal/store"
 	"github.com/bulwark-sec/bulwark/internal/trust"
@@ -50,6 +51,37 @@ type IdentityConfig struct {
 	// endpoints ("TD=https://host/path"); their bundles reach workloads
 	// beside this trust domain's.
 	Federate []string
+	// TEEPolicy is the identity TEE policy file (trust.LoadTEEPolicy):
+	// the workloads whose identities need a verified confidential
+	// instance; "" none. RequireTEE adds rules in the flag form
+	// (trust.ParseTEERule).
+	TEEPolicy  string
+	RequireTEE []string
+}
+
+// teePolicy reads the identity TEE policy of cfg: nil when there is none.
+func teePolicy(cfg IdentityConfig, instances *instance.Tracker) (func(spiffeid.ID, identity.Workload) *identity.TEEFacts, error) {
+	p := &trust.TEEPolicy{}
+	if cfg.TEEPolicy != "" {
+		var err error
+		if p, err = trust.LoadTEEPolicy(cfg.TEEPolicy); err != nil {
+			return nil, err
+		}
+	}
+	for _, s := range cfg.RequireTEE {
+		r, err := trust.ParseTEERule(s)
+		if err != nil {
+			return nil, fmt.Errorf("--identity-require-tee: %w", err)
+		}
+		p.Rules = append(p.Rules, r)
+	}
+	if len(p.Rules) == 0 {
+		return nil, nil
+	}
+	if instances == nil {
+		return p.Facts(nil), nil // refuses every workload a rule names
+	}
+	return p.Facts(instances), nil
 }
 
 // identityDir is where the server keeps its identity state.
@@ -75,7 +107,7 @@ type identityService struct {
 
 // setupIdentity opens (or makes) the authority and turns the identity
 // routes on; nil when cfg has no trust domain.
-func setupIdentity(cfg IdentityConfig, dataDir string, st *store.Store, key *seal.Key, h *api.Handler, egress *http.Client, log *slog.Logger) (*identityService, error) {
+func setupIdentity(cfg IdentityConfig, dataDir string, st *store.Store, key *seal.Key, h *api.Handler, egress *http.Client, instances *instance.Tracker, log *slog.Logger) (*identityService, error) {
 	if cfg.TrustDomain == "" {
 		return nil, nil
 	}
@@ -102,6 +134,10 @@ func setupIdentity(cfg IdentityConfig, dataDir string, st *store.Store, key *sea
 		}
 		fed.Peers = append(fed.Peers, p)
 	}
+	tee, err := teePolicy(cfg, instances)
+	if err != nil {
+		return nil, err
+	}
 	a, err := OpenAuthority(cfg.dir(dataDir), td, key, cfg.X509TTL, log)
 	if err != nil {
 		return nil, err
@@ -112,8 +148,21 @@ func setupIdentity(cfg IdentityConfig, dataDir string, st *store.Store, key *sea
 		s.every = time.Minute
 	}
 	s.feed.OnChange = s.registry.Invalidate
+	if tee != nil && instances != nil {
+		// Another replica's instance changes (instance.image entries) are
+		// read into this replica's tracker before its agents are woken to
+		// ask again, so it decides on them.
+		s.feed.OnChange = func(ds []string) {
+			s.registry.Invalidate(ds)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := instances.Load(ctx, st); err != nil {
+				s.log.Warn("reloading confidential instances", "err", err)
+			}
+		}
+	}
 	h.UseIdentity(api.IdentityConfig{Authority: a, Template: tmpl, Facts: trust.Facts(st), Grace: cfg.NodeGrace,
-		Feed: s.feed, Decisions: s.registry, Federated: fed.Bundles})
+		Feed: s.feed, Decisions: s.registry, Federated: fed.Bundles, TEE: tee})
 	log.Info("workload identity on", "trustDomain", td.Name(), "template", tmplText, "intermediateUntil", a.Intermediate().NotAfter)
 	return s, nil
 }

@@ -144,8 +144,18 @@ func (s *Server) Stop() { s.once.Do(s.stop) }
 // the test unless the server answers 200.
 func (s *Server) SetCertification(t *testing.T, d name.Digest, status, reason string) {
 	t.Helper()
-	body, _ := json.Marshal(api.CertificationRequest{Status: status, Reason: reason})
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, s.URL+"/api/v1/images/"+d.DigestStr()+"/certification", bytes.NewReader(body))
+	code, b := s.Post(t, "/api/v1/images/"+d.DigestStr()+"/certification", api.CertificationRequest{Status: status, Reason: reason})
+	if code != http.StatusOK {
+		t.Fatalf("setting %s to %s: %d: %s", d.DigestStr(), status, code, b)
+	}
+}
+
+// Post sends body as JSON to path with the admin token and returns the
+// status and the answer's body.
+func (s *Server) Post(t *testing.T, path string, body any) (int, []byte) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, s.URL+path, bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,8 +165,6 @@ func (s *Server) SetCertification(t *testing.T, d name.Digest, status, reason st
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("setting %s to %s: %s: %s", d.DigestStr(), status, resp.Status, b)
-	}
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
 }

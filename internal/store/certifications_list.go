@@ -103,7 +103,8 @@ func (s *Store) listCertifications(ctx context.Context, where string, args ...an
 }
 
 // CertificationChanges returns the digests whose certification changed in
-// an audit entry after seq (certification.grant, .deny, .set, .revoke),
+// an audit entry after seq (certification.grant, .deny, .set, .revoke,
+// and instance.image: the image's confidential instances changed trust),
 // and the newest audit sequence number. The audit log's sequence is the
 // commit order of its appenders (they are serialised until commit: SQLite's
 // write lock, PostgreSQL's audit lock), so a poller that asks after the
@@ -118,7 +119,7 @@ func (s *Store) CertificationChanges(ctx context.Context, seq int64) (digests []
 		return nil, last, nil // a first poll lists everything anyway
 	}
 	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT DISTINCT object FROM audit_log
-		WHERE seq > ? AND seq <= ? AND action LIKE 'certification.%'`), seq, last)
+		WHERE seq > ? AND seq <= ? AND (action LIKE 'certification.%' OR action = 'instance.image')`), seq, last)
 	if err != nil {
 		return nil, 0, fmt.Errorf("listing certification changes: %w", err)
 	}

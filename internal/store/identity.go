@@ -20,7 +20,7 @@ func (s *Store) CertificationChangesFrom(ctx context.Context, seq int64) ([]stri
 		return nil, last, err
 	}
 	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT DISTINCT object FROM audit_log
-		WHERE seq <= ? AND action LIKE 'certification.%'`), last)
+		WHERE seq <= ? AND (action LIKE 'certification.%' OR action = 'instance.image')`), last)
 	if err != nil {
 		return nil, 0, fmt.Errorf("listing certification changes: %w", err)
 	}

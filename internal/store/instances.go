@@ -155,3 +155,16 @@ func (s *Store) SetTEEStatus(ctx context.Context, ids []string, status, reason, 
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error { return set(tx) })
 }
+
+// DeleteTEEInstance removes instance id (retired by an operator);
+// ErrNotFound when there is none.
+func (s *Store) DeleteTEEInstance(ctx context.Context, id string) error {
+	res, err := s.db.ExecContext(ctx, s.d.q(`DELETE FROM tee_instances WHERE id = ?`), id)
+	if err != nil {
+		return fmt.Errorf("deleting instance %q: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("deleting instance %q: %w", id, ErrNotFound)
+	}
+	return nil
+}
