@@ -88,6 +88,21 @@ func TestCreateSecretConcurrent(t *testing.T) {
 // reloaded yet: the database decides), and concurrent creates spread over
 // both give one 201.
 func TestCreateSecretAcrossReplicas(t *testing.T) {
+	tokens, cs := secretReplicas(t, 4)
+	if code := postSecret(cs[0].base, tokens[0], "shop/db", "one"); code != http.StatusCreated {
+		t.Fatalf("create on a: %d", code)
+	}
+	if code := postSecret(cs[1].base, tokens[0], "shop/db", "two"); code != http.StatusConflict {
+		t.Fatalf("create of an existing name on b: %d, want 409", code)
+	}
+	createRace(t, tokens, cs, 16)
+}
+
+// secretReplicas starts two replicas ("replica-a", "replica-b") on one
+// new PostgreSQL database with one secret key, watching hourly, and
+// creates n admin tokens.
+func secretReplicas(t *testing.T, n int) ([]string, []*client) {
+	t.Helper()
 	dsn := pgtest.Start(t)
 	keyFile := filepath.Join(t.TempDir(), "secret.key")
 	if _, err := seal.Load("", keyFile); err != nil {
@@ -97,9 +112,9 @@ func TestCreateSecretAcrossReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	var tokens []string
-	for range 4 {
+	for range n {
 		tok, err := api.CreateToken(t.Context(), api.NewAuditor(st, ""), "test", "root", store.RoleAdmin)
 		if err != nil {
 			t.Fatal(err)
@@ -108,17 +123,10 @@ func TestCreateSecretAcrossReplicas(t *testing.T) {
 	}
 	var cs []*client
 	for _, name := range []string{"replica-a", "replica-b"} {
-		c, stop := startServerWith(t, t.TempDir(), func(c *Config) {
+		c, _ := startServerWith(t, t.TempDir(), func(c *Config) {
 			c.Instance, c.Database, c.SecretKeyFile, c.WatchInterval = name, dsn, keyFile, time.Hour
 		})
-		defer stop()
 		cs = append(cs, c)
 	}
-	if code := postSecret(cs[0].base, tokens[0], "shop/db", "one"); code != http.StatusCreated {
-		t.Fatalf("create on a: %d", code)
-	}
-	if code := postSecret(cs[1].base, tokens[0], "shop/db", "two"); code != http.StatusConflict {
-		t.Fatalf("create of an existing name on b: %d, want 409", code)
-	}
-	createRace(t, tokens, cs, 16)
+	return tokens, cs
 }
