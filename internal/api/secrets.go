@@ -13,6 +13,7 @@ import (
 // audits every change itself, without values.
 type SecretStore interface {
 	Put(ctx context.Context, actor, name string, spec secretstore.Spec, v secretstore.Value) (int64, error)
+	Create(ctx context.Context, actor, name string, spec secretstore.Spec, v secretstore.Value) error
 	Rotate(ctx context.Context, actor, name string, v secretstore.Value) (int64, error)
 	SetPolicy(ctx context.Context, actor, name string, classes []string, p secretstore.Policy) error
 	Delete(ctx context.Context, actor, name string) error
@@ -69,6 +70,8 @@ func secretErr(err error, name string) error {
 		return errorf(http.StatusBadRequest, err, "%v", err)
 	case errors.Is(err, store.ErrNotFound):
 		return errorf(http.StatusNotFound, err, "secret %q not found", name)
+	case errors.Is(err, store.ErrSecretExists):
+		return errorf(http.StatusConflict, err, "secret %q exists (PUT adds a version, POST .../rotate a new value)", name)
 	case errors.Is(err, store.ErrVersionConflict):
 		return errorf(http.StatusConflict, err, "secret %q changed meanwhile (a concurrent write): try again", name)
 	}
@@ -109,10 +112,20 @@ func (h *Handler) createSecret(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBounded(r, &req, maxSecretBody); err != nil {
 		return err
 	}
-	if _, ok := s.Info(req.Name); ok {
-		return errorf(http.StatusConflict, nil, "secret %q exists (PUT adds a version, POST .../rotate a new value)", req.Name)
+	if req.Kind == "" {
+		req.Kind = secretstore.KindKV
 	}
-	return h.putSecret(w, r, s, req)
+	// No look first: the store's insert answers "exists" atomically, so
+	// of two concurrent creates (on any replicas) one gets 409.
+	err = s.Create(r.Context(), principal(r.Context()).Actor(), req.Name,
+		secretstore.Spec{Kind: req.Kind, Classes: req.Classes, Policy: req.Policy},
+		secretstore.Value{Data: req.Data, File: req.File})
+	if err != nil {
+		return secretErr(err, req.Name)
+	}
+	info, _ := s.Info(req.Name)
+	writeJSON(w, http.StatusCreated, info)
+	return nil
 }
 
 // replaceSecret is PUT /api/v1/secrets/{name}: a new version with the

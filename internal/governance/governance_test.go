@@ -163,6 +163,46 @@ func TestCSVDefusesFormulas(t *testing.T) {
 	}
 }
 
+// TestCSVDefusesEveryFormulaStart: as OWASP's CSV-injection guidance
+// asks, no cell (nor any part of one a spreadsheet splits off at a
+// separator of its locale: , ; tab |) starts a formula, whatever the
+// agent reports as a service name: a lone = or @, leading spaces or
+// quotes, full-width signs, a tab or CR.
+func TestCSVDefusesEveryFormulaStart(t *testing.T) {
+	c := example(t)
+	for _, name := range []string{"=", "@", "+1", "-1+2", " =cmd|' /C calc'!A0", "\"=x\"", "\t=x", "\r=x",
+		"＝HYPERLINK(1)", "＠SUM(1)", "ok;=cmd()", "ok\t@x", "a|+1", "a, -1+1"} {
+		r, _ := c.Build([]Flow{flow(name, "n", "eu-west-1", "10.1.0.5:5432")}, nil, "", t0)
+		var b bytes.Buffer
+		if err := r.Render(&b, "csv"); err != nil {
+			t.Fatal(err)
+		}
+		for _, sep := range []rune{',', ';', '\t', '|'} {
+			cells := strings.FieldsFunc(b.String(), func(r rune) bool { return r == sep || r == '\n' })
+			for _, cell := range cells {
+				if formulaStart(cell) {
+					t.Errorf("service %q: a spreadsheet splitting at %q reads the cell %q as a formula:\n%s", name, sep, cell, b.String())
+				}
+			}
+		}
+	}
+}
+
+// formulaStart says whether a spreadsheet would take cell, once stripped
+// of its spaces and quotes, as a formula.
+func formulaStart(cell string) bool {
+	cell = strings.TrimLeft(cell, " \"")
+	if cell == "-" || cell == "-\"" {
+		return false // the report's "none", no formula
+	}
+	for _, p := range []string{"=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠"} {
+		if strings.HasPrefix(cell, p) {
+			return true
+		}
+	}
+	return false
+}
+
 func FuzzParse(f *testing.F) {
 	b, _ := os.ReadFile("testdata/catalogue.yaml")
 	f.Add(b)

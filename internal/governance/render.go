@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 )
 
 // Formats Render writes.
@@ -57,13 +58,41 @@ func (r Report) Rows() [][]string {
 	return rows
 }
 
-// defuse keeps a spreadsheet from reading a cell as a formula: a value
-// from an agent or a catalogue that starts with = + - @ gets a leading '.
+// defuse keeps a spreadsheet from reading a cell as a formula, as
+// OWASP's CSV-injection guidance asks: a value from an agent or a
+// catalogue whose start (after spaces and quotes) is = + - @ (or their
+// full-width forms), a tab or a CR gets a leading '. So does each part of
+// it that follows a separator a spreadsheet may split at (, ; tab |,
+// whatever the locale), since that part can become a cell of its own. A
+// lone "-" (the report's "none") stays.
 func defuse(c string) string {
-	if len(c) > 1 && strings.ContainsRune("=+-@\t\r", rune(c[0])) {
-		return "'" + c
+	var b strings.Builder
+	start := 0
+	for i, r := range c {
+		if strings.ContainsRune(",;\t|", r) {
+			b.WriteString(defusePart(c[start:i]))
+			b.WriteRune(r)
+			start = i + 1
+		}
 	}
-	return c
+	b.WriteString(defusePart(c[start:]))
+	return defusePart(b.String()) // a leading tab or CR itself
+}
+
+// defusePart prefixes part with ' when it starts a formula.
+func defusePart(part string) string {
+	if part == "-" {
+		return part
+	}
+	rest := strings.TrimLeft(part, " \"")
+	if rest == "" {
+		return part
+	}
+	r, _ := utf8.DecodeRuneInString(rest)
+	if strings.ContainsRune("=+-@\t\r＝＋－＠", r) {
+		return "'" + part
+	}
+	return part
 }
 
 func orDash(s string) string {

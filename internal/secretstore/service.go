@@ -163,23 +163,10 @@ type Spec struct {
 // Put creates a secret (version 1) or, when it exists, adds a version
 // with spec's kind, classes and policy. It returns the version.
 func (s *Service) Put(ctx context.Context, actor, name string, spec Spec, v Value) (int64, error) {
-	if err := ValidName(name); err != nil {
+	meta, err := s.prepare(name, spec, v)
+	if err != nil {
 		return 0, err
 	}
-	if err := v.validate(spec.Kind); err != nil {
-		return 0, err
-	}
-	if err := spec.Policy.Validate(); err != nil {
-		return 0, err
-	}
-	slices.Sort(spec.Classes)
-	spec.Classes = slices.Compact(spec.Classes)
-	if _, err := s.regions(spec.Policy, spec.Classes); err != nil {
-		return 0, err
-	}
-	classes, _ := json.Marshal(nonNil(spec.Classes))
-	policy, _ := json.Marshal(spec.Policy)
-	meta := store.VaultSecret{Name: name, Kind: spec.Kind, Classes: string(classes), Policy: string(policy)}
 	prev := int64(0)
 	if cur, err := s.st.VaultSecret(ctx, name); err == nil {
 		prev = cur.Current
@@ -187,6 +174,41 @@ func (s *Service) Put(ctx context.Context, actor, name string, spec Spec, v Valu
 		return 0, err
 	}
 	return s.write(ctx, actor, "secret.put", meta, prev, v)
+}
+
+// Create creates a secret (version 1) and fails with
+// store.ErrSecretExists when the name is taken, also when a concurrent
+// Create (on this or another replica) committed first: the store's
+// insert decides, not an earlier look.
+func (s *Service) Create(ctx context.Context, actor, name string, spec Spec, v Value) error {
+	meta, err := s.prepare(name, spec, v)
+	if err != nil {
+		return err
+	}
+	_, err = s.write(ctx, actor, "secret.put", meta, 0, v)
+	return err
+}
+
+// prepare validates a secret's name, value and spec and returns its
+// metadata row.
+func (s *Service) prepare(name string, spec Spec, v Value) (store.VaultSecret, error) {
+	if err := ValidName(name); err != nil {
+		return store.VaultSecret{}, err
+	}
+	if err := v.validate(spec.Kind); err != nil {
+		return store.VaultSecret{}, err
+	}
+	if err := spec.Policy.Validate(); err != nil {
+		return store.VaultSecret{}, err
+	}
+	slices.Sort(spec.Classes)
+	spec.Classes = slices.Compact(spec.Classes)
+	if _, err := s.regions(spec.Policy, spec.Classes); err != nil {
+		return store.VaultSecret{}, err
+	}
+	classes, _ := json.Marshal(nonNil(spec.Classes))
+	policy, _ := json.Marshal(spec.Policy)
+	return store.VaultSecret{Name: name, Kind: spec.Kind, Classes: string(classes), Policy: string(policy)}, nil
 }
 
 // Rotate adds a version with a new value, keeping kind, classes and

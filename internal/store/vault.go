@@ -57,6 +57,11 @@ type VaultVersion struct {
 // rotation won).
 var ErrVersionConflict = errors.New("the secret changed meanwhile (concurrent rotation)")
 
+// ErrSecretExists is returned by PutVaultVersion with prev 0 when a
+// secret of that name exists (created before, or by a concurrent
+// create that committed first). It is an ErrVersionConflict too.
+var ErrSecretExists = fmt.Errorf("the secret exists: %w", ErrVersionConflict)
+
 // PutVaultVersion stores v as version prev+1 of meta.Name and makes it
 // current, in one transaction: a crash leaves either the old current
 // version or the new one, never neither. prev 0 creates the secret (and
@@ -67,10 +72,15 @@ func (s *Store) PutVaultVersion(ctx context.Context, meta VaultSecret, prev int6
 	next := prev + 1
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if prev == 0 {
-			_, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO vault_secrets (name, kind, classes, policy, current, created, updated)
-				VALUES (?, ?, ?, ?, ?, ?, ?)`), meta.Name, meta.Kind, meta.Classes, meta.Policy, next, formatTime(now), formatTime(now))
+			// The primary key decides between concurrent creates, on
+			// SQLite and PostgreSQL alike: the loser inserts no row.
+			res, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO vault_secrets (name, kind, classes, policy, current, created, updated)
+				VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`), meta.Name, meta.Kind, meta.Classes, meta.Policy, next, formatTime(now), formatTime(now))
 			if err != nil {
-				return fmt.Errorf("creating secret %q: %w", meta.Name, ErrVersionConflict)
+				return fmt.Errorf("creating secret %q: %w", meta.Name, err)
+			}
+			if n, err := res.RowsAffected(); err != nil || n != 1 {
+				return fmt.Errorf("creating secret %q: %w", meta.Name, ErrSecretExists)
 			}
 		} else {
 			res, err := tx.ExecContext(ctx, s.d.q(`UPDATE vault_secrets SET kind = ?, classes = ?, policy = ?, current = ?, updated = ?

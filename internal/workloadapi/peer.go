@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"syscall"
@@ -40,17 +41,9 @@ func (callerCreds) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInf
 	if !ok {
 		return nil, nil, fmt.Errorf("the Workload API serves unix sockets only, not %T", conn)
 	}
-	raw, err := uc.SyscallConn()
+	cred, err := peerCred(uc)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading the peer's credentials: %w", err)
-	}
-	var cred *unix.Ucred
-	var cerr error
-	if err := raw.Control(func(fd uintptr) { cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) }); err != nil {
-		return nil, nil, fmt.Errorf("reading the peer's credentials: %w", err)
-	}
-	if cerr != nil {
-		return nil, nil, fmt.Errorf("reading the peer's credentials: %w", cerr)
+		return nil, nil, err
 	}
 	if cred.Pid <= 0 {
 		return nil, nil, errors.New("the peer has no pid in this pid namespace")
@@ -100,31 +93,95 @@ func callerOf(ctx context.Context) (Caller, bool) {
 }
 
 // limitListener accepts at most n unix connections at once; the rest wait
-// in the kernel's backlog. Its connections stay *net.UnixConn underneath,
-// so the handshake can read their peer credentials.
+// in the kernel's backlog. One caller (an attribution key: its container,
+// or "" for every process in no watched container) holds at most perCaller
+// of them: its next connection is closed at once, so one container that
+// opens connections without end cannot take the node's from the others.
+// Its connections stay *net.UnixConn underneath, so the handshake can read
+// their peer credentials.
 type limitListener struct {
 	net.Listener
-	sem chan struct{}
+	sem       chan struct{}
+	perCaller int
+	key       func(pid int) string
+	log       *slog.Logger
+	mu        sync.Mutex
+	open      map[string]int // attribution key -> connections open
 }
 
-func newLimitListener(l net.Listener, n int) *limitListener {
-	return &limitListener{Listener: l, sem: make(chan struct{}, n)}
+func newLimitListener(l net.Listener, n, perCaller int, key func(pid int) string, log *slog.Logger) *limitListener {
+	return &limitListener{Listener: l, sem: make(chan struct{}, n), perCaller: perCaller, key: key, log: log,
+		open: map[string]int{}}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
-	l.sem <- struct{}{}
-	c, err := l.Listener.Accept()
+	for {
+		l.sem <- struct{}{}
+		c, err := l.Listener.Accept()
+		if err != nil {
+			<-l.sem
+			return nil, err
+		}
+		uc, ok := c.(*net.UnixConn)
+		if !ok {
+			<-l.sem
+			c.Close()
+			return nil, fmt.Errorf("the Workload API serves unix sockets only, not %T", c)
+		}
+		key, ok := l.admit(uc)
+		if !ok {
+			<-l.sem
+			uc.Close()
+			continue
+		}
+		return &limitedConn{UnixConn: uc, release: func() { l.leave(key); <-l.sem }}, nil
+	}
+}
+
+// admit counts uc against its caller's cap; false when the caller holds
+// perCaller connections already (or its credentials cannot be read).
+func (l *limitListener) admit(uc *net.UnixConn) (string, bool) {
+	cred, err := peerCred(uc)
 	if err != nil {
-		<-l.sem
-		return nil, err
+		l.log.Debug("workload API: refusing a connection", "err", err)
+		return "", false
 	}
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		<-l.sem
-		c.Close()
-		return nil, fmt.Errorf("the Workload API serves unix sockets only, not %T", c)
+	pid := int(cred.Pid)
+	key := l.key(pid)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open[key] >= l.perCaller {
+		l.log.Warn("workload API: a caller holds its connections already; refusing another", "container", key, "pid", pid, "max", l.perCaller)
+		return "", false
 	}
-	return &limitedConn{UnixConn: uc, release: func() { <-l.sem }}, nil
+	l.open[key]++
+	return key, true
+}
+
+func (l *limitListener) leave(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open[key]--; l.open[key] <= 0 {
+		delete(l.open, key)
+	}
+}
+
+// peerCred reads the credentials of the process at the other end of uc
+// (SO_PEERCRED: taken by the kernel at connect, not said by the peer).
+func peerCred(uc syscall.Conn) (*unix.Ucred, error) {
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("reading the peer's credentials: %w", err)
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) { cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) }); err != nil {
+		return nil, fmt.Errorf("reading the peer's credentials: %w", err)
+	}
+	if cerr != nil {
+		return nil, fmt.Errorf("reading the peer's credentials: %w", cerr)
+	}
+	return cred, nil
 }
 
 type limitedConn struct {

@@ -27,6 +27,7 @@ import (
 // Limits against a flood of callers on the socket.
 const (
 	MaxConns          = 1024 // connections open at once; more wait in the kernel's backlog
+	MaxConnsPerCaller = 64   // of them, held by one container (or all unattributed callers); more are closed
 	MaxStreamsPerConn = 16
 	maxRecvMsg        = 64 << 10
 	maxAudiences      = identity.MaxAudiences
@@ -87,12 +88,22 @@ func (s *Server) ServeListener(ctx context.Context, l net.Listener) error {
 		case <-done:
 		}
 	}()
-	err := g.Serve(newLimitListener(l, MaxConns))
+	err := g.Serve(newLimitListener(l, MaxConns, MaxConnsPerCaller, s.attribution, s.log))
 	close(done)
 	if ctx.Err() != nil {
 		return nil
 	}
 	return err
+}
+
+// attribution is the key a caller's connections are counted under: its
+// container, or "" for every process in no watched container (they get no
+// identity anyway, and share one cap).
+func (s *Server) attribution(pid int) string {
+	if w, ok := s.resolve(pid); ok {
+		return "container:" + w.Container
+	}
+	return ""
 }
 
 // errNoIdentity is SPIRE's answer to a caller without identity, which
