@@ -38,7 +38,7 @@ func execVia(t *testing.T, path string) string {
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	switch {
-	case err == nil:
+	case errors.As(err, &ee) && ee.ExitCode() == canary.ProgramExit:
 		return "ran"
 	case errors.As(err, &ee) && ee.ExitCode() == 77:
 		return "eperm"

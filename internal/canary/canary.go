@@ -93,6 +93,13 @@ func Run(ctx context.Context, o Options) error {
 		err, bytes.TrimSpace(out))
 }
 
+// ProgramExit is the exit status of Program, the drifted file: it ran.
+const ProgramExit = 42
+
+// exitDrifted is what the helper's exec of the drifted file ends with
+// when it ran.
+const exitDrifted = ProgramExit
+
 // helperPath is the helper program: this one (a variable for tests).
 var helperPath = "/proc/self/exe"
 
@@ -103,7 +110,6 @@ const (
 	exitRefused     = 77
 	exitSetup       = 78
 	exitOther       = 79
-	exitDrifted     = 42 // the drifted program's own exit status (Program)
 )
 
 // MaybeHelper runs the canary helper and exits when this process was
