@@ -8,8 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,31 +17,19 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/bulwark-sec/bulwark/internal/containerdtest"
 	"github.com/bulwark-sec/bulwark/internal/k8stest"
 )
 
 // buildProbe compiles the agent's test probe (a static binary serving
 // commands on a unix socket).
-func buildProbe(t *testing.T) []byte {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "probe")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "../agent/testdata/probe")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the probe: %v\n%s", err, b)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func buildProbe(t *testing.T) []byte { return containerdtest.BuildStatic(t, "../agent/testdata/probe") }
 
 // probeImage is the probe (entrypoint: serve /ctl) with an npm lodash of
 // version, so that a lodash advisory revokes it.
 func probeImage(t *testing.T, probe []byte, lodash string) v1.Image {
 	t.Helper()
-	img, err := k8stest.ImageOf(map[string][]byte{"bin/probe": probe, "tmp/": nil, "ctl/": nil,
+	img, err := containerdtest.ImageOf(map[string][]byte{"bin/probe": probe, "tmp/": nil, "ctl/": nil,
 		"app/node_modules/lodash/package.json": fmt.Appendf(nil, `{"name": "lodash", "version": %q}`, lodash)},
 		[]string{"/bin/probe", "serve", "/ctl"})
 	if err != nil {
