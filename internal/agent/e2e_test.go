@@ -2,10 +2,7 @@ package agent
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -83,17 +80,7 @@ func (k *ctr) start(t *testing.T, ctx context.Context) {
 }
 
 // do sends one command to the probe in the container.
-func (k *ctr) do(t *testing.T, cmd string) string {
-	t.Helper()
-	conn, err := net.Dial("unix", k.sock)
-	if err != nil {
-		t.Fatalf("reaching the probe of %s: %v", k.id, err)
-	}
-	defer conn.Close()
-	fmt.Fprintln(conn, cmd)
-	b, _ := io.ReadAll(conn)
-	return strings.TrimSpace(string(b))
-}
+func (k *ctr) do(t *testing.T, cmd string) string { return containerdtest.Ask(t, k.sock, cmd) }
 
 // collector gathers the agent's events.
 type collector struct {

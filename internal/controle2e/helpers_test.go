@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -58,16 +56,7 @@ func digestOf(t *testing.T, img v1.Image) string {
 
 // probeDo sends one command to the probe whose socket is in dir.
 func probeDo(t *testing.T, dir, cmd string) string {
-	t.Helper()
-	conn, err := net.DialTimeout("unix", filepath.Join(dir, "ctl.sock"), 5*time.Second)
-	if err != nil {
-		t.Fatalf("reaching the probe: %v", err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintln(conn, cmd)
-	b, _ := io.ReadAll(conn)
-	return strings.TrimSpace(string(b))
+	return containerdtest.Ask(t, filepath.Join(dir, "ctl.sock"), cmd)
 }
 
 // runningPod waits for a Running pod of app web in shop other than

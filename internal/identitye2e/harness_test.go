@@ -3,9 +3,6 @@ package identitye2e
 import (
 	"bufio"
 	"context"
-	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -66,15 +63,7 @@ func run(t *testing.T, ctx context.Context, c *client.Client, img client.Image, 
 
 // do sends one command to the probe.
 func (w *workload) do(t *testing.T, cmd string) string {
-	t.Helper()
-	conn, err := net.Dial("unix", filepath.Join(w.ctl, "ctl.sock"))
-	if err != nil {
-		t.Fatalf("reaching the probe of %s: %v", w.id, err)
-	}
-	defer conn.Close()
-	fmt.Fprintln(conn, cmd)
-	b, _ := io.ReadAll(conn)
-	return strings.TrimSpace(string(b))
+	return containerdtest.Ask(t, filepath.Join(w.ctl, "ctl.sock"), cmd)
 }
 
 // event is one line of the probe's /ctl/events.
