@@ -1,27 +1,18 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
-	"github.com/containerd/containerd/v2/pkg/oci"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/bulwark-sec/bulwark/internal/containerdtest"
 )
@@ -47,49 +38,13 @@ func TestAgentRSS(t *testing.T) {
 	c, addr := containerdtest.Start(t)
 	ns := "bench-" + strconv.Itoa(os.Getpid()) // runc's state is per namespace, shared by every containerd
 	ctx := namespaces.WithNamespace(context.Background(), ns)
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	_ = tw.WriteHeader(&tar.Header{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755})
-	_ = tw.WriteHeader(&tar.Header{Name: "bin/busybox", Mode: 0o755, Size: int64(len(bb))})
-	_, _ = tw.Write(bb)
-	_ = tw.Close()
-	data := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, _ := mutate.AppendLayers(empty.Image, layer)
-	cf, _ := img.ConfigFile()
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", runtime.GOARCH
-	cf.Config.Entrypoint = []string{"/bin/busybox", "sleep", "3600"}
-	img, _ = mutate.ConfigFile(img, cf)
+	img := containerdtest.Image(t, map[string][]byte{"bin/busybox": bb}, "/bin/busybox", "sleep", "3600")
 	ci := containerdtest.Import(t, ctx, c, img, "bulwark.test/busybox:bench")
 
 	start := time.Now()
 	for i := range n {
 		id := "rss-" + strconv.Itoa(i)
-		cont, err := c.NewContainer(ctx, id, client.WithImage(ci), client.WithNewSnapshot(id+"-snap", ci), client.WithNewSpec(oci.WithImageConfig(ci)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		task, err := cont.NewTask(ctx, cio.NullIO)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			cctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), ns), 20*time.Second)
-			defer cancel()
-			task.Kill(cctx, 9)
-			if ch, err := task.Wait(cctx); err == nil {
-				<-ch
-			}
-			task.Delete(cctx)
-			cont.Delete(cctx, client.WithSnapshotCleanup)
-		})
-		if err := task.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
+		containerdtest.Run(t, ctx, c, ci, id)
 	}
 	t.Logf("%d containers started in %s", n, time.Since(start).Round(time.Second))
 

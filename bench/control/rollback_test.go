@@ -24,6 +24,7 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/agentproto"
 	"github.com/bulwark-sec/bulwark/internal/api"
 	"github.com/bulwark-sec/bulwark/internal/audit"
+	"github.com/bulwark-sec/bulwark/internal/containerdtest"
 	"github.com/bulwark-sec/bulwark/internal/k8stest"
 	"github.com/bulwark-sec/bulwark/internal/kube"
 	"github.com/bulwark-sec/bulwark/internal/registrytest"
@@ -34,7 +35,7 @@ import (
 const deployments = 100
 
 func lodashImage(b *testing.B, version string, age time.Duration) v1.Image {
-	img, err := k8stest.ImageOf(map[string][]byte{"app/node_modules/lodash/package.json": fmt.Appendf(nil, `{"name": "lodash", "version": %q}`, version)}, []string{"/app"})
+	img, err := containerdtest.ImageOf(map[string][]byte{"app/node_modules/lodash/package.json": fmt.Appendf(nil, `{"name": "lodash", "version": %q}`, version)}, []string{"/app"})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,13 +1,8 @@
 package agent
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
-	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,13 +13,8 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/cio"
-	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/bulwark-sec/bulwark/internal/containerdtest"
@@ -40,40 +30,10 @@ var testNS = "bulwark-test-" + strconv.Itoa(os.Getpid())
 func buildProbe(t *testing.T) []byte { return containerdtest.BuildStatic(t, "./testdata/probe") }
 
 // probeImage is one layer: /bin/probe (the entrypoint), /bin/tool (the same
-// binary under another name) and /tmp.
+// binary under another name), /tmp and /ctl.
 func probeImage(t *testing.T, probe []byte) v1.Image {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, d := range []string{"bin/", "tmp/", "ctl/"} {
-		tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o1777})
-	}
-	for _, f := range []string{"bin/probe", "bin/tool"} {
-		tw.WriteHeader(&tar.Header{Name: f, Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(probe))})
-		tw.Write(probe)
-	}
-	tw.Close()
-	data := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Config.Entrypoint = []string{"/bin/probe", "serve", "/ctl"}
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
+	return containerdtest.Image(t, map[string][]byte{"bin/probe": probe, "bin/tool": probe, "tmp/": nil, "ctl/": nil},
+		"/bin/probe", "serve", "/ctl")
 }
 
 // importImage loads img into containerd and unpacks it; it returns the
@@ -97,25 +57,8 @@ func create(t *testing.T, ctx context.Context, c *client.Client, img client.Imag
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(ctl) })
-	cont, err := c.NewContainer(ctx, id, client.WithImage(img), client.WithNewSnapshot(id+"-snap", img),
-		client.WithNewSpec(oci.WithImageConfig(img), oci.WithMounts([]specs.Mount{{Destination: "/ctl", Type: "bind", Source: ctl, Options: []string{"rbind", "rw"}}})))
-	if err != nil {
-		t.Fatalf("creating container %s: %v", id, err)
-	}
-	task, err := cont.NewTask(ctx, cio.NullIO)
-	if err != nil {
-		t.Fatalf("creating the task of %s: %v", id, err)
-	}
-	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), testNS), 20*time.Second)
-		defer cancel()
-		task.Kill(cctx, 9)
-		if ch, err := task.Wait(cctx); err == nil {
-			<-ch
-		}
-		task.Delete(cctx)
-		cont.Delete(cctx, client.WithSnapshotCleanup)
-	})
+	task := containerdtest.Create(t, ctx, c, img, id,
+		oci.WithMounts([]specs.Mount{{Destination: "/ctl", Type: "bind", Source: ctl, Options: []string{"rbind", "rw"}}}))
 	return &ctr{id: id, sock: filepath.Join(ctl, "ctl.sock"), task: task}
 }
 
@@ -137,17 +80,7 @@ func (k *ctr) start(t *testing.T, ctx context.Context) {
 }
 
 // do sends one command to the probe in the container.
-func (k *ctr) do(t *testing.T, cmd string) string {
-	t.Helper()
-	conn, err := net.Dial("unix", k.sock)
-	if err != nil {
-		t.Fatalf("reaching the probe of %s: %v", k.id, err)
-	}
-	defer conn.Close()
-	fmt.Fprintln(conn, cmd)
-	b, _ := io.ReadAll(conn)
-	return strings.TrimSpace(string(b))
-}
+func (k *ctr) do(t *testing.T, cmd string) string { return containerdtest.Ask(t, k.sock, cmd) }
 
 // collector gathers the agent's events.
 type collector struct {

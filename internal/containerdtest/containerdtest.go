@@ -73,7 +73,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 			<-done
 		}
 		logf.Close()
-		unmountUnder(dir)
+		UnmountUnder(dir)
 		_ = os.RemoveAll(dir)
 	})
 	deadline := time.Now().Add(20 * time.Second)
@@ -96,8 +96,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 	}
 }
 
-// unmountUnder detaches whatever containerd left mounted under dir.
-func unmountUnder(dir string) {
+// UnmountUnder detaches whatever is mounted under dir (what containerd,
+// runc or a kubelet left), deepest first.
+func UnmountUnder(dir string) {
 	b, err := os.ReadFile("/proc/self/mounts")
 	if err != nil {
 		return

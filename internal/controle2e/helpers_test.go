@@ -6,12 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,31 +15,19 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/bulwark-sec/bulwark/internal/containerdtest"
 	"github.com/bulwark-sec/bulwark/internal/k8stest"
 )
 
 // buildProbe compiles the agent's test probe (a static binary serving
 // commands on a unix socket).
-func buildProbe(t *testing.T) []byte {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "probe")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "../agent/testdata/probe")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the probe: %v\n%s", err, b)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func buildProbe(t *testing.T) []byte { return containerdtest.BuildStatic(t, "../agent/testdata/probe") }
 
 // probeImage is the probe (entrypoint: serve /ctl) with an npm lodash of
 // version, so that a lodash advisory revokes it.
 func probeImage(t *testing.T, probe []byte, lodash string) v1.Image {
 	t.Helper()
-	img, err := k8stest.ImageOf(map[string][]byte{"bin/probe": probe, "tmp/": nil, "ctl/": nil,
+	img, err := containerdtest.ImageOf(map[string][]byte{"bin/probe": probe, "tmp/": nil, "ctl/": nil,
 		"app/node_modules/lodash/package.json": fmt.Appendf(nil, `{"name": "lodash", "version": %q}`, lodash)},
 		[]string{"/bin/probe", "serve", "/ctl"})
 	if err != nil {
@@ -72,16 +56,7 @@ func digestOf(t *testing.T, img v1.Image) string {
 
 // probeDo sends one command to the probe whose socket is in dir.
 func probeDo(t *testing.T, dir, cmd string) string {
-	t.Helper()
-	conn, err := net.DialTimeout("unix", filepath.Join(dir, "ctl.sock"), 5*time.Second)
-	if err != nil {
-		t.Fatalf("reaching the probe: %v", err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintln(conn, cmd)
-	b, _ := io.ReadAll(conn)
-	return strings.TrimSpace(string(b))
+	return containerdtest.Ask(t, filepath.Join(dir, "ctl.sock"), cmd)
 }
 
 // runningPod waits for a Running pod of app web in shop other than

@@ -1,13 +1,8 @@
 package identitye2e
 
 import (
-	"archive/tar"
 	"bufio"
-	"bytes"
 	"context"
-	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,14 +11,11 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/cio"
-	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/bulwark-sec/bulwark/internal/containerdtest"
 )
 
 const testNS = "bulwark-idtest"
@@ -31,37 +23,8 @@ const testNS = "bulwark-idtest"
 // probeImage is one layer: /bin/svidprobe (the entrypoint), the mount
 // points and, to make another digest of the same program, extra.
 func probeImage(t *testing.T, probe []byte, extra string) v1.Image {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, d := range []string{"bin/", "tmp/", "ctl/", "spiffe/", "shared/"} {
-		tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o1777})
-	}
-	tw.WriteHeader(&tar.Header{Name: "bin/svidprobe", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(probe))})
-	tw.Write(probe)
-	tw.WriteHeader(&tar.Header{Name: "etc-version", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(extra))})
-	tw.Write([]byte(extra))
-	tw.Close()
-	data := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Config.Entrypoint = []string{"/bin/svidprobe"}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
-	return img
+	return containerdtest.Image(t, map[string][]byte{"bin/svidprobe": probe, "etc-version": []byte(extra),
+		"tmp/": nil, "ctl/": nil, "spiffe/": nil, "shared/": nil}, "/bin/svidprobe")
 }
 
 // workload is one running probe container.
@@ -85,32 +48,11 @@ func run(t *testing.T, ctx context.Context, c *client.Client, img client.Image, 
 		{Destination: "/spiffe", Type: "bind", Source: spiffeDir, Options: []string{"rbind", "rw"}},
 		{Destination: "/shared", Type: "bind", Source: shared, Options: []string{"rbind", "rw"}},
 	}
-	opts := []client.NewContainerOpts{client.WithImage(img), client.WithNewSnapshot(id+"-snap", img),
-		client.WithNewSpec(oci.WithImageConfig(img), oci.WithMounts(mounts))}
+	opts := []oci.SpecOpts{oci.WithMounts(mounts)}
 	for _, l := range labels {
-		opts = append(opts, client.WithContainerLabels(l))
+		opts = append(opts, containerdtest.WithLabels(l))
 	}
-	cont, err := c.NewContainer(ctx, id, opts...)
-	if err != nil {
-		t.Fatalf("creating container %s: %v", id, err)
-	}
-	task, err := cont.NewTask(ctx, cio.NullIO)
-	if err != nil {
-		t.Fatalf("creating the task of %s: %v", id, err)
-	}
-	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), testNS), 20*time.Second)
-		defer cancel()
-		task.Kill(cctx, 9)
-		if ch, err := task.Wait(cctx); err == nil {
-			<-ch
-		}
-		task.Delete(cctx)
-		cont.Delete(cctx, client.WithSnapshotCleanup)
-	})
-	if err := task.Start(ctx); err != nil {
-		t.Fatalf("starting %s: %v", id, err)
-	}
+	containerdtest.Run(t, ctx, c, img, id, opts...)
 	w := &workload{id: id, ctl: ctl}
 	waitFor(t, 15*time.Second, id+"'s command socket", func() bool {
 		_, err := os.Stat(filepath.Join(ctl, "ctl.sock"))
@@ -121,15 +63,7 @@ func run(t *testing.T, ctx context.Context, c *client.Client, img client.Image, 
 
 // do sends one command to the probe.
 func (w *workload) do(t *testing.T, cmd string) string {
-	t.Helper()
-	conn, err := net.Dial("unix", filepath.Join(w.ctl, "ctl.sock"))
-	if err != nil {
-		t.Fatalf("reaching the probe of %s: %v", w.id, err)
-	}
-	defer conn.Close()
-	fmt.Fprintln(conn, cmd)
-	b, _ := io.ReadAll(conn)
-	return strings.TrimSpace(string(b))
+	return containerdtest.Ask(t, filepath.Join(w.ctl, "ctl.sock"), cmd)
 }
 
 // event is one line of the probe's /ctl/events.

@@ -8,9 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,11 +20,10 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"golang.org/x/sys/unix"
+
+	"github.com/bulwark-sec/bulwark/internal/containerdtest"
 )
 
 // CRINamespace is the containerd namespace the kubelet's pods live in.
@@ -220,22 +217,8 @@ func (n *Node) KubeletLog() string { return n.kubelet.logTail() + n.ctrd.logTail
 
 // pauseImage builds ./pause into a one-layer image.
 func (n *Node) pauseImage() v1.Image {
-	t := n.t
-	out := filepath.Join(n.dir, "pause")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "github.com/bulwark-sec/bulwark/internal/k8stest/pause")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the pause program: %v\n%s", err, b)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := ImageOf(map[string][]byte{"pause": b}, []string{"/pause"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
+	b := containerdtest.BuildStatic(n.t, "github.com/bulwark-sec/bulwark/internal/k8stest/pause")
+	return containerdtest.Image(n.t, map[string][]byte{"pause": b}, "/pause")
 }
 
 // Import loads img into the node's CRI namespace under ref (a tag) and
@@ -319,28 +302,6 @@ func tarDir(w io.Writer, dir string) error {
 	return tw.Close()
 }
 
-// ImageOf is a one-layer linux/amd64 image of files (path without the
-// leading slash -> content, mode 0755; a path ending in / is a directory;
-// parent directories are made) with entrypoint.
-func ImageOf(files map[string][]byte, entrypoint []string) (v1.Image, error) {
-	layer, err := tarLayer(files)
-	if err != nil {
-		return nil, err
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		return nil, err
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, err
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
-	cf.Config.Entrypoint = entrypoint
-	return mutate.ConfigFile(img, cf)
-}
-
 // stop stops the kubelet, kills what it left in containerd, stops
 // containerd and removes mounts, cgroups and files.
 func (n *Node) stop() {
@@ -369,23 +330,9 @@ func (n *Node) stop() {
 	if n.ctrd != nil {
 		_ = n.ctrd.stop()
 	}
-	unmountUnder(n.dir)
+	containerdtest.UnmountUnder(n.dir)
 	removeCgroups(filepath.Base(n.dir))
 	_ = os.RemoveAll(n.dir)
-}
-
-func unmountUnder(dir string) {
-	b, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		return
-	}
-	lines := strings.Split(string(b), "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		f := strings.Fields(lines[i])
-		if len(f) > 1 && strings.HasPrefix(f[1], dir+"/") {
-			_ = unix.Unmount(f[1], unix.MNT_DETACH)
-		}
-	}
 }
 
 // cgroupHierarchies are the mounted cgroup hierarchies (v1 controllers
@@ -417,48 +364,4 @@ func removeCgroups(name string) {
 			_ = os.Remove(dirs[i])
 		}
 	}
-}
-
-// tarLayer is a layer of files (0755) and their parent directories.
-func tarLayer(files map[string][]byte) (v1.Layer, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	dirs := map[string]bool{}
-	paths := make([]string, 0, len(files))
-	for p := range files {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
-	for _, p := range paths {
-		var parents []string
-		for d := path.Dir(strings.TrimSuffix(p, "/")); d != "." && !dirs[d]; d = path.Dir(d) {
-			parents = append(parents, d)
-		}
-		if strings.HasSuffix(p, "/") {
-			parents = append([]string{strings.TrimSuffix(p, "/")}, parents...)
-		}
-		for i := len(parents) - 1; i >= 0; i-- {
-			if dirs[parents[i]] {
-				continue
-			}
-			dirs[parents[i]] = true
-			if err := tw.WriteHeader(&tar.Header{Name: parents[i] + "/", Typeflag: tar.TypeDir, Mode: 0o1777}); err != nil {
-				return nil, err
-			}
-		}
-		if strings.HasSuffix(p, "/") {
-			continue
-		}
-		if err := tw.WriteHeader(&tar.Header{Name: p, Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(files[p]))}); err != nil {
-			return nil, err
-		}
-		if _, err := tw.Write(files[p]); err != nil {
-			return nil, err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	data := buf.Bytes()
-	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
 }

@@ -121,8 +121,8 @@ func TestConnectionsToPostgreSQLInTheReport(t *testing.T) {
 	ctx := namespaces.WithNamespace(context.Background(), "bulwark-netflow")
 	bin := containerdtest.BuildStatic(t, "./testdata/dial")
 	imgs := map[string]client.Image{
-		"checkout":  containerdtest.Import(t, ctx, c, containerdtest.OneLayer(t, map[string][]byte{"bin/dial": bin, "variant": []byte("checkout")}, "bin"), "registry.example/checkout:1"),
-		"analytics": containerdtest.Import(t, ctx, c, containerdtest.OneLayer(t, map[string][]byte{"bin/dial": bin, "variant": []byte("analytics")}, "bin"), "registry.example/analytics:1"),
+		"checkout":  containerdtest.Import(t, ctx, c, containerdtest.Image(t, map[string][]byte{"bin/dial": bin, "variant": []byte("checkout")}), "registry.example/checkout:1"),
+		"analytics": containerdtest.Import(t, ctx, c, containerdtest.Image(t, map[string][]byte{"bin/dial": bin, "variant": []byte("analytics")}), "registry.example/analytics:1"),
 	}
 	dir := t.TempDir()
 	cat := filepath.Join(dir, "catalogue.yaml")

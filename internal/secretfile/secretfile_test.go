@@ -96,8 +96,8 @@ func TestDeliveryIntoContainers(t *testing.T) {
 	}
 	ctx := namespaces.WithNamespace(context.Background(), "bulwark-secretfile")
 	bin := containerdtest.BuildStatic(t, "./testdata/reader")
-	good := containerdtest.Import(t, ctx, c, containerdtest.OneLayer(t, map[string][]byte{"bin/reader": bin, "variant": []byte("certified")}, "bin", "out", "run", "run/secrets"), "registry.example/checkout:1")
-	plain := containerdtest.Import(t, ctx, c, containerdtest.OneLayer(t, map[string][]byte{"bin/reader": bin, "variant": []byte("uncertified")}, "bin", "out", "run", "run/secrets"), "registry.example/checkout:2")
+	good := containerdtest.Import(t, ctx, c, containerdtest.Image(t, map[string][]byte{"bin/reader": bin, "variant": []byte("certified"), "out/": nil, "run/secrets/": nil}), "registry.example/checkout:1")
+	plain := containerdtest.Import(t, ctx, c, containerdtest.Image(t, map[string][]byte{"bin/reader": bin, "variant": []byte("uncertified"), "out/": nil, "run/secrets/": nil}), "registry.example/checkout:2")
 	dg := func(ci client.Image) name.Digest {
 		d, _ := name.NewDigest("registry.example/checkout@" + ci.Target().Digest.String())
 		return d

@@ -77,9 +77,9 @@ func TestReleaseToContainers(t *testing.T) {
 	c, _ := containerdtest.Start(t)
 	ctx := namespaces.WithNamespace(context.Background(), ctrNS)
 	bin := containerdtest.BuildStatic(t, "./testdata/fetch")
-	certified := containerdtest.Import(t, ctx, c, containerdtest.OneLayer(t, map[string][]byte{"bin/fetch": bin, "variant": []byte("certified")}, "bin", "svid"), "registry.example/checkout:1")
-	uncertified := containerdtest.Import(t, ctx, c, containerdtest.OneLayer(t, map[string][]byte{"bin/fetch": bin, "variant": []byte("uncertified")}, "bin", "svid"), "registry.example/checkout:2")
-	other := containerdtest.Import(t, ctx, c, containerdtest.OneLayer(t, map[string][]byte{"bin/fetch": bin, "variant": []byte("analytics")}, "bin", "svid"), "registry.example/analytics:1")
+	certified := containerdtest.Import(t, ctx, c, containerdtest.Image(t, map[string][]byte{"bin/fetch": bin, "variant": []byte("certified"), "svid/": nil}), "registry.example/checkout:1")
+	uncertified := containerdtest.Import(t, ctx, c, containerdtest.Image(t, map[string][]byte{"bin/fetch": bin, "variant": []byte("uncertified"), "svid/": nil}), "registry.example/checkout:2")
+	other := containerdtest.Import(t, ctx, c, containerdtest.Image(t, map[string][]byte{"bin/fetch": bin, "variant": []byte("analytics"), "svid/": nil}), "registry.example/analytics:1")
 	digest := func(ci client.Image, repo string) name.Digest {
 		d, err := name.NewDigest(repo + "@" + ci.Target().Digest.String())
 		if err != nil {

@@ -15,7 +15,6 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/api"
 	"github.com/bulwark-sec/bulwark/internal/fleet"
 	"github.com/bulwark-sec/bulwark/internal/notify"
-	"github.com/bulwark-sec/bulwark/internal/registrytest"
 	"github.com/bulwark-sec/bulwark/internal/respond"
 	"github.com/bulwark-sec/bulwark/internal/store"
 )
@@ -50,18 +49,8 @@ func heartbeat(node string, digest, pod string, pkgs ...agentproto.Package) agen
 // target; the response policy's answers (here without a cluster: rollback
 // skipped, drift alerted) are recorded, audited and notified, once.
 func TestServerRunningInventoryAndResponses(t *testing.T) {
-	reg := registrytest.New(t)
-	oldImg := lodashImage(t, "4.17.21", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	newImg := lodashImage(t, "4.17.15", time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC))
-	reg.Push(t, "shop/web:1", oldImg)
-	reg.Push(t, "shop/web:2", newImg)
-	oldDigest, newDigest := digestOf(t, oldImg), digestOf(t, newImg)
-	repo := reg.Host + "/shop/web"
-	feed := t.TempDir()
-	rec, err := os.ReadFile(filepath.Join("..", "match", "testdata", "osv", "GHSA-35jh-r3h4-6jhm.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	lr := newLodashRepo(t)
+	reg, repo, oldDigest, newDigest, feed := lr.reg, lr.repo, lr.oldDigest, lr.newDigest, lr.feed
 	policy := filepath.Join(t.TempDir(), "responses.yaml")
 	os.WriteFile(policy, []byte("default: {drift: alert, revoked: alert}\nrules:\n- namespace: shop\n  revoked: rollback\n"), 0o600)
 
@@ -129,7 +118,7 @@ func TestServerRunningInventoryAndResponses(t *testing.T) {
 	}
 
 	// The advisory arrives: the running digest is revoked.
-	os.WriteFile(filepath.Join(feed, "GHSA-35jh-r3h4-6jhm.json"), rec, 0o644)
+	lr.advise(t)
 	c.json("POST", "/api/v1/advisories/import", admin.Token, map[string]any{"sources": []string{"npm"}}, http.StatusOK, nil)
 	waitFor(t, "the running query to name the pod", func() bool {
 		c.json("GET", "/api/v1/vulnerabilities/"+cve+"/running", viewer.Token, nil, http.StatusOK, &exp)

@@ -51,6 +51,39 @@ func lodashImage(t testing.TB, version string, created time.Time) v1.Image {
 	return img
 }
 
+// lodashRepo is shop/web in an in-process registry: :1 with lodash
+// 4.17.21 (built first), :2 with lodash 4.17.15 (built a month later),
+// and an advisory feed directory, empty until advise.
+type lodashRepo struct {
+	reg                  *registrytest.Registry
+	repo                 string // registry host/shop/web
+	oldDigest, newDigest string
+	feed                 string
+}
+
+func newLodashRepo(t *testing.T) lodashRepo {
+	t.Helper()
+	reg := registrytest.New(t)
+	oldImg := lodashImage(t, "4.17.21", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	newImg := lodashImage(t, "4.17.15", time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC))
+	reg.Push(t, "shop/web:1", oldImg)
+	reg.Push(t, "shop/web:2", newImg)
+	return lodashRepo{reg: reg, repo: reg.Host + "/shop/web", oldDigest: digestOf(t, oldImg), newDigest: digestOf(t, newImg), feed: t.TempDir()}
+}
+
+// advise puts the HIGH lodash advisory (GHSA-35jh-r3h4-6jhm, which affects
+// both images) into the feed.
+func (l lodashRepo) advise(t *testing.T) {
+	t.Helper()
+	rec, err := os.ReadFile(filepath.Join("..", "match", "testdata", "osv", "GHSA-35jh-r3h4-6jhm.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(l.feed, "GHSA-35jh-r3h4-6jhm.json"), rec, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func digestOf(t testing.TB, img v1.Image) string {
 	t.Helper()
 	d, err := img.Digest()
@@ -109,21 +142,10 @@ builtins:
 // New advisory -> the affected certified image revoked -> rollback target
 // published, end to end through the API.
 func TestServerAdvisoryImportRevokes(t *testing.T) {
-	reg := registrytest.New(t)
-	oldImg := lodashImage(t, "4.17.21", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	newImg := lodashImage(t, "4.17.15", time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC))
-	reg.Push(t, "shop/web:1", oldImg)
-	reg.Push(t, "shop/web:2", newImg)
-	oldDigest, newDigest := digestOf(t, oldImg), digestOf(t, newImg)
-	repo := reg.Host + "/shop/web"
-
-	// The advisory feed, configured at start: a directory that will hold
-	// the HIGH lodash record.
-	feed := t.TempDir()
-	rec, err := os.ReadFile(filepath.Join("..", "match", "testdata", "osv", "GHSA-35jh-r3h4-6jhm.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The advisory feed, configured at start, gets the HIGH lodash record
+	// later.
+	lr := newLodashRepo(t)
+	reg, repo, oldDigest, newDigest, feed := lr.reg, lr.repo, lr.oldDigest, lr.newDigest, lr.feed
 
 	dir := t.TempDir()
 	admin := bootstrap(t, dir)
@@ -204,9 +226,7 @@ func TestServerAdvisoryImportRevokes(t *testing.T) {
 		"secret": secret, "events": []string{notify.EventRevoked}}, http.StatusCreated, nil)
 
 	// The advisory arrives: the 4.17.15 image is revoked.
-	if err := os.WriteFile(filepath.Join(feed, "GHSA-35jh-r3h4-6jhm.json"), rec, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	lr.advise(t)
 	var sum api.AdvisoryImportSummary
 	c.json("POST", "/api/v1/advisories/import", admin.Token, importBody, http.StatusOK, &sum)
 	if sum.Changed != 1 || sum.Affected != 2 || sum.Rematched != 2 || len(sum.Imports) != 1 || sum.Imports[0].Inserted != 1 {

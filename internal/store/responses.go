@@ -74,7 +74,7 @@ type Response struct {
 const responseColumns = `id, rkey, cause, action, state, dry_run, namespace, pod, pod_uid, owner, node, container,
 	image, target, reason, detail, created, finished`
 
-func scanResponse(row interface{ Scan(...any) error }) (Response, error) {
+func scanResponse(row scanner) (Response, error) {
 	var r Response
 	var dry int64
 	var created, finished string
@@ -163,20 +163,5 @@ func (s *Store) ResponsesPage(ctx context.Context, namespace string, after int64
 	}
 	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT `+responseColumns+` FROM responses WHERE `+where+
 		` ORDER BY id DESC LIMIT `+strconv.Itoa(max(limit, 1))), args...)
-	if err != nil {
-		return nil, fmt.Errorf("listing responses: %w", err)
-	}
-	defer rows.Close()
-	out := []Response{}
-	for rows.Next() {
-		r, err := scanResponse(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing responses: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing responses: %w", err)
-	}
-	return out, nil
+	return collect(rows, err, "responses", scanResponse)
 }

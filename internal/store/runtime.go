@@ -114,25 +114,14 @@ func (s *Store) RuntimeEventsPage(ctx context.Context, f RuntimeFilter, after in
 	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT id, node, spool, seq, time, received, verdict, reason, pid,
 		path, content, container, namespace, image, error, tree FROM runtime_events WHERE `+where+
 		` ORDER BY id DESC LIMIT `+strconv.Itoa(max(limit, 1))), args...)
-	if err != nil {
-		return nil, fmt.Errorf("listing runtime events: %w", err)
-	}
-	defer rows.Close()
-	out := []RuntimeEvent{}
-	for rows.Next() {
+	return collect(rows, err, "runtime events", func(r scanner) (RuntimeEvent, error) {
 		var e RuntimeEvent
 		var at, rec string
-		if err := rows.Scan(&e.ID, &e.Node, &e.Spool, &e.Seq, &at, &rec, &e.Verdict, &e.Reason, &e.PID,
-			&e.Path, &e.Content, &e.Container, &e.Namespace, &e.Image, &e.Error, &e.Tree); err != nil {
-			return nil, fmt.Errorf("listing runtime events: %w", err)
-		}
+		err := r.Scan(&e.ID, &e.Node, &e.Spool, &e.Seq, &at, &rec, &e.Verdict, &e.Reason, &e.PID,
+			&e.Path, &e.Content, &e.Container, &e.Namespace, &e.Image, &e.Error, &e.Tree)
 		e.Time, e.Received = parseTime(at), parseTime(rec)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing runtime events: %w", err)
-	}
-	return out, nil
+		return e, err
+	})
 }
 
 // Node is an agent's node as its last heartbeat described it.
@@ -152,7 +141,7 @@ type Node struct {
 
 const nodeColumns = `name, mode, state, reason, containers, spool_events, spool_bytes, dropped, version, first_seen, last_seen`
 
-func scanNode(row interface{ Scan(...any) error }) (Node, error) {
+func scanNode(row scanner) (Node, error) {
 	var n Node
 	var first, last string
 	err := row.Scan(&n.Name, &n.Mode, &n.State, &n.Reason, &n.Containers, &n.SpoolEvents, &n.SpoolBytes,
@@ -192,20 +181,5 @@ func (s *Store) PutNode(ctx context.Context, n Node) (*Node, error) {
 func (s *Store) NodesPage(ctx context.Context, after string, limit int) ([]Node, error) {
 	rows, err := s.db.QueryContext(ctx, s.d.q(`SELECT `+nodeColumns+` FROM nodes WHERE name > ? ORDER BY name LIMIT `+
 		strconv.Itoa(max(limit, 1))), after)
-	if err != nil {
-		return nil, fmt.Errorf("listing nodes: %w", err)
-	}
-	defer rows.Close()
-	out := []Node{}
-	for rows.Next() {
-		n, err := scanNode(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing nodes: %w", err)
-		}
-		out = append(out, n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing nodes: %w", err)
-	}
-	return out, nil
+	return collect(rows, err, "nodes", scanNode)
 }
