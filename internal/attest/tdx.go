@@ -14,19 +14,18 @@ import (
 	tdxverify "github.com/google/go-tdx-guest/verify"
 )
 
-// verifyTDX checks a TDX quote (v4) with go-tdx-guest: the PCK chain to
+// verifyTDX checks a TDX quote (v4; v5 in verifyTDXv5) with go-tdx-guest: the PCK chain to
 // Intel's root, the QE report's signature by the PCK key and its binding of
 // the attestation key, the quote's signature by the attestation key, and,
 // with collateral, TCB info and TD_QE identity (their own signatures, chains
 // and dates, the PCK CRL and root CRL) and the platform's TCB level.
 func (v *Verifier) verifyTDX(ev *Evidence) (*Result, error) {
+	if len(ev.Data) >= 2 && ev.Data[0] == tdxV5Version && ev.Data[1] == 0 {
+		return v.verifyTDXv5(ev) // go-tdx-guest v0.3.1 parses v4 only
+	}
 	anyQuote, err := abi.QuoteToProto(ev.Data)
 	if err != nil {
-		r := ReasonMalformed
-		if len(ev.Data) >= 2 && ev.Data[0] == 5 && ev.Data[1] == 0 {
-			r = ReasonUnsupported // v5 quotes: go-tdx-guest v0.3.1 parses v4 only
-		}
-		return nil, refuse(TDX, r, err, "parsing TDX quote")
+		return nil, refuse(TDX, ReasonMalformed, err, "parsing TDX quote")
 	}
 	quote, ok := anyQuote.(*pb.QuoteV4)
 	if !ok {
