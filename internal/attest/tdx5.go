@@ -105,11 +105,14 @@ func (q *TDXQuoteV5) signatureData() []byte {
 // and QE by it, setting res's TCB status and evaluation number.
 func (v *Verifier) judgeTDXv5(q *TDXQuoteV5, chain []*x509.Certificate, pceID string, res *Result, now time.Time) error {
 	c := v.opts.TDX
-	if err := verifyPCSDocument(TDX, c.TCBInfo, c.TCBInfoChain, "tcbInfo", v.intelRoot, now); err != nil {
-		return err
-	}
-	if err := verifyPCSDocument(TDX, c.QEIdentity, c.QEIdentityChain, "enclaveIdentity", v.intelRoot, now); err != nil {
-		return err
+	if !v.tdxDocsOK.Load() || !now.Before(v.tdxUntil) {
+		if err := verifyPCSDocument(TDX, c.TCBInfo, c.TCBInfoChain, "tcbInfo", v.intelRoot, now); err != nil {
+			return err
+		}
+		if err := verifyPCSDocument(TDX, c.QEIdentity, c.QEIdentityChain, "enclaveIdentity", v.intelRoot, now); err != nil {
+			return err
+		}
+		v.tdxDocsOK.Store(true)
 	}
 	crl := v.tdxCRL
 	if crl == nil || now.After(crl.NextUpdate) {

@@ -22,7 +22,7 @@ type tdx5Fixture struct {
 	ext                 attesttest.TD15
 }
 
-func newTDX5(t *testing.T) *tdx5Fixture {
+func newTDX5(t testing.TB) *tdx5Fixture {
 	t.Helper()
 	read := func(p string) []byte {
 		b, err := os.ReadFile("testdata/tdx/" + p)
@@ -39,7 +39,7 @@ func newTDX5(t *testing.T) *tdx5Fixture {
 	return f
 }
 
-func (f *tdx5Fixture) quote(t *testing.T, td attesttest.TD, body uint16) []byte {
+func (f *tdx5Fixture) quote(t testing.TB, td attesttest.TD, body uint16) []byte {
 	t.Helper()
 	q, err := f.p.TDXQuoteV5(f.tmpl, td, body, f.ext)
 	if err != nil {
@@ -50,7 +50,7 @@ func (f *tdx5Fixture) quote(t *testing.T, td attesttest.TD, body uint16) []byte 
 
 // verifier has the synthetic root and, unless status is "", TDX collateral
 // re-issued for the platform with one TCB level of that status.
-func (f *tdx5Fixture) verifier(t *testing.T, status string, o attest.Options) *attest.Verifier {
+func (f *tdx5Fixture) verifier(t testing.TB, status string, o attest.Options) *attest.Verifier {
 	t.Helper()
 	if o.Now == nil {
 		o.Now = func() time.Time { return synthNow }
