@@ -23,7 +23,7 @@ func (v *Verifier) verifyTDX(ev *Evidence) (*Result, error) {
 	if len(ev.Data) >= 2 && ev.Data[0] == tdxV5Version && ev.Data[1] == 0 {
 		return v.verifyTDXv5(ev) // go-tdx-guest v0.3.1 parses v4 only
 	}
-	anyQuote, err := abi.QuoteToProto(ev.Data)
+	anyQuote, err := quoteToProto(ev.Data)
 	if err != nil {
 		return nil, refuse(TDX, ReasonMalformed, err, "parsing TDX quote")
 	}
@@ -89,6 +89,19 @@ func (v *Verifier) verifyTDX(ev *Evidence) (*Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// quoteToProto is go-tdx-guest's v4 parser, which in v0.3.1 panics on a
+// quote whose signed data size is below 134 (it slices the signature and
+// attestation key out of fewer bytes): an attacker's quote must not take
+// the server down, so a panic is a parse error.
+func quoteToProto(b []byte) (q any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			q, err = nil, fmt.Errorf("go-tdx-guest's parser panicked: %v", p)
+		}
+	}()
+	return abi.QuoteToProto(b)
 }
 
 // intelReason classifies go-tdx-guest's errors, which are strings (the

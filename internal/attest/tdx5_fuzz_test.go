@@ -56,3 +56,18 @@ func FuzzTDXQuoteV5(f *testing.F) {
 		t.Fatalf("accepted %d bytes whose signed part is no seed's: %+v", len(b), res)
 	})
 }
+
+// go-tdx-guest v0.3.1's v4 parser panics on a signed data size below 134
+// (found by TestMutatedSyntheticTDXv5Refused: a v5 quote with its version
+// flipped to 4); Verify refuses such a quote as malformed instead.
+func TestTDXv4ShortSignedDataRefused(t *testing.T) {
+	fx := newTDX5(t)
+	v := fx.verifier(t, "", attest.Options{})
+	for _, size := range []uint32{0, 63, 127, 133} {
+		q := make([]byte, 48+584+4+int(size))
+		copy(q, []byte{4, 0, 2, 0, 0x81})
+		q[632], q[633] = byte(size), byte(size>>8)
+		_, err := v.Verify(&attest.Evidence{Kind: attest.TDX, Data: q}, attest.Expect{})
+		reasonIs(t, err, attest.ReasonMalformed)
+	}
+}
