@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/go-tdx-guest/abi"
 	"github.com/google/go-tdx-guest/pcs"
 	pb "github.com/google/go-tdx-guest/proto/tdx"
 	tdxvalidate "github.com/google/go-tdx-guest/validate"
@@ -79,11 +78,11 @@ func (q *TDXQuoteV5) asV4() *pb.QuoteV4 {
 	sd := q.signatureData()
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(sd)))
 	b = append(b, sd...)
-	p, err := abi.QuoteToProto(b)
-	if err != nil {
-		return &pb.QuoteV4{} // refused by the validation: the parser checked every length already
+	p, err := quoteToProto(b)
+	v4, ok := p.(*pb.QuoteV4)
+	if err != nil || !ok {
+		return &pb.QuoteV4{} // refused by the validation; the v5 parser checked every length already
 	}
-	v4, _ := p.(*pb.QuoteV4)
 	return v4
 }
 
