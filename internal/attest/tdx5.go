@@ -46,8 +46,9 @@ func (v *Verifier) verifyTDXv5(ev *Evidence) (*Result, error) {
 		Debug:       body.TDAttributes[0]&1 != 0,
 		TCBStatus:   "unevaluated",
 		TCB: TCB{CPUSVN: ext.TCB.CPUSvnComponents, PCESVN: ext.TCB.PCESvn, TeeTCBSVN: body.TeeTCBSVN, FMSPC: ext.FMSPC,
-			QEISVSVN: q.QEReport.ISVSVN, PCKSerial: chain[0].SerialNumber.Text(16)},
-		Platform: Hex(ext.FMSPC),
+			QEISVSVN: q.QEReport.ISVSVN, PCKSerial: chain[0].SerialNumber.Text(16), TeeTCBSVN2: body.TeeTCBSVN2},
+		Platform:  Hex(ext.FMSPC),
+		ServiceTD: body.MRSERVICETD,
 	}
 	for _, r := range body.RTMRs {
 		res.RTMRs = append(res.RTMRs, r)

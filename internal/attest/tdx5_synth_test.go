@@ -90,10 +90,11 @@ func TestSyntheticTDXv5(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if body == attesttest.TDReport15 && (p.Body.TeeTCBSVN2[0] != 7 || p.Body.MRSERVICETD[0] != 0x5e) {
+		if body == attesttest.TDReport15 && (p.Body.TeeTCBSVN2[0] != 7 || p.Body.MRSERVICETD[0] != 0x5e ||
+			res.TCB.TeeTCBSVN2[0] != 7 || res.ServiceTD[0] != 0x5e) {
 			t.Fatalf("TD report 1.5 fields %x %x", p.Body.TeeTCBSVN2, p.Body.MRSERVICETD)
 		}
-		if body == attesttest.TDReport10 && (p.Body.TeeTCBSVN2 != nil || p.Body.MRSERVICETD != nil) {
+		if body == attesttest.TDReport10 && (p.Body.TeeTCBSVN2 != nil || p.Body.MRSERVICETD != nil || res.TCB.TeeTCBSVN2 != nil || res.ServiceTD != nil) {
 			t.Fatal("TD report 1.0 has 1.5 fields")
 		}
 	}
