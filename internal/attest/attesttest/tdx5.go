@@ -11,10 +11,12 @@ const (
 	TDReport15 = 3 // TD report 1.5, 648 bytes: adds TEE_TCB_SVN2 and MRSERVICETD
 )
 
-// TD15 is what a TD report 1.5 adds to TD.
+// TD15 is what a TD report 1.5 adds to TD, and for either body type a
+// TEE_TCB_SVN replacing the template's when not all zero.
 type TD15 struct {
 	TeeTCBSVN2  [16]byte
 	MRSERVICETD [48]byte
+	TeeTCBSVN   [16]byte
 }
 
 // TDXQuoteV5 makes a TDX v5 quote for td with the given body type: the v4
@@ -32,6 +34,9 @@ func (p *SGXPlatform) TDXQuoteV5(template []byte, td TD, bodyType uint16, ext TD
 		return nil, fmt.Errorf("v4 quote is %d bytes", len(v4))
 	}
 	body := append([]byte(nil), v4[hdr:hdr+body10]...)
+	if ext.TeeTCBSVN != [16]byte{} {
+		copy(body[:16], ext.TeeTCBSVN[:])
+	}
 	switch bodyType {
 	case TDReport10:
 	case TDReport15:
