@@ -89,6 +89,10 @@ type Result struct {
 	// Platform identifies the machine: SNP chip ID, Intel FMSPC.
 	Platform Hex       `json:"platform,omitempty"`
 	Verified time.Time `json:"verified"`
+	// ServiceTD is a TDX v5 TD report 1.5's MRSERVICETD: the measurement
+	// of the service TDs bound to the TD (e.g. a migration TD), all zero
+	// when none is.
+	ServiceTD Hex `json:"mrServiceTd,omitempty"`
 }
 
 // TCB carries the numbers a later collateral update is judged against
@@ -105,6 +109,9 @@ type TCB struct {
 	// PCKSerial is the Intel PCK certificate's serial (hex), judged
 	// against a later PCK CRL.
 	PCKSerial string `json:"pckSerial,omitempty"`
+	// TeeTCBSVN2 is a TDX v5 TD report 1.5's TEE_TCB_SVN2 (the TDX
+	// module's SVN after a TD-preserving update): reported, not matched.
+	TeeTCBSVN2 Hex `json:"teeTcbSvn2,omitempty"`
 }
 
 // SNPTCB is an AMD TCB version's security patch levels.

@@ -2,6 +2,7 @@ package attest
 
 import (
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -83,4 +84,43 @@ func checkCertChain(k Kind, leaf *x509.Certificate, inter []*x509.Certificate, r
 		return refuse(k, ReasonRoot, err, "certificate %q does not chain to the trusted Intel root", leaf.Subject.CommonName)
 	}
 	return nil
+}
+
+// intelQuote is what SGX v3 and TDX v5 quotes share: a body signed by the
+// attestation key, which the QE report binds, signed by the PCK key.
+type intelQuote struct {
+	signed, quoteSig, attestKey []byte
+	qeReport                    *SGXReport
+	qeReportSig, qeAuthData     []byte
+	pckChain                    []byte
+}
+
+// checkIntelQuote verifies q's PCK chain (leaf, intermediate, root) to the
+// trusted root at now, the QE report's signature by the PCK key, the QE
+// report data's binding SHA-256(attestation key || QE auth data), and the
+// quote signature by the attestation key. It returns the PCK chain.
+func checkIntelQuote(k Kind, q intelQuote, root *x509.Certificate, now time.Time) ([]*x509.Certificate, error) {
+	chain, err := parsePEMChain(q.pckChain)
+	if err != nil || len(chain) != 3 {
+		return nil, refuse(k, ReasonMalformed, err, "reading PCK certificate chain (want leaf, intermediate, root)")
+	}
+	if !chain[2].Equal(root) {
+		return nil, refuse(k, ReasonRoot, nil, "PCK chain ends at %q, not the trusted Intel root", chain[2].Subject.CommonName)
+	}
+	if err := checkCertChain(k, chain[0], chain[1:2], root, now); err != nil {
+		return nil, err
+	}
+	pckKey, ok := chain[0].PublicKey.(*ecdsa.PublicKey)
+	if !ok || !verifyP256(pckKey, q.qeReport.Raw, q.qeReportSig) {
+		return nil, refuse(k, ReasonSignature, nil, "QE report signature does not verify with the PCK key")
+	}
+	bind := sha256.Sum256(append(append([]byte(nil), q.attestKey...), q.qeAuthData...))
+	if !eq(q.qeReport.ReportData[:32], bind[:]) || !allZero(q.qeReport.ReportData[32:]) {
+		return nil, refuse(k, ReasonSignature, nil, "QE report does not bind the attestation key")
+	}
+	ak := &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(q.attestKey[:32]), Y: new(big.Int).SetBytes(q.attestKey[32:])}
+	if !verifyP256(ak, q.signed, q.quoteSig) {
+		return nil, refuse(k, ReasonSignature, nil, "quote signature does not verify with the attestation key")
+	}
+	return chain, nil
 }

@@ -2,13 +2,9 @@ package attest
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
-	"math/big"
 	"time"
 
 	"github.com/google/go-tdx-guest/pcs"
@@ -82,38 +78,19 @@ func (v *Verifier) verifySGX(ev *Evidence) (*Result, error) {
 		return nil, refuse(SGX, ReasonCollateralExpired, nil, "no SGX collateral (TCB info, QE identity, PCK CRL) supplied")
 	}
 	now := v.now()
-	chain, err := parsePEMChain(q.PCKChain)
-	if err != nil || len(chain) != 3 {
-		return nil, refuse(SGX, ReasonMalformed, err, "reading PCK certificate chain (want leaf, intermediate, root)")
-	}
-	pck := chain[0]
-	if !chain[2].Equal(v.intelRoot) {
-		return nil, refuse(SGX, ReasonRoot, nil, "PCK chain ends at %q, not the trusted Intel root", chain[2].Subject.CommonName)
-	}
-	if err := checkCertChain(SGX, pck, chain[1:2], v.intelRoot, now); err != nil {
+	chain, err := checkIntelQuote(SGX, intelQuote{signed: ev.Data[:sgxSigOffset], quoteSig: q.ISVSig, attestKey: q.AttestKey,
+		qeReport: &q.QEReport, qeReportSig: q.QEReportSig, qeAuthData: q.QEAuthData, pckChain: q.PCKChain}, v.intelRoot, now)
+	if err != nil {
 		return nil, err
 	}
+	pck := chain[0]
 	if now.After(col.pckCRL.NextUpdate) {
 		return nil, refuse(SGX, ReasonCollateralExpired, nil, "PCK CRL was due for update at %s", col.pckCRL.NextUpdate.Format(time.RFC3339))
 	}
 	if err := pckRevoked(SGX, col.pckCRL, pck.SerialNumber.Text(16)); err != nil {
 		return nil, err
 	}
-	pckKey, ok := pck.PublicKey.(*ecdsa.PublicKey)
-	if !ok || !verifyP256(pckKey, q.QEReport.Raw, q.QEReportSig) {
-		return nil, refuse(SGX, ReasonSignature, nil, "QE report signature does not verify with the PCK key")
-	}
-	bind := sha256.Sum256(append(append([]byte(nil), q.AttestKey...), q.QEAuthData...))
-	if !eq(q.QEReport.ReportData[:32], bind[:]) || !allZero(q.QEReport.ReportData[32:]) {
-		return nil, refuse(SGX, ReasonSignature, nil, "QE report does not bind the attestation key")
-	}
-	ak := &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(q.AttestKey[:32]), Y: new(big.Int).SetBytes(q.AttestKey[32:])}
-	signed := make([]byte, 0, sgxSigOffset)
-	signed = append(append(signed, q.Header...), q.Report.Raw...)
-	if !verifyP256(ak, signed, q.ISVSig) {
-		return nil, refuse(SGX, ReasonSignature, nil, "enclave report signature does not verify with the attestation key")
-	}
-	if err := checkQEIdentity(&col.qe.EnclaveIdentity, &q.QEReport, now, v.opts.Policy.TCBStatuses); err != nil {
+	if err := checkQEIdentity(SGX, &col.qe.EnclaveIdentity, &q.QEReport, now, v.opts.Policy.TCBStatuses); err != nil {
 		return nil, err
 	}
 	ext, err := pcs.PckCertificateExtensions(pck)
@@ -144,34 +121,34 @@ func (v *Verifier) verifySGX(ev *Evidence) (*Result, error) {
 	return res, nil
 }
 
-func checkQEIdentity(id *pcs.EnclaveIdentity, qe *SGXReport, now time.Time, accepted []string) error {
+func checkQEIdentity(k Kind, id *pcs.EnclaveIdentity, qe *SGXReport, now time.Time, accepted []string) error {
 	if now.After(id.NextUpdate) {
-		return refuse(SGX, ReasonCollateralExpired, nil, "QE identity was due for update at %s", id.NextUpdate.Format(time.RFC3339))
+		return refuse(k, ReasonCollateralExpired, nil, "QE identity was due for update at %s", id.NextUpdate.Format(time.RFC3339))
 	}
 	if !eq(qe.MRSIGNER, id.Mrsigner.Bytes) || qe.ISVProdID != id.IsvProdID {
-		return refuse(SGX, ReasonSignature, nil, "quoting enclave is not Intel's (MRSIGNER %x, ISVPRODID %d)", qe.MRSIGNER, qe.ISVProdID)
+		return refuse(k, ReasonSignature, nil, "quoting enclave is not Intel's (MRSIGNER %x, ISVPRODID %d)", qe.MRSIGNER, qe.ISVProdID)
 	}
 	if len(id.MiscselectMask.Bytes) != 4 || len(id.Miscselect.Bytes) != 4 || len(id.AttributesMask.Bytes) != 16 || len(id.Attributes.Bytes) != 16 {
-		return refuse(SGX, ReasonMalformed, nil, "QE identity masks have the wrong sizes")
+		return refuse(k, ReasonMalformed, nil, "QE identity masks have the wrong sizes")
 	}
 	var misc [4]byte
 	misc[0], misc[1], misc[2], misc[3] = byte(qe.MiscSelect), byte(qe.MiscSelect>>8), byte(qe.MiscSelect>>16), byte(qe.MiscSelect>>24)
 	for i := range 4 {
 		if misc[i]&id.MiscselectMask.Bytes[i] != id.Miscselect.Bytes[i] {
-			return refuse(SGX, ReasonPolicy, nil, "QE MISCSELECT does not match the QE identity")
+			return refuse(k, ReasonPolicy, nil, "QE MISCSELECT does not match the QE identity")
 		}
 	}
 	for i := range 16 {
 		if qe.Attributes[i]&id.AttributesMask.Bytes[i] != id.Attributes.Bytes[i] {
-			return refuse(SGX, ReasonPolicy, nil, "QE attributes do not match the QE identity")
+			return refuse(k, ReasonPolicy, nil, "QE attributes do not match the QE identity")
 		}
 	}
 	for _, l := range id.TcbLevels {
 		if uint32(qe.ISVSVN) >= l.Tcb.Isvsvn {
-			return judgeTCBStatus(SGX, l.TcbStatus, accepted)
+			return judgeTCBStatus(k, l.TcbStatus, accepted)
 		}
 	}
-	return refuse(SGX, ReasonTCBOutOfDate, nil, "QE ISVSVN %d is below every QE identity TCB level", qe.ISVSVN)
+	return refuse(k, ReasonTCBOutOfDate, nil, "QE ISVSVN %d is below every QE identity TCB level", qe.ISVSVN)
 }
 
 func allZero(b []byte) bool {

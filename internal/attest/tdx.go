@@ -14,19 +14,18 @@ import (
 	tdxverify "github.com/google/go-tdx-guest/verify"
 )
 
-// verifyTDX checks a TDX quote (v4) with go-tdx-guest: the PCK chain to
+// verifyTDX checks a TDX quote (v4; v5 in verifyTDXv5) with go-tdx-guest: the PCK chain to
 // Intel's root, the QE report's signature by the PCK key and its binding of
 // the attestation key, the quote's signature by the attestation key, and,
 // with collateral, TCB info and TD_QE identity (their own signatures, chains
 // and dates, the PCK CRL and root CRL) and the platform's TCB level.
 func (v *Verifier) verifyTDX(ev *Evidence) (*Result, error) {
-	anyQuote, err := abi.QuoteToProto(ev.Data)
+	if len(ev.Data) >= 2 && ev.Data[0] == tdxV5Version && ev.Data[1] == 0 {
+		return v.verifyTDXv5(ev) // go-tdx-guest v0.3.1 parses v4 only
+	}
+	anyQuote, err := quoteToProto(ev.Data)
 	if err != nil {
-		r := ReasonMalformed
-		if len(ev.Data) >= 2 && ev.Data[0] == 5 && ev.Data[1] == 0 {
-			r = ReasonUnsupported // v5 quotes: go-tdx-guest v0.3.1 parses v4 only
-		}
-		return nil, refuse(TDX, r, err, "parsing TDX quote")
+		return nil, refuse(TDX, ReasonMalformed, err, "parsing TDX quote")
 	}
 	quote, ok := anyQuote.(*pb.QuoteV4)
 	if !ok {
@@ -90,6 +89,19 @@ func (v *Verifier) verifyTDX(ev *Evidence) (*Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// quoteToProto is go-tdx-guest's v4 parser, which in v0.3.1 panics on a
+// quote whose signed data size is below 134 (it slices the signature and
+// attestation key out of fewer bytes): an attacker's quote must not take
+// the server down, so a panic is a parse error.
+func quoteToProto(b []byte) (q any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			q, err = nil, fmt.Errorf("go-tdx-guest's parser panicked: %v", p)
+		}
+	}()
+	return abi.QuoteToProto(b)
 }
 
 // intelReason classifies go-tdx-guest's errors, which are strings (the

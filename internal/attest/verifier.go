@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-sev-guest/verify/trust"
@@ -61,6 +62,10 @@ type Verifier struct {
 	// tdxUntil, when the first part of the TDX collateral expires.
 	tdxOK    sync.Map
 	tdxUntil time.Time
+	// tdxDocsOK is set once the TDX TCB info's and QE identity's
+	// signatures and chains verified (for v5 quotes, which go-tdx-guest
+	// does not check); their dates are then judged by tdxUntil.
+	tdxDocsOK atomic.Bool
 }
 
 // New builds a Verifier, parsing the collateral once.

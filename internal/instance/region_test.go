@@ -203,17 +203,8 @@ func TestTDXInstance(t *testing.T) {
 	// Intel publishes TDX TCB info for the platform: first UpToDate (the
 	// instance stays), then OutOfDate (it is revoked).
 	tdxCol := func(status string) *attest.Verifier {
-		read := func(f string) []byte { b, _ := os.ReadFile("../attest/testdata/tdx/" + f); return b }
 		got, _ := w.tr.Get("td-1")
-		col, err := p.TDXCollateral(read("tcbinfo.json"), read("qeidentity.json"), got.Result.TCB.TeeTCBSVN, 18, status)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := attest.New(attest.Options{Now: w.clk.Now, IntelRoot: p.RootPEM(), TDX: col, SNPRoots: w.snp.Roots()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
+		return tdxVerifier(t, w, p, got.Result.TCB.TeeTCBSVN, status)
 	}
 	if revoked, err := w.tr.UseVerifier(ctx, "system:collateral", "sha256:tdx-18", tdxCol("UpToDate")); err != nil || len(revoked) != 0 {
 		t.Fatalf("UpToDate collateral revoked %v (%v)", revoked, err)
