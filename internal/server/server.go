@@ -319,7 +319,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	handler.UseInstances(instances)
-	ids, err := setupIdentity(cfg.Identity, cfg.DataDir, st, key, handler, &http.Client{Transport: egressTransport, Timeout: 30 * time.Second}, instances, log)
+	ids, err := setupIdentity(cfg.Identity, cfg.Kubeconfig, cfg.DataDir, st, key, handler, &http.Client{Transport: egressTransport, Timeout: 30 * time.Second}, instances, log)
 	if err != nil {
 		return err
 	}
