@@ -132,7 +132,8 @@ type Config struct {
 	// Identity configures workload identity (off without a trust domain).
 	Identity IdentityConfig
 	// ResponsePolicy is the runtime response policy file (respond.Parse);
-	// "" alerts only. Kubeconfig is the cluster the responses act on; ""
+	// "" alerts only. Kubeconfig is the cluster the responses act on (and
+	// identity reads pods' service accounts from); ""
 	// acts on none (in a pod, "in-cluster" uses its service account).
 	ResponsePolicy string
 	Kubeconfig     string
