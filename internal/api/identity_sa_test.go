@@ -88,6 +88,13 @@ func TestIdentityServiceAccountFromCluster(t *testing.T) {
 			t.Fatalf("ask %d: %d %s, want spiffe://test.example/ns/shop/sa/payments", i, code, body)
 		}
 	}
+	// The JWT route answers the ID resolved the same way.
+	jw := agentproto.JWTRequest{Node: "node-1", Audiences: []string{"db"}, Workload: agentproto.Workload{Container: "c1", Image: certifiedDigest,
+		Namespace: "shop", Pod: "pay-1", Labels: map[string]string{agentproto.LabelPodUID: string(pay.UID)}}}
+	code, body := f.call("POST", agentproto.IdentityJWTPath, f.op, jw)
+	if code != http.StatusOK || !strings.Contains(string(body), `"spiffeID": "spiffe://test.example/ns/shop/sa/payments"`) {
+		t.Fatalf("JWT-SVID: %d %s", code, body)
+	}
 	for _, c := range []struct{ name, pod, uid, want string }{
 		{"wrong UID", "pay-1", string(other.UID), "has UID"},
 		{"another pod's UID (cached)", "pay-2", string(pay.UID), "is pod shop/pay-1"},
