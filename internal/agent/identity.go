@@ -86,6 +86,11 @@ func (n *identityNode) workloadOf(c *container) identity.Workload {
 		w.Namespace = ns
 	}
 	w.Pod = c.labels[agentproto.LabelPodName]
+	if uid := c.labels[agentproto.LabelPodUID]; uid != "" {
+		// The server checks the pod it resolves a service account from
+		// is this one (identity.Issuer.ServiceAccounts).
+		w.Labels = map[string]string{identity.LabelPodUID: uid}
+	}
 	return w
 }
 

@@ -38,6 +38,9 @@ type IdentityConfig struct {
 	// TEE is the attestation condition of workloads whose policy asks for
 	// a TEE (trust.TEEPolicy.Facts); nil asks none.
 	TEE func(id spiffeid.ID, w identity.Workload) *identity.TEEFacts
+	// ServiceAccounts resolves pods' service accounts from the cluster
+	// (kube.ServiceAccounts); nil keeps what the agent reported.
+	ServiceAccounts identity.ServiceAccounts
 }
 
 // IdentityFeed pushes certification changes to agents (trust.Feed).
@@ -62,7 +65,7 @@ type identityRoutes struct {
 // decision is audited (group-committed) before it is answered.
 func (h *Handler) UseIdentity(cfg IdentityConfig) {
 	ir := &identityRoutes{cfg: cfg, group: &audit.Group{Commit: h.auditor.commitEntries}}
-	ir.issuer = &identity.Issuer{Authority: cfg.Authority, Template: cfg.Template, Facts: cfg.Facts, Grace: cfg.Grace, TEE: cfg.TEE,
+	ir.issuer = &identity.Issuer{Authority: cfg.Authority, Template: cfg.Template, Facts: cfg.Facts, Grace: cfg.Grace, TEE: cfg.TEE, ServiceAccounts: cfg.ServiceAccounts,
 		Record: func(ctx context.Context, rec identity.Record) error {
 			if err := ir.group.Append(ctx, decisionEntry(principal(ctx), rec)); err != nil {
 				return err
@@ -181,7 +184,7 @@ func (h *Handler) issueJWT(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	id, _ := ir.cfg.Template.ID(ir.cfg.Authority.TrustDomain(), workloadOf(req.Node, req.Workload))
+	id, _ := ir.issuer.IDOf(r.Context(), workloadOf(req.Node, req.Workload))
 	writeJSON(w, http.StatusOK, agentproto.JWTResponse{SpiffeID: id.String(), Token: tok, ExpiresAt: exp.UTC()})
 	return nil
 }

@@ -36,11 +36,57 @@ type Issuer struct {
 	// its policy asks for none (trust.TEEPolicy.Facts). Nil asks none of
 	// any workload.
 	TEE func(id spiffeid.ID, w Workload) *TEEFacts
+	// ServiceAccounts resolves a pod's service account from the cluster;
+	// nil (no cluster) keeps what the agent reported.
+	ServiceAccounts ServiceAccounts
+}
+
+// ServiceAccounts reads a pod's service account from the Kubernetes API
+// (kube.ServiceAccounts): the pod named ns/pod must have UID uid and be
+// bound to node, else it is an error.
+type ServiceAccounts interface {
+	ServiceAccount(ctx context.Context, node, ns, pod, uid string) (string, error)
+}
+
+// LabelPodUID is the CRI label with the pod's UID.
+const LabelPodUID = "io.kubernetes.pod.uid"
+
+// resolve fills w's service account from the cluster when there is one:
+// a pod's, checked against its UID and node; a container in no pod has
+// none. A failure is a refusal (never a guess).
+func (i *Issuer) resolve(ctx context.Context, w Workload) (Workload, *Refusal) {
+	if i.ServiceAccounts == nil {
+		return w, nil
+	}
+	w.ServiceAccount = ""
+	if w.Pod == "" {
+		return w, nil
+	}
+	sa, err := i.ServiceAccounts.ServiceAccount(ctx, w.Node, w.Namespace, w.Pod, w.Labels[LabelPodUID])
+	if err != nil {
+		return w, &Refusal{Reason: ReasonNoID, Detail: fmt.Sprintf("resolving the service account of pod %s/%s: %v", w.Namespace, w.Pod, err)}
+	}
+	w.ServiceAccount = sa
+	return w, nil
+}
+
+// IDOf is the SPIFFE ID w is named by (its service account resolved as
+// in issuance).
+func (i *Issuer) IDOf(ctx context.Context, w Workload) (spiffeid.ID, error) {
+	w, ref := i.resolve(ctx, w)
+	if ref != nil {
+		return spiffeid.ID{}, ref
+	}
+	return i.Template.ID(i.Authority.TrustDomain(), w)
 }
 
 // decide fills the template and applies the rule; a refusal is recorded
 // and returned as *Refusal.
 func (i *Issuer) decide(ctx context.Context, kind string, w Workload) (spiffeid.ID, error) {
+	w, ref := i.resolve(ctx, w)
+	if ref != nil {
+		return spiffeid.ID{}, i.refuse(ctx, kind, w, "", ref)
+	}
 	now := time.Now
 	if i.Now != nil {
 		now = i.Now
@@ -60,7 +106,6 @@ func (i *Issuer) decide(ctx context.Context, kind string, w Workload) (spiffeid.
 	if i.TEE != nil {
 		f.TEE = i.TEE(id, w)
 	}
-	var ref *Refusal
 	if err := Decide(f, now(), grace); errors.As(err, &ref) {
 		return id, i.refuse(ctx, kind, w, id.String(), ref)
 	}

@@ -108,11 +108,7 @@ func responder(cfg Config, st *store.Store, auditor respond.Auditor, x *fleet.In
 	}
 	e := &respond.Engine{Policy: pol, Auditor: auditor, Log: log}
 	if cfg.Kubeconfig != "" {
-		path := cfg.Kubeconfig
-		if path == "in-cluster" {
-			path = ""
-		}
-		c, err := kube.Load(path)
+		c, err := loadKube(cfg.Kubeconfig)
 		if err != nil {
 			return nil, err
 		}
@@ -122,4 +118,13 @@ func responder(cfg Config, st *store.Store, auditor respond.Auditor, x *fleet.In
 		"perNamespace", pol.PerNamespace, "rateWindow", pol.RateWindow, "breakerMax", pol.BreakerMax, "breakerSpan", pol.BreakerSpan)
 	return &respond.Worker{Engine: e, Fleet: x, Jobs: st, Instance: cfg.Instance + "/respond", Poll: cfg.PollInterval,
 		Log: log, Parallel: 8}, nil
+}
+
+// loadKube is the cluster of --kubeconfig ("in-cluster": the pod's own).
+func loadKube(kubeconfig string) (*kube.Client, error) {
+	path := kubeconfig
+	if path == "in-cluster" {
+		path = ""
+	}
+	return kube.Load(path)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/api"
 	"github.com/bulwark-sec/bulwark/internal/identity"
 	"github.com/bulwark-sec/bulwark/internal/instance"
+	"github.com/bulwark-sec/bulwark/internal/kube"
 	"github.com/bulwark-sec/bulwark/internal/seal"
 	"github.com/bulwark-sec/bulwark/internal/store"
 	"github.com/bulwark-sec/bulwark/internal/trust"
@@ -107,7 +108,7 @@ type identityService struct {
 
 // setupIdentity opens (or makes) the authority and turns the identity
 // routes on; nil when cfg has no trust domain.
-func setupIdentity(cfg IdentityConfig, dataDir string, st *store.Store, key *seal.Key, h *api.Handler, egress *http.Client, instances *instance.Tracker, log *slog.Logger) (*identityService, error) {
+func setupIdentity(cfg IdentityConfig, kubeconfig, dataDir string, st *store.Store, key *seal.Key, h *api.Handler, egress *http.Client, instances *instance.Tracker, log *slog.Logger) (*identityService, error) {
 	if cfg.TrustDomain == "" {
 		return nil, nil
 	}
@@ -161,9 +162,18 @@ func setupIdentity(cfg IdentityConfig, dataDir string, st *store.Store, key *sea
 			}
 		}
 	}
-	h.UseIdentity(api.IdentityConfig{Authority: a, Template: tmpl, Facts: trust.Facts(st), Grace: cfg.NodeGrace,
-		Feed: s.feed, Decisions: s.registry, Federated: fed.Bundles, TEE: tee})
-	log.Info("workload identity on", "trustDomain", td.Name(), "template", tmplText, "intermediateUntil", a.Intermediate().NotAfter)
+	ic := api.IdentityConfig{Authority: a, Template: tmpl, Facts: trust.Facts(st), Grace: cfg.NodeGrace,
+		Feed: s.feed, Decisions: s.registry, Federated: fed.Bundles, TEE: tee}
+	if kubeconfig != "" {
+		// Pods' service accounts come from the cluster, not the agent.
+		kc, err := loadKube(kubeconfig)
+		if err != nil {
+			return nil, err
+		}
+		ic.ServiceAccounts = &kube.ServiceAccounts{Client: kc}
+	}
+	h.UseIdentity(ic)
+	log.Info("workload identity on", "trustDomain", td.Name(), "template", tmplText, "serviceAccountsFromCluster", kubeconfig != "", "intermediateUntil", a.Intermediate().NotAfter)
 	return s, nil
 }
 

@@ -88,7 +88,7 @@ func testIdentityTEEReplicas(t *testing.T, dsn string) {
 	key, _ := seal.New(raw)
 	h := api.New(st, api.NewAuditor(st, ""), &api.Metrics{Images: api.CountImages(st.DB())}, slog.New(slog.DiscardHandler))
 	ids, err := setupIdentity(IdentityConfig{TrustDomain: "tee.example", Template: "spiffe://{trustDomain}/ns/{namespace}/container/{container}",
-		RequireTEE: []string{"ns:prod=sev-snp"}}, dir, st, key, h, http.DefaultClient, trB, slog.New(slog.DiscardHandler))
+		RequireTEE: []string{"ns:prod=sev-snp"}}, "", dir, st, key, h, http.DefaultClient, trB, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

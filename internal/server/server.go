@@ -132,7 +132,8 @@ type Config struct {
 	// Identity configures workload identity (off without a trust domain).
 	Identity IdentityConfig
 	// ResponsePolicy is the runtime response policy file (respond.Parse);
-	// "" alerts only. Kubeconfig is the cluster the responses act on; ""
+	// "" alerts only. Kubeconfig is the cluster the responses act on (and
+	// identity reads pods' service accounts from); ""
 	// acts on none (in a pod, "in-cluster" uses its service account).
 	ResponsePolicy string
 	Kubeconfig     string
@@ -319,7 +320,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	handler.UseInstances(instances)
-	ids, err := setupIdentity(cfg.Identity, cfg.DataDir, st, key, handler, &http.Client{Transport: egressTransport, Timeout: 30 * time.Second}, instances, log)
+	ids, err := setupIdentity(cfg.Identity, cfg.Kubeconfig, cfg.DataDir, st, key, handler, &http.Client{Transport: egressTransport, Timeout: 30 * time.Second}, instances, log)
 	if err != nil {
 		return err
 	}
