@@ -108,7 +108,7 @@ func newIdentityCmd(g *globalOptions) *cobra.Command {
 // fetch GETs a public path of the server (no token: the bundle holds
 // only public keys).
 func (o *serverOptions) fetch(ctx context.Context, path string) ([]byte, error) {
-	u := strings.TrimRight(o.url, "/") + path
+	u := strings.TrimRight(o.server, "/") + path
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, fmt.Errorf("calling %s: %w", u, err)

@@ -3,14 +3,10 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -20,61 +16,39 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/store"
 )
 
-// serverOptions name a running server and the token to call it with.
+// serverOptions name a running server and the token to call it with
+// (clientOptions), for commands that read from it.
 type serverOptions struct {
-	url       string
-	tokenFile string
-	json      bool
+	clientOptions
+	json bool
 }
 
 func (o *serverOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.PersistentFlags()
-	f.StringVar(&o.url, "server", "http://127.0.0.1:8480", "the Bulwark server's URL")
-	f.StringVar(&o.tokenFile, "token-file", "", "file holding an API token (role viewer); else $BULWARK_TOKEN")
+	f.StringVar(&o.server, "server", "http://127.0.0.1:8480", "the Bulwark server's URL")
+	f.StringVar(&o.token, "token", "", "API token (prefer $BULWARK_TOKEN or --token-file: a flag shows in the process list)")
+	f.StringVar(&o.tokenFile, "token-file", "", "file holding an API token (role viewer)")
 	f.BoolVar(&o.json, "json", false, "print the server's JSON answer")
 }
 
-// get calls GET path on the server and decodes the answer into out; it
+// get calls GET path?q on the server and decodes the answer into out; it
 // returns the raw body too.
 func (o *serverOptions) get(ctx context.Context, path string, q url.Values, out any) ([]byte, error) {
-	token := os.Getenv("BULWARK_TOKEN")
-	if o.tokenFile != "" {
-		b, err := os.ReadFile(o.tokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("reading --token-file: %w", err)
-		}
-		token = strings.TrimSpace(string(b))
+	cl, err := o.client()
+	if err != nil {
+		return nil, err
 	}
-	if token == "" {
-		return nil, errors.New("no API token: --token-file or $BULWARK_TOKEN")
-	}
-	u := strings.TrimRight(o.url, "/") + path
 	if len(q) > 0 {
-		u += "?" + q.Encode()
+		path += "?" + q.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, fmt.Errorf("calling %s: %w", u, err)
+	var raw json.RawMessage
+	if err := cl.do(ctx, http.MethodGet, path, nil, &raw); err != nil {
+		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("calling %s: %w", o.url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("reading the answer of %s: %w", path, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		json.Unmarshal(b, &e)
-		return nil, fmt.Errorf("GET %s: %s: %s", path, resp.Status, e.Error)
-	}
-	if err := json.Unmarshal(b, out); err != nil {
+	if err := json.Unmarshal(raw, out); err != nil {
 		return nil, fmt.Errorf("decoding the answer of %s: %w", path, err)
 	}
-	return b, nil
+	return raw, nil
 }
 
 func newRuntimeCmd() *cobra.Command {
