@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/bulwark-sec/bulwark/internal/agentproto"
 	"github.com/bulwark-sec/bulwark/internal/api"
+	"github.com/bulwark-sec/bulwark/internal/fleet"
 	"github.com/bulwark-sec/bulwark/internal/k8stest"
 	"github.com/bulwark-sec/bulwark/internal/kube"
 	"github.com/bulwark-sec/bulwark/internal/pgtest"
@@ -208,5 +210,91 @@ func testLateRevocation(t *testing.T, kc *kube.Client, kubeconfig, ns, dsn strin
 		if strings.Contains(r.Detail, "refused") {
 			t.Errorf("refused: %+v", r)
 		}
+	}
+}
+
+// The late answer is bounded: however often a revoked digest arrives,
+// one job waits per revocation and digest; one more is queued once the
+// waiting one runs (it may have listed the workloads before the arrival);
+// none for a digest certified again, nor before the revocation's own job
+// is queued (that job lists what runs when it runs).
+func TestLateRevocationsQueueOneJobPerRevocation(t *testing.T) {
+	ctx := t.Context()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "bulwark.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const d = "sha256:" + "ab"
+	revoke := func() store.Certification {
+		t.Helper()
+		if err := st.SetCertification(ctx, d, store.Revoked, "CVE-1"); err != nil {
+			t.Fatal(err)
+		}
+		c, err := st.Certification(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c := revoke()
+	// The revocation's own job, run (it listed nothing).
+	if err := respond.Enqueue(ctx, st, respond.Job{Trigger: respond.TriggerRevoked, Event: "certification-1", Digest: d,
+		Reason: c.Reason, Time: c.Updated, Target: "reg/x@sha256:good"}); err != nil {
+		t.Fatal(err)
+	}
+	claim := func() *store.Job {
+		t.Helper()
+		j, err := st.ClaimJob(ctx, "test", respond.JobKind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	if err := st.CompleteJob(ctx, claim()); err != nil {
+		t.Fatal(err)
+	}
+	count := func(state string) int {
+		var n int
+		st.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM jobs WHERE kind = 'respond' AND state = ?`, state).Scan(&n)
+		return n
+	}
+	wakes := 0
+	l := newLateRevocations(st, fleet.New(nil, nil), func() { wakes++ }, 0, slog.New(slog.DiscardHandler))
+	for range 100 { // a node flapping, a thousand containers arriving
+		if err := l.answer(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if count(store.JobQueued) != 1 || wakes != 1 {
+		t.Fatalf("%d jobs queued, %d wakes, want 1 and 1", count(store.JobQueued), wakes)
+	}
+	j := claim()
+	var job respond.Job
+	json.Unmarshal(j.Payload, &job)
+	if job.Event != "certification-1" || job.Target != "reg/x@sha256:good" {
+		t.Errorf("late job %+v, want the revocation's event and target", job)
+	}
+	// Running: it may have listed before this arrival; one more waits.
+	for range 3 {
+		l.answer(ctx, d)
+	}
+	if count(store.JobQueued) != 1 {
+		t.Fatalf("%d jobs queued while one runs, want 1", count(store.JobQueued))
+	}
+	st.CompleteJob(ctx, j)
+	st.CompleteJob(ctx, claim())
+
+	// Revoked again: its outbox not published yet, nothing to queue.
+	revoke()
+	l.answer(ctx, d)
+	if n := count(store.JobQueued); n != 0 {
+		t.Errorf("%d jobs queued before the revocation's own", n)
+	}
+	// Certified again: nothing.
+	st.SetCertification(ctx, d, store.Certified, "")
+	l.answer(ctx, d)
+	if n := count(store.JobQueued); n != 0 {
+		t.Errorf("%d jobs queued for a certified digest", n)
 	}
 }
