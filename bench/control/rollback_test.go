@@ -122,7 +122,7 @@ func BenchmarkAdvisoryToRollback(b *testing.B) {
 		var p corev1.Pod
 		if err := kc.Create(ctx, "/api/v1/namespaces/shop/pods", corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name + "-0", Labels: labels,
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: ptr.To(true)}}},
-			Spec: tmpl.Spec}, &p); err != nil {
+			Spec: corev1.PodSpec{NodeName: "node-1", Containers: tmpl.Spec.Containers}}, &p); err != nil { // bound to the reporting node
 			b.Fatal(err)
 		}
 		hb.Containers = append(hb.Containers, agentproto.Container{ID: fmt.Sprintf("c%03d", i), Namespace: "k8s.io", Image: bd.String(),
