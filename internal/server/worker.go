@@ -14,6 +14,7 @@ import (
 
 	"github.com/bulwark-sec/bulwark/internal/api"
 	"github.com/bulwark-sec/bulwark/internal/assess"
+	"github.com/bulwark-sec/bulwark/internal/catalog"
 	"github.com/bulwark-sec/bulwark/internal/failpoint"
 	"github.com/bulwark-sec/bulwark/internal/image"
 	"github.com/bulwark-sec/bulwark/internal/match"
@@ -162,7 +163,10 @@ func (w *worker) scan(ctx context.Context, j *store.Job) (string, error) {
 	if src.Digest == "" {
 		return "", fmt.Errorf("opening %s: no manifest digest", ref.Name())
 	}
-	opts := assess.Options{Advisories: w.advisory, Repository: repo, Image: iopts}
+	if err := hashExecutables(ctx, img); err != nil { // the file table agents' allowlists come from (filetable.go)
+		return "", err
+	}
+	opts := assess.Options{Advisories: w.advisory, Repository: repo, Image: iopts, Catalog: catalog.Options{Files: true}}
 	if w.judgment != nil {
 		opts.Policy = w.judgment.policy
 	}
@@ -204,7 +208,11 @@ func (w *worker) scan(ctx context.Context, j *store.Job) (string, error) {
 	if err := w.store.PutImage(ctx, rec); err != nil {
 		return "", err
 	}
+	files := takeFileTable(a.SBOM)
 	if err := w.store.PutInventory(ctx, src.Digest, a.SBOM, nil); err != nil {
+		return "", err
+	}
+	if err := w.storeFileTable(ctx, src.Digest, files); err != nil {
 		return "", err
 	}
 	if tag, ok := ref.(name.Tag); ok {
