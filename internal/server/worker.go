@@ -146,13 +146,21 @@ func (w *worker) scan(ctx context.Context, j *store.Job) (string, error) {
 			return "", err
 		}
 	}
-	iopts := image.Options{CacheDir: w.cacheDir, Insecure: w.insecure, Keychain: w.keychain, Limits: w.limits}
-	iopts.Transport = w.transport
-	img, err := image.Open(ctx, "registry:"+ref.Name(), iopts)
+	opts := assess.Options{Advisories: w.advisory, Repository: repo}
+	opts.Image = image.Options{CacheDir: w.cacheDir, Insecure: w.insecure, Keychain: w.keychain, Limits: w.limits, Transport: w.transport}
+	// One streaming pass per layer, results cached per diffID under the
+	// cache quota: no decompressed layer is kept, a shared base is read once.
+	if opts.Image, err = opts.Streaming(); err != nil {
+		return "", err
+	}
+	img, err := image.Open(ctx, "registry:"+ref.Name(), opts.Image)
 	if err != nil {
 		return "", err // names the image already
 	}
 	defer img.Close()
+	w.metrics.LayersStreamed.Add(int64(img.Stats.LayersStreamed))
+	w.metrics.LayersFromCache.Add(int64(img.Stats.LayersFromCache))
+	w.log.Debug("image read", "job", j.ID, "image", ref.Name(), "layersStreamed", img.Stats.LayersStreamed, "layersFromCache", img.Stats.LayersFromCache)
 	if img.Config != nil {
 		if skip, err := endOfLife(img.Config.Config.Labels); err != nil || skip {
 			return "", err
@@ -162,7 +170,6 @@ func (w *worker) scan(ctx context.Context, j *store.Job) (string, error) {
 	if src.Digest == "" {
 		return "", fmt.Errorf("opening %s: no manifest digest", ref.Name())
 	}
-	opts := assess.Options{Advisories: w.advisory, Repository: repo, Image: iopts}
 	if w.judgment != nil {
 		opts.Policy = w.judgment.policy
 	}
