@@ -10,8 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// MarkExecFD holds every exec of a file on what fd (an O_PATH descriptor)
-// is on: the whole filesystem, or with mount set only that one mount (one
+// MarkExecFD holds every exec of a file on what fd (an O_PATH descriptor,
+// of a directory or a file) is on: the whole filesystem, or with mount set only that one mount (one
 // vfsmount of one mount namespace: the other mounts of the same
 // filesystem, the host's among them, are not held).
 func (l *Listener) MarkExecFD(fd int, mount bool) error {
@@ -19,7 +19,10 @@ func (l *Listener) MarkExecFD(fd int, mount bool) error {
 	if mount {
 		how = unix.FAN_MARK_MOUNT
 	}
-	if err := unix.FanotifyMark(l.fd, unix.FAN_MARK_ADD|how, unix.FAN_OPEN_EXEC_PERM, fd, ""); err != nil {
+	// Through the descriptor's magic link: the kernel takes no O_PATH
+	// descriptor as the object itself, and "." reaches no file mount.
+	p := "/proc/self/fd/" + strconv.Itoa(fd)
+	if err := unix.FanotifyMark(l.fd, unix.FAN_MARK_ADD|how, unix.FAN_OPEN_EXEC_PERM, unix.AT_FDCWD, p); err != nil {
 		return fmt.Errorf("marking descriptor %d for exec permission events: %w", fd, err)
 	}
 	return nil
