@@ -61,6 +61,12 @@ type Config struct {
 	Learn LearnConfig
 	// Node names this node in learned lists.
 	Node string
+	// Allowlists, when set, answers each image's allowlist from the
+	// server's scan; InventoryDir and the content store are then the
+	// fallbacks (allowsrv.go). AllowlistCache keeps its answers on disk
+	// ("": in memory only).
+	Allowlists     AllowlistServer
+	AllowlistCache string
 }
 
 // Cache sizes: identities remembered per container and per node.
@@ -106,6 +112,10 @@ type Agent struct {
 	replacing  map[string]bool // containers being replaced (replace.go)
 	runCtx     context.Context // Run's, for background work
 	trees      treeCache       // process trees of drifted execs (proctree.go)
+	allow      allowState      // the server's allowlists (allowsrv.go)
+	// loaderChecks: the kernel shows the stacks that tell a direct exec of
+	// the ELF interpreter from its load for a program (loader.go).
+	loaderChecks bool
 }
 
 type stats struct {
@@ -130,6 +140,8 @@ type Stats struct {
 	// ExecutablesWritten counts files with an execute bit written in
 	// watched containers (--exec-events).
 	ExecutablesWritten int64
+	// Allowlists count the lists made, by source (allowsrv.go).
+	Allowlists AllowlistStats
 }
 
 // New validates cfg and opens the enforcement mechanism.
@@ -169,6 +181,13 @@ func New(cfg Config) (*Agent, error) {
 	if a.strictest() != ModeOff {
 		if err := a.openMechanism(); err != nil { // mechanism.go
 			return nil, err
+		}
+		if a.fan != nil {
+			err := stackReadable() // loader.go
+			if err != nil {
+				a.log.Error("direct execs of the ELF interpreter (the loader trick) are not refused: kernel stacks are unreadable", "error", err.Error())
+			}
+			a.loaderChecks = err == nil
 		}
 	}
 	return a, nil
@@ -250,6 +269,7 @@ func (a *Agent) Stats() Stats {
 		Reported: a.stats.reported.Load(), Unattributed: a.stats.unattributed.Load(), ByCgroup: a.stats.byCgroup.Load(), Hashed: a.cache.Hashed}
 	s.ProcessExecs, s.ProcessExits, s.ProcessConnects = a.stats.procExecs.Load(), a.stats.procExits.Load(), a.stats.procConnects.Load()
 	s.ExecutablesWritten = a.stats.execWrites.Load()
+	s.Allowlists = a.allow.stats()
 	if m := a.procMon.Load(); m != nil {
 		if ps, err := m.Stats(); err == nil {
 			s.ProcessLost = int64(ps.Lost)
@@ -335,6 +355,8 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 	}
 	defer ev.File.Close()
 	a.stats.execs.Add(1)
+	loader := err == nil && d.Allowed && a.directLoader(c, ev.PID, d.ImagePath) // loader.go
+	d.Allowed = d.Allowed && !loader
 	if err == nil && d.Allowed {
 		a.stats.allowed.Add(1)
 		a.answer(ev, true)
@@ -375,6 +397,9 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 		e.Reason, e.Err = ReasonUnreadable, err.Error()
 	} else {
 		e.Digest = d.Digest.String()
+	}
+	if loader {
+		e.Reason = ReasonLoader
 	}
 	e.Path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(ev.File.Fd())))
 	e.Tree = tree
