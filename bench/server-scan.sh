@@ -4,7 +4,8 @@
 # in-process registry; a cold server (fresh data directory, one worker)
 # scans bench/one:1, then bench/two:1, which shares 19 of its 20 layers.
 # Prints each job's time (queued to done, polled every 0.1 s), the bytes
-# left under DATA_DIR/cache after each, and the layer counters of /metrics;
+# left under DATA_DIR/cache after each, the server's CPU time (both scans,
+# from /proc) and the layer counters of /metrics;
 # RUNS times (default 3). With BEFORE_BIN=path, the same runs with that
 # binary too (an older build, for before/after figures).
 #
@@ -54,7 +55,10 @@ run() {
 		done
 		line="$line $img $(echo "$(date +%s.%N) - $start" | bc | xargs printf '%.2f')s cache $(du -sb "$data/cache" 2>/dev/null | cut -f1) bytes;"
 	done
-	echo "$line $(curl -s "http://127.0.0.1:$port/metrics" | grep '^bulwark_layers' | tr '\n' ' ')"
+	local tck cpu
+	tck=$(getconf CLK_TCK)
+	cpu=$(awk -v t="$tck" '{printf "server CPU %.2fs user %.2fs system", $14/t, $15/t}' "/proc/$SERVER_PID/stat")
+	echo "$line $cpu; $(curl -s "http://127.0.0.1:$port/metrics" | grep '^bulwark_layers' | tr '\n' ' ')"
 	kill "$SERVER_PID"
 	wait "$SERVER_PID" 2>/dev/null || true
 	SERVER_PID=
