@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
+	"github.com/bulwark-sec/bulwark/internal/image"
 	"github.com/bulwark-sec/bulwark/internal/registrytest"
 )
 
@@ -107,5 +109,53 @@ func TestServerSharedBaseReadOnce(t *testing.T) {
 		if fi, _ := r.Info(); fi.Size() > 64<<10 {
 			t.Errorf("layer result %s is %d bytes", r.Name(), fi.Size())
 		}
+	}
+}
+
+// TestServerResultsCacheQuota: the server's layer results are bounded by
+// its cache quota, least recently used first. Each image's one layer keeps
+// a 1.3 MiB dpkg database that hardly compresses; with a 2 MiB quota (the
+// cache reserves in 1 MiB steps) the second scan evicts the first image's
+// result, and the cache never holds more than the quota.
+func TestServerResultsCacheQuota(t *testing.T) {
+	reg := registrytest.New(t)
+	for _, app := range []string{"one", "two"} {
+		noise := make([]byte, 1<<20)
+		rand.Read(noise)
+		status := dpkgEntry(app, "1.0") + "Description: " + base64.StdEncoding.EncodeToString(noise) + "\n"
+		img, err := mutate.AppendLayers(empty.Image, layerOf(t, map[string]string{"var/lib/dpkg/status": status}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg.Push(t, "team/"+app+":1", img)
+	}
+	dir := t.TempDir()
+	admin := bootstrap(t, dir)
+	const quota = 2 << 20
+	c, _ := startServerWith(t, dir, func(cfg *Config) {
+		cfg.ImageLimits = image.Limits{CacheMaxSize: quota}
+	})
+	_, operator := roleTokens(c, admin)
+	results := filepath.Join(dir, "cache", "results", "sha256")
+	cached := func() (names []string, total int64) {
+		des, _ := os.ReadDir(results)
+		for _, de := range des {
+			fi, _ := de.Info()
+			names, total = append(names, de.Name()), total+fi.Size()
+		}
+		return names, total
+	}
+	waitScan(t, c, operator.Token, reg.Ref("team/one:1"))
+	first, total := cached()
+	if len(first) != 1 || total < 1<<20 {
+		t.Fatalf("after the first scan the cache holds %v (%d bytes), want one result of over 1 MiB", first, total)
+	}
+	waitScan(t, c, operator.Token, reg.Ref("team/two:1"))
+	second, total := cached()
+	if total > quota {
+		t.Errorf("the cache holds %d bytes, quota %d", total, quota)
+	}
+	if len(second) != 1 || second[0] == first[0] {
+		t.Errorf("after the second scan the cache holds %v, want only the second image's result (the first evicted)", second)
 	}
 }
