@@ -31,6 +31,7 @@ type container struct {
 	dev                  uint64   // of its root filesystem
 	devs                 []uint64 // of the other filesystems that are its own (mounts.go)
 	loaderEntry          bool     // its image's entrypoint is the ELF interpreter (loader.go)
+	mountGap             string   // why it can make mounts that are not held, "" if it cannot (mounts.go)
 	compiled             *allowlist.Compiled
 	labels               map[string]string // pod labels from CRI (status.go)
 	mode                 Mode
@@ -45,6 +46,9 @@ type container struct {
 type ContainerInfo struct {
 	ID, Namespace, Image string
 	Allowed              int // distinct allowed contents
+	// MountGap says why the container's processes can make mounts whose
+	// execs are not held (mounts.go); "" when they cannot.
+	MountGap string
 }
 
 // Container returns a watched container by id.
@@ -55,7 +59,7 @@ func (a *Agent) Container(id string) (ContainerInfo, bool) {
 	if !ok {
 		return ContainerInfo{}, false
 	}
-	return ContainerInfo{ID: c.id, Namespace: c.namespace, Image: c.image, Allowed: c.compiled.List.Len()}, true
+	return ContainerInfo{ID: c.id, Namespace: c.namespace, Image: c.image, Allowed: c.compiled.List.Len(), MountGap: c.mountGap}, true
 }
 
 // watch subscribes to task events first, then adopts the containers that
@@ -168,6 +172,9 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 			a.log.Error("some mounts of the container are not watched: their execs are not held", "container", id, "error", err.Error())
 		}
 		c2.devs = own
+		if c2.mountGap = mountGap(int(pid)); c2.mountGap != "" && c2.mode == ModePrevent { // mounts.go
+			a.log.Error("prevent has a gap in this container: execs from mounts made after adoption are not held", "container", id, "why", c2.mountGap)
+		}
 		if c2.mode == ModePrevent {
 			a.memfdNoexec(c2, int(pid)) // memfd.go
 		}

@@ -172,3 +172,53 @@ func (a *Agent) markMount(root int, e mountEntry, whole bool) error {
 	}
 	return nil
 }
+
+// Mounts made after adoption are not held: a mount the container's init
+// gains later (propagated from the host, or made by a process with
+// CAP_SYS_ADMIN), a fresh tmpfs in a user and mount namespace of a
+// process's own, or the copies a new mount namespace makes of the
+// container's binds (FAN_MARK_MOUNT holds one vfsmount, not its copies;
+// filesystem marks, the root's and /dev's, do hold them: tested). A
+// container that can make mount namespaces is named at adoption.
+
+// mountGap says why a process of the container whose init is pid can make
+// mounts the agent does not hold, "" when it cannot (as far as the agent
+// can tell: it has no CAP_SYS_ADMIN, and either the node refuses
+// unprivileged user namespaces or the container runs under a seccomp
+// filter, which the runtimes' default profiles use to refuse them).
+func mountGap(pid int) string {
+	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "status"))
+	if err != nil {
+		return "its capabilities are unreadable: " + err.Error()
+	}
+	var capEff uint64
+	seccomp := "?"
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(l, ":")
+		switch v = strings.TrimSpace(v); k {
+		case "CapEff":
+			capEff, _ = strconv.ParseUint(v, 16, 64)
+		case "Seccomp":
+			seccomp = v
+		}
+	}
+	if capEff&(1<<unix.CAP_SYS_ADMIN) != 0 {
+		return "it has CAP_SYS_ADMIN: it can mount"
+	}
+	if seccomp != "0" || !userNamespacesOpen() {
+		return ""
+	}
+	return "no seccomp filter and the node allows unprivileged user namespaces: its processes can mount in namespaces of their own"
+}
+
+// userNamespacesOpen tells whether the node lets an unprivileged process
+// make a user namespace.
+func userNamespacesOpen() bool {
+	for _, f := range []string{"sys/user/max_user_namespaces", "sys/kernel/unprivileged_userns_clone"} {
+		b, err := os.ReadFile(filepath.Join(procRoot, f))
+		if err == nil && strings.TrimSpace(string(b)) == "0" {
+			return false
+		}
+	}
+	return true
+}
