@@ -86,3 +86,17 @@ func TestMemfdNoexecRefusesHostNamespace(t *testing.T) {
 		t.Fatalf("vm.memfd_noexec went from %q to %q", before, after)
 	}
 }
+
+// BenchmarkInterpreterLoad: what the loader check adds to an exec of a
+// dynamic program in prevent (one read of a kernel stack, on the
+// interpreter's event only).
+func BenchmarkInterpreterLoad(b *testing.B) {
+	if err := stackReadable(); err != nil {
+		b.Skip(err)
+	}
+	for b.Loop() {
+		if _, err := interpreterLoad(os.Getpid()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
