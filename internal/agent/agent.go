@@ -109,6 +109,7 @@ type Agent struct {
 	// loaderChecks: the kernel shows the stacks that tell a direct exec of
 	// the ELF interpreter from its load for a program (loader.go).
 	loaderChecks bool
+	memfdDev     uint64 // the memfd filesystem's device (unheld.go)
 }
 
 type stats struct {
@@ -163,7 +164,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: cfg.Log, cache: allowlist.NewDigestCache(digestsPerNode),
 		containers: make(map[string]*container), byDev: make(map[uint64]*container), byCgroup: make(map[uint64]*container),
-		lists: make(map[string]*allowlist.List), ready: make(chan struct{})}
+		lists: make(map[string]*allowlist.List), ready: make(chan struct{}), memfdDev: memfdDevice()}
 	for ns, m := range cfg.NamespaceModes {
 		if _, err := ParseMode(string(m)); err != nil {
 			return nil, fmt.Errorf("namespace %q: %w", ns, err)

@@ -32,6 +32,7 @@ type container struct {
 	devs                 []uint64 // of the other filesystems that are its own (mounts.go)
 	loaderEntry          bool     // its image's entrypoint is the ELF interpreter (loader.go)
 	mountGap             string   // why it can make mounts that are not held, "" if it cannot (mounts.go)
+	held                 []uint64 // devices of every filesystem marked for it (fanotify; unheld.go)
 	compiled             *allowlist.Compiled
 	labels               map[string]string // pod labels from CRI (status.go)
 	mode                 Mode
@@ -167,11 +168,11 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 		if err := a.fan.MarkExec(root); err != nil {
 			return fmt.Errorf("watching container %q: %w", id, err)
 		}
-		own, err := a.markMounts(pid) // mounts.go
+		own, held, err := a.markMounts(pid) // mounts.go
 		if err != nil {
 			a.log.Error("some mounts of the container are not watched: their execs are not held", "container", id, "error", err.Error())
 		}
-		c2.devs = own
+		c2.devs, c2.held = own, append(held, dev)
 		if c2.mountGap = mountGap(int(pid)); c2.mountGap != "" && c2.mode == ModePrevent { // mounts.go
 			a.log.Error("prevent has a gap in this container: execs from mounts made after adoption are not held", "container", id, "why", c2.mountGap)
 		}

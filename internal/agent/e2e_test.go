@@ -132,11 +132,16 @@ func waitStats(a *Agent, cond func(Stats) bool) Stats {
 	}
 }
 
-// startAgent runs an agent until the returned stop is called.
-func startAgent(t *testing.T, addr string, mode Mode, col *collector) (*Agent, func()) {
+// startAgent runs an agent until the returned stop is called; opts change
+// its configuration.
+func startAgent(t *testing.T, addr string, mode Mode, col *collector, opts ...func(*Config)) (*Agent, func()) {
 	t.Helper()
-	a, err := New(Config{Mode: mode, Address: addr, Namespaces: []string{testNS}, Report: col.report, CanaryDir: t.TempDir(),
-		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	cfg := Config{Mode: mode, Address: addr, Namespaces: []string{testNS}, Report: col.report, CanaryDir: t.TempDir(),
+		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

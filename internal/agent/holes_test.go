@@ -134,19 +134,25 @@ func TestHolesWithContainerd(t *testing.T) {
 
 	// detect: the same execs run and are reported.
 	var dcol collector
-	a2, _ := startAgent(t, addr, ModeDetect, &dcol)
+	a2, _ := startAgent(t, addr, ModeDetect, &dcol, withExecEvents)
 	d := startWatched(t, ctx, c, img, a2, "holesd")
+	// An image program and its interpreter, seen by the exec sensor too:
+	// nothing to report.
+	pe, before := a2.Stats().ProcessExecs, dcol.n.Load()
+	d.doAll(t, "run /bin/true", "run /bin/tool")
+	waitStats(a2, func(s Stats) bool { return s.ProcessExecs-pe >= 2 })
+	time.Sleep(100 * time.Millisecond) // reports follow the answers
+	if n := dcol.n.Load(); n != before {
+		t.Fatalf("detect: image programs reported: %+v", dcol.after(before, func(Event) bool { return true }))
+	}
 	d.doAll(t, "copy /bin/probe /dev/drift", "copy /bin/probe /ctl/drift2")
 	for cmd, reason := range map[string]string{"run /dev/drift": ReasonNotInImage, "run /ctl/drift2": ReasonNotInImage,
-		"ldso " + hostLoader + " /bin/true": ReasonLoader, "deleted /bin/probe proc": ReasonNotInImage, "memfd /bin/probe proc": ""} {
+		"ldso " + hostLoader + " /bin/true": ReasonLoader, "deleted /bin/probe proc": ReasonNotInImage, "memfd /bin/probe proc": ReasonMemfd} {
 		before := dcol.n.Load()
 		if got := d.do(t, cmd); got != "ok" {
 			t.Fatalf("detect: %s: %s, want ok", cmd, got)
 		}
-		if reason == "" {
-			continue // memfd: fanotify sees nothing; the exec sensor reports it
-		}
-		if e := dcol.last(before, "holesd", "reported"); e == nil || e.Reason != reason {
+		if e := dcol.lastReason(before, "holesd", reason); e == nil || e.Verdict != VerdictReported {
 			t.Fatalf("detect: %s: event %+v, want reported in holesd for %s", cmd, e, reason)
 		}
 	}
@@ -155,10 +161,20 @@ func TestHolesWithContainerd(t *testing.T) {
 // last returns the first event after the first n of container with
 // verdict, waiting like find.
 func (c *collector) last(n int64, container, verdict string) *Event {
+	return c.after(n, func(e Event) bool { return e.Container == container && string(e.Verdict) == verdict })
+}
+
+// lastReason is last by reason (the exec sensor's reports come apart from
+// fanotify's).
+func (c *collector) lastReason(n int64, container, reason string) *Event {
+	return c.after(n, func(e Event) bool { return e.Container == container && e.Reason == reason })
+}
+
+func (c *collector) after(n int64, match func(Event) bool) *Event {
 	for range 500 {
 		c.mu.Lock()
 		for i := int(n); i < len(c.events); i++ {
-			if e := c.events[i]; e.Container == container && string(e.Verdict) == verdict {
+			if e := c.events[i]; match(e) {
 				c.mu.Unlock()
 				return &e
 			}
@@ -168,6 +184,8 @@ func (c *collector) last(n int64, container, verdict string) *Event {
 	}
 	return nil
 }
+
+func withExecEvents(c *Config) { c.ExecEvents = true }
 
 // startWatched creates a container, waits for a to watch it, and starts it.
 func startWatched(t *testing.T, ctx context.Context, c *client.Client, img client.Image, a *Agent, id string, opts ...oci.SpecOpts) *ctr {
@@ -252,7 +270,7 @@ func TestUserNamespaceMounts(t *testing.T) {
 	ctx := namespaces.WithNamespace(context.Background(), testNS)
 	img := importImage(t, ctx, c, probeImage(t, buildProbe(t)))
 	var col collector
-	a, _ := startAgent(t, addr, ModePrevent, &col)
+	a, _ := startAgent(t, addr, ModePrevent, &col, withExecEvents)
 	open := startWatched(t, ctx, c, img, a, "userns")
 	open.doAll(t, "copy /bin/probe /ctl/drift", "copy /bin/probe /tmp/drift")
 	if !userNamespacesOpen() {
@@ -268,6 +286,13 @@ func TestUserNamespaceMounts(t *testing.T) {
 	// The known gap (docs/runtime.md): logged, not asserted.
 	for _, cmd := range []string{"userns /bin/probe /ctl/drift", "userns /bin/probe tmpfs"} {
 		t.Logf("known gap, no seccomp: %s: %s", cmd, open.do(t, cmd))
+	}
+	// The exec sensor saw the fresh tmpfs's exec, after the fact.
+	if e := col.lastReason(0, "userns", ReasonUnheld); e == nil || e.Verdict != VerdictReported {
+		t.Fatalf("the exec from a fresh tmpfs: event %+v, want reported as %s", e, ReasonUnheld)
+	}
+	if e := col.lastReason(0, "userns", ReasonNotInImage); e == nil || !strings.HasSuffix(e.Path, "/tmp/drift") {
+		t.Fatalf("the root overlay from a namespace of the process's own: event %+v, want refused /tmp/drift", e)
 	}
 
 	shut := startWatched(t, ctx, c, img, a, "usernsdef", seccomp.WithDefaultProfile())

@@ -114,17 +114,17 @@ func readMountinfo(pid string) ([]mountEntry, error) {
 
 // markMounts holds every exec-capable mount of the container whose init is
 // pid (mountinfo above) and returns the devices that are its own, to map to
-// it. A mount it cannot mark is an error (the others are marked): execs
-// from it would not be held.
-func (a *Agent) markMounts(pid uint32) (own []uint64, err error) {
+// it, and those of every mount marked. A mount it cannot mark is an error
+// (the others are marked): execs from it would not be held.
+func (a *Agent) markMounts(pid uint32) (own, held []uint64, err error) {
 	p := strconv.Itoa(int(pid))
 	all, err := readMountinfo(p)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	hostMounts, err := readMountinfo("self")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	host := make(map[uint64]bool, len(hostMounts))
 	for _, e := range hostMounts {
@@ -132,7 +132,7 @@ func (a *Agent) markMounts(pid uint32) (own []uint64, err error) {
 	}
 	root, err := unix.Open(filepath.Join(procRoot, p, "root"), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("opening the root of %s: %w", p, err)
+		return nil, nil, fmt.Errorf("opening the root of %s: %w", p, err)
 	}
 	defer unix.Close(root)
 	var errs []error
@@ -142,11 +142,12 @@ func (a *Agent) markMounts(pid uint32) (own []uint64, err error) {
 			errs = append(errs, err)
 			continue
 		}
+		held = append(held, e.dev)
 		if mine {
 			own = append(own, e.dev)
 		}
 	}
-	return own, errors.Join(errs...)
+	return own, held, errors.Join(errs...)
 }
 
 // markMount marks one mount, reached from the container's root without
