@@ -200,6 +200,10 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 	a.containers[id] = c2
 	a.byDev[dev] = c2
 	for _, d := range c2.devs {
+		if o := a.byDev[d]; o != nil && o.id != id {
+			delete(a.byDev, d) // shared by two containers: neither's by device, both by cgroup
+			continue
+		}
 		a.byDev[d] = c2
 	}
 	if c2.cgroup != 0 {
