@@ -17,6 +17,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/oci"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/bulwark-sec/bulwark/internal/containerdtest"
 )
@@ -69,7 +70,15 @@ func TestHolesWithContainerd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := startWatched(t, ctx, c, img, a, "holes")
+	// A tmpfs the host mounted, bound in whole (a Kubernetes emptyDir of
+	// medium Memory): not the container's own.
+	vol := t.TempDir()
+	if err := unix.Mount("tmpfs", vol, "tmpfs", 0, "size=64m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(vol, unix.MNT_DETACH) })
+	k := startWatched(t, ctx, c, img, a, "holes",
+		oci.WithMounts([]specs.Mount{{Destination: "/vol", Type: "bind", Source: vol, Options: []string{"rbind", "rw"}}}))
 
 	refused := func(what, cmd, want, reason string) {
 		t.Helper()
@@ -85,13 +94,14 @@ func TestHolesWithContainerd(t *testing.T) {
 			t.Fatalf("prevent: %s: event %+v, want refused in container holes for %s", what, e, reason)
 		}
 	}
-	k.doAll(t, "copy /bin/probe /dev/drift", "copy /bin/probe /ctl/drift", "copy /bin/true /tmp/dtrue", "run /bin/true")
+	k.doAll(t, "copy /bin/probe /dev/drift", "copy /bin/probe /ctl/drift", "copy /bin/probe /vol/drift", "copy /bin/true /tmp/dtrue", "run /bin/true")
 	s0 := a.Stats()
 	refused("a drifted binary on /dev (tmpfs)", "run /dev/drift", "eperm", ReasonNotInImage)
 	if s := a.Stats(); s.ByCgroup != s0.ByCgroup {
 		t.Errorf("/dev's exec was attributed by cgroup (%d), want by its device, the container's own", s.ByCgroup-s0.ByCgroup)
 	}
 	refused("a drifted binary on a bind-mounted volume", "run /ctl/drift", "eperm", ReasonNotInImage)
+	refused("a drifted binary on a host tmpfs bound in", "run /vol/drift", "eperm", ReasonNotInImage)
 	refused("the loader on a drifted copy", "ldso "+hostLoader+" /tmp/dtrue", "eperm", ReasonLoader)
 	refused("the loader on an image program", "ldso "+hostLoader+" /bin/true", "eperm", ReasonLoader)
 	refused("a deleted drifted file by /proc/self/fd", "deleted /bin/probe proc", "eperm", ReasonNotInImage)
@@ -113,8 +123,10 @@ func TestHolesWithContainerd(t *testing.T) {
 	// The bind is marked on the container's mount only: the host runs the
 	// same file unheld.
 	before := a.Stats().Execs
-	if err := runHost(filepath.Join(filepath.Dir(k.sock), "drift")); err != nil {
-		t.Fatalf("the host running the bind's file: %v", err)
+	for _, p := range []string{filepath.Join(filepath.Dir(k.sock), "drift"), filepath.Join(vol, "drift")} {
+		if err := runHost(p); err != nil {
+			t.Fatalf("the host running %s: %v", p, err)
+		}
 	}
 	if s := a.Stats(); s.Execs != before {
 		t.Errorf("the host's exec from the bind's source was held (%d events)", s.Execs-before)
