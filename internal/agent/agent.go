@@ -109,7 +109,8 @@ type Agent struct {
 	// loaderChecks: the kernel shows the stacks that tell a direct exec of
 	// the ELF interpreter from its load for a program (loader.go).
 	loaderChecks bool
-	memfdDev     uint64 // the memfd filesystem's device (unheld.go)
+	memfdDev     uint64             // the memfd filesystem's device (unheld.go)
+	mountWatch   *fanotify.Listener // mounts attached later (mountwatch.go)
 }
 
 type stats struct {
@@ -204,6 +205,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			<-ctx.Done()
 			return a.fan.Close() // wakes serve; the kernel allows what is pending
 		})
+		if a.mountWatch = a.startMountWatch(); a.mountWatch != nil { // mountwatch.go
+			g.Go(func() error { return a.serveMounts(ctx) })
+			g.Go(func() error {
+				<-ctx.Done()
+				return a.mountWatch.Close()
+			})
+		}
 	}
 	if a.lsm != nil {
 		g.Go(a.serveLSM)

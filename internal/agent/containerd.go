@@ -173,8 +173,10 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 			a.log.Error("some mounts of the container are not watched: their execs are not held", "container", id, "error", err.Error())
 		}
 		c2.devs, c2.held = own, append(held, dev)
-		if c2.mountGap = mountGap(int(pid)); c2.mountGap != "" && c2.mode == ModePrevent { // mounts.go
-			a.log.Error("prevent has a gap in this container: execs from mounts made after adoption are not held", "container", id, "why", c2.mountGap)
+		a.watchMountNS(c2)               // mountwatch.go
+		c2.mountGap = mountGap(int(pid)) // mounts.go
+		if c2.mountGap != "" && c2.mode == ModePrevent {
+			a.log.Error("prevent has a gap in this container: execs from mounts in namespaces its processes make are not held", "container", id, "why", c2.mountGap)
 		}
 		if c2.mode == ModePrevent {
 			a.memfdNoexec(c2, int(pid)) // memfd.go

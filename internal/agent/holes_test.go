@@ -319,3 +319,36 @@ func TestUserNamespaceMounts(t *testing.T) {
 		t.Logf("default seccomp profile: %s: %s", cmd, got)
 	}
 }
+
+// TestMountsAttachedLater: a tmpfs mounted in a running container (by a
+// process with CAP_SYS_ADMIN; a volume propagated from the host is the
+// same event) is marked once the kernel reports it, and a drifted exec
+// from it is refused.
+func TestMountsAttachedLater(t *testing.T) {
+	c, addr := containerdtest.Start(t)
+	ctx := namespaces.WithNamespace(context.Background(), testNS)
+	img := importImage(t, ctx, c, probeImage(t, buildProbe(t)))
+	var col collector
+	a, _ := startAgent(t, addr, ModePrevent, &col)
+	if a.mountWatch == nil {
+		t.Skip("the kernel reports no mount attachments (Linux 6.15)")
+	}
+	k := startWatched(t, ctx, c, img, a, "later", oci.WithAddedCapabilities([]string{"CAP_SYS_ADMIN"}))
+	fs0, mnt0, _ := a.fan.Marks()
+	start := time.Now()
+	k.doAll(t, "mount /late")
+	for {
+		if fs, mnt, _ := a.fan.Marks(); fs+mnt > fs0+mnt0 {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("the mount attached later was never marked")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Logf("the new mount was marked %v after the mount call returned", time.Since(start).Round(100*time.Microsecond))
+	k.doAll(t, "copy /bin/probe /late/drift")
+	if got := k.do(t, "run /late/drift"); got != "eperm" {
+		t.Fatalf("a drifted exec from a tmpfs mounted after adoption: %s, want eperm", got)
+	}
+}

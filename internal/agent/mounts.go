@@ -174,13 +174,14 @@ func (a *Agent) markMount(root int, e mountEntry, whole bool) error {
 	return nil
 }
 
-// Mounts made after adoption are not held: a mount the container's init
-// gains later (propagated from the host, or made by a process with
-// CAP_SYS_ADMIN), a fresh tmpfs in a user and mount namespace of a
-// process's own, or the copies a new mount namespace makes of the
-// container's binds (FAN_MARK_MOUNT holds one vfsmount, not its copies;
-// filesystem marks, the root's and /dev's, do hold them: tested). A
-// container that can make mount namespaces is named at adoption.
+// Mounts attached later to the container's own mount namespace are
+// marked when the kernel reports them (mountwatch.go). Mounts in a mount
+// namespace a process makes for itself are not held: a fresh tmpfs in a
+// user and mount namespace of its own, or the copies a new mount namespace
+// makes of the container's binds (FAN_MARK_MOUNT holds one vfsmount, not
+// its copies; filesystem marks, the root's and /dev's, do hold them:
+// tested). A container that can make mount namespaces is named at
+// adoption.
 
 // mountGap says why a process of the container whose init is pid can make
 // mounts the agent does not hold, "" when it cannot (as far as the agent
@@ -204,7 +205,7 @@ func mountGap(pid int) string {
 		}
 	}
 	if capEff&(1<<unix.CAP_SYS_ADMIN) != 0 {
-		return "it has CAP_SYS_ADMIN: it can mount"
+		return "it has CAP_SYS_ADMIN: it can mount in mount namespaces of its own"
 	}
 	if seccomp != "0" || !userNamespacesOpen() {
 		return ""

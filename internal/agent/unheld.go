@@ -46,11 +46,11 @@ func memfdDevice() uint64 {
 // unheldExec reports ev, an exec the sensor saw in c, when no mark of c
 // holds its file's filesystem.
 func (a *Agent) unheldExec(c *container, ev execmon.Event) {
-	if a.fan == nil || len(c.held) == 0 {
-		return // BPF-LSM decides every exec by cgroup
-	}
 	dev := unix.Mkdev(ev.Dev>>20, ev.Dev&(1<<20-1)) // the kernel's encoding to stat's
-	if slices.Contains(c.held, dev) {
+	a.mu.RLock()
+	held := len(c.held) == 0 || slices.Contains(c.held, dev) // none: BPF-LSM decides every exec by cgroup
+	a.mu.RUnlock()
+	if a.fan == nil || held {
 		return
 	}
 	reason := ReasonUnheld

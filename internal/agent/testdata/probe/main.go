@@ -141,6 +141,13 @@ func do(args []string) string {
 			return "eperm"
 		}
 		return fmt.Sprintf("err exit %d", ws.ExitStatus())
+	case args[0] == "mount" && len(args) == 2:
+		// A tmpfs at args[1] in the container's own mount namespace (needs
+		// CAP_SYS_ADMIN).
+		if err := os.MkdirAll(args[1], 0o755); err != nil {
+			return errString(err)
+		}
+		return errString(syscall.Mount("t", args[1], "tmpfs", 0, ""))
 	case args[0] == "memfd" && len(args) == 3:
 		// A drifted copy of args[1] in a memfd, exec'd as "deleted" does.
 		fd, err := memfdCopy(args[1])
