@@ -295,6 +295,9 @@ func TestUserNamespaceMounts(t *testing.T) {
 	if info.MountGap == "" {
 		t.Fatal("a container without seccomp on a node with user namespaces: no gap named")
 	}
+	if cs := a.Containers(); len(cs) != 1 || cs[0].Gap != info.MountGap {
+		t.Fatalf("heartbeat containers %+v: want the gap %q reported", cs, info.MountGap)
+	}
 	// The known gap (docs/runtime.md): logged, not asserted.
 	for _, cmd := range []string{"userns /bin/probe /ctl/drift", "userns /bin/probe tmpfs"} {
 		t.Logf("known gap, no seccomp: %s: %s", cmd, open.do(t, cmd))

@@ -77,6 +77,10 @@ type Container struct {
 	Labels    map[string]string `json:"labels,omitempty"`
 	// Started is when the container's task started; zero when unknown.
 	Started time.Time `json:"started,omitzero"`
+	// Gap says why the agent's marks cannot hold every exec of the
+	// container (fanotify: its processes can make mount namespaces of
+	// their own); empty when none is known.
+	Gap string `json:"gap,omitempty"`
 }
 
 // CRI labels the kubelet puts on a container, which name its pod.
