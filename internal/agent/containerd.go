@@ -168,7 +168,11 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 		if err := a.fan.MarkExec(root); err != nil {
 			return fmt.Errorf("watching container %q: %w", id, err)
 		}
-		own, held, err := a.markMounts(pid) // mounts.go
+		host, err := hostDevices() // mounts.go
+		var own, held []uint64
+		if err == nil {
+			own, held, err = a.markMounts(pid, host)
+		}
 		if err != nil {
 			a.log.Error("some mounts of the container are not watched: their execs are not held", "container", id, "error", err.Error())
 		}

@@ -116,19 +116,12 @@ func readMountinfo(pid string) ([]mountEntry, error) {
 // pid (mountinfo above) and returns the devices that are its own, to map to
 // it, and those of every mount marked. A mount it cannot mark is an error
 // (the others are marked): execs from it would not be held.
-func (a *Agent) markMounts(pid uint32) (own, held []uint64, err error) {
+// host is hostDevices'.
+func (a *Agent) markMounts(pid uint32, host map[uint64]bool) (own, held []uint64, err error) {
 	p := strconv.Itoa(int(pid))
 	all, err := readMountinfo(p)
 	if err != nil {
 		return nil, nil, err
-	}
-	hostMounts, err := readMountinfo("self")
-	if err != nil {
-		return nil, nil, err
-	}
-	host := make(map[uint64]bool, len(hostMounts))
-	for _, e := range hostMounts {
-		host[e.dev] = true
 	}
 	root, err := unix.Open(filepath.Join(procRoot, p, "root"), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -148,6 +141,20 @@ func (a *Agent) markMounts(pid uint32) (own, held []uint64, err error) {
 		}
 	}
 	return own, held, errors.Join(errs...)
+}
+
+// hostDevices are the devices mounted in the agent's mount namespace,
+// which is the host's.
+func hostDevices() (map[uint64]bool, error) {
+	mounts, err := readMountinfo("self")
+	if err != nil {
+		return nil, err
+	}
+	host := make(map[uint64]bool, len(mounts))
+	for _, e := range mounts {
+		host[e.dev] = true
+	}
+	return host, nil
 }
 
 // markMount marks one mount, reached from the container's root without

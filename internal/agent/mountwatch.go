@@ -65,8 +65,13 @@ func (a *Agent) remark() {
 		}
 	}
 	a.mu.RUnlock()
+	host, err := hostDevices()
+	if err != nil {
+		a.log.Error("mounts attached to containers are not marked", "error", err.Error())
+		return
+	}
 	for _, c := range cs {
-		own, held, err := a.markMounts(c.pid)
+		own, held, err := a.markMounts(c.pid, host)
 		if err != nil {
 			a.log.Error("some mounts of the container are not watched: their execs are not held", "container", c.id, "error", err.Error())
 		}
