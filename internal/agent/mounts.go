@@ -115,8 +115,8 @@ func readMountinfo(pid string) ([]mountEntry, error) {
 // markMounts holds every exec-capable mount of the container whose init is
 // pid (mountinfo above) and returns the devices that are its own, to map to
 // it, and those of every mount marked. A mount it cannot mark is an error
-// (the others are marked): execs from it would not be held.
-// host is hostDevices'.
+// (the others are marked): execs from it would not be held. host is what
+// hostDevices returns.
 func (a *Agent) markMounts(pid uint32, host map[uint64]bool) (own, held []uint64, err error) {
 	p := strconv.Itoa(int(pid))
 	all, err := readMountinfo(p)
