@@ -61,6 +61,12 @@ type Config struct {
 	Learn LearnConfig
 	// Node names this node in learned lists.
 	Node string
+	// Allowlists, when set, answers each image's allowlist from the
+	// server's scan; InventoryDir and the content store are then the
+	// fallbacks (allowsrv.go). AllowlistCache keeps its answers on disk
+	// ("": in memory only).
+	Allowlists     AllowlistServer
+	AllowlistCache string
 }
 
 // Cache sizes: identities remembered per container and per node.
@@ -106,6 +112,7 @@ type Agent struct {
 	replacing  map[string]bool // containers being replaced (replace.go)
 	runCtx     context.Context // Run's, for background work
 	trees      treeCache       // process trees of drifted execs (proctree.go)
+	allow      allowState      // the server's allowlists (allowsrv.go)
 	// loaderChecks: the kernel shows the stacks that tell a direct exec of
 	// the ELF interpreter from its load for a program (loader.go).
 	loaderChecks bool
@@ -135,6 +142,8 @@ type Stats struct {
 	// ExecutablesWritten counts files with an execute bit written in
 	// watched containers (--exec-events).
 	ExecutablesWritten int64
+	// Allowlists count the lists made, by source (allowsrv.go).
+	Allowlists AllowlistStats
 }
 
 // New validates cfg and opens the enforcement mechanism.
@@ -269,6 +278,7 @@ func (a *Agent) Stats() Stats {
 		Reported: a.stats.reported.Load(), Unattributed: a.stats.unattributed.Load(), ByCgroup: a.stats.byCgroup.Load(), Hashed: a.cache.Hashed}
 	s.ProcessExecs, s.ProcessExits, s.ProcessConnects = a.stats.procExecs.Load(), a.stats.procExits.Load(), a.stats.procConnects.Load()
 	s.ExecutablesWritten = a.stats.execWrites.Load()
+	s.Allowlists = a.allow.stats()
 	if m := a.procMon.Load(); m != nil {
 		if ps, err := m.Stats(); err == nil {
 			s.ProcessLost = int64(ps.Lost)

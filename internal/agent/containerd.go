@@ -46,7 +46,8 @@ type container struct {
 // ContainerInfo says what the agent knows of a watched container.
 type ContainerInfo struct {
 	ID, Namespace, Image string
-	Allowed              int // distinct allowed contents
+	Allowed              int    // distinct allowed contents
+	Allowlist            string // where its list came from (Source*, allowsrv.go)
 	// MountGap says why the container's processes can make mounts whose
 	// execs are not held (mounts.go); "" when they cannot.
 	MountGap string
@@ -60,7 +61,8 @@ func (a *Agent) Container(id string) (ContainerInfo, bool) {
 	if !ok {
 		return ContainerInfo{}, false
 	}
-	return ContainerInfo{ID: c.id, Namespace: c.namespace, Image: c.image, Allowed: c.compiled.List.Len(), MountGap: c.mountGap}, true
+	return ContainerInfo{ID: c.id, Namespace: c.namespace, Image: c.image, Allowed: c.compiled.List.Len(), Allowlist: c.listSource(),
+		MountGap: c.mountGap}, true
 }
 
 // watch subscribes to task events first, then adopts the containers that
@@ -165,25 +167,8 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 		return nil
 	}
 	if a.fan != nil {
-		if err := a.fan.MarkExec(root); err != nil {
+		if err := a.markContainer(c2, root); err != nil { // mounts.go
 			return fmt.Errorf("watching container %q: %w", id, err)
-		}
-		host, err := hostDevices() // mounts.go
-		var own, held []uint64
-		if err == nil {
-			own, held, err = a.markMounts(pid, host)
-		}
-		if err != nil {
-			a.log.Error("some mounts of the container are not watched: their execs are not held", "container", id, "error", err.Error())
-		}
-		c2.devs, c2.held = own, append(held, dev)
-		a.watchMountNS(c2)               // mountwatch.go
-		c2.mountGap = mountGap(int(pid)) // mounts.go
-		if c2.mountGap != "" && c2.mode == ModePrevent {
-			a.log.Error("prevent has a gap in this container: execs from mounts in namespaces its processes make are not held", "container", id, "why", c2.mountGap)
-		}
-		if c2.mode == ModePrevent {
-			a.memfdNoexec(c2, int(pid)) // memfd.go
 		}
 	}
 	c2.loaderEntry = loaderName(entrypointOf(list.Entrypoint, list.Cmd))
@@ -262,33 +247,60 @@ func (a *Agent) unindex(c *container) {
 	}
 }
 
-// list returns the allowlist of img, built once per manifest digest.
+// list returns the allowlist of img, built once per manifest digest: from
+// the server's scan when the agent has a server (allowsrv.go), else, or
+// when the server gives none, from InventoryDir, else from the layers in
+// containerd's content store. A list made on the node although the agent
+// has a server is logged and counted, and asked of the server again at
+// the first adoption of its digest after allowRetry.
 func (a *Agent) list(ctx context.Context, img client.Image) (*allowlist.List, error) {
 	digest := img.Target().Digest.String()
 	a.mu.RLock()
-	l, ok := a.lists[digest]
+	old, ok := a.lists[digest]
 	a.mu.RUnlock()
-	if ok {
-		return l, nil
+	if ok && (a.cfg.Allowlists == nil || !a.allow.retryDue(old)) {
+		return old, nil
 	}
 	spec, err := img.Spec(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading the config of %q: %w", digest, err)
 	}
 	cfg := allowlist.Config{Entrypoint: spec.Config.Entrypoint, Cmd: spec.Config.Cmd, Env: spec.Config.Env}
-	l, err = a.fromInventory(digest, cfg)
+	l, serr := a.fromServer(ctx, img, digest, cfg)
+	if l == nil && ok {
+		a.allow.postpone(digest) // not asked again before allowRetry
+		return old, nil
+	}
 	if l == nil {
-		if err != nil {
-			a.log.Info("the inventory cannot make the allowlist; reading the layers", "image", digest, "error", err)
-		}
-		l, err = a.fromContent(ctx, img, digest, cfg)
-		if err != nil {
+		if l, err = a.onNode(ctx, img, digest, cfg); err != nil {
 			return nil, err
 		}
+		if serr != nil {
+			a.noteFallback(digest, l, serr)
+		}
 	}
+	a.allow.made(l)
 	a.mu.Lock()
 	a.lists[digest] = l
 	a.mu.Unlock()
+	return l, nil
+}
+
+// onNode makes the list of img on this node: from InventoryDir, else from
+// the content store.
+func (a *Agent) onNode(ctx context.Context, img client.Image, digest string, cfg allowlist.Config) (*allowlist.List, error) {
+	l, err := a.fromInventory(digest, cfg)
+	if l != nil {
+		l.Source = SourceInventory
+		return l, nil
+	}
+	if err != nil {
+		a.log.Info("the inventory cannot make the allowlist; reading the layers", "image", digest, "error", err)
+	}
+	if l, err = a.fromContent(ctx, img, digest, cfg); err != nil {
+		return nil, err
+	}
+	l.Source = SourceContent
 	return l, nil
 }
 

@@ -132,8 +132,8 @@ func waitStats(a *Agent, cond func(Stats) bool) Stats {
 	}
 }
 
-// startAgent runs an agent until the returned stop is called; opts change
-// its configuration.
+// startAgent runs an agent, its Config changed by opts, until the returned
+// stop is called.
 func startAgent(t *testing.T, addr string, mode Mode, col *collector, opts ...func(*Config)) (*Agent, func()) {
 	t.Helper()
 	cfg := Config{Mode: mode, Address: addr, Namespaces: []string{testNS}, Report: col.report, CanaryDir: t.TempDir(),

@@ -112,6 +112,34 @@ func readMountinfo(pid string) ([]mountEntry, error) {
 	return parseMountinfo(b)
 }
 
+// markContainer holds every exec of c with fanotify: its root filesystem
+// (root is /proc/PID/root of its init) and its other mounts, followed when
+// mounts are attached later; in prevent its memfds are made unexecutable.
+// Only the root's mark is required.
+func (a *Agent) markContainer(c *container, root string) error {
+	if err := a.fan.MarkExec(root); err != nil {
+		return err
+	}
+	host, err := hostDevices()
+	var own, held []uint64
+	if err == nil {
+		own, held, err = a.markMounts(c.pid, host)
+	}
+	if err != nil {
+		a.log.Error("some mounts of the container are not watched: their execs are not held", "container", c.id, "error", err.Error())
+	}
+	c.devs, c.held = own, append(held, c.dev)
+	a.watchMountNS(c) // mountwatch.go
+	c.mountGap = mountGap(int(c.pid))
+	if c.mountGap != "" && c.mode == ModePrevent {
+		a.log.Error("prevent has a gap in this container: execs from mounts in namespaces its processes make are not held", "container", c.id, "why", c.mountGap)
+	}
+	if c.mode == ModePrevent {
+		a.memfdNoexec(c, int(c.pid)) // memfd.go
+	}
+	return nil
+}
+
 // markMounts holds every exec-capable mount of the container whose init is
 // pid (mountinfo above) and returns the devices that are its own, to map to
 // it, and those of every mount marked. A mount it cannot mark is an error

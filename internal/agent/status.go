@@ -40,7 +40,8 @@ func (a *Agent) Containers() []agentproto.Container {
 	a.mu.RLock()
 	out := make([]agentproto.Container, 0, len(a.containers))
 	for _, c := range a.containers {
-		out = append(out, agentproto.Container{ID: c.id, Namespace: c.namespace, Image: c.image, Labels: c.labels, Gap: c.mountGap})
+		out = append(out, agentproto.Container{ID: c.id, Namespace: c.namespace, Image: c.image, Labels: c.labels, Allowlist: c.listSource(),
+			Gap: c.mountGap})
 	}
 	a.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })

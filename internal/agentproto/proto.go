@@ -77,6 +77,10 @@ type Container struct {
 	Labels    map[string]string `json:"labels,omitempty"`
 	// Started is when the container's task started; zero when unknown.
 	Started time.Time `json:"started,omitzero"`
+	// Allowlist says where the agent's allowlist for it came from:
+	// "server" (the server's scan), "server-cache" (an earlier answer kept
+	// on disk), "inventory-dir" or "content-store" (made on the node).
+	Allowlist string `json:"allowlist,omitempty"`
 	// Gap says why the agent's marks cannot hold every exec of the
 	// container (fanotify: its processes can make mount namespaces of
 	// their own); empty when none is known.

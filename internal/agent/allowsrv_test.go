@@ -1,0 +1,215 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/bulwark-sec/bulwark/internal/allowlist"
+	"github.com/bulwark-sec/bulwark/internal/api"
+	"github.com/bulwark-sec/bulwark/internal/containerdtest"
+	"github.com/bulwark-sec/bulwark/internal/registrytest"
+	"github.com/bulwark-sec/bulwark/internal/server"
+	"github.com/bulwark-sec/bulwark/internal/servertest"
+	"github.com/bulwark-sec/bulwark/internal/store"
+)
+
+// TestAllowlistFromServer: the server scans an image pushed to an
+// in-process registry; containerd pulls the same digest, and its local
+// copy of the layer is then tampered with to hold one more executable
+// (the probe plus a zero byte: what the probe's "copy" writes).
+//   - the server refuses the digest while it is not certified (and no
+//     heartbeat reports it running): the agent falls back to the content
+//     store, says so (source content-store, a refused fallback counted),
+//     and the tampered list lets the copied binary run;
+//   - certified: a fresh agent's list comes from the server, the copied
+//     binary is refused with EPERM, the image's binaries run;
+//   - the server down: the answer kept on disk is used (server-cache); an
+//     agent without that copy falls back (unreachable).
+func TestAllowlistFromServer(t *testing.T) {
+	c, addr := containerdtest.Start(t)
+	ctx := namespaces.WithNamespace(context.Background(), testNS)
+	probe := buildProbe(t)
+	pad := make([]byte, 4<<20) // incompressible: the tampered layer, without it, is smaller than the original
+	rand.Read(pad)
+	files := map[string][]byte{"bin/probe": probe, "bin/tool": probe, "tmp/": nil, "ctl/": nil}
+	files["pad"] = pad
+	img := containerdtest.Image(t, files, "/bin/probe", "serve", "/ctl")
+	delete(files, "pad")
+	files["bin/extra"] = append(append([]byte(nil), probe...), 0)
+	tampered := containerdtest.Image(t, files, "/bin/probe", "serve", "/ctl")
+
+	reg := registrytest.New(t)
+	ref := reg.Push(t, "probe/app:1", img)
+	srv := servertest.Start(t, server.Config{APILimits: api.Limits{Rate: -1}})
+	scanImage(t, srv, ref.Name())
+	dg, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := dg.String()
+	token := nodeToken(t, srv, "node-1")
+
+	ci := pullImage(t, ctx, c, ref.Name())
+	if got := ci.Target().Digest.String(); got != digest {
+		t.Fatalf("containerd pulled %s, the server scanned %s", got, digest)
+	}
+	tamperLayer(t, addr, img, tampered)
+	drifted := sha256.Sum256(files["bin/extra"])
+	if l, err := (&Agent{}).fromContent(ctx, ci, digest, allowlist.Config{}); err != nil {
+		t.Fatal(err)
+	} else if _, ok := l.Allows(drifted); !ok {
+		t.Fatal("the tampered content store does not list the extra binary: the tamper did not take")
+	}
+
+	k := create(t, ctx, c, ci, "srv")
+	k.start(t, ctx)
+	if got := k.do(t, "copy /bin/probe /tmp/x"); got != "ok" {
+		t.Fatalf("copying: %s", got)
+	}
+	withServer := func(url, cache string) func(*Config) {
+		return func(cfg *Config) {
+			cfg.Allowlists = NewSender(SenderConfig{URL: url, Token: token, Node: "node-1"})
+			cfg.AllowlistCache = cache
+		}
+	}
+	cache := t.TempDir()
+
+	// Not certified: refused by the server; made on the node.
+	var col collector
+	a, stop := startAgent(t, addr, ModePrevent, &col, withServer(srv.URL, cache))
+	if info := waitWatched(t, a, "srv"); info.Allowlist != SourceContent || a.Stats().Allowlists.Refused != 1 {
+		t.Fatalf("an uncertified digest: %+v, %+v; want the content store after a refusal", info, a.Stats().Allowlists)
+	}
+	if got := k.do(t, "run /tmp/x"); got != "ok" {
+		t.Fatalf("the tampered local list: %s, want the copy to run", got)
+	}
+	stop()
+
+	// Certified: the server's list.
+	srv.SetCertification(t, ref.Context().Digest(digest), store.Certified, "test")
+	a, stop = startAgent(t, addr, ModePrevent, &col, withServer(srv.URL, cache))
+	if info := waitWatched(t, a, "srv"); info.Allowlist != SourceServer || a.Stats().Allowlists.Server != 1 {
+		t.Fatalf("a certified digest: %+v, %+v; want the server's list", info, a.Stats().Allowlists)
+	}
+	if hb := a.Heartbeat(nil); len(hb.Containers) != 1 || hb.Containers[0].Allowlist != SourceServer {
+		t.Errorf("heartbeat containers: %+v", hb.Containers)
+	}
+	if got := k.do(t, "run /tmp/x"); got != "eperm" {
+		t.Fatalf("a binary the local store lists but the server's scan does not: %s, want eperm", got)
+	}
+	if got := k.do(t, "run /bin/tool"); got != "ok" {
+		t.Fatalf("an image binary: %s", got)
+	}
+	if e := col.find("srv", "refused"); e == nil || e.Image != digest || e.Digest != "sha256:"+hexOf(drifted) {
+		t.Errorf("refused event: %+v", e)
+	}
+	stop()
+
+	// The server down: the disk copy, or the content store.
+	srv.Stop()
+	a, stop = startAgent(t, addr, ModePrevent, &col, withServer(srv.URL, cache))
+	if info := waitWatched(t, a, "srv"); info.Allowlist != SourceServerCache {
+		t.Fatalf("server down, answer on disk: %+v", info)
+	}
+	if got := k.do(t, "run /tmp/x"); got != "eperm" {
+		t.Fatalf("the cached server list: %s, want eperm", got)
+	}
+	stop()
+	a, stop = startAgent(t, addr, ModeDetect, &col, withServer(srv.URL, t.TempDir()))
+	if info := waitWatched(t, a, "srv"); info.Allowlist != SourceContent || a.Stats().Allowlists.Unreachable != 1 {
+		t.Fatalf("server down, nothing on disk: %+v, %+v", info, a.Stats().Allowlists)
+	}
+	stop()
+}
+
+func hexOf(d [32]byte) string { return allowlist.Digest(d).String()[len("sha256:"):] }
+
+// scanImage has the server scan ref.
+func scanImage(t *testing.T, srv *servertest.Server, ref string) {
+	t.Helper()
+	code, body := srv.Call(t, srv.Admin, "POST", "/api/v1/scans", map[string]string{"image": ref})
+	var queued struct{ Job int64 }
+	if code != http.StatusAccepted || json.Unmarshal([]byte(body), &queued) != nil {
+		t.Fatalf("queueing the scan: %d %s", code, body)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		_, body := srv.Call(t, srv.Admin, "GET", "/api/v1/jobs/"+strconv.FormatInt(queued.Job, 10), nil)
+		var j struct{ State, Error string }
+		json.Unmarshal([]byte(body), &j)
+		if j.State == store.JobDone {
+			return
+		}
+		if j.Error != "" || time.Now().After(deadline) {
+			t.Fatalf("the scan: %s", body)
+		}
+	}
+}
+
+// nodeToken makes an operator token bound to node.
+func nodeToken(t *testing.T, srv *servertest.Server, node string) string {
+	t.Helper()
+	code, body := srv.Call(t, srv.Admin, "POST", "/api/v1/tokens", map[string]string{"name": api.NodeTokenPrefix + node, "role": store.RoleOperator})
+	var tok struct{ Token string }
+	if code != http.StatusCreated && code != http.StatusOK || json.Unmarshal([]byte(body), &tok) != nil || tok.Token == "" {
+		t.Fatalf("creating a node token: %d %s", code, body)
+	}
+	return tok.Token
+}
+
+// pullImage pulls ref from a plain-HTTP registry into containerd, unpacked.
+func pullImage(t *testing.T, ctx context.Context, c *client.Client, ref string) client.Image {
+	t.Helper()
+	img, err := c.Pull(ctx, ref, client.WithPullUnpack, client.WithPullSnapshotter("overlayfs"),
+		client.WithResolver(docker.NewResolver(docker.ResolverOptions{PlainHTTP: true})))
+	if err != nil {
+		t.Fatalf("pulling %s: %v", ref, err)
+	}
+	return img
+}
+
+// tamperLayer overwrites the blob of img's only layer in the content store
+// of the containerd at addr (containerdtest keeps its root beside the
+// socket) with the layer of tampered.
+func tamperLayer(t *testing.T, addr string, img, tampered v1.Image) {
+	t.Helper()
+	orig, _ := img.Layers()
+	d, err := orig[0].Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	repl, _ := tampered.Layers()
+	rc, err := repl[0].Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(rc)
+	size, _ := orig[0].Size()
+	if int64(len(b)) > size {
+		t.Fatalf("the tampered layer (%d bytes) is larger than the original (%d): the store reads only the original's size", len(b), size)
+	}
+	p := filepath.Join(filepath.Dir(addr), "root", "io.containerd.content.v1.content", "blobs", "sha256", d.Hex)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("the layer blob: %v", err)
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(d.String(), "sha256:") {
+		t.Fatalf("layer digest %s", d)
+	}
+}
