@@ -326,7 +326,7 @@ func TestUserNamespaceMounts(t *testing.T) {
 // TestMountsAttachedLater: a tmpfs mounted in a running container (by a
 // process with CAP_SYS_ADMIN; a volume propagated from the host is the
 // same event) is marked once the kernel reports it, and a drifted exec
-// from it is refused.
+// from it is refused; so is one from a noexec mount remounted exec.
 func TestMountsAttachedLater(t *testing.T) {
 	c, addr := containerdtest.Start(t)
 	ctx := namespaces.WithNamespace(context.Background(), testNS)
@@ -353,5 +353,11 @@ func TestMountsAttachedLater(t *testing.T) {
 	k.doAll(t, "copy /bin/probe /late/drift")
 	if got := k.do(t, "run /late/drift"); got != "eperm" {
 		t.Fatalf("a drifted exec from a tmpfs mounted after adoption: %s, want eperm", got)
+	}
+	// A noexec mount made exec again (a remount attaches nothing): held
+	// from the start.
+	k.doAll(t, "remount /dev/shm", "copy /bin/probe /dev/shm/drift")
+	if got := k.do(t, "run /dev/shm/drift"); got != "eperm" {
+		t.Fatalf("a drifted exec from /dev/shm remounted exec: %s, want eperm", got)
 	}
 }

@@ -15,7 +15,10 @@ import (
 // A container runs files from more than its root filesystem: containerd's
 // default spec mounts /dev and /run as tmpfs without noexec, and volumes,
 // Kubernetes emptyDirs and hostPath binds add more. Every mount of the
-// container's init that is not noexec is held for exec permission too.
+// container's init that can hold files is held for exec permission too,
+// noexec ones included: a process with CAP_SYS_ADMIN can remount one exec,
+// which attaches nothing (no report, mountwatch.go), and an exec refused by
+// noexec costs one event.
 //
 // How each is marked decides what else waits on the agent:
 //   - a filesystem of the container's own (mounted whole, and not mounted in
@@ -40,7 +43,6 @@ type mountEntry struct {
 	root   string // what of its filesystem is mounted ("/": all of it)
 	fstype string
 	dev    uint64
-	noexec bool
 }
 
 // parseMountinfo reads a mountinfo file (proc(5)).
@@ -68,9 +70,6 @@ func parseMountinfo(b []byte) ([]mountEntry, error) {
 			return nil, fmt.Errorf("reading mountinfo line %d: device %q", n+1, f[2])
 		}
 		e := mountEntry{root: unescapeMount(f[3]), point: unescapeMount(f[4]), fstype: f[sep+1], dev: unix.Mkdev(uint32(ma), uint32(mi))}
-		for _, o := range strings.Split(f[5], ",") {
-			e.noexec = e.noexec || o == "noexec"
-		}
 		if !strings.HasPrefix(e.point, "/") || !strings.HasPrefix(e.root, "/") {
 			return nil, fmt.Errorf("reading mountinfo line %d: paths %q %q are not absolute", n+1, e.root, e.point)
 		}
@@ -85,12 +84,11 @@ var noFiles = map[string]bool{"proc": true, "sysfs": true, "cgroup": true, "cgro
 	"binfmt_misc": true, "nsfs": true, "efivarfs": true, "autofs": true}
 
 // execMounts is what of a container's mount table must be held: every
-// mount but its root (marked apart), the noexec ones and those that hold
-// no files.
+// mount but its root (marked apart) and those that hold no files.
 func execMounts(all []mountEntry) []mountEntry {
 	var out []mountEntry
 	for _, e := range all {
-		if e.point == "/" || e.noexec || noFiles[e.fstype] {
+		if e.point == "/" || noFiles[e.fstype] {
 			continue
 		}
 		out = append(out, e)

@@ -25,10 +25,10 @@ func TestParseMountinfo(t *testing.T) {
 	for _, e := range got {
 		points = append(points, e.point)
 	}
-	if strings.Join(points, ",") != "/dev,/ctl,/data dir" {
-		t.Fatalf("exec mounts: %q, want /dev, /ctl, /data dir (root, noexec and proc left out)", points)
+	if strings.Join(points, ",") != "/dev,/ctl,/dev/shm,/data dir" {
+		t.Fatalf("exec mounts: %q, want /dev, /ctl, /dev/shm, /data dir (root and proc left out)", points)
 	}
-	if got[2].root != "/srv/a b" || got[0].dev != unix.Mkdev(0, 194) || got[1].fstype != "ext4" {
+	if got[3].root != "/srv/a b" || got[0].dev != unix.Mkdev(0, 194) || got[1].fstype != "ext4" {
 		t.Fatalf("parsed %+v", got)
 	}
 	for _, bad := range []string{

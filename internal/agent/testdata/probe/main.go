@@ -148,6 +148,10 @@ func do(args []string) string {
 			return errString(err)
 		}
 		return errString(syscall.Mount("t", args[1], "tmpfs", 0, ""))
+	case args[0] == "remount" && len(args) == 2:
+		// The mount at args[1] made exec (noexec dropped; needs
+		// CAP_SYS_ADMIN).
+		return errString(syscall.Mount("", args[1], "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_NOSUID|syscall.MS_NODEV, ""))
 	case args[0] == "memfd" && len(args) == 3:
 		// A drifted copy of args[1] in a memfd, exec'd as "deleted" does.
 		fd, err := memfdCopy(args[1])
