@@ -238,7 +238,7 @@ func mountGap(pid int) string {
 		}
 	}
 	if capEff&(1<<unix.CAP_SYS_ADMIN) != 0 {
-		return "it has CAP_SYS_ADMIN: it can mount in mount namespaces of its own"
+		return "it has CAP_SYS_ADMIN: it can make mounts no report announces (new mount namespaces, detached mounts from fsmount or open_tree)"
 	}
 	if seccomp != "0" || !userNamespacesOpen() {
 		return ""
