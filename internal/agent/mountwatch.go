@@ -78,6 +78,11 @@ func (a *Agent) remark() {
 		held = append(held, c.dev)
 		a.mu.Lock()
 		if a.containers[c.id] == c { // still watched
+			for _, d := range c.devs {
+				if !slices.Contains(own, d) && a.byDev[d] == c {
+					delete(a.byDev, d) // unmounted: its number may come back for another filesystem
+				}
+			}
 			for _, d := range own {
 				if !slices.Contains(c.devs, d) && a.byDev[d] == nil {
 					a.byDev[d] = c
