@@ -74,15 +74,15 @@ func newListener(class, fileFlags uint, what string) (*Listener, error) {
 	return &Listener{fd: fd, stop: stop}, nil
 }
 
-// MarkMountNS reports every mount attached in the mount namespace ns (a
-// /proc/PID/ns/mnt path) to a NewMountNotify listener.
+// MarkMountNS reports every mount attached or detached in the mount
+// namespace ns (a /proc/PID/ns/mnt path) to a NewMountNotify listener.
 func (l *Listener) MarkMountNS(ns string) error {
 	fd, err := unix.Open(ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("opening mount namespace %q: %w", ns, err)
 	}
 	defer unix.Close(fd)
-	if err := unix.FanotifyMark(l.fd, unix.FAN_MARK_ADD|unix.FAN_MARK_MNTNS, unix.FAN_MNT_ATTACH, fd, ""); err != nil {
+	if err := unix.FanotifyMark(l.fd, unix.FAN_MARK_ADD|unix.FAN_MARK_MNTNS, unix.FAN_MNT_ATTACH|unix.FAN_MNT_DETACH, fd, ""); err != nil {
 		return fmt.Errorf("marking mount namespace %q for mount attachments: %w", ns, err)
 	}
 	return nil
