@@ -12,9 +12,10 @@ import (
 
 // Mounts attached after adoption in a container's own mount namespace (a
 // volume propagated from the host, a mount by a process with
-// CAP_SYS_ADMIN) are followed where the kernel reports them (FAN_MNT_ATTACH,
-// Linux 6.15): at each report the mount tables of the watched containers
-// are read again and the new mounts marked. It is after the fact: an exec
+// CAP_SYS_ADMIN) are followed where the kernel reports them
+// (FAN_MNT_ATTACH and FAN_MNT_DETACH, Linux 6.15): at each report the
+// mount tables of the watched containers are read again, the new mounts
+// marked and the devices of unmounted ones unmapped. It is after the fact: an exec
 // from the new mount between its attachment and the agent's mark (measured
 // in TestMountsAttachedLater) is not held. Mount namespaces a process makes
 // for itself are not watched (mounts.go).
