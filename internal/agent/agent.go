@@ -116,6 +116,8 @@ type Agent struct {
 	// loaderChecks: the kernel shows the stacks that tell a direct exec of
 	// the ELF interpreter from its load for a program (loader.go).
 	loaderChecks bool
+	memfdDev     uint64             // the memfd filesystem's device (unheld.go)
+	mountWatch   *fanotify.Listener // mounts attached later (mountwatch.go)
 }
 
 type stats struct {
@@ -172,7 +174,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: cfg.Log, cache: allowlist.NewDigestCache(digestsPerNode),
 		containers: make(map[string]*container), byDev: make(map[uint64]*container), byCgroup: make(map[uint64]*container),
-		lists: make(map[string]*allowlist.List), ready: make(chan struct{})}
+		lists: make(map[string]*allowlist.List), ready: make(chan struct{}), memfdDev: memfdDevice()}
 	for ns, m := range cfg.NamespaceModes {
 		if _, err := ParseMode(string(m)); err != nil {
 			return nil, fmt.Errorf("namespace %q: %w", ns, err)
@@ -212,6 +214,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			<-ctx.Done()
 			return a.fan.Close() // wakes serve; the kernel allows what is pending
 		})
+		if a.mountWatch = a.startMountWatch(); a.mountWatch != nil { // mountwatch.go
+			g.Go(func() error { return a.serveMounts(ctx) })
+			g.Go(func() error {
+				<-ctx.Done()
+				return a.mountWatch.Close()
+			})
+		}
 	}
 	if a.lsm != nil {
 		g.Go(a.serveLSM)

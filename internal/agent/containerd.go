@@ -31,6 +31,8 @@ type container struct {
 	dev                  uint64   // of its root filesystem
 	devs                 []uint64 // of the other filesystems that are its own (mounts.go)
 	loaderEntry          bool     // its image's entrypoint is the ELF interpreter (loader.go)
+	mountGap             string   // why it can make mounts that are not held, "" if it cannot (mounts.go)
+	held                 []uint64 // devices of every filesystem marked for it (fanotify; unheld.go)
 	compiled             *allowlist.Compiled
 	labels               map[string]string // pod labels from CRI (status.go)
 	mode                 Mode
@@ -46,6 +48,9 @@ type ContainerInfo struct {
 	ID, Namespace, Image string
 	Allowed              int    // distinct allowed contents
 	Allowlist            string // where its list came from (Source*, allowsrv.go)
+	// MountGap says why the container's processes can make mounts whose
+	// execs are not held (mounts.go); "" when they cannot.
+	MountGap string
 }
 
 // Container returns a watched container by id.
@@ -56,7 +61,8 @@ func (a *Agent) Container(id string) (ContainerInfo, bool) {
 	if !ok {
 		return ContainerInfo{}, false
 	}
-	return ContainerInfo{ID: c.id, Namespace: c.namespace, Image: c.image, Allowed: c.compiled.List.Len(), Allowlist: c.listSource()}, true
+	return ContainerInfo{ID: c.id, Namespace: c.namespace, Image: c.image, Allowed: c.compiled.List.Len(), Allowlist: c.listSource(),
+		MountGap: c.mountGap}, true
 }
 
 // watch subscribes to task events first, then adopts the containers that
@@ -161,16 +167,8 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 		return nil
 	}
 	if a.fan != nil {
-		if err := a.fan.MarkExec(root); err != nil {
+		if err := a.markContainer(c2, root); err != nil { // mounts.go
 			return fmt.Errorf("watching container %q: %w", id, err)
-		}
-		own, err := a.markMounts(pid) // mounts.go
-		if err != nil {
-			a.log.Error("some mounts of the container are not watched: their execs are not held", "container", id, "error", err.Error())
-		}
-		c2.devs = own
-		if c2.mode == ModePrevent {
-			a.memfdNoexec(c2, int(pid)) // memfd.go
 		}
 	}
 	c2.loaderEntry = loaderName(entrypointOf(list.Entrypoint, list.Cmd))
@@ -193,6 +191,10 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 	a.containers[id] = c2
 	a.byDev[dev] = c2
 	for _, d := range c2.devs {
+		if o := a.byDev[d]; o != nil && o.id != id {
+			delete(a.byDev, d) // shared by two containers: neither's by device, both by cgroup
+			continue
+		}
 		a.byDev[d] = c2
 	}
 	if c2.cgroup != 0 {

@@ -72,12 +72,20 @@ func interpreterLoad(tid int) (bool, error) {
 	return bytes.Contains(b, []byte("load_elf_binary")) || bytes.Contains(b, []byte("load_elf_fdpic_binary")), nil
 }
 
-// stackReadable probes whether the kernel shows task stacks
-// (CONFIG_STACKTRACE, and the agent may read them): without, direct
-// interpreter execs cannot be told apart and are allowed.
+// stackReadable probes whether the kernel shows task stacks with function
+// names (CONFIG_STACKTRACE and kallsyms, and the agent may read them; its
+// own read runs through proc_pid_stack): without, direct interpreter execs
+// cannot be told apart and are allowed, rather than every dynamic exec
+// refused.
 func stackReadable() error {
-	_, err := interpreterLoad(os.Getpid())
-	return err
+	b, err := os.ReadFile(filepath.Join(procRoot, "thread-self", "stack"))
+	if err != nil {
+		return fmt.Errorf("reading a kernel stack: %w", err)
+	}
+	if !bytes.Contains(b, []byte("proc_pid_stack")) {
+		return fmt.Errorf("reading a kernel stack: no function names in %.200q", b)
+	}
+	return nil
 }
 
 // directLoader reports whether an exec allowed by the image (imagePath is an

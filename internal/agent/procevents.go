@@ -54,6 +54,7 @@ func (a *Agent) serveProcessEvents(ctx context.Context) error {
 			}
 		default:
 			a.stats.procExecs.Add(1)
+			a.unheldExec(c, ev) // unheld.go
 		}
 		if !a.log.Enabled(ctx, slog.LevelDebug) {
 			continue

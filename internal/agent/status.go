@@ -40,7 +40,8 @@ func (a *Agent) Containers() []agentproto.Container {
 	a.mu.RLock()
 	out := make([]agentproto.Container, 0, len(a.containers))
 	for _, c := range a.containers {
-		out = append(out, agentproto.Container{ID: c.id, Namespace: c.namespace, Image: c.image, Labels: c.labels, Allowlist: c.listSource()})
+		out = append(out, agentproto.Container{ID: c.id, Namespace: c.namespace, Image: c.image, Labels: c.labels, Allowlist: c.listSource(),
+			Gap: c.mountGap})
 	}
 	a.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
@@ -164,6 +165,9 @@ func printStatus(path string, now time.Time, w io.Writer) int {
 	fmt.Fprintf(w, "containers:   %d watched\n", len(st.Containers))
 	for _, c := range st.Containers {
 		fmt.Fprintf(w, "  %s  %s  %s\n", c.Namespace, c.ID, c.Image)
+		if c.Gap != "" {
+			fmt.Fprintf(w, "    gap: %s\n", c.Gap)
+		}
 	}
 	fmt.Fprintf(w, "execs:        %d (%d refused, %d reported, %d unattributed)\n", st.Stats.Execs, st.Stats.Refused, st.Stats.Reported, st.Stats.Unattributed)
 	if st.Spool != nil {

@@ -81,6 +81,10 @@ type Container struct {
 	// "server" (the server's scan), "server-cache" (an earlier answer kept
 	// on disk), "inventory-dir" or "content-store" (made on the node).
 	Allowlist string `json:"allowlist,omitempty"`
+	// Gap says why the agent's marks cannot hold every exec of the
+	// container (fanotify: its processes can make mount namespaces of
+	// their own); empty when none is known.
+	Gap string `json:"gap,omitempty"`
 }
 
 // CRI labels the kubelet puts on a container, which name its pod.

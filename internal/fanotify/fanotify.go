@@ -50,17 +50,7 @@ func New() (*Listener, error) {
 // events, nothing is held): see MarkCloseWrite. Its queue is the kernel's
 // default (16,384 events); past it events are dropped, not held.
 func NewNotify() (*Listener, error) {
-	fd, err := unix.FanotifyInit(unix.FAN_CLASS_NOTIF|unix.FAN_CLOEXEC|unix.FAN_NONBLOCK|unix.FAN_UNLIMITED_MARKS,
-		unix.O_RDONLY|unix.O_LARGEFILE|unix.O_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("starting fanotify notifications: %w", err)
-	}
-	stop, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("starting fanotify notifications: %w", err)
-	}
-	return &Listener{fd: fd, stop: stop}, nil
+	return newListener(unix.FAN_CLASS_NOTIF|unix.FAN_UNLIMITED_MARKS, unix.O_LARGEFILE, "notifications")
 }
 
 // MarkCloseWrite reports, after the fact, every close of a file that was

@@ -26,6 +26,9 @@ func main() {
 		os.WriteFile("/ctl/ESCAPED", []byte("escaped\n"), 0o644)
 		os.Exit(3)
 	}
+	if len(os.Args) == 4 && os.Args[1] == "inns" {
+		os.Exit(inNamespace(os.Args[2], os.Args[3]))
+	}
 	if len(os.Args) != 3 || os.Args[1] != "serve" {
 		fmt.Fprintln(os.Stderr, "usage: probe serve DIR | probe noop")
 		os.Exit(2)
@@ -117,6 +120,38 @@ func do(args []string) string {
 			return errString(err)
 		}
 		return errString(fdExec(fd, args[2]))
+	case args[0] == "userns" && len(args) == 3:
+		// A user and mount namespace of its own (no capability needed
+		// where the kernel and seccomp allow it): the probe again, which
+		// runs args[2] there ("inns").
+		self, _ := os.Executable()
+		pid, err := syscall.ForkExec(self, []string{self, "inns", args[1], args[2]}, &syscall.ProcAttr{Env: []string{},
+			Sys: &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
+				UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
+				GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}}})
+		if err != nil {
+			return "err namespace: " + err.Error()
+		}
+		var ws syscall.WaitStatus
+		syscall.Wait4(pid, &ws, 0, nil)
+		switch ws.ExitStatus() {
+		case 0:
+			return "ok"
+		case 10:
+			return "eperm"
+		}
+		return fmt.Sprintf("err exit %d", ws.ExitStatus())
+	case args[0] == "mount" && len(args) == 2:
+		// A tmpfs at args[1] in the container's own mount namespace (needs
+		// CAP_SYS_ADMIN).
+		if err := os.MkdirAll(args[1], 0o755); err != nil {
+			return errString(err)
+		}
+		return errString(syscall.Mount("t", args[1], "tmpfs", 0, ""))
+	case args[0] == "remount" && len(args) == 2:
+		// The mount at args[1] made exec (noexec dropped; needs
+		// CAP_SYS_ADMIN).
+		return errString(syscall.Mount("", args[1], "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_NOSUID|syscall.MS_NODEV, ""))
 	case args[0] == "memfd" && len(args) == 3:
 		// A drifted copy of args[1] in a memfd, exec'd as "deleted" does.
 		fd, err := memfdCopy(args[1])
@@ -225,4 +260,30 @@ func errString(err error) string {
 		return "eperm"
 	}
 	return "err " + err.Error()
+}
+
+// inNamespace runs in a mount namespace of its own: "tmpfs" mounts a fresh
+// tmpfs and runs a drifted copy of src from it; a path runs that file (a
+// copy of the container's mounts reaches it). 0: it ran; 10: EPERM.
+func inNamespace(src, what string) int {
+	target := what
+	if what == "tmpfs" {
+		if err := syscall.Mount("t", "/tmp", "tmpfs", 0, ""); err != nil {
+			fmt.Fprintln(os.Stderr, "mounting:", err)
+			return 2
+		}
+		target = "/tmp/drift"
+		if err := copyDrifted(src, target); err != nil {
+			return 3
+		}
+	}
+	switch err := run(target); {
+	case err == nil:
+		return 0
+	case errors.Is(err, syscall.EPERM):
+		return 10
+	default:
+		fmt.Fprintln(os.Stderr, err)
+		return 4
+	}
 }
