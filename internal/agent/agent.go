@@ -348,6 +348,7 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 	if err == nil && d.Allowed {
 		a.stats.allowed.Add(1)
 		a.answer(ev, true)
+		c.ran.exec(d.Digest, d.ImagePath) // after the answer: the exec does not wait for it (ran.go)
 		return true
 	}
 	prevent := c.mode == ModePrevent
@@ -371,6 +372,7 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 		Container: c.id, Namespace: c.namespace, Image: c.image}
 	if learned {
 		e.Reason, e.Digest, e.Path = ReasonLearning, d.Digest.String(), path
+		c.ran.exec(d.Digest, path)
 		a.stats.reported.Add(1)
 		a.cfg.Report(e)
 		return true
@@ -387,6 +389,9 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 		e.Digest = d.Digest.String()
 	}
 	e.Path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(ev.File.Fd())))
+	if err == nil && !prevent {
+		c.ran.exec(d.Digest, e.Path) // it ran (detect)
+	}
 	e.Tree = tree
 	a.cfg.Report(e)
 	a.replaceLater(c)

@@ -118,6 +118,7 @@ func TestAllowlistFromServer(t *testing.T) {
 	if e := col.find("srv", "refused"); e == nil || e.Image != digest || e.Digest != "sha256:"+hexOf(drifted) {
 		t.Errorf("refused event: %+v", e)
 	}
+	checkRan(t, srv, a, token, "sha256:"+hexOf(sha256.Sum256(probe)))
 	stop()
 
 	// The server down: the disk copy, or the content store.
@@ -135,6 +136,42 @@ func TestAllowlistFromServer(t *testing.T) {
 		t.Fatalf("server down, nothing on disk: %+v, %+v", info, a.Stats().Allowlists)
 	}
 	stop()
+}
+
+// checkRan: what ran in the container (the image binary, once; not the
+// refused copy) is in the heartbeat and, once sent, in the server's
+// workloads of the node.
+func checkRan(t *testing.T, srv *servertest.Server, a *Agent, token, content string) {
+	t.Helper()
+	hb := a.Heartbeat(nil)
+	hb.Node = "node-1"
+	if len(hb.Containers) != 1 || len(hb.Containers[0].Ran) != 1 {
+		t.Fatalf("heartbeat: %+v, want one program ran", hb.Containers)
+	}
+	r := hb.Containers[0].Ran[0]
+	if r.Digest != content || r.Count != 1 || (r.Path != "/bin/tool" && r.Path != "/bin/probe") || r.First.IsZero() || r.Last.Before(r.First) {
+		t.Errorf("ran: %+v, want %s once from an image path", r, content)
+	}
+	s := NewSender(SenderConfig{URL: srv.URL, Token: token, Node: "node-1"})
+	if err := s.post(t.Context(), "/api/v1/agent/heartbeat", hb, nil); err != nil {
+		t.Fatal(err)
+	}
+	code, body := srv.Call(t, srv.Viewer, "GET", "/api/v1/runtime/workloads?node=node-1", nil)
+	var got struct {
+		Workloads []struct {
+			Container, Allowlist string
+			Ran                  []struct {
+				Digest string
+				Count  int
+			}
+		}
+	}
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &got) != nil || len(got.Workloads) != 1 {
+		t.Fatalf("workloads: %d %s", code, body)
+	}
+	if w := got.Workloads[0]; w.Container != "srv" || w.Allowlist != SourceServer || len(w.Ran) != 1 || w.Ran[0].Digest != content || w.Ran[0].Count != 1 {
+		t.Errorf("the server's workload: %+v", w)
+	}
 }
 
 func hexOf(d [32]byte) string { return allowlist.Digest(d).String()[len("sha256:"):] }

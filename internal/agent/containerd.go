@@ -37,6 +37,7 @@ type container struct {
 	lsmFiles             *bpflsm.Compiled // what BPF-LSM lists for it (lsm.go)
 	ref                  string           // the image name containerd knows
 	learn                *learning        // its image's learning window (learn.go)
+	ran                  ranLog           // what ran in it (ran.go)
 }
 
 // ContainerInfo says what the agent knows of a watched container.

@@ -39,8 +39,12 @@ func podLabels(all map[string]string) map[string]string {
 func (a *Agent) Containers() []agentproto.Container {
 	a.mu.RLock()
 	out := make([]agentproto.Container, 0, len(a.containers))
+	budget := agentproto.MaxRanTotal
 	for _, c := range a.containers {
-		out = append(out, agentproto.Container{ID: c.id, Namespace: c.namespace, Image: c.image, Labels: c.labels, Allowlist: c.listSource()})
+		ran, dropped := c.ran.snapshot(min(budget, agentproto.MaxRanPerContainer))
+		budget -= len(ran)
+		out = append(out, agentproto.Container{ID: c.id, Namespace: c.namespace, Image: c.image, Labels: c.labels, Allowlist: c.listSource(),
+			Ran: ran, RanDropped: dropped})
 	}
 	a.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
