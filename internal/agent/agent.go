@@ -232,6 +232,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	g.Go(func() error { return a.watch(ctx) })
+	g.Go(func() error { return a.upgradeLists(ctx) }) // allowupgrade.go
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		return nil
@@ -335,13 +336,13 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 	if fast {
 		var ok bool
 		if ierr == nil {
-			d, ok = c.compiled.Lookup(id)
+			d, ok = c.rules().Lookup(id)
 		}
 		if !ok {
 			return false
 		}
 	} else {
-		d, err = c.compiled.Check(ev.File, a.cache)
+		d, err = c.rules().Check(ev.File, a.cache)
 	}
 	defer ev.File.Close()
 	a.stats.execs.Add(1)

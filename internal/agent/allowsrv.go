@@ -47,9 +47,12 @@ const (
 const (
 	allowTimeout  = 5 * time.Second
 	allowDown     = 30 * time.Second
-	allowRetry    = time.Minute
 	maxAllowReply = 256 << 20
 )
+
+// allowRetry is how long a list made on the node stands before the server
+// is asked again (a variable for tests).
+var allowRetry = time.Minute
 
 // AllowlistServer answers the allowlist of a manifest digest (a Sender).
 type AllowlistServer interface {
@@ -336,10 +339,19 @@ func addAllowlistFlags(fs *pflag.FlagSet) *string {
 	return fs.String("allowlist-cache-dir", "/var/lib/bulwark-agent/allowlists", "where the server's allowlists are kept per digest (with --server; \"\": in memory only)")
 }
 
+// rules is c's compiled allowlist: the one it was adopted with, or the
+// one that replaced it while it runs.
+func (c *container) rules() *allowlist.Compiled {
+	if r := c.relisted.Load(); r != nil {
+		return r
+	}
+	return c.compiled
+}
+
 // listSource is where c's allowlist came from; "" when it has none.
 func (c *container) listSource() string {
-	if c.compiled == nil || c.compiled.List == nil {
-		return ""
+	if r := c.rules(); r != nil && r.List != nil {
+		return r.List.Source
 	}
-	return c.compiled.List.Source
+	return ""
 }

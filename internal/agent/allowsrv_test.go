@@ -35,7 +35,9 @@ import (
 //   - the server refuses the digest while it is not certified (and no
 //     heartbeat reports it running): the agent falls back to the content
 //     store, says so (source content-store, a refused fallback counted),
-//     and the tampered list lets the copied binary run;
+//     and the tampered list lets the copied binary run; once certified,
+//     the running agent replaces the list with the server's (upgradeLists)
+//     and the copy is refused;
 //   - certified: a fresh agent's list comes from the server, the copied
 //     binary is refused with EPERM, the image's binaries run;
 //   - the server down: the answer kept on disk is used (server-cache); an
@@ -89,19 +91,34 @@ func TestAllowlistFromServer(t *testing.T) {
 	}
 	cache := t.TempDir()
 
+	defer func(d time.Duration) { allowRetry = d }(allowRetry)
+	allowRetry = 300 * time.Millisecond
+
 	// Not certified: refused by the server; made on the node.
 	var col collector
-	a, stop := startAgent(t, addr, ModePrevent, &col, withServer(srv.URL, cache))
-	if info := waitWatched(t, a, "srv"); info.Allowlist != SourceContent || a.Stats().Allowlists.Refused != 1 {
+	a, stop := startAgent(t, addr, ModePrevent, &col, withServer(srv.URL, t.TempDir()))
+	if info := waitWatched(t, a, "srv"); info.Allowlist != SourceContent || a.Stats().Allowlists.Refused < 1 {
 		t.Fatalf("an uncertified digest: %+v, %+v; want the content store after a refusal", info, a.Stats().Allowlists)
 	}
 	if got := k.do(t, "run /tmp/x"); got != "ok" {
 		t.Fatalf("the tampered local list: %s, want the copy to run", got)
 	}
+	// Certified: the running agent takes the server's list.
+	srv.SetCertification(t, ref.Context().Digest(digest), store.Certified, "test")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if info, _ := a.Container("srv"); info.Allowlist == SourceServer {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the list was not replaced by the server's: %+v", a.Stats().Allowlists)
+		}
+	}
+	if got := k.do(t, "run /tmp/x"); got != "eperm" {
+		t.Fatalf("after the server's list replaced the local one: %s, want eperm", got)
+	}
 	stop()
 
-	// Certified: the server's list.
-	srv.SetCertification(t, ref.Context().Digest(digest), store.Certified, "test")
+	// A fresh agent: the server's list at adoption.
 	a, stop = startAgent(t, addr, ModePrevent, &col, withServer(srv.URL, cache))
 	if info := waitWatched(t, a, "srv"); info.Allowlist != SourceServer || a.Stats().Allowlists.Server != 1 {
 		t.Fatalf("a certified digest: %+v, %+v; want the server's list", info, a.Stats().Allowlists)
