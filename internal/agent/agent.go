@@ -113,6 +113,9 @@ type Agent struct {
 	runCtx     context.Context // Run's, for background work
 	trees      treeCache       // process trees of drifted execs (proctree.go)
 	allow      allowState      // the server's allowlists (allowsrv.go)
+	// loaderChecks: the kernel shows the stacks that tell a direct exec of
+	// the ELF interpreter from its load for a program (loader.go).
+	loaderChecks bool
 }
 
 type stats struct {
@@ -178,6 +181,13 @@ func New(cfg Config) (*Agent, error) {
 	if a.strictest() != ModeOff {
 		if err := a.openMechanism(); err != nil { // mechanism.go
 			return nil, err
+		}
+		if a.fan != nil {
+			err := stackReadable() // loader.go
+			if err != nil {
+				a.log.Error("direct execs of the ELF interpreter (the loader trick) are not refused: kernel stacks are unreadable", "error", err.Error())
+			}
+			a.loaderChecks = err == nil
 		}
 	}
 	return a, nil
@@ -346,6 +356,8 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 	}
 	defer ev.File.Close()
 	a.stats.execs.Add(1)
+	loader := err == nil && d.Allowed && a.directLoader(c, ev.PID, d.ImagePath) // loader.go
+	d.Allowed = d.Allowed && !loader
 	if err == nil && d.Allowed {
 		a.stats.allowed.Add(1)
 		a.answer(ev, true)
@@ -388,6 +400,9 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 		e.Reason, e.Err = ReasonUnreadable, err.Error()
 	} else {
 		e.Digest = d.Digest.String()
+	}
+	if loader {
+		e.Reason = ReasonLoader
 	}
 	e.Path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(ev.File.Fd())))
 	if err == nil && !prevent {

@@ -29,7 +29,9 @@ import (
 type container struct {
 	id, namespace, image string
 	pid                  uint32
-	dev                  uint64 // of its root filesystem
+	dev                  uint64   // of its root filesystem
+	devs                 []uint64 // of the other filesystems that are its own (mounts.go)
+	loaderEntry          bool     // its image's entrypoint is the ELF interpreter (loader.go)
 	compiled             *allowlist.Compiled
 	labels               map[string]string // pod labels from CRI (status.go)
 	mode                 Mode
@@ -168,7 +170,16 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 		if err := a.fan.MarkExec(root); err != nil {
 			return fmt.Errorf("watching container %q: %w", id, err)
 		}
+		own, err := a.markMounts(pid) // mounts.go
+		if err != nil {
+			a.log.Error("some mounts of the container are not watched: their execs are not held", "container", id, "error", err.Error())
+		}
+		c2.devs = own
+		if c2.mode == ModePrevent {
+			a.memfdNoexec(c2, int(pid)) // memfd.go
+		}
 	}
+	c2.loaderEntry = loaderName(entrypointOf(list.Entrypoint, list.Cmd))
 	if a.lsm != nil {
 		if err := a.lsm.watch(ctx, c2, root, a.cache); err != nil {
 			return fmt.Errorf("watching container %q: %w", id, err)
@@ -187,6 +198,9 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 	}
 	a.containers[id] = c2
 	a.byDev[dev] = c2
+	for _, d := range c2.devs {
+		a.byDev[d] = c2
+	}
 	if c2.cgroup != 0 {
 		a.byCgroup[c2.cgroup] = c2
 	}
@@ -227,8 +241,10 @@ func (a *Agent) forget(id string) {
 
 // unindex drops c from the lookups by device and cgroup; a.mu is held.
 func (a *Agent) unindex(c *container) {
-	if a.byDev[c.dev] == c {
-		delete(a.byDev, c.dev)
+	for _, d := range append([]uint64{c.dev}, c.devs...) {
+		if a.byDev[d] == c {
+			delete(a.byDev, d)
+		}
 	}
 	if a.byCgroup[c.cgroup] == c {
 		delete(a.byCgroup, c.cgroup)

@@ -102,9 +102,11 @@ func TestWalkAllowed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	var rst unix.Stat_t
-	_ = unix.Fstat(fd, &rst)
-	if _, ok, _ := judge(fd, "escape/app", rst.Dev, list, allowlist.NewDigestCache(4), false, &Compiled{}); ok {
+	rfs, err := rootFSOf(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := judge(fd, "escape/app", rfs, list, allowlist.NewDigestCache(4), false, &Compiled{}); ok {
 		t.Fatal("judge followed a planted symlink out of the root")
 	}
 	defer func(n int) { MaxCompiled = n }(MaxCompiled)

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unsafe"
 )
 
 func main() {
@@ -95,8 +96,90 @@ func do(args []string) string {
 			}
 		}
 		return fmt.Sprintf("eperm=%d other=%d", eperm, other)
+	case args[0] == "ldso" && len(args) == 3:
+		// The loader trick: the ELF interpreter runs a program itself.
+		return errString(runArgs(args[1], args[1], args[2]))
+	case args[0] == "deleted" && len(args) == 3:
+		// A drifted copy of args[1], opened, unlinked, and exec'd through
+		// /proc/self/fd/N ("proc") or execveat(fd, "", AT_EMPTY_PATH) in
+		// place ("at": a success replaces the probe, which then writes
+		// /ctl/ESCAPED).
+		dst := "/tmp/deleted-drift"
+		if err := copyDrifted(args[1], dst); err != nil {
+			return errString(err)
+		}
+		fd, err := syscall.Open(dst, syscall.O_RDONLY, 0)
+		if err != nil {
+			return errString(err)
+		}
+		defer syscall.Close(fd)
+		if err := os.Remove(dst); err != nil {
+			return errString(err)
+		}
+		return errString(fdExec(fd, args[2]))
+	case args[0] == "memfd" && len(args) == 3:
+		// A drifted copy of args[1] in a memfd, exec'd as "deleted" does.
+		fd, err := memfdCopy(args[1])
+		if err != nil {
+			return errString(err)
+		}
+		defer syscall.Close(fd)
+		return errString(fdExec(fd, args[2]))
 	}
 	return "err unknown command"
+}
+
+// runArgs execs path with argv and waits: nil when it exited 0.
+func runArgs(path string, argv ...string) error {
+	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: []string{}})
+	if err != nil {
+		return err
+	}
+	var ws syscall.WaitStatus
+	if _, err := syscall.Wait4(pid, &ws, 0, nil); err != nil {
+		return err
+	}
+	if ws.ExitStatus() != 0 {
+		return fmt.Errorf("exit %d", ws.ExitStatus())
+	}
+	return nil
+}
+
+// fdExec execs the file open at fd: how is "proc" or "at" (see "deleted").
+func fdExec(fd int, how string) error {
+	if how == "proc" {
+		p := "/proc/self/fd/" + strconv.Itoa(fd)
+		return runArgs(p, p, "noop")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	empty, _ := syscall.BytePtrFromString("")
+	argv, _ := syscall.SlicePtrFromStrings([]string{"drift", "escaped"})
+	envv, _ := syscall.SlicePtrFromStrings(nil)
+	_, _, e := syscall.Syscall6(322, uintptr(fd), uintptr(unsafe.Pointer(empty)), // execveat, amd64
+		uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envv[0])), 0x1000, 0) // AT_EMPTY_PATH
+	return e
+}
+
+// memfdCopy makes a memfd (no flags: what the pid namespace's
+// vm.memfd_noexec allows) holding a drifted copy of src.
+func memfdCopy(src string) (int, error) {
+	name, _ := syscall.BytePtrFromString("drift")
+	r, _, e := syscall.Syscall(319, uintptr(unsafe.Pointer(name)), 0, 0) // memfd_create, amd64
+	if e != 0 {
+		return -1, e
+	}
+	fd := int(r)
+	b, err := os.ReadFile(src)
+	if err != nil {
+		syscall.Close(fd)
+		return -1, err
+	}
+	if _, err := syscall.Write(fd, append(b, 0)); err != nil {
+		syscall.Close(fd)
+		return -1, err
+	}
+	return fd, nil
 }
 
 // run execs path with "noop" and waits: nil when the program ran and exited 0.
