@@ -167,7 +167,11 @@ func printStatus(path string, now time.Time, w io.Writer) int {
 	fmt.Fprintf(w, "canary:       %s\n", canaryLine)
 	fmt.Fprintf(w, "containers:   %d watched\n", len(st.Containers))
 	for _, c := range st.Containers {
-		fmt.Fprintf(w, "  %s  %s  %s\n", c.Namespace, c.ID, c.Image)
+		line := fmt.Sprintf("  %s  %s  %s", c.Namespace, c.ID, c.Image)
+		if c.Allowlist != "" {
+			line += "  allowlist from " + c.Allowlist
+		}
+		fmt.Fprintln(w, line)
 	}
 	fmt.Fprintf(w, "execs:        %d (%d refused, %d reported, %d unattributed)\n", st.Stats.Execs, st.Stats.Refused, st.Stats.Reported, st.Stats.Unattributed)
 	if st.Spool != nil {
