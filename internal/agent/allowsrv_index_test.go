@@ -32,7 +32,7 @@ func TestAllowlistOfIndex(t *testing.T) {
 	reg := registrytest.New(t)
 	ref := reg.PushIndex(t, "multi/app:1", idx)
 	srv := servertest.Start(t, server.Config{APILimits: api.Limits{Rate: -1}})
-	scanImage(t, srv, ref.Name())
+	srv.Scan(t, ref.Name())
 	md, _ := img.Digest()
 	srv.SetCertification(t, ref.Context().Digest(md.String()), store.Certified, "test")
 
@@ -42,7 +42,7 @@ func TestAllowlistOfIndex(t *testing.T) {
 		t.Fatalf("containerd's target %s, want the index %s", ci.Target().Digest, id)
 	}
 	a := &Agent{log: slog.New(slog.DiscardHandler), lists: map[string]*allowlist.List{},
-		cfg: Config{Allowlists: NewSender(SenderConfig{URL: srv.URL, Token: nodeToken(t, srv, "node-1"), Node: "node-1"})}}
+		cfg: Config{Allowlists: NewSender(SenderConfig{URL: srv.URL, Token: srv.NodeToken(t, "node-1"), Node: "node-1"})}}
 	l, err := a.list(ctx, ci)
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,13 +57,13 @@ func TestAllowlistFromServer(t *testing.T) {
 	reg := registrytest.New(t)
 	ref := reg.Push(t, "probe/app:1", img)
 	srv := servertest.Start(t, server.Config{APILimits: api.Limits{Rate: -1}})
-	scanImage(t, srv, ref.Name())
+	srv.Scan(t, ref.Name())
 	dg, err := img.Digest()
 	if err != nil {
 		t.Fatal(err)
 	}
 	digest := dg.String()
-	token := nodeToken(t, srv, "node-1")
+	token := srv.NodeToken(t, "node-1")
 
 	ci := pullImage(t, ctx, c, ref.Name())
 	if got := ci.Target().Digest.String(); got != digest {
@@ -192,38 +191,6 @@ func checkRan(t *testing.T, srv *servertest.Server, a *Agent, token, content str
 }
 
 func hexOf(d [32]byte) string { return allowlist.Digest(d).String()[len("sha256:"):] }
-
-// scanImage has the server scan ref.
-func scanImage(t *testing.T, srv *servertest.Server, ref string) {
-	t.Helper()
-	code, body := srv.Call(t, srv.Admin, "POST", "/api/v1/scans", map[string]string{"image": ref})
-	var queued struct{ Job int64 }
-	if code != http.StatusAccepted || json.Unmarshal([]byte(body), &queued) != nil {
-		t.Fatalf("queueing the scan: %d %s", code, body)
-	}
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		_, body := srv.Call(t, srv.Admin, "GET", "/api/v1/jobs/"+strconv.FormatInt(queued.Job, 10), nil)
-		var j struct{ State, Error string }
-		json.Unmarshal([]byte(body), &j)
-		if j.State == store.JobDone {
-			return
-		}
-		if j.Error != "" || time.Now().After(deadline) {
-			t.Fatalf("the scan: %s", body)
-		}
-	}
-}
-
-// nodeToken makes an operator token bound to node.
-func nodeToken(t *testing.T, srv *servertest.Server, node string) string {
-	t.Helper()
-	code, body := srv.Call(t, srv.Admin, "POST", "/api/v1/tokens", map[string]string{"name": api.NodeTokenPrefix + node, "role": store.RoleOperator})
-	var tok struct{ Token string }
-	if code != http.StatusCreated && code != http.StatusOK || json.Unmarshal([]byte(body), &tok) != nil || tok.Token == "" {
-		t.Fatalf("creating a node token: %d %s", code, body)
-	}
-	return tok.Token
-}
 
 // pullImage pulls ref from a plain-HTTP registry into containerd, unpacked.
 func pullImage(t *testing.T, ctx context.Context, c *client.Client, ref string) client.Image {
