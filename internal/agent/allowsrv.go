@@ -64,8 +64,9 @@ type AllowlistServer interface {
 type AllowlistStats struct {
 	Server, ServerCache, Inventory, Content int64
 	// Fallbacks: by why the server gave none ("refused": it does not
-	// know the digest or will not say; "unreachable"; "invalid": its
-	// answer could not be used).
+	// know the digest, will not say, or refused the token; "unreachable":
+	// no answer, a timeout or another error status; "invalid": its answer
+	// could not be used).
 	Refused, Unreachable, Invalid int64
 }
 
@@ -183,8 +184,8 @@ func (a *Agent) askServer(ctx context.Context, digest string) (*agentproto.Allow
 	switch {
 	case err == nil:
 		return ans, nil
-	case errors.As(err, &se) && (se.Status == http.StatusForbidden || se.Status == http.StatusNotFound):
-		return nil, &fallbackError{"refused", err}
+	case errors.As(err, &se) && (se.Status == http.StatusUnauthorized || se.Status == http.StatusForbidden || se.Status == http.StatusNotFound):
+		return nil, &fallbackError{"refused", err} // it answered: not down
 	case errors.As(err, &inv):
 		return nil, &fallbackError{"invalid", err}
 	}
