@@ -159,7 +159,13 @@ func TestAllowlistFromServer(t *testing.T) {
 // workloads of the node.
 func checkRan(t *testing.T, srv *servertest.Server, a *Agent, token, content string) {
 	t.Helper()
+	// Counted after the exec is answered: the exec's caller can be told
+	// before the agent has counted it.
 	hb := a.Heartbeat(nil)
+	for deadline := time.Now().Add(5 * time.Second); len(hb.Containers) == 1 && len(hb.Containers[0].Ran) == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		hb = a.Heartbeat(nil)
+	}
 	hb.Node = "node-1"
 	if len(hb.Containers) != 1 || len(hb.Containers[0].Ran) != 1 {
 		t.Fatalf("heartbeat: %+v, want one program ran", hb.Containers)
