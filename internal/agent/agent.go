@@ -251,6 +251,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	g.Go(func() error { return a.watch(ctx) })
+	g.Go(func() error { return a.upgradeLists(ctx) }) // allowupgrade.go
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		return nil
@@ -354,13 +355,13 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 	if fast {
 		var ok bool
 		if ierr == nil {
-			d, ok = c.compiled.Lookup(id)
+			d, ok = c.rules().Lookup(id)
 		}
 		if !ok {
 			return false
 		}
 	} else {
-		d, err = c.compiled.Check(ev.File, a.cache)
+		d, err = c.rules().Check(ev.File, a.cache)
 	}
 	defer ev.File.Close()
 	a.stats.execs.Add(1)
@@ -369,6 +370,7 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 	if err == nil && d.Allowed {
 		a.stats.allowed.Add(1)
 		a.answer(ev, true)
+		c.ran.exec(d.Digest, d.ImagePath) // after the answer: the exec does not wait for it (ran.go)
 		return true
 	}
 	prevent := c.mode == ModePrevent
@@ -392,6 +394,7 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 		Container: c.id, Namespace: c.namespace, Image: c.image}
 	if learned {
 		e.Reason, e.Digest, e.Path = ReasonLearning, d.Digest.String(), path
+		c.ran.exec(d.Digest, path)
 		a.stats.reported.Add(1)
 		a.cfg.Report(e)
 		return true
@@ -411,6 +414,9 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 		e.Reason = ReasonLoader
 	}
 	e.Path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(ev.File.Fd())))
+	if err == nil && !prevent {
+		c.ran.exec(d.Digest, e.Path) // it ran (detect)
+	}
 	e.Tree = tree
 	a.cfg.Report(e)
 	a.replaceLater(c)

@@ -47,9 +47,12 @@ const (
 const (
 	allowTimeout  = 5 * time.Second
 	allowDown     = 30 * time.Second
-	allowRetry    = time.Minute
 	maxAllowReply = 256 << 20
 )
+
+// allowRetry is how long a list made on the node stands before the server
+// is asked again (a variable for tests).
+var allowRetry = time.Minute
 
 // AllowlistServer answers the allowlist of a manifest digest (a Sender).
 type AllowlistServer interface {
@@ -61,8 +64,9 @@ type AllowlistServer interface {
 type AllowlistStats struct {
 	Server, ServerCache, Inventory, Content int64
 	// Fallbacks: by why the server gave none ("refused": it does not
-	// know the digest or will not say; "unreachable"; "invalid": its
-	// answer could not be used).
+	// know the digest, will not say, or refused the token; "unreachable":
+	// no answer, a timeout or another error status; "invalid": its answer
+	// could not be used).
 	Refused, Unreachable, Invalid int64
 }
 
@@ -180,8 +184,8 @@ func (a *Agent) askServer(ctx context.Context, digest string) (*agentproto.Allow
 	switch {
 	case err == nil:
 		return ans, nil
-	case errors.As(err, &se) && (se.Status == http.StatusForbidden || se.Status == http.StatusNotFound):
-		return nil, &fallbackError{"refused", err}
+	case errors.As(err, &se) && (se.Status == http.StatusUnauthorized || se.Status == http.StatusForbidden || se.Status == http.StatusNotFound):
+		return nil, &fallbackError{"refused", err} // it answered: not down
 	case errors.As(err, &inv):
 		return nil, &fallbackError{"invalid", err}
 	}
@@ -336,10 +340,19 @@ func addAllowlistFlags(fs *pflag.FlagSet) *string {
 	return fs.String("allowlist-cache-dir", "/var/lib/bulwark-agent/allowlists", "where the server's allowlists are kept per digest (with --server; \"\": in memory only)")
 }
 
+// rules is c's compiled allowlist: the one it was adopted with, or the
+// one that replaced it while it runs.
+func (c *container) rules() *allowlist.Compiled {
+	if r := c.relisted.Load(); r != nil {
+		return r
+	}
+	return c.compiled
+}
+
 // listSource is where c's allowlist came from; "" when it has none.
 func (c *container) listSource() string {
-	if c.compiled == nil || c.compiled.List == nil {
-		return ""
+	if r := c.rules(); r != nil && r.List != nil {
+		return r.List.Source
 	}
-	return c.compiled.List.Source
+	return ""
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +34,9 @@ import (
 //   - the server refuses the digest while it is not certified (and no
 //     heartbeat reports it running): the agent falls back to the content
 //     store, says so (source content-store, a refused fallback counted),
-//     and the tampered list lets the copied binary run;
+//     and the tampered list lets the copied binary run; once certified,
+//     the running agent replaces the list with the server's (upgradeLists)
+//     and the copy is refused;
 //   - certified: a fresh agent's list comes from the server, the copied
 //     binary is refused with EPERM, the image's binaries run;
 //   - the server down: the answer kept on disk is used (server-cache); an
@@ -56,13 +57,13 @@ func TestAllowlistFromServer(t *testing.T) {
 	reg := registrytest.New(t)
 	ref := reg.Push(t, "probe/app:1", img)
 	srv := servertest.Start(t, server.Config{APILimits: api.Limits{Rate: -1}})
-	scanImage(t, srv, ref.Name())
+	srv.Scan(t, ref.Name())
 	dg, err := img.Digest()
 	if err != nil {
 		t.Fatal(err)
 	}
 	digest := dg.String()
-	token := nodeToken(t, srv, "node-1")
+	token := srv.NodeToken(t, "node-1")
 
 	ci := pullImage(t, ctx, c, ref.Name())
 	if got := ci.Target().Digest.String(); got != digest {
@@ -89,19 +90,34 @@ func TestAllowlistFromServer(t *testing.T) {
 	}
 	cache := t.TempDir()
 
+	defer func(d time.Duration) { allowRetry = d }(allowRetry)
+	allowRetry = 300 * time.Millisecond
+
 	// Not certified: refused by the server; made on the node.
 	var col collector
-	a, stop := startAgent(t, addr, ModePrevent, &col, withServer(srv.URL, cache))
-	if info := waitWatched(t, a, "srv"); info.Allowlist != SourceContent || a.Stats().Allowlists.Refused != 1 {
+	a, stop := startAgent(t, addr, ModePrevent, &col, withServer(srv.URL, t.TempDir()))
+	if info := waitWatched(t, a, "srv"); info.Allowlist != SourceContent || a.Stats().Allowlists.Refused < 1 {
 		t.Fatalf("an uncertified digest: %+v, %+v; want the content store after a refusal", info, a.Stats().Allowlists)
 	}
 	if got := k.do(t, "run /tmp/x"); got != "ok" {
 		t.Fatalf("the tampered local list: %s, want the copy to run", got)
 	}
+	// Certified: the running agent takes the server's list.
+	srv.SetCertification(t, ref.Context().Digest(digest), store.Certified, "test")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if info, _ := a.Container("srv"); info.Allowlist == SourceServer {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the list was not replaced by the server's: %+v", a.Stats().Allowlists)
+		}
+	}
+	if got := k.do(t, "run /tmp/x"); got != "eperm" {
+		t.Fatalf("after the server's list replaced the local one: %s, want eperm", got)
+	}
 	stop()
 
-	// Certified: the server's list.
-	srv.SetCertification(t, ref.Context().Digest(digest), store.Certified, "test")
+	// A fresh agent: the server's list at adoption.
 	a, stop = startAgent(t, addr, ModePrevent, &col, withServer(srv.URL, cache))
 	if info := waitWatched(t, a, "srv"); info.Allowlist != SourceServer || a.Stats().Allowlists.Server != 1 {
 		t.Fatalf("a certified digest: %+v, %+v; want the server's list", info, a.Stats().Allowlists)
@@ -118,6 +134,7 @@ func TestAllowlistFromServer(t *testing.T) {
 	if e := col.find("srv", "refused"); e == nil || e.Image != digest || e.Digest != "sha256:"+hexOf(drifted) {
 		t.Errorf("refused event: %+v", e)
 	}
+	checkRan(t, srv, a, token, "sha256:"+hexOf(sha256.Sum256(probe)))
 	stop()
 
 	// The server down: the disk copy, or the content store.
@@ -137,39 +154,49 @@ func TestAllowlistFromServer(t *testing.T) {
 	stop()
 }
 
+// checkRan: what ran in the container (the image binary, once; not the
+// refused copy) is in the heartbeat and, once sent, in the server's
+// workloads of the node.
+func checkRan(t *testing.T, srv *servertest.Server, a *Agent, token, content string) {
+	t.Helper()
+	// Counted after the exec is answered: the exec's caller can be told
+	// before the agent has counted it.
+	hb := a.Heartbeat(nil)
+	for deadline := time.Now().Add(5 * time.Second); len(hb.Containers) == 1 && len(hb.Containers[0].Ran) == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		hb = a.Heartbeat(nil)
+	}
+	hb.Node = "node-1"
+	if len(hb.Containers) != 1 || len(hb.Containers[0].Ran) != 1 {
+		t.Fatalf("heartbeat: %+v, want one program ran", hb.Containers)
+	}
+	r := hb.Containers[0].Ran[0]
+	if r.Digest != content || r.Count != 1 || (r.Path != "/bin/tool" && r.Path != "/bin/probe") || r.First.IsZero() || r.Last.Before(r.First) {
+		t.Errorf("ran: %+v, want %s once from an image path", r, content)
+	}
+	s := NewSender(SenderConfig{URL: srv.URL, Token: token, Node: "node-1"})
+	if err := s.post(t.Context(), "/api/v1/agent/heartbeat", hb, nil); err != nil {
+		t.Fatal(err)
+	}
+	code, body := srv.Call(t, srv.Viewer, "GET", "/api/v1/runtime/workloads?node=node-1", nil)
+	var got struct {
+		Workloads []struct {
+			Container, Allowlist string
+			Ran                  []struct {
+				Digest string
+				Count  int
+			}
+		}
+	}
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &got) != nil || len(got.Workloads) != 1 {
+		t.Fatalf("workloads: %d %s", code, body)
+	}
+	if w := got.Workloads[0]; w.Container != "srv" || w.Allowlist != SourceServer || len(w.Ran) != 1 || w.Ran[0].Digest != content || w.Ran[0].Count != 1 {
+		t.Errorf("the server's workload: %+v", w)
+	}
+}
+
 func hexOf(d [32]byte) string { return allowlist.Digest(d).String()[len("sha256:"):] }
-
-// scanImage has the server scan ref.
-func scanImage(t *testing.T, srv *servertest.Server, ref string) {
-	t.Helper()
-	code, body := srv.Call(t, srv.Admin, "POST", "/api/v1/scans", map[string]string{"image": ref})
-	var queued struct{ Job int64 }
-	if code != http.StatusAccepted || json.Unmarshal([]byte(body), &queued) != nil {
-		t.Fatalf("queueing the scan: %d %s", code, body)
-	}
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		_, body := srv.Call(t, srv.Admin, "GET", "/api/v1/jobs/"+strconv.FormatInt(queued.Job, 10), nil)
-		var j struct{ State, Error string }
-		json.Unmarshal([]byte(body), &j)
-		if j.State == store.JobDone {
-			return
-		}
-		if j.Error != "" || time.Now().After(deadline) {
-			t.Fatalf("the scan: %s", body)
-		}
-	}
-}
-
-// nodeToken makes an operator token bound to node.
-func nodeToken(t *testing.T, srv *servertest.Server, node string) string {
-	t.Helper()
-	code, body := srv.Call(t, srv.Admin, "POST", "/api/v1/tokens", map[string]string{"name": api.NodeTokenPrefix + node, "role": store.RoleOperator})
-	var tok struct{ Token string }
-	if code != http.StatusCreated && code != http.StatusOK || json.Unmarshal([]byte(body), &tok) != nil || tok.Token == "" {
-		t.Fatalf("creating a node token: %d %s", code, body)
-	}
-	return tok.Token
-}
 
 // pullImage pulls ref from a plain-HTTP registry into containerd, unpacked.
 func pullImage(t *testing.T, ctx context.Context, c *client.Client, ref string) client.Image {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	apievents "github.com/containerd/containerd/api/events"
 	"github.com/containerd/containerd/v2/client"
@@ -41,6 +42,11 @@ type container struct {
 	lsmFiles             *bpflsm.Compiled // what BPF-LSM lists for it (lsm.go)
 	ref                  string           // the image name containerd knows
 	learn                *learning        // its image's learning window (learn.go)
+	ran                  ranLog           // what ran in it (ran.go)
+	// relisted, once set, replaces compiled: a list changed while the
+	// container runs (a learning window locked, the server's list came);
+	// read through rules().
+	relisted atomic.Pointer[allowlist.Compiled]
 }
 
 // ContainerInfo says what the agent knows of a watched container.
@@ -61,7 +67,7 @@ func (a *Agent) Container(id string) (ContainerInfo, bool) {
 	if !ok {
 		return ContainerInfo{}, false
 	}
-	return ContainerInfo{ID: c.id, Namespace: c.namespace, Image: c.image, Allowed: c.compiled.List.Len(), Allowlist: c.listSource(),
+	return ContainerInfo{ID: c.id, Namespace: c.namespace, Image: c.image, Allowed: c.rules().List.Len(), Allowlist: c.listSource(),
 		MountGap: c.mountGap}, true
 }
 
@@ -251,8 +257,8 @@ func (a *Agent) unindex(c *container) {
 // the server's scan when the agent has a server (allowsrv.go), else, or
 // when the server gives none, from InventoryDir, else from the layers in
 // containerd's content store. A list made on the node although the agent
-// has a server is logged and counted, and asked of the server again at
-// the first adoption of its digest after allowRetry.
+// has a server is logged and counted, and asked of the server again every
+// allowRetry (upgradeLists) and at an adoption of its digest after that.
 func (a *Agent) list(ctx context.Context, img client.Image) (*allowlist.List, error) {
 	digest := img.Target().Digest.String()
 	a.mu.RLock()
@@ -261,11 +267,10 @@ func (a *Agent) list(ctx context.Context, img client.Image) (*allowlist.List, er
 	if ok && (a.cfg.Allowlists == nil || !a.allow.retryDue(old)) {
 		return old, nil
 	}
-	spec, err := img.Spec(ctx)
+	cfg, err := imageConfig(ctx, img, digest) // allowupgrade.go
 	if err != nil {
-		return nil, fmt.Errorf("reading the config of %q: %w", digest, err)
+		return nil, err
 	}
-	cfg := allowlist.Config{Entrypoint: spec.Config.Entrypoint, Cmd: spec.Config.Cmd, Env: spec.Config.Env}
 	l, serr := a.fromServer(ctx, img, digest, cfg)
 	if l == nil && ok {
 		a.allow.postpone(digest) // not asked again before allowRetry

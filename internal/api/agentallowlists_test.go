@@ -42,6 +42,14 @@ func TestAgentAllowlistRoute(t *testing.T) {
 	if err := st.SetCertification(ctx, running, store.NotCertified, "test"); err != nil {
 		t.Fatal(err)
 	}
+	// Certified, scanned before file tables were kept: 404, the agent falls back.
+	old := "sha256:" + strings.Repeat("d", 64)
+	if err := st.PutImage(ctx, store.Image{Digest: old, Repository: "r/app"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetCertification(ctx, old, store.Certified, "test"); err != nil {
+		t.Fatal(err)
+	}
 	_, node1, _ := st.CreateToken(ctx, NodeTokenPrefix+"node-1", store.RoleOperator)
 	_, node2, _ := st.CreateToken(ctx, NodeTokenPrefix+"node-2", store.RoleOperator)
 	_, viewer, _ := st.CreateToken(ctx, "a-viewer", store.RoleViewer)
@@ -86,6 +94,7 @@ func TestAgentAllowlistRoute(t *testing.T) {
 		{"another node's name", node1, certified, "node-2", http.StatusForbidden},
 		{"uncertified, running on another node", node2, running, "node-2", http.StatusForbidden},
 		{"unknown", node1, unknown, "node-1", http.StatusForbidden},
+		{"certified, no file table", node1, old, "node-1", http.StatusNotFound},
 		{"no node", node1, certified, "", http.StatusBadRequest},
 		{"not a digest", node1, "sha256:AB", "node-1", http.StatusBadRequest},
 	} {

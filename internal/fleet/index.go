@@ -33,6 +33,12 @@ type Workload struct {
 	Certification string `json:"certification,omitempty"`
 	// Drifted is when the agent last reported drift in this container.
 	Drifted time.Time `json:"drifted,omitzero"`
+	// Allowlist is where the agent's allowlist for it came from; Ran what
+	// ran in it (path, content digest, execs, first and last), as its last
+	// heartbeat said (agentproto.Container).
+	Allowlist  string           `json:"allowlist,omitempty"`
+	Ran        []agentproto.Ran `json:"ran,omitempty"`
+	RanDropped uint64           `json:"ranDropped,omitempty"`
 }
 
 // Node is a node as its last heartbeat described it.
@@ -144,7 +150,8 @@ func (x *Index) Observe(hb agentproto.Heartbeat, at time.Time) {
 	for _, c := range hb.Containers {
 		w := &Workload{Node: hb.Node, Container: c.ID, Namespace: c.Namespace, Image: c.Image, Started: c.Started,
 			Pod: c.Labels[agentproto.LabelPodName], PodNamespace: c.Labels[agentproto.LabelPodNamespace],
-			PodUID: c.Labels[agentproto.LabelPodUID], ContainerName: c.Labels[agentproto.LabelContainer]}
+			PodUID: c.Labels[agentproto.LabelPodUID], ContainerName: c.Labels[agentproto.LabelContainer],
+			Allowlist: c.Allowlist, Ran: c.Ran, RanDropped: c.RanDropped}
 		n.workloads = append(n.workloads, w)
 		if c.Image == "" {
 			continue
