@@ -139,23 +139,12 @@ func (a *Agent) relistLSM(ctx context.Context, image string) {
 	a.mu.RUnlock()
 	for _, c := range cs {
 		root := filepath.Join(procRoot, strconv.Itoa(int(c.pid)), "root")
-		mmap := c.compiled.List.Libraries
-		lc, err := a.lsm.enf.Compile(ctx, c.cgroup, root, c.compiled.List, a.cache, mmap)
+		lc, err := a.lsm.enf.Relist(ctx, c.cgroup, root, c.compiled.List, a.cache, c.compiled.List.Libraries, lsmMode(c.mode), c.lsmFiles)
 		if err != nil {
 			a.log.Error("listing a container again after its learning window", "container", c.id, "error", err)
+		}
+		if lc == nil {
 			continue
-		}
-		if err := a.lsm.enf.Watch(c.cgroup, lsmMode(c.mode), mmap); err != nil {
-			a.log.Error("watching a container after its learning window", "container", c.id, "error", err)
-		}
-		keep := make(map[bpflsm.FileID]bool, len(lc.Files))
-		for _, f := range lc.Files {
-			keep[f] = true
-		}
-		for _, f := range c.lsmFiles.Files {
-			if !keep[f] {
-				_ = a.lsm.enf.Forget(c.cgroup, f)
-			}
 		}
 		a.mu.Lock()
 		c.lsmFiles = lc
@@ -164,23 +153,24 @@ func (a *Agent) relistLSM(ctx context.Context, image string) {
 }
 
 // learnLSM records what a BPF-LSM report in a learning window ran: the
-// file is hashed through the process's root (best effort: a file gone by
-// then is not learned).
+// file is hashed through the process's root, or its container's once the
+// process has exited (a short program has, by the time its report is
+// read), and only if it is still the file the kernel judged
+// (bpflsm.ReportedContent).
 func (a *Agent) learnLSM(c *container, ev bpflsm.Event) bool {
-	if c.learn == nil || ev.Verdict != bpflsm.VerdictReported || !strings.HasPrefix(ev.Path, "/") {
+	if c.learn == nil || ev.Verdict != bpflsm.VerdictReported {
 		return false
 	}
-	f, err := os.Open(filepath.Join(procRoot, strconv.Itoa(int(ev.TGID)), "root", filepath.Clean(ev.Path)))
-	if err != nil {
-		return false
+	for _, pid := range []int{int(ev.TGID), int(c.pid)} {
+		d, err := bpflsm.ReportedContent(filepath.Join(procRoot, strconv.Itoa(pid), "root"), ev, a.cache)
+		if err == nil {
+			return c.learn.learn(d, ev.Path, time.Now())
+		}
+		if errors.Is(err, bpflsm.ErrNotReported) {
+			return false
+		}
 	}
-	defer f.Close()
-	id, err := allowlist.IdentityOf(f)
-	if err != nil {
-		return false
-	}
-	d, _, err := a.cache.Digest(f, id)
-	return err == nil && c.learn.learn(d, ev.Path, time.Now())
+	return false
 }
 
 // unwatch stops deciding for a container's cgroup and empties its list.
