@@ -248,8 +248,9 @@ func overlayCase(ctx context.Context, enf *bpflsm.Enforcer, events <-chan bpflsm
 		// the reason is exact; across filesystems (no xino) a new upper
 		// file can share a lower file's number and be "modified" instead
 		// (refused either way: its change time is not the listed one).
-		if sameFS && (ev.Reason != c.reason || compiled[id] != c.listed) {
-			return fmt.Errorf("%s: %s: reason %s, compiled %v; want %s, %v", name, c.what, ev.Reason, compiled[id], c.reason, c.listed)
+		if sameFS && (ev.Reason != c.reason || compiled[id] != c.listed || st.Dev != ev.File.Dev || st.Ino != ev.File.Ino) {
+			return fmt.Errorf("%s: %s: reason %s, compiled %v, stat dev=%#x ino=%d; want %s, %v, the kernel's identity",
+				name, c.what, ev.Reason, compiled[id], st.Dev, st.Ino, c.reason, c.listed)
 		}
 		if c.listed && !compiled[id] {
 			return fmt.Errorf("%s: %s: the kernel's identity dev=%#x ino=%d is not one compiled", name, c.what, ev.File.Dev, ev.File.Ino)
