@@ -160,6 +160,9 @@ func TestGuestBPFLSM(t *testing.T) {
 		}
 		rounds = " bulwark_latency_rounds=" + v
 	}
+	if os.Getenv("BULWARK_BPFLSM_LATENCY_ATTACHED") == "1" { // a third side: attached, not watched
+		rounds += " bulwark_latency_attached=1"
+	}
 	execs := "2000"
 	if v := os.Getenv("BULWARK_BPFLSM_EXECS"); v != "" {
 		if !regexp.MustCompile(`^[1-9][0-9]{0,6}$`).MatchString(v) {

@@ -66,10 +66,12 @@ var latencyPrograms = []latencyProgram{
 // libc), in blocks with no program loaded ("without") and with the three
 // programs loaded and attached, this process's cgroup watched in prevent
 // with mmap checks (as the agent watches a container whose list knows its
-// libraries) and the files listed ("with"). Blocks alternate, and the
-// order within a round alternates too (AB BA AB ...), so a trend in the
-// host's load hits both sides alike. Printed, not judged: the guest is
-// emulated on a shared machine, so only the ratio means anything.
+// libraries) and the files listed ("with"); with bulwark_latency_attached=1
+// also attached with the cgroup not watched ("attached": what every other
+// process of the node pays). Blocks alternate, and the order rotates each
+// round (AB BA AB ...), so a trend in the host's load hits every side
+// alike. Printed, not judged: the guest is emulated on a shared machine,
+// so only the ratios mean anything.
 func latency(rounds int) error {
 	if err := writeTiny(); err != nil {
 		return err
@@ -78,76 +80,105 @@ func latency(rounds int) error {
 	if err := syscall.Stat(cgDir, &cg); err != nil {
 		return fmt.Errorf("reading cgroup id of %q: %w", cgDir, err)
 	}
-	type samples struct{ without, with, blockRatio []float64 }
-	res := make([]samples, len(latencyPrograms))
+	sides := []string{"without", "with"}
+	if os.Getenv("bulwark_latency_attached") == "1" {
+		sides = append(sides, "attached")
+	}
+	// samples[program][side]; blockRatio[program][side]: per round, the
+	// side's block median over the without block's.
+	samples := make([]map[string][]float64, len(latencyPrograms))
+	blockRatio := make([]map[string][]float64, len(latencyPrograms))
+	for i := range latencyPrograms {
+		samples[i], blockRatio[i] = map[string][]float64{}, map[string][]float64{}
+	}
 	var loads []float64
 	start := time.Now()
 	for r := range rounds {
-		sides := []bool{false, true}
-		if r%2 == 1 {
-			sides = []bool{true, false}
-		}
-		blockMedian := make([][2]float64, len(latencyPrograms))
-		for _, with := range sides {
-			var enf *bpflsm.Enforcer
-			if with {
-				t0 := time.Now()
-				var err error
-				if enf, err = watchForLatency(cg.Ino); err != nil {
-					return err
-				}
-				loads = append(loads, float64(time.Since(t0).Microseconds()))
-			}
-			for i, p := range latencyPrograms {
-				d, err := timeExecs(p.argv, latencyPer)
-				if err != nil {
-					if enf != nil {
-						_ = enf.Close()
-					}
-					return err
-				}
-				if with {
-					res[i].with = append(res[i].with, d...)
-					blockMedian[i][1] = quantile(d, 0.5)
-				} else {
-					res[i].without = append(res[i].without, d...)
-					blockMedian[i][0] = quantile(d, 0.5)
-				}
-			}
-			if enf == nil {
-				continue
-			}
-			s, err := enf.Stats()
-			_ = enf.Close()
+		blockMedian := make([]map[string]float64, len(latencyPrograms))
+		for k := range sides {
+			side := sides[(k+r)%len(sides)]
+			d, loaded, err := latencyBlock(cg.Ino, side, r)
 			if err != nil {
 				return err
 			}
-			// Every exec and mapping was checked and allowed: none of the
-			// timed work was refused or reported.
-			if s.Checked < uint64(len(latencyPrograms)*latencyPer) || s.Allowed != s.Checked || s.Refused != 0 || s.Reported != 0 {
-				return fmt.Errorf("latency round %d: counters %+v, want every check allowed", r, s)
+			if loaded > 0 {
+				loads = append(loads, loaded)
+			}
+			for i := range latencyPrograms {
+				samples[i][side] = append(samples[i][side], d[i]...)
+				if blockMedian[i] == nil {
+					blockMedian[i] = map[string]float64{}
+				}
+				blockMedian[i][side] = quantile(d[i], 0.5)
 			}
 		}
 		for i := range latencyPrograms {
-			res[i].blockRatio = append(res[i].blockRatio, blockMedian[i][1]/blockMedian[i][0])
+			for _, side := range sides[1:] {
+				blockRatio[i][side] = append(blockRatio[i][side], blockMedian[i][side]/blockMedian[i]["without"])
+			}
 		}
 	}
 	for i, p := range latencyPrograms {
-		s := res[i]
-		m0, m1 := quantile(s.without, 0.5), quantile(s.with, 0.5)
-		fmt.Printf("BULWARK latency program=%s execs=%d+%d rounds=%d us_without_p10/p50/p90=%.0f/%.0f/%.0f us_with_p10/p50/p90=%.0f/%.0f/%.0f ratio_p50=%.3f added_pct=%.1f ratio_p10=%.3f block_ratio_median=%.3f\n",
-			p.name, len(s.without), len(s.with), rounds,
-			quantile(s.without, 0.1), m0, quantile(s.without, 0.9),
-			quantile(s.with, 0.1), m1, quantile(s.with, 0.9),
-			m1/m0, 100*(m1-m0)/m0, quantile(s.with, 0.1)/quantile(s.without, 0.1), quantile(s.blockRatio, 0.5))
+		w := samples[i]["without"]
+		m0 := quantile(w, 0.5)
+		for _, side := range sides[1:] {
+			v := samples[i][side]
+			m1 := quantile(v, 0.5)
+			fmt.Printf("BULWARK latency program=%s side=%s execs=%d+%d rounds=%d us_without_p10/p50/p90=%.0f/%.0f/%.0f us_%s_p10/p50/p90=%.0f/%.0f/%.0f ratio_p50=%.3f added_pct=%.1f ratio_p10=%.3f block_ratio_median=%.3f\n",
+				p.name, side, len(w), len(v), rounds,
+				quantile(w, 0.1), m0, quantile(w, 0.9),
+				side, quantile(v, 0.1), m1, quantile(v, 0.9),
+				m1/m0, 100*(m1-m0)/m0, quantile(v, 0.1)/quantile(w, 0.1), quantile(blockRatio[i][side], 0.5))
+		}
 	}
 	fmt.Printf("BULWARK latency load_attach_watch_us_p50=%.0f total_s=%.1f\n", quantile(loads, 0.5), time.Since(start).Seconds())
 	return nil
 }
 
+// latencyBlock times latencyPer execs of each program on one side and
+// returns them, with the microseconds loading took (0 without).
+func latencyBlock(cg uint64, side string, round int) ([][]float64, float64, error) {
+	var enf *bpflsm.Enforcer
+	var loaded float64
+	if side != "without" {
+		t0 := time.Now()
+		var err error
+		if enf, err = watchForLatency(cg, side == "with"); err != nil {
+			return nil, 0, err
+		}
+		loaded = float64(time.Since(t0).Microseconds())
+		defer func() { _ = enf.Close() }()
+	}
+	out := make([][]float64, len(latencyPrograms))
+	for i, p := range latencyPrograms {
+		d, err := timeExecs(p.argv, latencyPer)
+		if err != nil {
+			return nil, 0, err
+		}
+		out[i] = d
+	}
+	if enf == nil {
+		return out, 0, nil
+	}
+	s, err := enf.Stats()
+	if err != nil {
+		return nil, 0, err
+	}
+	// Watched: every exec and mapping was checked and allowed, none of
+	// the timed work refused or reported. Not watched: nothing checked.
+	ok := s.Checked >= uint64(len(latencyPrograms)*latencyPer) && s.Allowed == s.Checked && s.Refused == 0 && s.Reported == 0
+	if side != "with" {
+		ok = s.Checked == 0
+	}
+	if !ok {
+		return nil, 0, fmt.Errorf("latency round %d, %s: counters %+v", round, side, s)
+	}
+	return out, loaded, nil
+}
+
 // watchForLatency loads and attaches the programs, lists the timed files
-// for cgroup cg and watches it in prevent with mmap checks.
-func watchForLatency(cg uint64) (*bpflsm.Enforcer, error) {
+// for cgroup cg and, with watch, watches it in prevent with mmap checks.
+func watchForLatency(cg uint64, watch bool) (*bpflsm.Enforcer, error) {
 	enf, err := bpflsm.Load()
 	if err != nil {
 		return nil, err
@@ -163,6 +194,9 @@ func watchForLatency(cg uint64) (*bpflsm.Enforcer, error) {
 				return nil, err
 			}
 		}
+	}
+	if !watch {
+		return enf, nil
 	}
 	if err := enf.Watch(cg, bpflsm.ModePrevent, true); err != nil {
 		_ = enf.Close()
