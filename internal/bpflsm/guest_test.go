@@ -173,9 +173,12 @@ func TestGuestBPFLSM(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, qemu, "-kernel", kernel, "-initrd", initrd,
-		"-nographic", "-no-reboot", "-m", "1024",
-		"-append", "console=ttyS0 quiet lsm=lockdown,capability,landlock,bpf panic=-1 bulwark_execs="+execs+rounds)
+	args := []string{"-kernel", kernel, "-initrd", initrd, "-nographic", "-no-reboot", "-m", "1024"}
+	if os.Getenv("BULWARK_QEMU_KVM") == "1" { // hardware virtualisation where /dev/kvm exists (not on this machine)
+		args = append(args, "-enable-kvm", "-cpu", "host")
+	}
+	cmd := exec.CommandContext(ctx, qemu, append(args,
+		"-append", "console=ttyS0 quiet lsm=lockdown,capability,landlock,bpf panic=-1 bulwark_execs="+execs+rounds)...)
 	loadBefore := hostLoad()
 	out, err := cmd.CombinedOutput()
 	t.Logf("guest ran in %s; host load average before %s, after %s (%d CPUs)",
