@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -22,7 +23,22 @@ import (
 // the kernel names cgroups by (bpf_get_current_cgroup_id).
 type lsm struct {
 	enf *bpflsm.Enforcer
+
+	mu      sync.Mutex
+	learned map[learnedFile]bool // identities learned in open windows (learnLSM)
 }
+
+// learnedFile is a file learned in a cgroup's window, as the kernel names
+// it in the reports of its mappings.
+type learnedFile struct {
+	cgroup uint64
+	dev    uint32
+	ino    uint64
+}
+
+// maxLearnedFiles bounds lsm.learned; past it the set starts over (a
+// mapping report of an older learned file is then mapped-not-in-image).
+const maxLearnedFiles = 65536
 
 func newLSM(enf *bpflsm.Enforcer) *lsm { return &lsm{enf: enf} }
 
@@ -156,15 +172,33 @@ func (a *Agent) relistLSM(ctx context.Context, image string) {
 // file is hashed through the process's root, or its container's once the
 // process has exited (a short program has, by the time its report is
 // read), and only if it is still the file the kernel judged
-// (bpflsm.ReportedContent).
+// (bpflsm.ReportedContent). With mmap checks the kernel's mapping of a
+// program is reported too, by file name only: it is learning when its
+// identity was learned from the exec's report.
 func (a *Agent) learnLSM(c *container, ev bpflsm.Event) bool {
 	if c.learn == nil || ev.Verdict != bpflsm.VerdictReported {
 		return false
 	}
+	key := learnedFile{cgroup: c.cgroup, dev: ev.File.Dev, ino: ev.File.Ino}
+	if ev.Hook != bpflsm.HookExec {
+		a.lsm.mu.Lock()
+		known := a.lsm.learned[key]
+		a.lsm.mu.Unlock()
+		return known && c.learn.open(time.Now())
+	}
 	for _, pid := range []int{int(ev.TGID), int(c.pid)} {
 		d, err := bpflsm.ReportedContent(filepath.Join(procRoot, strconv.Itoa(pid), "root"), ev, a.cache)
 		if err == nil {
-			return c.learn.learn(d, ev.Path, time.Now())
+			if !c.learn.learn(d, ev.Path, time.Now()) {
+				return false
+			}
+			a.lsm.mu.Lock()
+			if a.lsm.learned == nil || len(a.lsm.learned) >= maxLearnedFiles {
+				a.lsm.learned = map[learnedFile]bool{}
+			}
+			a.lsm.learned[key] = true
+			a.lsm.mu.Unlock()
+			return true
 		}
 		if errors.Is(err, bpflsm.ErrNotReported) {
 			return false
