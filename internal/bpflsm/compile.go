@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -72,9 +73,13 @@ func walkAllowed(ctx context.Context, root string, l Lister, cache *allowlist.Di
 	if err != nil {
 		return out, fmt.Errorf("reading container root %q: %w", root, err)
 	}
-	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	// The agent's root is /proc/PID/root, a link: walked as a directory
+	// (with a trailing slash), not as the link itself, which WalkDir would
+	// report as one non-directory entry and list nothing under.
+	walkRoot := strings.TrimSuffix(root, "/") + "/"
+	err = filepath.WalkDir(walkRoot, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			if p == root {
+			if p == walkRoot {
 				return err
 			}
 			return nil // a directory that went away or is unreadable: its files are not listed
@@ -93,7 +98,7 @@ func walkAllowed(ctx context.Context, root string, l Lister, cache *allowlist.Di
 		if !d.Type().IsRegular() {
 			return nil
 		}
-		rel, rerr := filepath.Rel(root, p)
+		rel, rerr := filepath.Rel(walkRoot, p)
 		if rerr != nil {
 			return nil
 		}
