@@ -57,6 +57,9 @@ type Config struct {
 	ExecEvents bool
 	// NamespaceModes overrides Mode per namespace (modes.go).
 	NamespaceModes map[string]Mode
+	// ModeRules chooses modes and learning windows by namespace, pod,
+	// workload, container and label (moderules.go).
+	ModeRules ModeRules
 	// Learn is the learning window (learn.go); a zero Window is none.
 	Learn LearnConfig
 	// Node names this node in learned lists.
@@ -238,7 +241,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer cs.cleanup()
 		g.Go(func() error { return a.canaryLoop(ctx, cs) })
 	}
-	if a.cfg.Learn.learning() {
+	if a.cfg.Learn.learning() || a.cfg.ModeRules.learning() {
 		g.Go(func() error { return a.learnLoop(ctx) })
 	}
 	if a.cfg.ExecEvents {

@@ -166,10 +166,11 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 	if err != nil {
 		return fmt.Errorf("container %q: %w", id, err)
 	}
+	md := a.decideContainer(ctx, ns, info) // modes.go
 	c2 := &container{id: id, namespace: ns, image: list.Image, pid: pid, dev: dev, compiled: allowlist.Compile(list, verdictsPerContainer),
-		labels: podLabels(info.Labels), mode: a.modeFor(ns, info.Labels), ref: info.Image, learn: a.window(list.Image, info.Image, a.learnFor(ns, info.Labels))}
+		labels: podLabels(info.Labels), mode: md.Mode, ref: info.Image, learn: a.window(list.Image, info.Image, md.Learn)}
 	if c2.mode == ModeOff {
-		a.log.Info("not watching container: mode off for its namespace", "container", id, "namespace", ns)
+		a.log.Info("not watching container: mode off", "container", id, "namespace", ns, "rule", md.ModeRule)
 		return nil
 	}
 	if a.fan != nil {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
-	"github.com/bulwark-sec/bulwark/internal/agentproto"
 	"github.com/bulwark-sec/bulwark/internal/allowlist"
 	"github.com/bulwark-sec/bulwark/internal/sign"
 )
@@ -76,15 +75,7 @@ type LearnedEntry struct {
 // learnFor is the learning window of a container of containerd namespace
 // ns with labels.
 func (a *Agent) learnFor(ns string, labels map[string]string) time.Duration {
-	if pod, ok := labels[agentproto.LabelPodNamespace]; ok {
-		if d, ok := a.cfg.Learn.ByNamespace[pod]; ok {
-			return d
-		}
-	}
-	if d, ok := a.cfg.Learn.ByNamespace[ns]; ok {
-		return d
-	}
-	return a.cfg.Learn.Window
+	return a.decide(subjectOfLabels(ns, labels)).Learn // modes.go
 }
 
 // learning reports whether any namespace learns.

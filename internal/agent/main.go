@@ -39,6 +39,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	execEvents := fs.Bool("exec-events", false, "report every exec and exit in watched containers (pid, parent, uid, path, argv) from the exec sensor: counted in the metrics, logged at debug level")
 	replaceDrifted := fs.Bool("replace-drifted", false, "recreate a standalone container (not a Kubernetes pod) from its image on a fresh snapshot when an exec in it drifts")
 	nsModes := fs.String("namespace-modes", "", "modes per namespace overriding --mode, NS=MODE,...: a Kubernetes namespace (pod label) or a containerd namespace")
+	mrf := addModeRuleFlags(fs) // moderules.go
 	mech := fs.String("mechanism", string(MechanismAuto), "how to enforce: auto (bpf-lsm where the kernel allows it, else fanotify), bpf-lsm or fanotify")
 	degrade := fs.Bool("allow-degrade", false, "run even when the mechanism asked for is unavailable or the canary is not refused (reported loudly as broken)")
 	canaryDir := fs.String("canary-dir", "/run/bulwark-agent", "where the canary's throwaway filesystem is mounted")
@@ -72,6 +73,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitUsage
 	}
 	nm, err := ParseNamespaceModes(*nsModes)
+	if err != nil {
+		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
+		return ExitUsage
+	}
+	mr, err := mrf.parse()
 	if err != nil {
 		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
 		return ExitUsage
@@ -126,7 +132,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := Config{Mode: m, Address: *address, Namespaces: ns, InventoryDir: *inv, Log: log, Report: idn.report(outs.report(log)),
 		Mechanism: mc, AllowDegrade: *degrade, CanaryDir: *canaryDir, CanaryEvery: *of.heartbeat, Learn: lc, Node: *of.node, NamespaceModes: nm,
-		ExecEvents: *execEvents, ReplaceDrifted: *replaceDrifted}
+		ExecEvents: *execEvents, ReplaceDrifted: *replaceDrifted, ModeRules: mr}
 	if outs.sender != nil { // the server's scan is the allowlist (allowsrv.go)
 		cfg.Allowlists, cfg.AllowlistCache = outs.sender, *allowCache
 	}

@@ -1,9 +1,12 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/containerd/containerd/v2/core/containers"
 
 	"github.com/bulwark-sec/bulwark/internal/agentproto"
 )
@@ -20,15 +23,19 @@ type Modes struct {
 
 // For is the mode of a container of containerd namespace ns with labels.
 func (m Modes) For(ns string, labels map[string]string) Mode {
-	if pod, ok := labels[agentproto.LabelPodNamespace]; ok {
-		if md, ok := m.ByNamespace[pod]; ok {
-			return md
-		}
+	return ModeRules{}.decide(namespaceRules(m.ByNamespace, nil), subjectOfLabels(ns, labels), m.Default, 0).Mode
+}
+
+// namespaceRules are modes and learning windows by namespace as rules.
+func namespaceRules(modes map[string]Mode, learn map[string]time.Duration) []ModeRule {
+	var out []ModeRule
+	for ns, m := range modes {
+		out = append(out, ModeRule{Namespace: ns, Mode: m, Text: "namespace=" + ns + " mode=" + string(m)})
 	}
-	if md, ok := m.ByNamespace[ns]; ok {
-		return md
+	for ns, d := range learn {
+		out = append(out, ModeRule{Namespace: ns, Learn: &d, Text: "namespace=" + ns + " learn=" + d.String()})
 	}
-	return m.Default
+	return out
 }
 
 // ParseNamespaceModes reads "NS=MODE,NS=MODE" strictly; a mode stricter
@@ -56,19 +63,57 @@ func ParseNamespaceModes(s string) (map[string]Mode, error) {
 	return out, nil
 }
 
-// modeFor is the mode of a container of containerd namespace ns.
+// modeFor is the mode of a container of containerd namespace ns with
+// labels (its own, no pod's): the rules without pod or container names.
 func (a *Agent) modeFor(ns string, labels map[string]string) Mode {
-	return Modes{Default: a.cfg.Mode, ByNamespace: a.cfg.NamespaceModes}.For(ns, labels)
+	return a.decide(subjectOfLabels(ns, labels)).Mode
+}
+
+// subjectOfLabels is a subject from a containerd namespace and the CRI
+// labels alone.
+func subjectOfLabels(ns string, labels map[string]string) subject {
+	return subject{ns: ns, podNS: labels[agentproto.LabelPodNamespace], pod: labels[agentproto.LabelPodName],
+		container: labels[agentproto.LabelContainer], labels: labels}
+}
+
+// modeRules is every mode rule: --namespace-modes and --namespace-learn as
+// rules by namespace, then --mode-rules.
+func (a *Agent) modeRules() []ModeRule {
+	return append(namespaceRules(a.cfg.NamespaceModes, a.cfg.Learn.ByNamespace), a.cfg.ModeRules.Rules...)
+}
+
+// decide is the mode and learning window of s (moderules.go).
+func (a *Agent) decide(s subject) modeDecision {
+	return a.cfg.ModeRules.decide(a.modeRules(), s, a.cfg.Mode, a.cfg.Learn.Window)
+}
+
+// decideContainer is the mode and learning window of a container being
+// adopted, logged with the rules that gave them.
+func (a *Agent) decideContainer(ctx context.Context, ns string, info containers.Container) modeDecision {
+	d := a.decide(a.subjectOf(ctx, ns, info)) // podsel.go
+	for _, why := range d.Ignored {
+		a.log.Warn("mode rule ignored", "container", info.ID, "reason", why)
+	}
+	a.log.Debug("container mode", "container", info.ID, "mode", d.Mode, "rule", d.ModeRule, "learn", d.Learn, "learn_rule", d.LearnRule)
+	return d
 }
 
 // strictest is the strictest mode any container may get: what the
-// mechanism, the canary and the node's state are about.
+// mechanism, the canary and the node's state are about. It counts every
+// rule (one by label may select a container later) and the containers
+// watched (the mode label may have tightened one).
 func (a *Agent) strictest() Mode {
-	rank := map[Mode]int{ModeOff: 0, ModeDetect: 1, ModePrevent: 2}
 	m := a.cfg.Mode
-	for _, v := range a.cfg.NamespaceModes {
-		if rank[v] > rank[m] {
-			m = v
+	for _, r := range a.modeRules() {
+		if stricter(r.Mode, m) {
+			m = r.Mode
+		}
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	for _, c := range a.containers {
+		if !c.canary && stricter(c.mode, m) {
+			m = c.mode
 		}
 	}
 	return m
