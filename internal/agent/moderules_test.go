@@ -1,0 +1,189 @@
+package agent
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func mustRules(t *testing.T, s string) []ModeRule {
+	t.Helper()
+	rs, err := ParseModeRules(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+// TestParseModeRules: rules are read strictly, and every error names the
+// rule (its number and text) and the bad term.
+func TestParseModeRules(t *testing.T) {
+	rs := mustRules(t, "namespace=pay pod=api-* mode=prevent learn=10m, label:app.kubernetes.io/name=web label:tier=db* mode=detect ,")
+	if len(rs) != 2 {
+		t.Fatalf("%d rules, want 2", len(rs))
+	}
+	if r := rs[0]; r.Namespace != "pay" || r.Pod != "api-*" || r.Mode != ModePrevent || r.Learn == nil || *r.Learn != 10*time.Minute {
+		t.Fatalf("rule 1: %+v", r)
+	}
+	if r := rs[1]; r.Labels["app.kubernetes.io/name"] != "web" || r.Labels["tier"] != "db*" || r.Learn != nil || r.Mode != ModeDetect {
+		t.Fatalf("rule 2: %+v", r)
+	}
+	for _, c := range []struct{ in, want string }{
+		{"namespace=a mode=prevent, pod=x mode=enforce", `rule 2 "pod=x mode=enforce"`},
+		{"pod=x", "sets neither"},
+		{"mode=prevent", "selects every container"},
+		{"label:tier=db learn=-1s", `"learn=-1s"`},
+		{"label:tier=db learn=soon", `"learn=soon"`},
+		{"namespace=a namespace=b mode=off", "given twice"},
+		{"nmespace=a mode=off", `unknown term "nmespace=a"`},
+		{"label:=x mode=off", `unknown term "label:=x"`},
+		{"pod mode=off", `term "pod"`},
+		{"pod= mode=off", `term "pod="`},
+		{"pod=[ mode=off", "bad pattern"},
+	} {
+		_, err := ParseModeRules(c.in)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("ParseModeRules(%q) = %v, want an error with %s", c.in, err, c.want)
+		}
+	}
+}
+
+// TestModeRulesFromConfigFile: the config file takes the rules as a list;
+// a bad one stops the agent with a usage error that names it.
+func TestModeRulesFromConfigFile(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "agent.yaml")
+	write := func(s string) {
+		if err := os.WriteFile(cfg, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("bulwark-agent:\n  mode-rules:\n    - namespace=pay mode=prevent\n    - workload=web container=nginx mode=detect learn=1h\n  labels-may-relax: true\n")
+	fs := pflag.NewFlagSet("bulwark-agent", pflag.ContinueOnError)
+	f := addModeRuleFlags(fs)
+	if err := applyConfig(fs, cfg); err != nil {
+		t.Fatal(err)
+	}
+	mr, err := f.parse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mr.Rules) != 2 || mr.Rules[1].Workload != "web" || mr.Rules[1].Container != "nginx" || !mr.LabelsMayRelax || mr.ModeLabel != LabelRuntimeMode {
+		t.Fatalf("from the config file: %+v", mr)
+	}
+	write("bulwark-agent:\n  mode-rules:\n    - namespace=pay mode=prevent\n    - workload=web mode=prevnet\n")
+	var stderr strings.Builder
+	if code := Main(context.Background(), []string{"--config", cfg}, io.Discard, &stderr); code != ExitUsage || !strings.Contains(stderr.String(), `rule 2 "workload=web mode=prevnet"`) {
+		t.Fatalf("a bad rule in the config file: %d %q", code, stderr.String())
+	}
+}
+
+// TestModeRulePrecedence: the most specific rule wins (a pod namespace
+// over a containerd namespace, a name or label over a namespace, two
+// selectors over one); among equally specific rules the strictest mode
+// and the shortest learning window win; rules that do not match fall
+// through to --mode and --learn.
+func TestModeRulePrecedence(t *testing.T) {
+	rules := append(namespaceRules(map[string]Mode{"k8s.io": ModeOff, "pay": ModeDetect}, map[string]time.Duration{"pay": time.Hour}),
+		mustRules(t, "namespace=pay workload=api mode=prevent learn=5m,"+
+			"namespace=pay workload=api container=debug mode=detect,"+
+			"container=side* mode=off, container=side* mode=detect learn=2m, container=side* learn=1m,"+
+			"pod=batch-* mode=detect")...)
+	mr := ModeRules{LabelsMayRelax: true}
+	pod := func(ns, name, workload, container string) subject {
+		return subject{ns: "k8s.io", podNS: ns, pod: name, workload: workload, container: container}
+	}
+	for _, c := range []struct {
+		name  string
+		s     subject
+		mode  Mode
+		learn time.Duration
+	}{
+		{"containerd namespace", subject{ns: "k8s.io", container: "x"}, ModeOff, 30 * time.Second},
+		{"pod namespace over containerd namespace", pod("pay", "web-1", "web", "app"), ModeDetect, time.Hour},
+		{"pod in another namespace: containerd namespace", pod("shop", "web-1", "web", "app"), ModeOff, 30 * time.Second},
+		{"workload over namespace", pod("pay", "api-5d9-x", "api", "app"), ModePrevent, 5 * time.Minute},
+		{"three selectors over two", pod("pay", "api-5d9-x", "api", "debug"), ModeDetect, 5 * time.Minute},
+		{"same weight: strictest mode, shortest window", pod("shop", "w-1", "w", "sidecar"), ModeDetect, time.Minute},
+		{"pod name glob over containerd namespace", pod("shop", "batch-7", "batch", "job"), ModeDetect, 30 * time.Second},
+		{"no rule", subject{ns: "default", container: "c"}, ModePrevent, 30 * time.Second},
+	} {
+		d := mr.decide(rules, c.s, ModePrevent, 30*time.Second)
+		if d.Mode != c.mode || d.Learn != c.learn {
+			t.Errorf("%s: %s, learn %s (rules %q, %q), want %s, %s", c.name, d.Mode, d.Learn, d.ModeRule, d.LearnRule, c.mode, c.learn)
+		}
+	}
+}
+
+// TestLabelsOnlyTighten: a pod's creator sets its labels (and an image's
+// author the labels containerd copies from the image config), so a rule
+// by label or the mode label may make a container's mode stricter or its
+// learning window shorter than the other rules give, never the reverse,
+// unless LabelsMayRelax; a bad mode label is ignored, not obeyed.
+func TestLabelsOnlyTighten(t *testing.T) {
+	rules := append(namespaceRules(map[string]Mode{"pay": ModePrevent}, nil),
+		mustRules(t, "label:tier=dev mode=off learn=1h, label:tier=critical mode=prevent learn=0s, namespace=pay label:debug=true mode=detect")...)
+	mr := ModeRules{ModeLabel: LabelRuntimeMode}
+	sub := func(ns string, labels ...string) subject {
+		s := subject{ns: "k8s.io", podNS: ns, pod: "p", labels: map[string]string{}}
+		for _, kv := range labels {
+			k, v, _ := strings.Cut(kv, "=")
+			s.labels[k] = v
+		}
+		return s
+	}
+	for _, c := range []struct {
+		name    string
+		s       subject
+		relax   bool
+		mode    Mode
+		learn   time.Duration
+		ignored int
+	}{
+		{"label rule may not relax the default", sub("web", "tier=dev"), false, ModeDetect, 10 * time.Minute, 2},
+		{"label rule tightens", sub("web", "tier=critical"), false, ModePrevent, 0, 0},
+		{"label rule may not relax a namespace rule", sub("pay", "debug=true"), false, ModePrevent, 10 * time.Minute, 1},
+		{"mode label tightens", sub("web", LabelRuntimeMode+"=prevent"), false, ModePrevent, 10 * time.Minute, 0},
+		{"mode label may not relax", sub("pay", LabelRuntimeMode+"=off"), false, ModePrevent, 10 * time.Minute, 1},
+		{"mode label after a refused label rule", sub("web", "tier=dev", LabelRuntimeMode+"=off"), false, ModeDetect, 10 * time.Minute, 3},
+		{"bad mode label ignored", sub("web", LabelRuntimeMode+"=Prevent;off"), false, ModeDetect, 10 * time.Minute, 1},
+		{"relax allowed: label rule", sub("web", "tier=dev"), true, ModeOff, time.Hour, 0},
+		{"relax allowed: mode label", sub("pay", LabelRuntimeMode+"=detect"), true, ModeDetect, 10 * time.Minute, 0},
+	} {
+		mr.LabelsMayRelax = c.relax
+		d := mr.decide(rules, c.s, ModeDetect, 10*time.Minute)
+		if d.Mode != c.mode || d.Learn != c.learn || len(d.Ignored) != c.ignored {
+			t.Errorf("%s: %s, learn %s, ignored %q; want %s, %s, %d ignored", c.name, d.Mode, d.Learn, d.Ignored, c.mode, c.learn, c.ignored)
+		}
+	}
+	if d := (ModeRules{}).decide(rules, sub("web", LabelRuntimeMode+"=prevent"), ModeDetect, 0); d.Mode != ModeDetect {
+		t.Fatalf("with no mode label configured the label was obeyed: %s", d.Mode)
+	}
+}
+
+// TestWorkloadOf: the owning workload from the labels controllers put on
+// their pods.
+func TestWorkloadOf(t *testing.T) {
+	for _, c := range []struct {
+		pod    string
+		labels map[string]string
+		want   string
+	}{
+		{"web-7d4b9c8f5-x2x7q", map[string]string{"pod-template-hash": "7d4b9c8f5"}, "web"},
+		{"db-2", map[string]string{"controller-revision-hash": "db-5f6", "statefulset.kubernetes.io/pod-name": "db-2"}, "db"},
+		{"node-exporter-abcde", map[string]string{"controller-revision-hash": "6c8"}, "node-exporter"},
+		{"migrate-x7k2p", map[string]string{"batch.kubernetes.io/job-name": "migrate", "job-name": "migrate"}, "migrate"},
+		{"debug", nil, "debug"},
+		{"web-1", map[string]string{"pod-template-hash": "nothere"}, "web-1"},
+		{"", map[string]string{"job-name": "x"}, ""},
+	} {
+		if got := workloadOf(c.pod, c.labels); got != c.want {
+			t.Errorf("workloadOf(%q, %v) = %q, want %q", c.pod, c.labels, got, c.want)
+		}
+	}
+}
