@@ -208,7 +208,7 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 		a.byCgroup[c2.cgroup] = c2
 	}
 	a.mu.Unlock()
-	a.log.Info("watching container", "container", id, "namespace", ns, "image", list.Image, "allowed", list.Len(), "mode", a.cfg.Mode)
+	a.log.Info("watching container", "container", id, "namespace", ns, "image", list.Image, "allowed", list.Len(), "mode", c2.mode)
 	return nil
 }
 
