@@ -35,10 +35,16 @@ func sandbox(t *testing.T, ctx context.Context, c *client.Client, img client.Ima
 
 // criContainer is the spec options of a CRI container of a pod: the
 // kubelet's labels and, when sandboxID is set, the CRI plugin's sandbox
-// annotation (without it the agent finds the sandbox by pod UID).
-func criContainer(uid, pod, name, sandboxID string) []oci.SpecOpts {
-	opts := []oci.SpecOpts{containerdtest.WithLabels(map[string]string{labelCRIKind: "container", agentproto.LabelPodUID: uid,
-		agentproto.LabelPodNamespace: "shop", agentproto.LabelPodName: pod, agentproto.LabelContainer: name})}
+// annotation (without it the agent finds the sandbox by pod UID); own are
+// labels of the container itself, as the CRI copies its image's config
+// labels.
+func criContainer(uid, pod, name, sandboxID string, own map[string]string) []oci.SpecOpts {
+	l := map[string]string{labelCRIKind: "container", agentproto.LabelPodUID: uid,
+		agentproto.LabelPodNamespace: "shop", agentproto.LabelPodName: pod, agentproto.LabelContainer: name}
+	for k, v := range own {
+		l[k] = v
+	}
+	opts := []oci.SpecOpts{containerdtest.WithLabels(l)}
 	if sandboxID != "" {
 		opts = append(opts, oci.WithAnnotations(map[string]string{annotationSandboxID: sandboxID}))
 	}
@@ -47,13 +53,15 @@ func criContainer(uid, pod, name, sandboxID string) []oci.SpecOpts {
 
 // TestModeByPodLabelWithContainerd: three containers of one image in one
 // namespace, the agent in detect with a rule that tries to turn pods
-// labelled tier=dev off:
+// labelled tier=dev off and one that tightens pods labelled team=pay:
 //   - pod A's label bulwark.dev/runtime-mode=prevent (read from its
 //     sandbox, found by the CRI annotation) tightens: a drifted exec fails
 //     with EPERM and is reported refused;
 //   - pod B (tier=dev, bulwark.dev/runtime-mode=off; sandbox found by pod
 //     UID) cannot relax: it stays watched in detect, its drifted exec runs
-//     and is reported;
+//     and is reported; team=pay on its container itself (where the CRI
+//     copies the image author's config labels) is not a pod label and
+//     does not count;
 //   - pod B's container named side is selected by name into prevent.
 func TestModeByPodLabelWithContainerd(t *testing.T) {
 	c, addr := containerdtest.Start(t)
@@ -62,7 +70,7 @@ func TestModeByPodLabelWithContainerd(t *testing.T) {
 	sandbox(t, ctx, c, img, "sb-a", "uid-a", "web-a", map[string]string{"tier": "dev", LabelRuntimeMode: "prevent"})
 	sandbox(t, ctx, c, img, "sb-b", "uid-b", "web-b", map[string]string{"tier": "dev", LabelRuntimeMode: "off"})
 
-	rules, err := ParseModeRules("label:tier=dev mode=off, namespace=shop container=side mode=prevent")
+	rules, err := ParseModeRules("label:tier=dev mode=off, label:team=pay mode=prevent, namespace=shop container=side mode=prevent")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,9 +78,9 @@ func TestModeByPodLabelWithContainerd(t *testing.T) {
 	a, _ := startAgent(t, addr, ModeDetect, &col, func(cfg *Config) {
 		cfg.ModeRules = ModeRules{Rules: rules, ModeLabel: LabelRuntimeMode}
 	})
-	pa := create(t, ctx, c, img, "a", criContainer("uid-a", "web-a", "app", "sb-a")...)
-	pb := create(t, ctx, c, img, "b", criContainer("uid-b", "web-b", "app", "")...)
-	ps := create(t, ctx, c, img, "s", criContainer("uid-b", "web-b", "side", "")...)
+	pa := create(t, ctx, c, img, "a", criContainer("uid-a", "web-a", "app", "sb-a", nil)...)
+	pb := create(t, ctx, c, img, "b", criContainer("uid-b", "web-b", "app", "", map[string]string{"team": "pay"})...)
+	ps := create(t, ctx, c, img, "s", criContainer("uid-b", "web-b", "side", "", nil)...)
 	for _, k := range []*ctr{pa, pb, ps} {
 		waitWatched(t, a, k.id)
 		k.start(t, ctx)

@@ -29,10 +29,11 @@ const (
 // containerd filter.
 var podUIDPattern = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
 
-// subjectOf is what mode rules select container id (info) of containerd
-// namespace ns by. A CRI container's pod labels come from its sandbox; if
-// they cannot be read the subject has the container's labels only (rules
-// by pod label then do not apply: by default they can only tighten).
+// subjectOf is what mode rules select container info of containerd
+// namespace ns by. A CRI container's labels are its pod's, read from its
+// sandbox; if they cannot be read it has none (rules by label then do not
+// apply to it: by default they can only tighten). Any other container's
+// labels are its own.
 func (a *Agent) subjectOf(ctx context.Context, ns string, info containers.Container) subject {
 	s := subject{ns: ns, container: info.ID, labels: maps.Clone(info.Labels)}
 	if s.labels == nil {
@@ -45,11 +46,14 @@ func (a *Agent) subjectOf(ctx context.Context, ns string, info containers.Contai
 	if n := info.Labels[agentproto.LabelContainer]; n != "" {
 		s.container = n
 	}
+	// A pod's container is selected by its pod's labels only: its own
+	// labels are the kubelet's over its image's config labels, which the
+	// image's author wrote.
 	pod, err := a.sandboxLabels(ctx, info)
 	if err != nil {
-		a.log.Warn("reading the pod labels of a container: rules by pod label do not apply to it", "container", info.ID, "error", err.Error())
+		a.log.Warn("reading the pod labels of a container: rules by label do not apply to it", "container", info.ID, "error", err.Error())
 	}
-	maps.Copy(s.labels, pod)
+	s.labels = maps.Clone(pod)
 	s.workload = workloadOf(s.pod, pod)
 	return s
 }
