@@ -62,7 +62,9 @@ func criContainer(uid, pod, name, sandboxID string, own map[string]string) []oci
 //     and is reported; team=pay on its container itself (where the CRI
 //     copies the image author's config labels) is not a pod label and
 //     does not count;
-//   - pod B's container named side is selected by name into prevent.
+//   - pod B's container named side is selected by name into prevent;
+//   - a container of pod B whose annotation names pod A's sandbox does
+//     not get pod A's labels (the sandbox must be of its pod UID).
 func TestModeByPodLabelWithContainerd(t *testing.T) {
 	c, addr := containerdtest.Start(t)
 	ctx := namespaces.WithNamespace(context.Background(), testNS)
@@ -81,7 +83,8 @@ func TestModeByPodLabelWithContainerd(t *testing.T) {
 	pa := create(t, ctx, c, img, "a", criContainer("uid-a", "web-a", "app", "sb-a", nil)...)
 	pb := create(t, ctx, c, img, "b", criContainer("uid-b", "web-b", "app", "", map[string]string{"team": "pay"})...)
 	ps := create(t, ctx, c, img, "s", criContainer("uid-b", "web-b", "side", "", nil)...)
-	for _, k := range []*ctr{pa, pb, ps} {
+	px := create(t, ctx, c, img, "x", criContainer("uid-b", "web-b", "app", "sb-a", nil)...)
+	for _, k := range []*ctr{pa, pb, ps, px} {
 		waitWatched(t, a, k.id)
 		k.start(t, ctx)
 		if got := k.do(t, "copy /bin/probe /tmp/drift"); got != "ok" {
@@ -92,7 +95,7 @@ func TestModeByPodLabelWithContainerd(t *testing.T) {
 		k       *ctr
 		answer  string
 		verdict string
-	}{{pa, "eperm", "refused"}, {pb, "ok", "reported"}, {ps, "eperm", "refused"}} {
+	}{{pa, "eperm", "refused"}, {pb, "ok", "reported"}, {ps, "eperm", "refused"}, {px, "ok", "reported"}} {
 		if got := w.k.do(t, "run /tmp/drift"); got != w.answer {
 			t.Errorf("container %s: a drifted exec: %s, want %s", w.k.id, got, w.answer)
 		}
