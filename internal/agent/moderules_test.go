@@ -3,12 +3,14 @@ package agent
 import (
 	"context"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/spf13/pflag"
 )
 
@@ -185,5 +187,32 @@ func TestWorkloadOf(t *testing.T) {
 		if got := workloadOf(c.pod, c.labels); got != c.want {
 			t.Errorf("workloadOf(%q, %v) = %q, want %q", c.pod, c.labels, got, c.want)
 		}
+	}
+}
+
+// TestModeLabelOnAnOffNode: on a node whose rules are all off no
+// mechanism is open, so the mode label cannot ask for prevent there (the
+// node would report itself broken); on a node in detect it can, and the
+// node is then as strict as that container.
+func TestModeLabelOnAnOffNode(t *testing.T) {
+	info := containers.Container{ID: "c", Labels: map[string]string{LabelRuntimeMode: "prevent"}}
+	a := &Agent{cfg: Config{Mode: ModeOff, ModeRules: ModeRules{ModeLabel: LabelRuntimeMode}}, log: slog.New(slog.DiscardHandler)}
+	if d := a.decideContainer(context.Background(), "default", info); d.Mode != ModeOff || len(d.Ignored) != 1 {
+		t.Fatalf("an off node: %s, ignored %q; want off, the label ignored", d.Mode, d.Ignored)
+	}
+	a.cfg.Mode = ModeDetect
+	a.containers = map[string]*container{}
+	d := a.decideContainer(context.Background(), "default", info)
+	if d.Mode != ModePrevent {
+		t.Fatalf("a detect node: %s, want prevent", d.Mode)
+	}
+	a.containers["c"] = &container{id: "c", mode: d.Mode}
+	a.containers["canary"] = &container{id: "canary", mode: ModePrevent, canary: true}
+	if m := a.strictest(); m != ModePrevent {
+		t.Fatalf("strictest with a container in prevent: %s", m)
+	}
+	delete(a.containers, "c")
+	if m := a.strictest(); m != ModeDetect {
+		t.Fatalf("strictest with only the canary in prevent: %s, want detect", m)
 	}
 }

@@ -82,6 +82,17 @@ func (a *Agent) modeRules() []ModeRule {
 	return append(namespaceRules(a.cfg.NamespaceModes, a.cfg.Learn.ByNamespace), a.cfg.ModeRules.Rules...)
 }
 
+// configuredStrictest is the strictest mode of --mode and every rule.
+func (a *Agent) configuredStrictest() Mode {
+	m := a.cfg.Mode
+	for _, r := range a.modeRules() {
+		if stricter(r.Mode, m) {
+			m = r.Mode
+		}
+	}
+	return m
+}
+
 // decide is the mode and learning window of s (moderules.go).
 func (a *Agent) decide(s subject) modeDecision {
 	return a.cfg.ModeRules.decide(a.modeRules(), s, a.cfg.Mode, a.cfg.Learn.Window)
@@ -91,6 +102,12 @@ func (a *Agent) decide(s subject) modeDecision {
 // adopted, logged with the rules that gave them.
 func (a *Agent) decideContainer(ctx context.Context, ns string, info containers.Container) modeDecision {
 	d := a.decide(a.subjectOf(ctx, ns, info)) // podsel.go
+	if d.Mode != ModeOff && a.configuredStrictest() == ModeOff {
+		// No rule watches anything: no mechanism is open, and the mode
+		// label cannot open one.
+		d.Ignored = append(d.Ignored, "mode "+string(d.Mode)+" from "+d.ModeRule+": every rule of this node is off")
+		d.Mode = ModeOff
+	}
 	for _, why := range d.Ignored {
 		a.log.Warn("mode rule ignored", "container", info.ID, "reason", why)
 	}
@@ -103,12 +120,7 @@ func (a *Agent) decideContainer(ctx context.Context, ns string, info containers.
 // rule (one by label may select a container later) and the containers
 // watched (the mode label may have tightened one).
 func (a *Agent) strictest() Mode {
-	m := a.cfg.Mode
-	for _, r := range a.modeRules() {
-		if stricter(r.Mode, m) {
-			m = r.Mode
-		}
-	}
+	m := a.configuredStrictest()
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	for _, c := range a.containers {
