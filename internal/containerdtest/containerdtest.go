@@ -19,6 +19,13 @@ import (
 // Everything is stopped and removed when the test ends.
 func Start(t testing.TB) (*client.Client, string) {
 	t.Helper()
+	return start(t, "")
+}
+
+// start runs containerd with its CRI plugin configured by cri (a TOML
+// section), or disabled when cri is "".
+func start(t testing.TB, cri string) (*client.Client, string) {
+	t.Helper()
 	skip := t.Skipf
 	if os.Getenv("BULWARK_REQUIRE_CONTAINERD") == "1" {
 		skip = t.Fatalf
@@ -42,12 +49,12 @@ func Start(t testing.TB) (*client.Client, string) {
 	cfg := fmt.Sprintf(`version = 2
 root = %q
 state = %q
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+disabled_plugins = [%s"io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
 [grpc]
   address = %q
 [ttrpc]
   address = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), addr, addr+".ttrpc")
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), disabledCRI(cri), addr, addr+".ttrpc") + strings.ReplaceAll(cri, "$DIR", dir)
 	cfgPath := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
