@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,6 +103,22 @@ func TestModeByPodLabelWithContainerd(t *testing.T) {
 		if e := col.find(w.k.id, w.verdict); e == nil {
 			t.Errorf("container %s: no %s event", w.k.id, w.verdict)
 		}
+	}
+	modes := map[string]string{}
+	for _, c := range a.Containers() {
+		modes[c.ID] = c.Mode
+	}
+	if modes["a"] != "prevent" || modes["b"] != "detect" || modes["s"] != "prevent" || modes["x"] != "detect" {
+		t.Errorf("the containers' modes in the status and heartbeat: %v", modes)
+	}
+	hb := a.Heartbeat(nil)
+	hb.Node = "n1"
+	if err := hb.Validate(); err != nil {
+		t.Errorf("the heartbeat: %v", err)
+	}
+	hb.Containers[0].Mode = "enforce"
+	if err := hb.Validate(); err == nil || !strings.Contains(err.Error(), `mode "enforce"`) {
+		t.Errorf("a heartbeat with a container in mode enforce: %v", err)
 	}
 	if st, _ := a.Enforcement(); st != agentproto.StateEnforcingFanotify {
 		t.Errorf("a node in detect with a container tightened to prevent: %q, want %q", st, agentproto.StateEnforcingFanotify)

@@ -43,7 +43,7 @@ func (a *Agent) Containers() []agentproto.Container {
 	for _, c := range a.containers {
 		ran, dropped := c.ran.snapshot(min(budget, agentproto.MaxRanPerContainer))
 		budget -= len(ran)
-		out = append(out, agentproto.Container{ID: c.id, Namespace: c.namespace, Image: c.image, Labels: c.labels, Allowlist: c.listSource(),
+		out = append(out, agentproto.Container{ID: c.id, Namespace: c.namespace, Image: c.image, Labels: c.labels, Allowlist: c.listSource(), Mode: string(c.mode),
 			Ran: ran, RanDropped: dropped, Gap: c.mountGap})
 	}
 	a.mu.RUnlock()
@@ -168,6 +168,9 @@ func printStatus(path string, now time.Time, w io.Writer) int {
 	fmt.Fprintf(w, "containers:   %d watched\n", len(st.Containers))
 	for _, c := range st.Containers {
 		line := fmt.Sprintf("  %s  %s  %s", c.Namespace, c.ID, c.Image)
+		if c.Mode != "" {
+			line += "  " + c.Mode
+		}
 		if c.Allowlist != "" {
 			line += "  allowlist from " + c.Allowlist
 		}

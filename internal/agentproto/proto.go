@@ -85,6 +85,9 @@ type Container struct {
 	// container (fanotify: its processes can make mount namespaces of
 	// their own); empty when none is known.
 	Gap string `json:"gap,omitempty"`
+	// Mode is the container's own mode (the node's rules and its pod's
+	// labels chose it); empty from agents that do not say.
+	Mode string `json:"mode,omitempty"`
 	// Ran is what ran in it since the agent watched it (ran.go), most
 	// execs first; RanDropped counts the execs of programs past the bound,
 	// not listed.
@@ -247,6 +250,11 @@ func (h *Heartbeat) Validate() error {
 		}
 		if err := field("image", c.Image); err != nil {
 			return fmt.Errorf("container %s: %w", c.ID, err)
+		}
+		switch c.Mode {
+		case "", "off", "detect", "prevent":
+		default:
+			return invalid("container %s: mode %q (want off, detect or prevent)", c.ID, c.Mode)
 		}
 		if len(c.Labels) > MaxLabels {
 			return invalid("container %s: %d labels, at most %d", c.ID, len(c.Labels), MaxLabels)
