@@ -12,6 +12,8 @@ import (
 
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/spf13/pflag"
+
+	"github.com/bulwark-sec/bulwark/internal/agentproto"
 )
 
 func mustRules(t *testing.T, s string) []ModeRule {
@@ -214,5 +216,22 @@ func TestModeLabelOnAnOffNode(t *testing.T) {
 	delete(a.containers, "c")
 	if m := a.strictest(); m != ModeDetect {
 		t.Fatalf("strictest with only the canary in prevent: %s, want detect", m)
+	}
+}
+
+// TestSubjectOf: a container that is not a CRI pod's container (a pod's
+// sandbox, a standalone container) is selected by its own labels, its
+// Kubernetes namespace and pod name included when it has them, and by its
+// id as container name.
+func TestSubjectOf(t *testing.T) {
+	a := &Agent{log: slog.New(slog.DiscardHandler)}
+	sb := a.subjectOf(context.Background(), "k8s.io", containers.Container{ID: "sb1", Labels: map[string]string{labelCRIKind: "sandbox",
+		agentproto.LabelPodNamespace: "shop", agentproto.LabelPodName: "api-5d9-x", "pod-template-hash": "5d9", LabelRuntimeMode: "prevent"}})
+	if sb.podNS != "shop" || sb.pod != "api-5d9-x" || sb.workload != "api" || sb.container != "sb1" || sb.labels[LabelRuntimeMode] != "prevent" {
+		t.Fatalf("a sandbox: %+v", sb)
+	}
+	plain := a.subjectOf(context.Background(), "default", containers.Container{ID: "c1", Labels: map[string]string{agentproto.LabelPodNamespace: "pay"}})
+	if plain.podNS != "pay" || plain.ns != "default" || plain.container != "c1" || plain.pod != "" || plain.workload != "" {
+		t.Fatalf("a standalone container: %+v", plain)
 	}
 }

@@ -35,26 +35,24 @@ var podUIDPattern = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
 // apply to it: by default they can only tighten). Any other container's
 // labels are its own.
 func (a *Agent) subjectOf(ctx context.Context, ns string, info containers.Container) subject {
-	s := subject{ns: ns, container: info.ID, labels: maps.Clone(info.Labels)}
+	s := subjectOfLabels(ns, maps.Clone(info.Labels)) // modes.go
+	if s.container == "" {
+		s.container = info.ID
+	}
+	if info.Labels[labelCRIKind] == "container" {
+		// A pod's container is selected by its pod's labels only: its own
+		// labels are the kubelet's over its image's config labels, which
+		// the image's author wrote.
+		pod, err := a.sandboxLabels(ctx, info)
+		if err != nil {
+			a.log.Warn("reading the pod labels of a container: rules by label do not apply to it", "container", info.ID, "error", err.Error())
+		}
+		s.labels = maps.Clone(pod)
+	}
 	if s.labels == nil {
 		s.labels = map[string]string{}
 	}
-	if info.Labels[labelCRIKind] != "container" {
-		return s
-	}
-	s.podNS, s.pod = info.Labels[agentproto.LabelPodNamespace], info.Labels[agentproto.LabelPodName]
-	if n := info.Labels[agentproto.LabelContainer]; n != "" {
-		s.container = n
-	}
-	// A pod's container is selected by its pod's labels only: its own
-	// labels are the kubelet's over its image's config labels, which the
-	// image's author wrote.
-	pod, err := a.sandboxLabels(ctx, info)
-	if err != nil {
-		a.log.Warn("reading the pod labels of a container: rules by label do not apply to it", "container", info.ID, "error", err.Error())
-	}
-	s.labels = maps.Clone(pod)
-	s.workload = workloadOf(s.pod, pod)
+	s.workload = workloadOf(s.pod, s.labels)
 	return s
 }
 
