@@ -57,9 +57,7 @@ type Config struct {
 	ExecEvents bool
 	// NamespaceModes overrides Mode per namespace (modes.go).
 	NamespaceModes map[string]Mode
-	// ModeRules chooses modes and learning windows by namespace, pod,
-	// workload, container and label (moderules.go).
-	ModeRules ModeRules
+	ModeRules      ModeRules // modes and learning windows by pod, workload, container, label (moderules.go)
 	// Learn is the learning window (learn.go); a zero Window is none.
 	Learn LearnConfig
 	// Node names this node in learned lists.
