@@ -141,6 +141,17 @@ func TestGuestBPFLSM(t *testing.T) {
 	} else if !overlayBuiltIn(kernel) {
 		skipOrFail(t, "the overlay case needs overlayfs: %v (apt-get install linux-image-amd64)", err)
 	}
+	// runc (Debian's, dynamic: libseccomp next to libc) for a real
+	// container on an overlay root, where the host has it.
+	withRunc := false
+	if rb, err := os.ReadFile("/usr/sbin/runc"); err == nil {
+		if sb, err := os.ReadFile("/lib/x86_64-linux-gnu/libseccomp.so.2"); err == nil {
+			withRunc = true
+			entries["usr"], entries["usr/sbin"], entries["run"] = initramfsEntry{mode: dirMode}, initramfsEntry{mode: dirMode}, initramfsEntry{mode: dirMode}
+			entries["usr/sbin/runc"] = initramfsEntry{mode: 0o100755, data: rb}
+			entries["lib/x86_64-linux-gnu/libseccomp.so.2"] = initramfsEntry{mode: 0o100644, data: sb}
+		}
+	}
 	initrd := filepath.Join(dir, "initramfs.cpio.gz")
 	f, err := os.Create(initrd)
 	if err != nil {
@@ -203,7 +214,10 @@ func TestGuestBPFLSM(t *testing.T) {
 		}
 		return false
 	}
-	if has("BULWARK ran escape") || has("BULWARK ran memfd") {
+	if withRunc && !(has("BULWARK runc exec listed ran") && has("BULWARK runc exec new file refused")) {
+		t.Fatalf("guest output lacks the runc case\n%s", tail(out, 4000))
+	}
+	if has("BULWARK ran escape") || has("BULWARK ran memfd") || has("BULWARK ran runc-escape") {
 		t.Fatalf("a drifted exec escaped in prevent")
 	}
 	for _, want := range []string{
