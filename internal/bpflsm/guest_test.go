@@ -71,7 +71,9 @@ func guestKernel(t *testing.T) string {
 // new file in the writable layer, a copy made after the list and copied-up
 // files are refused, with the identities the kernel reports being the ones
 // compiled; the learning window (detect, learned through the container's
-// root, relisted in prevent at lock); then exec latency with and without
+// root, relisted in prevent at lock); a runc container on an overlay
+// root (where the host has runc), compiled through /proc/PID/root, whose
+// runc exec of a new file is refused; then exec latency with and without
 // the programs (printed and logged, not judged).
 func TestGuestBPFLSM(t *testing.T) {
 	if runtime.GOARCH != "amd64" {
