@@ -124,8 +124,8 @@ func (m *lsm) watch(ctx context.Context, c *container, root string, cache *allow
 	if err != nil {
 		return err
 	}
-	mmap := c.compiled.List.Libraries
-	lc, err := m.enf.Compile(ctx, cg, root, c.compiled.List, cache, mmap)
+	mmap := c.rules().List.Libraries
+	lc, err := m.enf.Compile(ctx, cg, root, c.rules().List, cache, mmap)
 	if err != nil {
 		return err
 	}
@@ -155,7 +155,7 @@ func (a *Agent) relistLSM(ctx context.Context, image string) {
 	a.mu.RUnlock()
 	for _, c := range cs {
 		root := filepath.Join(procRoot, strconv.Itoa(int(c.pid)), "root")
-		lc, err := a.lsm.enf.Relist(ctx, c.cgroup, root, c.compiled.List, a.cache, c.compiled.List.Libraries, lsmMode(c.mode), c.lsmFiles)
+		lc, err := a.lsm.enf.Relist(ctx, c.cgroup, root, c.rules().List, a.cache, c.rules().List.Libraries, lsmMode(c.mode), c.lsmFiles)
 		if err != nil {
 			a.log.Error("listing a container again after its learning window", "container", c.id, "error", err)
 		}
