@@ -55,6 +55,7 @@ type Config struct {
 	CanaryEvery time.Duration
 	// ExecEvents runs the exec sensor (procevents.go).
 	ExecEvents bool
+	ExecEventsDefault bool // ExecEvents not given: on in prevent with fanotify (unheldkill.go)
 	// NamespaceModes overrides Mode per namespace (modes.go).
 	NamespaceModes map[string]Mode
 	// Learn is the learning window (learn.go); a zero Window is none.
@@ -191,6 +192,7 @@ func New(cfg Config) (*Agent, error) {
 			}
 			a.loaderChecks = err == nil
 		}
+		a.defaultExecEvents() // unheldkill.go
 	}
 	return a, nil
 }
@@ -242,7 +244,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		g.Go(func() error { return a.learnLoop(ctx) })
 	}
 	if a.cfg.ExecEvents {
-		g.Go(func() error { return a.serveProcessEvents(ctx) })
+		if m := a.startSensor(); m != nil { // before adoption: prevent's kill needs it (unheldkill.go)
+			g.Go(func() error { return a.serveProcessEvents(ctx, m) })
+		}
 		if w, err := fanotify.NewNotify(); err == nil {
 			a.writes = w
 			g.Go(func() error { return a.serveWrites(ctx) })
