@@ -54,7 +54,7 @@ type Config struct {
 	// 30 s.
 	CanaryEvery time.Duration
 	// ExecEvents runs the exec sensor (procevents.go).
-	ExecEvents bool
+	ExecEvents        bool
 	ExecEventsDefault bool // ExecEvents not given: on in prevent with fanotify (unheldkill.go)
 	// NamespaceModes overrides Mode per namespace (modes.go).
 	NamespaceModes map[string]Mode

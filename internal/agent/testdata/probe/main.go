@@ -137,6 +137,8 @@ func do(args []string) string {
 		switch ws.ExitStatus() {
 		case 0:
 			return "ok"
+		case 9:
+			return "killed"
 		case 10:
 			return "eperm"
 		}
@@ -264,7 +266,8 @@ func errString(err error) string {
 
 // inNamespace runs in a mount namespace of its own: "tmpfs" mounts a fresh
 // tmpfs and runs a drifted copy of src from it; a path runs that file (a
-// copy of the container's mounts reaches it). 0: it ran; 10: EPERM.
+// copy of the container's mounts reaches it). 0: it ran (and wrote
+// /ctl/ESCAPED); 9: SIGKILL ended it; 10: EPERM.
 func inNamespace(src, what string) int {
 	target := what
 	if what == "tmpfs" {
@@ -277,13 +280,23 @@ func inNamespace(src, what string) int {
 			return 3
 		}
 	}
-	switch err := run(target); {
-	case err == nil:
-		return 0
-	case errors.Is(err, syscall.EPERM):
+	// The program's first act, if it runs, is /ctl/ESCAPED (exit 3).
+	pid, err := syscall.ForkExec(target, []string{target, "escaped"}, &syscall.ProcAttr{Env: []string{}})
+	if errors.Is(err, syscall.EPERM) {
 		return 10
-	default:
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 4
 	}
+	var ws syscall.WaitStatus
+	syscall.Wait4(pid, &ws, 0, nil)
+	switch {
+	case ws.Signaled() && ws.Signal() == syscall.SIGKILL:
+		return 9
+	case ws.Exited() && ws.ExitStatus() == 3:
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "status", ws)
+	return 4
 }
