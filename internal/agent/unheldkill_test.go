@@ -1,0 +1,75 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/bulwark-sec/bulwark/internal/containerdtest"
+)
+
+// TestUnheldKillModes: the exec sensor's kill in the other cases.
+//   - prevent, a container in the host's pid namespace (vm.memfd_noexec
+//     cannot be set there): a memfd exec is killed and reported refused,
+//     reason memfd; runc exec still works (runc's memfd is exec'd in the
+//     host's cgroup).
+//   - detect with the sensor: the drifted binary on a fresh user-namespace
+//     tmpfs runs (it writes ESCAPED) and is reported, unheld-mount.
+//   - prevent with --exec-events=false: nothing kills it, and the
+//     container's gap is named.
+func TestUnheldKillModes(t *testing.T) {
+	c, addr := containerdtest.Start(t)
+	ctx := namespaces.WithNamespace(context.Background(), testNS)
+	img := importImage(t, ctx, c, probeImage(t, buildProbe(t)))
+	if !userNamespacesOpen() {
+		t.Skip("this node refuses unprivileged user namespaces")
+	}
+
+	var pcol collector
+	a, stop := startAgent(t, addr, ModePrevent, &pcol, func(c *Config) { c.ExecEventsDefault = true })
+	hp := startWatched(t, ctx, c, img, a, "hostpid", oci.WithHostNamespace(specs.PIDNamespace))
+	before := pcol.n.Load()
+	if got := hp.do(t, "memfd /bin/probe proc"); got != "err exit -1" { // the probe's status of a signalled child
+		t.Fatalf("prevent, host pid namespace: a memfd exec: %s, want killed", got)
+	}
+	if e := pcol.lastReason(before, "hostpid", ReasonMemfd); e == nil || e.Verdict != VerdictRefused {
+		t.Fatalf("prevent, host pid namespace: a memfd exec: event %+v, want refused as %s", e, ReasonMemfd)
+	}
+	if code := execIn(t, ctx, hp.task, "/bin/probe"); code != 2 {
+		t.Fatalf("prevent, host pid namespace: runc exec: exit %d, want 2 (its usage)", code)
+	}
+	removeTask(t, ctx, hp.task)
+	stop()
+
+	var dcol collector
+	d, stop := startAgent(t, addr, ModeDetect, &dcol, withExecEvents)
+	k := startWatched(t, ctx, c, img, d, "unhelddet")
+	before = dcol.n.Load()
+	if got := k.do(t, "userns /bin/probe tmpfs"); got != "ok" {
+		t.Fatalf("detect: the drifted binary on a user-namespace tmpfs: %s, want ok", got)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(k.sock), "ESCAPED")); err != nil {
+		t.Fatalf("detect: the drifted binary did not run: %v", err)
+	}
+	if e := dcol.lastReason(before, "unhelddet", ReasonUnheld); e == nil || e.Verdict != VerdictReported {
+		t.Fatalf("detect: event %+v, want reported as %s", e, ReasonUnheld)
+	}
+	removeTask(t, ctx, k.task)
+	stop()
+
+	var ocol collector
+	o, _ := startAgent(t, addr, ModePrevent, &ocol) // --exec-events=false
+	if o.procMon.Load() != nil {
+		t.Fatal("prevent with --exec-events=false: the exec sensor runs")
+	}
+	off := startWatched(t, ctx, c, img, o, "unheldoff")
+	if info, _ := o.Container("unheldoff"); info.MountGap == "" {
+		t.Fatal("prevent without the exec sensor: no gap named")
+	}
+	t.Logf("known gap without the exec sensor: userns tmpfs: %s", off.do(t, "userns /bin/probe tmpfs"))
+}
