@@ -136,7 +136,7 @@ func runIn(cgroup, prog, script string) (int, error) {
 
 // testCgroup makes a cgroup v2 directory (under name, relative to the
 // cgroup v2 mount, or a fresh one) and returns it and its id.
-func testCgroup(t *testing.T, name string) (string, uint64) {
+func testCgroup(t testing.TB, name string) (string, uint64) {
 	t.Helper()
 	root := cgroup2Root(t)
 	if name == "" {
@@ -161,7 +161,7 @@ func testCgroup(t *testing.T, name string) (string, uint64) {
 	return dir, st.Ino
 }
 
-func cgroup2Root(t *testing.T) string {
+func cgroup2Root(t testing.TB) string {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +179,7 @@ func cgroup2Root(t *testing.T) string {
 }
 
 // startSensor starts the sensor for t (root needed), closed at its end.
-func startSensor(t *testing.T) *Monitor {
+func startSensor(t testing.TB) *Monitor {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		if os.Getenv("BULWARK_REQUIRE_CONTAINERD") == "1" {
