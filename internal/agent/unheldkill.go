@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/bulwark-sec/bulwark/internal/execmon"
 )
@@ -21,7 +22,10 @@ import (
 // unheld-mount or memfd. In detect the same exec runs and is reported.
 //
 // In prevent with fanotify the sensor is on unless --exec-events=false;
-// without it the container's gap stays named (mounts.go).
+// without it the container's gap stays named (mounts.go). While a learning
+// window is open drift runs, so unheld execs are only reported; the kill
+// starts when the window locks (from the end of the window to the agent's
+// lock, at most its learning loop's tick, they run and are reported).
 
 // optBool is a boolean flag that knows whether it was given.
 type optBool struct{ set, v bool }
@@ -66,7 +70,7 @@ func (a *Agent) sensorWatch(c *container) {
 	if m == nil || a.fan == nil || c.canary {
 		return
 	}
-	kill := c.mode == ModePrevent
+	kill := c.mode == ModePrevent && !c.learn.open(time.Now()) // a learning window lets drift run: killed from its lock
 	err := errors.New("its cgroup v2 id is unknown")
 	if c.cgroup != 0 {
 		err = m.Hold(c.cgroup, append([]uint64{c.dev}, c.devs...), c.mounts)
@@ -87,6 +91,18 @@ func (a *Agent) sensorWatch(c *container) {
 	}
 	c.sensed = true
 	if kill && c.mountGap != "" {
+		c.mountGap = killGap(c.mountGap)
+	}
+}
+
+// sensorKill makes the exec sensor kill c's unheld execs once its learning
+// window is locked, in prevent. a.mu is held.
+func (a *Agent) sensorKill(c *container) {
+	if m := a.procMon.Load(); m != nil && c.sensed && c.mode == ModePrevent {
+		if err := m.Watch(c.cgroup, true); err != nil {
+			a.log.Error("the exec sensor does not kill unheld execs in this container", "container", c.id, "error", err.Error())
+			return
+		}
 		c.mountGap = killGap(c.mountGap)
 	}
 }
