@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
@@ -22,6 +23,8 @@ import (
 //     tmpfs runs (it writes ESCAPED) and is reported, unheld-mount.
 //   - prevent with --exec-events=false: nothing kills it, and the
 //     container's gap is named.
+//   - prevent in a learning window: it runs (reported), and is killed once
+//     the window locks.
 func TestUnheldKillModes(t *testing.T) {
 	c, addr := containerdtest.Start(t)
 	ctx := namespaces.WithNamespace(context.Background(), testNS)
@@ -72,4 +75,24 @@ func TestUnheldKillModes(t *testing.T) {
 		t.Fatal("prevent without the exec sensor: no gap named")
 	}
 	t.Logf("known gap without the exec sensor: userns tmpfs: %s", off.do(t, "userns /bin/probe tmpfs"))
+	removeTask(t, ctx, off.task)
+
+	var lcol collector
+	window := 2 * time.Second
+	l, _ := startAgent(t, addr, ModePrevent, &lcol, func(c *Config) {
+		c.ExecEventsDefault, c.Learn = true, LearnConfig{Window: window, Dir: t.TempDir()}
+	})
+	start := time.Now()
+	lk := startWatched(t, ctx, c, img, l, "unheldlearn")
+	before = lcol.n.Load()
+	if got := lk.do(t, "userns /bin/probe tmpfs"); got != "ok" {
+		t.Fatalf("prevent, learning window open: %s, want ok", got)
+	}
+	if e := lcol.lastReason(before, "unheldlearn", ReasonUnheld); e == nil || e.Verdict != VerdictReported {
+		t.Fatalf("prevent, learning window open: event %+v, want reported as %s", e, ReasonUnheld)
+	}
+	time.Sleep(time.Until(start.Add(window + time.Second)))
+	if got := lk.do(t, "userns /bin/probe tmpfs"); got != "killed" {
+		t.Fatalf("prevent, learning window locked: %s, want killed", got)
+	}
 }
