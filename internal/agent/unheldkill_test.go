@@ -96,3 +96,29 @@ func TestUnheldKillModes(t *testing.T) {
 		t.Fatalf("prevent, learning window locked: %s, want killed", got)
 	}
 }
+
+// TestUnheldKillDetached: a container with CAP_SYS_ADMIN runs a drifted
+// copy from a tmpfs mounted nowhere (fsopen, fsmount), which no mark can
+// hold: in prevent the exec sensor kills it before it runs and it is
+// reported refused, unheld-mount. Its gap stays named: it could leave its
+// cgroup.
+func TestUnheldKillDetached(t *testing.T) {
+	c, addr := containerdtest.Start(t)
+	ctx := namespaces.WithNamespace(context.Background(), testNS)
+	img := importImage(t, ctx, c, probeImage(t, buildProbe(t)))
+	var col collector
+	a, _ := startAgent(t, addr, ModePrevent, &col, func(c *Config) { c.ExecEventsDefault = true })
+	k := startWatched(t, ctx, c, img, a, "detached", oci.WithAddedCapabilities([]string{"CAP_SYS_ADMIN"}))
+	if got := k.do(t, "fsmount /bin/probe"); got != "killed" {
+		t.Fatalf("a drifted copy on a detached tmpfs: %s, want killed", got)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(k.sock), "ESCAPED")); err == nil {
+		t.Fatal("the drifted program ran before the kill")
+	}
+	if e := col.lastReason(0, "detached", ReasonUnheld); e == nil || e.Verdict != VerdictRefused {
+		t.Fatalf("event %+v, want refused as %s", e, ReasonUnheld)
+	}
+	if info, _ := a.Container("detached"); info.MountGap != killGap(gapSysAdmin) {
+		t.Fatalf("gap %q, want %q", info.MountGap, killGap(gapSysAdmin))
+	}
+}

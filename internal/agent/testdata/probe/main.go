@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -134,15 +136,21 @@ func do(args []string) string {
 		}
 		var ws syscall.WaitStatus
 		syscall.Wait4(pid, &ws, 0, nil)
-		switch ws.ExitStatus() {
-		case 0:
-			return "ok"
-		case 9:
-			return "killed"
-		case 10:
-			return "eperm"
+		return escapedStatus(ws.ExitStatus())
+	case args[0] == "fsmount" && len(args) == 2:
+		// A drifted copy of args[1] on a fresh tmpfs mounted nowhere
+		// (fsopen, fsmount; needs CAP_SYS_ADMIN), run through its
+		// descriptor.
+		mfd, err := detachedTmpfs()
+		if err != nil {
+			return errString(err)
 		}
-		return fmt.Sprintf("err exit %d", ws.ExitStatus())
+		defer syscall.Close(mfd)
+		dir := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), mfd)
+		if err := copyDrifted(args[1], dir+"/drift"); err != nil {
+			return errString(err)
+		}
+		return escapedStatus(runEscaped(dir + "/drift"))
 	case args[0] == "mount" && len(args) == 2:
 		// A tmpfs at args[1] in the container's own mount namespace (needs
 		// CAP_SYS_ADMIN).
@@ -280,7 +288,12 @@ func inNamespace(src, what string) int {
 			return 3
 		}
 	}
-	// The program's first act, if it runs, is /ctl/ESCAPED (exit 3).
+	return runEscaped(target)
+}
+
+// runEscaped runs target with "escaped": its first act, if it runs, is
+// /ctl/ESCAPED (exit 3). 0: it ran; 9: SIGKILL ended it; 10: EPERM.
+func runEscaped(target string) int {
 	pid, err := syscall.ForkExec(target, []string{target, "escaped"}, &syscall.ProcAttr{Env: []string{}})
 	if errors.Is(err, syscall.EPERM) {
 		return 10
@@ -299,4 +312,31 @@ func inNamespace(src, what string) int {
 	}
 	fmt.Fprintln(os.Stderr, "status", ws)
 	return 4
+}
+
+// escapedStatus names a runEscaped status.
+func escapedStatus(code int) string {
+	switch code {
+	case 0:
+		return "ok"
+	case 9:
+		return "killed"
+	case 10:
+		return "eperm"
+	}
+	return fmt.Sprintf("err exit %d", code)
+}
+
+// detachedTmpfs makes a tmpfs attached nowhere and returns its mount's
+// descriptor.
+func detachedTmpfs() (int, error) {
+	fs, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(fs)
+	if err := unix.FsconfigCreate(fs); err != nil {
+		return -1, err
+	}
+	return unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, 0)
 }
