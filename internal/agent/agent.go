@@ -138,8 +138,8 @@ type Stats struct {
 	EventsLost int64
 	// ProcessExecs and ProcessExits count the exec sensor's events in
 	// watched containers; ProcessLost the node's events its ring buffer
-	// dropped.
-	ProcessExecs, ProcessExits, ProcessConnects, ProcessLost int64
+	// dropped; ProcessKilled the unheld execs it killed (unheldkill.go).
+	ProcessExecs, ProcessExits, ProcessConnects, ProcessLost, ProcessKilled int64
 	// ExecutablesWritten counts files with an execute bit written in
 	// watched containers (--exec-events).
 	ExecutablesWritten int64
@@ -286,7 +286,7 @@ func (a *Agent) Stats() Stats {
 	s.Allowlists = a.allow.stats()
 	if m := a.procMon.Load(); m != nil {
 		if ps, err := m.Stats(); err == nil {
-			s.ProcessLost = int64(ps.Lost)
+			s.ProcessLost, s.ProcessKilled = int64(ps.Lost), int64(ps.Killed)
 		}
 	}
 	if a.lsm != nil {

@@ -327,8 +327,8 @@ func TestUserNamespaceMounts(t *testing.T) {
 	if code := execIn(t, ctx, open.task, "/bin/probe"); code != 2 { // its usage: it ran
 		t.Fatalf("prevent: runc exec into the container: exit %d, want 2", code)
 	}
-	if s, _ := a.procMon.Load().Stats(); s.Killed < 2 {
-		t.Fatalf("exec sensor stats %+v, want 2 killed", s)
+	if s := a.Stats(); s.ProcessKilled < 2 {
+		t.Fatalf("agent stats %+v, want 2 killed", s)
 	}
 
 	shut := startWatched(t, ctx, c, img, a, "usernsdef", seccomp.WithDefaultProfile())
