@@ -101,7 +101,9 @@ func TestUnheldKillModes(t *testing.T) {
 // copy from a tmpfs mounted nowhere (fsopen, fsmount), which no mark can
 // hold: in prevent the exec sensor kills it before it runs and it is
 // reported refused, unheld-mount. Its gap stays named: it could leave its
-// cgroup.
+// cgroup. A tmpfs it mounts later is held once marked: the image's program
+// copied there runs (fanotify allows it by content; the sensor does not
+// kill it).
 func TestUnheldKillDetached(t *testing.T) {
 	c, addr := containerdtest.Start(t)
 	ctx := namespaces.WithNamespace(context.Background(), testNS)
@@ -121,4 +123,24 @@ func TestUnheldKillDetached(t *testing.T) {
 	if info, _ := a.Container("detached"); info.MountGap != killGap(gapSysAdmin) {
 		t.Fatalf("gap %q, want %q", info.MountGap, killGap(gapSysAdmin))
 	}
+	if a.mountWatch == nil {
+		t.Skip("the kernel reports no mount attachments (Linux 6.15)")
+	}
+	held := func() int { // what the sensor was told it holds, told under a.mu
+		a.mu.RLock()
+		defer a.mu.RUnlock()
+		c := a.containers["detached"]
+		return len(c.devs) + len(c.mounts)
+	}
+	held0 := held()
+	k.doAll(t, "mount /late")
+	for deadline := time.Now().Add(5 * time.Second); ; sleepTick() {
+		if held() > held0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the mount attached later was never marked")
+		}
+	}
+	k.doAll(t, "same /bin/probe /late/probe", "run /late/probe")
 }
