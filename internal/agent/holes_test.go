@@ -330,6 +330,9 @@ func TestUserNamespaceMounts(t *testing.T) {
 	if s := a.Stats(); s.ProcessKilled < 2 {
 		t.Fatalf("agent stats %+v, want 2 killed", s)
 	}
+	if cs := a.canary.status(); !cs.OK || cs.Runs == 0 { // its drifted exec is in the agent's cgroup: not killed
+		t.Fatalf("the canary with the exec sensor's kill: %+v", cs)
+	}
 
 	shut := startWatched(t, ctx, c, img, a, "usernsdef", seccomp.WithDefaultProfile())
 	if info, _ := a.Container("usernsdef"); info.MountGap != "" {
