@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/bulwark-sec/bulwark/internal/execmon"
 )
 
@@ -39,6 +41,15 @@ func (o *optBool) Set(s string) error {
 	}
 	o.set, o.v = true, v
 	return nil
+}
+
+// execEventsFlag defines --exec-events on fs.
+func execEventsFlag(fs *pflag.FlagSet) *optBool {
+	var o optBool
+	fs.Var(&o, "exec-events", "report every exec and exit in watched containers (pid, parent, uid, path, argv) from the exec sensor: counted in the metrics, logged at debug level; "+
+		"unset: on in prevent with fanotify, where it kills execs from mounts the marks do not hold")
+	fs.Lookup("exec-events").NoOptDefVal = "true"
+	return &o
 }
 
 // defaultExecEvents turns the exec sensor on where prevent with fanotify

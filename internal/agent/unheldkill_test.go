@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,8 +11,10 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/spf13/pflag"
 
 	"github.com/bulwark-sec/bulwark/internal/containerdtest"
+	"github.com/bulwark-sec/bulwark/internal/fanotify"
 )
 
 // TestUnheldKillModes: the exec sensor's kill in the other cases.
@@ -143,4 +146,45 @@ func TestUnheldKillDetached(t *testing.T) {
 		}
 	}
 	k.doAll(t, "same /bin/probe /late/probe", "run /late/probe")
+}
+
+// TestExecEventsDefault: --exec-events given or not (flag, bare flag,
+// false, environment-style Set), and the sensor turned on only for prevent
+// with fanotify when it was not given.
+func TestExecEventsDefault(t *testing.T) {
+	for _, c := range []struct {
+		args     []string
+		env      string
+		set, val bool
+	}{{nil, "", false, false}, {[]string{"--exec-events"}, "", true, true}, {[]string{"--exec-events=false"}, "", true, false},
+		{nil, "false", true, false}, {nil, "maybe", false, false}} {
+		fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+		o := execEventsFlag(fs)
+		if err := fs.Parse(c.args); err != nil {
+			t.Fatal(err)
+		}
+		if c.env != "" { // as applyConfig sets it from the environment
+			if err := fs.Lookup("exec-events").Value.Set(c.env); (err != nil) != (c.env == "maybe") {
+				t.Fatalf("Set(%q): %v", c.env, err)
+			}
+		}
+		if o.set != c.set || o.v != c.val {
+			t.Errorf("%v %q: set %v value %v, want %v %v", c.args, c.env, o.set, o.v, c.set, c.val)
+		}
+	}
+	for _, c := range []struct {
+		mode         Mode
+		fan, dflt, v bool
+		want         bool
+	}{{ModePrevent, true, true, false, true}, {ModeDetect, true, true, false, false}, {ModePrevent, false, true, false, false},
+		{ModePrevent, true, false, false, false}, {ModeDetect, true, false, true, true}} {
+		a := &Agent{cfg: Config{Mode: c.mode, ExecEventsDefault: c.dflt, ExecEvents: c.v}, log: slog.New(slog.DiscardHandler)}
+		if c.fan {
+			a.fan = &fanotify.Listener{}
+		}
+		a.defaultExecEvents()
+		if a.cfg.ExecEvents != c.want {
+			t.Errorf("%+v: exec events %v", c, a.cfg.ExecEvents)
+		}
+	}
 }
