@@ -54,10 +54,12 @@ type Config struct {
 	// 30 s.
 	CanaryEvery time.Duration
 	// ExecEvents runs the exec sensor (procevents.go).
-	ExecEvents bool
+	ExecEvents        bool
+	ExecEventsDefault bool // ExecEvents not given: on in prevent with fanotify (unheldkill.go)
 	// NamespaceModes overrides Mode per namespace (modes.go).
 	NamespaceModes map[string]Mode
-	ModeRules      ModeRules // modes and learning windows by pod, workload, container, label (moderules.go)
+	// ModeRules: modes, learning windows by pod, workload, label (moderules.go).
+	ModeRules ModeRules
 	// Learn is the learning window (learn.go); a zero Window is none.
 	Learn LearnConfig
 	// Node names this node in learned lists.
@@ -138,8 +140,8 @@ type Stats struct {
 	EventsLost int64
 	// ProcessExecs and ProcessExits count the exec sensor's events in
 	// watched containers; ProcessLost the node's events its ring buffer
-	// dropped.
-	ProcessExecs, ProcessExits, ProcessConnects, ProcessLost int64
+	// dropped; ProcessKilled the unheld execs it killed (unheldkill.go).
+	ProcessExecs, ProcessExits, ProcessConnects, ProcessLost, ProcessKilled int64
 	// ExecutablesWritten counts files with an execute bit written in
 	// watched containers (--exec-events).
 	ExecutablesWritten int64
@@ -176,10 +178,8 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{cfg: cfg, log: cfg.Log, cache: allowlist.NewDigestCache(digestsPerNode),
 		containers: make(map[string]*container), byDev: make(map[uint64]*container), byCgroup: make(map[uint64]*container),
 		lists: make(map[string]*allowlist.List), ready: make(chan struct{}), memfdDev: memfdDevice()}
-	for ns, m := range cfg.NamespaceModes {
-		if _, err := ParseMode(string(m)); err != nil {
-			return nil, fmt.Errorf("namespace %q: %w", ns, err)
-		}
+	if err := cfg.checkModes(); err != nil { // modes.go
+		return nil, err
 	}
 	if a.strictest() != ModeOff {
 		if err := a.openMechanism(); err != nil { // mechanism.go
@@ -192,6 +192,7 @@ func New(cfg Config) (*Agent, error) {
 			}
 			a.loaderChecks = err == nil
 		}
+		a.defaultExecEvents() // unheldkill.go
 	}
 	return a, nil
 }
@@ -243,7 +244,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		g.Go(func() error { return a.learnLoop(ctx) })
 	}
 	if a.cfg.ExecEvents {
-		g.Go(func() error { return a.serveProcessEvents(ctx) })
+		if m := a.startSensor(); m != nil { // before adoption: prevent's kill needs it (unheldkill.go)
+			g.Go(func() error { return a.serveProcessEvents(ctx, m) })
+		}
 		if w, err := fanotify.NewNotify(); err == nil {
 			a.writes = w
 			g.Go(func() error { return a.serveWrites(ctx) })
@@ -283,7 +286,7 @@ func (a *Agent) Stats() Stats {
 	s.Allowlists = a.allow.stats()
 	if m := a.procMon.Load(); m != nil {
 		if ps, err := m.Stats(); err == nil {
-			s.ProcessLost = int64(ps.Lost)
+			s.ProcessLost, s.ProcessKilled = int64(ps.Lost), int64(ps.Killed)
 		}
 	}
 	if a.lsm != nil {

@@ -34,6 +34,8 @@ type container struct {
 	loaderEntry          bool     // its image's entrypoint is the ELF interpreter (loader.go)
 	mountGap             string   // why it can make mounts that are not held, "" if it cannot (mounts.go)
 	held                 []uint64 // devices of every filesystem marked for it (fanotify; unheld.go)
+	mounts               []uint64 // unique ids of the mounts marked alone (unheldkill.go)
+	sensed               bool     // the exec sensor knows it (unheldkill.go)
 	compiled             *allowlist.Compiled
 	labels               map[string]string // pod labels from CRI (status.go)
 	mode                 Mode
@@ -208,6 +210,7 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 		a.byCgroup[c2.cgroup] = c2
 	}
 	a.mu.Unlock()
+	a.sensorWatch(c2) // unheldkill.go
 	a.log.Info("watching container", "container", id, "namespace", ns, "image", list.Image, "allowed", list.Len(), "mode", c2.mode)
 	return nil
 }
@@ -251,6 +254,7 @@ func (a *Agent) unindex(c *container) {
 	}
 	if a.byCgroup[c.cgroup] == c {
 		delete(a.byCgroup, c.cgroup)
+		a.sensorUnwatch(c) // unheldkill.go
 	}
 }
 

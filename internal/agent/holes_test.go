@@ -274,15 +274,22 @@ func waitMarks(t *testing.T, a *Agent, fs, mnt int) (int, int) {
 // TestUserNamespaceMounts: what a process that can make a user and mount
 // namespace (no capability needed where the node and the container's
 // seccomp profile allow it) does against prevent. A copy of the root
-// overlay stays held (a filesystem mark); the agent names the container's
-// gap; under containerd's default seccomp profile the namespace cannot be
-// made, and the agent names no gap.
+// overlay stays held (a filesystem mark); a drifted binary on a fresh
+// tmpfs, or on the namespace's copy of a bind, no mark holds: the exec
+// sensor, on by default in prevent with fanotify, kills it before its
+// first instruction (it would write ESCAPED first) and it is reported
+// refused, unheld-mount; the container's gap is closed. An image program
+// from the namespace's copy of the root runs. Under containerd's default
+// seccomp profile the namespace cannot be made, and the agent names no gap.
 func TestUserNamespaceMounts(t *testing.T) {
 	c, addr := containerdtest.Start(t)
 	ctx := namespaces.WithNamespace(context.Background(), testNS)
 	img := importImage(t, ctx, c, probeImage(t, buildProbe(t)))
 	var col collector
-	a, _ := startAgent(t, addr, ModePrevent, &col, withExecEvents)
+	a, _ := startAgent(t, addr, ModePrevent, &col, func(c *Config) { c.ExecEventsDefault = true })
+	if a.procMon.Load() == nil {
+		t.Fatal("prevent with fanotify, --exec-events not given: the exec sensor is off")
+	}
 	open := startWatched(t, ctx, c, img, a, "userns")
 	open.doAll(t, "copy /bin/probe /ctl/drift", "copy /bin/probe /tmp/drift")
 	if !userNamespacesOpen() {
@@ -291,23 +298,40 @@ func TestUserNamespaceMounts(t *testing.T) {
 	if got := open.do(t, "userns /bin/probe /tmp/drift"); got != "eperm" {
 		t.Fatalf("the root overlay from a mount namespace of the process's own: %s, want eperm", got)
 	}
-	info, _ := a.Container("userns")
-	if info.MountGap == "" {
-		t.Fatal("a container without seccomp on a node with user namespaces: no gap named")
+	if info, _ := a.Container("userns"); info.MountGap != "" {
+		t.Fatalf("no seccomp, user namespaces open, the exec sensor kills: gap %q, want none", info.MountGap)
 	}
-	if cs := a.Containers(); len(cs) != 1 || cs[0].Gap != info.MountGap {
-		t.Fatalf("heartbeat containers %+v: want the gap %q reported", cs, info.MountGap)
-	}
-	// The known gap (docs/runtime.md): logged, not asserted.
-	for _, cmd := range []string{"userns /bin/probe /ctl/drift", "userns /bin/probe tmpfs"} {
-		t.Logf("known gap, no seccomp: %s: %s", cmd, open.do(t, cmd))
-	}
-	// The exec sensor saw the fresh tmpfs's exec, after the fact.
-	if e := col.lastReason(0, "userns", ReasonUnheld); e == nil || e.Verdict != VerdictReported {
-		t.Fatalf("the exec from a fresh tmpfs: event %+v, want reported as %s", e, ReasonUnheld)
+	escaped := filepath.Join(filepath.Dir(open.sock), "ESCAPED")
+	for _, cmd := range []string{"userns /bin/probe tmpfs", "userns /bin/probe /ctl/drift"} {
+		before := col.n.Load()
+		if got := open.do(t, cmd); got != "killed" {
+			t.Fatalf("prevent: %s: %s, want killed", cmd, got)
+		}
+		if _, err := os.Stat(escaped); err == nil {
+			t.Fatalf("prevent: %s: the drifted program ran before the kill", cmd)
+		}
+		if e := col.lastReason(before, "userns", ReasonUnheld); e == nil || e.Verdict != VerdictRefused {
+			t.Fatalf("prevent: %s: event %+v, want refused as %s", cmd, e, ReasonUnheld)
+		}
 	}
 	if e := col.lastReason(0, "userns", ReasonNotInImage); e == nil || !strings.HasSuffix(e.Path, "/tmp/drift") {
 		t.Fatalf("the root overlay from a namespace of the process's own: event %+v, want refused /tmp/drift", e)
+	}
+	// Not killed: an image program from the namespace's copy of the root,
+	// the container's own execs, runc exec into it.
+	if got := open.do(t, "userns /bin/probe /bin/probe"); got != "ok" {
+		t.Fatalf("prevent: the image's program from a namespace of the process's own: %s, want ok", got)
+	}
+	os.Remove(escaped)
+	open.doAll(t, "run /bin/probe")
+	if code := execIn(t, ctx, open.task, "/bin/probe"); code != 2 { // its usage: it ran
+		t.Fatalf("prevent: runc exec into the container: exit %d, want 2", code)
+	}
+	if s := a.Stats(); s.ProcessKilled < 2 {
+		t.Fatalf("agent stats %+v, want 2 killed", s)
+	}
+	if cs := a.canary.status(); !cs.OK || cs.Runs == 0 { // its drifted exec is in the agent's cgroup: not killed
+		t.Fatalf("the canary with the exec sensor's kill: %+v", cs)
 	}
 
 	shut := startWatched(t, ctx, c, img, a, "usernsdef", seccomp.WithDefaultProfile())

@@ -187,6 +187,7 @@ func (a *Agent) lock(ctx context.Context, l *learning) error {
 		for _, c := range a.containers {
 			if c.image == l.image {
 				c.relisted.Store(allowlist.Compile(list, verdictsPerContainer))
+				a.sensorKill(c) // unheldkill.go
 			}
 		}
 	}

@@ -36,7 +36,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	nss := fs.String("namespaces", "default,k8s.io", "containerd namespaces to watch, comma-separated")
 	inv := fs.String("inventory-dir", "", "directory of inventories (bulwark SBOM JSON) named <manifest digest hex>.json")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
-	execEvents := fs.Bool("exec-events", false, "report every exec and exit in watched containers (pid, parent, uid, path, argv) from the exec sensor: counted in the metrics, logged at debug level")
+	execEvents := execEventsFlag(fs) // unheldkill.go
 	replaceDrifted := fs.Bool("replace-drifted", false, "recreate a standalone container (not a Kubernetes pod) from its image on a fresh snapshot when an exec in it drifts")
 	nsModes := fs.String("namespace-modes", "", "modes per namespace overriding --mode, NS=MODE,...: a Kubernetes namespace (pod label) or a containerd namespace")
 	mrf := addModeRuleFlags(fs) // moderules.go
@@ -132,7 +132,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := Config{Mode: m, Address: *address, Namespaces: ns, InventoryDir: *inv, Log: log, Report: idn.report(outs.report(log)),
 		Mechanism: mc, AllowDegrade: *degrade, CanaryDir: *canaryDir, CanaryEvery: *of.heartbeat, Learn: lc, Node: *of.node, NamespaceModes: nm,
-		ExecEvents: *execEvents, ReplaceDrifted: *replaceDrifted, ModeRules: mr}
+		ExecEvents: execEvents.v, ExecEventsDefault: !execEvents.set, ReplaceDrifted: *replaceDrifted, ModeRules: mr}
 	if outs.sender != nil { // the server's scan is the allowlist (allowsrv.go)
 		cfg.Allowlists, cfg.AllowlistCache = outs.sender, *allowCache
 	}

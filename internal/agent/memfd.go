@@ -28,7 +28,9 @@ import (
 // memfdNoexec makes memfds unexecutable in the pid namespace of c's init,
 // pid; a failure is logged: memfd execs in c are then not refused.
 func (a *Agent) memfdNoexec(c *container, pid int) {
-	if err := setMemfdNoexec(pid); err != nil {
+	if err := setMemfdNoexec(pid); err != nil && a.procMon.Load() != nil {
+		a.log.Warn("memfd execs in this container are killed by the exec sensor, not refused", "container", c.id, "error", err.Error())
+	} else if err != nil {
 		a.log.Error("memfd execs are not refused in this container", "container", c.id, "error", err.Error())
 	}
 }

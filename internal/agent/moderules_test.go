@@ -235,3 +235,13 @@ func TestSubjectOf(t *testing.T) {
 		t.Fatalf("a standalone container: %+v", plain)
 	}
 }
+
+// TestNewRefusesBadRuleMode: a Config built in code is checked as the
+// flags are: a rule naming no mode is refused, naming the rule.
+func TestNewRefusesBadRuleMode(t *testing.T) {
+	_, err := New(Config{Mode: ModeOff, Log: slog.New(slog.DiscardHandler),
+		ModeRules: ModeRules{Rules: []ModeRule{{Namespace: "pay", Mode: "enforce", Text: "namespace=pay mode=enforce"}}}})
+	if err == nil || !strings.Contains(err.Error(), `"namespace=pay mode=enforce"`) {
+		t.Fatalf("New with a rule in mode enforce: %v", err)
+	}
+}

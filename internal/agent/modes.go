@@ -151,3 +151,18 @@ func parseNamespaceDurations(s string) (map[string]time.Duration, error) {
 	}
 	return out, nil
 }
+
+// checkModes refuses a Config whose namespace modes or rules name no mode.
+func (cfg Config) checkModes() error {
+	for ns, m := range cfg.NamespaceModes {
+		if _, err := ParseMode(string(m)); err != nil {
+			return fmt.Errorf("namespace %q: %w", ns, err)
+		}
+	}
+	for _, r := range cfg.ModeRules.Rules {
+		if _, err := ParseMode(string(r.Mode)); r.Mode != "" && err != nil {
+			return fmt.Errorf("mode rule %q: %w", r.Text, err)
+		}
+	}
+	return nil
+}

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/bulwark-sec/bulwark/internal/execmon"
 )
 
 // A container runs files from more than its root filesystem: containerd's
@@ -119,17 +121,17 @@ func (a *Agent) markContainer(c *container, root string) error {
 		return err
 	}
 	host, err := hostDevices()
-	var own, held []uint64
+	var own, held, mnts []uint64
 	if err == nil {
-		own, held, err = a.markMounts(c.pid, host)
+		own, held, mnts, err = a.markMounts(c.pid, host)
 	}
 	if err != nil {
 		a.log.Error("some mounts of the container are not watched: their execs are not held", "container", c.id, "error", err.Error())
 	}
-	c.devs, c.held = own, append(held, c.dev)
+	c.devs, c.held, c.mounts = own, append(held, c.dev), mnts
 	a.watchMountNS(c) // mountwatch.go
 	c.mountGap = mountGap(int(c.pid))
-	if c.mountGap != "" && c.mode == ModePrevent {
+	if c.mountGap != "" && c.mode == ModePrevent && a.procMon.Load() == nil { // else the exec sensor's kill closes it (unheldkill.go)
 		a.log.Error("prevent has a gap in this container: execs from mounts in namespaces its processes make are not held", "container", c.id, "why", c.mountGap)
 	}
 	if c.mode == ModePrevent {
@@ -140,33 +142,37 @@ func (a *Agent) markContainer(c *container, root string) error {
 
 // markMounts holds every exec-capable mount of the container whose init is
 // pid (mountinfo above) and returns the devices that are its own, to map to
-// it, and those of every mount marked. A mount it cannot mark is an error
-// (the others are marked): execs from it would not be held. host is what
-// hostDevices returns.
-func (a *Agent) markMounts(pid uint32, host map[uint64]bool) (own, held []uint64, err error) {
+// it, those of every mount marked, and the unique ids of the mounts marked
+// alone (the exec sensor's kill, unheldkill.go). A mount it cannot mark is
+// an error (the others are marked): execs from it would not be held. host
+// is what hostDevices returns.
+func (a *Agent) markMounts(pid uint32, host map[uint64]bool) (own, held, mnts []uint64, err error) {
 	p := strconv.Itoa(int(pid))
 	all, err := readMountinfo(p)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	root, err := unix.Open(filepath.Join(procRoot, p, "root"), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, nil, fmt.Errorf("opening the root of %s: %w", p, err)
+		return nil, nil, nil, fmt.Errorf("opening the root of %s: %w", p, err)
 	}
 	defer unix.Close(root)
 	var errs []error
 	for _, e := range execMounts(all) {
 		mine := e.root == "/" && !host[e.dev]
-		if err := a.markMount(root, e, mine); err != nil {
+		id, err := a.markMount(root, e, mine)
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		held = append(held, e.dev)
 		if mine {
 			own = append(own, e.dev)
+		} else {
+			mnts = append(mnts, id)
 		}
 	}
-	return own, held, errors.Join(errs...)
+	return own, held, mnts, errors.Join(errs...)
 }
 
 // hostDevices are the devices mounted in the agent's mount namespace,
@@ -185,26 +191,30 @@ func hostDevices() (map[uint64]bool, error) {
 
 // markMount marks one mount, reached from the container's root without
 // following a symlink (a process in the container may have planted one to
-// make the agent mark a host mount).
-func (a *Agent) markMount(root int, e mountEntry, whole bool) error {
+// make the agent mark a host mount), and returns its unique mount id.
+func (a *Agent) markMount(root int, e mountEntry, whole bool) (uint64, error) {
 	fd, err := unix.Openat2(root, e.point, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS})
 	if err != nil {
-		return fmt.Errorf("opening mount %q: %w", e.point, err)
+		return 0, fmt.Errorf("opening mount %q: %w", e.point, err)
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return fmt.Errorf("reading mount %q: %w", e.point, err)
+		return 0, fmt.Errorf("reading mount %q: %w", e.point, err)
 	}
 	if st.Dev != e.dev {
-		return fmt.Errorf("mount %q: device %d:%d, mountinfo says %d:%d (hidden by another mount, or moved)",
+		return 0, fmt.Errorf("mount %q: device %d:%d, mountinfo says %d:%d (hidden by another mount, or moved)",
 			e.point, unix.Major(st.Dev), unix.Minor(st.Dev), unix.Major(e.dev), unix.Minor(e.dev))
 	}
-	if err := a.fan.MarkExecFD(fd, !whole); err != nil {
-		return fmt.Errorf("mount %q (%s): %w", e.point, e.fstype, err)
+	id, err := execmon.MountID(fd)
+	if err != nil {
+		return 0, fmt.Errorf("mount %q: %w", e.point, err)
 	}
-	return nil
+	if err := a.fan.MarkExecFD(fd, !whole); err != nil {
+		return 0, fmt.Errorf("mount %q (%s): %w", e.point, e.fstype, err)
+	}
+	return id, nil
 }
 
 // Mounts attached later to the container's own mount namespace are
@@ -215,6 +225,9 @@ func (a *Agent) markMount(root int, e mountEntry, whole bool) error {
 // its copies; filesystem marks, the root's and /dev's, do hold them:
 // tested). A container that can make mount namespaces is named at
 // adoption.
+
+// gapSysAdmin is the gap of a container with CAP_SYS_ADMIN.
+const gapSysAdmin = "it has CAP_SYS_ADMIN: it can make mounts no report announces (new mount namespaces, detached mounts from fsmount or open_tree)"
 
 // mountGap says why a process of the container whose init is pid can make
 // mounts the agent does not hold, "" when it cannot (as far as the agent
@@ -238,7 +251,7 @@ func mountGap(pid int) string {
 		}
 	}
 	if capEff&(1<<unix.CAP_SYS_ADMIN) != 0 {
-		return "it has CAP_SYS_ADMIN: it can make mounts no report announces (new mount namespaces, detached mounts from fsmount or open_tree)"
+		return gapSysAdmin
 	}
 	if seccomp != "0" || !userNamespacesOpen() {
 		return ""

@@ -72,7 +72,7 @@ func (a *Agent) remark() {
 		return
 	}
 	for _, c := range cs {
-		own, held, err := a.markMounts(c.pid, host)
+		own, held, mnts, err := a.markMounts(c.pid, host)
 		if err != nil {
 			a.log.Error("some mounts of the container are not watched: their execs are not held", "container", c.id, "error", err.Error())
 		}
@@ -92,7 +92,8 @@ func (a *Agent) remark() {
 			if len(held) > len(c.held) {
 				a.log.Info("marked the mounts attached to a container", "container", c.id, "mounts", len(held)-len(c.held))
 			}
-			c.devs, c.held = own, held
+			a.sensorHold(c, own, mnts) // unheldkill.go
+			c.devs, c.held, c.mounts = own, held, mnts
 		}
 		a.mu.Unlock()
 	}

@@ -13,11 +13,13 @@ import (
 // shmem mount cannot be marked; in prevent vm.memfd_noexec refuses it,
 // memfd.go) and a file on a mount made after adoption (a fresh tmpfs in a
 // user and mount namespace of the process's own, mounts.go). The exec
-// sensor (--exec-events) sees them after the fact: an exec in a watched
-// container of a file whose filesystem no mark of the container holds is
-// reported, verdict reported (it ran), reason memfd or unheld-mount. A copy
-// of a bind mount in a new mount namespace has the bind's device: it is
-// not told apart.
+// sensor (--exec-events) tells them in the kernel (unheldkill.go): an exec
+// in a watched container of a file on no filesystem or mount its marks
+// hold is reported, reason memfd or unheld-mount, verdict refused where
+// prevent killed it, reported (it ran) in detect. Before the sensor knows
+// the container, the file's device alone is checked: a copy of a bind
+// mount in a new mount namespace has the bind's device and is not told
+// apart.
 
 // Reasons for execs the marks did not hold.
 const (
@@ -47,9 +49,12 @@ func memfdDevice() uint64 {
 // holds its file's filesystem.
 func (a *Agent) unheldExec(c *container, ev execmon.Event) {
 	dev := unix.Mkdev(ev.Dev>>20, ev.Dev&(1<<20-1)) // the kernel's encoding to stat's
-	a.mu.RLock()
-	held := len(c.held) == 0 || slices.Contains(c.held, dev) // none: BPF-LSM decides every exec by cgroup
-	a.mu.RUnlock()
+	held := !ev.Unheld
+	if !ev.Checked { // the sensor did not know c yet: by device
+		a.mu.RLock()
+		held = len(c.held) == 0 || slices.Contains(c.held, dev) // none: BPF-LSM decides every exec by cgroup
+		a.mu.RUnlock()
+	}
 	if a.fan == nil || held {
 		return
 	}
@@ -57,7 +62,13 @@ func (a *Agent) unheldExec(c *container, ev execmon.Event) {
 	if dev == a.memfdDev {
 		reason = ReasonMemfd
 	}
-	a.stats.reported.Add(1)
-	a.cfg.Report(Event{Time: time.Now().UTC(), Verdict: VerdictReported, Reason: reason, PID: int(ev.PID), Path: ev.Path,
+	verdict := VerdictReported
+	if ev.Killed {
+		verdict = VerdictRefused
+		a.stats.refused.Add(1)
+	} else {
+		a.stats.reported.Add(1)
+	}
+	a.cfg.Report(Event{Time: time.Now().UTC(), Verdict: verdict, Reason: reason, PID: int(ev.PID), Path: ev.Path,
 		Container: c.id, Namespace: c.namespace, Image: c.image})
 }

@@ -71,7 +71,9 @@ func guestKernel(t *testing.T) string {
 // new file in the writable layer, a copy made after the list and copied-up
 // files are refused, with the identities the kernel reports being the ones
 // compiled; the learning window (detect, learned through the container's
-// root, relisted in prevent at lock); then exec latency with and without
+// root, relisted in prevent at lock); a runc container on an overlay
+// root (where the host has runc), compiled through /proc/PID/root, whose
+// runc exec of a new file is refused; then exec latency with and without
 // the programs (printed and logged, not judged).
 func TestGuestBPFLSM(t *testing.T) {
 	if runtime.GOARCH != "amd64" {
@@ -141,6 +143,17 @@ func TestGuestBPFLSM(t *testing.T) {
 	} else if !overlayBuiltIn(kernel) {
 		skipOrFail(t, "the overlay case needs overlayfs: %v (apt-get install linux-image-amd64)", err)
 	}
+	// runc (Debian's, dynamic: libseccomp next to libc) for a real
+	// container on an overlay root, where the host has it.
+	withRunc := false
+	if rb, err := os.ReadFile("/usr/sbin/runc"); err == nil {
+		if sb, err := os.ReadFile("/lib/x86_64-linux-gnu/libseccomp.so.2"); err == nil {
+			withRunc = true
+			entries["usr"], entries["usr/sbin"], entries["run"] = initramfsEntry{mode: dirMode}, initramfsEntry{mode: dirMode}, initramfsEntry{mode: dirMode}
+			entries["usr/sbin/runc"] = initramfsEntry{mode: 0o100755, data: rb}
+			entries["lib/x86_64-linux-gnu/libseccomp.so.2"] = initramfsEntry{mode: 0o100644, data: sb}
+		}
+	}
 	initrd := filepath.Join(dir, "initramfs.cpio.gz")
 	f, err := os.Create(initrd)
 	if err != nil {
@@ -203,7 +216,10 @@ func TestGuestBPFLSM(t *testing.T) {
 		}
 		return false
 	}
-	if has("BULWARK ran escape") || has("BULWARK ran memfd") {
+	if withRunc && !(has("BULWARK runc exec listed ran") && has("BULWARK runc exec new file refused")) {
+		t.Fatalf("guest output lacks the runc case\n%s", tail(out, 4000))
+	}
+	if has("BULWARK ran escape") || has("BULWARK ran memfd") || has("BULWARK ran runc-escape") {
 		t.Fatalf("a drifted exec escaped in prevent")
 	}
 	for _, want := range []string{

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -61,6 +63,13 @@ func do(args []string) string {
 		return errString(run(args[1]))
 	case args[0] == "copy" && len(args) == 3:
 		return errString(copyDrifted(args[1], args[2]))
+	case args[0] == "same" && len(args) == 3:
+		// An exact copy of args[1]: the image's content at a new path.
+		b, err := os.ReadFile(args[1])
+		if err == nil {
+			err = os.WriteFile(args[2], b, 0o755)
+		}
+		return errString(err)
 	case args[0] == "modify" && len(args) == 2:
 		f, err := os.OpenFile(args[1], os.O_WRONLY|os.O_APPEND, 0)
 		if err == nil {
@@ -134,13 +143,21 @@ func do(args []string) string {
 		}
 		var ws syscall.WaitStatus
 		syscall.Wait4(pid, &ws, 0, nil)
-		switch ws.ExitStatus() {
-		case 0:
-			return "ok"
-		case 10:
-			return "eperm"
+		return escapedStatus(ws.ExitStatus())
+	case args[0] == "fsmount" && len(args) == 2:
+		// A drifted copy of args[1] on a fresh tmpfs mounted nowhere
+		// (fsopen, fsmount; needs CAP_SYS_ADMIN), run through its
+		// descriptor.
+		mfd, err := detachedTmpfs()
+		if err != nil {
+			return errString(err)
 		}
-		return fmt.Sprintf("err exit %d", ws.ExitStatus())
+		defer syscall.Close(mfd)
+		dir := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), mfd)
+		if err := copyDrifted(args[1], dir+"/drift"); err != nil {
+			return errString(err)
+		}
+		return escapedStatus(runEscaped(dir + "/drift"))
 	case args[0] == "mount" && len(args) == 2:
 		// A tmpfs at args[1] in the container's own mount namespace (needs
 		// CAP_SYS_ADMIN).
@@ -264,7 +281,8 @@ func errString(err error) string {
 
 // inNamespace runs in a mount namespace of its own: "tmpfs" mounts a fresh
 // tmpfs and runs a drifted copy of src from it; a path runs that file (a
-// copy of the container's mounts reaches it). 0: it ran; 10: EPERM.
+// copy of the container's mounts reaches it). 0: it ran (and wrote
+// /ctl/ESCAPED); 9: SIGKILL ended it; 10: EPERM.
 func inNamespace(src, what string) int {
 	target := what
 	if what == "tmpfs" {
@@ -277,13 +295,55 @@ func inNamespace(src, what string) int {
 			return 3
 		}
 	}
-	switch err := run(target); {
-	case err == nil:
-		return 0
-	case errors.Is(err, syscall.EPERM):
+	return runEscaped(target)
+}
+
+// runEscaped runs target with "escaped": its first act, if it runs, is
+// /ctl/ESCAPED (exit 3). 0: it ran; 9: SIGKILL ended it; 10: EPERM.
+func runEscaped(target string) int {
+	pid, err := syscall.ForkExec(target, []string{target, "escaped"}, &syscall.ProcAttr{Env: []string{}})
+	if errors.Is(err, syscall.EPERM) {
 		return 10
-	default:
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 4
 	}
+	var ws syscall.WaitStatus
+	syscall.Wait4(pid, &ws, 0, nil)
+	switch {
+	case ws.Signaled() && ws.Signal() == syscall.SIGKILL:
+		return 9
+	case ws.Exited() && ws.ExitStatus() == 3:
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "status", ws)
+	return 4
+}
+
+// escapedStatus names a runEscaped status.
+func escapedStatus(code int) string {
+	switch code {
+	case 0:
+		return "ok"
+	case 9:
+		return "killed"
+	case 10:
+		return "eperm"
+	}
+	return fmt.Sprintf("err exit %d", code)
+}
+
+// detachedTmpfs makes a tmpfs attached nowhere and returns its mount's
+// descriptor.
+func detachedTmpfs() (int, error) {
+	fs, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(fs)
+	if err := unix.FsconfigCreate(fs); err != nil {
+		return -1, err
+	}
+	return unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, 0)
 }

@@ -291,6 +291,9 @@ func overlay() error {
 	if err := overlayCase(ctx, enf, events, "ovl2", false); err != nil {
 		return err
 	}
-	return learning(ctx, enf, events) // learn.go
+	if err := learning(ctx, enf, events); err != nil { // learn.go
+		return err
+	}
+	return runcCase(ctx, enf, events) // runc.go
 
 }
