@@ -245,3 +245,24 @@ func TestNewRefusesBadRuleMode(t *testing.T) {
 		t.Fatalf("New with a rule in mode enforce: %v", err)
 	}
 }
+
+// TestMayPrevent: what is set up at start for prevent (the exec sensor's
+// kills) is set up on a node where the mode label can tighten a container
+// to prevent, not on one where nothing can be in prevent.
+func TestMayPrevent(t *testing.T) {
+	label := ModeRules{ModeLabel: LabelRuntimeMode}
+	for _, c := range []struct {
+		cfg  Config
+		want bool
+	}{
+		{Config{Mode: ModeDetect}, false},
+		{Config{Mode: ModeDetect, ModeRules: label}, true},
+		{Config{Mode: ModeOff, ModeRules: label}, false},
+		{Config{Mode: ModeOff, NamespaceModes: map[string]Mode{"pay": ModePrevent}}, true},
+		{Config{Mode: ModeOff, ModeRules: ModeRules{Rules: mustRules(t, "label:a=b mode=prevent")}}, true},
+	} {
+		if got := (&Agent{cfg: c.cfg}).mayPrevent(); got != c.want {
+			t.Errorf("mayPrevent(%+v) = %v, want %v", c.cfg, got, c.want)
+		}
+	}
+}

@@ -166,3 +166,11 @@ func (cfg Config) checkModes() error {
 	}
 	return nil
 }
+
+// mayPrevent reports whether a container may be in prevent: a rule says
+// so, or the mode label can tighten one (a node with any rule not off).
+// What is set up at start for prevent (the exec sensor's kills) follows it.
+func (a *Agent) mayPrevent() bool {
+	m := a.configuredStrictest()
+	return m == ModePrevent || (m != ModeOff && a.cfg.ModeRules.ModeLabel != "")
+}

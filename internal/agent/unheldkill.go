@@ -55,7 +55,7 @@ func execEventsFlag(fs *pflag.FlagSet) *optBool {
 // defaultExecEvents turns the exec sensor on where prevent with fanotify
 // needs it, when --exec-events was not given.
 func (a *Agent) defaultExecEvents() {
-	if a.cfg.ExecEventsDefault && !a.cfg.ExecEvents && a.fan != nil && a.strictest() == ModePrevent {
+	if a.cfg.ExecEventsDefault && !a.cfg.ExecEvents && a.fan != nil && a.mayPrevent() { // modes.go
 		a.cfg.ExecEvents = true
 		a.log.Info("exec sensor on: prevent kills execs from mounts fanotify's marks do not hold (--exec-events=false turns it off)")
 	}
