@@ -172,6 +172,25 @@ func glob(pattern, s string) bool {
 
 var modeRank = map[Mode]int{ModeOff: 0, ModeDetect: 1, ModePrevent: 2}
 
+// ruleHit is a rule that selects a container, and how specifically.
+type ruleHit struct {
+	r ModeRule
+	w int
+}
+
+// bestRule is the most specific of hits that keep, then the one first
+// puts first.
+func bestRule(hits []ruleHit, keep func(ModeRule) bool, first func(a, b ModeRule) bool) (ModeRule, bool) {
+	var b ruleHit
+	found := false
+	for _, h := range hits {
+		if keep(h.r) && (!found || h.w > b.w || h.w == b.w && first(h.r, b.r)) {
+			b, found = h, true
+		}
+	}
+	return b.r, found
+}
+
 // stricter reports whether a is stricter than b.
 func stricter(a, b Mode) bool { return modeRank[a] > modeRank[b] }
 
@@ -188,64 +207,45 @@ type modeDecision struct {
 // decide picks s's mode and learning window from rules over the defaults:
 // the most specific rule that sets one wins, then the strictest (a
 // shorter window is stricter: learning admits what is not in the image).
-// Rules that select by label, and the mode label, may only tighten what
-// the other rules give unless LabelsMayRelax.
+// Unless LabelsMayRelax, rules that select by label, and the mode label,
+// may only tighten what the other rules give: one that would relax is
+// left out (and said in Ignored) before the winner is picked.
 func (mr ModeRules) decide(rules []ModeRule, s subject, def Mode, learn time.Duration) modeDecision {
 	d := modeDecision{Mode: def, Learn: learn}
-	type best struct {
-		w       int
-		mode    Mode
-		dur     time.Duration
-		text    string
-		set     bool
-		byLabel bool
-	}
-	var mAll, mBase, lAll, lBase best
-	better := func(b *best, w int, stricterThan bool) bool {
-		return !b.set || w > b.w || w == b.w && stricterThan
-	}
+	var hits []ruleHit
 	for _, r := range rules {
-		w, ok := r.match(s)
-		if !ok {
-			continue
-		}
-		byLabel := len(r.Labels) > 0
-		if r.Mode != "" {
-			for _, b := range []*best{&mAll, &mBase} {
-				if (b == &mBase && byLabel) || !better(b, w, stricter(r.Mode, b.mode)) {
-					continue
-				}
-				*b = best{w: w, mode: r.Mode, text: r.Text, set: true, byLabel: byLabel}
-			}
-		}
-		if r.Learn != nil {
-			for _, b := range []*best{&lAll, &lBase} {
-				if (b == &lBase && byLabel) || !better(b, w, *r.Learn < b.dur) {
-					continue
-				}
-				*b = best{w: w, dur: *r.Learn, text: r.Text, set: true, byLabel: byLabel}
-			}
+		if w, ok := r.match(s); ok {
+			hits = append(hits, ruleHit{r, w})
 		}
 	}
-	if mBase.set {
-		d.Mode, d.ModeRule = mBase.mode, mBase.text
+	byLabel := func(r ModeRule) bool { return len(r.Labels) > 0 }
+	modeFirst := func(a, b ModeRule) bool { return stricter(a.Mode, b.Mode) }
+	if r, ok := bestRule(hits, func(r ModeRule) bool { return r.Mode != "" && !byLabel(r) }, modeFirst); ok {
+		d.Mode, d.ModeRule = r.Mode, r.Text
 	}
-	if mAll.byLabel {
-		if mr.LabelsMayRelax || stricter(mAll.mode, d.Mode) {
-			d.Mode, d.ModeRule = mAll.mode, mAll.text
-		} else if mAll.mode != d.Mode {
-			d.Ignored = append(d.Ignored, fmt.Sprintf("rule %q: a label may not relax mode %s to %s", mAll.text, d.Mode, mAll.mode))
+	floor := d.Mode
+	if r, ok := bestRule(hits, func(r ModeRule) bool {
+		if r.Mode == "" || !byLabel(r) || mr.LabelsMayRelax || !stricter(floor, r.Mode) {
+			return r.Mode != ""
 		}
+		d.Ignored = append(d.Ignored, fmt.Sprintf("rule %q: a label may not relax mode %s to %s", r.Text, floor, r.Mode))
+		return false
+	}, modeFirst); ok {
+		d.Mode, d.ModeRule = r.Mode, r.Text
 	}
-	if lBase.set {
-		d.Learn, d.LearnRule = lBase.dur, lBase.text
+	learnFirst := func(a, b ModeRule) bool { return *a.Learn < *b.Learn }
+	if r, ok := bestRule(hits, func(r ModeRule) bool { return r.Learn != nil && !byLabel(r) }, learnFirst); ok {
+		d.Learn, d.LearnRule = *r.Learn, r.Text
 	}
-	if lAll.byLabel {
-		if mr.LabelsMayRelax || lAll.dur < d.Learn {
-			d.Learn, d.LearnRule = lAll.dur, lAll.text
-		} else if lAll.dur != d.Learn {
-			d.Ignored = append(d.Ignored, fmt.Sprintf("rule %q: a label may not lengthen the learning window %s to %s", lAll.text, d.Learn, lAll.dur))
+	window := d.Learn
+	if r, ok := bestRule(hits, func(r ModeRule) bool {
+		if r.Learn == nil || !byLabel(r) || mr.LabelsMayRelax || *r.Learn <= window {
+			return r.Learn != nil
 		}
+		d.Ignored = append(d.Ignored, fmt.Sprintf("rule %q: a label may not lengthen the learning window %s to %s", r.Text, window, *r.Learn))
+		return false
+	}, learnFirst); ok {
+		d.Learn, d.LearnRule = *r.Learn, r.Text
 	}
 	if mr.ModeLabel == "" {
 		return d

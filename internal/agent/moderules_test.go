@@ -128,10 +128,12 @@ func TestModeRulePrecedence(t *testing.T) {
 // author the labels containerd copies from the image config), so a rule
 // by label or the mode label may make a container's mode stricter or its
 // learning window shorter than the other rules give, never the reverse,
-// unless LabelsMayRelax; a bad mode label is ignored, not obeyed.
+// unless LabelsMayRelax (a rule that would relax is left out before the
+// most specific is picked); a bad mode label is ignored, not obeyed.
 func TestLabelsOnlyTighten(t *testing.T) {
 	rules := append(namespaceRules(map[string]Mode{"pay": ModePrevent}, nil),
-		mustRules(t, "label:tier=dev mode=off learn=1h, label:tier=critical mode=prevent learn=0s, namespace=pay label:debug=true mode=detect")...)
+		mustRules(t, "label:tier=dev mode=off learn=1h, label:tier=critical mode=prevent learn=0s, namespace=pay label:debug=true mode=detect,"+
+			"label:tier=dev label:debug=true mode=off, label:team=x mode=prevent")...)
 	mr := ModeRules{ModeLabel: LabelRuntimeMode}
 	sub := func(ns string, labels ...string) subject {
 		s := subject{ns: "k8s.io", podNS: ns, pod: "p", labels: map[string]string{}}
@@ -155,6 +157,7 @@ func TestLabelsOnlyTighten(t *testing.T) {
 		{"mode label tightens", sub("web", LabelRuntimeMode+"=prevent"), false, ModePrevent, 10 * time.Minute, 0},
 		{"mode label may not relax", sub("pay", LabelRuntimeMode+"=off"), false, ModePrevent, 10 * time.Minute, 1},
 		{"mode label after a refused label rule", sub("web", "tier=dev", LabelRuntimeMode+"=off"), false, ModeDetect, 10 * time.Minute, 3},
+		{"a refused label rule does not hide a less specific one that tightens", sub("web", "tier=dev", "debug=true", "team=x"), false, ModePrevent, 10 * time.Minute, 3},
 		{"bad mode label ignored", sub("web", LabelRuntimeMode+"=Prevent;off"), false, ModeDetect, 10 * time.Minute, 1},
 		{"relax allowed: label rule", sub("web", "tier=dev"), true, ModeOff, time.Hour, 0},
 		{"relax allowed: mode label", sub("pay", LabelRuntimeMode+"=detect"), true, ModeDetect, 10 * time.Minute, 0},
