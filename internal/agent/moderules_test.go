@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -267,5 +268,24 @@ func TestMayPrevent(t *testing.T) {
 		if got := (&Agent{cfg: c.cfg}).mayPrevent(); got != c.want {
 			t.Errorf("mayPrevent(%+v) = %v, want %v", c.cfg, got, c.want)
 		}
+	}
+}
+
+// BenchmarkDecide: choosing a container's mode among 100 rules (once per
+// container start).
+func BenchmarkDecide(b *testing.B) {
+	var rs []string
+	for i := range 100 {
+		rs = append(rs, fmt.Sprintf("namespace=ns%d workload=w%d label:team=t%d mode=prevent learn=%dm", i%10, i, i%7, i%5))
+	}
+	rules, err := ParseModeRules(strings.Join(rs, ","))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := subject{ns: "k8s.io", podNS: "ns3", pod: "w13-5d9-x", workload: "w13", container: "app",
+		labels: map[string]string{"team": "t6", "tier": "dev", LabelRuntimeMode: "detect"}}
+	mr := ModeRules{Rules: rules, ModeLabel: LabelRuntimeMode}
+	for b.Loop() {
+		mr.decide(rules, s, ModeDetect, 0)
 	}
 }
