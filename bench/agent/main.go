@@ -33,6 +33,7 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/agent"
 	"github.com/bulwark-sec/bulwark/internal/allowlist"
 	"github.com/bulwark-sec/bulwark/internal/canary"
+	"github.com/bulwark-sec/bulwark/internal/fanotify"
 	"github.com/bulwark-sec/bulwark/internal/sbom"
 )
 
@@ -40,7 +41,7 @@ func main() {
 	canary.MaybeHelper()
 	switch os.Getenv("BENCH_ROLE") {
 	case "storm":
-		storm()
+		stormRole()
 		return
 	case "latency":
 		latencyRole()
@@ -50,6 +51,9 @@ func main() {
 	dur := flag.Duration("duration", 10*time.Second, "length of each (a) run")
 	lat := flag.Int("latency-execs", 2000, "execs per side for (b)")
 	containers := flag.Int("containers", 100, "containers for (c)")
+	flag.DurationVar(&spin, "spin", fanotify.DefaultSpin, "the +spin listeners' spin")
+	flag.StringVar(&files, "files", "known,true", "files for (b)")
+	flag.IntVar(&stormRounds, "storm-rounds", 1, "rounds of (a) through every listener")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "bench/agent: needs root (fanotify, mounts)")
@@ -60,6 +64,12 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+var (
+	stormRounds int
+	spin        time.Duration
+	files       string
+)
 
 func run(rates string, dur time.Duration, latN, nContainers int) error {
 	load := func() string {
@@ -112,47 +122,29 @@ func run(rates string, dur time.Duration, latN, nContainers int) error {
 			}
 		}
 	}
-	// (b) first, on an unwatched tmpfs then the same file watched.
-	for _, f := range []string{"known", "true"} {
-		if err := latency(a, dirs[0], f, list, latN); err != nil {
+	// (b) first, on an unwatched tmpfs, then the same file watched by each
+	// listener in turn.
+	sides := listeners(a, list)
+	for _, f := range strings.Split(files, ",") {
+		if err := latency(sides, dirs[0], f, latN); err != nil {
 			return err
 		}
 	}
-	// (a) exec storms of drifted execs in place (each one an event the agent
-	// must answer: refused with EPERM).
-	if err := a.WatchDir("storm", "bench", "", dirs[0], list); err != nil {
-		return err
-	}
+	// (a) exec storms of drifted execs in place (each one an event the
+	// listener must answer: refused with EPERM), each rate run by every
+	// listener in turn so that the machine's load falls on all alike.
 	for _, r := range strings.Split(rates, ",") {
 		rate, err := strconv.Atoi(strings.TrimSpace(r))
 		if err != nil || rate < 0 {
 			return fmt.Errorf("rate %q", r)
 		}
-		before := a.Stats()
-		rb := reported.Load()
-		cpu0 := cpuTime()
-		t0 := time.Now()
-		cmd := exec.Command(os.Args[0])
-		cmd.Env = []string{"BENCH_ROLE=storm", "BENCH_FILE=" + filepath.Join(dirs[0], "drift"), "BENCH_RATE=" + strconv.Itoa(rate), "BENCH_DURATION=" + dur.String()}
-		out, err := cmd.Output()
-		if err != nil {
-			return fmt.Errorf("storm at %d/s: %v", rate, err)
+		for round := 0; round < stormRounds; round++ {
+			for _, sd := range sides[1:] {
+				if err := storm(sd, a, list, dirs[0], rate, dur, &reported, load); err != nil {
+					return err
+				}
+			}
 		}
-		el := time.Since(t0)
-		cpu := cpuTime() - cpu0
-		after := a.Stats()
-		var attempts, eperm int64
-		fmt.Sscanf(string(out), "%d %d", &attempts, &eperm)
-		decided := after.Execs - before.Execs
-		target := "flat out"
-		if rate > 0 {
-			target = strconv.Itoa(rate) + "/s"
-		}
-		fmt.Printf("(a) %-9s attempts=%d refused=%d decided=%d reported=%d lost=%d rate=%.0f/s agent_cpu=%.1f%% of one core (load %s)\n",
-			target, attempts, eperm, decided, reported.Load()-rb, attempts-decided, float64(decided)/el.Seconds(), 100*cpu.Seconds()/el.Seconds(), load())
-	}
-	if err := a.UnwatchDir(dirs[0]); err != nil {
-		return err
 	}
 	// (c) 100 containers, each with its list compiled and its files seen.
 	for i, d := range dirs {
@@ -177,23 +169,29 @@ func digest(b []byte) string {
 	return allowlist.Digest(h).String()
 }
 
-// latency times fork+exec+wait of the known file in a child process,
-// alternating rounds unwatched and watched (agent in prevent, a cache hit
-// after the first).
-func latency(a *agent.Agent, dir, name string, list *allowlist.List, n int) error {
+// latency times fork+exec+wait of the file in a child process, in rounds
+// that go through every side in turn (unwatched, then each listener), so
+// that the machine's load falls on all alike.
+func latency(sides []side, dir, name string, n int) error {
 	file := filepath.Join(dir, name)
-	var without, with []float64
+	times := make([][]float64, len(sides))
+	events := make([]int64, len(sides))
 	const rounds = 10
 	for r := 0; r < rounds; r++ {
-		for _, watched := range []bool{false, true} {
-			if watched {
-				if err := a.WatchDir("lat", "bench", "", dir, list); err != nil {
+		for i, sd := range sides {
+			var stop func() int64
+			if sd.start != nil {
+				var err error
+				if stop, err = sd.start(dir, true); err != nil {
 					return err
 				}
 			}
 			cmd := exec.Command(os.Args[0])
 			cmd.Env = []string{"BENCH_ROLE=latency", "BENCH_FILE=" + file, "BENCH_N=" + strconv.Itoa(n/rounds)}
 			out, err := cmd.Output()
+			if stop != nil {
+				events[i] += stop()
+			}
 			var ee *exec.ExitError
 			if errors.As(err, &ee) {
 				return fmt.Errorf("latency round: %v: %s", err, ee.Stderr)
@@ -203,16 +201,7 @@ func latency(a *agent.Agent, dir, name string, list *allowlist.List, n int) erro
 			}
 			for _, f := range strings.Fields(string(out)) {
 				v, _ := strconv.ParseFloat(f, 64)
-				if watched {
-					with = append(with, v)
-				} else {
-					without = append(without, v)
-				}
-			}
-			if watched {
-				if err := a.UnwatchDir(dir); err != nil {
-					return err
-				}
+				times[i] = append(times[i], v)
 			}
 		}
 	}
@@ -221,9 +210,83 @@ func latency(a *agent.Agent, dir, name string, list *allowlist.List, n int) erro
 		sort.Float64s(s)
 		return s[int(p*float64(len(s)-1))]
 	}
-	mo, mw := q(without, 0.5), q(with, 0.5)
-	fmt.Printf("(b) fork+exec+wait of %q (listed), %d each: median without=%.0fus with=%.0fus added=%.1f%%; p10 %.0f/%.0fus; p90 %.0f/%.0fus\n",
-		name, len(with), mo, mw, 100*(mw-mo)/mo, q(without, 0.1), q(with, 0.1), q(without, 0.9), q(with, 0.9))
+	m0 := q(times[0], 0.5)
+	fmt.Printf("(b) fork+exec+wait of %q (listed), %d each, median / p10 / p90:\n", name, len(times[0]))
+	for i, sd := range sides {
+		m := q(times[i], 0.5)
+		fmt.Printf("    %-11s %5.0f / %5.0f / %5.0f us  added %+6.1f us (%+5.1f%%)  events/exec %.2f\n",
+			sd.name, m, q(times[i], 0.1), q(times[i], 0.9), m-m0, 100*(m-m0)/m0, float64(events[i])/float64(len(times[i])))
+	}
+	return nil
+}
+
+// side is one way to run the execs: unwatched (start nil) or under a
+// listener that start puts on dir, answering allow (or deny); stop removes
+// it and returns the events it answered.
+type side struct {
+	name  string
+	start func(dir string, allow bool) (stop func() int64, err error)
+}
+
+// listeners are the sides the bench compares: none, the floor listener and
+// the agent, each without and with the listener's spin.
+func listeners(a *agent.Agent, list *allowlist.List) []side {
+	floorSide := func(spin time.Duration) func(string, bool) (func() int64, error) {
+		return func(dir string, allow bool) (func() int64, error) {
+			f, err := startFloor(dir, allow, spin)
+			if err != nil {
+				return nil, err
+			}
+			return func() int64 { f.stop(); return f.events.Load() }, nil
+		}
+	}
+	agentSide := func(spin time.Duration) func(string, bool) (func() int64, error) {
+		return func(dir string, _ bool) (func() int64, error) {
+			a.SetExecSpin(spin)
+			before := a.Stats().Execs
+			if err := a.WatchDir("bench", "bench", "", dir, list); err != nil {
+				return nil, err
+			}
+			return func() int64 {
+				if err := a.UnwatchDir(dir); err != nil {
+					fmt.Fprintln(os.Stderr, "bench/agent: unwatching:", err)
+				}
+				return a.Stats().Execs - before
+			}, nil
+		}
+	}
+	return []side{{"none", nil},
+		{"floor", floorSide(0)}, {"floor+spin", floorSide(spin)},
+		{"agent", agentSide(0)}, {"agent+spin", agentSide(spin)}}
+}
+
+// storm runs the storm role against one listener: drifted execs at rate
+// (0: flat out) for dur, and prints what was refused, decided and lost.
+func storm(sd side, a *agent.Agent, list *allowlist.List, dir string, rate int, dur time.Duration, reported *atomic.Int64, load func() string) error {
+	stop, err := sd.start(dir, false)
+	if err != nil {
+		return err
+	}
+	rb := reported.Load()
+	cpu0 := cpuTime()
+	t0 := time.Now()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = []string{"BENCH_ROLE=storm", "BENCH_FILE=" + filepath.Join(dir, "drift"), "BENCH_RATE=" + strconv.Itoa(rate), "BENCH_DURATION=" + dur.String()}
+	out, err := cmd.Output()
+	el := time.Since(t0)
+	cpu := cpuTime() - cpu0
+	decided := stop()
+	if err != nil {
+		return fmt.Errorf("storm at %d/s: %v", rate, err)
+	}
+	var attempts, eperm int64
+	fmt.Sscanf(string(out), "%d %d", &attempts, &eperm)
+	target := "flat out"
+	if rate > 0 {
+		target = strconv.Itoa(rate) + "/s"
+	}
+	fmt.Printf("(a) %-8s %-10s attempts=%d refused=%d decided=%d reported=%d lost=%d rate=%.0f/s cpu=%.1f%% of one core (load %s)\n",
+		target, sd.name, attempts, eperm, decided, reported.Load()-rb, attempts-decided, float64(decided)/el.Seconds(), 100*cpu.Seconds()/el.Seconds(), load())
 	return nil
 }
 
@@ -251,10 +314,10 @@ func memory() (rss, hwm float64) {
 	return
 }
 
-// storm execs BENCH_FILE in place at BENCH_RATE per second (0: flat out)
+// stormRole execs BENCH_FILE in place at BENCH_RATE per second (0: flat out)
 // for BENCH_DURATION; every exec must fail with EPERM (an escape would
 // replace this process, which then prints nothing). Prints "attempts eperm".
-func storm() {
+func stormRole() {
 	file := os.Getenv("BENCH_FILE")
 	rate, _ := strconv.Atoi(os.Getenv("BENCH_RATE"))
 	dur, _ := time.ParseDuration(os.Getenv("BENCH_DURATION"))

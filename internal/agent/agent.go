@@ -309,15 +309,15 @@ func (a *Agent) serve(ctx context.Context) error {
 // With fast set it only answers what needs no hashing and returns false
 // for the rest, untouched.
 func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
-	id, ierr := allowlist.IdentityOf(ev.File)
+	id, ierr := allowlist.IdentityOfFd(ev.Fd)
 	c := a.owner(id, ierr, ev.PID)
 	if c == nil {
 		// Not a watched container's file or process (the host, or a
 		// runtime helper): out of scope, allowed.
+		a.answer(ev, true)
+		ev.Close()
 		a.stats.execs.Add(1)
 		a.stats.unattributed.Add(1)
-		a.answer(ev, true)
-		ev.File.Close()
 		return true
 	}
 	var d allowlist.Decision
@@ -330,21 +330,24 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 		if !ok {
 			return false
 		}
+		defer ev.Close() // after the answer
 	} else {
-		d, err = c.compiled.Check(ev.File, a.cache)
+		f := os.NewFile(uintptr(ev.Fd), "exec") // owns ev.Fd from here
+		defer f.Close()
+		d, err = c.compiled.Check(f, a.cache)
 	}
-	defer ev.File.Close()
-	a.stats.execs.Add(1)
 	if err == nil && d.Allowed {
-		a.stats.allowed.Add(1)
 		a.answer(ev, true)
+		a.stats.execs.Add(1)
+		a.stats.allowed.Add(1)
 		return true
 	}
+	a.stats.execs.Add(1)
 	prevent := c.mode == ModePrevent
 	var path string
 	learned := false
 	if err == nil && c.learn != nil {
-		path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(ev.File.Fd())))
+		path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(ev.Fd))
 		learned = c.learn.learn(d.Digest, path, time.Now())
 	}
 	// The caller waits for the answer: its process tree is whole now (a
@@ -376,7 +379,7 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 	} else {
 		e.Digest = d.Digest.String()
 	}
-	e.Path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(ev.File.Fd())))
+	e.Path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(ev.Fd))
 	e.Tree = tree
 	a.cfg.Report(e)
 	a.replaceLater(c)
@@ -493,4 +496,13 @@ func (a *Agent) UnwatchDir(dir string) error {
 	}
 	a.mu.Unlock()
 	return a.fan.UnmarkExec(dir)
+}
+
+// SetExecSpin sets how long the fanotify listener keeps reading after a
+// batch before it sleeps (fanotify.DefaultSpin unless set; zero never
+// spins): for bench/agent's A/B runs.
+func (a *Agent) SetExecSpin(d time.Duration) {
+	if a.fan != nil {
+		a.fan.SetSpin(d)
+	}
 }

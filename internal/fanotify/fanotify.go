@@ -5,6 +5,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -13,20 +14,29 @@ import (
 // Listener receives exec permission events and answers them. Read waits in
 // poll(2) on the caller's own thread, not in Go's network poller: one
 // wake-up per batch of events, the least an exec's round trip can cost.
+// After a batch it keeps reading for a short while (spin) when events have
+// been following each other closely: the loader's exec right after a
+// program's, or a burst of execs, is then read without a wake-up.
 type Listener struct {
 	fd, stop int // the fanotify descriptor; an eventfd that wakes Read on Close
 	once     sync.Once
 	closed   atomic.Bool
 	readers  sync.WaitGroup
+	spin     spinner
 }
 
-// Event is one exec held by the kernel until Allow or Deny is called. File
-// is the file being executed, read-only; PID is the process calling execve.
+// Event is one exec held by the kernel until Allow or Deny is called. Fd is
+// the file being executed, opened read-only by the kernel: the receiver
+// owns it and closes it (Close) after answering. PID is the process calling
+// execve.
 type Event struct {
-	File *os.File
+	Fd   int
 	PID  int
 	Mask uint64
 }
+
+// Close closes the event's file descriptor.
+func (e Event) Close() error { return unix.Close(e.Fd) }
 
 // New starts a listener. It needs CAP_SYS_ADMIN.
 func New() (*Listener, error) {
@@ -40,7 +50,9 @@ func New() (*Listener, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("starting fanotify: %w", err)
 	}
-	return &Listener{fd: fd, stop: stop}, nil
+	l := &Listener{fd: fd, stop: stop}
+	l.SetSpin(DefaultSpin)
+	return l, nil
 }
 
 // NewNotify starts a listener of notifications only (no permission
@@ -93,33 +105,16 @@ const metaSize = int(unsafe.Sizeof(unix.FanotifyEventMetadata{}))
 var ErrClosed = os.ErrClosed
 
 // Read waits for events and appends them to evs. The caller must answer
-// every returned event (Allow or Deny) and close its File.
+// every returned event (Allow or Deny) and close it.
 func (l *Listener) Read(buf []byte, evs []Event) ([]Event, error) {
 	l.readers.Add(1)
 	defer l.readers.Done()
 	if l.closed.Load() {
 		return evs, ErrClosed
 	}
-	var n int
-	for {
-		var err error
-		n, err = unix.Read(l.fd, buf)
-		if err == nil {
-			break
-		}
-		if err == unix.EINTR {
-			continue
-		}
-		if err != unix.EAGAIN {
-			return evs, fmt.Errorf("reading fanotify events: %w", err)
-		}
-		fds := []unix.PollFd{{Fd: int32(l.fd), Events: unix.POLLIN}, {Fd: int32(l.stop), Events: unix.POLLIN}}
-		if _, err := unix.Poll(fds, -1); err != nil && err != unix.EINTR {
-			return evs, fmt.Errorf("waiting for fanotify events: %w", err)
-		}
-		if fds[1].Revents != 0 {
-			return evs, ErrClosed
-		}
+	n, err := l.wait(buf)
+	if err != nil {
+		return evs, err
 	}
 	for off := 0; off+metaSize <= n; {
 		m := (*unix.FanotifyEventMetadata)(unsafe.Pointer(&buf[off]))
@@ -133,9 +128,67 @@ func (l *Listener) Read(buf []byte, evs []Event) ([]Event, error) {
 		if m.Mask&unix.FAN_Q_OVERFLOW != 0 || m.Fd < 0 {
 			continue
 		}
-		evs = append(evs, Event{File: os.NewFile(uintptr(m.Fd), "exec"), PID: int(m.Pid), Mask: m.Mask})
+		evs = append(evs, Event{Fd: int(m.Fd), PID: int(m.Pid), Mask: m.Mask})
 	}
 	return evs, nil
+}
+
+// wait fills buf with at least one event: by spinning when that has been
+// paying off, else by waiting in poll(2) first (the descriptor is usually
+// empty when Read is called: a read first would be one syscall more per
+// wake-up).
+func (l *Listener) wait(buf []byte) (int, error) {
+	start := time.Now()
+	if l.spin.want() {
+		for {
+			n, err := readNow(l.fd, buf)
+			if err == nil {
+				l.spin.hit()
+				return n, nil
+			}
+			if err != unix.EAGAIN && err != unix.EINTR {
+				return 0, fmt.Errorf("reading fanotify events: %w", err)
+			}
+			if time.Since(start) > l.spin.limit() || l.closed.Load() {
+				l.spin.miss()
+				break
+			}
+			if spinYield {
+				unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+			}
+		}
+	}
+	fds := []unix.PollFd{{Fd: int32(l.fd), Events: unix.POLLIN}, {Fd: int32(l.stop), Events: unix.POLLIN}}
+	for {
+		fds[0].Revents, fds[1].Revents = 0, 0
+		if _, err := unix.Poll(fds, -1); err != nil && err != unix.EINTR {
+			return 0, fmt.Errorf("waiting for fanotify events: %w", err)
+		}
+		if fds[1].Revents != 0 {
+			return 0, ErrClosed
+		}
+		if fds[0].Revents == 0 {
+			continue
+		}
+		n, err := readNow(l.fd, buf)
+		if err == nil {
+			l.spin.woke(time.Since(start))
+			return n, nil
+		}
+		if err != unix.EAGAIN && err != unix.EINTR {
+			return 0, fmt.Errorf("reading fanotify events: %w", err)
+		}
+	}
+}
+
+// readNow is a non-blocking read(2) of the (O_NONBLOCK) descriptor, made
+// without telling the Go scheduler: it cannot block.
+func readNow(fd int, buf []byte) (int, error) {
+	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }
 
 // Allow lets the exec of ev proceed.
@@ -144,11 +197,14 @@ func (l *Listener) Allow(ev Event) error { return l.respond(ev, unix.FAN_ALLOW) 
 // Deny makes the exec of ev fail with EPERM.
 func (l *Listener) Deny(ev Event) error { return l.respond(ev, unix.FAN_DENY) }
 
+// respond writes one answer: one write(2) per event is the API (writev is
+// refused, see docs/runtime.md). A write to fanotify does not block, so it
+// is made without telling the Go scheduler.
 func (l *Listener) respond(ev Event, verdict uint32) error {
-	r := unix.FanotifyResponse{Fd: int32(ev.File.Fd()), Response: verdict}
-	b := (*[8]byte)(unsafe.Pointer(&r))[:]
-	if _, err := unix.Write(l.fd, b); err != nil {
-		return fmt.Errorf("answering fanotify event of pid %d: %w", ev.PID, err)
+	r := unix.FanotifyResponse{Fd: int32(ev.Fd), Response: verdict}
+	_, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(l.fd), uintptr(unsafe.Pointer(&r)), unsafe.Sizeof(r))
+	if e != 0 {
+		return fmt.Errorf("answering fanotify event of pid %d: %w", ev.PID, e)
 	}
 	return nil
 }
@@ -168,3 +224,5 @@ func (l *Listener) Close() error {
 	})
 	return err
 }
+
+var spinYield = os.Getenv("FANOTIFY_SPIN_YIELD") != ""
