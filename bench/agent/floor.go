@@ -3,7 +3,6 @@ package main
 import (
 	"runtime"
 	"sync/atomic"
-	"time"
 
 	"github.com/bulwark-sec/bulwark/internal/fanotify"
 )
@@ -18,12 +17,11 @@ type floor struct {
 	done   chan struct{}
 }
 
-func startFloor(dir string, allow bool, spin time.Duration) (*floor, error) {
+func startFloor(dir string, allow bool) (*floor, error) {
 	l, err := fanotify.New()
 	if err != nil {
 		return nil, err
 	}
-	l.SetSpin(spin)
 	if err := l.MarkExec(dir); err != nil {
 		l.Close()
 		return nil, err

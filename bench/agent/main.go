@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,7 +34,6 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/agent"
 	"github.com/bulwark-sec/bulwark/internal/allowlist"
 	"github.com/bulwark-sec/bulwark/internal/canary"
-	"github.com/bulwark-sec/bulwark/internal/fanotify"
 	"github.com/bulwark-sec/bulwark/internal/sbom"
 )
 
@@ -51,9 +51,9 @@ func main() {
 	dur := flag.Duration("duration", 10*time.Second, "length of each (a) run")
 	lat := flag.Int("latency-execs", 2000, "execs per side for (b)")
 	containers := flag.Int("containers", 100, "containers for (c)")
-	flag.DurationVar(&spin, "spin", fanotify.DefaultSpin, "the +spin listeners' spin")
 	flag.StringVar(&files, "files", "known,true", "files for (b)")
-	flag.IntVar(&stormRounds, "storm-rounds", 1, "rounds of (a) through every listener")
+	flag.IntVar(&stormRounds, "storm-rounds", 3, "rounds of (a) through every listener, in a random order each")
+	flag.IntVar(&latRounds, "latency-rounds", 20, "rounds of (b) through every side, in a random order each")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "bench/agent: needs root (fanotify, mounts)")
@@ -67,7 +67,7 @@ func main() {
 
 var (
 	stormRounds int
-	spin        time.Duration
+	latRounds   int
 	files       string
 )
 
@@ -138,12 +138,24 @@ func run(rates string, dur time.Duration, latN, nContainers int) error {
 		if err != nil || rate < 0 {
 			return fmt.Errorf("rate %q", r)
 		}
+		res := make([]stormResult, len(sides))
 		for round := 0; round < stormRounds; round++ {
-			for _, sd := range sides[1:] {
-				if err := storm(sd, a, list, dirs[0], rate, dur, &reported, load); err != nil {
+			for _, i := range rand.Perm(len(sides) - 1) {
+				r, err := storm(sides[i+1], dirs[0], rate, dur, &reported)
+				if err != nil {
 					return err
 				}
+				res[i+1].add(r)
 			}
+		}
+		target := "flat out"
+		if rate > 0 {
+			target = strconv.Itoa(rate) + "/s"
+		}
+		for i, sd := range sides[1:] {
+			r := res[i+1]
+			fmt.Printf("(a) %-8s %-10s %d runs of %v: attempts=%d refused=%d decided=%d reported=%d lost=%d; median rate=%.0f/s cpu=%.1f%% of one core (load %s)\n",
+				target, sd.name, len(r.rates), dur, r.attempts, r.eperm, r.decided, r.reported, r.attempts-r.decided, median(r.rates), median(r.cpu), load())
 		}
 	}
 	// (c) 100 containers, each with its list compiled and its files seen.
@@ -176,9 +188,9 @@ func latency(sides []side, dir, name string, n int) error {
 	file := filepath.Join(dir, name)
 	times := make([][]float64, len(sides))
 	events := make([]int64, len(sides))
-	const rounds = 10
-	for r := 0; r < rounds; r++ {
-		for i, sd := range sides {
+	for r := 0; r < latRounds; r++ {
+		for _, i := range rand.Perm(len(sides)) {
+			sd := sides[i]
 			var stop func() int64
 			if sd.start != nil {
 				var err error
@@ -187,7 +199,7 @@ func latency(sides []side, dir, name string, n int) error {
 				}
 			}
 			cmd := exec.Command(os.Args[0])
-			cmd.Env = []string{"BENCH_ROLE=latency", "BENCH_FILE=" + file, "BENCH_N=" + strconv.Itoa(n/rounds)}
+			cmd.Env = []string{"BENCH_ROLE=latency", "BENCH_FILE=" + file, "BENCH_N=" + strconv.Itoa(n/latRounds)}
 			out, err := cmd.Output()
 			if stop != nil {
 				events[i] += stop()
@@ -205,11 +217,7 @@ func latency(sides []side, dir, name string, n int) error {
 			}
 		}
 	}
-	q := func(v []float64, p float64) float64 {
-		s := append([]float64(nil), v...)
-		sort.Float64s(s)
-		return s[int(p*float64(len(s)-1))]
-	}
+	q := quantile
 	m0 := q(times[0], 0.5)
 	fmt.Printf("(b) fork+exec+wait of %q (listed), %d each, median / p10 / p90:\n", name, len(times[0]))
 	for i, sd := range sides {
@@ -229,43 +237,51 @@ type side struct {
 }
 
 // listeners are the sides the bench compares: none, the floor listener and
-// the agent, each without and with the listener's spin.
+// the agent.
 func listeners(a *agent.Agent, list *allowlist.List) []side {
-	floorSide := func(spin time.Duration) func(string, bool) (func() int64, error) {
-		return func(dir string, allow bool) (func() int64, error) {
-			f, err := startFloor(dir, allow, spin)
-			if err != nil {
-				return nil, err
-			}
-			return func() int64 { f.stop(); return f.events.Load() }, nil
+	floor := func(dir string, allow bool) (func() int64, error) {
+		f, err := startFloor(dir, allow)
+		if err != nil {
+			return nil, err
 		}
+		return func() int64 { f.stop(); return f.events.Load() }, nil
 	}
-	agentSide := func(spin time.Duration) func(string, bool) (func() int64, error) {
-		return func(dir string, _ bool) (func() int64, error) {
-			a.SetExecSpin(spin)
-			before := a.Stats().Execs
-			if err := a.WatchDir("bench", "bench", "", dir, list); err != nil {
-				return nil, err
-			}
-			return func() int64 {
-				if err := a.UnwatchDir(dir); err != nil {
-					fmt.Fprintln(os.Stderr, "bench/agent: unwatching:", err)
-				}
-				return a.Stats().Execs - before
-			}, nil
+	agent := func(dir string, _ bool) (func() int64, error) {
+		before := a.Stats().Execs
+		if err := a.WatchDir("bench", "bench", "", dir, list); err != nil {
+			return nil, err
 		}
+		return func() int64 {
+			if err := a.UnwatchDir(dir); err != nil {
+				fmt.Fprintln(os.Stderr, "bench/agent: unwatching:", err)
+			}
+			return a.Stats().Execs - before
+		}, nil
 	}
-	return []side{{"none", nil},
-		{"floor", floorSide(0)}, {"floor+spin", floorSide(spin)},
-		{"agent", agentSide(0)}, {"agent+spin", agentSide(spin)}}
+	return []side{{"none", nil}, {"floor", floor}, {"agent", agent}}
+}
+
+// stormResult adds up the runs of one listener at one rate.
+type stormResult struct {
+	attempts, eperm, decided, reported int64
+	rates, cpu                         []float64
+}
+
+func (s *stormResult) add(r stormResult) {
+	s.attempts += r.attempts
+	s.eperm += r.eperm
+	s.decided += r.decided
+	s.reported += r.reported
+	s.rates = append(s.rates, r.rates...)
+	s.cpu = append(s.cpu, r.cpu...)
 }
 
 // storm runs the storm role against one listener: drifted execs at rate
-// (0: flat out) for dur, and prints what was refused, decided and lost.
-func storm(sd side, a *agent.Agent, list *allowlist.List, dir string, rate int, dur time.Duration, reported *atomic.Int64, load func() string) error {
+// (0: flat out) for dur.
+func storm(sd side, dir string, rate int, dur time.Duration, reported *atomic.Int64) (stormResult, error) {
 	stop, err := sd.start(dir, false)
 	if err != nil {
-		return err
+		return stormResult{}, err
 	}
 	rb := reported.Load()
 	cpu0 := cpuTime()
@@ -275,20 +291,27 @@ func storm(sd side, a *agent.Agent, list *allowlist.List, dir string, rate int, 
 	out, err := cmd.Output()
 	el := time.Since(t0)
 	cpu := cpuTime() - cpu0
-	decided := stop()
+	r := stormResult{decided: stop()}
 	if err != nil {
-		return fmt.Errorf("storm at %d/s: %v", rate, err)
+		return r, fmt.Errorf("storm at %d/s: %v", rate, err)
 	}
-	var attempts, eperm int64
-	fmt.Sscanf(string(out), "%d %d", &attempts, &eperm)
-	target := "flat out"
-	if rate > 0 {
-		target = strconv.Itoa(rate) + "/s"
-	}
-	fmt.Printf("(a) %-8s %-10s attempts=%d refused=%d decided=%d reported=%d lost=%d rate=%.0f/s cpu=%.1f%% of one core (load %s)\n",
-		target, sd.name, attempts, eperm, decided, reported.Load()-rb, attempts-decided, float64(decided)/el.Seconds(), 100*cpu.Seconds()/el.Seconds(), load())
-	return nil
+	fmt.Sscanf(string(out), "%d %d", &r.attempts, &r.eperm)
+	r.reported = reported.Load() - rb
+	r.rates = []float64{float64(r.decided) / el.Seconds()}
+	r.cpu = []float64{100 * cpu.Seconds() / el.Seconds()}
+	return r, nil
 }
+
+func quantile(v []float64, p float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[int(p*float64(len(s)-1))]
+}
+
+func median(v []float64) float64 { return quantile(v, 0.5) }
 
 func cpuTime() time.Duration {
 	var ru syscall.Rusage

@@ -497,12 +497,3 @@ func (a *Agent) UnwatchDir(dir string) error {
 	a.mu.Unlock()
 	return a.fan.UnmarkExec(dir)
 }
-
-// SetExecSpin sets how long the fanotify listener keeps reading after a
-// batch before it sleeps (fanotify.DefaultSpin unless set; zero never
-// spins): for bench/agent's A/B runs.
-func (a *Agent) SetExecSpin(d time.Duration) {
-	if a.fan != nil {
-		a.fan.SetSpin(d)
-	}
-}

@@ -5,7 +5,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -14,15 +13,11 @@ import (
 // Listener receives exec permission events and answers them. Read waits in
 // poll(2) on the caller's own thread, not in Go's network poller: one
 // wake-up per batch of events, the least an exec's round trip can cost.
-// After a batch it keeps reading for a short while (spin) when events have
-// been following each other closely: the loader's exec right after a
-// program's, or a burst of execs, is then read without a wake-up.
 type Listener struct {
 	fd, stop int // the fanotify descriptor; an eventfd that wakes Read on Close
 	once     sync.Once
 	closed   atomic.Bool
 	readers  sync.WaitGroup
-	spin     spinner
 }
 
 // Event is one exec held by the kernel until Allow or Deny is called. Fd is
@@ -50,9 +45,7 @@ func New() (*Listener, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("starting fanotify: %w", err)
 	}
-	l := &Listener{fd: fd, stop: stop}
-	l.SetSpin(DefaultSpin)
-	return l, nil
+	return &Listener{fd: fd, stop: stop}, nil
 }
 
 // NewNotify starts a listener of notifications only (no permission
@@ -133,31 +126,11 @@ func (l *Listener) Read(buf []byte, evs []Event) ([]Event, error) {
 	return evs, nil
 }
 
-// wait fills buf with at least one event: by spinning when that has been
-// paying off, else by waiting in poll(2) first (the descriptor is usually
-// empty when Read is called: a read first would be one syscall more per
-// wake-up).
+// wait fills buf with at least one event. It waits in poll(2) first: the
+// descriptor is usually empty when Read is called, and a read first would
+// be one syscall more per wake-up. (Spinning on non-blocking reads after a
+// batch instead of sleeping was measured and dropped: docs/runtime.md.)
 func (l *Listener) wait(buf []byte) (int, error) {
-	start := time.Now()
-	if l.spin.want() {
-		for {
-			n, err := readNow(l.fd, buf)
-			if err == nil {
-				l.spin.hit()
-				return n, nil
-			}
-			if err != unix.EAGAIN && err != unix.EINTR {
-				return 0, fmt.Errorf("reading fanotify events: %w", err)
-			}
-			if time.Since(start) > l.spin.limit() || l.closed.Load() {
-				l.spin.miss()
-				break
-			}
-			if spinYield {
-				unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
-			}
-		}
-	}
 	fds := []unix.PollFd{{Fd: int32(l.fd), Events: unix.POLLIN}, {Fd: int32(l.stop), Events: unix.POLLIN}}
 	for {
 		fds[0].Revents, fds[1].Revents = 0, 0
@@ -172,7 +145,6 @@ func (l *Listener) wait(buf []byte) (int, error) {
 		}
 		n, err := readNow(l.fd, buf)
 		if err == nil {
-			l.spin.woke(time.Since(start))
 			return n, nil
 		}
 		if err != unix.EAGAIN && err != unix.EINTR {
@@ -224,5 +196,3 @@ func (l *Listener) Close() error {
 	})
 	return err
 }
-
-var spinYield = os.Getenv("FANOTIFY_SPIN_YIELD") != ""
