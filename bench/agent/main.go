@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,6 +59,11 @@ func main() {
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "bench/agent: needs root (fanotify, mounts)")
 		os.Exit(2)
+	}
+	if p := os.Getenv("BENCH_CPUPROFILE"); p != "" {
+		f, _ := os.Create(p)
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
 	}
 	if err := run(*rates, *dur, *lat, *containers); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/agent:", err)

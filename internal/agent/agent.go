@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -347,7 +346,7 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 	var path string
 	learned := false
 	if err == nil && c.learn != nil {
-		path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(ev.Fd))
+		path = fdPath(ev.Fd)
 		learned = c.learn.learn(d.Digest, path, time.Now())
 	}
 	// The caller waits for the answer: its process tree is whole now (a
@@ -379,7 +378,7 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 	} else {
 		e.Digest = d.Digest.String()
 	}
-	e.Path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(ev.Fd))
+	e.Path = fdPath(ev.Fd)
 	e.Tree = tree
 	a.cfg.Report(e)
 	a.replaceLater(c)

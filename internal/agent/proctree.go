@@ -7,6 +7,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // maxTree bounds the ancestors procTree names.
@@ -73,4 +76,20 @@ func (c *treeCache) get(pid int) string {
 	c.m[pid] = treeEntry{tree, now}
 	c.mu.Unlock()
 	return tree
+}
+
+// fdPath names the file open at fd, a readlink of /proc/self/fd/N, with
+// one allocation (the name): it runs once per drifted exec, on the thread
+// that reads the next one.
+func fdPath(fd int) string {
+	var link [32]byte
+	p := append(strconv.AppendInt(append(link[:0], "/proc/self/fd/"...), int64(fd), 10), 0)
+	var buf [unix.PathMax]byte
+	cwd := unix.AT_FDCWD
+	n, _, e := unix.Syscall6(unix.SYS_READLINKAT, uintptr(cwd), uintptr(unsafe.Pointer(&p[0])),
+		uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0, 0)
+	if e != 0 {
+		return ""
+	}
+	return string(buf[:n])
 }
