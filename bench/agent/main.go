@@ -52,7 +52,7 @@ func main() {
 	dur := flag.Duration("duration", 10*time.Second, "length of each (a) run")
 	lat := flag.Int("latency-execs", 2000, "execs per side for (b)")
 	containers := flag.Int("containers", 100, "containers for (c)")
-	flag.StringVar(&files, "files", "known,true", "files for (b)")
+	flag.StringVar(&files, "files", "known,script,true", "files for (b)")
 	flag.IntVar(&stormRounds, "storm-rounds", 3, "rounds of (a) through every listener, in a random order each")
 	flag.IntVar(&latRounds, "latency-rounds", 20, "rounds of (b) through every side, in a random order each")
 	flag.Parse()
@@ -90,13 +90,19 @@ func run(rates string, dur time.Duration, latN, nContainers int) error {
 	defer os.RemoveAll(base)
 	prog := canary.Program()
 	known := append(append([]byte{}, prog...), "known"...)
+	// A script whose interpreter is on the same filesystem: two exec
+	// events per exec (the script, then the kernel's open of its
+	// interpreter), as a dynamic program's loader is inside a container.
+	// (/bin/true here has one: its loader is on the unwatched root.)
+	script := []byte("#!" + filepath.Join(base, "c0", "known") + "\n")
 	trueBin, err := os.ReadFile("/bin/true") // a real (dynamic) program
 	if err != nil {
 		return err
 	}
 	list, err := allowlist.FromInventory("sha256:"+strings.Repeat("b", 64), []sbom.File{
 		{Path: "/known", Type: "file", Mode: "0755", Digest: digest(known)},
-		{Path: "/true", Type: "file", Mode: "0755", Digest: digest(trueBin)}}, allowlist.Config{})
+		{Path: "/true", Type: "file", Mode: "0755", Digest: digest(trueBin)},
+		{Path: "/script", Type: "file", Mode: "0755", Digest: digest(script)}}, allowlist.Config{})
 	if err != nil {
 		return err
 	}
@@ -122,7 +128,7 @@ func run(rates string, dur time.Duration, latN, nContainers int) error {
 			return fmt.Errorf("mounting %q: %w", d, err)
 		}
 		defer unix.Unmount(d, unix.MNT_DETACH)
-		for name, content := range map[string][]byte{"known": known, "drift": append(append([]byte{}, prog...), "drift"...), "true": trueBin} {
+		for name, content := range map[string][]byte{"known": known, "drift": append(append([]byte{}, prog...), "drift"...), "true": trueBin, "script": script} {
 			if err := os.WriteFile(filepath.Join(d, name), content, 0o755); err != nil {
 				return err
 			}
