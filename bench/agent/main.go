@@ -26,6 +26,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -54,6 +55,7 @@ func main() {
 	containers := flag.Int("containers", 100, "containers for (c)")
 	flag.StringVar(&files, "files", "known,script,true", "files for (b)")
 	flag.IntVar(&stormRounds, "storm-rounds", 3, "rounds of (a) through every listener, in a random order each")
+	flag.IntVar(&storms, "storms", 1, "processes generating the flat-out storm of (a), each serial")
 	flag.IntVar(&latRounds, "latency-rounds", 20, "rounds of (b) through every side, in a random order each")
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -74,6 +76,7 @@ func main() {
 var (
 	stormRounds int
 	latRounds   int
+	storms      int
 	files       string
 )
 
@@ -298,16 +301,31 @@ func storm(sd side, dir string, rate int, dur time.Duration, reported *atomic.In
 	rb := reported.Load()
 	cpu0 := cpuTime()
 	t0 := time.Now()
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = []string{"BENCH_ROLE=storm", "BENCH_FILE=" + filepath.Join(dir, "drift"), "BENCH_RATE=" + strconv.Itoa(rate), "BENCH_DURATION=" + dur.String()}
-	out, err := cmd.Output()
+	n := 1
+	if rate == 0 {
+		n = storms // flat out: several generators, so events queue up
+	}
+	outs := make([][]byte, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = []string{"BENCH_ROLE=storm", "BENCH_FILE=" + filepath.Join(dir, "drift"), "BENCH_RATE=" + strconv.Itoa(rate), "BENCH_DURATION=" + dur.String()}
+		wg.Go(func() { outs[i], errs[i] = cmd.Output() })
+	}
+	wg.Wait()
 	el := time.Since(t0)
 	cpu := cpuTime() - cpu0
 	r := stormResult{decided: stop()}
-	if err != nil {
-		return r, fmt.Errorf("storm at %d/s: %v", rate, err)
+	for i := range n {
+		if errs[i] != nil {
+			return r, fmt.Errorf("storm at %d/s: %v", rate, errs[i])
+		}
+		var attempts, eperm int64
+		fmt.Sscanf(string(outs[i]), "%d %d", &attempts, &eperm)
+		r.attempts += attempts
+		r.eperm += eperm
 	}
-	fmt.Sscanf(string(out), "%d %d", &r.attempts, &r.eperm)
 	r.reported = reported.Load() - rb
 	r.rates = []float64{float64(r.decided) / el.Seconds()}
 	r.cpu = []float64{100 * cpu.Seconds() / el.Seconds()}
