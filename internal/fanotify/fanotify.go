@@ -169,9 +169,10 @@ func (l *Listener) Allow(ev Event) error { return l.respond(ev, unix.FAN_ALLOW) 
 // Deny makes the exec of ev fail with EPERM.
 func (l *Listener) Deny(ev Event) error { return l.respond(ev, unix.FAN_DENY) }
 
-// respond writes one answer: one write(2) per event is the API (writev is
-// refused, see docs/runtime.md). A write to fanotify does not block, so it
-// is made without telling the Go scheduler.
+// respond writes one answer, one write(2) per event (the kernel loops
+// writev(2) over answers, but one that fails silently drops the rest:
+// docs/decisions-runtime.md). A write to fanotify does not block, so it is
+// made without telling the Go scheduler.
 func (l *Listener) respond(ev Event, verdict uint32) error {
 	r := unix.FanotifyResponse{Fd: int32(ev.Fd), Response: verdict}
 	_, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(l.fd), uintptr(unsafe.Pointer(&r)), unsafe.Sizeof(r))
