@@ -170,7 +170,8 @@ func (l *Listener) Allow(ev Event) error { return l.respond(ev, unix.FAN_ALLOW) 
 func (l *Listener) Deny(ev Event) error { return l.respond(ev, unix.FAN_DENY) }
 
 // respond writes one answer, one write(2) per event (the kernel loops
-// writev(2) over answers, but one that fails silently drops the rest:
+// writev(2) over answers, but one that fails ends the call with a short
+// count, its error lost and the rest unanswered:
 // docs/decisions-runtime.md). A write to fanotify does not block, so it is
 // made without telling the Go scheduler.
 func (l *Listener) respond(ev Event, verdict uint32) error {
