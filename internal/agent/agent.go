@@ -102,9 +102,10 @@ type Agent struct {
 	learning   map[string]*learning       // by image manifest digest (learn.go)
 	ready      chan struct{}              // closed once existing containers are adopted
 	stats      stats
-	replacing  map[string]bool // containers being replaced (replace.go)
-	runCtx     context.Context // Run's, for background work
-	trees      treeCache       // process trees of drifted execs (proctree.go)
+	replacing  map[string]bool            // containers being replaced (replace.go)
+	runCtx     context.Context            // Run's, for background work
+	trees      recent[int]                // process trees of drifted execs by PID (proctree.go)
+	paths      recent[allowlist.Identity] // names of drifted files by identity
 }
 
 type stats struct {
@@ -353,7 +354,7 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 	// refused child exits right after).
 	var tree string
 	if !c.canary && !learned {
-		tree = a.trees.get(ev.PID)
+		tree = a.trees.get(ev.PID, func() string { return procTree(ev.PID) })
 	}
 	a.answer(ev, learned || !prevent)
 	if c.canary {
@@ -378,7 +379,11 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 	} else {
 		e.Digest = d.Digest.String()
 	}
-	e.Path = fdPath(ev.Fd)
+	if ierr == nil {
+		e.Path = a.paths.get(id, func() string { return fdPath(ev.Fd) })
+	} else {
+		e.Path = fdPath(ev.Fd)
+	}
 	e.Tree = tree
 	a.cfg.Report(e)
 	a.replaceLater(c)

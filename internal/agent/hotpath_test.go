@@ -70,7 +70,7 @@ func TestExecDescriptorsAnsweredAndClosedOnce(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(events) != rounds || events[0].Path != filepath.Join(root, "drift") || events[0].Verdict != VerdictRefused {
+	if len(events) != rounds || events[0].Path != filepath.Join(root, "drift") || events[rounds-1].Path != events[0].Path || events[0].Verdict != VerdictRefused {
 		t.Errorf("%d reports, first %+v; want %d refusals naming %s", len(events), events, rounds, filepath.Join(root, "drift"))
 	}
 }
