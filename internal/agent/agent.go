@@ -53,13 +53,20 @@ type Config struct {
 	// 30 s.
 	CanaryEvery time.Duration
 	// ExecEvents runs the exec sensor (procevents.go).
-	ExecEvents bool
+	ExecEvents        bool
+	ExecEventsDefault bool // ExecEvents not given: on in prevent with fanotify (unheldkill.go)
 	// NamespaceModes overrides Mode per namespace (modes.go).
 	NamespaceModes map[string]Mode
 	// Learn is the learning window (learn.go); a zero Window is none.
 	Learn LearnConfig
 	// Node names this node in learned lists.
 	Node string
+	// Allowlists, when set, answers each image's allowlist from the
+	// server's scan; InventoryDir and the content store are then the
+	// fallbacks (allowsrv.go). AllowlistCache keeps its answers on disk
+	// ("": in memory only).
+	Allowlists     AllowlistServer
+	AllowlistCache string
 }
 
 // Cache sizes: identities remembered per container and per node.
@@ -106,6 +113,12 @@ type Agent struct {
 	runCtx     context.Context            // Run's, for background work
 	trees      recent[int]                // process trees of drifted execs by PID (proctree.go)
 	paths      recent[allowlist.Identity] // names of drifted files by identity
+	allow      allowState                 // the server's allowlists (allowsrv.go)
+	// loaderChecks: the kernel shows the stacks that tell a direct exec of
+	// the ELF interpreter from its load for a program (loader.go).
+	loaderChecks bool
+	memfdDev     uint64             // the memfd filesystem's device (unheld.go)
+	mountWatch   *fanotify.Listener // mounts attached later (mountwatch.go)
 }
 
 type stats struct {
@@ -125,11 +138,13 @@ type Stats struct {
 	EventsLost int64
 	// ProcessExecs and ProcessExits count the exec sensor's events in
 	// watched containers; ProcessLost the node's events its ring buffer
-	// dropped.
-	ProcessExecs, ProcessExits, ProcessConnects, ProcessLost int64
+	// dropped; ProcessKilled the unheld execs it killed (unheldkill.go).
+	ProcessExecs, ProcessExits, ProcessConnects, ProcessLost, ProcessKilled int64
 	// ExecutablesWritten counts files with an execute bit written in
 	// watched containers (--exec-events).
 	ExecutablesWritten int64
+	// Allowlists count the lists made, by source (allowsrv.go).
+	Allowlists AllowlistStats
 }
 
 // New validates cfg and opens the enforcement mechanism.
@@ -160,7 +175,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: cfg.Log, cache: allowlist.NewDigestCache(digestsPerNode),
 		containers: make(map[string]*container), byDev: make(map[uint64]*container), byCgroup: make(map[uint64]*container),
-		lists: make(map[string]*allowlist.List), ready: make(chan struct{})}
+		lists: make(map[string]*allowlist.List), ready: make(chan struct{}), memfdDev: memfdDevice()}
 	for ns, m := range cfg.NamespaceModes {
 		if _, err := ParseMode(string(m)); err != nil {
 			return nil, fmt.Errorf("namespace %q: %w", ns, err)
@@ -170,6 +185,14 @@ func New(cfg Config) (*Agent, error) {
 		if err := a.openMechanism(); err != nil { // mechanism.go
 			return nil, err
 		}
+		if a.fan != nil {
+			err := stackReadable() // loader.go
+			if err != nil {
+				a.log.Error("direct execs of the ELF interpreter (the loader trick) are not refused: kernel stacks are unreadable", "error", err.Error())
+			}
+			a.loaderChecks = err == nil
+		}
+		a.defaultExecEvents() // unheldkill.go
 	}
 	return a, nil
 }
@@ -193,6 +216,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			<-ctx.Done()
 			return a.fan.Close() // wakes serve; the kernel allows what is pending
 		})
+		if a.mountWatch = a.startMountWatch(); a.mountWatch != nil { // mountwatch.go
+			g.Go(func() error { return a.serveMounts(ctx) })
+			g.Go(func() error {
+				<-ctx.Done()
+				return a.mountWatch.Close()
+			})
+		}
 	}
 	if a.lsm != nil {
 		g.Go(a.serveLSM)
@@ -214,7 +244,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		g.Go(func() error { return a.learnLoop(ctx) })
 	}
 	if a.cfg.ExecEvents {
-		g.Go(func() error { return a.serveProcessEvents(ctx) })
+		if m := a.startSensor(); m != nil { // before adoption: prevent's kill needs it (unheldkill.go)
+			g.Go(func() error { return a.serveProcessEvents(ctx, m) })
+		}
 		if w, err := fanotify.NewNotify(); err == nil {
 			a.writes = w
 			g.Go(func() error { return a.serveWrites(ctx) })
@@ -223,6 +255,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	g.Go(func() error { return a.watch(ctx) })
+	g.Go(func() error { return a.upgradeLists(ctx) }) // allowupgrade.go
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		return nil
@@ -250,9 +283,10 @@ func (a *Agent) Stats() Stats {
 		Reported: a.stats.reported.Load(), Unattributed: a.stats.unattributed.Load(), ByCgroup: a.stats.byCgroup.Load(), Hashed: a.cache.Hashed}
 	s.ProcessExecs, s.ProcessExits, s.ProcessConnects = a.stats.procExecs.Load(), a.stats.procExits.Load(), a.stats.procConnects.Load()
 	s.ExecutablesWritten = a.stats.execWrites.Load()
+	s.Allowlists = a.allow.stats()
 	if m := a.procMon.Load(); m != nil {
 		if ps, err := m.Stats(); err == nil {
-			s.ProcessLost = int64(ps.Lost)
+			s.ProcessLost, s.ProcessKilled = int64(ps.Lost), int64(ps.Killed)
 		}
 	}
 	if a.lsm != nil {
@@ -325,7 +359,7 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 	if fast {
 		var ok bool
 		if ierr == nil {
-			d, ok = c.compiled.Lookup(id)
+			d, ok = c.rules().Lookup(id)
 		}
 		if !ok {
 			return false
@@ -334,12 +368,15 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 	} else {
 		f := os.NewFile(uintptr(ev.Fd), "exec") // owns ev.Fd from here
 		defer f.Close()
-		d, err = c.compiled.Check(f, a.cache)
+		d, err = c.rules().Check(f, a.cache)
 	}
+	loader := err == nil && d.Allowed && a.directLoader(c, ev.PID, d.ImagePath) // loader.go
+	d.Allowed = d.Allowed && !loader
 	if err == nil && d.Allowed {
 		a.answer(ev, true)
 		a.stats.execs.Add(1)
 		a.stats.allowed.Add(1)
+		c.ran.exec(d.Digest, d.ImagePath) // after the answer: the exec does not wait for it (ran.go)
 		return true
 	}
 	a.stats.execs.Add(1)
@@ -364,6 +401,7 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 		Container: c.id, Namespace: c.namespace, Image: c.image}
 	if learned {
 		e.Reason, e.Digest, e.Path = ReasonLearning, d.Digest.String(), path
+		c.ran.exec(d.Digest, path)
 		a.stats.reported.Add(1)
 		a.cfg.Report(e)
 		return true
@@ -379,10 +417,16 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 	} else {
 		e.Digest = d.Digest.String()
 	}
+	if loader {
+		e.Reason = ReasonLoader
+	}
 	if ierr == nil {
 		e.Path = a.paths.get(id, func() string { return fdPath(ev.Fd) })
 	} else {
 		e.Path = fdPath(ev.Fd)
+	}
+	if err == nil && !prevent {
+		c.ran.exec(d.Digest, e.Path) // it ran (detect)
 	}
 	e.Tree = tree
 	a.cfg.Report(e)

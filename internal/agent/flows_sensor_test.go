@@ -29,14 +29,12 @@ func TestConnectsFeedFlows(t *testing.T) {
 	a.flowTracker.Store(tr)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.serveProcessEvents(ctx) }()
-	defer func() { cancel(); <-done }()
-	for deadline := time.Now().Add(10 * time.Second); a.procMon.Load() == nil; {
-		if time.Now().After(deadline) {
-			t.Fatal("the exec sensor did not start")
-		}
-		time.Sleep(10 * time.Millisecond)
+	m := a.startSensor()
+	if m == nil {
+		t.Fatal("the exec sensor did not start")
 	}
+	go func() { done <- a.serveProcessEvents(ctx, m) }()
+	defer func() { cancel(); <-done }()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

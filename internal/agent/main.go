@@ -36,7 +36,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	nss := fs.String("namespaces", "default,k8s.io", "containerd namespaces to watch, comma-separated")
 	inv := fs.String("inventory-dir", "", "directory of inventories (bulwark SBOM JSON) named <manifest digest hex>.json")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
-	execEvents := fs.Bool("exec-events", false, "report every exec and exit in watched containers (pid, parent, uid, path, argv) from the exec sensor: counted in the metrics, logged at debug level")
+	execEvents := execEventsFlag(fs) // unheldkill.go
 	replaceDrifted := fs.Bool("replace-drifted", false, "recreate a standalone container (not a Kubernetes pod) from its image on a fresh snapshot when an exec in it drifts")
 	nsModes := fs.String("namespace-modes", "", "modes per namespace overriding --mode, NS=MODE,...: a Kubernetes namespace (pod label) or a containerd namespace")
 	mech := fs.String("mechanism", string(MechanismAuto), "how to enforce: auto (bpf-lsm where the kernel allows it, else fanotify), bpf-lsm or fanotify")
@@ -47,8 +47,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	learnDir := fs.String("learn-dir", "/var/lib/bulwark-agent/learned", "where learned lists (signed in-toto attestations) are written")
 	learnKey := fs.String("learn-key", "", "cosign-format private key that signs learned lists (passphrase in $BULWARK_AGENT_KEY_PASSWORD)")
 	learnPush := fs.Bool("learn-push", false, "push each learned list as an attestation next to its image (registry credentials from the Docker config)")
-	of := addOutputFlags(fs)    // outputs.go
-	idf := addIdentityFlags(fs) // identity.go
+	of := addOutputFlags(fs)            // outputs.go
+	idf := addIdentityFlags(fs)         // identity.go
+	allowCache := addAllowlistFlags(fs) // allowsrv.go
 	cfgFile := fs.String("config", "", "YAML config file of flag values (top level or under bulwark-agent:). Every flag is also $BULWARK_<FLAG>")
 	if err := fs.Parse(args); err != nil {
 		return ExitUsage
@@ -123,9 +124,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
 		return ExitUsage
 	}
-	a, err := New(Config{Mode: m, Address: *address, Namespaces: ns, InventoryDir: *inv, Log: log, Report: idn.report(outs.report(log)),
+	cfg := Config{Mode: m, Address: *address, Namespaces: ns, InventoryDir: *inv, Log: log, Report: idn.report(outs.report(log)),
 		Mechanism: mc, AllowDegrade: *degrade, CanaryDir: *canaryDir, CanaryEvery: *of.heartbeat, Learn: lc, Node: *of.node, NamespaceModes: nm,
-		ExecEvents: *execEvents, ReplaceDrifted: *replaceDrifted})
+		ExecEvents: execEvents.v, ExecEventsDefault: !execEvents.set, ReplaceDrifted: *replaceDrifted}
+	if outs.sender != nil { // the server's scan is the allowlist (allowsrv.go)
+		cfg.Allowlists, cfg.AllowlistCache = outs.sender, *allowCache
+	}
+	a, err := New(cfg)
 	var noEnf *NoEnforcementError
 	if errors.As(err, &noEnf) {
 		fmt.Fprintf(stderr, "bulwark-agent: refusing to start in %s mode: %v (--allow-degrade runs anyway, reported as broken)\n", m, err)

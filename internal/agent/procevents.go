@@ -20,14 +20,8 @@ import (
 // attributed by cgroup v2 id, is counted and logged at debug level with
 // pid, parent, uid, path and argv, exit status or destination.
 // A kernel without the sensor is logged, not fatal: enforcement does not
-// depend on it.
-func (a *Agent) serveProcessEvents(ctx context.Context) error {
-	m, err := execmon.Start()
-	if err != nil {
-		a.log.Warn("exec sensor unavailable: exec and exit events are not reported", "error", err.Error())
-		return nil
-	}
-	a.procMon.Store(m)
+// depend on it (but prevent's kill of unheld execs does, unheldkill.go).
+func (a *Agent) serveProcessEvents(ctx context.Context, m *execmon.Monitor) error {
 	go func() {
 		<-ctx.Done()
 		m.Close()
@@ -54,6 +48,10 @@ func (a *Agent) serveProcessEvents(ctx context.Context) error {
 			}
 		default:
 			a.stats.procExecs.Add(1)
+			a.unheldExec(c, ev) // unheld.go
+			if a.fan == nil {   // the kernel decides (BPF-LSM): the sensor is the only witness (ran.go)
+				c.ran.sensed(ev.Path)
+			}
 		}
 		if !a.log.Enabled(ctx, slog.LevelDebug) {
 			continue

@@ -17,7 +17,9 @@ type execEvent struct {
 	_        structs.HostLayout
 	Cgroup   uint64
 	Ino      uint64
+	Mnt      uint64
 	Dev      uint32
+	Flags    uint32
 	Pid      uint32
 	Ppid     uint32
 	Uid      uint32
@@ -30,6 +32,15 @@ type execEvent struct {
 	Comm     [16]int8
 	Path     [256]int8
 	Argv     [256]int8
+	_        [4]byte
+}
+
+type execHeldKey struct {
+	_      structs.HostLayout
+	Cgroup uint64
+	Id     uint64
+	Kind   uint32
+	Pad    uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -37,11 +48,14 @@ type execEvent struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	execMapEvents          = "events"
+	execMapHeld            = "held"
 	execMapStats           = "stats"
+	execMapWatched         = "watched"
 	execProgBulwarkConnect = "bulwark_connect"
 	execProgBulwarkExec    = "bulwark_exec"
 	execProgBulwarkExit    = "bulwark_exit"
 	execVarUnusedEvent     = "unused_event"
+	execVarUnusedHeldKey   = "unused_held_key"
 )
 
 // loadExec returns the embedded CollectionSpec for exec.
@@ -95,15 +109,18 @@ type execProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type execMapSpecs struct {
-	Events *ebpf.MapSpec `ebpf:"events"`
-	Stats  *ebpf.MapSpec `ebpf:"stats"`
+	Events  *ebpf.MapSpec `ebpf:"events"`
+	Held    *ebpf.MapSpec `ebpf:"held"`
+	Stats   *ebpf.MapSpec `ebpf:"stats"`
+	Watched *ebpf.MapSpec `ebpf:"watched"`
 }
 
 // execVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type execVariableSpecs struct {
-	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedEvent   *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedHeldKey *ebpf.VariableSpec `ebpf:"unused_held_key"`
 }
 
 // execObjects contains all objects after they have been loaded into the kernel.
@@ -126,14 +143,18 @@ func (o *execObjects) Close() error {
 //
 // It can be passed to loadExecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type execMaps struct {
-	Events *ebpf.Map `ebpf:"events"`
-	Stats  *ebpf.Map `ebpf:"stats"`
+	Events  *ebpf.Map `ebpf:"events"`
+	Held    *ebpf.Map `ebpf:"held"`
+	Stats   *ebpf.Map `ebpf:"stats"`
+	Watched *ebpf.Map `ebpf:"watched"`
 }
 
 func (m *execMaps) Close() error {
 	return _ExecClose(
 		m.Events,
+		m.Held,
 		m.Stats,
+		m.Watched,
 	)
 }
 
@@ -141,7 +162,8 @@ func (m *execMaps) Close() error {
 //
 // It can be passed to loadExecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type execVariables struct {
-	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
+	UnusedEvent   *ebpf.Variable `ebpf:"unused_event"`
+	UnusedHeldKey *ebpf.Variable `ebpf:"unused_held_key"`
 }
 
 // execPrograms contains all programs after they have been loaded into the kernel.

@@ -55,16 +55,32 @@ type Event struct {
 	Path      string
 	Argv      []string
 	Truncated bool
+	// Mount is the unique id of the mount the file was exec'd from.
+	Mount uint64
+	// Checked: the process is in a watched container (Watch); Cgroup is
+	// then that container's, which may be an ancestor of the process's.
+	// Unheld: the file is on no filesystem or mount its marks hold (Hold).
+	// Killed: the container is watched with kill, and the process was
+	// killed before the file ran.
+	Checked, Unheld, Killed bool
 	// Exit only: the wait status (exit code << 8 | signal).
 	ExitCode int32
 	// Connect only: where to (IPv4 or IPv6).
 	Dst netip.AddrPort
 }
 
+// Event flags (bpf/exec.c).
+const (
+	flagChecked = 1
+	flagUnheld  = 2
+	flagKilled  = 4
+)
+
 // Stats are the programs' counters, summed over CPUs.
 type Stats struct {
 	Events uint64
 	Lost   uint64 // the ring buffer was full: the event is gone, the exec was not held
+	Killed uint64 // unheld execs killed (Watch with kill), reported or not
 }
 
 // Monitor is the loaded and attached sensor.
@@ -144,7 +160,7 @@ func (m *Monitor) Read() (Event, error) {
 // Stats sums the per-CPU counters.
 func (m *Monitor) Stats() (Stats, error) {
 	var s Stats
-	for i, f := range []*uint64{&s.Events, &s.Lost} {
+	for i, f := range []*uint64{&s.Events, &s.Lost, &s.Killed} {
 		var per []uint64
 		if err := m.objs.Stats.Lookup(uint32(i), &per); err != nil {
 			return Stats{}, fmt.Errorf("reading counter %d: %w", i, err)
@@ -165,7 +181,8 @@ func decode(raw []byte) (Event, error) {
 		return Event{}, fmt.Errorf("decoding an exec event: %w", err)
 	}
 	e := Event{Kind: Kind(ev.Kind), Cgroup: ev.Cgroup, PID: ev.Pid, PPID: ev.Ppid, UID: ev.Uid, Comm: cString(ev.Comm[:]),
-		Dev: ev.Dev, Ino: ev.Ino, Path: cString(ev.Path[:]), ExitCode: ev.ExitCode}
+		Dev: ev.Dev, Ino: ev.Ino, Path: cString(ev.Path[:]), ExitCode: ev.ExitCode, Mount: ev.Mnt,
+		Checked: ev.Flags&flagChecked != 0, Unheld: ev.Flags&flagUnheld != 0, Killed: ev.Flags&flagKilled != 0}
 	switch {
 	case e.Kind == KindConnect && ev.Family == unix.AF_INET:
 		e.Dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte(ev.Daddr[:4])), ev.Dport)

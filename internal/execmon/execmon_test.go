@@ -17,31 +17,8 @@ import (
 // the child's exit with its status, and an outbound TCP connection with
 // its destination.
 func TestExecAndExit(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("BULWARK_REQUIRE_CONTAINERD") == "1" {
-			t.Fatal("needs root")
-		}
-		t.Skip("needs root (BPF)")
-	}
-	m, err := Start()
-	if err != nil {
-		t.Fatalf("starting the sensor: %v", err)
-	}
-	defer m.Close()
-	evs := make(chan Event, 4096)
-	go func() {
-		for {
-			e, err := m.Read()
-			if err != nil {
-				close(evs)
-				return
-			}
-			select {
-			case evs <- e:
-			default: // the machine is busy; the test only needs its own
-			}
-		}
-	}()
+	m := startSensor(t)
+	evs := readAll(m)
 	long := strings.Repeat("x", 400)
 	short := exec.Command("/bin/sh", "-c", "exit 7", "argzero")
 	if err := short.Run(); err == nil || short.ProcessState.ExitCode() != 7 {

@@ -5,7 +5,16 @@
  * the process, its parent, its cgroup v2 id, uid, the exec'd file's
  * identity (device, inode) and path, and the argument vector (bounded).
  * The agent attributes by cgroup id; a full ring buffer counts the event
- * lost, it never blocks the exec. */
+ * lost, it never blocks the exec.
+ *
+ * The agent may name containers (their cgroup v2 ids, in "watched") and
+ * what of them its fanotify marks hold (in "held": filesystems by device,
+ * mounts by unique mount id). An exec by a process in a named container's
+ * cgroup, or below it, of a file the marks do not hold is flagged unheld;
+ * in a container named with WATCH_KILL the process is sent SIGKILL here,
+ * after the new program image is loaded and before it runs an instruction
+ * (the signal is delivered on the way back to user space), and the event
+ * says so. */
 #include "kernel.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -17,6 +26,25 @@
 #define KIND_EXIT 2
 #define KIND_CONNECT 3
 
+#define SIGKILL 9
+
+/* watched values */
+#define WATCH_REPORT 1
+#define WATCH_KILL 2
+
+/* event flags */
+#define FLAG_CHECKED 1 /* the process is in a watched container */
+#define FLAG_UNHELD 2  /* its file is on nothing the marks hold */
+#define FLAG_KILLED 4  /* and it was sent SIGKILL */
+
+/* held key kinds */
+#define HELD_DEV 1
+#define HELD_MOUNT 2
+
+/* how deep below the root a container's cgroup, or one its processes
+ * made below it, is looked for */
+#define CGROUP_DEPTH 12
+
 #define AF_INET 2
 #define AF_INET6 10
 #define TCP_SYN_SENT 2
@@ -24,7 +52,9 @@
 struct event {
 	__u64 cgroup;
 	__u64 ino;
+	__u64 mnt;
 	__u32 dev;
+	__u32 flags;
 	__u32 pid;
 	__u32 ppid;
 	__u32 uid;
@@ -42,6 +72,7 @@ struct event {
 enum {
 	STAT_EVENTS = 0,
 	STAT_LOST,
+	STAT_KILLED,
 	STAT_MAX,
 };
 
@@ -49,6 +80,27 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4 << 20);
 } events SEC(".maps");
+
+struct held_key {
+	__u64 cgroup;
+	__u64 id;
+	__u32 kind;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u32);
+} watched SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct held_key);
+	__type(value, __u8);
+} held SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -58,6 +110,7 @@ struct {
 } stats SEC(".maps");
 
 const struct event *unused_event __attribute__((unused));
+const struct held_key *unused_held_key __attribute__((unused));
 
 static __always_inline void count(__u32 i)
 {
@@ -80,7 +133,9 @@ static __always_inline struct event *start(struct task_struct *p, __u32 kind)
 	e->ppid = BPF_CORE_READ(p, real_parent, tgid);
 	e->uid = (__u32)bpf_get_current_uid_gid();
 	e->ino = 0;
+	e->mnt = 0;
 	e->dev = 0;
+	e->flags = 0;
 	e->exit_code = 0;
 	e->argv_len = 0;
 	e->family = 0;
@@ -91,17 +146,77 @@ static __always_inline struct event *start(struct task_struct *p, __u32 kind)
 	return e;
 }
 
+/* watchedCgroup finds the current task's cgroup, or its nearest ancestor,
+ * in watched: a process that made a cgroup below its container's is still
+ * the container's. 0 when none is. */
+static __always_inline __u64 watched_cgroup(__u64 cg, __u32 *how)
+{
+	__u32 *v = bpf_map_lookup_elem(&watched, &cg);
+	if (v) {
+		*how = *v;
+		return cg;
+	}
+	for (int level = 1; level < CGROUP_DEPTH; level++) {
+		__u64 a = bpf_get_current_ancestor_cgroup_id(level);
+		if (a == 0 || a == cg)
+			break;
+		v = bpf_map_lookup_elem(&watched, &a);
+		if (v) {
+			*how = *v;
+			return a;
+		}
+	}
+	return 0;
+}
+
+/* heldBy says whether a mark of container cg holds the file: its
+ * filesystem (marked whole) or its mount (marked alone). */
+static __always_inline int held_by(__u64 cg, __u32 dev, __u64 mnt)
+{
+	struct held_key k = {.cgroup = cg, .id = dev, .kind = HELD_DEV};
+	if (bpf_map_lookup_elem(&held, &k))
+		return 1;
+	k.id = mnt;
+	k.kind = HELD_MOUNT;
+	return bpf_map_lookup_elem(&held, &k) != 0;
+}
+
 SEC("tp_btf/sched_process_exec")
 int bulwark_exec(unsigned long long *ctx)
 {
 	struct task_struct *p = (void *)ctx[0];
 	struct linux_binprm *bprm = (void *)ctx[2];
+	struct file *f = BPF_CORE_READ(bprm, file);
+	struct inode *inode = BPF_CORE_READ(f, f_inode);
+	__u32 dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	struct mount *mnt = (void *)((char *)BPF_CORE_READ(f, f_path.mnt) - bpf_core_field_offset(struct mount, mnt));
+	__u64 mnt_id;
+	if (bpf_core_field_exists(mnt->mnt_id_unique))
+		mnt_id = BPF_CORE_READ(mnt, mnt_id_unique);
+	else
+		mnt_id = (__u32)BPF_CORE_READ(mnt, mnt_id);
+	__u64 cg = bpf_get_current_cgroup_id();
+	__u32 how = 0, flags = 0;
+	__u64 wcg = watched_cgroup(cg, &how);
+	if (wcg) {
+		cg = wcg;
+		flags = FLAG_CHECKED;
+		if (!held_by(wcg, dev, mnt_id)) {
+			flags |= FLAG_UNHELD;
+			if (how == WATCH_KILL && bpf_send_signal(SIGKILL) == 0) {
+				flags |= FLAG_KILLED;
+				count(STAT_KILLED);
+			}
+		}
+	}
 	struct event *e = start(p, KIND_EXEC);
 	if (!e)
 		return 0;
-	struct inode *inode = BPF_CORE_READ(bprm, file, f_inode);
+	e->cgroup = cg;
+	e->flags = flags;
+	e->mnt = mnt_id;
 	e->ino = BPF_CORE_READ(inode, i_ino);
-	e->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	e->dev = dev;
 	if (bpf_probe_read_kernel_str(e->path, sizeof(e->path), BPF_CORE_READ(bprm, filename)) < 0)
 		e->path[0] = 0;
 	struct mm_struct *mm = BPF_CORE_READ(p, mm);

@@ -16,6 +16,7 @@ typedef __u32 dev_t;
 typedef int pid_t;
 
 enum bpf_map_type {
+	BPF_MAP_TYPE_HASH = 1,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
 	BPF_MAP_TYPE_RINGBUF = 27,
 };
@@ -29,8 +30,24 @@ struct inode {
 	struct super_block *i_sb;
 } __attribute__((preserve_access_index));
 
+struct vfsmount {
+	struct super_block *mnt_sb;
+} __attribute__((preserve_access_index));
+
+/* The kernel's private mount (fs/mount.h): a vfsmount is its member mnt. */
+struct mount {
+	struct vfsmount mnt;
+	int mnt_id;
+	__u64 mnt_id_unique; /* Linux 6.8 */
+} __attribute__((preserve_access_index));
+
+struct path {
+	struct vfsmount *mnt;
+} __attribute__((preserve_access_index));
+
 struct file {
 	struct inode *f_inode;
+	struct path f_path;
 } __attribute__((preserve_access_index));
 
 struct linux_binprm {
