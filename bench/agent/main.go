@@ -2,7 +2,9 @@
 // acceptance 3): (a) exec events decided per second with no loss and the
 // agent's CPU at fixed exec rates and flat out; (b) the added latency of an
 // exec of a known file (cache hit) with the agent in prevent against no
-// agent; (c) the agent's memory with 100 watched containers.
+// agent; (c) the agent's memory with 100 watched containers. (a) and (b)
+// run the same on a floor listener (floor.go), the kernel's round trip,
+// so the agent's own share shows.
 //
 // The agent runs in this process (the library, internal/agent, with real
 // fanotify marks on tmpfs "containers" watched through Agent.WatchDir); the
@@ -17,13 +19,16 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -40,7 +45,7 @@ func main() {
 	canary.MaybeHelper()
 	switch os.Getenv("BENCH_ROLE") {
 	case "storm":
-		storm()
+		stormRole()
 		return
 	case "latency":
 		latencyRole()
@@ -50,16 +55,32 @@ func main() {
 	dur := flag.Duration("duration", 10*time.Second, "length of each (a) run")
 	lat := flag.Int("latency-execs", 2000, "execs per side for (b)")
 	containers := flag.Int("containers", 100, "containers for (c)")
+	flag.StringVar(&files, "files", "known,script,true", "files for (b)")
+	flag.IntVar(&stormRounds, "storm-rounds", 3, "rounds of (a) through every listener, in a random order each")
+	flag.IntVar(&storms, "storms", 1, "processes generating the flat-out storm of (a), each serial")
+	flag.IntVar(&latRounds, "latency-rounds", 20, "rounds of (b) through every side, in a random order each")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "bench/agent: needs root (fanotify, mounts)")
 		os.Exit(2)
+	}
+	if p := os.Getenv("BENCH_CPUPROFILE"); p != "" {
+		f, _ := os.Create(p)
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
 	}
 	if err := run(*rates, *dur, *lat, *containers); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/agent:", err)
 		os.Exit(1)
 	}
 }
+
+var (
+	stormRounds int
+	latRounds   int
+	storms      int
+	files       string
+)
 
 func run(rates string, dur time.Duration, latN, nContainers int) error {
 	load := func() string {
@@ -74,13 +95,19 @@ func run(rates string, dur time.Duration, latN, nContainers int) error {
 	defer os.RemoveAll(base)
 	prog := canary.Program()
 	known := append(append([]byte{}, prog...), "known"...)
+	// A script whose interpreter is on the same filesystem: two exec
+	// events per exec (the script, then the kernel's open of its
+	// interpreter), as a dynamic program's loader is inside a container.
+	// (/bin/true here has one: its loader is on the unwatched root.)
+	script := []byte("#!" + filepath.Join(base, "c0", "known") + "\n")
 	trueBin, err := os.ReadFile("/bin/true") // a real (dynamic) program
 	if err != nil {
 		return err
 	}
 	list, err := allowlist.FromInventory("sha256:"+strings.Repeat("b", 64), []sbom.File{
 		{Path: "/known", Type: "file", Mode: "0755", Digest: digest(known)},
-		{Path: "/true", Type: "file", Mode: "0755", Digest: digest(trueBin)}}, allowlist.Config{})
+		{Path: "/true", Type: "file", Mode: "0755", Digest: digest(trueBin)},
+		{Path: "/script", Type: "file", Mode: "0755", Digest: digest(script)}}, allowlist.Config{})
 	if err != nil {
 		return err
 	}
@@ -106,53 +133,47 @@ func run(rates string, dur time.Duration, latN, nContainers int) error {
 			return fmt.Errorf("mounting %q: %w", d, err)
 		}
 		defer unix.Unmount(d, unix.MNT_DETACH)
-		for name, content := range map[string][]byte{"known": known, "drift": append(append([]byte{}, prog...), "drift"...), "true": trueBin} {
+		for name, content := range map[string][]byte{"known": known, "drift": append(append([]byte{}, prog...), "drift"...), "true": trueBin, "script": script} {
 			if err := os.WriteFile(filepath.Join(d, name), content, 0o755); err != nil {
 				return err
 			}
 		}
 	}
-	// (b) first, on an unwatched tmpfs then the same file watched.
-	for _, f := range []string{"known", "true"} {
-		if err := latency(a, dirs[0], f, list, latN); err != nil {
+	// (b) first, on an unwatched tmpfs, then the same file watched by each
+	// listener in turn.
+	sides := listeners(a, list)
+	for _, f := range strings.Split(files, ",") {
+		if err := latency(sides, dirs[0], f, latN); err != nil {
 			return err
 		}
 	}
-	// (a) exec storms of drifted execs in place (each one an event the agent
-	// must answer: refused with EPERM).
-	if err := a.WatchDir("storm", "bench", "", dirs[0], list); err != nil {
-		return err
-	}
+	// (a) exec storms of drifted execs in place (each one an event the
+	// listener must answer: refused with EPERM), each rate run by every
+	// listener in turn so that the machine's load falls on all alike.
 	for _, r := range strings.Split(rates, ",") {
 		rate, err := strconv.Atoi(strings.TrimSpace(r))
 		if err != nil || rate < 0 {
 			return fmt.Errorf("rate %q", r)
 		}
-		before := a.Stats()
-		rb := reported.Load()
-		cpu0 := cpuTime()
-		t0 := time.Now()
-		cmd := exec.Command(os.Args[0])
-		cmd.Env = []string{"BENCH_ROLE=storm", "BENCH_FILE=" + filepath.Join(dirs[0], "drift"), "BENCH_RATE=" + strconv.Itoa(rate), "BENCH_DURATION=" + dur.String()}
-		out, err := cmd.Output()
-		if err != nil {
-			return fmt.Errorf("storm at %d/s: %v", rate, err)
+		res := make([]stormResult, len(sides))
+		for round := 0; round < stormRounds; round++ {
+			for _, i := range rand.Perm(len(sides) - 1) {
+				r, err := storm(sides[i+1], dirs[0], rate, dur, &reported)
+				if err != nil {
+					return err
+				}
+				res[i+1].add(r)
+			}
 		}
-		el := time.Since(t0)
-		cpu := cpuTime() - cpu0
-		after := a.Stats()
-		var attempts, eperm int64
-		fmt.Sscanf(string(out), "%d %d", &attempts, &eperm)
-		decided := after.Execs - before.Execs
 		target := "flat out"
 		if rate > 0 {
 			target = strconv.Itoa(rate) + "/s"
 		}
-		fmt.Printf("(a) %-9s attempts=%d refused=%d decided=%d reported=%d lost=%d rate=%.0f/s agent_cpu=%.1f%% of one core (load %s)\n",
-			target, attempts, eperm, decided, reported.Load()-rb, attempts-decided, float64(decided)/el.Seconds(), 100*cpu.Seconds()/el.Seconds(), load())
-	}
-	if err := a.UnwatchDir(dirs[0]); err != nil {
-		return err
+		for i, sd := range sides[1:] {
+			r := res[i+1]
+			fmt.Printf("(a) %-8s %-10s %d runs of %v: attempts=%d refused=%d decided=%d reported=%d lost=%d; median rate=%.0f/s cpu=%.1f%% of one core (load %s)\n",
+				target, sd.name, len(r.rates), dur, r.attempts, r.eperm, r.decided, r.reported, r.attempts-r.decided, median(r.rates), median(r.cpu), load())
+		}
 	}
 	// (c) 100 containers, each with its list compiled and its files seen.
 	for i, d := range dirs {
@@ -177,23 +198,29 @@ func digest(b []byte) string {
 	return allowlist.Digest(h).String()
 }
 
-// latency times fork+exec+wait of the known file in a child process,
-// alternating rounds unwatched and watched (agent in prevent, a cache hit
-// after the first).
-func latency(a *agent.Agent, dir, name string, list *allowlist.List, n int) error {
+// latency times fork+exec+wait of the file in a child process, in rounds
+// that go through every side in turn (unwatched, then each listener), so
+// that the machine's load falls on all alike.
+func latency(sides []side, dir, name string, n int) error {
 	file := filepath.Join(dir, name)
-	var without, with []float64
-	const rounds = 10
-	for r := 0; r < rounds; r++ {
-		for _, watched := range []bool{false, true} {
-			if watched {
-				if err := a.WatchDir("lat", "bench", "", dir, list); err != nil {
+	times := make([][]float64, len(sides))
+	events := make([]int64, len(sides))
+	for r := 0; r < latRounds; r++ {
+		for _, i := range rand.Perm(len(sides)) {
+			sd := sides[i]
+			var stop func() int64
+			if sd.start != nil {
+				var err error
+				if stop, err = sd.start(dir, true); err != nil {
 					return err
 				}
 			}
 			cmd := exec.Command(os.Args[0])
-			cmd.Env = []string{"BENCH_ROLE=latency", "BENCH_FILE=" + file, "BENCH_N=" + strconv.Itoa(n/rounds)}
+			cmd.Env = []string{"BENCH_ROLE=latency", "BENCH_FILE=" + file, "BENCH_N=" + strconv.Itoa(n/latRounds)}
 			out, err := cmd.Output()
+			if stop != nil {
+				events[i] += stop()
+			}
 			var ee *exec.ExitError
 			if errors.As(err, &ee) {
 				return fmt.Errorf("latency round: %v: %s", err, ee.Stderr)
@@ -203,29 +230,120 @@ func latency(a *agent.Agent, dir, name string, list *allowlist.List, n int) erro
 			}
 			for _, f := range strings.Fields(string(out)) {
 				v, _ := strconv.ParseFloat(f, 64)
-				if watched {
-					with = append(with, v)
-				} else {
-					without = append(without, v)
-				}
-			}
-			if watched {
-				if err := a.UnwatchDir(dir); err != nil {
-					return err
-				}
+				times[i] = append(times[i], v)
 			}
 		}
 	}
-	q := func(v []float64, p float64) float64 {
-		s := append([]float64(nil), v...)
-		sort.Float64s(s)
-		return s[int(p*float64(len(s)-1))]
+	q := quantile
+	m0 := q(times[0], 0.5)
+	fmt.Printf("(b) fork+exec+wait of %q (listed), %d each, median / p10 / p90:\n", name, len(times[0]))
+	for i, sd := range sides {
+		m := q(times[i], 0.5)
+		fmt.Printf("    %-11s %5.0f / %5.0f / %5.0f us  added %+6.1f us (%+5.1f%%)  events/exec %.2f\n",
+			sd.name, m, q(times[i], 0.1), q(times[i], 0.9), m-m0, 100*(m-m0)/m0, float64(events[i])/float64(len(times[i])))
 	}
-	mo, mw := q(without, 0.5), q(with, 0.5)
-	fmt.Printf("(b) fork+exec+wait of %q (listed), %d each: median without=%.0fus with=%.0fus added=%.1f%%; p10 %.0f/%.0fus; p90 %.0f/%.0fus\n",
-		name, len(with), mo, mw, 100*(mw-mo)/mo, q(without, 0.1), q(with, 0.1), q(without, 0.9), q(with, 0.9))
 	return nil
 }
+
+// side is one way to run the execs: unwatched (start nil) or under a
+// listener that start puts on dir, answering allow (or deny); stop removes
+// it and returns the events it answered.
+type side struct {
+	name  string
+	start func(dir string, allow bool) (stop func() int64, err error)
+}
+
+// listeners are the sides the bench compares: none, the floor listener and
+// the agent.
+func listeners(a *agent.Agent, list *allowlist.List) []side {
+	floor := func(dir string, allow bool) (func() int64, error) {
+		f, err := startFloor(dir, allow)
+		if err != nil {
+			return nil, err
+		}
+		return func() int64 { f.stop(); return f.events.Load() }, nil
+	}
+	agent := func(dir string, _ bool) (func() int64, error) {
+		before := a.Stats().Execs
+		if err := a.WatchDir("bench", "bench", "", dir, list); err != nil {
+			return nil, err
+		}
+		return func() int64 {
+			if err := a.UnwatchDir(dir); err != nil {
+				fmt.Fprintln(os.Stderr, "bench/agent: unwatching:", err)
+			}
+			return a.Stats().Execs - before
+		}, nil
+	}
+	return []side{{"none", nil}, {"floor", floor}, {"agent", agent}}
+}
+
+// stormResult adds up the runs of one listener at one rate.
+type stormResult struct {
+	attempts, eperm, decided, reported int64
+	rates, cpu                         []float64
+}
+
+func (s *stormResult) add(r stormResult) {
+	s.attempts += r.attempts
+	s.eperm += r.eperm
+	s.decided += r.decided
+	s.reported += r.reported
+	s.rates = append(s.rates, r.rates...)
+	s.cpu = append(s.cpu, r.cpu...)
+}
+
+// storm runs the storm role against one listener: drifted execs at rate
+// (0: flat out) for dur.
+func storm(sd side, dir string, rate int, dur time.Duration, reported *atomic.Int64) (stormResult, error) {
+	stop, err := sd.start(dir, false)
+	if err != nil {
+		return stormResult{}, err
+	}
+	rb := reported.Load()
+	cpu0 := cpuTime()
+	t0 := time.Now()
+	n := 1
+	if rate == 0 {
+		n = storms // flat out: several generators, so events queue up
+	}
+	outs := make([][]byte, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = []string{"BENCH_ROLE=storm", "BENCH_FILE=" + filepath.Join(dir, "drift"), "BENCH_RATE=" + strconv.Itoa(rate), "BENCH_DURATION=" + dur.String()}
+		wg.Go(func() { outs[i], errs[i] = cmd.Output() })
+	}
+	wg.Wait()
+	el := time.Since(t0)
+	cpu := cpuTime() - cpu0
+	r := stormResult{decided: stop()}
+	for i := range n {
+		if errs[i] != nil {
+			return r, fmt.Errorf("storm at %d/s: %v", rate, errs[i])
+		}
+		var attempts, eperm int64
+		fmt.Sscanf(string(outs[i]), "%d %d", &attempts, &eperm)
+		r.attempts += attempts
+		r.eperm += eperm
+	}
+	r.reported = reported.Load() - rb
+	r.rates = []float64{float64(r.decided) / el.Seconds()}
+	r.cpu = []float64{100 * cpu.Seconds() / el.Seconds()}
+	return r, nil
+}
+
+func quantile(v []float64, p float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[int(p*float64(len(s)-1))]
+}
+
+func median(v []float64) float64 { return quantile(v, 0.5) }
 
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
@@ -251,10 +369,10 @@ func memory() (rss, hwm float64) {
 	return
 }
 
-// storm execs BENCH_FILE in place at BENCH_RATE per second (0: flat out)
+// stormRole execs BENCH_FILE in place at BENCH_RATE per second (0: flat out)
 // for BENCH_DURATION; every exec must fail with EPERM (an escape would
 // replace this process, which then prints nothing). Prints "attempts eperm".
-func storm() {
+func stormRole() {
 	file := os.Getenv("BENCH_FILE")
 	rate, _ := strconv.Atoi(os.Getenv("BENCH_RATE"))
 	dur, _ := time.ParseDuration(os.Getenv("BENCH_DURATION"))

@@ -3,6 +3,8 @@
 # (a) drifted execs decided per second with no loss, agent CPU, at 1k/s,
 #     10k/s and flat out; (b) added latency of a listed exec (cache hit),
 #     agent in prevent vs none; (c) memory with 100 watched containers.
+# (a) and (b) also run a floor listener (read, fixed verdict, close: the
+# kernel's round trip), sides alternated in a random order per round.
 # Needs root. Usage: bash bench/agent/run.sh [-duration 10s] [-containers 100] ...
 # Results and the load they were measured at: docs/runtime.md.
 set -euo pipefail

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -112,10 +111,11 @@ type Agent struct {
 	learning   map[string]*learning       // by image manifest digest (learn.go)
 	ready      chan struct{}              // closed once existing containers are adopted
 	stats      stats
-	replacing  map[string]bool // containers being replaced (replace.go)
-	runCtx     context.Context // Run's, for background work
-	trees      treeCache       // process trees of drifted execs (proctree.go)
-	allow      allowState      // the server's allowlists (allowsrv.go)
+	replacing  map[string]bool            // containers being replaced (replace.go)
+	runCtx     context.Context            // Run's, for background work
+	trees      recent[int]                // process trees of drifted execs by PID (proctree.go)
+	paths      recent[allowlist.Identity] // names of drifted files by identity
+	allow      allowState                 // the server's allowlists (allowsrv.go)
 	// loaderChecks: the kernel shows the stacks that tell a direct exec of
 	// the ELF interpreter from its load for a program (loader.go).
 	loaderChecks bool
@@ -343,15 +343,15 @@ func (a *Agent) serve(ctx context.Context) error {
 // With fast set it only answers what needs no hashing and returns false
 // for the rest, untouched.
 func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
-	id, ierr := allowlist.IdentityOf(ev.File)
+	id, ierr := allowlist.IdentityOfFd(ev.Fd)
 	c := a.owner(id, ierr, ev.PID)
 	if c == nil {
 		// Not a watched container's file or process (the host, or a
 		// runtime helper): out of scope, allowed.
+		a.answer(ev, true)
+		ev.Close()
 		a.stats.execs.Add(1)
 		a.stats.unattributed.Add(1)
-		a.answer(ev, true)
-		ev.File.Close()
 		return true
 	}
 	var d allowlist.Decision
@@ -364,31 +364,34 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 		if !ok {
 			return false
 		}
+		defer ev.Close() // after the answer
 	} else {
-		d, err = c.rules().Check(ev.File, a.cache)
+		f := os.NewFile(uintptr(ev.Fd), "exec") // owns ev.Fd from here
+		defer f.Close()
+		d, err = c.rules().Check(f, a.cache)
 	}
-	defer ev.File.Close()
-	a.stats.execs.Add(1)
 	loader := err == nil && d.Allowed && a.directLoader(c, ev.PID, d.ImagePath) // loader.go
 	d.Allowed = d.Allowed && !loader
 	if err == nil && d.Allowed {
-		a.stats.allowed.Add(1)
 		a.answer(ev, true)
+		a.stats.execs.Add(1)
+		a.stats.allowed.Add(1)
 		c.ran.exec(d.Digest, d.ImagePath) // after the answer: the exec does not wait for it (ran.go)
 		return true
 	}
+	a.stats.execs.Add(1)
 	prevent := c.mode == ModePrevent
 	var path string
 	learned := false
 	if err == nil && c.learn != nil {
-		path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(ev.File.Fd())))
+		path = fdPath(ev.Fd)
 		learned = c.learn.learn(d.Digest, path, time.Now())
 	}
 	// The caller waits for the answer: its process tree is whole now (a
 	// refused child exits right after).
 	var tree string
 	if !c.canary && !learned {
-		tree = a.trees.get(ev.PID)
+		tree = a.trees.get(ev.PID, func() string { return procTree(ev.PID) })
 	}
 	a.answer(ev, learned || !prevent)
 	if c.canary {
@@ -417,7 +420,11 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 	if loader {
 		e.Reason = ReasonLoader
 	}
-	e.Path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(ev.File.Fd())))
+	if ierr == nil {
+		e.Path = a.paths.get(id, func() string { return fdPath(ev.Fd) })
+	} else {
+		e.Path = fdPath(ev.Fd)
+	}
 	if err == nil && !prevent {
 		c.ran.exec(d.Digest, e.Path) // it ran (detect)
 	}

@@ -89,7 +89,7 @@ func (a *Agent) serveWrites(ctx context.Context) error {
 		evs, err = l.Read(buf, evs[:0])
 		for _, ev := range evs {
 			a.written(ev)
-			ev.File.Close()
+			ev.Close()
 		}
 		if errors.Is(err, fanotify.ErrClosed) {
 			return nil
@@ -102,7 +102,7 @@ func (a *Agent) serveWrites(ctx context.Context) error {
 
 func (a *Agent) written(ev fanotify.Event) {
 	var st unix.Stat_t
-	if err := unix.Fstat(int(ev.File.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mode&0o111 == 0 {
+	if err := unix.Fstat(ev.Fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Mode&0o111 == 0 {
 		return
 	}
 	a.mu.RLock()
@@ -112,7 +112,7 @@ func (a *Agent) written(ev fanotify.Event) {
 		return
 	}
 	a.stats.execWrites.Add(1)
-	path, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(ev.File.Fd())))
+	path, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(ev.Fd))
 	a.log.Warn("executable written", "container", c.id, "namespace", c.namespace, "image", c.image, "pid", ev.PID,
 		"path", path, "mode", fmt.Sprintf("%04o", st.Mode&0o7777))
 }

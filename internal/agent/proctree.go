@@ -7,6 +7,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // maxTree bounds the ancestors procTree names.
@@ -40,37 +43,59 @@ func procTree(pid int) string {
 	return strings.Join(parts, " < ")
 }
 
-// treeCache remembers recent trees by PID for a second: a storm of
-// drifted execs from one caller reads /proc once, not once per exec.
-type treeCache struct {
+// recent remembers names by key for a second: a storm of drifted execs
+// from one caller reads its process tree from /proc once (by PID), and
+// names one file version once (by identity), not once per exec. A name
+// remembered can be up to a second stale: a parent directory renamed, or
+// another hard link of the same version (a new link or a rename changes
+// the file's change time, so its identity) used to exec it; the digest
+// reported is always the file's.
+type recent[K comparable] struct {
 	mu sync.Mutex
-	m  map[int]treeEntry
+	m  map[K]recentEntry
 }
 
-type treeEntry struct {
-	tree string
+type recentEntry struct {
+	name string
 	at   time.Time
 }
 
 const (
-	treeTTL     = time.Second
-	treeEntries = 4096
+	recentTTL     = time.Second
+	recentEntries = 4096
 )
 
-func (c *treeCache) get(pid int) string {
+// get returns k's name, from memory or from load.
+func (c *recent[K]) get(k K, load func() string) string {
 	now := time.Now()
 	c.mu.Lock()
-	if e, ok := c.m[pid]; ok && now.Sub(e.at) < treeTTL {
+	if e, ok := c.m[k]; ok && now.Sub(e.at) < recentTTL {
 		c.mu.Unlock()
-		return e.tree
+		return e.name
 	}
 	c.mu.Unlock()
-	tree := procTree(pid)
+	name := load()
 	c.mu.Lock()
-	if c.m == nil || len(c.m) >= treeEntries {
-		c.m = map[int]treeEntry{}
+	if c.m == nil || len(c.m) >= recentEntries {
+		c.m = map[K]recentEntry{}
 	}
-	c.m[pid] = treeEntry{tree, now}
+	c.m[k] = recentEntry{name, now}
 	c.mu.Unlock()
-	return tree
+	return name
+}
+
+// fdPath names the file open at fd, a readlink of /proc/self/fd/N, with
+// one allocation (the name): it runs on the thread that reads the next
+// exec.
+func fdPath(fd int) string {
+	var link [32]byte
+	p := append(strconv.AppendInt(append(link[:0], "/proc/self/fd/"...), int64(fd), 10), 0)
+	var buf [unix.PathMax]byte
+	cwd := unix.AT_FDCWD
+	n, _, e := unix.Syscall6(unix.SYS_READLINKAT, uintptr(cwd), uintptr(unsafe.Pointer(&p[0])),
+		uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0, 0)
+	if e != 0 {
+		return ""
+	}
+	return string(buf[:n])
 }

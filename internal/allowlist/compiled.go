@@ -26,12 +26,22 @@ type Identity struct {
 
 // IdentityOf reads f's identity.
 func IdentityOf(f *os.File) (Identity, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+	id, err := IdentityOfFd(int(f.Fd()))
+	if err != nil {
 		return Identity{}, fmt.Errorf("reading the identity of %q: %w", f.Name(), err)
 	}
+	return id, nil
+}
+
+// IdentityOfFd reads the identity of the file open at fd: one fstat(2),
+// no allocation on success (the exec hot path).
+func IdentityOfFd(fd int) (Identity, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return Identity{}, err
+	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return Identity{}, fmt.Errorf("reading the identity of %q: %w", f.Name(), errNotRegular)
+		return Identity{}, errNotRegular
 	}
 	return Identity{Dev: st.Dev, Ino: st.Ino, Ctime: st.Ctim, Mtime: st.Mtim, Size: st.Size}, nil
 }

@@ -61,7 +61,7 @@ func serve(l *Listener, answer func(Event) error, seen chan<- Event) {
 		for _, ev := range evs {
 			_ = answer(ev)
 			seen <- ev
-			ev.File.Close()
+			ev.Close()
 		}
 	}
 }
@@ -92,7 +92,9 @@ func TestAllowRunsAndFileIsTheExecutedOne(t *testing.T) {
 	seen := make(chan Event, 16)
 	var read []byte
 	go serve(l, func(ev Event) error {
-		read, _ = io.ReadAll(io.LimitReader(ev.File, 4))
+		read = make([]byte, 4)
+		n, _ := unix.Pread(ev.Fd, read, 0)
+		read = read[:n]
 		return l.Allow(ev)
 	}, seen)
 	if err := exec.Command(prog).Run(); err != nil {
