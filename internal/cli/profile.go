@@ -11,14 +11,16 @@ import (
 // profiling is the hidden --cpuprofile flag (env BULWARK_CPUPROFILE): a
 // CPU profile of one command, for the benchmarks (bench/stream-speed.sh).
 type profiling struct {
-	file string
-	out  *os.File
+	file, memFile string
+	out           *os.File
 }
 
 func (p *profiling) addFlags(cmd *cobra.Command) {
 	f := cmd.PersistentFlags()
 	f.StringVar(&p.file, "cpuprofile", "", "write a CPU profile of the command to this file")
 	f.MarkHidden("cpuprofile")
+	f.StringVar(&p.memFile, "memprofile", "", "write a heap profile (allocations) at the end of the command to this file")
+	f.MarkHidden("memprofile")
 }
 
 func (p *profiling) start() error {
@@ -38,6 +40,12 @@ func (p *profiling) start() error {
 }
 
 func (p *profiling) stop() {
+	if p.memFile != "" {
+		if f, err := os.Create(p.memFile); err == nil {
+			pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+	}
 	if p.out == nil {
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -98,20 +99,23 @@ func (ld *loader) streamed(blob, diffID v1.Hash, open func() (io.ReadCloser, err
 	if err != nil {
 		return nil, fmt.Errorf("layer %s: %w", name, err)
 	}
-	defer rc.Close()
 	g := &guard{lim: &ld.opts.Limits, image: ld.budget}
 	plain, done, err := plainStream(rc, g)
 	if err != nil {
+		rc.Close()
 		return nil, fmt.Errorf("layer %s: %w", name, err)
 	}
-	defer done()
 	h := sha256.New()
-	tee := io.TeeReader(plain, h)
-	ix, err := layerfs.IndexStream(tee, diffID.String(), ld.streamOpts())
+	pipe := newLayerPipe(plain, h)
+	defer func() {
+		pipe.Close(rc.Close)
+		done()
+	}()
+	ix, err := layerfs.IndexStream(pipe, diffID.String(), ld.streamOpts())
 	if err != nil {
 		return nil, fmt.Errorf("layer %s: %w", name, err)
 	}
-	if _, err := io.Copy(io.Discard, tee); err != nil { // the tar's end padding, for the digest
+	if err := pipe.drain(); err != nil { // the tar's end padding, for the digest
 		ix.Close()
 		return nil, fmt.Errorf("layer %s: decompressing: %w", name, err)
 	}
@@ -137,6 +141,16 @@ func readResult(f *os.File, diffID v1.Hash, opts layerfs.StreamOptions) (*layerf
 	return layerfs.Decode(zr, diffID.String(), opts)
 }
 
+// resultEncoders are reused from layer to layer: an encoder's tables are
+// a megabyte of garbage otherwise, for every layer of every image.
+var resultEncoders = sync.Pool{New: func() any {
+	zw, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		panic(err) // the options are constants
+	}
+	return zw
+}}
+
 // storeResult writes a layer's index and kept content, zstd-compressed,
 // into the results cache under the quota.
 func (ld *loader) storeResult(key string, ix *layerfs.Indexed) error {
@@ -152,13 +166,14 @@ func (ld *loader) storeResult(key string, ix *layerfs.Indexed) error {
 		return fmt.Errorf("creating results cache file: %w", err)
 	}
 	w := &reservingWriter{w: tmp, c: c}
-	zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
-	if err == nil {
-		err = ix.Encode(zw)
-		if cerr := zw.Close(); err == nil {
-			err = cerr
-		}
+	zw := resultEncoders.Get().(*zstd.Encoder)
+	zw.Reset(w)
+	err = ix.Encode(zw)
+	if cerr := zw.Close(); err == nil {
+		err = cerr
 	}
+	zw.Reset(nil)
+	resultEncoders.Put(zw)
 	if err != nil {
 		tmp.Close()
 		os.Remove(tmp.Name())

@@ -138,6 +138,7 @@ func (ix *Indexed) read(r io.Reader, opts StreamOptions) error {
 	tr := tar.NewReader(r)
 	last := "(start of layer)"
 	head := make([]byte, headSize)
+	buf := make([]byte, 64<<10) // for every file copied: io.Copy would allocate one each time
 	h256 := sha256.New()
 	for {
 		h, err := tr.Next()
@@ -160,7 +161,7 @@ func (ix *Indexed) read(r io.Reader, opts StreamOptions) error {
 		}
 		e.off = -1
 		if e.typ == tar.TypeReg && !e.sparse && !strings.HasPrefix(path.Base(e.name), whiteoutPrefix) {
-			if err := ix.readFile(tr, &e, head, h256, opts); err != nil {
+			if err := ix.readFile(tr, &e, head, buf, h256, opts); err != nil {
 				return &EntryError{Layer: ix.DiffID, Entry: h.Name, Err: err}
 			}
 		}
@@ -168,7 +169,7 @@ func (ix *Indexed) read(r io.Reader, opts StreamOptions) error {
 	}
 }
 
-func (ix *Indexed) readFile(tr io.Reader, e *entry, head []byte, h256 hash.Hash, opts StreamOptions) error {
+func (ix *Indexed) readFile(tr io.Reader, e *entry, head, buf []byte, h256 hash.Hash, opts StreamOptions) error {
 	n, err := io.ReadFull(tr, head[:min(int64(len(head)), e.size)])
 	if err != nil {
 		return fmt.Errorf("reading file data: %w", truncated(err))
@@ -195,7 +196,7 @@ func (ix *Indexed) readFile(tr io.Reader, e *entry, head []byte, h256 hash.Hash,
 	if _, err := w.Write(head); err != nil {
 		return err
 	}
-	if _, err := io.Copy(w, tr); err != nil {
+	if _, err := io.CopyBuffer(w, tr, buf); err != nil {
 		return fmt.Errorf("reading file data: %w", truncated(err))
 	}
 	if ix.content.Size()-start != e.size && want != Skip {
