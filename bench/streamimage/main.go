@@ -3,7 +3,7 @@
 // application layer with a Go binary and an npm tree, and 18 layers of
 // incompressible data), and a second image that shares the first 19 layers,
 // as OCI layouts under -out (oci, oci2) plus an OCI archive of the first
-// (oci.tar, for tools that read archives only). With -serve ADDR it then
+// (oci.tar, for tools that read archives only; Trivy reads the layout). With -serve ADDR it then
 // serves both from an in-process registry (bench/one:1, bench/two:1, blobs
 // on disk) until interrupted, printing the address.
 //

@@ -2,6 +2,7 @@ package image
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,6 +53,33 @@ func (ld *loader) resultKey(diffID v1.Hash) string {
 		return '_'
 	}, ld.opts.SelectKey)
 	return fmt.Sprintf("%s-%s-d%d", diffID.Hex, sel, ld.opts.Digests)
+}
+
+// order is the order to read an image's layers in on the streaming path:
+// the layers the results cache lacks first, largest first, then the cached
+// ones. A second image on a known base then starts decompressing its own
+// layers at once, while the base's results are read on the other cores,
+// instead of after them; and the longest layer is not the last to start.
+func (ld *loader) order(diffIDs []v1.Hash, sizes []int64) []int {
+	idx := make([]int, len(diffIDs))
+	cached := make([]bool, len(diffIDs))
+	for i, d := range diffIDs {
+		idx[i] = i
+		if ld.opts.Select != nil && d.Hex != "" {
+			_, err := os.Stat(ld.results.path(ld.resultKey(d)))
+			cached[i] = err == nil
+		}
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		if cached[a] != cached[b] {
+			if cached[a] {
+				return 1
+			}
+			return -1
+		}
+		return cmp.Compare(sizes[b], sizes[a])
+	})
+	return idx
 }
 
 // localIndexed readies a local layer for the streaming path: in place when

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -251,6 +252,14 @@ func NewSpool(dir string, memMax int64) *Spool {
 		memMax = 8 << 20
 	}
 	return &Spool{dir: dir, memMax: memMax}
+}
+
+// grow makes room in memory for n more bytes when they will stay in
+// memory, so that a spool whose size is known is not grown by doubling.
+func (s *Spool) grow(n int64) {
+	if s.f == nil && n > 0 && s.size+n <= s.memMax {
+		s.mem = slices.Grow(s.mem, int(n))
+	}
 }
 
 // Size is the number of bytes written.
