@@ -61,6 +61,12 @@ type Config struct {
 	Learn LearnConfig
 	// Node names this node in learned lists.
 	Node string
+	// Allowlists, when set, answers each image's allowlist from the
+	// server's scan; InventoryDir and the content store are then the
+	// fallbacks (allowsrv.go). AllowlistCache keeps its answers on disk
+	// ("": in memory only).
+	Allowlists     AllowlistServer
+	AllowlistCache string
 }
 
 // Cache sizes: identities remembered per container and per node.
@@ -106,6 +112,12 @@ type Agent struct {
 	replacing  map[string]bool // containers being replaced (replace.go)
 	runCtx     context.Context // Run's, for background work
 	trees      treeCache       // process trees of drifted execs (proctree.go)
+	allow      allowState      // the server's allowlists (allowsrv.go)
+	// loaderChecks: the kernel shows the stacks that tell a direct exec of
+	// the ELF interpreter from its load for a program (loader.go).
+	loaderChecks bool
+	memfdDev     uint64             // the memfd filesystem's device (unheld.go)
+	mountWatch   *fanotify.Listener // mounts attached later (mountwatch.go)
 }
 
 type stats struct {
@@ -130,6 +142,8 @@ type Stats struct {
 	// ExecutablesWritten counts files with an execute bit written in
 	// watched containers (--exec-events).
 	ExecutablesWritten int64
+	// Allowlists count the lists made, by source (allowsrv.go).
+	Allowlists AllowlistStats
 }
 
 // New validates cfg and opens the enforcement mechanism.
@@ -160,7 +174,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: cfg.Log, cache: allowlist.NewDigestCache(digestsPerNode),
 		containers: make(map[string]*container), byDev: make(map[uint64]*container), byCgroup: make(map[uint64]*container),
-		lists: make(map[string]*allowlist.List), ready: make(chan struct{})}
+		lists: make(map[string]*allowlist.List), ready: make(chan struct{}), memfdDev: memfdDevice()}
 	for ns, m := range cfg.NamespaceModes {
 		if _, err := ParseMode(string(m)); err != nil {
 			return nil, fmt.Errorf("namespace %q: %w", ns, err)
@@ -169,6 +183,13 @@ func New(cfg Config) (*Agent, error) {
 	if a.strictest() != ModeOff {
 		if err := a.openMechanism(); err != nil { // mechanism.go
 			return nil, err
+		}
+		if a.fan != nil {
+			err := stackReadable() // loader.go
+			if err != nil {
+				a.log.Error("direct execs of the ELF interpreter (the loader trick) are not refused: kernel stacks are unreadable", "error", err.Error())
+			}
+			a.loaderChecks = err == nil
 		}
 	}
 	return a, nil
@@ -193,6 +214,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			<-ctx.Done()
 			return a.fan.Close() // wakes serve; the kernel allows what is pending
 		})
+		if a.mountWatch = a.startMountWatch(); a.mountWatch != nil { // mountwatch.go
+			g.Go(func() error { return a.serveMounts(ctx) })
+			g.Go(func() error {
+				<-ctx.Done()
+				return a.mountWatch.Close()
+			})
+		}
 	}
 	if a.lsm != nil {
 		g.Go(a.serveLSM)
@@ -223,6 +251,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	g.Go(func() error { return a.watch(ctx) })
+	g.Go(func() error { return a.upgradeLists(ctx) }) // allowupgrade.go
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		return nil
@@ -250,6 +279,7 @@ func (a *Agent) Stats() Stats {
 		Reported: a.stats.reported.Load(), Unattributed: a.stats.unattributed.Load(), ByCgroup: a.stats.byCgroup.Load(), Hashed: a.cache.Hashed}
 	s.ProcessExecs, s.ProcessExits, s.ProcessConnects = a.stats.procExecs.Load(), a.stats.procExits.Load(), a.stats.procConnects.Load()
 	s.ExecutablesWritten = a.stats.execWrites.Load()
+	s.Allowlists = a.allow.stats()
 	if m := a.procMon.Load(); m != nil {
 		if ps, err := m.Stats(); err == nil {
 			s.ProcessLost = int64(ps.Lost)
@@ -325,19 +355,22 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 	if fast {
 		var ok bool
 		if ierr == nil {
-			d, ok = c.compiled.Lookup(id)
+			d, ok = c.rules().Lookup(id)
 		}
 		if !ok {
 			return false
 		}
 	} else {
-		d, err = c.compiled.Check(ev.File, a.cache)
+		d, err = c.rules().Check(ev.File, a.cache)
 	}
 	defer ev.File.Close()
 	a.stats.execs.Add(1)
+	loader := err == nil && d.Allowed && a.directLoader(c, ev.PID, d.ImagePath) // loader.go
+	d.Allowed = d.Allowed && !loader
 	if err == nil && d.Allowed {
 		a.stats.allowed.Add(1)
 		a.answer(ev, true)
+		c.ran.exec(d.Digest, d.ImagePath) // after the answer: the exec does not wait for it (ran.go)
 		return true
 	}
 	prevent := c.mode == ModePrevent
@@ -361,6 +394,7 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 		Container: c.id, Namespace: c.namespace, Image: c.image}
 	if learned {
 		e.Reason, e.Digest, e.Path = ReasonLearning, d.Digest.String(), path
+		c.ran.exec(d.Digest, path)
 		a.stats.reported.Add(1)
 		a.cfg.Report(e)
 		return true
@@ -376,7 +410,13 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
 	} else {
 		e.Digest = d.Digest.String()
 	}
+	if loader {
+		e.Reason = ReasonLoader
+	}
 	e.Path, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(ev.File.Fd())))
+	if err == nil && !prevent {
+		c.ran.exec(d.Digest, e.Path) // it ran (detect)
+	}
 	e.Tree = tree
 	a.cfg.Report(e)
 	a.replaceLater(c)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	apievents "github.com/containerd/containerd/api/events"
 	"github.com/containerd/containerd/v2/client"
@@ -28,7 +29,11 @@ import (
 type container struct {
 	id, namespace, image string
 	pid                  uint32
-	dev                  uint64 // of its root filesystem
+	dev                  uint64   // of its root filesystem
+	devs                 []uint64 // of the other filesystems that are its own (mounts.go)
+	loaderEntry          bool     // its image's entrypoint is the ELF interpreter (loader.go)
+	mountGap             string   // why it can make mounts that are not held, "" if it cannot (mounts.go)
+	held                 []uint64 // devices of every filesystem marked for it (fanotify; unheld.go)
 	compiled             *allowlist.Compiled
 	labels               map[string]string // pod labels from CRI (status.go)
 	mode                 Mode
@@ -37,12 +42,21 @@ type container struct {
 	lsmFiles             *bpflsm.Compiled // what BPF-LSM lists for it (lsm.go)
 	ref                  string           // the image name containerd knows
 	learn                *learning        // its image's learning window (learn.go)
+	ran                  ranLog           // what ran in it (ran.go)
+	// relisted, once set, replaces compiled: a list changed while the
+	// container runs (a learning window locked, the server's list came);
+	// read through rules().
+	relisted atomic.Pointer[allowlist.Compiled]
 }
 
 // ContainerInfo says what the agent knows of a watched container.
 type ContainerInfo struct {
 	ID, Namespace, Image string
-	Allowed              int // distinct allowed contents
+	Allowed              int    // distinct allowed contents
+	Allowlist            string // where its list came from (Source*, allowsrv.go)
+	// MountGap says why the container's processes can make mounts whose
+	// execs are not held (mounts.go); "" when they cannot.
+	MountGap string
 }
 
 // Container returns a watched container by id.
@@ -53,7 +67,8 @@ func (a *Agent) Container(id string) (ContainerInfo, bool) {
 	if !ok {
 		return ContainerInfo{}, false
 	}
-	return ContainerInfo{ID: c.id, Namespace: c.namespace, Image: c.image, Allowed: c.compiled.List.Len()}, true
+	return ContainerInfo{ID: c.id, Namespace: c.namespace, Image: c.image, Allowed: c.rules().List.Len(), Allowlist: c.listSource(),
+		MountGap: c.mountGap}, true
 }
 
 // watch subscribes to task events first, then adopts the containers that
@@ -158,10 +173,11 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 		return nil
 	}
 	if a.fan != nil {
-		if err := a.fan.MarkExec(root); err != nil {
+		if err := a.markContainer(c2, root); err != nil { // mounts.go
 			return fmt.Errorf("watching container %q: %w", id, err)
 		}
 	}
+	c2.loaderEntry = loaderName(entrypointOf(list.Entrypoint, list.Cmd))
 	if a.lsm != nil {
 		if err := a.lsm.watch(ctx, c2, root, a.cache); err != nil {
 			return fmt.Errorf("watching container %q: %w", id, err)
@@ -180,6 +196,13 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 	}
 	a.containers[id] = c2
 	a.byDev[dev] = c2
+	for _, d := range c2.devs {
+		if o := a.byDev[d]; o != nil && o.id != id {
+			delete(a.byDev, d) // shared by two containers: neither's by device, both by cgroup
+			continue
+		}
+		a.byDev[d] = c2
+	}
 	if c2.cgroup != 0 {
 		a.byCgroup[c2.cgroup] = c2
 	}
@@ -220,41 +243,69 @@ func (a *Agent) forget(id string) {
 
 // unindex drops c from the lookups by device and cgroup; a.mu is held.
 func (a *Agent) unindex(c *container) {
-	if a.byDev[c.dev] == c {
-		delete(a.byDev, c.dev)
+	for _, d := range append([]uint64{c.dev}, c.devs...) {
+		if a.byDev[d] == c {
+			delete(a.byDev, d)
+		}
 	}
 	if a.byCgroup[c.cgroup] == c {
 		delete(a.byCgroup, c.cgroup)
 	}
 }
 
-// list returns the allowlist of img, built once per manifest digest.
+// list returns the allowlist of img, built once per manifest digest: from
+// the server's scan when the agent has a server (allowsrv.go), else, or
+// when the server gives none, from InventoryDir, else from the layers in
+// containerd's content store. A list made on the node although the agent
+// has a server is logged and counted, and asked of the server again every
+// allowRetry (upgradeLists) and at an adoption of its digest after that.
 func (a *Agent) list(ctx context.Context, img client.Image) (*allowlist.List, error) {
 	digest := img.Target().Digest.String()
 	a.mu.RLock()
-	l, ok := a.lists[digest]
+	old, ok := a.lists[digest]
 	a.mu.RUnlock()
-	if ok {
-		return l, nil
+	if ok && (a.cfg.Allowlists == nil || !a.allow.retryDue(old)) {
+		return old, nil
 	}
-	spec, err := img.Spec(ctx)
+	cfg, err := imageConfig(ctx, img, digest) // allowupgrade.go
 	if err != nil {
-		return nil, fmt.Errorf("reading the config of %q: %w", digest, err)
+		return nil, err
 	}
-	cfg := allowlist.Config{Entrypoint: spec.Config.Entrypoint, Cmd: spec.Config.Cmd, Env: spec.Config.Env}
-	l, err = a.fromInventory(digest, cfg)
+	l, serr := a.fromServer(ctx, img, digest, cfg)
+	if l == nil && ok {
+		a.allow.postpone(digest) // not asked again before allowRetry
+		return old, nil
+	}
 	if l == nil {
-		if err != nil {
-			a.log.Info("the inventory cannot make the allowlist; reading the layers", "image", digest, "error", err)
-		}
-		l, err = a.fromContent(ctx, img, digest, cfg)
-		if err != nil {
+		if l, err = a.onNode(ctx, img, digest, cfg); err != nil {
 			return nil, err
 		}
+		if serr != nil {
+			a.noteFallback(digest, l, serr)
+		}
 	}
+	a.allow.made(l)
 	a.mu.Lock()
 	a.lists[digest] = l
 	a.mu.Unlock()
+	return l, nil
+}
+
+// onNode makes the list of img on this node: from InventoryDir, else from
+// the content store.
+func (a *Agent) onNode(ctx context.Context, img client.Image, digest string, cfg allowlist.Config) (*allowlist.List, error) {
+	l, err := a.fromInventory(digest, cfg)
+	if l != nil {
+		l.Source = SourceInventory
+		return l, nil
+	}
+	if err != nil {
+		a.log.Info("the inventory cannot make the allowlist; reading the layers", "image", digest, "error", err)
+	}
+	if l, err = a.fromContent(ctx, img, digest, cfg); err != nil {
+		return nil, err
+	}
+	l.Source = SourceContent
 	return l, nil
 }
 

@@ -49,16 +49,17 @@ type ctr struct {
 	task client.Task
 }
 
-// create makes a container with a created (not started) task.
-func create(t *testing.T, ctx context.Context, c *client.Client, img client.Image, id string) *ctr {
+// create makes a container with a created (not started) task; opts add to
+// its spec.
+func create(t *testing.T, ctx context.Context, c *client.Client, img client.Image, id string, opts ...oci.SpecOpts) *ctr {
 	t.Helper()
 	ctl, err := os.MkdirTemp("", "bwctl")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(ctl) })
-	task := containerdtest.Create(t, ctx, c, img, id,
-		oci.WithMounts([]specs.Mount{{Destination: "/ctl", Type: "bind", Source: ctl, Options: []string{"rbind", "rw"}}}))
+	task := containerdtest.Create(t, ctx, c, img, id, append([]oci.SpecOpts{
+		oci.WithMounts([]specs.Mount{{Destination: "/ctl", Type: "bind", Source: ctl, Options: []string{"rbind", "rw"}}})}, opts...)...)
 	return &ctr{id: id, sock: filepath.Join(ctl, "ctl.sock"), task: task}
 }
 
@@ -131,11 +132,16 @@ func waitStats(a *Agent, cond func(Stats) bool) Stats {
 	}
 }
 
-// startAgent runs an agent until the returned stop is called.
-func startAgent(t *testing.T, addr string, mode Mode, col *collector) (*Agent, func()) {
+// startAgent runs an agent, its Config changed by opts, until the returned
+// stop is called.
+func startAgent(t *testing.T, addr string, mode Mode, col *collector, opts ...func(*Config)) (*Agent, func()) {
 	t.Helper()
-	a, err := New(Config{Mode: mode, Address: addr, Namespaces: []string{testNS}, Report: col.report, CanaryDir: t.TempDir(),
-		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	cfg := Config{Mode: mode, Address: addr, Namespaces: []string{testNS}, Report: col.report, CanaryDir: t.TempDir(),
+		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -195,7 +195,7 @@ func (a *Agent) lock(ctx context.Context, l *learning) error {
 		a.lists[l.image] = list
 		for _, c := range a.containers {
 			if c.image == l.image {
-				c.compiled = allowlist.Compile(list, verdictsPerContainer)
+				c.relisted.Store(allowlist.Compile(list, verdictsPerContainer))
 			}
 		}
 	}

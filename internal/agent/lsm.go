@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -22,7 +23,22 @@ import (
 // the kernel names cgroups by (bpf_get_current_cgroup_id).
 type lsm struct {
 	enf *bpflsm.Enforcer
+
+	mu      sync.Mutex
+	learned map[learnedFile]bool // identities learned in open windows (learnLSM)
 }
+
+// learnedFile is a file learned in a cgroup's window, as the kernel names
+// it in the reports of its mappings.
+type learnedFile struct {
+	cgroup uint64
+	dev    uint32
+	ino    uint64
+}
+
+// maxLearnedFiles bounds lsm.learned; past it the set starts over (a
+// mapping report of an older learned file is then mapped-not-in-image).
+const maxLearnedFiles = 65536
 
 func newLSM(enf *bpflsm.Enforcer) *lsm { return &lsm{enf: enf} }
 
@@ -108,8 +124,8 @@ func (m *lsm) watch(ctx context.Context, c *container, root string, cache *allow
 	if err != nil {
 		return err
 	}
-	mmap := c.compiled.List.Libraries
-	lc, err := m.enf.Compile(ctx, cg, root, c.compiled.List, cache, mmap)
+	mmap := c.rules().List.Libraries
+	lc, err := m.enf.Compile(ctx, cg, root, c.rules().List, cache, mmap)
 	if err != nil {
 		return err
 	}
@@ -139,23 +155,12 @@ func (a *Agent) relistLSM(ctx context.Context, image string) {
 	a.mu.RUnlock()
 	for _, c := range cs {
 		root := filepath.Join(procRoot, strconv.Itoa(int(c.pid)), "root")
-		mmap := c.compiled.List.Libraries
-		lc, err := a.lsm.enf.Compile(ctx, c.cgroup, root, c.compiled.List, a.cache, mmap)
+		lc, err := a.lsm.enf.Relist(ctx, c.cgroup, root, c.rules().List, a.cache, c.rules().List.Libraries, lsmMode(c.mode), c.lsmFiles)
 		if err != nil {
 			a.log.Error("listing a container again after its learning window", "container", c.id, "error", err)
+		}
+		if lc == nil {
 			continue
-		}
-		if err := a.lsm.enf.Watch(c.cgroup, lsmMode(c.mode), mmap); err != nil {
-			a.log.Error("watching a container after its learning window", "container", c.id, "error", err)
-		}
-		keep := make(map[bpflsm.FileID]bool, len(lc.Files))
-		for _, f := range lc.Files {
-			keep[f] = true
-		}
-		for _, f := range c.lsmFiles.Files {
-			if !keep[f] {
-				_ = a.lsm.enf.Forget(c.cgroup, f)
-			}
 		}
 		a.mu.Lock()
 		c.lsmFiles = lc
@@ -164,23 +169,42 @@ func (a *Agent) relistLSM(ctx context.Context, image string) {
 }
 
 // learnLSM records what a BPF-LSM report in a learning window ran: the
-// file is hashed through the process's root (best effort: a file gone by
-// then is not learned).
+// file is hashed through the process's root, or its container's once the
+// process has exited (a short program has, by the time its report is
+// read), and only if it is still the file the kernel judged
+// (bpflsm.ReportedContent). With mmap checks the kernel's mapping of a
+// program is reported too, by file name only: it is learning when its
+// identity was learned from the exec's report.
 func (a *Agent) learnLSM(c *container, ev bpflsm.Event) bool {
-	if c.learn == nil || ev.Verdict != bpflsm.VerdictReported || !strings.HasPrefix(ev.Path, "/") {
+	if c.learn == nil || ev.Verdict != bpflsm.VerdictReported {
 		return false
 	}
-	f, err := os.Open(filepath.Join(procRoot, strconv.Itoa(int(ev.TGID)), "root", filepath.Clean(ev.Path)))
-	if err != nil {
-		return false
+	key := learnedFile{cgroup: c.cgroup, dev: ev.File.Dev, ino: ev.File.Ino}
+	if ev.Hook != bpflsm.HookExec {
+		a.lsm.mu.Lock()
+		known := a.lsm.learned[key]
+		a.lsm.mu.Unlock()
+		return known && c.learn.open(time.Now())
 	}
-	defer f.Close()
-	id, err := allowlist.IdentityOf(f)
-	if err != nil {
-		return false
+	for _, pid := range []int{int(ev.TGID), int(c.pid)} {
+		d, err := bpflsm.ReportedContent(filepath.Join(procRoot, strconv.Itoa(pid), "root"), ev, a.cache)
+		if err == nil {
+			if !c.learn.learn(d, ev.Path, time.Now()) {
+				return false
+			}
+			a.lsm.mu.Lock()
+			if a.lsm.learned == nil || len(a.lsm.learned) >= maxLearnedFiles {
+				a.lsm.learned = map[learnedFile]bool{}
+			}
+			a.lsm.learned[key] = true
+			a.lsm.mu.Unlock()
+			return true
+		}
+		if errors.Is(err, bpflsm.ErrNotReported) {
+			return false
+		}
 	}
-	d, _, err := a.cache.Digest(f, id)
-	return err == nil && c.learn.learn(d, ev.Path, time.Now())
+	return false
 }
 
 // unwatch stops deciding for a container's cgroup and empties its list.

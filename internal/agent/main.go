@@ -47,8 +47,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	learnDir := fs.String("learn-dir", "/var/lib/bulwark-agent/learned", "where learned lists (signed in-toto attestations) are written")
 	learnKey := fs.String("learn-key", "", "cosign-format private key that signs learned lists (passphrase in $BULWARK_AGENT_KEY_PASSWORD)")
 	learnPush := fs.Bool("learn-push", false, "push each learned list as an attestation next to its image (registry credentials from the Docker config)")
-	of := addOutputFlags(fs)    // outputs.go
-	idf := addIdentityFlags(fs) // identity.go
+	of := addOutputFlags(fs)            // outputs.go
+	idf := addIdentityFlags(fs)         // identity.go
+	allowCache := addAllowlistFlags(fs) // allowsrv.go
 	cfgFile := fs.String("config", "", "YAML config file of flag values (top level or under bulwark-agent:). Every flag is also $BULWARK_<FLAG>")
 	if err := fs.Parse(args); err != nil {
 		return ExitUsage
@@ -123,9 +124,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
 		return ExitUsage
 	}
-	a, err := New(Config{Mode: m, Address: *address, Namespaces: ns, InventoryDir: *inv, Log: log, Report: idn.report(outs.report(log)),
+	cfg := Config{Mode: m, Address: *address, Namespaces: ns, InventoryDir: *inv, Log: log, Report: idn.report(outs.report(log)),
 		Mechanism: mc, AllowDegrade: *degrade, CanaryDir: *canaryDir, CanaryEvery: *of.heartbeat, Learn: lc, Node: *of.node, NamespaceModes: nm,
-		ExecEvents: *execEvents, ReplaceDrifted: *replaceDrifted})
+		ExecEvents: *execEvents, ReplaceDrifted: *replaceDrifted}
+	if outs.sender != nil { // the server's scan is the allowlist (allowsrv.go)
+		cfg.Allowlists, cfg.AllowlistCache = outs.sender, *allowCache
+	}
+	a, err := New(cfg)
 	var noEnf *NoEnforcementError
 	if errors.As(err, &noEnf) {
 		fmt.Fprintf(stderr, "bulwark-agent: refusing to start in %s mode: %v (--allow-degrade runs anyway, reported as broken)\n", m, err)

@@ -62,6 +62,7 @@ func writeMetrics(w io.Writer, st Status) {
 	counter("bulwark_agent_executables_written_total", "Files with an execute bit written in watched containers (after the fact).", st.Stats.ExecutablesWritten)
 	counter("bulwark_agent_process_events_lost_total", "Node exec/exit events the sensor's ring buffer dropped.", st.Stats.ProcessLost)
 	counter("bulwark_agent_bpf_events_lost_total", "Drift decided in the kernel but not reported (ring buffer full).", st.Stats.EventsLost)
+	writeAllowlistMetrics(w, st.Stats.Allowlists) // allowsrv.go
 	if sp := st.Spool; sp != nil {
 		gauge("bulwark_agent_spool_events", "Events spooled and not yet acknowledged by the server.", int64(sp.Pending))
 		gauge("bulwark_agent_spool_bytes", "Bytes of the spool on disk.", sp.Bytes)

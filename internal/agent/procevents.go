@@ -54,6 +54,10 @@ func (a *Agent) serveProcessEvents(ctx context.Context) error {
 			}
 		default:
 			a.stats.procExecs.Add(1)
+			a.unheldExec(c, ev) // unheld.go
+			if a.fan == nil {   // the kernel decides (BPF-LSM): the sensor is the only witness (ran.go)
+				c.ran.sensed(ev.Path)
+			}
 		}
 		if !a.log.Enabled(ctx, slog.LevelDebug) {
 			continue

@@ -39,8 +39,12 @@ func podLabels(all map[string]string) map[string]string {
 func (a *Agent) Containers() []agentproto.Container {
 	a.mu.RLock()
 	out := make([]agentproto.Container, 0, len(a.containers))
+	budget := agentproto.MaxRanTotal
 	for _, c := range a.containers {
-		out = append(out, agentproto.Container{ID: c.id, Namespace: c.namespace, Image: c.image, Labels: c.labels})
+		ran, dropped := c.ran.snapshot(min(budget, agentproto.MaxRanPerContainer))
+		budget -= len(ran)
+		out = append(out, agentproto.Container{ID: c.id, Namespace: c.namespace, Image: c.image, Labels: c.labels, Allowlist: c.listSource(),
+			Ran: ran, RanDropped: dropped, Gap: c.mountGap})
 	}
 	a.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
@@ -163,7 +167,14 @@ func printStatus(path string, now time.Time, w io.Writer) int {
 	fmt.Fprintf(w, "canary:       %s\n", canaryLine)
 	fmt.Fprintf(w, "containers:   %d watched\n", len(st.Containers))
 	for _, c := range st.Containers {
-		fmt.Fprintf(w, "  %s  %s  %s\n", c.Namespace, c.ID, c.Image)
+		line := fmt.Sprintf("  %s  %s  %s", c.Namespace, c.ID, c.Image)
+		if c.Allowlist != "" {
+			line += "  allowlist from " + c.Allowlist
+		}
+		fmt.Fprintln(w, line)
+		if c.Gap != "" {
+			fmt.Fprintf(w, "    gap: %s\n", c.Gap)
+		}
 	}
 	fmt.Fprintf(w, "execs:        %d (%d refused, %d reported, %d unattributed)\n", st.Stats.Execs, st.Stats.Refused, st.Stats.Reported, st.Stats.Unattributed)
 	if st.Spool != nil {

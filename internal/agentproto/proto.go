@@ -77,6 +77,19 @@ type Container struct {
 	Labels    map[string]string `json:"labels,omitempty"`
 	// Started is when the container's task started; zero when unknown.
 	Started time.Time `json:"started,omitzero"`
+	// Allowlist says where the agent's allowlist for it came from:
+	// "server" (the server's scan), "server-cache" (an earlier answer kept
+	// on disk), "inventory-dir" or "content-store" (made on the node).
+	Allowlist string `json:"allowlist,omitempty"`
+	// Gap says why the agent's marks cannot hold every exec of the
+	// container (fanotify: its processes can make mount namespaces of
+	// their own); empty when none is known.
+	Gap string `json:"gap,omitempty"`
+	// Ran is what ran in it since the agent watched it (ran.go), most
+	// execs first; RanDropped counts the execs of programs past the bound,
+	// not listed.
+	Ran        []Ran  `json:"ran,omitempty"`
+	RanDropped uint64 `json:"ranDropped,omitempty"`
 }
 
 // CRI labels the kubelet puts on a container, which name its pod.
@@ -224,6 +237,7 @@ func (h *Heartbeat) Validate() error {
 	if err := validateHost(h.Distro, h.Packages); err != nil {
 		return err
 	}
+	ran := 0
 	for i, c := range h.Containers {
 		if err := name("container id", c.ID); err != nil {
 			return fmt.Errorf("container %d: %w", i, err)
@@ -244,6 +258,12 @@ func (h *Heartbeat) Validate() error {
 			if err := field("label "+k, v); err != nil {
 				return fmt.Errorf("container %s: %w", c.ID, err)
 			}
+		}
+		if ran += len(c.Ran); ran > MaxRanTotal {
+			return invalid("more than %d programs ran listed in one heartbeat", MaxRanTotal)
+		}
+		if err := validateRan(c.ID, c.Ran); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -50,7 +50,10 @@ type Config struct {
 // List is what may run in containers of one image.
 type List struct {
 	// Image is the image's manifest digest.
-	Image      string
+	Image string
+	// Source says where the list came from (the agent's word for it:
+	// the server, a local inventory, the layers on the node).
+	Source     string
 	Entrypoint []string
 	Cmd        []string
 	files      map[Digest]string // content digest -> first image path with it
@@ -247,7 +250,7 @@ var errNotRegular = errors.New("not a regular file")
 // With returns a copy of l that also allows the contents of extra (content
 // digest -> a path it ran from): a list refined by a learning window.
 func (l *List) With(extra map[Digest]string) *List {
-	n := &List{Image: l.Image, Entrypoint: l.Entrypoint, Cmd: l.Cmd, files: make(map[Digest]string, len(l.files)+len(extra)),
+	n := &List{Image: l.Image, Source: l.Source, Entrypoint: l.Entrypoint, Cmd: l.Cmd, files: make(map[Digest]string, len(l.files)+len(extra)),
 		mapped: l.mapped, Libraries: l.Libraries}
 	for d, p := range l.files {
 		n.files[d] = p

@@ -195,6 +195,7 @@ func (h *Handler) routes() []route {
 		{"GET /api/v1/runtime/responses", store.RoleViewer, h.listResponses},
 		{"POST /api/v1/agent/host-inventory", store.RoleOperator, h.agentHostInventory},
 		{"DELETE /api/v1/instances/{id}", store.RoleAdmin, h.retireInstance},
+		{"GET /api/v1/agent/allowlists/{digest}", store.RoleOperator, h.agentAllowlist},
 	}
 	for i := range rts {
 		if rts[i].role != "" {

@@ -19,6 +19,10 @@ type Metrics struct {
 	JobsClaimed   atomic.Int64
 	JobsCompleted atomic.Int64
 	JobsFailed    atomic.Int64
+	// LayersStreamed and LayersFromCache count the layers scans read in a
+	// streaming pass and those taken from the layer results cache.
+	LayersStreamed  atomic.Int64
+	LayersFromCache atomic.Int64
 
 	mu       sync.Mutex
 	requests map[requestKey]int64
@@ -50,6 +54,8 @@ func (m *Metrics) write(ctx context.Context, w io.Writer) error {
 	counter("bulwark_jobs_claimed_total", "Scan jobs claimed by this server's workers.", m.JobsClaimed.Load())
 	counter("bulwark_jobs_completed_total", "Scan jobs completed by this server's workers.", m.JobsCompleted.Load())
 	counter("bulwark_jobs_failed_total", "Scan job runs that failed (the job is retried or marked failed).", m.JobsFailed.Load())
+	counter("bulwark_layers_streamed_total", "Image layers scans read (downloaded and decompressed) in a streaming pass.", m.LayersStreamed.Load())
+	counter("bulwark_layers_cached_total", "Image layers scans took from the layer results cache, not downloaded or decompressed.", m.LayersFromCache.Load())
 
 	m.mu.Lock()
 	keys := make([]requestKey, 0, len(m.requests))

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -68,13 +69,17 @@ func walkAllowed(ctx context.Context, root string, l Lister, cache *allowlist.Di
 		return out, fmt.Errorf("opening container root %q: %w", root, err)
 	}
 	defer unix.Close(rootFD)
-	var rst unix.Stat_t
-	if err := unix.Fstat(rootFD, &rst); err != nil {
+	rfs, err := rootFSOf(rootFD)
+	if err != nil {
 		return out, fmt.Errorf("reading container root %q: %w", root, err)
 	}
-	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	// The agent's root is /proc/PID/root, a link: walked as a directory
+	// (with a trailing slash), not as the link itself, which WalkDir would
+	// report as one non-directory entry and list nothing under.
+	walkRoot := strings.TrimSuffix(root, "/") + "/"
+	err = filepath.WalkDir(walkRoot, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			if p == root {
+			if p == walkRoot {
 				return err
 			}
 			return nil // a directory that went away or is unreadable: its files are not listed
@@ -84,7 +89,7 @@ func walkAllowed(ctx context.Context, root string, l Lister, cache *allowlist.Di
 		}
 		if d.IsDir() {
 			if info, ierr := d.Info(); ierr == nil {
-				if st, ok := info.Sys().(*unix.Stat_t); ok && st.Dev != rst.Dev {
+				if st, ok := info.Sys().(*unix.Stat_t); ok && st.Dev != rfs.dev {
 					return filepath.SkipDir // another filesystem mounted in the container
 				}
 			}
@@ -93,11 +98,11 @@ func walkAllowed(ctx context.Context, root string, l Lister, cache *allowlist.Di
 		if !d.Type().IsRegular() {
 			return nil
 		}
-		rel, rerr := filepath.Rel(root, p)
+		rel, rerr := filepath.Rel(walkRoot, p)
 		if rerr != nil {
 			return nil
 		}
-		id, ok, lerr := judge(rootFD, rel, rst.Dev, l, cache, mmap, out)
+		id, ok, lerr := judge(rootFD, rel, rfs, l, cache, mmap, out)
 		if lerr != nil {
 			return lerr
 		}
@@ -118,10 +123,50 @@ func walkAllowed(ctx context.Context, root string, l Lister, cache *allowlist.Di
 
 var elfMagic = []byte{0x7f, 'E', 'L', 'F'}
 
+// rootFS is the filesystem of a container's root: the device its
+// directories report (for overlayfs, the overlay's own, which is the
+// super block's device the LSM hooks see) and its mount.
+type rootFS struct {
+	dev   uint64 // st_dev of the root directory
+	mnt   uint64 // mount id (statx), when the kernel reports one
+	byMnt bool
+}
+
+func rootFSOf(fd int) (rootFS, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return rootFS{}, err
+	}
+	r := rootFS{dev: st.Dev}
+	r.mnt, r.byMnt = mountID(fd)
+	return r, nil
+}
+
+// mountID is the id of the mount fd is on (Linux 5.8 on); false when the
+// kernel does not say.
+func mountID(fd int) (uint64, bool) {
+	var stx unix.Statx_t
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, &stx); err != nil || stx.Mask&unix.STATX_MNT_ID == 0 {
+		return 0, false
+	}
+	return stx.Mnt_id, true
+}
+
+// on tells whether the open file fd with stat st is on the root's own
+// filesystem. An overlay whose layers are on different filesystems (and
+// without xino) reports a per-layer device for its files, not its own, so
+// the mount decides where the kernel says which it is.
+func (r rootFS) on(fd int, st *unix.Stat_t) bool {
+	if m, ok := mountID(fd); ok && r.byMnt {
+		return m == r.mnt
+	}
+	return st.Dev == r.dev
+}
+
 // judge opens one candidate inside root and tells whether its content may
 // run (or be mapped) in the container. Only errors of the kernel map stop
 // the walk; a file that cannot be read is simply not listed.
-func judge(rootFD int, rel string, dev uint64, l Lister, cache *allowlist.DigestCache, mmap bool, out *Compiled) (FileID, bool, error) {
+func judge(rootFD int, rel string, rfs rootFS, l Lister, cache *allowlist.DigestCache, mmap bool, out *Compiled) (FileID, bool, error) {
 	fd, err := unix.Openat2(rootFD, rel, &unix.OpenHow{
 		Flags:   unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
@@ -132,7 +177,7 @@ func judge(rootFD int, rel string, dev uint64, l Lister, cache *allowlist.Digest
 	f := os.NewFile(uintptr(fd), rel)
 	defer f.Close()
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Dev != dev {
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || !rfs.on(fd, &st) {
 		return FileID{}, false, nil
 	}
 	exec := st.Mode&0o111 != 0
@@ -159,7 +204,13 @@ func judge(rootFD int, rel string, dev uint64, l Lister, cache *allowlist.Digest
 		out.Refused++
 		return FileID{}, false, nil
 	}
-	return fileIDFromStat(&st), true, nil
+	// The identity the hooks see: the inode number stat reports (overlayfs
+	// keeps them stable and unique on one filesystem, or with xino) on the
+	// root's device, which is the super block's (an overlay over several
+	// filesystems reports a layer's device for its files instead).
+	kst := st
+	kst.Dev = rfs.dev
+	return fileIDFromStat(&kst), true, nil
 }
 
 // Release removes what Compile listed for cg (when its container is gone).

@@ -19,7 +19,8 @@ import (
 // too), not others; ELF libraries only with mmap checks; nothing on
 // another filesystem mounted in the container; nothing reached through a
 // symlink the container planted (an absolute link to a host directory is
-// resolved inside the root); the bound on listed files.
+// resolved inside the root); the same through a link to the root (the
+// agent's /proc/PID/root); the bound on listed files.
 func TestWalkAllowed(t *testing.T) {
 	root := t.TempDir()
 	outside := t.TempDir() // "the host"
@@ -88,6 +89,16 @@ func TestWalkAllowed(t *testing.T) {
 	if !execOnly[ino(filepath.Join(root, "bin/app"))] || !execOnly[ino(filepath.Join(root, "usr/bin/app-copy"))] || len(execOnly) != 2 {
 		t.Fatalf("exec checks: listed %v, want bin/app and its copy only", execOnly)
 	}
+	// The agent walks /proc/PID/root, a link to the container's root:
+	// the same files are listed through a link.
+	link := filepath.Join(t.TempDir(), "root")
+	if err := os.Symlink(root, link); err != nil {
+		t.Fatal(err)
+	}
+	var viaLink []FileID
+	if _, err := walkAllowed(context.Background(), link, list, allowlist.NewDigestCache(64), false, func(id FileID) error { viaLink = append(viaLink, id); return nil }); err != nil || len(viaLink) != len(execOnly) {
+		t.Fatalf("through a link to the root: listed %v (%v), want %d files", viaLink, err, len(execOnly))
+	}
 	withMmap := names(true)
 	if !withMmap[ino(filepath.Join(root, "lib/libx.so.1"))] || len(withMmap) != 3 {
 		t.Fatalf("mmap checks: listed %v, want the library too", withMmap)
@@ -102,9 +113,11 @@ func TestWalkAllowed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	var rst unix.Stat_t
-	_ = unix.Fstat(fd, &rst)
-	if _, ok, _ := judge(fd, "escape/app", rst.Dev, list, allowlist.NewDigestCache(4), false, &Compiled{}); ok {
+	rfs, err := rootFSOf(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := judge(fd, "escape/app", rfs, list, allowlist.NewDigestCache(4), false, &Compiled{}); ok {
 		t.Fatal("judge followed a planted symlink out of the root")
 	}
 	defer func(n int) { MaxCompiled = n }(MaxCompiled)

@@ -34,6 +34,7 @@ func (o *gateOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.dbPath, "db", "", "advisory database (default $XDG_CACHE_HOME/bulwark/vulndb/osv.db)")
 	f.BoolVar(&o.noDB, "no-db", false, "judge without vulnerability data (the vulnerabilities rule sees no finding)")
 	f.StringSliceVar(&o.vexFiles, "vex", nil, "OpenVEX document(s) applied before the policy")
+	f.BoolVar(&o.img.keepLayers, "keep-layers", false, "decompress compressed layers whole into the layer cache and keep them (debugging) instead of one streaming pass that keeps only what the catalogers read and scans for secrets on the way")
 }
 
 // run opens source and assesses it; close releases the advisory database.
@@ -55,6 +56,11 @@ func (o *gateOptions) run(ctx context.Context, g *globalOptions, source string) 
 	}
 	if opts.VEX, err = match.LoadVEX(o.vexFiles...); err != nil {
 		return nil, err
+	}
+	if !o.img.keepLayers {
+		if opts.Image, err = opts.Streaming(); err != nil {
+			return nil, err
+		}
 	}
 	if !o.noDB {
 		path := o.dbPath

@@ -72,7 +72,7 @@ func addLimitFlags(f *pflag.FlagSet, l *image.Limits) {
 	f.Int64Var(&l.MaxLayerSize, "max-layer-size", image.DefaultMaxLayerSize, "refuse a layer larger than this many bytes uncompressed (-1: no limit)")
 	f.Int64Var(&l.MaxImageSize, "max-image-size", image.DefaultMaxImageSize, "refuse an image whose layers together are larger than this many bytes uncompressed (-1: no limit)")
 	f.Int64Var(&l.MaxRatio, "max-compression-ratio", image.DefaultMaxRatio, "refuse a layer that decompresses to more than this many times its compressed size, past its first 16 MiB (decompression bombs; -1: no limit)")
-	f.Int64Var(&l.CacheMaxSize, "cache-max-size", image.DefaultCacheMaxSize, "bytes the layer cache may hold, layers being written included; least recently used layers are evicted (-1: no limit)")
+	f.Int64Var(&l.CacheMaxSize, "cache-max-size", image.DefaultCacheMaxSize, "bytes each cache directory (per-layer results; decompressed layers with --keep-layers) may hold, entries being written included; least recently used entries are evicted (-1: no limit)")
 }
 
 // outputOptions pick the format and destination of a report.

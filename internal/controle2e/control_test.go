@@ -57,6 +57,8 @@ rules:
 - namespace: shop
   drift: replace
   revoked: rollback
+- namespace: late
+  revoked: rollback
 `
 
 // The control loop on a real kubelet: a Deployment of a certified image
@@ -281,6 +283,33 @@ func TestControlLoopOnRealKubelet(t *testing.T) {
 	if len(rs.Responses) != 2 || rs.Responses[0].Action != respond.Rollback || rs.Responses[0].State != store.ResponseDone ||
 		rs.Responses[0].Target != goodRef {
 		t.Errorf("responses after the advisory: %+v", rs.Responses)
+	}
+
+	// A Deployment of the revoked digest created after the revocation (no
+	// admission webhook here): its pod is a workload the inventory learns
+	// of after the revocation was answered, rolled back as it would have
+	// been, under the revocation's key, once its agent reports it.
+	cl.MustKubectl("create", "namespace", "late")
+	lateAt := time.Now()
+	late := strings.NewReplacer("name: web, namespace: shop", "name: api, namespace: late", "app: web", "app: api").Replace(deployment)
+	if _, err := cl.KubectlStdin(fmt.Sprintf(late, badRef, ctl), "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the late Deployment rolled back", 60*time.Second, func() bool {
+		img, _ := cl.Kubectl("get", "deployment", "api", "-n", "late", "-o", "jsonpath={.spec.template.spec.containers[0].image}")
+		return strings.TrimSpace(img) == goodRef
+	})
+	t.Logf("FIGURE Deployment of a revoked digest created after the revocation -> rolled back: %s", time.Since(lateAt).Round(time.Millisecond))
+	var lrs struct{ Responses []store.Response }
+	c.call("GET", "/api/v1/runtime/responses?namespace=late", admin.Token, nil, http.StatusOK, &lrs)
+	if len(lrs.Responses) != 1 || lrs.Responses[0].Owner != "Deployment/api" || lrs.Responses[0].Target != goodRef ||
+		!strings.HasPrefix(lrs.Responses[0].Key, rs.Responses[0].Key[:strings.Index(rs.Responses[0].Key, "|")+1]) {
+		t.Errorf("late responses: %+v, want one rollback of Deployment/api under the revocation's key (%s)", lrs.Responses, rs.Responses[0].Key)
+	}
+	// The kubelet's view of the pod the agent reported (checked before the
+	// rollback): the revoked digest.
+	if id, _ := cl.Kubectl("get", "pods", "-n", "late", "-o", "jsonpath={.items[*].status.containerStatuses[*].imageID}"); !strings.Contains(id, "@"+digestOf(t, bad)) {
+		t.Logf("the kubelet reports imageID %q (the pod may have been replaced already)", id)
 	}
 
 	// The server is down while the pod drifts: the agent refuses the exec

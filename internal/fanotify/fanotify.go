@@ -21,7 +21,10 @@ type Listener struct {
 }
 
 // Event is one exec held by the kernel until Allow or Deny is called. File
-// is the file being executed, read-only; PID is the process calling execve.
+// is the file being executed, read-only; PID is the thread calling execve
+// (FAN_REPORT_TID: the process id for a single-threaded caller), so that
+// what the kernel is doing for that very thread can be read
+// (/proc/PID/stack).
 type Event struct {
 	File *os.File
 	PID  int
@@ -30,7 +33,7 @@ type Event struct {
 
 // New starts a listener. It needs CAP_SYS_ADMIN.
 func New() (*Listener, error) {
-	fd, err := unix.FanotifyInit(unix.FAN_CLASS_CONTENT|unix.FAN_CLOEXEC|unix.FAN_NONBLOCK|unix.FAN_UNLIMITED_QUEUE|unix.FAN_UNLIMITED_MARKS,
+	fd, err := unix.FanotifyInit(unix.FAN_CLASS_CONTENT|unix.FAN_CLOEXEC|unix.FAN_NONBLOCK|unix.FAN_UNLIMITED_QUEUE|unix.FAN_UNLIMITED_MARKS|unix.FAN_REPORT_TID,
 		unix.O_RDONLY|unix.O_LARGEFILE|unix.O_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("starting fanotify: %w", err)
@@ -47,17 +50,7 @@ func New() (*Listener, error) {
 // events, nothing is held): see MarkCloseWrite. Its queue is the kernel's
 // default (16,384 events); past it events are dropped, not held.
 func NewNotify() (*Listener, error) {
-	fd, err := unix.FanotifyInit(unix.FAN_CLASS_NOTIF|unix.FAN_CLOEXEC|unix.FAN_NONBLOCK|unix.FAN_UNLIMITED_MARKS,
-		unix.O_RDONLY|unix.O_LARGEFILE|unix.O_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("starting fanotify notifications: %w", err)
-	}
-	stop, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("starting fanotify notifications: %w", err)
-	}
-	return &Listener{fd: fd, stop: stop}, nil
+	return newListener(unix.FAN_CLASS_NOTIF|unix.FAN_UNLIMITED_MARKS, unix.O_LARGEFILE, "notifications")
 }
 
 // MarkCloseWrite reports, after the fact, every close of a file that was

@@ -11,6 +11,10 @@
 // affects, and which hosts are affected" is a few map lookups (Running).
 // An advisory import marks everything for matching again (Rematch).
 //
+// A workload of a revoked digest that the index learns of after the
+// revocation (a container restarted, a heartbeat late) is an arrival
+// (RevokedArrivals), which the server answers as the revocation did.
+//
 // Workloads are known from what agents report, never from what a workload
 // says about itself. See docs/runtime.md.
 package fleet

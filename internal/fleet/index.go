@@ -33,6 +33,12 @@ type Workload struct {
 	Certification string `json:"certification,omitempty"`
 	// Drifted is when the agent last reported drift in this container.
 	Drifted time.Time `json:"drifted,omitzero"`
+	// Allowlist is where the agent's allowlist for it came from; Ran what
+	// ran in it (path, content digest, execs, first and last), as its last
+	// heartbeat said (agentproto.Container).
+	Allowlist  string           `json:"allowlist,omitempty"`
+	Ran        []agentproto.Ran `json:"ran,omitempty"`
+	RanDropped uint64           `json:"ranDropped,omitempty"`
 }
 
 // Node is a node as its last heartbeat described it.
@@ -98,6 +104,10 @@ type Index struct {
 	dirtyNodes map[string]bool
 	drifts     map[string]time.Time // node/container -> last drift
 	wake       chan struct{}
+	// arrivals are the revoked digests of which the index learned a
+	// workload it did not list before (revoked.go); arrived is signalled.
+	arrivals map[string]struct{}
+	arrived  chan struct{}
 }
 
 // New returns an empty index that describes images and hosts with d; log
@@ -109,13 +119,15 @@ func New(d Describer, log *slog.Logger) *Index {
 	return &Index{d: d, log: log, nodes: map[string]*node{}, images: map[string]*image{},
 		byAdvisory: map[string]map[string]struct{}{}, hostsBy: map[string]map[string]struct{}{},
 		dirtyImgs: map[string]bool{}, dirtyNodes: map[string]bool{}, drifts: map[string]time.Time{},
-		wake: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1), arrivals: map[string]struct{}{}, arrived: make(chan struct{}, 1)}
 }
 
 func wkey(node, container string) string { return node + "/" + container }
 
 // Observe replaces what the index knows of hb's node with hb, received at
-// at. New digests and changed host packages are queued for Run.
+// at. New digests and changed host packages are queued for Run; a
+// workload the node did not list before, of a digest known revoked, is
+// an arrival (RevokedArrivals).
 func (x *Index) Observe(hb agentproto.Heartbeat, at time.Time) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -125,7 +137,9 @@ func (x *Index) Observe(hb agentproto.Heartbeat, at time.Time) {
 		x.nodes[hb.Node] = n
 	}
 	old := n.workloads
+	listed := make(map[string]string, len(old)) // container -> digest
 	for _, w := range old {
+		listed[w.Container] = w.Image
 		if img := x.images[w.Image]; img != nil {
 			delete(img.workloads, wkey(w.Node, w.Container))
 		}
@@ -136,7 +150,8 @@ func (x *Index) Observe(hb agentproto.Heartbeat, at time.Time) {
 	for _, c := range hb.Containers {
 		w := &Workload{Node: hb.Node, Container: c.ID, Namespace: c.Namespace, Image: c.Image, Started: c.Started,
 			Pod: c.Labels[agentproto.LabelPodName], PodNamespace: c.Labels[agentproto.LabelPodNamespace],
-			PodUID: c.Labels[agentproto.LabelPodUID], ContainerName: c.Labels[agentproto.LabelContainer]}
+			PodUID: c.Labels[agentproto.LabelPodUID], ContainerName: c.Labels[agentproto.LabelContainer],
+			Allowlist: c.Allowlist, Ran: c.Ran, RanDropped: c.RanDropped}
 		n.workloads = append(n.workloads, w)
 		if c.Image == "" {
 			continue
@@ -148,6 +163,9 @@ func (x *Index) Observe(hb agentproto.Heartbeat, at time.Time) {
 			x.dirtyImgs[c.Image] = true
 		}
 		img.workloads[wkey(w.Node, w.Container)] = w
+		if d, ok := listed[c.ID]; (!ok || d != c.Image) && img.facts.Certification == revoked {
+			x.arrive(c.Image)
+		}
 	}
 	running := map[string]bool{}
 	for _, w := range n.workloads {
@@ -347,6 +365,9 @@ func (x *Index) fileImage(digest string, f ImageFacts) {
 		}
 	}
 	f.Advisories = compact(f.Advisories)
+	if f.Certification == revoked && img.facts.Certification != revoked {
+		x.arrive(digest) // running, and found revoked by this description
+	}
 	img.facts, img.known = f, true
 	for _, a := range f.Advisories {
 		set := x.byAdvisory[a]

@@ -48,8 +48,13 @@ type Options struct {
 	// then open only the files Select kept (layerfs.ErrNotRetained).
 	Select layerfs.Selector
 	// SelectKey names the selection in the results cache; change it when
-	// the selection changes.
+	// the selection changes. It must also name Inspect and its settings.
 	SelectKey string
+	// Inspect, with Select, sees every regular file of a streamed layer as
+	// it streams past (the secret scanner); its per-layer result is cached
+	// with the layer's index (layerfs.Layer.Notes). Layers read in place
+	// (uncompressed) are not inspected: their content stays readable.
+	Inspect layerfs.Inspector
 	// Digests picks the files the streaming pass hashes.
 	Digests layerfs.Digests
 	// Progress receives download progress lines; nil is silent.

@@ -40,11 +40,12 @@ func (c *streamCounters) stats() Stats {
 }
 
 func (ld *loader) streamOpts() layerfs.StreamOptions {
-	return layerfs.StreamOptions{Select: ld.opts.Select, Digests: ld.opts.Digests, TempDir: ld.opts.CacheDir}
+	return layerfs.StreamOptions{Select: ld.opts.Select, Digests: ld.opts.Digests, TempDir: ld.opts.CacheDir, Inspect: ld.opts.Inspect}
 }
 
-// resultKey names a layer's results: the diffID, the selection and the
-// digest mode, which all change what is stored.
+// resultKey names a layer's results: the diffID, the selection (with the
+// inspector), the digest mode and the encoding, which all change what is
+// stored.
 func (ld *loader) resultKey(diffID v1.Hash) string {
 	sel := strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' {
@@ -52,7 +53,7 @@ func (ld *loader) resultKey(diffID v1.Hash) string {
 		}
 		return '_'
 	}, ld.opts.SelectKey)
-	return fmt.Sprintf("%s-%s-d%d", diffID.Hex, sel, ld.opts.Digests)
+	return fmt.Sprintf("%s-%s-d%d-v%d", diffID.Hex, sel, ld.opts.Digests, layerfs.PersistVersion)
 }
 
 // order is the order to read an image's layers in on the streaming path:

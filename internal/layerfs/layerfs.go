@@ -37,6 +37,9 @@ type Layer struct {
 	Data io.ReaderAt
 	// Size is the length of the tar in bytes.
 	Size int64
+	// Notes are what a streaming pass's Inspector concluded about the
+	// layer (BuildIndexed); nil when it was not inspected.
+	Notes []byte
 }
 
 // EntryError is a problem with one entry of one layer.

@@ -10,8 +10,13 @@ import (
 	"io/fs"
 )
 
-// persistVersion changes whenever the encoding of an Indexed layer does.
-const persistVersion = 1
+// PersistVersion changes whenever the encoding of an Indexed layer does;
+// a results cache names its entries with it, so that older entries are
+// never opened (and age out).
+const PersistVersion = 2
+
+// maxNotes bounds the notes Decode reads back.
+const maxNotes = 256 << 20
 
 // record is an entry as it is stored.
 type record struct {
@@ -23,7 +28,8 @@ type record struct {
 }
 
 // Encode writes a streamed layer's index and kept content to w: a version,
-// the gob of its entries, the length of the content and the content. Only
+// the gob of its entries, the length of the content and the content, then
+// the length of the notes plus one (zero: no notes) and the notes. Only
 // layers from IndexStream can be encoded.
 func (ix *Indexed) Encode(w io.Writer) error {
 	if ix.content == nil {
@@ -35,7 +41,7 @@ func (ix *Indexed) Encode(w io.Writer) error {
 	}
 	bw := bufio.NewWriter(w)
 	var hdr [16]byte
-	binary.BigEndian.PutUint64(hdr[:8], persistVersion)
+	binary.BigEndian.PutUint64(hdr[:8], PersistVersion)
 	binary.BigEndian.PutUint64(hdr[8:], uint64(len(recs)))
 	bw.Write(hdr[:])
 	if err := gob.NewEncoder(bw).Encode(recs); err != nil {
@@ -47,6 +53,13 @@ func (ix *Indexed) Encode(w io.Writer) error {
 	if _, err := io.Copy(bw, io.NewSectionReader(ix.content, 0, ix.content.Size())); err != nil {
 		return fmt.Errorf("writing kept content: %w", err)
 	}
+	notes := uint64(0)
+	if ix.Notes != nil {
+		notes = uint64(len(ix.Notes)) + 1
+	}
+	binary.BigEndian.PutUint64(hdr[:8], notes)
+	bw.Write(hdr[:8])
+	bw.Write(ix.Notes)
 	return bw.Flush()
 }
 
@@ -58,8 +71,8 @@ func Decode(r io.Reader, diffID string, opts StreamOptions) (*Indexed, error) {
 	if _, err := io.ReadFull(br, hdr[:]); err != nil {
 		return nil, fmt.Errorf("reading stored layer index: %w", err)
 	}
-	if v := binary.BigEndian.Uint64(hdr[:8]); v != persistVersion {
-		return nil, fmt.Errorf("stored layer index has version %d, want %d", v, persistVersion)
+	if v := binary.BigEndian.Uint64(hdr[:8]); v != PersistVersion {
+		return nil, fmt.Errorf("stored layer index has version %d, want %d", v, PersistVersion)
 	}
 	var recs []record
 	if err := gob.NewDecoder(br).Decode(&recs); err != nil {
@@ -79,6 +92,12 @@ func Decode(r io.Reader, diffID string, opts StreamOptions) (*Indexed, error) {
 		sp.Close()
 		return nil, fmt.Errorf("reading stored layer content (%d of %d bytes): %v", n, size, err)
 	}
+	notes, err := readNotes(br)
+	if err != nil {
+		sp.Close()
+		return nil, err
+	}
+	ix.Notes = notes
 	for i, rc := range recs {
 		clean, skip, err := cleanEntryName(rc.Name[min(1, len(rc.Name)):])
 		if err != nil || skip || clean != rc.Name || rc.Off >= 0 && (rc.Size < 0 || rc.Off+rc.Size > size) {
@@ -88,4 +107,23 @@ func Decode(r io.Reader, diffID string, opts StreamOptions) (*Indexed, error) {
 		ix.entries[i] = entry{name: rc.Name, linkname: rc.Linkname, digest: rc.Digest, typ: rc.Typ, mode: rc.Mode, size: rc.Size, off: rc.Off, sparse: rc.Sparse}
 	}
 	return ix, nil
+}
+
+func readNotes(r io.Reader) ([]byte, error) {
+	var hdr [8]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, fmt.Errorf("reading stored layer notes: %w", err)
+	}
+	n := binary.BigEndian.Uint64(hdr[:])
+	if n == 0 {
+		return nil, nil
+	}
+	if n-1 > maxNotes {
+		return nil, fmt.Errorf("stored layer notes are %d bytes, more than %d", n-1, maxNotes)
+	}
+	notes := make([]byte, n-1)
+	if _, err := io.ReadFull(r, notes); err != nil {
+		return nil, fmt.Errorf("reading stored layer notes: %w", err)
+	}
+	return notes, nil
 }

@@ -63,6 +63,9 @@ type StreamOptions struct {
 	TempDir string
 	// MemLimit is how much kept content stays in memory; zero is 8 MiB.
 	MemLimit int64
+	// Inspect, when set, sees every regular file's content as it streams
+	// past; its per-layer result is the layer's Notes.
+	Inspect Inspector
 }
 
 var (
@@ -87,7 +90,10 @@ func Hashable(p string, mode fs.FileMode, head []byte) bool {
 type Indexed struct {
 	DiffID string
 	// Size is the layer's uncompressed tar size, when the caller knows it.
-	Size    int64
+	Size int64
+	// Notes are what StreamOptions.Inspect concluded about the layer; nil
+	// when it was not inspected.
+	Notes   []byte
 	entries []entry
 	content *Spool      // kept content of a streamed layer, or nil
 	data    io.ReaderAt // what entries' offsets point into
@@ -136,6 +142,10 @@ func IndexStream(r io.Reader, diffID string, opts StreamOptions) (*Indexed, erro
 }
 
 func (ix *Indexed) read(r io.Reader, opts StreamOptions) error {
+	var insp LayerInspector
+	if opts.Inspect != nil {
+		insp = opts.Inspect.Layer()
+	}
 	tr := tar.NewReader(r)
 	last := "(start of layer)"
 	head := make([]byte, headSize)
@@ -144,6 +154,11 @@ func (ix *Indexed) read(r io.Reader, opts StreamOptions) error {
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
+			if insp != nil {
+				if ix.Notes, err = insp.Done(); err != nil {
+					return fmt.Errorf("inspecting layer %s: %w", ix.DiffID, err)
+				}
+			}
 			return nil
 		}
 		if err != nil {
@@ -162,7 +177,7 @@ func (ix *Indexed) read(r io.Reader, opts StreamOptions) error {
 		}
 		e.off = -1
 		if e.typ == tar.TypeReg && !e.sparse && !strings.HasPrefix(path.Base(e.name), whiteoutPrefix) {
-			if err := ix.readFile(tr, &e, head, buf, h256, opts); err != nil {
+			if err := ix.readFile(tr, &e, head, buf, h256, opts, insp); err != nil {
 				return &EntryError{Layer: ix.DiffID, Entry: h.Name, Err: err}
 			}
 		}
@@ -170,7 +185,7 @@ func (ix *Indexed) read(r io.Reader, opts StreamOptions) error {
 	}
 }
 
-func (ix *Indexed) readFile(tr io.Reader, e *entry, head, buf []byte, h256 hash.Hash, opts StreamOptions) error {
+func (ix *Indexed) readFile(tr io.Reader, e *entry, head, buf []byte, h256 hash.Hash, opts StreamOptions, insp LayerInspector) error {
 	n, err := io.ReadFull(tr, head[:min(int64(len(head)), e.size)])
 	if err != nil {
 		return fmt.Errorf("reading file data: %w", truncated(err))
@@ -181,13 +196,20 @@ func (ix *Indexed) readFile(tr io.Reader, e *entry, head, buf []byte, h256 hash.
 		want = opts.Select.Want(e.name, e.mode, e.size, head)
 	}
 	hashIt := opts.Digests == DigestAll || opts.Digests == DigestExecutables && Hashable(e.name, e.mode, head)
-	if want == Skip && !hashIt {
+	var inspect io.WriteCloser
+	if insp != nil {
+		inspect = insp.File(e.name, e.mode, e.size, head)
+	}
+	if want == Skip && !hashIt && inspect == nil {
 		return nil // tar.Reader discards the rest
 	}
 	var sinks []io.Writer
 	if hashIt {
 		h256.Reset()
 		sinks = append(sinks, h256)
+	}
+	if inspect != nil {
+		sinks = append(sinks, inspect)
 	}
 	start := ix.content.Size()
 	if want != Skip {
@@ -202,6 +224,11 @@ func (ix *Indexed) readFile(tr io.Reader, e *entry, head, buf []byte, h256 hash.
 	}
 	if ix.content.Size()-start != e.size && want != Skip {
 		return fmt.Errorf("tar is truncated: file data ends early")
+	}
+	if inspect != nil {
+		if err := inspect.Close(); err != nil {
+			return fmt.Errorf("inspecting file: %w", err)
+		}
 	}
 	if hashIt {
 		e.digest = "sha256:" + hex.EncodeToString(h256.Sum(nil))
@@ -230,7 +257,7 @@ func BuildIndexed(layers []*Indexed) (*FS, error) {
 	ls := make([]Layer, len(layers))
 	entries := make([][]entry, len(layers))
 	for i, ix := range layers {
-		ls[i] = Layer{DiffID: ix.DiffID, Data: ix.data, Size: ix.Size}
+		ls[i] = Layer{DiffID: ix.DiffID, Data: ix.data, Size: ix.Size, Notes: ix.Notes}
 		entries[i] = ix.entries
 	}
 	return squash(ls, entries)

@@ -30,6 +30,14 @@ type Target struct {
 	// Node is the node whose agent reported the pod: the pod must run
 	// there, so an agent can only have its own node's pods acted on.
 	Node string
+	// Image is the digest the agent reported the container running; the
+	// pod must not say it runs another.
+	Image string
+	// Repository, for a rollback, is the repository whose image the
+	// rollback writes: the container must run an image of it, so a
+	// report cannot have a controller's image swapped for another
+	// repository's, nor a container added to it.
+	Repository string
 }
 
 // Owner is the controller that owns a pod: Deployment, StatefulSet,
@@ -54,6 +62,11 @@ var ErrPodGone = errors.New("the pod no longer exists")
 // ErrNotOnNode is Owner's answer when the pod does not run on the node
 // whose agent reported it: nothing is done to it.
 var ErrNotOnNode = errors.New("the pod is not on the reporting node")
+
+// ErrNotRunning is Owner's answer when the pod does not run what the
+// agent reported (no such container, another digest, another
+// repository): nothing is done to it.
+var ErrNotRunning = errors.New("the pod does not run the reported image")
 
 // Kubernetes takes responses through the Kubernetes API.
 type Kubernetes struct {
@@ -82,6 +95,9 @@ func (k *Kubernetes) Owner(ctx context.Context, t Target) (Owner, error) {
 	if t.Node != "" && pod.Spec.NodeName != t.Node {
 		return Owner{}, fmt.Errorf("%w: pod %s/%s runs on node %s, not on %s, whose agent reported it",
 			ErrNotOnNode, t.Namespace, t.Pod, pod.Spec.NodeName, t.Node)
+	}
+	if err := runs(&pod, t); err != nil {
+		return Owner{}, fmt.Errorf("%w: pod %s/%s: %w", ErrNotRunning, t.Namespace, t.Pod, err)
 	}
 	ref := metav1.GetControllerOf(&pod)
 	if ref == nil {

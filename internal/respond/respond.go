@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -118,7 +119,10 @@ func (e *Engine) prepare(ctx context.Context, c Case) (*plan, error) {
 	if subject == "" {
 		subject = w.Node + "/" + w.Container
 	}
-	p := &plan{t: Target{Namespace: w.PodNamespace, Pod: w.Pod, PodUID: w.PodUID, Container: w.ContainerName, Node: w.Node}}
+	p := &plan{t: Target{Namespace: w.PodNamespace, Pod: w.Pod, PodUID: w.PodUID, Container: w.ContainerName, Node: w.Node, Image: w.Image}}
+	if r.Action == Rollback {
+		p.t.Repository, _, _ = strings.Cut(c.Target, "@")
+	}
 	if r.Action != Alert {
 		switch {
 		case w.Pod == "":
@@ -130,7 +134,7 @@ func (e *Engine) prepare(ctx context.Context, c Case) (*plan, error) {
 			switch {
 			case errors.Is(err, ErrPodGone):
 				r.State, r.Detail = store.ResponseSkipped, "the pod no longer exists"
-			case errors.Is(err, ErrNotOnNode):
+			case errors.Is(err, ErrNotOnNode), errors.Is(err, ErrNotRunning):
 				r.State, r.Detail = store.ResponseSkipped, "refused: "+err.Error()
 			case err != nil:
 				r.Key = c.Key + "|" + subject

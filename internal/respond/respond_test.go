@@ -268,6 +268,8 @@ func TestRespondOnKubernetes(t *testing.T) {
 		}
 	})
 
+	t.Run("an agent cannot have a Deployment rolled back that does not run the digest", func(t *testing.T) { forgedRollbacks(t, e) })
+
 	t.Run("no cluster: actions skipped with the reason", func(t *testing.T) {
 		eng := &Engine{Policy: policy(nil, Rule{Drift: Replace, Revoked: Alert}), Auditor: storeAuditor{e.st}}
 		r, err := eng.Respond(ctx, drift(fleet.Workload{Node: "n", Container: "c1", Pod: "p", PodNamespace: "nocluster", PodUID: "u"}))

@@ -43,14 +43,51 @@ type Enqueuer interface {
 // Enqueue queues j. A job queued twice (an outbox published again after a
 // crash) answers nothing twice: responses are recorded under keys.
 func Enqueue(ctx context.Context, q Enqueuer, j Job) error {
+	_, err := EnqueueID(ctx, q, j)
+	return err
+}
+
+// EnqueueID is Enqueue that returns the queued job's id.
+func EnqueueID(ctx context.Context, q Enqueuer, j Job) (int64, error) {
 	b, err := json.Marshal(j)
 	if err != nil {
-		return fmt.Errorf("queueing a %s response: %w", j.Trigger, err)
+		return 0, fmt.Errorf("queueing a %s response: %w", j.Trigger, err)
 	}
-	if _, err := q.EnqueueJob(ctx, JobKind, b, time.Time{}); err != nil {
-		return fmt.Errorf("queueing a %s response: %w", j.Trigger, err)
+	id, err := q.EnqueueJob(ctx, JobKind, b, time.Time{})
+	if err != nil {
+		return 0, fmt.Errorf("queueing a %s response: %w", j.Trigger, err)
 	}
-	return nil
+	return id, nil
+}
+
+// JobFinder finds a job on record (a store).
+type JobFinder interface {
+	LatestJob(ctx context.Context, kind string, parts ...string) (*store.Job, error)
+}
+
+// Revocation is the respond job the newest revocation of digest queued
+// (run or not), on record in the job queue, or false when there is none:
+// the event and rollback target a workload of the digest that the running
+// inventory learns of later is answered with, so that what the
+// revocation answered is not answered twice.
+func Revocation(ctx context.Context, q JobFinder, digest string) (Job, bool, error) {
+	trigger, _ := json.Marshal(TriggerRevoked)
+	d, _ := json.Marshal(digest)
+	j, err := q.LatestJob(ctx, JobKind, `"trigger":`+string(trigger), `"digest":`+string(d))
+	if errors.Is(err, store.ErrNotFound) {
+		return Job{}, false, nil
+	}
+	if err != nil {
+		return Job{}, false, fmt.Errorf("finding the revocation of %s: %w", digest, err)
+	}
+	var job Job
+	if err := json.Unmarshal(j.Payload, &job); err != nil {
+		return Job{}, false, fmt.Errorf("decoding respond job %d: %w", j.ID, err)
+	}
+	if job.Trigger != TriggerRevoked || job.Digest != digest {
+		return Job{}, false, nil // a look-alike (SQLite's LIKE ignores case)
+	}
+	return job, true, nil
 }
 
 // Fleet is the running inventory the worker resolves workloads in.

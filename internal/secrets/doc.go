@@ -18,6 +18,13 @@
 // bundles, test suites shipped by language runtimes) are skipped; see
 // DefaultSkipPaths.
 //
+// Options.Inspector runs the same scan inside a streaming pass over
+// compressed layers (image.Options.Inspect): each file is scanned as it
+// streams past, and a layer's findings are kept with the layer's cached
+// results, keyed by Options.Key (rules version, rule table, options), so a
+// layer shared by many images is read once; Scan then takes them from the
+// layers and decides per image whether each file was deleted.
+//
 // A Finding never holds the secret itself: Redacted keeps at most the first
 // four characters (fewer for short secrets) and replaces the rest with '*'.
 // docs/secrets.md documents the rules, the skips and the false-positive

@@ -14,7 +14,9 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -48,15 +50,55 @@ func layerTar(t testing.TB, files ...file) []byte {
 // diffID names test layer i.
 func diffID(i int) string { return fmt.Sprintf("sha256:layer%d", i) }
 
-// image builds the squashed view of layers given bottom first.
+// image builds the squashed view of layers given bottom first. scan also
+// streams the same layers (tars) to check that both ways find the same.
 func image(t testing.TB, layers ...[]file) *layerfs.FS {
 	t.Helper()
 	var ls []layerfs.Layer
+	var tars [][]byte
 	for i, files := range layers {
 		b := layerTar(t, files...)
+		tars = append(tars, b)
 		ls = append(ls, layerfs.Layer{DiffID: diffID(i), Data: bytes.NewReader(b), Size: int64(len(b))})
 	}
 	fsys, err := layerfs.Build(context.Background(), ls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tarsOf.Store(fsys, tars)
+	return fsys
+}
+
+// tarsOf holds the layer tars of each view image built.
+var tarsOf sync.Map
+
+// streamed reads tars in one streaming pass each with the scanner as the
+// inspector, keeping no content at all, through an encode and decode as the
+// results cache does, and squashes them.
+func streamed(t testing.TB, opts Options, tars [][]byte) *layerfs.FS {
+	t.Helper()
+	insp, err := opts.Inspector()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ixs []*layerfs.Indexed
+	for i, b := range tars {
+		ix, err := layerfs.IndexStream(bytes.NewReader(b), diffID(i), layerfs.StreamOptions{Inspect: insp, Digests: layerfs.DigestNone})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var enc bytes.Buffer
+		if err := ix.Encode(&enc); err != nil {
+			t.Fatal(err)
+		}
+		ix.Close()
+		if ix, err = layerfs.Decode(&enc, diffID(i), layerfs.StreamOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ix.Close() })
+		ixs = append(ixs, ix)
+	}
+	fsys, err := layerfs.BuildIndexed(ixs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +111,15 @@ func scan(t testing.TB, fsys *layerfs.FS, cfg *v1.ConfigFile, opts Options) []Fi
 	fs, err := Scan(context.Background(), fsys, cfg, opts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tars, ok := tarsOf.Load(fsys); ok {
+		st, err := Scan(context.Background(), streamed(t, opts, tars.([][]byte)), cfg, opts)
+		if err != nil {
+			t.Fatalf("streaming: %v", err)
+		}
+		if !reflect.DeepEqual(st, fs) {
+			t.Errorf("streaming pass found\n  %s\nreading the layers found\n  %s", strings.Join(describe(st), "\n  "), strings.Join(describe(fs), "\n  "))
+		}
 	}
 	for _, f := range fs {
 		if err := checkRedacted(f.Redacted); err != nil {

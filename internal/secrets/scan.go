@@ -65,36 +65,42 @@ type job struct {
 }
 
 // Scan finds the secrets in every file of every layer of fsys and in cfg,
-// which may be nil (a directory source). Findings are sorted by layer index
-// (the config, -1, first), path, line and rule.
+// which may be nil (a directory source). A layer that carries its findings
+// from a streaming pass (Options.Inspector) is not read again: its findings
+// are taken as they are, only Deleted is decided from fsys. Findings are
+// sorted by layer index (the config, -1, first), path, line and rule.
 func Scan(ctx context.Context, fsys *layerfs.FS, cfg *v1.ConfigFile, opts Options) ([]Finding, error) {
-	maxSize := opts.MaxFileSize
-	if maxSize <= 0 {
-		maxSize = DefaultMaxFileSize
-	}
-	skip, err := compileGlobs(append(slices.Clone(DefaultSkipPaths), opts.SkipPaths...))
+	s, err := opts.settings()
 	if err != nil {
 		return nil, err
 	}
-
-	var jobs []job
-	for i := range fsys.Layers() {
+	var (
+		jobs []job
+		out  []Finding
+	)
+	for i, l := range fsys.Layers() {
+		if l.Notes != nil {
+			found, err := s.fromNotes(fsys, i, l.Notes)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, found...)
+			continue
+		}
 		files := fsys.LayerFiles(i)
 		last := make(map[string]int, len(files))
 		for j, f := range files {
 			last[f.Path] = j
 		}
 		for j, f := range files {
-			if f.Size == 0 || f.Size > maxSize || skip.match(f.Path) {
-				continue
+			if s.scans(f.Path, f.Size) {
+				jobs = append(jobs, job{file: f, shadowed: last[f.Path] != j})
 			}
-			jobs = append(jobs, job{file: f, shadowed: last[f.Path] != j})
 		}
 	}
 
 	var (
 		mu   sync.Mutex
-		out  []Finding
 		next atomic.Int64
 	)
 	g, ctx := errgroup.WithContext(ctx)
@@ -168,7 +174,7 @@ func (w *worker) scanFile(j job) ([]Finding, error) {
 	if len(hits) == 0 {
 		return nil, nil
 	}
-	deleted := j.shadowed || w.deleted(f)
+	deleted := j.shadowed || deleted(w.fsys, f.Path, f.Layer)
 	out := make([]Finding, 0, len(hits))
 	for _, h := range hits {
 		out = append(out, Finding{
@@ -206,9 +212,10 @@ func (w *worker) read(r io.Reader, size int64) ([]byte, error) {
 	return b, nil
 }
 
-// deleted reports whether the squashed view no longer shows f as its layer
-// wrote it: the path is gone, is something else, or a later layer wrote it.
-func (w *worker) deleted(f layerfs.LayerFile) bool {
-	n, err := w.fsys.Lstat(f.Path)
-	return err != nil || n.Path != f.Path || !n.IsRegular() || n.Layer != f.Layer
+// deleted reports whether the squashed view no longer shows the file layer
+// wrote at p: the path is gone, is something else, or a later layer wrote
+// it.
+func deleted(fsys *layerfs.FS, p string, layer int) bool {
+	n, err := fsys.Lstat(p)
+	return err != nil || n.Path != p || !n.IsRegular() || n.Layer != layer
 }

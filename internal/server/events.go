@@ -33,6 +33,9 @@ type events struct {
 	// revocation hits, and their responses are queued (wakeRespond).
 	fleet       *fleet.Index
 	wakeRespond func()
+	// late, when set, is told each revocation's respond job, which it
+	// queues again for the workloads the inventory learns of later.
+	late *lateRevocations
 	// wake cuts the idle wait short: a revocation committed an outbox job.
 	wake chan struct{}
 }
@@ -120,7 +123,8 @@ func (e *events) publish(ctx context.Context, j *store.Job) error {
 // revokeRunning marks a revoked digest in the running inventory, queues
 // the response to every workload running it (rollback to repository@target
 // where the policy allows) and returns those workloads for the
-// notification.
+// notification. A workload of the digest that the inventory learns of
+// later is answered with the same job (lateRevocations).
 func (e *events) revokeRunning(ctx context.Context, j *store.Job, ce store.CertificationEvent, repository, target string) ([]notify.Running, error) {
 	if e.fleet == nil {
 		return nil, nil
@@ -136,10 +140,13 @@ func (e *events) revokeRunning(ctx context.Context, j *store.Job, ce store.Certi
 	if target != "" {
 		ref = repository + "@" + target
 	}
-	err := respond.Enqueue(ctx, e.store, respond.Job{Trigger: respond.TriggerRevoked, Event: fmt.Sprintf("certification-%d", j.ID),
-		Digest: ce.Digest, Reason: ce.Reason, Time: ce.Time, Target: ref})
-	if err != nil {
+	job := respond.Job{Trigger: respond.TriggerRevoked, Event: fmt.Sprintf("certification-%d", j.ID),
+		Digest: ce.Digest, Reason: ce.Reason, Time: ce.Time, Target: ref}
+	if err := respond.Enqueue(ctx, e.store, job); err != nil {
 		return nil, err
+	}
+	if e.late != nil {
+		e.late.revoked(job)
 	}
 	if e.wakeRespond != nil {
 		e.wakeRespond()

@@ -309,6 +309,7 @@ func Run(ctx context.Context, cfg Config) error {
 	handler.UseFleet(running, respondWorker.Wake)
 	ev := &events{store: st, handler: handler, log: log.With("task", "events"), instance: cfg.Instance + "/events", poll: cfg.PollInterval}
 	ev.fleet, ev.wakeRespond = running, respondWorker.Wake
+	ev.late = newLateRevocations(st, running, respondWorker.Wake, cfg.PollInterval, log.With("task", "late-revocations"))
 	ev.wake = make(chan struct{}, 1)
 	upd.revoked = ev.Wake
 	handler.UseAdvisoryUpdater(upd)
@@ -388,6 +389,7 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error { return sec.Run(ctx) })
 	g.Go(func() error { return running.Run(ctx) })
 	g.Go(func() error { return respondWorker.Run(ctx) })
+	g.Go(func() error { return ev.late.Run(ctx) })
 	err = g.Wait()
 	finalCheckpoint(ctx, checkpoints, cfg.ShutdownTimeout, log)
 	log.Info("bulwark server stopped", "err", err)

@@ -14,8 +14,10 @@ import (
 
 	"github.com/bulwark-sec/bulwark/internal/api"
 	"github.com/bulwark-sec/bulwark/internal/assess"
+	"github.com/bulwark-sec/bulwark/internal/catalog"
 	"github.com/bulwark-sec/bulwark/internal/failpoint"
 	"github.com/bulwark-sec/bulwark/internal/image"
+	"github.com/bulwark-sec/bulwark/internal/layerfs"
 	"github.com/bulwark-sec/bulwark/internal/match"
 	"github.com/bulwark-sec/bulwark/internal/store"
 )
@@ -146,13 +148,22 @@ func (w *worker) scan(ctx context.Context, j *store.Job) (string, error) {
 			return "", err
 		}
 	}
-	iopts := image.Options{CacheDir: w.cacheDir, Insecure: w.insecure, Keychain: w.keychain, Limits: w.limits}
-	iopts.Transport = w.transport
-	img, err := image.Open(ctx, "registry:"+ref.Name(), iopts)
+	opts := assess.Options{Advisories: w.advisory, Repository: repo}
+	opts.Image = image.Options{CacheDir: w.cacheDir, Insecure: w.insecure, Keychain: w.keychain, Limits: w.limits, Transport: w.transport}
+	// One streaming pass per layer, results cached per diffID under the
+	// cache quota: no decompressed layer is kept, a shared base is read once.
+	if opts.Image, err = opts.Streaming(); err != nil {
+		return "", err
+	}
+	opts.Image.Digests = layerfs.DigestExecutables // hashed in the stream: the allowlist file table (filetable.go)
+	img, err := image.Open(ctx, "registry:"+ref.Name(), opts.Image)
 	if err != nil {
 		return "", err // names the image already
 	}
 	defer img.Close()
+	w.metrics.LayersStreamed.Add(int64(img.Stats.LayersStreamed))
+	w.metrics.LayersFromCache.Add(int64(img.Stats.LayersFromCache))
+	w.log.Debug("image read", "job", j.ID, "image", ref.Name(), "layersStreamed", img.Stats.LayersStreamed, "layersFromCache", img.Stats.LayersFromCache)
 	if img.Config != nil {
 		if skip, err := endOfLife(img.Config.Config.Labels); err != nil || skip {
 			return "", err
@@ -162,7 +173,10 @@ func (w *worker) scan(ctx context.Context, j *store.Job) (string, error) {
 	if src.Digest == "" {
 		return "", fmt.Errorf("opening %s: no manifest digest", ref.Name())
 	}
-	opts := assess.Options{Advisories: w.advisory, Repository: repo, Image: iopts}
+	if err := hashExecutables(ctx, img); err != nil { // the file table agents' allowlists come from (filetable.go)
+		return "", err
+	}
+	opts.Catalog = catalog.Options{Files: true}
 	if w.judgment != nil {
 		opts.Policy = w.judgment.policy
 	}
@@ -204,7 +218,11 @@ func (w *worker) scan(ctx context.Context, j *store.Job) (string, error) {
 	if err := w.store.PutImage(ctx, rec); err != nil {
 		return "", err
 	}
+	files := takeFileTable(a.SBOM)
 	if err := w.store.PutInventory(ctx, src.Digest, a.SBOM, nil); err != nil {
+		return "", err
+	}
+	if err := w.storeFileTable(ctx, src.Digest, files); err != nil {
 		return "", err
 	}
 	if tag, ok := ref.(name.Tag); ok {

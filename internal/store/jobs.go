@@ -358,3 +358,31 @@ func (s *Store) DoneJob(ctx context.Context, kind string, payload []byte) (int64
 func (s *Store) DropJob(ctx context.Context, j *Job) error {
 	return s.finishJob(ctx, j, `DELETE FROM jobs WHERE id = ? AND state = 'running' AND attempts = ?`, j.ID, j.Attempts)
 }
+
+// LatestJob returns the newest job of kind, in any state, whose payload
+// contains each of parts in that order, or ErrNotFound: what a job left
+// on record of the work it carried (a revocation's respond job names its
+// event and rollback target). parts must not contain the LIKE wildcards
+// % and _, nor a backslash; the match is a hint (SQLite's LIKE ignores
+// ASCII case), which the caller checks on the decoded payload. It reads
+// every job of kind: for rare lookups.
+func (s *Store) LatestJob(ctx context.Context, kind string, parts ...string) (*Job, error) {
+	for _, p := range parts {
+		if strings.ContainsAny(p, `%_\`) {
+			return nil, fmt.Errorf("looking up a %s job: %q contains a LIKE wildcard", kind, p)
+		}
+	}
+	payload := "payload" // PostgreSQL: bytea LIKE bytea
+	if s.d.name == sqliteDialect.name {
+		payload = "CAST(payload AS TEXT)" // SQLite's LIKE matches no BLOB
+	}
+	j, err := scanJob(s.db.QueryRowContext(ctx, s.d.q(`SELECT `+jobColumns+` FROM jobs
+		WHERE kind = ? AND `+payload+` LIKE ? ORDER BY id DESC LIMIT 1`), kind, "%"+strings.Join(parts, "%")+"%"))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("looking up a %s job: %w", kind, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("looking up a %s job: %w", kind, err)
+	}
+	return j, nil
+}

@@ -378,6 +378,9 @@ var migrations = []string{
 
 	// 15: the process tree of a runtime event (responses.go).
 	runtimeTreeSchema,
+
+	// 16: the allowlist file table of a scanned digest (filetable.go).
+	fileTableSchema,
 }
 
 // migrateSQLite brings the schema to SchemaVersion, one transaction per

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unsafe"
 )
 
 func main() {
@@ -24,6 +25,9 @@ func main() {
 		// Only reached when an exec the agent should have refused ran.
 		os.WriteFile("/ctl/ESCAPED", []byte("escaped\n"), 0o644)
 		os.Exit(3)
+	}
+	if len(os.Args) == 4 && os.Args[1] == "inns" {
+		os.Exit(inNamespace(os.Args[2], os.Args[3]))
 	}
 	if len(os.Args) != 3 || os.Args[1] != "serve" {
 		fmt.Fprintln(os.Stderr, "usage: probe serve DIR | probe noop")
@@ -95,8 +99,122 @@ func do(args []string) string {
 			}
 		}
 		return fmt.Sprintf("eperm=%d other=%d", eperm, other)
+	case args[0] == "ldso" && len(args) == 3:
+		// The loader trick: the ELF interpreter runs a program itself.
+		return errString(runArgs(args[1], args[1], args[2]))
+	case args[0] == "deleted" && len(args) == 3:
+		// A drifted copy of args[1], opened, unlinked, and exec'd through
+		// /proc/self/fd/N ("proc") or execveat(fd, "", AT_EMPTY_PATH) in
+		// place ("at": a success replaces the probe, which then writes
+		// /ctl/ESCAPED).
+		dst := "/tmp/deleted-drift"
+		if err := copyDrifted(args[1], dst); err != nil {
+			return errString(err)
+		}
+		fd, err := syscall.Open(dst, syscall.O_RDONLY, 0)
+		if err != nil {
+			return errString(err)
+		}
+		defer syscall.Close(fd)
+		if err := os.Remove(dst); err != nil {
+			return errString(err)
+		}
+		return errString(fdExec(fd, args[2]))
+	case args[0] == "userns" && len(args) == 3:
+		// A user and mount namespace of its own (no capability needed
+		// where the kernel and seccomp allow it): the probe again, which
+		// runs args[2] there ("inns").
+		self, _ := os.Executable()
+		pid, err := syscall.ForkExec(self, []string{self, "inns", args[1], args[2]}, &syscall.ProcAttr{Env: []string{},
+			Sys: &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
+				UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
+				GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}}})
+		if err != nil {
+			return "err namespace: " + err.Error()
+		}
+		var ws syscall.WaitStatus
+		syscall.Wait4(pid, &ws, 0, nil)
+		switch ws.ExitStatus() {
+		case 0:
+			return "ok"
+		case 10:
+			return "eperm"
+		}
+		return fmt.Sprintf("err exit %d", ws.ExitStatus())
+	case args[0] == "mount" && len(args) == 2:
+		// A tmpfs at args[1] in the container's own mount namespace (needs
+		// CAP_SYS_ADMIN).
+		if err := os.MkdirAll(args[1], 0o755); err != nil {
+			return errString(err)
+		}
+		return errString(syscall.Mount("t", args[1], "tmpfs", 0, ""))
+	case args[0] == "remount" && len(args) == 2:
+		// The mount at args[1] made exec (noexec dropped; needs
+		// CAP_SYS_ADMIN).
+		return errString(syscall.Mount("", args[1], "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_NOSUID|syscall.MS_NODEV, ""))
+	case args[0] == "memfd" && len(args) == 3:
+		// A drifted copy of args[1] in a memfd, exec'd as "deleted" does.
+		fd, err := memfdCopy(args[1])
+		if err != nil {
+			return errString(err)
+		}
+		defer syscall.Close(fd)
+		return errString(fdExec(fd, args[2]))
 	}
 	return "err unknown command"
+}
+
+// runArgs execs path with argv and waits: nil when it exited 0.
+func runArgs(path string, argv ...string) error {
+	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: []string{}})
+	if err != nil {
+		return err
+	}
+	var ws syscall.WaitStatus
+	if _, err := syscall.Wait4(pid, &ws, 0, nil); err != nil {
+		return err
+	}
+	if ws.ExitStatus() != 0 {
+		return fmt.Errorf("exit %d", ws.ExitStatus())
+	}
+	return nil
+}
+
+// fdExec execs the file open at fd: how is "proc" or "at" (see "deleted").
+func fdExec(fd int, how string) error {
+	if how == "proc" {
+		p := "/proc/self/fd/" + strconv.Itoa(fd)
+		return runArgs(p, p, "noop")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	empty, _ := syscall.BytePtrFromString("")
+	argv, _ := syscall.SlicePtrFromStrings([]string{"drift", "escaped"})
+	envv, _ := syscall.SlicePtrFromStrings(nil)
+	_, _, e := syscall.Syscall6(322, uintptr(fd), uintptr(unsafe.Pointer(empty)), // execveat, amd64
+		uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&envv[0])), 0x1000, 0) // AT_EMPTY_PATH
+	return e
+}
+
+// memfdCopy makes a memfd (no flags: what the pid namespace's
+// vm.memfd_noexec allows) holding a drifted copy of src.
+func memfdCopy(src string) (int, error) {
+	name, _ := syscall.BytePtrFromString("drift")
+	r, _, e := syscall.Syscall(319, uintptr(unsafe.Pointer(name)), 0, 0) // memfd_create, amd64
+	if e != 0 {
+		return -1, e
+	}
+	fd := int(r)
+	b, err := os.ReadFile(src)
+	if err != nil {
+		syscall.Close(fd)
+		return -1, err
+	}
+	if _, err := syscall.Write(fd, append(b, 0)); err != nil {
+		syscall.Close(fd)
+		return -1, err
+	}
+	return fd, nil
 }
 
 // run execs path with "noop" and waits: nil when the program ran and exited 0.
@@ -142,4 +260,30 @@ func errString(err error) string {
 		return "eperm"
 	}
 	return "err " + err.Error()
+}
+
+// inNamespace runs in a mount namespace of its own: "tmpfs" mounts a fresh
+// tmpfs and runs a drifted copy of src from it; a path runs that file (a
+// copy of the container's mounts reaches it). 0: it ran; 10: EPERM.
+func inNamespace(src, what string) int {
+	target := what
+	if what == "tmpfs" {
+		if err := syscall.Mount("t", "/tmp", "tmpfs", 0, ""); err != nil {
+			fmt.Fprintln(os.Stderr, "mounting:", err)
+			return 2
+		}
+		target = "/tmp/drift"
+		if err := copyDrifted(src, target); err != nil {
+			return 3
+		}
+	}
+	switch err := run(target); {
+	case err == nil:
+		return 0
+	case errors.Is(err, syscall.EPERM):
+		return 10
+	default:
+		fmt.Fprintln(os.Stderr, err)
+		return 4
+	}
 }

@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -184,7 +183,10 @@ func run() error {
 	if err := agentPath(); err != nil { // agentpath.go
 		return err
 	}
-	return latency()
+	if err := overlay(); err != nil { // overlay.go
+		return err
+	}
+	return latency(latencyRounds())
 }
 
 // checkEvents waits for every event: n+3 refused (the child, the memfd, the
@@ -347,80 +349,6 @@ func mapExec(p string, want error) error {
 		return fmt.Errorf("mprotect PROT_EXEC of %q: got %v, want %v", p, err, want)
 	}
 	return nil
-}
-
-// latency times fork+exec+wait of the allowed busybox, alternating rounds
-// without the program and with it (the caller in the watched cgroup, the
-// file listed: the path every allowed exec of a container takes). Each exec
-// is timed on its own and the medians compared, so bursts of host load (the
-// guest is emulated on a shared machine) move both sides alike.
-func latency() error {
-	const rounds, per = 20, 25
-	var without, with []float64
-	for r := 0; r < rounds; r++ {
-		d, err := timeExecs(per)
-		if err != nil {
-			return err
-		}
-		without = append(without, d...)
-		enf, err := bpflsm.Load()
-		if err != nil {
-			return err
-		}
-		if err := watchSelf(enf); err != nil {
-			_ = enf.Close()
-			return err
-		}
-		d, err = timeExecs(per)
-		s, serr := enf.Stats()
-		_ = enf.Close()
-		if err != nil {
-			return err
-		}
-		if serr != nil || s.Allowed != per || s.Checked != per {
-			return fmt.Errorf("latency round %d: counters %+v (%v), want %d checked and allowed", r, s, serr, per)
-		}
-		with = append(with, d...)
-	}
-	mw, mo := quantile(with, 0.5), quantile(without, 0.5)
-	fmt.Printf("BULWARK latency execs=%d without_us=%.0f with_us=%.0f added_pct=%.1f p10_without_us=%.0f p10_with_us=%.0f p90_without_us=%.0f p90_with_us=%.0f\n",
-		len(with), mo, mw, 100*(mw-mo)/mo, quantile(without, 0.1), quantile(with, 0.1), quantile(without, 0.9), quantile(with, 0.9))
-	return nil
-}
-
-func watchSelf(enf *bpflsm.Enforcer) error {
-	var st syscall.Stat_t
-	if err := syscall.Stat(cgDir, &st); err != nil {
-		return err
-	}
-	if err := enf.Watch(st.Ino, bpflsm.ModePrevent, false); err != nil {
-		return err
-	}
-	id, err := bpflsm.FileIDOf(busybox)
-	if err != nil {
-		return err
-	}
-	return enf.Allow(st.Ino, id)
-}
-
-// timeExecs returns the microseconds of each of n fork+exec+wait of
-// busybox true.
-func timeExecs(n int) ([]float64, error) {
-	out := make([]float64, 0, n)
-	for range n {
-		start := time.Now()
-		if err := exec.Command(busybox, "true").Run(); err != nil {
-			return nil, fmt.Errorf("timing execs: %w", err)
-		}
-		out = append(out, float64(time.Since(start).Microseconds()))
-	}
-	return out, nil
-}
-
-func quantile(v []float64, q float64) float64 {
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	return s[int(q*float64(len(s)-1))]
 }
 
 func copyFile(src, dst string) error {

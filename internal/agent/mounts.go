@@ -1,0 +1,259 @@
+package agent
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// A container runs files from more than its root filesystem: containerd's
+// default spec mounts /dev and /run as tmpfs without noexec, and volumes,
+// Kubernetes emptyDirs and hostPath binds add more. Every mount of the
+// container's init that can hold files is held for exec permission too,
+// noexec ones included: a process with CAP_SYS_ADMIN can remount one exec,
+// which attaches nothing (no report, mountwatch.go), and an exec refused by
+// noexec costs one event.
+//
+// How each is marked decides what else waits on the agent:
+//   - a filesystem of the container's own (mounted whole, and not mounted in
+//     the agent's, i.e. the host's, mount namespace: runc's /dev tmpfs) is
+//     marked whole (FAN_MARK_FILESYSTEM) and its device maps to the
+//     container, like the root's;
+//   - anything else (a bind of a host directory, a tmpfs the kubelet mounted
+//     on the host for an emptyDir) is marked on the container's own mount
+//     only (FAN_MARK_MOUNT), so the host's execs from the same filesystem
+//     are not held; its execs are attributed by cgroup.
+//
+// The marks go with their filesystem or mount: when the container's mount
+// namespace is gone, the kernel drops them (tested), so removal needs no
+// unmark.
+
+// maxMountinfo bounds what is read of a mountinfo file.
+const maxMountinfo = 4 << 20
+
+// mountEntry is one line of /proc/PID/mountinfo.
+type mountEntry struct {
+	point  string // where, in the process's root
+	root   string // what of its filesystem is mounted ("/": all of it)
+	fstype string
+	dev    uint64
+}
+
+// parseMountinfo reads a mountinfo file (proc(5)).
+func parseMountinfo(b []byte) ([]mountEntry, error) {
+	var out []mountEntry
+	for n, line := range bytes.Split(b, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		f := strings.Fields(string(line))
+		sep := -1
+		for i := 6; i < len(f); i++ {
+			if f[i] == "-" {
+				sep = i
+				break
+			}
+		}
+		if sep < 0 || sep+1 >= len(f) {
+			return nil, fmt.Errorf("reading mountinfo line %d: %d fields, no filesystem type", n+1, len(f))
+		}
+		maj, min, ok := strings.Cut(f[2], ":")
+		ma, err1 := strconv.ParseUint(maj, 10, 32)
+		mi, err2 := strconv.ParseUint(min, 10, 32)
+		if !ok || err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("reading mountinfo line %d: device %q", n+1, f[2])
+		}
+		e := mountEntry{root: unescapeMount(f[3]), point: unescapeMount(f[4]), fstype: f[sep+1], dev: unix.Mkdev(uint32(ma), uint32(mi))}
+		if !strings.HasPrefix(e.point, "/") || !strings.HasPrefix(e.root, "/") {
+			return nil, fmt.Errorf("reading mountinfo line %d: paths %q %q are not absolute", n+1, e.root, e.point)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// noFiles are filesystem types that hold no file a process can execute.
+var noFiles = map[string]bool{"proc": true, "sysfs": true, "cgroup": true, "cgroup2": true, "devpts": true, "mqueue": true,
+	"securityfs": true, "debugfs": true, "tracefs": true, "bpf": true, "fusectl": true, "configfs": true, "pstore": true,
+	"binfmt_misc": true, "nsfs": true, "efivarfs": true, "autofs": true}
+
+// execMounts is what of a container's mount table must be held: every
+// mount but its root (marked apart) and those that hold no files.
+func execMounts(all []mountEntry) []mountEntry {
+	var out []mountEntry
+	for _, e := range all {
+		if e.point == "/" || noFiles[e.fstype] {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// readMountinfo reads /proc/PID/mountinfo ("self" for the agent's own).
+func readMountinfo(pid string) ([]mountEntry, error) {
+	f, err := os.Open(filepath.Join(procRoot, pid, "mountinfo"))
+	if err != nil {
+		return nil, fmt.Errorf("reading the mounts of %s: %w", pid, err)
+	}
+	defer f.Close()
+	b, err := readAtMost(f, nil, maxMountinfo)
+	if err != nil {
+		return nil, fmt.Errorf("reading the mounts of %s: %w", pid, err)
+	}
+	return parseMountinfo(b)
+}
+
+// markContainer holds every exec of c with fanotify: its root filesystem
+// (root is /proc/PID/root of its init) and its other mounts, followed when
+// mounts are attached later; in prevent its memfds are made unexecutable.
+// Only the root's mark is required.
+func (a *Agent) markContainer(c *container, root string) error {
+	if err := a.fan.MarkExec(root); err != nil {
+		return err
+	}
+	host, err := hostDevices()
+	var own, held []uint64
+	if err == nil {
+		own, held, err = a.markMounts(c.pid, host)
+	}
+	if err != nil {
+		a.log.Error("some mounts of the container are not watched: their execs are not held", "container", c.id, "error", err.Error())
+	}
+	c.devs, c.held = own, append(held, c.dev)
+	a.watchMountNS(c) // mountwatch.go
+	c.mountGap = mountGap(int(c.pid))
+	if c.mountGap != "" && c.mode == ModePrevent {
+		a.log.Error("prevent has a gap in this container: execs from mounts in namespaces its processes make are not held", "container", c.id, "why", c.mountGap)
+	}
+	if c.mode == ModePrevent {
+		a.memfdNoexec(c, int(c.pid)) // memfd.go
+	}
+	return nil
+}
+
+// markMounts holds every exec-capable mount of the container whose init is
+// pid (mountinfo above) and returns the devices that are its own, to map to
+// it, and those of every mount marked. A mount it cannot mark is an error
+// (the others are marked): execs from it would not be held. host is what
+// hostDevices returns.
+func (a *Agent) markMounts(pid uint32, host map[uint64]bool) (own, held []uint64, err error) {
+	p := strconv.Itoa(int(pid))
+	all, err := readMountinfo(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	root, err := unix.Open(filepath.Join(procRoot, p, "root"), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening the root of %s: %w", p, err)
+	}
+	defer unix.Close(root)
+	var errs []error
+	for _, e := range execMounts(all) {
+		mine := e.root == "/" && !host[e.dev]
+		if err := a.markMount(root, e, mine); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		held = append(held, e.dev)
+		if mine {
+			own = append(own, e.dev)
+		}
+	}
+	return own, held, errors.Join(errs...)
+}
+
+// hostDevices are the devices mounted in the agent's mount namespace,
+// which is the host's.
+func hostDevices() (map[uint64]bool, error) {
+	mounts, err := readMountinfo("self")
+	if err != nil {
+		return nil, err
+	}
+	host := make(map[uint64]bool, len(mounts))
+	for _, e := range mounts {
+		host[e.dev] = true
+	}
+	return host, nil
+}
+
+// markMount marks one mount, reached from the container's root without
+// following a symlink (a process in the container may have planted one to
+// make the agent mark a host mount).
+func (a *Agent) markMount(root int, e mountEntry, whole bool) error {
+	fd, err := unix.Openat2(root, e.point, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS})
+	if err != nil {
+		return fmt.Errorf("opening mount %q: %w", e.point, err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("reading mount %q: %w", e.point, err)
+	}
+	if st.Dev != e.dev {
+		return fmt.Errorf("mount %q: device %d:%d, mountinfo says %d:%d (hidden by another mount, or moved)",
+			e.point, unix.Major(st.Dev), unix.Minor(st.Dev), unix.Major(e.dev), unix.Minor(e.dev))
+	}
+	if err := a.fan.MarkExecFD(fd, !whole); err != nil {
+		return fmt.Errorf("mount %q (%s): %w", e.point, e.fstype, err)
+	}
+	return nil
+}
+
+// Mounts attached later to the container's own mount namespace are
+// marked when the kernel reports them (mountwatch.go). Mounts in a mount
+// namespace a process makes for itself are not held: a fresh tmpfs in a
+// user and mount namespace of its own, or the copies a new mount namespace
+// makes of the container's binds (FAN_MARK_MOUNT holds one vfsmount, not
+// its copies; filesystem marks, the root's and /dev's, do hold them:
+// tested). A container that can make mount namespaces is named at
+// adoption.
+
+// mountGap says why a process of the container whose init is pid can make
+// mounts the agent does not hold, "" when it cannot (as far as the agent
+// can tell: it has no CAP_SYS_ADMIN, and either the node refuses
+// unprivileged user namespaces or the container runs under a seccomp
+// filter, which the runtimes' default profiles use to refuse them).
+func mountGap(pid int) string {
+	b, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "status"))
+	if err != nil {
+		return "its capabilities are unreadable: " + err.Error()
+	}
+	var capEff uint64
+	seccomp := "?"
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(l, ":")
+		switch v = strings.TrimSpace(v); k {
+		case "CapEff":
+			capEff, _ = strconv.ParseUint(v, 16, 64)
+		case "Seccomp":
+			seccomp = v
+		}
+	}
+	if capEff&(1<<unix.CAP_SYS_ADMIN) != 0 {
+		return "it has CAP_SYS_ADMIN: it can make mounts no report announces (new mount namespaces, detached mounts from fsmount or open_tree)"
+	}
+	if seccomp != "0" || !userNamespacesOpen() {
+		return ""
+	}
+	return "no seccomp filter and the node allows unprivileged user namespaces: its processes can mount in namespaces of their own"
+}
+
+// userNamespacesOpen tells whether the node lets an unprivileged process
+// make a user namespace.
+func userNamespacesOpen() bool {
+	for _, f := range []string{"sys/user/max_user_namespaces", "sys/kernel/unprivileged_userns_clone"} {
+		b, err := os.ReadFile(filepath.Join(procRoot, f))
+		if err == nil && strings.TrimSpace(string(b)) == "0" {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,55 @@
+package server
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/bulwark-sec/bulwark/internal/containerdtest"
+	"github.com/bulwark-sec/bulwark/internal/registrytest"
+)
+
+// TestScanKeepsFileTable: a scan stores, apart from the inventory, the
+// allowlist file table of the digest: the executables with their content
+// digest and layer, the entrypoint's symlinks; the stored inventory itself
+// carries no file table (re-evaluation decodes inventories).
+func TestScanKeepsFileTable(t *testing.T) {
+	reg := registrytest.New(t)
+	img := containerdtest.Image(t, map[string][]byte{"bin/app": []byte("\x7fELF app"), "etc/": nil}, "/bin/app")
+	reg.Push(t, "shop/app:1", img)
+	digest := digestOf(t, img)
+	cf, _ := img.ConfigFile()
+
+	dir := t.TempDir()
+	admin := bootstrap(t, dir)
+	c, stop := startServerWith(t, dir, func(cfg *Config) { cfg.WatchInterval = time.Hour })
+	var queued struct {
+		Job int64 `json:"job"`
+	}
+	c.json("POST", "/api/v1/scans", admin.Token, map[string]string{"image": reg.Host + "/shop/app:1"}, http.StatusAccepted, &queued)
+	if j := waitJob(c, admin.Token, queued.Job, 30*time.Second); j.Error != "" {
+		t.Fatalf("scan: %+v", j)
+	}
+	stop()
+
+	st, err := OpenStore(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	files, err := st.FileTable(t.Context(), digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("\x7fELF app"))
+	if len(files) != 1 || files[0].Path != "/bin/app" || files[0].Digest != "sha256:"+hex.EncodeToString(sum[:]) ||
+		files[0].Layer != cf.RootFS.DiffIDs[0].String() || files[0].Mode != "0755" {
+		t.Errorf("file table: %+v", files)
+	}
+	inv, err := st.Inventory(t.Context(), digest)
+	if err != nil || len(inv.Files) != 0 {
+		t.Errorf("the stored inventory: %d files, %v; want none", len(inv.Files), err)
+	}
+}
