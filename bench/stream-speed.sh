@@ -17,7 +17,11 @@ OUT="${BULWARK_BENCH_DIR:-/tmp/bulwark-stream}"
 RUNS="${RUNS:-5}"
 
 mkdir -p "$OUT"
-if [ -n "${BULWARK_BIN:-}" ]; then cp "$BULWARK_BIN" "$OUT/bulwark"; else go build -trimpath -o "$OUT/bulwark" ./cmd/bulwark; fi
+# The binary is copied, not run where the linker wrote it: a file fresh from
+# the linker is mapped with larger pages, and the same binary then shows up
+# to 17 MB more peak RSS (measured: 50 MB against 33 MB for `bulwark version`).
+[ -n "${BULWARK_BIN:-}" ] || { go build -trimpath -o "$OUT/bulwark.built" ./cmd/bulwark; BULWARK_BIN="$OUT/bulwark.built"; }
+rm -f "$OUT/bulwark"; cp "$BULWARK_BIN" "$OUT/bulwark"
 go build -trimpath -o "$OUT/streamimage" ./bench/streamimage
 "$OUT/streamimage" -out "$OUT"
 "$OUT/streamimage" -out "$OUT" -serve 127.0.0.1:0 > "$OUT/registry.addr" &

@@ -86,7 +86,6 @@ func Decode(r io.Reader, diffID string, opts StreamOptions) (*Indexed, error) {
 	}
 	size := int64(binary.BigEndian.Uint64(hdr[:8]))
 	sp := NewSpool(opts.TempDir, opts.MemLimit)
-	sp.grow(size)
 	ix := &Indexed{DiffID: diffID, Size: int64(binary.BigEndian.Uint64(hdr[8:])), content: sp, data: sp, closer: sp, entries: make([]entry, len(recs))}
 	if n, err := io.Copy(sp, io.LimitReader(br, size)); err != nil || n != size || size < 0 {
 		sp.Close()

@@ -10,9 +10,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
-	"os"
 	"path"
-	"slices"
 	"strings"
 )
 
@@ -261,97 +259,6 @@ func BuildIndexed(layers []*Indexed) (*FS, error) {
 		entries[i] = ix.entries
 	}
 	return squash(ls, entries)
-}
-
-// Spool holds kept content: in memory up to a limit, then in a temporary
-// file that is unlinked at once, so nothing stays on disk whatever happens.
-type Spool struct {
-	dir    string
-	memMax int64
-	mem    []byte
-	f      *os.File
-	size   int64
-}
-
-// NewSpool returns an empty spool; dir "" is os.TempDir, memMax 0 is 8 MiB.
-func NewSpool(dir string, memMax int64) *Spool {
-	if memMax <= 0 {
-		memMax = 8 << 20
-	}
-	return &Spool{dir: dir, memMax: memMax}
-}
-
-// grow makes room in memory for n more bytes when they will stay in
-// memory, so that a spool whose size is known is not grown by doubling.
-func (s *Spool) grow(n int64) {
-	if s.f == nil && n > 0 && s.size+n <= s.memMax {
-		s.mem = slices.Grow(s.mem, int(n))
-	}
-}
-
-// Size is the number of bytes written.
-func (s *Spool) Size() int64 { return s.size }
-
-func (s *Spool) Write(p []byte) (int, error) {
-	if s.f == nil && s.size+int64(len(p)) > s.memMax {
-		f, err := os.CreateTemp(s.dir, ".bulwark-spool-*")
-		if err != nil {
-			return 0, fmt.Errorf("creating spool file: %w", err)
-		}
-		os.Remove(f.Name())
-		if _, err := f.Write(s.mem); err != nil {
-			f.Close()
-			return 0, fmt.Errorf("writing spool file: %w", err)
-		}
-		s.f, s.mem = f, nil
-	}
-	if s.f != nil {
-		n, err := s.f.WriteAt(p, s.size)
-		s.size += int64(n)
-		return n, err
-	}
-	s.mem = append(s.mem, p...)
-	s.size += int64(len(p))
-	return len(p), nil
-}
-
-// Truncate drops everything past n.
-func (s *Spool) Truncate(n int64) error {
-	s.size = n
-	if s.f != nil {
-		return s.f.Truncate(n)
-	}
-	s.mem = s.mem[:n]
-	return nil
-}
-
-// ReadAt reads kept content.
-func (s *Spool) ReadAt(p []byte, off int64) (int, error) {
-	if off >= s.size {
-		return 0, io.EOF
-	}
-	if s.f != nil {
-		n := min(int64(len(p)), s.size-off)
-		k, err := s.f.ReadAt(p[:n], off)
-		if err == nil && int64(k) < int64(len(p)) {
-			err = io.EOF
-		}
-		return k, err
-	}
-	k := copy(p, s.mem[off:])
-	if k < len(p) {
-		return k, io.EOF
-	}
-	return k, nil
-}
-
-// Close releases the spool's memory and file.
-func (s *Spool) Close() error {
-	s.mem = nil
-	if s.f != nil {
-		return s.f.Close()
-	}
-	return nil
 }
 
 // headerEntry turns a tar header into an entry (without its data offset);
