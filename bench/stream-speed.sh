@@ -17,9 +17,9 @@ OUT="${BULWARK_BENCH_DIR:-/tmp/bulwark-stream}"
 RUNS="${RUNS:-5}"
 
 mkdir -p "$OUT"
-# The binary is copied, not run where the linker wrote it: a file fresh from
-# the linker is mapped with larger pages, and the same binary then shows up
-# to 17 MB more peak RSS (measured: 50 MB against 33 MB for `bulwark version`).
+# The binary is copied, not run where the linker wrote it: run from the
+# linker's file, the same binary showed up to 17 MB more peak RSS (50 MB
+# against 33 MB for `bulwark version`; large page-cache folios, presumably).
 [ -n "${BULWARK_BIN:-}" ] || { go build -trimpath -o "$OUT/bulwark.built" ./cmd/bulwark; BULWARK_BIN="$OUT/bulwark.built"; }
 rm -f "$OUT/bulwark"; cp "$BULWARK_BIN" "$OUT/bulwark"
 go build -trimpath -o "$OUT/streamimage" ./bench/streamimage
