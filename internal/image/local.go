@@ -311,11 +311,7 @@ func fromParts(ctx context.Context, b bundle, src sbom.Source, configName string
 	ld := newLoader(&opts)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0))
-	sizes := make([]int64, len(refs))
-	for i, r := range refs {
-		sizes[i] = r.size
-	}
-	for _, i := range ld.order(cfg.RootFS.DiffIDs, sizes) {
+	for _, i := range ld.order(cfg.RootFS.DiffIDs) {
 		r := refs[i]
 		g.Go(func() error {
 			if err := gctx.Err(); err != nil {

@@ -95,11 +95,7 @@ func openRemote(ctx context.Context, ref string, opts Options) (*Image, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(runtime.GOMAXPROCS(0), 4))
 	blobs := newBlobFetcher(gctx, r.Context(), &opts)
-	sizes := make([]int64, len(rlayers))
-	for i, l := range rlayers {
-		sizes[i], _ = l.Size()
-	}
-	for _, i := range ld.order(cfg.RootFS.DiffIDs, sizes) {
+	for _, i := range ld.order(cfg.RootFS.DiffIDs) {
 		l := rlayers[i]
 		g.Go(func() error {
 			if err := gctx.Err(); err != nil {

@@ -2,7 +2,6 @@ package image
 
 import (
 	"bytes"
-	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,30 +55,28 @@ func (ld *loader) resultKey(diffID v1.Hash) string {
 }
 
 // order is the order to read an image's layers in on the streaming path:
-// the layers the results cache lacks first, largest first, then the cached
-// ones. A second image on a known base then starts decompressing its own
-// layers at once, while the base's results are read on the other cores,
-// instead of after them; and the longest layer is not the last to start.
-func (ld *loader) order(diffIDs []v1.Hash, sizes []int64) []int {
-	idx := make([]int, len(diffIDs))
-	cached := make([]bool, len(diffIDs))
+// the layers the results cache lacks first, in the image's order, then the
+// cached ones. A second image on a known base then starts decompressing its
+// own layers at once, while the base's results are read on the other cores,
+// instead of after them. The image's order is kept for the rest because the
+// base comes first and costs the most to inflate per byte: sorting by
+// compressed size put the 56 MB Debian base behind 18 layers of 109 MB of
+// stored data, and the pass ended with one core inflating it alone.
+func (ld *loader) order(diffIDs []v1.Hash) []int {
+	var first, last []int
 	for i, d := range diffIDs {
-		idx[i] = i
+		cached := false
 		if ld.opts.Select != nil && d.Hex != "" {
 			_, err := os.Stat(ld.results.path(ld.resultKey(d)))
-			cached[i] = err == nil
+			cached = err == nil
+		}
+		if cached {
+			last = append(last, i)
+		} else {
+			first = append(first, i)
 		}
 	}
-	slices.SortStableFunc(idx, func(a, b int) int {
-		if cached[a] != cached[b] {
-			if cached[a] {
-				return 1
-			}
-			return -1
-		}
-		return cmp.Compare(sizes[b], sizes[a])
-	})
-	return idx
+	return append(first, last...)
 }
 
 // localIndexed readies a local layer for the streaming path: in place when
