@@ -3,7 +3,7 @@
 // application layer with a Go binary and an npm tree, and 18 layers of
 // incompressible data), and a second image that shares the first 19 layers,
 // as OCI layouts under -out (oci, oci2) plus an OCI archive of the first
-// (oci.tar, for tools that read archives only). With -serve ADDR it then
+// (oci.tar, for tools that read archives only; Trivy reads the layout). With -serve ADDR it then
 // serves both from an in-process registry (bench/one:1, bench/two:1, blobs
 // on disk) until interrupted, printing the address.
 //
@@ -27,6 +27,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -215,7 +216,8 @@ func serveRegistry(out, addr string) error {
 	}
 	store := filepath.Join(out, "registry")
 	os.MkdirAll(store, 0o755)
-	srv := &http.Server{Handler: registry.New(registry.WithBlobHandler(registry.NewDiskBlobHandler(store)), registry.Logger(log.New(io.Discard, "", 0)))}
+	reg := registry.New(registry.WithBlobHandler(registry.NewDiskBlobHandler(store)), registry.Logger(log.New(io.Discard, "", 0)))
+	srv := &http.Server{Handler: blobFiles(store, reg)}
 	go srv.Serve(ln)
 	host := ln.Addr().String()
 	for dir, tag := range map[string]string{"oci": "bench/one:1", "oci2": "bench/two:1"} {
@@ -248,4 +250,30 @@ func serveRegistry(out, addr string) error {
 	signal.Notify(sig, os.Interrupt, os.Kill)
 	<-sig
 	return srv.Close()
+}
+
+// blobPath matches a blob download: /v2/<repo>/blobs/sha256:<hex>.
+var blobPath = regexp.MustCompile(`^/v2/.+/blobs/sha256:([0-9a-f]{64})$`)
+
+// blobFiles serves blob downloads straight from the registry's disk store
+// (sendfile), as a production registry does, and everything else through
+// reg. go-containerregistry's registry copies a blob through user space: 1.8 s
+// of CPU for the 2 GB image, on the same two cores as the tool measured.
+func blobFiles(store string, reg http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if m := blobPath.FindStringSubmatch(r.URL.Path); m != nil && r.Method == http.MethodGet {
+			f, err := os.Open(filepath.Join(store, "sha256", m[1]))
+			if err == nil {
+				defer f.Close()
+				fi, err := f.Stat()
+				if err == nil {
+					w.Header().Set("Docker-Content-Digest", "sha256:"+m[1])
+					w.Header().Set("Content-Type", "application/octet-stream")
+					http.ServeContent(w, r, "", fi.ModTime(), f)
+					return
+				}
+			}
+		}
+		reg.ServeHTTP(w, r)
+	})
 }

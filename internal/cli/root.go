@@ -38,6 +38,7 @@ type globalOptions struct {
 	logLevel   string
 	logFormat  string
 	stderr     io.Writer
+	profile    profiling
 }
 
 func (g *globalOptions) addFlags(cmd *cobra.Command) {
@@ -46,6 +47,7 @@ func (g *globalOptions) addFlags(cmd *cobra.Command) {
 	f.BoolVarP(&g.quiet, "quiet", "q", false, "no progress output on stderr")
 	f.StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	f.StringVar(&g.logFormat, "log-format", "text", "log format on stderr: text or json")
+	g.profile.addFlags(cmd)
 }
 
 // progress returns where progress lines go: stderr when it is a terminal
@@ -79,6 +81,11 @@ func (g *globalOptions) setupLogging() error {
 
 // NewRootCmd builds the whole command tree.
 func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	root, _ := newRootCmd(stdout, stderr)
+	return root
+}
+
+func newRootCmd(stdout, stderr io.Writer) (*cobra.Command, *globalOptions) {
 	g := &globalOptions{stderr: stderr}
 	root := &cobra.Command{
 		Use:           "bulwark",
@@ -89,7 +96,10 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 			if err := config.Apply(cmd, g.configFile); err != nil {
 				return err
 			}
-			return g.setupLogging()
+			if err := g.setupLogging(); err != nil {
+				return err
+			}
+			return g.profile.start()
 		},
 	}
 	root.SetOut(stdout)
@@ -117,14 +127,15 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newGovernanceCmd(),
 		newRuntimeCmd(),
 	)
-	return root
+	return root, g
 }
 
 // Execute runs the command line and returns the process exit code.
 func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := NewRootCmd(stdout, stderr)
+	root, g := newRootCmd(stdout, stderr)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
+	g.profile.stop()
 	if err == nil {
 		return ExitOK
 	}

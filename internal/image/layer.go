@@ -172,7 +172,7 @@ func decompress(r io.Reader, w io.Writer, g *guard) (int64, error) {
 // charged to the guard; done releases the decoder.
 func plainStream(r io.Reader, g *guard) (plain io.Reader, done func(), err error) {
 	src := &countingSource{r: r}
-	br := bufio.NewReaderSize(src, 1<<20)
+	br := bufio.NewReaderSize(src, 256<<10)
 	head, _ := br.Peek(4)
 	plain, done = br, func() {}
 	switch {

@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -31,7 +32,9 @@ type bundle interface {
 
 // dirBundle is an OCI layout directory; files are opened through os.Root.
 type dirBundle struct {
-	root  *os.Root
+	root *os.Root
+
+	mu    sync.Mutex // layers are opened in parallel
 	files []io.Closer
 }
 
@@ -45,11 +48,15 @@ func (d *dirBundle) open(name string) (io.ReaderAt, int64, error) {
 		f.Close()
 		return nil, 0, err
 	}
+	d.mu.Lock()
 	d.files = append(d.files, closer)
+	d.mu.Unlock()
 	return ra, size, nil
 }
 
 func (d *dirBundle) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	for _, f := range d.files {
 		f.Close()
 	}
@@ -304,7 +311,8 @@ func fromParts(ctx context.Context, b bundle, src sbom.Source, configName string
 	ld := newLoader(&opts)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0))
-	for i, r := range refs {
+	for _, i := range ld.order(cfg.RootFS.DiffIDs) {
+		r := refs[i]
 		g.Go(func() error {
 			if err := gctx.Err(); err != nil {
 				return err

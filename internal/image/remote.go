@@ -94,7 +94,9 @@ func openRemote(ctx context.Context, ref string, opts Options) (*Image, error) {
 	ld := newLoader(&opts)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(runtime.GOMAXPROCS(0), 4))
-	for i, l := range rlayers {
+	blobs := newBlobFetcher(gctx, r.Context(), &opts)
+	for _, i := range ld.order(cfg.RootFS.DiffIDs) {
+		l := rlayers[i]
 		g.Go(func() error {
 			if err := gctx.Err(); err != nil {
 				return err
@@ -104,25 +106,32 @@ func openRemote(ctx context.Context, ref string, opts Options) (*Image, error) {
 				return fmt.Errorf("layer %d: %w", i, err)
 			}
 			refs[i] = layerRef{blob: blob}
+			diffID := cfg.RootFS.DiffIDs[i]
 			download := func() (io.ReadCloser, error) {
-				if s, err := l.Size(); err == nil {
-					meter.addTotal(s)
+				size, err := l.Size()
+				if err == nil {
+					meter.addTotal(size)
 				}
-				rc, err := l.Compressed() // the blob digest is verified as it is read
+				var rc io.ReadCloser
+				if diffID.Hex != "" {
+					rc, err = blobs.open(blob, size) // the diffID is checked as the layer is decompressed
+				} else {
+					rc, err = l.Compressed() // the blob digest is checked as it is read
+				}
 				if err != nil {
 					return nil, fmt.Errorf("downloading: %w", err)
 				}
 				return meter.wrap(rc), nil
 			}
 			if opts.Select != nil {
-				indexes[i], err = ld.streamed(blob, cfg.RootFS.DiffIDs[i], download)
+				indexes[i], err = ld.streamed(blob, diffID, download)
 				if err == nil {
 					closers[i] = indexes[i]
 					meter.layerDone()
 				}
 				return err
 			}
-			layers[i], closers[i], err = ld.cached(blob, cfg.RootFS.DiffIDs[i], download)
+			layers[i], closers[i], err = ld.cached(blob, diffID, download)
 			if err == nil {
 				meter.layerDone()
 			}

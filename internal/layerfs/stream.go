@@ -10,7 +10,6 @@ import (
 	"hash"
 	"io"
 	"io/fs"
-	"os"
 	"path"
 	"strings"
 )
@@ -148,6 +147,7 @@ func (ix *Indexed) read(r io.Reader, opts StreamOptions) error {
 	tr := tar.NewReader(r)
 	last := "(start of layer)"
 	head := make([]byte, headSize)
+	buf := make([]byte, 64<<10) // for every file copied: io.Copy would allocate one each time
 	h256 := sha256.New()
 	for {
 		h, err := tr.Next()
@@ -175,7 +175,7 @@ func (ix *Indexed) read(r io.Reader, opts StreamOptions) error {
 		}
 		e.off = -1
 		if e.typ == tar.TypeReg && !e.sparse && !strings.HasPrefix(path.Base(e.name), whiteoutPrefix) {
-			if err := ix.readFile(tr, &e, head, h256, opts, insp); err != nil {
+			if err := ix.readFile(tr, &e, head, buf, h256, opts, insp); err != nil {
 				return &EntryError{Layer: ix.DiffID, Entry: h.Name, Err: err}
 			}
 		}
@@ -183,7 +183,7 @@ func (ix *Indexed) read(r io.Reader, opts StreamOptions) error {
 	}
 }
 
-func (ix *Indexed) readFile(tr io.Reader, e *entry, head []byte, h256 hash.Hash, opts StreamOptions, insp LayerInspector) error {
+func (ix *Indexed) readFile(tr io.Reader, e *entry, head, buf []byte, h256 hash.Hash, opts StreamOptions, insp LayerInspector) error {
 	n, err := io.ReadFull(tr, head[:min(int64(len(head)), e.size)])
 	if err != nil {
 		return fmt.Errorf("reading file data: %w", truncated(err))
@@ -217,7 +217,7 @@ func (ix *Indexed) readFile(tr io.Reader, e *entry, head []byte, h256 hash.Hash,
 	if _, err := w.Write(head); err != nil {
 		return err
 	}
-	if _, err := io.Copy(w, tr); err != nil {
+	if _, err := io.CopyBuffer(w, tr, buf); err != nil {
 		return fmt.Errorf("reading file data: %w", truncated(err))
 	}
 	if ix.content.Size()-start != e.size && want != Skip {
@@ -259,89 +259,6 @@ func BuildIndexed(layers []*Indexed) (*FS, error) {
 		entries[i] = ix.entries
 	}
 	return squash(ls, entries)
-}
-
-// Spool holds kept content: in memory up to a limit, then in a temporary
-// file that is unlinked at once, so nothing stays on disk whatever happens.
-type Spool struct {
-	dir    string
-	memMax int64
-	mem    []byte
-	f      *os.File
-	size   int64
-}
-
-// NewSpool returns an empty spool; dir "" is os.TempDir, memMax 0 is 8 MiB.
-func NewSpool(dir string, memMax int64) *Spool {
-	if memMax <= 0 {
-		memMax = 8 << 20
-	}
-	return &Spool{dir: dir, memMax: memMax}
-}
-
-// Size is the number of bytes written.
-func (s *Spool) Size() int64 { return s.size }
-
-func (s *Spool) Write(p []byte) (int, error) {
-	if s.f == nil && s.size+int64(len(p)) > s.memMax {
-		f, err := os.CreateTemp(s.dir, ".bulwark-spool-*")
-		if err != nil {
-			return 0, fmt.Errorf("creating spool file: %w", err)
-		}
-		os.Remove(f.Name())
-		if _, err := f.Write(s.mem); err != nil {
-			f.Close()
-			return 0, fmt.Errorf("writing spool file: %w", err)
-		}
-		s.f, s.mem = f, nil
-	}
-	if s.f != nil {
-		n, err := s.f.WriteAt(p, s.size)
-		s.size += int64(n)
-		return n, err
-	}
-	s.mem = append(s.mem, p...)
-	s.size += int64(len(p))
-	return len(p), nil
-}
-
-// Truncate drops everything past n.
-func (s *Spool) Truncate(n int64) error {
-	s.size = n
-	if s.f != nil {
-		return s.f.Truncate(n)
-	}
-	s.mem = s.mem[:n]
-	return nil
-}
-
-// ReadAt reads kept content.
-func (s *Spool) ReadAt(p []byte, off int64) (int, error) {
-	if off >= s.size {
-		return 0, io.EOF
-	}
-	if s.f != nil {
-		n := min(int64(len(p)), s.size-off)
-		k, err := s.f.ReadAt(p[:n], off)
-		if err == nil && int64(k) < int64(len(p)) {
-			err = io.EOF
-		}
-		return k, err
-	}
-	k := copy(p, s.mem[off:])
-	if k < len(p) {
-		return k, io.EOF
-	}
-	return k, nil
-}
-
-// Close releases the spool's memory and file.
-func (s *Spool) Close() error {
-	s.mem = nil
-	if s.f != nil {
-		return s.f.Close()
-	}
-	return nil
 }
 
 // headerEntry turns a tar header into an entry (without its data offset);
