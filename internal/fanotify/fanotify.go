@@ -17,7 +17,10 @@ type Listener struct {
 	fd, stop int // the fanotify descriptor; an eventfd that wakes Read on Close
 	once     sync.Once
 	closed   atomic.Bool
-	readers  sync.WaitGroup
+	// readers is held shared by Read and WaitAny while they use fd; Close
+	// takes it exclusively before closing fd (a WaitGroup's Add racing its
+	// Wait at zero is a misuse the race detector reports).
+	readers sync.RWMutex
 }
 
 // Event is one exec held by the kernel until Allow or Deny is called. Fd is
@@ -92,8 +95,8 @@ var ErrClosed = os.ErrClosed
 // Read waits for events and appends them to evs. The caller must answer
 // every returned event (Allow or Deny) and close it.
 func (l *Listener) Read(buf []byte, evs []Event) ([]Event, error) {
-	l.readers.Add(1)
-	defer l.readers.Done()
+	l.readers.RLock()
+	defer l.readers.RUnlock()
 	if l.closed.Load() {
 		return evs, ErrClosed
 	}
@@ -184,9 +187,10 @@ func (l *Listener) Close() error {
 		l.closed.Store(true)
 		one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
 		_, _ = unix.Write(l.stop, one)
-		l.readers.Wait()
+		l.readers.Lock()
 		err = unix.Close(l.fd)
 		unix.Close(l.stop)
+		l.readers.Unlock()
 	})
 	return err
 }

@@ -92,8 +92,8 @@ func (l *Listener) MarkMountNS(ns string) error {
 // needed: the caller reads what changed), returning how many there were;
 // ErrClosed after Close.
 func (l *Listener) WaitAny(buf []byte) (int, error) {
-	l.readers.Add(1)
-	defer l.readers.Done()
+	l.readers.RLock()
+	defer l.readers.RUnlock()
 	for {
 		if l.closed.Load() {
 			return 0, ErrClosed
