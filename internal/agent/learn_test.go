@@ -124,11 +124,21 @@ func TestLearningWindow(t *testing.T) {
 	if got := execVia(t, filepath.Join(root, "tool")); got != "ran" {
 		t.Fatalf("a new program inside the window: %s, want it to run (learning)", got)
 	}
-	mu.Lock()
-	if len(events) != 1 || events[0].Reason != ReasonLearning || events[0].Digest != sum(prog("tool")) || events[0].Verdict != VerdictReported {
-		t.Fatalf("events in the window: %+v, want one learning report of tool", events)
+	// The report follows the answer (the exec does not wait for it): wait
+	// for it, and never hold mu while failing (the agent's worker reporting
+	// would then block the test's cleanup).
+	var seen []Event
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		seen = append(seen[:0], events...)
+		mu.Unlock()
+		if len(seen) > 0 || time.Now().After(deadline) {
+			break
+		}
 	}
-	mu.Unlock()
+	if len(seen) != 1 || seen[0].Reason != ReasonLearning || seen[0].Digest != sum(prog("tool")) || seen[0].Verdict != VerdictReported {
+		t.Fatalf("events in the window: %+v, want one learning report of tool", seen)
+	}
 
 	envPath := filepath.Join(learnDir, strings.TrimPrefix(image, "sha256:")+".learned.intoto.json")
 	deadline := time.Now().Add(20 * time.Second)
