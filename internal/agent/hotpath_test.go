@@ -58,7 +58,16 @@ func TestExecDescriptorsAnsweredAndClosedOnce(t *testing.T) {
 			t.Fatalf("drifted exec: %s", got)
 		}
 	}
-	s := waitStats(a, func(s Stats) bool { return s.Execs >= 2*rounds })
+	s := waitStats(a, func(s Stats) bool { return s.Execs >= 2*rounds && s.Refused+s.Allowed >= 2*rounds })
+	// Reports follow the answers: wait for the last one.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := len(events)
+		mu.Unlock()
+		if n >= rounds {
+			break
+		}
+	}
 	if s.Execs != 2*rounds || s.Allowed != rounds || s.Refused != rounds {
 		t.Errorf("stats %+v, want %d execs, %d allowed, %d refused", s, 2*rounds, rounds, rounds)
 	}
