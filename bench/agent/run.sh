@@ -6,7 +6,7 @@
 # (a) and (b) also run a floor listener (read, fixed verdict, close: the
 # kernel's round trip), sides alternated in a random order per round.
 # Needs root. Usage: bash bench/agent/run.sh [-duration 10s] [-containers 100] ...
-# Results and the load they were measured at: docs/runtime.md.
+# Results and the load they were measured at: docs/runtime-measured.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=$(mktemp -d)/bench-agent
@@ -14,5 +14,5 @@ trap 'rm -rf "$(dirname "$bin")"' EXIT
 go build -o "$bin" ./bench/agent
 echo "uptime: $(uptime)"
 "$bin" "$@"
-# Falco and Tetragon on the same storm: see docs/runtime.md (neither is
+# Falco and Tetragon on the same storm: see docs/runtime-measured.md (neither is
 # built here; bench/build-peers.sh lists what the machine offers).
