@@ -36,8 +36,18 @@ import (
 // namespace is gone, the kernel drops them (tested), so removal needs no
 // unmark.
 
-// maxMountinfo bounds what is read of a mountinfo file.
+// maxMountinfo bounds what is read of a mountinfo file; a longer one is
+// an error (none of its mounts is marked again: in prevent the exec sensor
+// kills their execs).
 const maxMountinfo = 4 << 20
+
+// maxMountsPerContainer bounds the mounts marked for one container (its
+// own filesystems and the mounts marked alone): a process with
+// CAP_SYS_ADMIN can make mounts without end, and each costs a mark and an
+// entry in the exec sensor's map of what is held, which every container
+// shares. Mounts past it are not marked: in prevent the exec sensor kills
+// their execs.
+const maxMountsPerContainer = 1024
 
 // mountEntry is one line of /proc/PID/mountinfo.
 type mountEntry struct {
@@ -105,9 +115,12 @@ func readMountinfo(pid string) ([]mountEntry, error) {
 		return nil, fmt.Errorf("reading the mounts of %s: %w", pid, err)
 	}
 	defer f.Close()
-	b, err := readAtMost(f, nil, maxMountinfo)
+	b, err := readAtMost(f, nil, maxMountinfo+1)
 	if err != nil {
 		return nil, fmt.Errorf("reading the mounts of %s: %w", pid, err)
+	}
+	if len(b) > maxMountinfo {
+		return nil, fmt.Errorf("reading the mounts of %s: more than %d bytes", pid, maxMountinfo)
 	}
 	return parseMountinfo(b)
 }
@@ -159,6 +172,10 @@ func (a *Agent) markMounts(pid uint32, host map[uint64]bool) (own, held, mnts []
 	defer unix.Close(root)
 	var errs []error
 	for _, e := range execMounts(all) {
+		if len(own)+len(mnts) >= maxMountsPerContainer {
+			errs = append(errs, fmt.Errorf("more than %d mounts: %q and the rest are not marked", maxMountsPerContainer, e.point))
+			break
+		}
 		mine := e.root == "/" && !host[e.dev]
 		id, err := a.markMount(root, e, mine)
 		if err != nil {

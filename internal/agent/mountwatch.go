@@ -3,9 +3,12 @@ package agent
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/bulwark-sec/bulwark/internal/fanotify"
 )
@@ -73,7 +76,7 @@ func (a *Agent) remark() {
 	}
 	for _, c := range cs {
 		own, held, mnts, err := a.markMounts(c.pid, host)
-		if err != nil {
+		if err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.EINVAL) { // not ended (its mounts go away with it)
 			a.log.Error("some mounts of the container are not watched: their execs are not held", "container", c.id, "error", err.Error())
 		}
 		held = append(held, c.dev)

@@ -1,0 +1,85 @@
+package agent
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/oci"
+
+	"github.com/bulwark-sec/bulwark/internal/containerdtest"
+)
+
+// Tests from the attacker review of 2026-12-03 (docs/runtime.md).
+
+// TestSensorHeldBounded: a container with CAP_SYS_ADMIN that binds and
+// unmounts a host directory over and over leaves nothing behind in the
+// exec sensor's map of what is held, which every container shares (each
+// mount had its unique id added, never released: 262144 such mounts filled
+// it, and a container adopted after that had no kill); and one that makes
+// more mounts than maxMountsPerContainer at once has only that many marked.
+func TestSensorHeldBounded(t *testing.T) {
+	c, addr := containerdtest.Start(t)
+	ctx := namespaces.WithNamespace(context.Background(), testNS)
+	img := importImage(t, ctx, c, probeImage(t, buildProbe(t)))
+	var col collector
+	a, _ := startAgent(t, addr, ModePrevent, &col, func(c *Config) { c.ExecEventsDefault = true })
+	if a.mountWatch == nil {
+		t.Skip("the kernel reports no mount attachments (Linux 6.15)")
+	}
+	m := a.procMon.Load()
+	if m == nil {
+		t.Skip("no exec sensor")
+	}
+	k := startWatched(t, ctx, c, img, a, "heldflood", oci.WithAddedCapabilities([]string{"CAP_SYS_ADMIN"}))
+	marked := func() (cgroup uint64, n int) {
+		a.mu.RLock()
+		defer a.mu.RUnlock()
+		c := a.containers["heldflood"]
+		return c.cgroup, len(c.devs) + len(c.mounts)
+	}
+	waitMarked := func(want func(int) bool, what string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; sleepTick() {
+			if _, n := marked(); want(n) {
+				return
+			}
+			if time.Now().After(deadline) {
+				_, n := marked()
+				t.Fatalf("%s: %d mounts marked", what, n)
+			}
+		}
+	}
+	cg, n0 := marked()
+	_, mounts0, err := m.Held(cg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rounds = 20
+	for range rounds {
+		k.doAll(t, "bind /ctl /again")
+		waitMarked(func(n int) bool { return n > n0 }, "the bind was never marked")
+		k.doAll(t, "umount /again")
+		waitMarked(func(n int) bool { return n == n0 }, "the unmounted bind is still marked")
+	}
+	if _, mounts, err := m.Held(cg); err != nil || mounts != mounts0 {
+		t.Fatalf("after %d binds unmounted: the exec sensor holds %d mounts (%v), want %d as before", rounds, mounts, err, mounts0)
+	}
+
+	k.doAll(t, "binds /ctl /many 1100")
+	waitMarked(func(n int) bool { return n >= maxMountsPerContainer }, "the binds were never marked")
+	time.Sleep(200 * time.Millisecond) // later reports mark no more
+	if _, n := marked(); n > maxMountsPerContainer {
+		t.Fatalf("%d mounts marked, want at most %d", n, maxMountsPerContainer)
+	}
+	if devs, mounts, err := m.Held(cg); err != nil || devs+mounts > maxMountsPerContainer+1 { // and its root
+		t.Fatalf("the exec sensor holds %d filesystems and %d mounts (%v), want at most %d", devs, mounts, err, maxMountsPerContainer+1)
+	}
+	// What is past the bound is not held: a drifted copy reached through
+	// it is killed (the directory is a host bind: no filesystem mark).
+	k.doAll(t, "copy /bin/probe /ctl/drift")
+	if got := k.do(t, "run /many/1099/drift"); got == "ok" {
+		t.Fatal("a drifted copy through a mount past the bound ran")
+	}
+}
