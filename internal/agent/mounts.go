@@ -244,7 +244,8 @@ func (a *Agent) markMount(root int, e mountEntry, whole bool) (uint64, error) {
 // adoption.
 
 // gapSysAdmin is the gap of a container with CAP_SYS_ADMIN.
-const gapSysAdmin = "it has CAP_SYS_ADMIN: it can make mounts no report announces (new mount namespaces, detached mounts from fsmount or open_tree)"
+const gapSysAdmin = "it has CAP_SYS_ADMIN: it can make mounts no report announces (new mount namespaces, detached mounts from fsmount or open_tree) " +
+	"and lower vm.memfd_noexec in its pid namespace to exec memfds"
 
 // mountGap says why a process of the container whose init is pid can make
 // mounts the agent does not hold, "" when it cannot (as far as the agent

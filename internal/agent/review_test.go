@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,4 +83,51 @@ func TestSensorHeldBounded(t *testing.T) {
 	if got := k.do(t, "run /many/1099/drift"); got == "ok" {
 		t.Fatal("a drifted copy through a mount past the bound ran")
 	}
+}
+
+// TestMemfdNoexecLowered: vm.memfd_noexec is not a floor on Linux 6.6 and
+// later (its ratchet became a hierarchy: a pid namespace may not go below
+// its parent, but may lower its own): a container with CAP_SYS_ADMIN over
+// its pid namespace (here CAP_SYS_ADMIN; a user-namespaced one with it in
+// its user namespace alike) mounts a proc of its own, sets 0 and execs a
+// memfd. In prevent the exec sensor kills it, refused as memfd; without
+// the sensor it runs and the container's gap says so.
+func TestMemfdNoexecLowered(t *testing.T) {
+	c, addr := containerdtest.Start(t)
+	ctx := namespaces.WithNamespace(context.Background(), testNS)
+	img := importImage(t, ctx, c, probeImage(t, buildProbe(t)))
+	sysAdmin := oci.WithAddedCapabilities([]string{"CAP_SYS_ADMIN"})
+
+	var col collector
+	a, stop := startAgent(t, addr, ModePrevent, &col, func(c *Config) { c.ExecEventsDefault = true })
+	if a.procMon.Load() == nil {
+		t.Skip("no exec sensor")
+	}
+	k := startWatched(t, ctx, c, img, a, "memfdlow", sysAdmin)
+	if got := k.do(t, "memfd /bin/probe proc"); got == "ok" {
+		t.Fatal("a memfd exec ran with vm.memfd_noexec set")
+	}
+	if got := k.do(t, "memfdnoexec 0"); got != "value 0" {
+		t.Fatalf("lowering vm.memfd_noexec in the container: %s (the kernel keeps it: update docs/runtime.md)", got)
+	}
+	before := col.n.Load()
+	if got := k.do(t, "memfd /bin/probe proc"); got != "err exit -1" {
+		t.Fatalf("prevent with the sensor, vm.memfd_noexec lowered: a memfd exec: %s, want killed", got)
+	}
+	if e := col.lastReason(before, "memfdlow", ReasonMemfd); e == nil || e.Verdict != VerdictRefused {
+		t.Fatalf("event %+v, want refused as %s", e, ReasonMemfd)
+	}
+	removeTask(t, ctx, k.task)
+	stop()
+
+	var ocol collector
+	o, _ := startAgent(t, addr, ModePrevent, &ocol) // --exec-events=false
+	off := startWatched(t, ctx, c, img, o, "memfdlowoff", sysAdmin)
+	if info, _ := o.Container("memfdlowoff"); !strings.Contains(info.MountGap, "memfd") {
+		t.Fatalf("prevent without the exec sensor, CAP_SYS_ADMIN: gap %q names no memfd", info.MountGap)
+	}
+	if got := off.do(t, "memfdnoexec 0"); got != "value 0" {
+		t.Fatalf("lowering vm.memfd_noexec without the sensor: %s", got)
+	}
+	t.Logf("known gap without the exec sensor: memfd exec after lowering: %s", off.do(t, "memfd /bin/probe proc"))
 }
