@@ -29,13 +29,14 @@ import (
 type container struct {
 	id, namespace, image string
 	pid                  uint32
-	dev                  uint64   // of its root filesystem
-	devs                 []uint64 // of the other filesystems that are its own (mounts.go)
-	loaderEntry          bool     // its image's entrypoint is the ELF interpreter (loader.go)
-	mountGap             string   // why it can make mounts that are not held, "" if it cannot (mounts.go)
-	held                 []uint64 // devices of every filesystem marked for it (fanotify; unheld.go)
-	mounts               []uint64 // unique ids of the mounts marked alone (unheldkill.go)
-	sensed               bool     // the exec sensor knows it (unheldkill.go)
+	dev                  uint64         // of its root filesystem
+	devs                 []uint64       // of the other filesystems that are its own (mounts.go)
+	loaderEntry          bool           // its image's entrypoint is the ELF interpreter (loader.go)
+	mountGap             string         // why it can make mounts that are not held, "" if it cannot (mounts.go)
+	held                 []uint64       // devices of every filesystem marked for it (fanotify; unheld.go)
+	mounts               []uint64       // unique ids of the mounts marked alone (unheldkill.go)
+	pins                 map[uint64]int // own device -> a descriptor of its filesystem (pins.go)
+	sensed               bool           // the exec sensor knows it (unheldkill.go)
 	compiled             *allowlist.Compiled
 	labels               map[string]string // pod labels from CRI (status.go)
 	mode                 Mode
@@ -183,6 +184,7 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 	c2.loaderEntry = loaderName(entrypointOf(list.Entrypoint, list.Cmd))
 	if a.lsm != nil {
 		if err := a.lsm.watch(ctx, c2, root, a.cache); err != nil {
+			c2.unpin()
 			return fmt.Errorf("watching container %q: %w", id, err)
 		}
 	} else if a.cfg.ExecEvents {
@@ -256,6 +258,7 @@ func (a *Agent) unindex(c *container) {
 		delete(a.byCgroup, c.cgroup)
 		a.sensorUnwatch(c) // unheldkill.go
 	}
+	c.unpin() // pins.go
 }
 
 // list returns the allowlist of img, built once per manifest digest: from

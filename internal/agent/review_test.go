@@ -2,12 +2,16 @@ package agent
 
 import (
 	"context"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	"golang.org/x/sys/unix"
 
 	"github.com/bulwark-sec/bulwark/internal/containerdtest"
 )
@@ -130,4 +134,49 @@ func TestMemfdNoexecLowered(t *testing.T) {
 		t.Fatalf("lowering vm.memfd_noexec without the sensor: %s", got)
 	}
 	t.Logf("known gap without the exec sensor: memfd exec after lowering: %s", off.do(t, "memfd /bin/probe proc"))
+}
+
+// TestDeviceReuse: a container with CAP_SYS_ADMIN mounts a tmpfs, waits
+// for the agent to mark it (the exec sensor then holds its device number),
+// unmounts it lazily and mounts a fresh tmpfs, unmarked, and runs a
+// drifted copy from it before the agent reads its mounts again (the test
+// keeps the agent from it by holding its lock: the race, made certain).
+// Without the agent's pin the fresh tmpfs got the marked one's number,
+// which the sensor still took for held: the copy ran, in every round.
+func TestDeviceReuse(t *testing.T) {
+	c, addr := containerdtest.Start(t)
+	ctx := namespaces.WithNamespace(context.Background(), testNS)
+	img := importImage(t, ctx, c, probeImage(t, buildProbe(t)))
+	var col collector
+	a, _ := startAgent(t, addr, ModePrevent, &col, func(c *Config) { c.ExecEventsDefault = true })
+	if a.mountWatch == nil || a.procMon.Load() == nil {
+		t.Skip("no mount reports or no exec sensor")
+	}
+	k := startWatched(t, ctx, c, img, a, "devreuse", oci.WithAddedCapabilities([]string{"CAP_SYS_ADMIN"}))
+	for i := range 5 {
+		p := "/r" + strconv.Itoa(i)
+		k.doAll(t, "mount "+p)
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(procRoot, strconv.Itoa(int(k.task.Pid())), "root", p), &st); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(5 * time.Second); ; sleepTick() {
+			a.mu.RLock()
+			marked := slices.Contains(a.containers["devreuse"].devs, st.Dev)
+			a.mu.RUnlock()
+			if marked {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the tmpfs was never marked")
+			}
+		}
+		a.mu.Lock() // no remark meanwhile
+		got := k.do(t, "reuse /bin/probe "+p+" "+p+"b")
+		a.mu.Unlock()
+		t.Logf("round %d: %s", i, got)
+		if !strings.HasPrefix(got, "killed") {
+			t.Errorf("round %d: a drifted copy on a fresh tmpfs: %s, want killed", i, got)
+		}
+	}
 }

@@ -176,6 +176,31 @@ func do(args []string) string {
 			return errString(err)
 		}
 		return errString(syscall.Mount(args[1], args[2], "", syscall.MS_BIND, ""))
+	case args[0] == "reuse" && len(args) == 4:
+		// The filesystem at args[2] unmounted (lazily: a plain umount of
+		// a filesystem the agent pins is refused) and a fresh tmpfs mounted at
+		// args[3] at once (the kernel may give it the same device number),
+		// a drifted copy of args[1] run from it before anyone looks.
+		var was, now syscall.Stat_t
+		if err := syscall.Stat(args[2], &was); err != nil {
+			return errString(err)
+		}
+		if err := syscall.Unmount(args[2], syscall.MNT_DETACH); err != nil {
+			return errString(err)
+		}
+		if err := os.MkdirAll(args[3], 0o755); err != nil {
+			return errString(err)
+		}
+		if err := syscall.Mount("t", args[3], "tmpfs", 0, ""); err != nil {
+			return errString(err)
+		}
+		if err := syscall.Stat(args[3], &now); err != nil {
+			return errString(err)
+		}
+		if err := copyDrifted(args[1], args[3]+"/drift"); err != nil {
+			return errString(err)
+		}
+		return fmt.Sprintf("%s now=%d same-device=%v", escapedStatus(runEscaped(args[3]+"/drift")), now.Dev, was.Dev == now.Dev)
 	case args[0] == "umount" && len(args) == 2:
 		return errString(syscall.Unmount(args[1], 0))
 	case args[0] == "binds" && len(args) == 4:
