@@ -106,6 +106,13 @@ func (s *allowState) made(l *allowlist.List) {
 	}
 }
 
+// forget drops what is known of digest, whose list is no longer kept.
+func (s *allowState) forget(digest string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.madeAt, digest)
+}
+
 // postpone puts off asking the server for digest again by allowRetry.
 func (s *allowState) postpone(digest string) {
 	s.mu.Lock()

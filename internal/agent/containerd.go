@@ -245,6 +245,45 @@ func (a *Agent) forget(id string) {
 	if ok && a.lsm != nil {
 		a.lsm.unwatch(c)
 	}
+	if ok {
+		a.pruneLists()
+	}
+}
+
+// maxIdleLists bounds the allowlists kept for digests no watched container
+// runs (kept so that the next container of the digest is adopted at once):
+// every image ever run on the node stayed in memory, and whoever creates
+// pods can run image after image.
+const maxIdleLists = 64
+
+// pruneLists forgets idle lists past maxIdleLists, but for those of a
+// learning window (the learned list is made once, at its lock).
+func (a *Agent) pruneLists() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.lists) <= maxIdleLists {
+		return
+	}
+	used := map[string]bool{}
+	for _, c := range a.containers {
+		used[c.image] = true
+	}
+	idle := 0
+	for d := range a.lists {
+		if !used[d] {
+			idle++
+		}
+	}
+	for d := range a.lists {
+		if idle <= maxIdleLists {
+			return
+		}
+		if !used[d] && a.learning[d] == nil {
+			delete(a.lists, d)
+			a.allow.forget(d)
+			idle--
+		}
+	}
 }
 
 // unindex drops c from the lookups by device and cgroup; a.mu is held.

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"golang.org/x/sys/unix"
 
+	"github.com/bulwark-sec/bulwark/internal/allowlist"
 	"github.com/bulwark-sec/bulwark/internal/containerdtest"
 )
 
@@ -177,6 +179,31 @@ func TestDeviceReuse(t *testing.T) {
 		t.Logf("round %d: %s", i, got)
 		if !strings.HasPrefix(got, "killed") {
 			t.Errorf("round %d: a drifted copy on a fresh tmpfs: %s, want killed", i, got)
+		}
+	}
+}
+
+// TestIdleListsBounded: the allowlists of digests no container runs any
+// more are not kept without end (every image ever run stayed in memory);
+// those of running containers and of learning windows are kept.
+func TestIdleListsBounded(t *testing.T) {
+	a := &Agent{log: slog.New(slog.DiscardHandler), containers: map[string]*container{}, byDev: map[uint64]*container{},
+		byCgroup: map[uint64]*container{}, lists: map[string]*allowlist.List{}, learning: map[string]*learning{}}
+	digest := func(i int) string { return "sha256:" + hexOf([32]byte{byte(i), byte(i >> 8)}) }
+	for i := range 500 {
+		a.lists[digest(i)] = &allowlist.List{Image: digest(i)}
+	}
+	a.containers["run0"] = &container{id: "run0", image: digest(0)}
+	a.containers["run1"] = &container{id: "run1", image: digest(1)}
+	a.containers["gone"] = &container{id: "gone", image: digest(3)}
+	a.learning[digest(2)] = &learning{image: digest(2)}
+	a.forget("gone")
+	if len(a.lists) > maxIdleLists+2 {
+		t.Fatalf("%d lists kept after a container went, want at most %d idle and the 2 running", len(a.lists), maxIdleLists)
+	}
+	for _, i := range []int{0, 1, 2} {
+		if a.lists[digest(i)] == nil {
+			t.Errorf("the list of %s (running or learning) was dropped", digest(i))
 		}
 	}
 }
