@@ -207,3 +207,31 @@ func TestIdleListsBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestAdoptPidReused: a task event whose process number now belongs to
+// another container (the init ended before adoption and the number went
+// to a process of the other) is not adopted: before, the agent marked the
+// other container's root and mapped its device to the first, whose
+// allowlist and mode its execs then got.
+func TestAdoptPidReused(t *testing.T) {
+	c, addr := containerdtest.Start(t)
+	ctx := namespaces.WithNamespace(context.Background(), testNS)
+	img := importImage(t, ctx, c, probeImage(t, buildProbe(t)))
+	var col collector
+	a, _ := startAgent(t, addr, ModePrevent, &col)
+	b := startWatched(t, ctx, c, img, a, "pidother")
+	startWatched(t, ctx, c, img, a, "pidfirst")
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(procRoot, strconv.Itoa(int(b.task.Pid())), "root"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.adopt(ctx, testNS, "pidfirst", b.task.Pid()); err == nil {
+		t.Error("adopting a container by another container's process: no error")
+	}
+	a.mu.RLock()
+	owner := a.byDev[st.Dev]
+	a.mu.RUnlock()
+	if owner == nil || owner.id != "pidother" {
+		t.Fatalf("the other container's root device maps to %+v, want pidother", owner)
+	}
+}
