@@ -181,6 +181,9 @@ func New(cfg Config) (*Agent, error) {
 	if err := cfg.checkModes(); err != nil { // modes.go
 		return nil, err
 	}
+	for _, r := range cfg.namesAnywhere() {
+		a.log.Warn("a mode rule relaxes by name in every namespace: whoever can create a pod in any namespace can take it (name the namespace)", "rule", r)
+	}
 	if a.strictest() != ModeOff {
 		if err := a.openMechanism(); err != nil { // mechanism.go
 			return nil, err

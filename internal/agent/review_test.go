@@ -235,3 +235,32 @@ func TestAdoptPidReused(t *testing.T) {
 		t.Fatalf("the other container's root device maps to %+v, want pidother", owner)
 	}
 }
+
+// TestNamesAnywhere: a rule that relaxes the mode by a name (pod,
+// workload, container) without naming a namespace is said at start: any
+// pod creator of any namespace can take it by naming her pod so.
+func TestNamesAnywhere(t *testing.T) {
+	rules, err := ParseModeRules("container=istio-proxy mode=detect, namespace=dev pod=debug-* mode=off, namespace=* workload=legacy mode=off, " +
+		"container=side mode=prevent, label:tier=dev mode=off, namespace=payments mode=detect")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Mode: ModePrevent, ModeRules: ModeRules{Rules: rules}}
+	got := cfg.namesAnywhere()
+	want := []string{"container=istio-proxy mode=detect", "namespace=* workload=legacy mode=off"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("rules said to relax by name anywhere: %q, want %q", got, want)
+	}
+	var buf strings.Builder
+	cfg.Log = slog.New(slog.NewTextHandler(&buf, nil))
+	a, err := New(cfg)
+	if err != nil {
+		t.Skipf("starting the agent here: %v", err)
+	}
+	if a.fan != nil {
+		a.fan.Close()
+	}
+	if !strings.Contains(buf.String(), "relaxes by name in every namespace") || !strings.Contains(buf.String(), "istio-proxy") {
+		t.Fatalf("not said at start: %s", buf.String())
+	}
+}
