@@ -3,10 +3,12 @@ package agent
 import (
 	"context"
 	"log/slog"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -262,5 +264,21 @@ func TestNamesAnywhere(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "relaxes by name in every namespace") || !strings.Contains(buf.String(), "istio-proxy") {
 		t.Fatalf("not said at start: %s", buf.String())
+	}
+}
+
+// TestMountGapBoundingSet: a process that runs as a user has no effective
+// capability, but a setuid program it runs gets back its bounding set:
+// with CAP_SYS_ADMIN there (and no no_new_privs) its gap is named (it was
+// not: only the effective set was read).
+func TestMountGapBoundingSet(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	if err := cmd.Start(); err != nil {
+		t.Skipf("starting a process as nobody: %v", err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if got := mountGap(cmd.Process.Pid); got != gapSysAdmin {
+		t.Fatalf("a user's process with CAP_SYS_ADMIN in its bounding set: gap %q, want %q", got, gapSysAdmin)
 	}
 }
