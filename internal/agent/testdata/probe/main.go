@@ -201,6 +201,26 @@ func do(args []string) string {
 			return errString(err)
 		}
 		return fmt.Sprintf("%s now=%d same-device=%v", escapedStatus(runEscaped(args[3]+"/drift")), now.Dev, was.Dev == now.Dev)
+	case args[0] == "mountrun" && len(args) == 4:
+		// args[3] rounds of: a fresh tmpfs at args[2]/N, a drifted copy of
+		// args[1] run from it at once (before the agent marks it); how
+		// each ended, counted.
+		n, _ := strconv.Atoi(args[3])
+		count := map[string]int{}
+		for i := range n {
+			d := filepath.Join(args[2], strconv.Itoa(i))
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return errString(err)
+			}
+			if err := syscall.Mount("t", d, "tmpfs", 0, ""); err != nil {
+				return errString(err)
+			}
+			if err := copyDrifted(args[1], d+"/drift"); err != nil {
+				return errString(err)
+			}
+			count[errString(run(d+"/drift"))]++
+		}
+		return fmt.Sprint(count)
 	case args[0] == "umount" && len(args) == 2:
 		return errString(syscall.Unmount(args[1], 0))
 	case args[0] == "binds" && len(args) == 4:
