@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -90,6 +91,12 @@ type Monitor struct {
 
 	mu     sync.Mutex
 	reader *ringbuf.Reader
+
+	// epochs: execve's start is recorded (the syscall tracepoints
+	// attached), so a mount held later is not taken as held by an exec
+	// that began before (kill.go); cur is the epoch.
+	epochs bool
+	cur    atomic.Uint64
 }
 
 // ErrClosed is returned by Read once the Monitor is closed.
@@ -109,6 +116,18 @@ func Start() (*Monitor, error) {
 		if err != nil {
 			_ = m.Close()
 			return nil, fmt.Errorf("attaching %s: %w", p, err)
+		}
+		m.links = append(m.links, l)
+	}
+	m.epochs = true
+	for _, tp := range []struct {
+		name string
+		p    *ebpf.Program
+	}{{"sys_enter_execve", m.objs.BulwarkExecve}, {"sys_enter_execveat", m.objs.BulwarkExecveat}} {
+		l, err := link.Tracepoint("syscalls", tp.name, tp.p, nil)
+		if err != nil {
+			m.epochs = false // needs tracefs and syscall tracepoints: later mounts then race (kill.go)
+			break
 		}
 		m.links = append(m.links, l)
 	}
