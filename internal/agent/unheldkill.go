@@ -69,6 +69,9 @@ func (a *Agent) startSensor() *execmon.Monitor {
 		a.log.Warn("exec sensor unavailable: exec and exit events are not reported, unheld execs are not killed", "error", err.Error())
 		return nil
 	}
+	if !m.Epochs() {
+		a.log.Warn("the exec sensor cannot tell when an exec began (no syscall tracepoints): one begun before a later mount's mark can run from it unasked")
+	}
 	a.procMon.Store(m)
 	return m
 }

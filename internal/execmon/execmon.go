@@ -119,18 +119,7 @@ func Start() (*Monitor, error) {
 		}
 		m.links = append(m.links, l)
 	}
-	m.epochs = true
-	for _, tp := range []struct {
-		name string
-		p    *ebpf.Program
-	}{{"sys_enter_execve", m.objs.BulwarkExecve}, {"sys_enter_execveat", m.objs.BulwarkExecveat}} {
-		l, err := link.Tracepoint("syscalls", tp.name, tp.p, nil)
-		if err != nil {
-			m.epochs = false // needs tracefs and syscall tracepoints: later mounts then race (kill.go)
-			break
-		}
-		m.links = append(m.links, l)
-	}
+	m.epochs = m.attachExecve() == nil // else later mounts race (kill.go)
 	r, err := ringbuf.NewReader(m.objs.Events)
 	if err != nil {
 		_ = m.Close()
@@ -239,4 +228,28 @@ func cString[T ~int8 | ~uint8](b []T) string {
 		out = append(out, byte(c))
 	}
 	return string(out)
+}
+
+// tracefs is where the syscall tracepoints are named.
+const tracefs = "/sys/kernel/tracing"
+
+// attachExecve attaches the programs that record when each execve begins,
+// mounting tracefs first when it is not (it is not at boot on some hosts).
+func (m *Monitor) attachExecve() error {
+	if _, err := os.Stat(tracefs + "/events"); errors.Is(err, os.ErrNotExist) {
+		if err := unix.Mount("tracefs", tracefs, "tracefs", 0, ""); err != nil {
+			return fmt.Errorf("mounting tracefs at %s: %w", tracefs, err)
+		}
+	}
+	for _, tp := range []struct {
+		name string
+		p    *ebpf.Program
+	}{{"sys_enter_execve", m.objs.BulwarkExecve}, {"sys_enter_execveat", m.objs.BulwarkExecveat}} {
+		l, err := link.Tracepoint("syscalls", tp.name, tp.p, nil)
+		if err != nil {
+			return fmt.Errorf("attaching %s: %w", tp.name, err)
+		}
+		m.links = append(m.links, l)
+	}
+	return nil
 }
