@@ -323,3 +323,35 @@ func TestMountedThenRun(t *testing.T) {
 		}
 	}
 }
+
+// TestCgroupNamedAfterAnother: a container with CAP_SYS_ADMIN makes a
+// cgroup below its own named after another container (in detect) and
+// moves in, then runs a drifted copy from a bind-mounted host directory
+// (attributed by cgroup): it must still be judged as itself, in prevent.
+// The exec was attributed to the other container and ran.
+func TestCgroupNamedAfterAnother(t *testing.T) {
+	c, addr := containerdtest.Start(t)
+	ctx := namespaces.WithNamespace(context.Background(), testNS)
+	img := importImage(t, ctx, c, probeImage(t, buildProbe(t)))
+	rules, err := ParseModeRules("container=cgother mode=detect")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var col collector
+	a, _ := startAgent(t, addr, ModePrevent, &col, func(c *Config) { c.ModeRules = ModeRules{Rules: rules} })
+	startWatched(t, ctx, c, img, a, "cgother")
+	k := startWatched(t, ctx, c, img, a, "cgown", oci.WithAddedCapabilities([]string{"CAP_SYS_ADMIN"}))
+	moved := k.do(t, "cgmove cgother")
+	t.Logf("cgmove: %s", moved)
+	if !strings.HasPrefix(moved, "moved ") || strings.HasPrefix(moved, "moved 0 ") {
+		t.Skipf("the probe could not move into a cgroup of its own: %s", moved)
+	}
+	k.doAll(t, "copy /bin/probe /ctl/drift")
+	before := col.n.Load()
+	if got := k.do(t, "run /ctl/drift"); got != "eperm" {
+		t.Errorf("a drifted copy run from a cgroup named after a detect container: %s, want eperm", got)
+	}
+	if e := col.after(before, func(e Event) bool { return strings.HasSuffix(e.Path, "/drift") }); e == nil || e.Container != "cgown" {
+		t.Fatalf("event %+v, want it of cgown", e)
+	}
+}
