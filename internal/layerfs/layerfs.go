@@ -175,6 +175,27 @@ func indexTar(l Layer) ([]entry, error) {
 	}
 }
 
+// entryMode is an entry's mode with its kind taken from its tar type
+// alone: mode bits that say otherwise (a regular file of mode 040755, a
+// directory of mode 0100644) are a hostile tar's, and a node that is a
+// directory by its mode but not by its type has no children to add to.
+func entryMode(typ byte, mode fs.FileMode) fs.FileMode {
+	m := mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+	switch typ {
+	case tar.TypeDir:
+		m |= fs.ModeDir
+	case tar.TypeSymlink:
+		m |= fs.ModeSymlink
+	case tar.TypeChar:
+		m |= fs.ModeDevice | fs.ModeCharDevice
+	case tar.TypeBlock:
+		m |= fs.ModeDevice
+	case tar.TypeFifo:
+		m |= fs.ModeNamedPipe
+	}
+	return m
+}
+
 // cleanEntryName turns a tar entry name into a clean absolute path. It
 // refuses absolute names and names that climb out of the root; skip is true
 // for the root directory itself.

@@ -64,6 +64,10 @@ type StreamOptions struct {
 	// Inspect, when set, sees every regular file's content as it streams
 	// past; its per-layer result is the layer's Notes.
 	Inspect Inspector
+	// MaxLayerSize, when positive, is the largest layer Decode accepts
+	// from a results cache (its size and kept content, checked before
+	// anything is copied).
+	MaxLayerSize int64
 }
 
 var (
@@ -268,7 +272,7 @@ func headerEntry(h *tar.Header) (e entry, skip bool, err error) {
 	if err != nil || skip {
 		return entry{}, skip, err
 	}
-	e = entry{name: name, typ: h.Typeflag, mode: h.FileInfo().Mode(), size: h.Size, linkname: h.Linkname}
+	e = entry{name: name, typ: h.Typeflag, size: h.Size, linkname: h.Linkname}
 	switch h.Typeflag {
 	case tar.TypeReg, tar.TypeChar, tar.TypeBlock, tar.TypeFifo, tar.TypeDir, tar.TypeSymlink, tar.TypeLink:
 	case tar.TypeGNUSparse:
@@ -276,6 +280,7 @@ func headerEntry(h *tar.Header) (e entry, skip bool, err error) {
 	default:
 		return entry{}, true, nil // global headers, unknown types
 	}
+	e.mode = entryMode(e.typ, h.FileInfo().Mode())
 	for _, k := range []string{"GNU.sparse.map", "GNU.sparse.major"} {
 		if _, ok := h.PAXRecords[k]; ok {
 			e.sparse = true
