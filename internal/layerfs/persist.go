@@ -85,7 +85,7 @@ func Decode(r io.Reader, diffID string, opts StreamOptions) (*Indexed, error) {
 		return nil, fmt.Errorf("stored layer index has version %d, want %d", v, PersistVersion)
 	}
 	count := binary.BigEndian.Uint64(hdr[8:])
-	if count > maxIndexBytes/8 { // no record encodes in fewer bytes
+	if count > uint64(maxEntries) {
 		return nil, fmt.Errorf("stored layer index names %d entries: damaged", count)
 	}
 	var recs []record

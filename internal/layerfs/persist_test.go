@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/gob"
+	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"runtime"
@@ -169,5 +171,39 @@ func TestModeTypeFromTypeflag(t *testing.T) {
 				t.Errorf("/d/e: %q", got)
 			}
 		})
+	}
+}
+
+// TestTooManyEntries: a layer of more entries than the bound is refused,
+// on the seek path, the streaming path and from a results cache file,
+// before its index grows past it (a layer of millions of empty files
+// would hold gigabytes of index).
+func TestTooManyEntries(t *testing.T) {
+	defer func(n int) { maxEntries = n }(maxEntries)
+	maxEntries = 50
+	var ents []ent
+	for i := range 51 {
+		ents = append(ents, file(fmt.Sprintf("f%d", i), ""))
+	}
+	layer := layerTar(t, ents...)
+	if _, err := build(t, layer); !errors.Is(err, ErrTooManyEntries) {
+		t.Errorf("seek path: %v", err)
+	}
+	if _, err := IndexStream(bytes.NewReader(layer), "sha256:many", StreamOptions{}); !errors.Is(err, ErrTooManyEntries) {
+		t.Errorf("stream: %v", err)
+	}
+	maxEntries = 51
+	ix, err := IndexStream(bytes.NewReader(layer), "sha256:many", StreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := ix.Encode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	ix.Close()
+	maxEntries = 50
+	if _, err := Decode(bytes.NewReader(buf.Bytes()), "sha256:many", StreamOptions{}); err == nil {
+		t.Error("a cached layer over the bound was decoded")
 	}
 }

@@ -177,6 +177,9 @@ func (ix *Indexed) read(r io.Reader, opts StreamOptions) error {
 		if skip {
 			continue
 		}
+		if len(ix.entries) >= maxEntries {
+			return &EntryError{Layer: ix.DiffID, Entry: h.Name, Err: fmt.Errorf("%w: more than %d", ErrTooManyEntries, maxEntries)}
+		}
 		e.off = -1
 		if e.typ == tar.TypeReg && !e.sparse && !strings.HasPrefix(path.Base(e.name), whiteoutPrefix) {
 			if err := ix.readFile(tr, &e, head, buf, h256, opts, insp); err != nil {
