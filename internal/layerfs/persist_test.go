@@ -91,18 +91,9 @@ func TestDecodeRefusesCrafted(t *testing.T) {
 // file only claims is not allocated.
 func FuzzDecode(f *testing.F) {
 	for _, l := range whiteoutLayers(f) {
-		ix, err := IndexStream(bytes.NewReader(l), "sha256:l", StreamOptions{Select: keepBy{want: func(string) bool { return true }}, Inspect: noteAll{}})
-		if err != nil {
-			f.Fatal(err)
-		}
-		ix.Size = int64(len(l))
-		var buf bytes.Buffer
-		if err := ix.Encode(&buf); err != nil {
-			f.Fatal(err)
-		}
-		ix.Close()
-		f.Add(buf.Bytes())
-		f.Add(buf.Bytes()[:buf.Len()/2])
+		stored := streamEncoded(f, l, StreamOptions{Select: keepBy{want: func(string) bool { return true }}, Inspect: noteAll{}}, int64(len(l)))
+		f.Add(stored)
+		f.Add(stored[:len(stored)/2])
 	}
 	content := []byte("hello world")
 	f.Add(crafted(f, 1, []record{reg("/a", 1<<62, 1<<62)}, content, 11, 0, nil))
@@ -193,17 +184,26 @@ func TestTooManyEntries(t *testing.T) {
 		t.Errorf("stream: %v", err)
 	}
 	maxEntries = 51
-	ix, err := IndexStream(bytes.NewReader(layer), "sha256:many", StreamOptions{})
+	stored := streamEncoded(t, layer, StreamOptions{}, 0)
+	maxEntries = 50
+	if _, err := Decode(bytes.NewReader(stored), "sha256:many", StreamOptions{}); err == nil {
+		t.Error("a cached layer over the bound was decoded")
+	}
+}
+
+// streamEncoded is layer read by a streaming pass with opts (its size set
+// to size) and encoded as a results cache stores it.
+func streamEncoded(t testing.TB, layer []byte, opts StreamOptions, size int64) []byte {
+	t.Helper()
+	ix, err := IndexStream(bytes.NewReader(layer), "sha256:l", opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer ix.Close()
+	ix.Size = size
 	var buf bytes.Buffer
 	if err := ix.Encode(&buf); err != nil {
 		t.Fatal(err)
 	}
-	ix.Close()
-	maxEntries = 50
-	if _, err := Decode(bytes.NewReader(buf.Bytes()), "sha256:many", StreamOptions{}); err == nil {
-		t.Error("a cached layer over the bound was decoded")
-	}
+	return buf.Bytes()
 }
