@@ -7,7 +7,8 @@ import (
 )
 
 // DefaultSilent is how long a node may stay silent before the index
-// forgets it: ten missed heartbeats of a minute's interval and more.
+// forgets it: twenty missed heartbeats at the agent's default interval
+// (30 s; an agent run with --heartbeat over it is forgotten between two).
 const DefaultSilent = 10 * time.Minute
 
 // A node whose heartbeats stopped (deleted, partitioned, its agent
