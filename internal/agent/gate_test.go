@@ -1,0 +1,112 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/bulwark-sec/bulwark/internal/containerdtest"
+)
+
+// TestGateBeforeAdoption: adoption is slowed (1 s before marking) so a
+// container wins the race to its first exec every time, as an attacker who
+// creates pods aims to. Its entrypoint is a drifted program from a
+// directory bind-mounted from the host (a hostPath; a ConfigMap volume is
+// the same), not in the image, which writes ESCAPED and exits 3.
+//   - without the gate (no exec sensor): it runs before any mark holds it;
+//   - prevent with the gate: it is stopped before its first instruction,
+//     then killed (SIGKILL, no ESCAPED) and reported refused in the
+//     container, reason before-adoption/not-in-image, with its digest;
+//   - an image entrypoint under the same delay runs (continued);
+//   - detect with the gate: the drifted entrypoint runs and is reported.
+func TestGateBeforeAdoption(t *testing.T) {
+	c, addr := containerdtest.Start(t)
+	ctx := namespaces.WithNamespace(context.Background(), testNS)
+	probe := buildProbe(t)
+	img := importImage(t, ctx, c, probeImage(t, probe))
+	slow := func(c *Config) { c.adoptDelay = delay(time.Second) }
+	evil := append(append([]byte{}, probe...), "drifted"...)
+
+	var ocol collector
+	_, stop := startAgent(t, addr, ModePrevent, &ocol, slow)
+	if code, escaped := runEntrypoint(t, ctx, c, img, "gateoff", evil); code != 3 || !escaped {
+		t.Fatalf("without the gate: exit %d, escaped %v; want the hole shown (3, true)", code, escaped)
+	}
+	stop()
+
+	var pcol collector
+	a, stop := startAgent(t, addr, ModePrevent, &pcol, slow, func(c *Config) { c.ExecEventsDefault = true })
+	if !a.gateStats().On {
+		t.Fatal("prevent with the exec sensor: the gate is off")
+	}
+	if code, escaped := runEntrypoint(t, ctx, c, img, "gateprevent", evil); code != 128+int(syscall.SIGKILL) || escaped {
+		t.Fatalf("prevent with the gate: exit %d, escaped %v; want killed (137) before it ran", code, escaped)
+	}
+	e := pcol.lastReason(0, "gateprevent", ReasonBeforeAdoption+"/"+ReasonNotInImage)
+	if e == nil || e.Verdict != VerdictRefused || e.Path != "/ctl/evil" || e.Digest == "" || e.Namespace != testNS {
+		t.Fatalf("prevent with the gate: event %+v, want refused before-adoption/not-in-image of /ctl/evil", e)
+	}
+	start := time.Now()
+	k := create(t, ctx, c, img, "gateimage")
+	k.start(t, ctx) // the image's entrypoint serves: it was continued
+	t.Logf("an image entrypoint, adoption slowed by 1 s: serving %v after the task was created", time.Since(start).Round(time.Millisecond))
+	k.doAll(t, "run /bin/tool")
+	if s := a.Stats().Gate; s.Stopped < 2 || s.Continued < 1 || s.Killed < 1 {
+		t.Fatalf("gate stats %+v, want 2 stopped, 1 continued, 1 killed", s)
+	}
+	stop()
+	if s := a.Stats().Gate; s.On {
+		t.Fatalf("after shutdown the gate is still on: %+v", s)
+	}
+
+	var dcol collector
+	_, stop = startAgent(t, addr, ModeDetect, &dcol, slow, withExecEvents)
+	if code, escaped := runEntrypoint(t, ctx, c, img, "gatedetect", evil); code != 3 || !escaped {
+		t.Fatalf("detect with the gate: exit %d, escaped %v; want it run (3, true)", code, escaped)
+	}
+	if e := dcol.lastReason(0, "gatedetect", ReasonBeforeAdoption+"/"+ReasonNotInImage); e == nil || e.Verdict != VerdictReported {
+		t.Fatalf("detect with the gate: event %+v, want reported", e)
+	}
+	stop()
+}
+
+// runEntrypoint runs a container whose entrypoint is prog, put in a
+// directory of the host bind-mounted at /ctl, as "/ctl/evil escaped"; it
+// returns the exit status and whether the program ran (wrote ESCAPED).
+func runEntrypoint(t *testing.T, ctx context.Context, c *client.Client, img client.Image, id string, prog []byte) (int, bool) {
+	t.Helper()
+	ctl, err := os.MkdirTemp("", "bwgate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(ctl) })
+	if err := os.WriteFile(filepath.Join(ctl, "evil"), prog, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	task := containerdtest.Create(t, ctx, c, img, id,
+		oci.WithMounts([]specs.Mount{{Destination: "/ctl", Type: "bind", Source: ctl, Options: []string{"rbind", "rw"}}}),
+		oci.WithProcessArgs("/ctl/evil", "escaped"))
+	ch, err := task.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.Start(ctx); err != nil {
+		t.Fatalf("starting %s: %v", id, err)
+	}
+	select {
+	case st := <-ch:
+		_, err := os.Stat(filepath.Join(ctl, "ESCAPED"))
+		return int(st.ExitCode()), err == nil
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s did not end in 20 s", id)
+	}
+	return 0, false
+}
