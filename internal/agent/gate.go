@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -81,11 +82,13 @@ type gateState struct {
 	flights map[string]*adoption // adoptions under way, by container id
 
 	stopped, continued, killed, failed atomic.Int64
+	waited                             atomic.Int64 // ns from the event read to the verdict, summed
 }
 
 // stopped is one process the gate stopped.
 type stopped struct {
 	pidfd   int // taken when its event was read: a pid reused later is not signalled
+	at      time.Time
 	settled bool
 }
 
@@ -104,6 +107,9 @@ type GateStats struct {
 	// prevent, continued otherwise); Lost: execs killed in the kernel
 	// because the ring buffer had no room to report them.
 	Stopped, Continued, Killed, Failed, Lost int64
+	// Waited is how long the stopped waited for their verdicts, summed
+	// (from the event read to the signal): the first exec's added latency.
+	Waited time.Duration
 }
 
 func (a *Agent) gateStats() GateStats {
@@ -111,13 +117,38 @@ func (a *Agent) gateStats() GateStats {
 	g.mu.Lock()
 	on := g.on
 	g.mu.Unlock()
-	s := GateStats{On: on, Stopped: g.stopped.Load(), Continued: g.continued.Load(), Killed: g.killed.Load(), Failed: g.failed.Load()}
+	s := GateStats{On: on, Stopped: g.stopped.Load(), Continued: g.continued.Load(), Killed: g.killed.Load(), Failed: g.failed.Load(),
+		Waited: time.Duration(g.waited.Load())}
 	if m := a.procMon.Load(); m != nil {
 		if ps, err := m.Stats(); err == nil {
 			s.Lost = int64(ps.GateLost)
 		}
 	}
 	return s
+}
+
+// writeGateMetrics writes the gate's counters (metrics.go).
+func writeGateMetrics(w io.Writer, g GateStats) {
+	on := 0
+	if g.On {
+		on = 1
+	}
+	fmt.Fprintf(w, "# HELP bulwark_agent_gate_on 1 when execs of containers not yet adopted wait for their verdict.\n# TYPE bulwark_agent_gate_on gauge\nbulwark_agent_gate_on %d\n", on)
+	fmt.Fprintf(w, "# HELP bulwark_agent_gate_execs_total Execs held until their container was adopted, by outcome (stopped: all; failed: resolved with an error; lost: killed in the kernel, no room to report).\n# TYPE bulwark_agent_gate_execs_total counter\n")
+	for _, o := range []struct {
+		k string
+		v int64
+	}{{"stopped", g.Stopped}, {"continued", g.Continued}, {"killed", g.Killed}, {"failed", g.Failed}, {"lost", g.Lost}} {
+		fmt.Fprintf(w, "bulwark_agent_gate_execs_total{outcome=%q} %d\n", o.k, o.v)
+	}
+	fmt.Fprintf(w, "# HELP bulwark_agent_gate_wait_seconds_total Time held execs waited for their verdicts.\n# TYPE bulwark_agent_gate_wait_seconds_total counter\nbulwark_agent_gate_wait_seconds_total %g\n", g.Waited.Seconds())
+}
+
+func onOff(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off"
 }
 
 // delay is a test hook: adoption waits this long before marking.
@@ -188,8 +219,9 @@ func (a *Agent) gateOpen() {
 		return
 	}
 	self, err := cgroupID(os.Getpid())
-	if err != nil {
-		self = 0 // no cgroup v2: the agent is in the host's pid namespace or nothing is gated anyway
+	if err != nil { // no cgroup v2: every process has the same id; one let through would let all
+		a.log.Error("the gate is off: no cgroup v2 ids; a container's first execs can run before it is adopted", "error", err.Error())
+		return
 	}
 	if err := m.Gate(true, self); err != nil {
 		a.log.Error("the gate is off: a container's first execs can run before it is adopted", "error", err.Error())
@@ -236,7 +268,7 @@ func (a *Agent) gateStopped(m *execmon.Monitor, ev execmon.Event) {
 		a.log.Warn("a stopped exec is gone before its verdict", "pid", ev.PID, "error", err.Error())
 		return
 	}
-	p := &stopped{pidfd: fd}
+	p := &stopped{pidfd: fd, at: time.Now()}
 	g.mu.Lock()
 	closing := g.closing
 	if !closing {
@@ -266,6 +298,9 @@ func (a *Agent) settle(p *stopped, sig unix.Signal) bool {
 	delete(g.pending, p)
 	g.mu.Unlock()
 	defer unix.Close(p.pidfd)
+	waited := time.Since(p.at)
+	g.waited.Add(int64(waited))
+	a.log.Debug("gate verdict", "signal", sig.String(), "waited", waited)
 	if err := unix.PidfdSendSignal(p.pidfd, sig, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
 		a.log.Error("signalling a stopped exec", "signal", sig.String(), "error", err.Error())
 	}
