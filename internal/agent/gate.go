@@ -301,7 +301,11 @@ func (a *Agent) settle(p *stopped, sig unix.Signal) bool {
 	waited := time.Since(p.at)
 	g.waited.Add(int64(waited))
 	a.log.Debug("gate verdict", "signal", sig.String(), "waited", waited)
-	if err := unix.PidfdSendSignal(p.pidfd, sig, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+	err := unix.PidfdSendSignal(p.pidfd, sig, nil, 0)
+	switch {
+	case errors.Is(err, unix.ESRCH):
+		return true // gone meanwhile (killed by another): nothing to count
+	case err != nil:
 		a.log.Error("signalling a stopped exec", "signal", sig.String(), "error", err.Error())
 	}
 	if sig == unix.SIGKILL {

@@ -85,6 +85,14 @@ func TestGateBeforeAdoption(t *testing.T) {
 // returns the exit status and whether the program ran (wrote ESCAPED).
 func runEntrypoint(t *testing.T, ctx context.Context, c *client.Client, img client.Image, id string, prog []byte) (int, bool) {
 	t.Helper()
+	_, wait := startEntrypoint(t, ctx, c, img, id, prog)
+	return wait()
+}
+
+// startEntrypoint starts what runEntrypoint runs: pid is its init; wait
+// waits for its end.
+func startEntrypoint(t *testing.T, ctx context.Context, c *client.Client, img client.Image, id string, prog []byte) (pid int, wait func() (int, bool)) {
+	t.Helper()
 	ctl, err := os.MkdirTemp("", "bwgate")
 	if err != nil {
 		t.Fatal(err)
@@ -103,14 +111,49 @@ func runEntrypoint(t *testing.T, ctx context.Context, c *client.Client, img clie
 	if err := task.Start(ctx); err != nil {
 		t.Fatalf("starting %s: %v", id, err)
 	}
-	select {
-	case st := <-ch:
-		_, err := os.Stat(filepath.Join(ctl, "ESCAPED"))
-		return int(st.ExitCode()), err == nil
-	case <-time.After(20 * time.Second):
-		t.Fatalf("%s did not end in 20 s", id)
+	return int(task.Pid()), func() (int, bool) {
+		t.Helper()
+		select {
+		case st := <-ch:
+			_, err := os.Stat(filepath.Join(ctl, "ESCAPED"))
+			return int(st.ExitCode()), err == nil
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s did not end in 20 s", id)
+		}
+		return 0, false
 	}
-	return 0, false
+}
+
+// TestGateShutdownContinues: an agent that stops while the gate holds an
+// exec turns the gate off and continues it (nothing stays stopped for an
+// agent that is gone; like fanotify's, enforcement then fails open).
+// Reading the stat of a held process says T.
+func TestGateShutdownContinues(t *testing.T) {
+	c, addr := containerdtest.Start(t)
+	ctx := namespaces.WithNamespace(context.Background(), testNS)
+	probe := buildProbe(t)
+	img := importImage(t, ctx, c, probeImage(t, probe))
+	var col collector
+	a, stop := startAgent(t, addr, ModePrevent, &col, func(c *Config) {
+		c.ExecEventsDefault, c.adoptDelay = true, delay(3*time.Second)
+	})
+	pid, wait := startEntrypoint(t, ctx, c, img, "gateshut", append(append([]byte{}, probe...), "drifted"...))
+	for deadline := time.Now().Add(5 * time.Second); procStateOf(pid) != "T"; sleepTick() {
+		if time.Now().After(deadline) {
+			t.Fatal("the entrypoint was never held")
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // its event read: pending
+	stop()
+	if code, escaped := wait(); code != 3 || !escaped {
+		t.Fatalf("stopped while the entrypoint was held: exit %d, escaped %v; want it continued (3, true)", code, escaped)
+	}
+	if s := a.Stats().Gate; s.On || s.Continued < 1 || s.Killed != 0 { // the node's other stopped execs count too
+		t.Fatalf("gate after stop: %+v, want off, the entrypoint continued", s)
+	}
+	if got := procStateOf(os.Getpid()); got == "" || got == "T" {
+		t.Fatalf("this process's state: %q", got)
+	}
 }
 
 // BenchmarkGateFirstExec: from a task's start to its image entrypoint

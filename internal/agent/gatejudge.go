@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"os"
 	"strconv"
 	"time"
@@ -57,6 +58,12 @@ func (a *Agent) judgeFile(c *container, ev execmon.Event, p *stopped) {
 		return
 	}
 	if c.mode == ModePrevent {
+		if st := procStateOf(pid); st != "T" && st != "" {
+			// Another process of its pid namespace (a pod sharing one)
+			// sent it SIGCONT: it ran before its verdict.
+			e.Err = "continued before its verdict (state " + st + "): it ran until killed"
+			a.log.Warn("a process held by the gate was continued by another before its verdict", "container", c.id, "pid", pid, "path", ev.Path)
+		}
 		if !a.settle(p, unix.SIGKILL) {
 			return // shutting down: continued, not judged
 		}
@@ -71,4 +78,18 @@ func (a *Agent) judgeFile(c *container, ev execmon.Event, p *stopped) {
 	}
 	a.cfg.Report(e)
 	a.replaceLater(c)
+}
+
+// procStateOf is the state letter of pid (/proc/PID/stat: T stopped), ""
+// when it cannot be read.
+func procStateOf(pid int) string {
+	b, err := os.ReadFile(procRoot + "/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ""
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+3 > len(b) {
+		return ""
+	}
+	return string(b[i+2 : i+3])
 }
