@@ -59,13 +59,13 @@ func TestGateBeforeAdoption(t *testing.T) {
 	k := create(t, ctx, c, img, "gateimage")
 	k.start(t, ctx) // the image's entrypoint serves: it was continued
 	t.Logf("an image entrypoint, adoption slowed by 1 s: serving %v after the task was created; the gate held it %v",
-		time.Since(start).Round(time.Millisecond), a.Stats().Gate.Waited.Round(time.Millisecond))
+		time.Since(start).Round(time.Millisecond), a.gateStats().Waited.Round(time.Millisecond))
 	k.doAll(t, "run /bin/tool")
-	if s := a.Stats().Gate; s.Stopped < 2 || s.Continued < 1 || s.Killed < 1 {
+	if s := a.gateStats(); s.Stopped < 2 || s.Continued < 1 || s.Killed < 1 {
 		t.Fatalf("gate stats %+v, want 2 stopped, 1 continued, 1 killed", s)
 	}
 	stop()
-	if s := a.Stats().Gate; s.On {
+	if s := a.gateStats(); s.On {
 		t.Fatalf("after shutdown the gate is still on: %+v", s)
 	}
 
@@ -148,7 +148,7 @@ func TestGateShutdownContinues(t *testing.T) {
 	if code, escaped := wait(); code != 3 || !escaped {
 		t.Fatalf("stopped while the entrypoint was held: exit %d, escaped %v; want it continued (3, true)", code, escaped)
 	}
-	if s := a.Stats().Gate; s.On || s.Continued < 1 || s.Killed != 0 { // the node's other stopped execs count too
+	if s := a.gateStats(); s.On || s.Continued < 1 || s.Killed != 0 { // the node's other stopped execs count too
 		t.Fatalf("gate after stop: %+v, want off, the entrypoint continued", s)
 	}
 	if got := procStateOf(os.Getpid()); got == "" || got == "T" {
@@ -178,7 +178,7 @@ func BenchmarkGateFirstExec(b *testing.B) {
 			a, stop := startAgent(b, addr, ModePrevent, &col, bc.opt)
 			defer stop()
 			i := 0
-			g0 := a.Stats().Gate
+			g0 := a.gateStats()
 			for b.Loop() {
 				i++
 				k := create(b, ctx, c, img, bc.name+"-"+strconv.Itoa(i))
@@ -188,7 +188,7 @@ func BenchmarkGateFirstExec(b *testing.B) {
 				b.StartTimer()
 			}
 			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/op")
-			g := a.Stats().Gate
+			g := a.gateStats()
 			b.ReportMetric(float64(g.Stopped-g0.Stopped)/float64(b.N), "held/op")
 			if g.Stopped > g0.Stopped {
 				b.ReportMetric(float64((g.Waited-g0.Waited).Microseconds())/1000/float64(g.Stopped-g0.Stopped), "ms/held")

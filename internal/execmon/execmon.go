@@ -94,9 +94,21 @@ type Monitor struct {
 	objs  execObjects
 	links []link.Link
 
-	mu     sync.Mutex
+	// mu guards reader and closed; the maps are used under its read lock
+	// (live), and closed under its lock.
+	mu     sync.RWMutex
 	reader *ringbuf.Reader
 	closed bool
+}
+
+// live holds the maps open until done is called; ErrClosed once closed.
+func (m *Monitor) live() (done func(), err error) {
+	m.mu.RLock()
+	if m.closed {
+		m.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	return m.mu.RUnlock, nil
 }
 
 // ErrClosed is returned by Read once the Monitor is closed.
@@ -156,9 +168,9 @@ func (m *Monitor) Close() error {
 
 // Read blocks until the next event. One reader at a time.
 func (m *Monitor) Read() (Event, error) {
-	m.mu.Lock()
+	m.mu.RLock()
 	r := m.reader
-	m.mu.Unlock()
+	m.mu.RUnlock()
 	if r == nil {
 		return Event{}, ErrClosed
 	}
@@ -178,9 +190,9 @@ func (m *Monitor) Read() (Event, error) {
 // Flush makes Read return the events already in the ring buffer, then
 // ErrFlushed once: a reader that is to stop reads what is left first.
 func (m *Monitor) Flush() error {
-	m.mu.Lock()
+	m.mu.RLock()
 	r := m.reader
-	m.mu.Unlock()
+	m.mu.RUnlock()
 	if r == nil {
 		return ErrClosed
 	}
@@ -189,6 +201,11 @@ func (m *Monitor) Flush() error {
 
 // Stats sums the per-CPU counters.
 func (m *Monitor) Stats() (Stats, error) {
+	done, err := m.live()
+	if err != nil {
+		return Stats{}, err
+	}
+	defer done()
 	var s Stats
 	for i, f := range []*uint64{&s.Events, &s.Lost, &s.Killed, &s.Stopped, &s.GateLost} {
 		var per []uint64

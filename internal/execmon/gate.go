@@ -23,6 +23,11 @@ const flagStopped = 8
 // Gate turns the gate on or off. self is the caller's own cgroup v2 id
 // (0: none): its processes are never stopped.
 func (m *Monitor) Gate(on bool, self uint64) error {
+	done, err := m.live()
+	if err != nil {
+		return err
+	}
+	defer done()
 	v := uint64(0)
 	if on {
 		v = 1
@@ -42,6 +47,11 @@ func (m *Monitor) Gate(on bool, self uint64) error {
 // below it) through the gate. The map is bounded; the least recently used
 // cgroup is forgotten first, and stopped again at its next exec.
 func (m *Monitor) Ignore(cgroup uint64) error {
+	done, err := m.live()
+	if err != nil {
+		return err
+	}
+	defer done()
 	if err := m.objs.Ignored.Put(cgroup, uint8(1)); err != nil {
 		return fmt.Errorf("letting cgroup %d through the gate: %w", cgroup, err)
 	}
@@ -50,6 +60,11 @@ func (m *Monitor) Ignore(cgroup uint64) error {
 
 // Ignored says whether cgroup is let through the gate.
 func (m *Monitor) Ignored(cgroup uint64) bool {
+	done, err := m.live()
+	if err != nil {
+		return false
+	}
+	defer done()
 	var v uint8
 	return m.objs.Ignored.Lookup(cgroup, &v) == nil
 }
