@@ -79,7 +79,7 @@ type gateState struct {
 	on      bool                 // the kernel stops execs of cgroups not known
 	closing bool                 // shutting down: every stopped process is continued
 	pending map[*stopped]bool    // stopped processes waiting for their verdict
-	flights map[string]*adoption // adoptions under way, by container id
+	flights map[string]*adoption // adoptions under way, by container id and init pid
 
 	stopped, continued, killed, failed atomic.Int64
 	waited                             atomic.Int64 // ns from the event read to the verdict, summed
@@ -172,8 +172,9 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 
 func (a *Agent) adoptOnce(ctx context.Context, ns, id string, pid uint32) (*container, error) {
 	g := &a.gate
+	key := id + "/" + strconv.FormatUint(uint64(pid), 10) // a task started again is adopted again
 	g.mu.Lock()
-	f, ok := g.flights[id]
+	f, ok := g.flights[key]
 	if !ok {
 		a.mu.RLock()
 		c := a.containers[id]
@@ -186,7 +187,7 @@ func (a *Agent) adoptOnce(ctx context.Context, ns, id string, pid uint32) (*cont
 		if g.flights == nil {
 			g.flights = map[string]*adoption{}
 		}
-		g.flights[id] = f
+		g.flights[key] = f
 		a.mu.RLock()
 		run := a.runCtx
 		a.mu.RUnlock()
@@ -196,7 +197,7 @@ func (a *Agent) adoptOnce(ctx context.Context, ns, id string, pid uint32) (*cont
 		go func() {
 			f.c, f.err = a.adoptNow(namespaces.WithNamespace(run, ns), ns, id, pid)
 			g.mu.Lock()
-			delete(g.flights, id)
+			delete(g.flights, key)
 			g.mu.Unlock()
 			close(f.done)
 		}()
