@@ -27,6 +27,7 @@ import (
 //     then killed (SIGKILL, no ESCAPED) and reported refused in the
 //     container, reason before-adoption/not-in-image, with its digest;
 //   - an image entrypoint under the same delay runs (continued);
+//   - a container in mode off runs (its cgroup let through);
 //   - detect with the gate: the drifted entrypoint runs and is reported.
 func TestGateBeforeAdoption(t *testing.T) {
 	c, addr := containerdtest.Start(t)
@@ -68,6 +69,19 @@ func TestGateBeforeAdoption(t *testing.T) {
 	if s := a.gateStats(); s.On {
 		t.Fatalf("after shutdown the gate is still on: %+v", s)
 	}
+
+	// A container in mode off: its cgroup is let through, it runs.
+	var fcol collector
+	f, stop := startAgent(t, addr, ModePrevent, &fcol, slow, func(c *Config) {
+		c.ExecEventsDefault, c.NamespaceModes = true, map[string]Mode{testNS: ModeOff}
+	})
+	if code, escaped := runEntrypoint(t, ctx, c, img, "gatemodeoff", evil); code != 3 || !escaped {
+		t.Fatalf("a container in mode off behind the gate: exit %d, escaped %v; want it run (3, true)", code, escaped)
+	}
+	if s := f.gateStats(); !s.On || s.Continued < 1 || fcol.n.Load() != 0 {
+		t.Fatalf("mode off: gate %+v, %d events; want it continued, nothing reported", s, fcol.n.Load())
+	}
+	stop()
 
 	var dcol collector
 	_, stop = startAgent(t, addr, ModeDetect, &dcol, slow, withExecEvents)
