@@ -26,7 +26,8 @@ import (
 //   - prevent with the gate: it is stopped before its first instruction,
 //     then killed (SIGKILL, no ESCAPED) and reported refused in the
 //     container, reason before-adoption/not-in-image, with its digest;
-//   - an image entrypoint under the same delay runs (continued);
+//   - an image entrypoint under the same delay runs (continued), and the
+//     canary, run every 200 ms meanwhile, keeps being refused;
 //   - a container in mode off runs (its cgroup let through);
 //   - detect with the gate: the drifted entrypoint runs and is reported.
 func TestGateBeforeAdoption(t *testing.T) {
@@ -45,7 +46,7 @@ func TestGateBeforeAdoption(t *testing.T) {
 	stop()
 
 	var pcol collector
-	a, stop := startAgent(t, addr, ModePrevent, &pcol, slow, func(c *Config) { c.ExecEventsDefault = true })
+	a, stop := startAgent(t, addr, ModePrevent, &pcol, slow, func(c *Config) { c.ExecEventsDefault, c.CanaryEvery = true, 200*time.Millisecond })
 	if !a.gateStats().On {
 		t.Fatal("prevent with the exec sensor: the gate is off")
 	}
@@ -64,6 +65,9 @@ func TestGateBeforeAdoption(t *testing.T) {
 	k.doAll(t, "run /bin/tool")
 	if s := a.gateStats(); s.Stopped < 2 || s.Continued < 1 || s.Killed < 1 {
 		t.Fatalf("gate stats %+v, want 2 stopped, 1 continued, 1 killed", s)
+	}
+	if cs := a.canary.status(); !cs.OK || cs.Runs < 3 { // in the host pid namespace: never held
+		t.Fatalf("the canary behind the gate: %+v", cs)
 	}
 	stop()
 	if s := a.gateStats(); s.On {
