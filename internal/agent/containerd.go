@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	apievents "github.com/containerd/containerd/api/events"
 	"github.com/containerd/containerd/v2/client"
@@ -150,6 +151,7 @@ func (a *Agent) scan(ctx context.Context, ns string) error {
 // container watched, nil for one in mode off. Callers go through adopt
 // (gate.go), which adopts a container once however many ask.
 func (a *Agent) adoptNow(ctx context.Context, ns, id string, pid uint32) (*container, error) {
+	start := time.Now()
 	c, err := a.client.LoadContainer(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("loading container %q: %w", id, err)
@@ -215,7 +217,8 @@ func (a *Agent) adoptNow(ctx context.Context, ns, id string, pid uint32) (*conta
 	}
 	a.mu.Unlock()
 	a.sensorWatch(c2) // unheldkill.go
-	a.log.Info("watching container", "container", id, "namespace", ns, "image", list.Image, "allowed", list.Len(), "mode", c2.mode)
+	a.log.Info("watching container", "container", id, "namespace", ns, "image", list.Image, "allowed", list.Len(), "mode", c2.mode,
+		"took", time.Since(start).Round(time.Microsecond))
 	return c2, nil
 }
 
