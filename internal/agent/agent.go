@@ -69,6 +69,8 @@ type Config struct {
 	// ("": in memory only).
 	Allowlists     AllowlistServer
 	AllowlistCache string
+
+	adoptDelay delay // tests: adoption waits before marking (gate.go)
 }
 
 // Cache sizes: identities remembered per container and per node.
@@ -121,6 +123,7 @@ type Agent struct {
 	loaderChecks bool
 	memfdDev     uint64             // the memfd filesystem's device (unheld.go)
 	mountWatch   *fanotify.Listener // mounts attached later (mountwatch.go)
+	gate         gateState          // execs held until adoption (gate.go)
 }
 
 type stats struct {
@@ -147,6 +150,8 @@ type Stats struct {
 	ExecutablesWritten int64
 	// Allowlists count the lists made, by source (allowsrv.go).
 	Allowlists AllowlistStats
+	// Gate counts execs held until their container was adopted (gate.go).
+	Gate GateStats
 }
 
 // New validates cfg and opens the enforcement mechanism.
@@ -284,6 +289,7 @@ func (a *Agent) Stats() Stats {
 	s.ProcessExecs, s.ProcessExits, s.ProcessConnects = a.stats.procExecs.Load(), a.stats.procExits.Load(), a.stats.procConnects.Load()
 	s.ExecutablesWritten = a.stats.execWrites.Load()
 	s.Allowlists = a.allow.stats()
+	s.Gate = a.gateStats()
 	if m := a.procMon.Load(); m != nil {
 		if ps, err := m.Stats(); err == nil {
 			s.ProcessLost, s.ProcessKilled = int64(ps.Lost), int64(ps.Killed)

@@ -48,7 +48,9 @@ type execHeldKey struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	execMapEvents          = "events"
+	execMapGate            = "gate"
 	execMapHeld            = "held"
+	execMapIgnored         = "ignored"
 	execMapStats           = "stats"
 	execMapWatched         = "watched"
 	execProgBulwarkConnect = "bulwark_connect"
@@ -110,7 +112,9 @@ type execProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type execMapSpecs struct {
 	Events  *ebpf.MapSpec `ebpf:"events"`
+	Gate    *ebpf.MapSpec `ebpf:"gate"`
 	Held    *ebpf.MapSpec `ebpf:"held"`
+	Ignored *ebpf.MapSpec `ebpf:"ignored"`
 	Stats   *ebpf.MapSpec `ebpf:"stats"`
 	Watched *ebpf.MapSpec `ebpf:"watched"`
 }
@@ -144,7 +148,9 @@ func (o *execObjects) Close() error {
 // It can be passed to loadExecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type execMaps struct {
 	Events  *ebpf.Map `ebpf:"events"`
+	Gate    *ebpf.Map `ebpf:"gate"`
 	Held    *ebpf.Map `ebpf:"held"`
+	Ignored *ebpf.Map `ebpf:"ignored"`
 	Stats   *ebpf.Map `ebpf:"stats"`
 	Watched *ebpf.Map `ebpf:"watched"`
 }
@@ -152,7 +158,9 @@ type execMaps struct {
 func (m *execMaps) Close() error {
 	return _ExecClose(
 		m.Events,
+		m.Gate,
 		m.Held,
+		m.Ignored,
 		m.Stats,
 		m.Watched,
 	)

@@ -27,6 +27,11 @@ const (
 // are killed. Name what it holds (Hold) first: an exec between Watch and
 // Hold is killed.
 func (m *Monitor) Watch(cgroup uint64, kill bool) error {
+	done, err := m.live()
+	if err != nil {
+		return err
+	}
+	defer done()
 	if cgroup == 0 {
 		return errors.New("watching cgroup 0: no cgroup v2 id")
 	}
@@ -44,6 +49,11 @@ func (m *Monitor) Watch(cgroup uint64, kill bool) error {
 // devs (stat's encoding: marked whole) and the mounts mounts (unique mount
 // ids, statx STATX_MNT_ID_UNIQUE: marked alone).
 func (m *Monitor) Hold(cgroup uint64, devs, mounts []uint64) error {
+	done, err := m.live()
+	if err != nil {
+		return err
+	}
+	defer done()
 	for _, k := range heldKeys(cgroup, devs, mounts) {
 		if err := m.objs.Held.Put(k, uint8(1)); err != nil {
 			return fmt.Errorf("holding %d of kind %d for cgroup %d in the exec sensor: %w", k.Id, k.Kind, cgroup, err)
@@ -55,6 +65,11 @@ func (m *Monitor) Hold(cgroup uint64, devs, mounts []uint64) error {
 // Release undoes Hold for devs and mounts (unmounted: a device number
 // comes back for another filesystem).
 func (m *Monitor) Release(cgroup uint64, devs, mounts []uint64) error {
+	done, err := m.live()
+	if err != nil {
+		return err
+	}
+	defer done()
 	var errs []error
 	for _, k := range heldKeys(cgroup, devs, mounts) {
 		if err := m.objs.Held.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
@@ -69,6 +84,11 @@ func (m *Monitor) Release(cgroup uint64, devs, mounts []uint64) error {
 
 // Unwatch forgets the container with cgroup and all it held.
 func (m *Monitor) Unwatch(cgroup uint64) error {
+	done, err := m.live()
+	if err != nil {
+		return err
+	}
+	defer done()
 	if err := m.objs.Watched.Delete(cgroup); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("unwatching cgroup %d in the exec sensor: %w", cgroup, err)
 	}

@@ -17,7 +17,9 @@ typedef int pid_t;
 
 enum bpf_map_type {
 	BPF_MAP_TYPE_HASH = 1,
+	BPF_MAP_TYPE_ARRAY = 2,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_LRU_HASH = 9,
 	BPF_MAP_TYPE_RINGBUF = 27,
 };
 
@@ -60,7 +62,14 @@ struct mm_struct {
 	unsigned long arg_end;
 } __attribute__((preserve_access_index));
 
+/* A task's pid (the gate): level is the depth of the pid namespace it was
+ * made in, 0 for the initial one. */
+struct pid {
+	unsigned int level;
+} __attribute__((preserve_access_index));
+
 struct task_struct {
+	struct pid *thread_pid;
 	pid_t pid;
 	pid_t tgid;
 	int exit_code;
