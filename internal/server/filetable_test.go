@@ -3,12 +3,14 @@ package server
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/bulwark-sec/bulwark/internal/containerdtest"
 	"github.com/bulwark-sec/bulwark/internal/registrytest"
+	"github.com/bulwark-sec/bulwark/internal/store"
 )
 
 // TestScanKeepsFileTable: a scan stores, apart from the inventory, the
@@ -51,5 +53,37 @@ func TestScanKeepsFileTable(t *testing.T) {
 	inv, err := st.Inventory(t.Context(), digest)
 	if err != nil || len(inv.Files) != 0 {
 		t.Errorf("the stored inventory: %d files, %v; want none", len(inv.Files), err)
+	}
+}
+
+// TestScanSkipsFileTableAgentsRefuse: a file table longer than agents take
+// (agentproto.MaxAllowlistFiles, here lowered to 2) is not kept: every
+// node adopting the digest would have downloaded and decoded it only to
+// refuse it whole. The scan itself succeeds; the route answers 404.
+func TestScanSkipsFileTableAgentsRefuse(t *testing.T) {
+	defer func(n int) { maxFileTable = n }(maxFileTable)
+	maxFileTable = 2
+	reg := registrytest.New(t)
+	img := containerdtest.Image(t, map[string][]byte{"bin/a": []byte("\x7fELF a"), "bin/b": []byte("\x7fELF b"), "bin/c": []byte("\x7fELF c")}, "/bin/a")
+	reg.Push(t, "shop/many:1", img)
+	digest := digestOf(t, img)
+	dir := t.TempDir()
+	admin := bootstrap(t, dir)
+	c, stop := startServerWith(t, dir, func(cfg *Config) { cfg.WatchInterval = time.Hour })
+	var queued struct {
+		Job int64 `json:"job"`
+	}
+	c.json("POST", "/api/v1/scans", admin.Token, map[string]string{"image": reg.Host + "/shop/many:1"}, http.StatusAccepted, &queued)
+	if j := waitJob(c, admin.Token, queued.Job, 30*time.Second); j.Error != "" {
+		t.Fatalf("scan: %+v", j)
+	}
+	stop()
+	st, err := OpenStore(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if files, err := st.FileTable(t.Context(), digest); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a file table over the bound was kept: %d entries, %v", len(files), err)
 	}
 }
