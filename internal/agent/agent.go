@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -69,6 +68,8 @@ type Config struct {
 	// ("": in memory only).
 	Allowlists     AllowlistServer
 	AllowlistCache string
+
+	adoptDelay delay // tests: adoption waits before marking (gate.go)
 }
 
 // Cache sizes: identities remembered per container and per node.
@@ -121,6 +122,7 @@ type Agent struct {
 	loaderChecks bool
 	memfdDev     uint64             // the memfd filesystem's device (unheld.go)
 	mountWatch   *fanotify.Listener // mounts attached later (mountwatch.go)
+	gate         gateState          // execs held until adoption (gate.go)
 }
 
 type stats struct {
@@ -147,6 +149,8 @@ type Stats struct {
 	ExecutablesWritten int64
 	// Allowlists count the lists made, by source (allowsrv.go).
 	Allowlists AllowlistStats
+	// Gate counts execs held until their container was adopted (gate.go).
+	Gate GateStats
 }
 
 // New validates cfg and opens the enforcement mechanism.
@@ -287,6 +291,7 @@ func (a *Agent) Stats() Stats {
 	s.ProcessExecs, s.ProcessExits, s.ProcessConnects = a.stats.procExecs.Load(), a.stats.procExits.Load(), a.stats.procConnects.Load()
 	s.ExecutablesWritten = a.stats.execWrites.Load()
 	s.Allowlists = a.allow.stats()
+	s.Gate = a.gateStats()
 	if m := a.procMon.Load(); m != nil {
 		if ps, err := m.Stats(); err == nil {
 			s.ProcessLost, s.ProcessKilled = int64(ps.Lost), int64(ps.Killed)
@@ -302,151 +307,6 @@ func (a *Agent) Stats() Stats {
 		}
 	}
 	return s
-}
-
-// serve reads exec events on a thread of its own and answers those it can
-// from memory (unattributed, or a file identity seen before) at once; a
-// file not seen before goes to a worker to be hashed. Every event is
-// answered exactly once.
-func (a *Agent) serve(ctx context.Context) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	work := make(chan fanotify.Event, 1024)
-	var wg sync.WaitGroup
-	for range a.cfg.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ev := range work {
-				a.handle(ev, false)
-			}
-		}()
-	}
-	defer func() { close(work); wg.Wait() }()
-	buf := make([]byte, 64<<10)
-	var evs []fanotify.Event
-	for {
-		var err error
-		evs, err = a.fan.Read(buf, evs[:0])
-		for _, ev := range evs {
-			if !a.handle(ev, true) {
-				work <- ev
-			}
-		}
-		if errors.Is(err, fanotify.ErrClosed) {
-			return ctx.Err()
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
-
-// handle decides on one exec and answers it before doing anything slow.
-// With fast set it only answers what needs no hashing and returns false
-// for the rest, untouched.
-func (a *Agent) handle(ev fanotify.Event, fast bool) bool {
-	id, ierr := allowlist.IdentityOfFd(ev.Fd)
-	c := a.owner(id, ierr, ev.PID)
-	if c == nil {
-		// Not a watched container's file or process (the host, or a
-		// runtime helper): out of scope, allowed.
-		a.answer(ev, true)
-		ev.Close()
-		a.stats.execs.Add(1)
-		a.stats.unattributed.Add(1)
-		return true
-	}
-	var d allowlist.Decision
-	var err error
-	if fast {
-		var ok bool
-		if ierr == nil {
-			d, ok = c.rules().Lookup(id)
-		}
-		if !ok {
-			return false
-		}
-		defer ev.Close() // after the answer
-	} else {
-		f := os.NewFile(uintptr(ev.Fd), "exec") // owns ev.Fd from here
-		defer f.Close()
-		d, err = c.rules().Check(f, a.cache)
-	}
-	loader := err == nil && d.Allowed && a.directLoader(c, ev.PID, d.ImagePath) // loader.go
-	d.Allowed = d.Allowed && !loader
-	if err == nil && d.Allowed {
-		a.answer(ev, true)
-		a.stats.execs.Add(1)
-		a.stats.allowed.Add(1)
-		c.ran.exec(d.Digest, d.ImagePath) // after the answer: the exec does not wait for it (ran.go)
-		return true
-	}
-	a.stats.execs.Add(1)
-	prevent := c.mode == ModePrevent
-	var path string
-	learned := false
-	if err == nil && c.learn != nil {
-		path = fdPath(ev.Fd)
-		learned = c.learn.learn(d.Digest, path, time.Now())
-	}
-	// The caller waits for the answer: its process tree is whole now (a
-	// refused child exits right after).
-	var tree string
-	if !c.canary && !learned {
-		tree = a.trees.get(ev.PID, func() string { return procTree(ev.PID) })
-	}
-	a.answer(ev, learned || !prevent)
-	if c.canary {
-		return true // the canary's own exec: proven by its EPERM, not reported
-	}
-	e := Event{Time: time.Now().UTC(), Verdict: VerdictReported, Reason: ReasonNotInImage, PID: ev.PID,
-		Container: c.id, Namespace: c.namespace, Image: c.image}
-	if learned {
-		e.Reason, e.Digest, e.Path = ReasonLearning, d.Digest.String(), path
-		c.ran.exec(d.Digest, path)
-		a.stats.reported.Add(1)
-		a.cfg.Report(e)
-		return true
-	}
-	if prevent {
-		e.Verdict = VerdictRefused
-		a.stats.refused.Add(1)
-	} else {
-		a.stats.reported.Add(1)
-	}
-	if err != nil {
-		e.Reason, e.Err = ReasonUnreadable, err.Error()
-	} else {
-		e.Digest = d.Digest.String()
-	}
-	if loader {
-		e.Reason = ReasonLoader
-	}
-	if ierr == nil {
-		e.Path = a.paths.get(id, func() string { return fdPath(ev.Fd) })
-	} else {
-		e.Path = fdPath(ev.Fd)
-	}
-	if err == nil && !prevent {
-		c.ran.exec(d.Digest, e.Path) // it ran (detect)
-	}
-	e.Tree = tree
-	a.cfg.Report(e)
-	a.replaceLater(c)
-	return true
-}
-
-func (a *Agent) answer(ev fanotify.Event, allow bool) {
-	var err error
-	if allow {
-		err = a.fan.Allow(ev)
-	} else {
-		err = a.fan.Deny(ev)
-	}
-	if err != nil {
-		a.log.Error("answering an exec", "pid", ev.PID, "error", err)
-	}
 }
 
 // owner finds the watched container an exec belongs to: by the file's

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	apievents "github.com/containerd/containerd/api/events"
 	"github.com/containerd/containerd/v2/client"
@@ -83,6 +84,7 @@ func (a *Agent) watch(ctx context.Context) error {
 			return err
 		}
 	}
+	a.gateOpen() // gate.go: from now on a container's execs wait for its adoption
 	close(a.ready)
 	for {
 		select {
@@ -144,53 +146,57 @@ func (a *Agent) scan(ctx context.Context, ns string) error {
 	return nil
 }
 
-// adopt compiles the allowlist of a container's image and marks its root
+// adoptNow compiles the allowlist of a container's image and marks its root
 // filesystem, reached through its init process (/proc/PID/root), which
-// works whatever the snapshotter and state directory are.
-func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
+// works whatever the snapshotter and state directory are. It returns the
+// container watched, nil for one in mode off. Callers go through adopt
+// (gate.go), which adopts a container once however many ask.
+func (a *Agent) adoptNow(ctx context.Context, ns, id string, pid uint32) (*container, error) {
+	start := time.Now()
 	c, err := a.client.LoadContainer(ctx, id)
 	if err != nil {
-		return fmt.Errorf("loading container %q: %w", id, err)
+		return nil, fmt.Errorf("loading container %q: %w", id, err)
 	}
 	info, err := c.Info(ctx)
 	if err != nil {
-		return fmt.Errorf("reading container %q: %w", id, err)
+		return nil, fmt.Errorf("reading container %q: %w", id, err)
 	}
 	img, err := a.client.GetImage(ctx, info.Image)
 	if err != nil {
-		return fmt.Errorf("loading image %q of container %q: %w", info.Image, id, err)
+		return nil, fmt.Errorf("loading image %q of container %q: %w", info.Image, id, err)
 	}
 	list, err := a.list(ctx, img)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	pidfd, err := initOf(pid, id) // procpin.go
 	if err != nil {
-		return fmt.Errorf("container %q: %w", id, err)
+		return nil, fmt.Errorf("container %q: %w", id, err)
 	}
 	defer unix.Close(pidfd)
 	root := filepath.Join(procRoot, strconv.Itoa(int(pid)), "root")
 	dev, err := rootDevice(root, "/")
 	if err != nil {
-		return fmt.Errorf("container %q: %w", id, err)
+		return nil, fmt.Errorf("container %q: %w", id, err)
 	}
 	md := a.decideContainer(ctx, ns, info) // modes.go
 	c2 := &container{id: id, namespace: ns, image: list.Image, pid: pid, dev: dev, compiled: allowlist.Compile(list, verdictsPerContainer),
 		labels: podLabels(info.Labels), mode: md.Mode, ref: info.Image, learn: a.window(list.Image, info.Image, md.Learn)}
 	if c2.mode == ModeOff {
 		a.log.Info("not watching container: mode off", "container", id, "namespace", ns, "rule", md.ModeRule)
-		return nil
+		return nil, nil
 	}
+	a.cfg.adoptDelay.sleep() // tests: the container wins the race to its first exec (gate.go)
 	if a.fan != nil {
 		if err := a.markContainer(c2, root); err != nil { // mounts.go
-			return fmt.Errorf("watching container %q: %w", id, err)
+			return nil, fmt.Errorf("watching container %q: %w", id, err)
 		}
 	}
 	c2.loaderEntry = loaderName(entrypointOf(list.Entrypoint, list.Cmd))
 	if a.lsm != nil {
 		if err := a.lsm.watch(ctx, c2, root, a.cache); err != nil {
 			c2.unpin()
-			return fmt.Errorf("watching container %q: %w", id, err)
+			return nil, fmt.Errorf("watching container %q: %w", id, err)
 		}
 	} else if a.cfg.ExecEvents {
 		c2.cgroup, _ = cgroupID(int(pid)) // the exec sensor attributes by it; 0 (unknown) when there is no cgroup v2
@@ -202,7 +208,7 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 	}
 	if !alive(pidfd) {
 		c2.unpin()
-		return fmt.Errorf("container %q: its process %d ended while it was adopted (its number may have gone to another)", id, pid)
+		return nil, fmt.Errorf("container %q: its process %d ended while it was adopted (its number may have gone to another)", id, pid)
 	}
 	a.mu.Lock()
 	if old, ok := a.containers[id]; ok {
@@ -222,8 +228,9 @@ func (a *Agent) adopt(ctx context.Context, ns, id string, pid uint32) error {
 	}
 	a.mu.Unlock()
 	a.sensorWatch(c2) // unheldkill.go
-	a.log.Info("watching container", "container", id, "namespace", ns, "image", list.Image, "allowed", list.Len(), "mode", c2.mode)
-	return nil
+	a.log.Info("watching container", "container", id, "namespace", ns, "image", list.Image, "allowed", list.Len(), "mode", c2.mode,
+		"took", time.Since(start).Round(time.Microsecond))
+	return c2, nil
 }
 
 // rootDevice is the device of a container's root filesystem. It refuses a

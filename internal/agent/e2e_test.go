@@ -27,18 +27,18 @@ import (
 var testNS = "bulwark-test-" + strconv.Itoa(os.Getpid())
 
 // buildProbe compiles testdata/probe, a static binary.
-func buildProbe(t *testing.T) []byte { return containerdtest.BuildStatic(t, "./testdata/probe") }
+func buildProbe(t testing.TB) []byte { return containerdtest.BuildStatic(t, "./testdata/probe") }
 
 // probeImage is one layer: /bin/probe (the entrypoint), /bin/tool (the same
 // binary under another name), /tmp and /ctl.
-func probeImage(t *testing.T, probe []byte) v1.Image {
+func probeImage(t testing.TB, probe []byte) v1.Image {
 	return containerdtest.Image(t, map[string][]byte{"bin/probe": probe, "bin/tool": probe, "tmp/": nil, "ctl/": nil},
 		"/bin/probe", "serve", "/ctl")
 }
 
 // importImage loads img into containerd and unpacks it; it returns the
 // image's manifest digest as containerd knows it.
-func importImage(t *testing.T, ctx context.Context, c *client.Client, img v1.Image) client.Image {
+func importImage(t testing.TB, ctx context.Context, c *client.Client, img v1.Image) client.Image {
 	return containerdtest.Import(t, ctx, c, img, "bulwark.test/probe:e2e")
 }
 
@@ -51,7 +51,7 @@ type ctr struct {
 
 // create makes a container with a created (not started) task; opts add to
 // its spec.
-func create(t *testing.T, ctx context.Context, c *client.Client, img client.Image, id string, opts ...oci.SpecOpts) *ctr {
+func create(t testing.TB, ctx context.Context, c *client.Client, img client.Image, id string, opts ...oci.SpecOpts) *ctr {
 	t.Helper()
 	ctl, err := os.MkdirTemp("", "bwctl")
 	if err != nil {
@@ -63,7 +63,7 @@ func create(t *testing.T, ctx context.Context, c *client.Client, img client.Imag
 	return &ctr{id: id, sock: filepath.Join(ctl, "ctl.sock"), task: task}
 }
 
-func (k *ctr) start(t *testing.T, ctx context.Context) {
+func (k *ctr) start(t testing.TB, ctx context.Context) {
 	t.Helper()
 	if err := k.task.Start(ctx); err != nil {
 		t.Fatalf("starting %s: %v", k.id, err)
@@ -134,7 +134,7 @@ func waitStats(a *Agent, cond func(Stats) bool) Stats {
 
 // startAgent runs an agent, its Config changed by opts, until the returned
 // stop is called.
-func startAgent(t *testing.T, addr string, mode Mode, col *collector, opts ...func(*Config)) (*Agent, func()) {
+func startAgent(t testing.TB, addr string, mode Mode, col *collector, opts ...func(*Config)) (*Agent, func()) {
 	t.Helper()
 	cfg := Config{Mode: mode, Address: addr, Namespaces: []string{testNS}, Report: col.report, CanaryDir: t.TempDir(),
 		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))}
@@ -168,7 +168,7 @@ func startAgent(t *testing.T, addr string, mode Mode, col *collector, opts ...fu
 	return a, stop
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))

@@ -243,7 +243,7 @@ func execIn(t *testing.T, ctx context.Context, task client.Task, prog string) ui
 func runHost(path string) error { return exec.Command(path, "noop").Run() }
 
 // removeTask kills and deletes a container's task.
-func removeTask(t *testing.T, ctx context.Context, task client.Task) {
+func removeTask(t testing.TB, ctx context.Context, task client.Task) {
 	t.Helper()
 	task.Kill(ctx, 9)
 	if ch, err := task.Wait(ctx); err == nil {

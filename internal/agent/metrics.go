@@ -62,6 +62,7 @@ func writeMetrics(w io.Writer, st Status) {
 	counter("bulwark_agent_executables_written_total", "Files with an execute bit written in watched containers (after the fact).", st.Stats.ExecutablesWritten)
 	counter("bulwark_agent_process_events_lost_total", "Node exec/exit events the sensor's ring buffer dropped.", st.Stats.ProcessLost)
 	counter("bulwark_agent_unheld_execs_killed_total", "Execs from mounts no mark holds that the exec sensor killed (prevent).", st.Stats.ProcessKilled)
+	writeGateMetrics(w, st.Stats.Gate) // gate.go
 	counter("bulwark_agent_bpf_events_lost_total", "Drift decided in the kernel but not reported (ring buffer full).", st.Stats.EventsLost)
 	writeAllowlistMetrics(w, st.Stats.Allowlists) // allowsrv.go
 	if sp := st.Spool; sp != nil {

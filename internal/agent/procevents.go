@@ -22,17 +22,28 @@ import (
 // A kernel without the sensor is logged, not fatal: enforcement does not
 // depend on it (but prevent's kill of unheld execs does, unheldkill.go).
 func (a *Agent) serveProcessEvents(ctx context.Context, m *execmon.Monitor) error {
+	defer m.Close()
 	go func() {
 		<-ctx.Done()
+		if a.gateClose(m) { // gate.go: off, and every process it stopped continued
+			time.Sleep(gateDrain) // an exec stopped just before is in the ring buffer now
+			if m.Flush() == nil {
+				return // the loop reads what is left (continuing the stopped), then ends
+			}
+		}
 		m.Close()
 	}()
 	for {
 		ev, err := m.Read()
-		if errors.Is(err, execmon.ErrClosed) {
+		if errors.Is(err, execmon.ErrClosed) || errors.Is(err, execmon.ErrFlushed) {
 			return nil
 		}
 		if err != nil {
 			return err
+		}
+		if ev.Stopped {
+			a.gateStopped(m, ev) // gate.go
+			continue
 		}
 		c := a.watchedCgroup(ev.Cgroup) // lsm.go
 		if c == nil {

@@ -20,8 +20,9 @@ func TestStatusAndMetrics(t *testing.T) {
 	now := time.Now().UTC()
 	st := Status{Time: now, PID: 7, Node: "node-1", Server: "https://bulwark", Mode: "prevent", State: agentproto.StateEnforcingFanotify,
 		Containers: []agentproto.Container{{ID: "c1", Namespace: "default", Image: "sha256:aa", Allowlist: SourceServer}},
-		Stats:      Stats{Execs: 5, Refused: 2, Allowlists: AllowlistStats{Server: 1, Unreachable: 2}},
-		Spool:      &spool.Stats{Pending: 3, Bytes: 120, Dropped: 1}, Sender: &SenderStats{Sent: 9, LastSend: now}}
+		Stats: Stats{Execs: 5, Refused: 2, Allowlists: AllowlistStats{Server: 1, Unreachable: 2},
+			Gate: GateStats{On: true, Stopped: 4, Continued: 3, Killed: 1, Waited: 1500 * time.Millisecond}},
+		Spool: &spool.Stats{Pending: 3, Bytes: 120, Dropped: 1}, Sender: &SenderStats{Sent: 9, LastSend: now}}
 	if err := writeStatus(path, st); err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +30,8 @@ func TestStatusAndMetrics(t *testing.T) {
 	if code := printStatus(path, now.Add(time.Second), &out); code != ExitOK {
 		t.Fatalf("status: exit %d: %s", code, out.String())
 	}
-	for _, want := range []string{"enforcing (fanotify)", "1 watched", "3 events waiting", "1 dropped", "9 events sent", "allowlist from server"} {
+	for _, want := range []string{"enforcing (fanotify)", "1 watched", "3 events waiting", "1 dropped", "9 events sent", "allowlist from server",
+		"gate:         on; 4 execs held until adoption (3 continued, 1 killed"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status lacks %q:\n%s", want, out.String())
 		}
@@ -45,7 +47,8 @@ func TestStatusAndMetrics(t *testing.T) {
 	writeMetrics(&out, st)
 	for _, want := range []string{`bulwark_agent_enforcement_state{state="enforcing (fanotify)"} 1`, "bulwark_agent_containers 1",
 		"bulwark_agent_spool_bytes 120", "bulwark_agent_spool_dropped_total 1", `bulwark_agent_drift_total{verdict="refused"} 2`,
-		`bulwark_agent_allowlists_total{source="server"} 1`, `bulwark_agent_allowlist_fallbacks_total{reason="unreachable"} 2`} {
+		`bulwark_agent_allowlists_total{source="server"} 1`, `bulwark_agent_allowlist_fallbacks_total{reason="unreachable"} 2`,
+		"bulwark_agent_gate_on 1", `bulwark_agent_gate_execs_total{outcome="killed"} 1`, "bulwark_agent_gate_wait_seconds_total 1.5"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("metrics lack %q", want)
 		}

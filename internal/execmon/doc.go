@@ -5,10 +5,13 @@
 // buffer, with pid, parent,
 // cgroup v2 id, uid, the exec'd file's identity and path, and the argument
 // vector (bounded to 255 bytes). It sees; it does not decide (internal/bpflsm
-// and internal/fanotify do), with one exception (kill.go): in a container
-// the agent watches with kill, an exec of a file on no filesystem or mount
-// the agent's fanotify marks hold is killed in the kernel (SIGKILL from
-// sched_process_exec, before the new program runs an instruction). tp_btf programs need BTF but no tracefs,
+// and internal/fanotify do), with two exceptions. In a container the agent
+// watches with kill, an exec of a file on no filesystem or mount the
+// agent's fanotify marks hold is killed in the kernel (SIGKILL from
+// sched_process_exec, before the new program runs an instruction; kill.go).
+// With the gate on, an exec in a pid namespace of its own whose cgroup the
+// agent does not know yet is stopped there (SIGSTOP) until the agent
+// continues or kills it (gate.go). tp_btf programs need BTF but no tracefs,
 // kprobes or BPF trampolines, so they load on kernels that refuse LSM
 // programs (this machine's, docs/runtime.md).
 //

@@ -50,7 +50,9 @@ const (
 	execMapEpoch            = "epoch"
 	execMapEvents           = "events"
 	execMapExecStart        = "exec_start"
+	execMapGate             = "gate"
 	execMapHeld             = "held"
+	execMapIgnored          = "ignored"
 	execMapStats            = "stats"
 	execMapWatched          = "watched"
 	execProgBulwarkConnect  = "bulwark_connect"
@@ -118,7 +120,9 @@ type execMapSpecs struct {
 	Epoch     *ebpf.MapSpec `ebpf:"epoch"`
 	Events    *ebpf.MapSpec `ebpf:"events"`
 	ExecStart *ebpf.MapSpec `ebpf:"exec_start"`
+	Gate      *ebpf.MapSpec `ebpf:"gate"`
 	Held      *ebpf.MapSpec `ebpf:"held"`
+	Ignored   *ebpf.MapSpec `ebpf:"ignored"`
 	Stats     *ebpf.MapSpec `ebpf:"stats"`
 	Watched   *ebpf.MapSpec `ebpf:"watched"`
 }
@@ -154,7 +158,9 @@ type execMaps struct {
 	Epoch     *ebpf.Map `ebpf:"epoch"`
 	Events    *ebpf.Map `ebpf:"events"`
 	ExecStart *ebpf.Map `ebpf:"exec_start"`
+	Gate      *ebpf.Map `ebpf:"gate"`
 	Held      *ebpf.Map `ebpf:"held"`
+	Ignored   *ebpf.Map `ebpf:"ignored"`
 	Stats     *ebpf.Map `ebpf:"stats"`
 	Watched   *ebpf.Map `ebpf:"watched"`
 }
@@ -164,7 +170,9 @@ func (m *execMaps) Close() error {
 		m.Epoch,
 		m.Events,
 		m.ExecStart,
+		m.Gate,
 		m.Held,
+		m.Ignored,
 		m.Stats,
 		m.Watched,
 	)

@@ -64,6 +64,9 @@ type Event struct {
 	// Killed: the container is watched with kill, and the process was
 	// killed before the file ran.
 	Checked, Unheld, Killed bool
+	// Stopped: the gate stopped the process before the file ran (gate.go);
+	// it waits for SIGCONT or SIGKILL.
+	Stopped bool
 	// Exit only: the wait status (exit code << 8 | signal).
 	ExitCode int32
 	// Connect only: where to (IPv4 or IPv6).
@@ -82,6 +85,9 @@ type Stats struct {
 	Events uint64
 	Lost   uint64 // the ring buffer was full: the event is gone, the exec was not held
 	Killed uint64 // unheld execs killed (Watch with kill), reported or not
+	// Stopped counts execs the gate stopped; GateLost those it killed
+	// because the ring buffer had no room to report them (gate.go).
+	Stopped, GateLost uint64
 }
 
 // Monitor is the loaded and attached sensor.
@@ -89,7 +95,9 @@ type Monitor struct {
 	objs  execObjects
 	links []link.Link
 
-	mu     sync.Mutex
+	// mu guards reader and closed; the maps are used under its read lock
+	// (live), and closed under its lock.
+	mu     sync.RWMutex
 	reader *ringbuf.Reader
 
 	// epochs: execve's start is recorded (the syscall tracepoints
@@ -97,10 +105,24 @@ type Monitor struct {
 	// that began before (kill.go); cur is the epoch.
 	epochs bool
 	cur    atomic.Uint64
+	closed bool
+}
+
+// live holds the maps open until done is called; ErrClosed once closed.
+func (m *Monitor) live() (done func(), err error) {
+	m.mu.RLock()
+	if m.closed {
+		m.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	return m.mu.RUnlock, nil
 }
 
 // ErrClosed is returned by Read once the Monitor is closed.
 var ErrClosed = errors.New("execmon: closed")
+
+// ErrFlushed is returned by Read once the events there were at Flush are read.
+var ErrFlushed = errors.New("execmon: flushed")
 
 // Start loads the programs and attaches them.
 func Start() (*Monitor, error) {
@@ -130,11 +152,16 @@ func Start() (*Monitor, error) {
 }
 
 // Close detaches the programs; a blocked Read returns ErrClosed.
+// Closing twice, or from two goroutines, is safe.
 func (m *Monitor) Close() error {
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
 	r := m.reader
 	m.reader = nil
-	m.mu.Unlock()
 	var errs []error
 	if r != nil {
 		errs = append(errs, r.Close())
@@ -149,9 +176,9 @@ func (m *Monitor) Close() error {
 
 // Read blocks until the next event. One reader at a time.
 func (m *Monitor) Read() (Event, error) {
-	m.mu.Lock()
+	m.mu.RLock()
 	r := m.reader
-	m.mu.Unlock()
+	m.mu.RUnlock()
 	if r == nil {
 		return Event{}, ErrClosed
 	}
@@ -159,16 +186,36 @@ func (m *Monitor) Read() (Event, error) {
 	if errors.Is(err, os.ErrClosed) || errors.Is(err, ringbuf.ErrClosed) {
 		return Event{}, ErrClosed
 	}
+	if errors.Is(err, ringbuf.ErrFlushed) {
+		return Event{}, ErrFlushed
+	}
 	if err != nil {
 		return Event{}, fmt.Errorf("reading the exec sensor: %w", err)
 	}
 	return decode(rec.RawSample)
 }
 
+// Flush makes Read return the events already in the ring buffer, then
+// ErrFlushed once: a reader that is to stop reads what is left first.
+func (m *Monitor) Flush() error {
+	m.mu.RLock()
+	r := m.reader
+	m.mu.RUnlock()
+	if r == nil {
+		return ErrClosed
+	}
+	return r.Flush()
+}
+
 // Stats sums the per-CPU counters.
 func (m *Monitor) Stats() (Stats, error) {
+	done, err := m.live()
+	if err != nil {
+		return Stats{}, err
+	}
+	defer done()
 	var s Stats
-	for i, f := range []*uint64{&s.Events, &s.Lost, &s.Killed} {
+	for i, f := range []*uint64{&s.Events, &s.Lost, &s.Killed, &s.Stopped, &s.GateLost} {
 		var per []uint64
 		if err := m.objs.Stats.Lookup(uint32(i), &per); err != nil {
 			return Stats{}, fmt.Errorf("reading counter %d: %w", i, err)
@@ -190,7 +237,8 @@ func decode(raw []byte) (Event, error) {
 	}
 	e := Event{Kind: Kind(ev.Kind), Cgroup: ev.Cgroup, PID: ev.Pid, PPID: ev.Ppid, UID: ev.Uid, Comm: cString(ev.Comm[:]),
 		Dev: ev.Dev, Ino: ev.Ino, Path: cString(ev.Path[:]), ExitCode: ev.ExitCode, Mount: ev.Mnt,
-		Checked: ev.Flags&flagChecked != 0, Unheld: ev.Flags&flagUnheld != 0, Killed: ev.Flags&flagKilled != 0}
+		Checked: ev.Flags&flagChecked != 0, Unheld: ev.Flags&flagUnheld != 0, Killed: ev.Flags&flagKilled != 0,
+		Stopped: ev.Flags&flagStopped != 0}
 	switch {
 	case e.Kind == KindConnect && ev.Family == unix.AF_INET:
 		e.Dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte(ev.Daddr[:4])), ev.Dport)

@@ -27,6 +27,11 @@ const (
 // are killed. Name what it holds (Hold) first: an exec between Watch and
 // Hold is killed.
 func (m *Monitor) Watch(cgroup uint64, kill bool) error {
+	done, err := m.live()
+	if err != nil {
+		return err
+	}
+	defer done()
 	if cgroup == 0 {
 		return errors.New("watching cgroup 0: no cgroup v2 id")
 	}
@@ -46,6 +51,11 @@ func (m *Monitor) Watch(cgroup uint64, kill bool) error {
 // for an exec whose execve began in an earlier one they are not held.
 // Call Advance between marking a mount attached later and holding it.
 func (m *Monitor) Hold(cgroup uint64, devs, mounts []uint64) error {
+	done, err := m.live()
+	if err != nil {
+		return err
+	}
+	defer done()
 	epoch := m.cur.Load()
 	for _, k := range heldKeys(cgroup, devs, mounts) {
 		if err := m.objs.Held.Put(k, epoch); err != nil {
@@ -58,6 +68,11 @@ func (m *Monitor) Hold(cgroup uint64, devs, mounts []uint64) error {
 // Release undoes Hold for devs and mounts (unmounted: a device number
 // comes back for another filesystem).
 func (m *Monitor) Release(cgroup uint64, devs, mounts []uint64) error {
+	done, err := m.live()
+	if err != nil {
+		return err
+	}
+	defer done()
 	var errs []error
 	for _, k := range heldKeys(cgroup, devs, mounts) {
 		if err := m.objs.Held.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
@@ -72,6 +87,11 @@ func (m *Monitor) Release(cgroup uint64, devs, mounts []uint64) error {
 
 // Unwatch forgets the container with cgroup and all it held.
 func (m *Monitor) Unwatch(cgroup uint64) error {
+	done, err := m.live()
+	if err != nil {
+		return err
+	}
+	defer done()
 	if err := m.objs.Watched.Delete(cgroup); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("unwatching cgroup %d in the exec sensor: %w", cgroup, err)
 	}
@@ -127,6 +147,11 @@ func MountID(fd int) (uint64, error) {
 // Held counts what the container with cgroup is said to hold (Hold less
 // Release): the filesystems and the mounts.
 func (m *Monitor) Held(cgroup uint64) (devs, mounts int, err error) {
+	done, err := m.live()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer done()
 	var v uint64
 	var key execHeldKey
 	it := m.objs.Held.Iterate()
@@ -155,6 +180,11 @@ func (m *Monitor) Advance() error {
 	if !m.epochs {
 		return nil
 	}
+	done, err := m.live()
+	if err != nil {
+		return err
+	}
+	defer done()
 	n := m.cur.Add(1)
 	if err := m.objs.Epoch.Put(uint32(0), n); err != nil {
 		return fmt.Errorf("advancing the exec sensor's epoch: %w", err)

@@ -14,7 +14,18 @@
  * in a container named with WATCH_KILL the process is sent SIGKILL here,
  * after the new program image is loaded and before it runs an instruction
  * (the signal is delivered on the way back to user space), and the event
- * says so. */
+ * says so.
+ *
+ * The gate (hold until adopted): once the agent has adopted the containers
+ * that ran at its start it sets gate[GATE_ON]. From then on an exec by a
+ * task in a pid namespace other than the initial one whose cgroup (or an
+ * ancestor) is not watched, and whose own cgroup is neither the agent's
+ * (gate[GATE_SELF]) nor one the agent resolved as not its to judge (in the
+ * bounded LRU map "ignored"), is sent SIGSTOP before the new program runs
+ * an instruction, and its event flagged stopped: the agent adopts its
+ * container, judges the file, and continues or kills the process. An
+ * event that cannot be reserved on a full ring buffer cannot be judged:
+ * such an exec is killed (fail closed) and counted. */
 #include "kernel.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -27,6 +38,7 @@
 #define KIND_CONNECT 3
 
 #define SIGKILL 9
+#define SIGSTOP 19
 
 /* watched values */
 #define WATCH_REPORT 1
@@ -36,6 +48,12 @@
 #define FLAG_CHECKED 1 /* the process is in a watched container */
 #define FLAG_UNHELD 2  /* its file is on nothing the marks hold */
 #define FLAG_KILLED 4  /* and it was sent SIGKILL */
+#define FLAG_STOPPED 8 /* gated: sent SIGSTOP until the agent judges it */
+
+/* gate indexes */
+#define GATE_ON 0   /* nonzero: gate execs of cgroups the agent does not know */
+#define GATE_SELF 1 /* the agent's own cgroup v2 id: never gated */
+#define GATE_MAX 2
 
 /* held key kinds */
 #define HELD_DEV 1
@@ -73,6 +91,8 @@ enum {
 	STAT_EVENTS = 0,
 	STAT_LOST,
 	STAT_KILLED,
+	STAT_STOPPED,   /* gated execs stopped */
+	STAT_GATE_LOST, /* gated execs killed: no room to report them */
 	STAT_MAX,
 };
 
@@ -131,6 +151,25 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GATE_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} gate SEC(".maps");
+
+/* Cgroups the agent resolved as not its to judge (not a container of its
+ * namespaces, or one in mode off): bounded, the least recently used goes
+ * first (and is resolved again at its next exec). Only a process's own
+ * cgroup is looked up, never an ancestor: a cgroup ignored does not let the
+ * cgroups below it through. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} ignored SEC(".maps");
 
 const struct event *unused_event __attribute__((unused));
 const struct held_key *unused_held_key __attribute__((unused));
@@ -234,6 +273,27 @@ int bulwark_execveat(void *ctx)
 	return 0;
 }
 
+static __always_inline __u64 gate_get(__u32 i)
+{
+	__u64 *v = bpf_map_lookup_elem(&gate, &i);
+	return v ? *v : 0;
+}
+
+/* gated says whether the gate holds an exec of p in cgroup cg that no
+ * watched container owns: the gate is on, p is in a pid namespace of its
+ * own (the host's processes, and hostPID containers, never are), and cg
+ * is neither the agent's nor ignored. */
+static __always_inline int gated(struct task_struct *p, __u64 cg)
+{
+	if (!gate_get(GATE_ON))
+		return 0;
+	if (BPF_CORE_READ(p, thread_pid, level) == 0)
+		return 0;
+	if (cg == gate_get(GATE_SELF))
+		return 0;
+	return bpf_map_lookup_elem(&ignored, &cg) == 0;
+}
+
 SEC("tp_btf/sched_process_exec")
 int bulwark_exec(unsigned long long *ctx)
 {
@@ -269,7 +329,21 @@ int bulwark_exec(unsigned long long *ctx)
 			}
 		}
 	}
-	struct event *e = start(p, KIND_EXEC);
+	struct event *e = 0;
+	if (!wcg && gated(p, cg)) {
+		e = start(p, KIND_EXEC);
+		if (!e) { /* nobody would continue it: killed, not left running unjudged */
+			if (bpf_send_signal(SIGKILL) == 0)
+				count(STAT_GATE_LOST);
+			return 0;
+		}
+		if (bpf_send_signal(SIGSTOP) == 0) {
+			flags |= FLAG_STOPPED;
+			count(STAT_STOPPED);
+		}
+	}
+	if (!e)
+		e = start(p, KIND_EXEC);
 	if (!e)
 		return 0;
 	e->cgroup = cg;

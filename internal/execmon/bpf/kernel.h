@@ -62,7 +62,14 @@ struct mm_struct {
 	unsigned long arg_end;
 } __attribute__((preserve_access_index));
 
+/* A task's pid (the gate): level is the depth of the pid namespace it was
+ * made in, 0 for the initial one. */
+struct pid {
+	unsigned int level;
+} __attribute__((preserve_access_index));
+
 struct task_struct {
+	struct pid *thread_pid;
 	pid_t pid;
 	pid_t tgid;
 	int exit_code;
