@@ -104,14 +104,16 @@ func TestAgentAllowlistRoute(t *testing.T) {
 	}
 }
 
-// TestAllowlistOfAClaimedDigest: what stops a node from reading the file
-// table of a digest it does not run and that is not certified is its
-// heartbeat alone. node-2's token cannot read it (403), until node-2's
-// heartbeat claims a container of it: then it can. The server has nothing
-// else to check the claim against (docs/runtime-allowlists.md, "What an
-// attacker can do"); what the claim buys is the image's executable paths
-// and content digests, entrypoint, cmd and env: what pulling the image
-// gives. The node cannot list digests to claim (TestNodeBoundTokenOnlyAgentRoutes).
+// TestAllowlistOfAClaimedDigest: without a cluster (no UseNodeImages),
+// what stops a node from reading the file table of a digest it does not
+// run and that is not certified is its heartbeat alone. node-2's token
+// cannot read it (403), until node-2's heartbeat claims a container of
+// it: then it can. The server has nothing else to check the claim against
+// (docs/runtime-allowlists.md, "The attacker"); what the claim buys is the
+// image's executable paths and content digests, entrypoint, cmd and env:
+// what pulling the image gives. The node cannot list digests to claim
+// (TestNodeBoundTokenOnlyAgentRoutes). With a cluster the kubelet's word
+// is needed too (TestAllowlistClaimCorroborated in internal/server).
 func TestAllowlistOfAClaimedDigest(t *testing.T) {
 	h, sti := newTestAPI(t)
 	st := sti.(*store.Store)
