@@ -10,7 +10,9 @@ import (
 // floor is the least a fanotify exec listener can do: read, answer a fixed
 // verdict, close; no identity, no lookup. What it costs is the kernel's
 // round trip (and the wake-ups) on this machine; what the agent costs on
-// top of it is the agent's.
+// top of it is the agent's. With readAgain it reads again at once after a
+// batch, polling only when the queue was empty, as the agent does
+// (internal/agent/hotpath.go); without, it polls before every read.
 type floor struct {
 	l      *fanotify.Listener
 	events atomic.Int64

@@ -255,7 +255,8 @@ type side struct {
 }
 
 // listeners are the sides the bench compares: none, the floor listener and
-// the agent.
+// the agent; with BENCH_FLOOR_POLL set, also the floor that polls before
+// every read (floorpoll), as the listeners did before reading again.
 func listeners(a *agent.Agent, list *allowlist.List) []side {
 	floor := func(readAgain bool) func(dir string, allow bool) (func() int64, error) {
 		return func(dir string, allow bool) (func() int64, error) {
