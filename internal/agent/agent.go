@@ -112,11 +112,11 @@ type Agent struct {
 	learning   map[string]*learning       // by image manifest digest (learn.go)
 	ready      chan struct{}              // closed once existing containers are adopted
 	stats      stats
-	replacing  map[string]bool            // containers being replaced (replace.go)
-	runCtx     context.Context            // Run's, for background work
-	trees      recent[int]                // process trees of drifted execs by PID (proctree.go)
-	paths      recent[allowlist.Identity] // names of drifted files by identity
-	allow      allowState                 // the server's allowlists (allowsrv.go)
+	replacing  map[string]bool                     // containers being replaced (replace.go)
+	runCtx     context.Context                     // Run's, for background work
+	trees      recent[int, string]                 // process trees of drifted execs by PID (proctree.go)
+	paths      recent[allowlist.Identity, drifted] // names and digests of drifted files by identity (hotpath.go)
+	allow      allowState                          // the server's allowlists (allowsrv.go)
 	// loaderChecks: the kernel shows the stacks that tell a direct exec of
 	// the ELF interpreter from its load for a program (loader.go).
 	loaderChecks bool
