@@ -88,42 +88,57 @@ func (l *Listener) MarkMountNS(ns string) error {
 	return nil
 }
 
-// WaitAny waits for events and drops them (their information is not
-// needed: the caller reads what changed), returning how many there were;
-// ErrClosed after Close.
+// WaitAny waits for events and drops them, returning how many there were;
+// ErrClosed after Close. ReadMounts says what they were.
 func (l *Listener) WaitAny(buf []byte) (int, error) {
+	count := 0
+	err := l.waitRead(buf, func(n int) error {
+		return eachEvent(buf[:n], func(*unix.FanotifyEventMetadata, []byte) { count++ })
+	})
+	return count, err
+}
+
+// waitRead waits until the listener has events, reads them into buf and
+// hands the byte count to got; ErrClosed after Close.
+func (l *Listener) waitRead(buf []byte, got func(n int) error) error {
 	l.readers.RLock()
 	defer l.readers.RUnlock()
 	for {
 		if l.closed.Load() {
-			return 0, ErrClosed
+			return ErrClosed
 		}
 		n, err := unix.Read(l.fd, buf)
 		switch {
 		case err == nil:
-			count := 0
-			for off := 0; off+metaSize <= n; count++ {
-				m := (*unix.FanotifyEventMetadata)(unsafe.Pointer(&buf[off]))
-				if m.Event_len < uint32(metaSize) {
-					return count, fmt.Errorf("reading fanotify events: bad event length %d", m.Event_len)
-				}
-				if m.Fd >= 0 {
-					unix.Close(int(m.Fd))
-				}
-				off += int(m.Event_len)
-			}
-			return count, nil
+			return got(n)
 		case err == unix.EINTR:
 			continue
 		case err != unix.EAGAIN:
-			return 0, fmt.Errorf("reading fanotify events: %w", err)
+			return fmt.Errorf("reading fanotify events: %w", err)
 		}
 		fds := []unix.PollFd{{Fd: int32(l.fd), Events: unix.POLLIN}, {Fd: int32(l.stop), Events: unix.POLLIN}}
 		if _, err := unix.Poll(fds, -1); err != nil && err != unix.EINTR {
-			return 0, fmt.Errorf("waiting for fanotify events: %w", err)
+			return fmt.Errorf("waiting for fanotify events: %w", err)
 		}
 		if fds[1].Revents != 0 {
-			return 0, ErrClosed
+			return ErrClosed
 		}
 	}
+}
+
+// eachEvent calls fn with each event in b and its information records,
+// closing the event's descriptor if it has one.
+func eachEvent(b []byte, fn func(m *unix.FanotifyEventMetadata, info []byte)) error {
+	for off := 0; off+metaSize <= len(b); {
+		m := (*unix.FanotifyEventMetadata)(unsafe.Pointer(&b[off]))
+		if m.Event_len < uint32(metaSize) || off+int(m.Event_len) > len(b) {
+			return fmt.Errorf("reading fanotify events: bad event length %d", m.Event_len)
+		}
+		if m.Fd >= 0 {
+			unix.Close(int(m.Fd))
+		}
+		fn(m, b[off+int(m.Metadata_len):off+int(m.Event_len)])
+		off += int(m.Event_len)
+	}
+	return nil
 }
