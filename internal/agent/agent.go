@@ -122,6 +122,7 @@ type Agent struct {
 	loaderChecks bool
 	memfdDev     uint64             // the memfd filesystem's device (unheld.go)
 	mountWatch   *fanotify.Listener // mounts attached later (mountwatch.go)
+	mounts       mountFlow          // the namespaces it follows (mountwatch.go)
 	gate         gateState          // execs held until adoption (gate.go)
 }
 
@@ -147,6 +148,9 @@ type Stats struct {
 	// ExecutablesWritten counts files with an execute bit written in
 	// watched containers (--exec-events).
 	ExecutablesWritten int64
+	// MountRereads counts containers' mount tables read again after a
+	// mount report (mountreread.go).
+	MountRereads int64
 	// Allowlists count the lists made, by source (allowsrv.go).
 	Allowlists AllowlistStats
 	// Gate counts execs held until their container was adopted (gate.go).
@@ -290,6 +294,7 @@ func (a *Agent) Stats() Stats {
 		Reported: a.stats.reported.Load(), Unattributed: a.stats.unattributed.Load(), ByCgroup: a.stats.byCgroup.Load(), Hashed: a.cache.Hashed}
 	s.ProcessExecs, s.ProcessExits, s.ProcessConnects = a.stats.procExecs.Load(), a.stats.procExits.Load(), a.stats.procConnects.Load()
 	s.ExecutablesWritten = a.stats.execWrites.Load()
+	s.MountRereads = a.mounts.total.Load()
 	s.Allowlists = a.allow.stats()
 	s.Gate = a.gateStats()
 	if m := a.procMon.Load(); m != nil {

@@ -60,6 +60,7 @@ func writeMetrics(w io.Writer, st Status) {
 	fmt.Fprintf(w, "bulwark_agent_process_events_total{kind=\"exec\"} %d\nbulwark_agent_process_events_total{kind=\"exit\"} %d\nbulwark_agent_process_events_total{kind=\"connect\"} %d\n",
 		st.Stats.ProcessExecs, st.Stats.ProcessExits, st.Stats.ProcessConnects)
 	counter("bulwark_agent_executables_written_total", "Files with an execute bit written in watched containers (after the fact).", st.Stats.ExecutablesWritten)
+	counter("bulwark_agent_mount_rereads_total", "Containers' mount tables read again after a mount report.", st.Stats.MountRereads)
 	counter("bulwark_agent_process_events_lost_total", "Node exec/exit events the sensor's ring buffer dropped.", st.Stats.ProcessLost)
 	counter("bulwark_agent_unheld_execs_killed_total", "Execs from mounts no mark holds that the exec sensor killed (prevent).", st.Stats.ProcessKilled)
 	writeGateMetrics(w, st.Stats.Gate) // gate.go

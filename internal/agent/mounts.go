@@ -159,6 +159,8 @@ type markedMounts struct {
 	held   []uint64       // devices of every mount marked
 	mounts []uint64       // unique ids of the mounts marked alone
 	pins   map[uint64]int // an own device -> a descriptor of its filesystem, held open (pins.go)
+	// entries is how many mounts its table listed (mountreread.go).
+	entries int
 }
 
 // markMounts holds every exec-capable mount of the container whose init is
@@ -180,7 +182,7 @@ func (a *Agent) markMounts(pid uint32, host map[uint64]bool) (markedMounts, erro
 	}
 	defer unix.Close(root)
 	var errs []error
-	m := markedMounts{pins: map[uint64]int{}}
+	m := markedMounts{pins: map[uint64]int{}, entries: len(all)}
 	for _, e := range execMounts(all) {
 		if len(m.own)+len(m.mounts) >= maxMountsPerContainer {
 			errs = append(errs, fmt.Errorf("more than %d mounts: %q and the rest are not marked", maxMountsPerContainer, e.point))

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -226,6 +227,24 @@ func do(args []string) string {
 		// own, in every hierarchy (needs CAP_SYS_ADMIN and the host's
 		// cgroup namespace); answers how many it moved in.
 		return cgMove(args[1])
+	case args[0] == "flood" && len(args) == 3:
+		// For args[2] milliseconds: a tmpfs mounted at args[1] and
+		// unmounted (lazily: the agent may pin it), again and again
+		// (needs CAP_SYS_ADMIN); answers how many rounds.
+		ms, _ := strconv.Atoi(args[2])
+		if err := os.MkdirAll(args[1], 0o755); err != nil {
+			return errString(err)
+		}
+		n := 0
+		for end := time.Now().Add(time.Duration(ms) * time.Millisecond); time.Now().Before(end); n++ {
+			if err := syscall.Mount("t", args[1], "tmpfs", 0, ""); err != nil {
+				return errString(err)
+			}
+			if err := syscall.Unmount(args[1], syscall.MNT_DETACH); err != nil {
+				return errString(err)
+			}
+		}
+		return fmt.Sprintf("ok %d", n)
 	case args[0] == "umount" && len(args) == 2:
 		return errString(syscall.Unmount(args[1], 0))
 	case args[0] == "binds" && len(args) == 4:

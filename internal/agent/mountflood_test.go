@@ -1,0 +1,156 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"golang.org/x/sys/unix"
+
+	"github.com/bulwark-sec/bulwark/internal/containerdtest"
+)
+
+// TestMountFlood: a container mounting and unmounting a tmpfs in a loop
+// has its own mount table read again, not the other containers': they are
+// read again at the flood's rate only where the kernel gives no mount
+// namespace ids (the fallback, forced here first), and not at all where it
+// does. A mount attached in another container during the flood is marked
+// (a drifted exec from it refused).
+func TestMountFlood(t *testing.T) {
+	c, addr := containerdtest.Start(t)
+	ctx := namespaces.WithNamespace(context.Background(), testNS)
+	img := importImage(t, ctx, c, probeImage(t, buildProbe(t)))
+	var col collector
+	a, _ := startAgent(t, addr, ModePrevent, &col)
+	if a.mountWatch == nil {
+		t.Skip("the kernel reports no mount attachments (Linux 6.15)")
+	}
+	admin := oci.WithAddedCapabilities([]string{"CAP_SYS_ADMIN"})
+	flooder := startWatched(t, ctx, c, img, a, "flooder", admin)
+	victim := startWatched(t, ctx, c, img, a, "victim", admin)
+	quiet := []string{"quiet0", "quiet1", "quiet2"}
+	for _, id := range quiet {
+		startWatched(t, ctx, c, img, a, id)
+	}
+	saved := map[*container]uint64{}
+	a.mounts.mu.Lock()
+	for c, tr := range a.mounts.tracks {
+		if tr.ns == 0 {
+			a.mounts.mu.Unlock()
+			t.Skip("the kernel gives no mount namespace ids (Linux 6.10)")
+		}
+		saved[c] = tr.ns
+	}
+	a.mounts.mu.Unlock()
+	setNS := func(keep bool) {
+		a.mounts.mu.Lock()
+		defer a.mounts.mu.Unlock()
+		for c, tr := range a.mounts.tracks {
+			if tr.ns = 0; keep {
+				tr.ns = saved[c]
+			}
+		}
+	}
+	const floodMS = 2000
+	flood := func(name string, during func()) map[string]int64 {
+		t.Helper()
+		ids := append([]string{"flooder", "victim"}, quiet...)
+		before := map[string]int64{}
+		for _, id := range ids {
+			before[id] = a.mountRereads(id)
+		}
+		cpu0 := cpuTime(t)
+		start := time.Now()
+		done := make(chan string, 1)
+		go func() { done <- ask(flooder.sock, fmt.Sprintf("flood /flood %d", floodMS)) }()
+		if during != nil {
+			during()
+		}
+		got := <-done
+		took, cpu := time.Since(start), cpuTime(t)-cpu0
+		time.Sleep(300 * time.Millisecond) // the reads the last reports asked for
+		if !strings.HasPrefix(got, "ok ") {
+			t.Fatalf("%s: the flood: %s", name, got)
+		}
+		delta := map[string]int64{}
+		for _, id := range ids {
+			delta[id] = a.mountRereads(id) - before[id]
+		}
+		t.Logf("%s: %s mount/umount rounds in %v; the agent's process used %v of CPU (%.0f%% of a core); tables read again: %v",
+			name, strings.TrimPrefix(got, "ok "), took.Round(time.Millisecond), cpu.Round(time.Millisecond), 100*cpu.Seconds()/took.Seconds(), delta)
+		return delta
+	}
+
+	setNS(false) // as a kernel without namespace ids: every report reads every table
+	old := flood("every container", nil)
+	for _, id := range quiet {
+		if old[id] < 10 {
+			t.Errorf("without namespace ids: %s read again %d times during the flood, want at its rate", id, old[id])
+		}
+	}
+
+	setNS(true)
+	var marked time.Duration
+	fixed := flood("attributed", func() {
+		time.Sleep(floodMS / 4 * time.Millisecond)
+		n0 := a.mountRereads("victim")
+		start := time.Now()
+		victim.doAll(t, "mount /late")
+		for a.mountRereads("victim") == n0 {
+			if time.Since(start) > 5*time.Second {
+				t.Error("the victim's mount was never read during the flood")
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+		marked = time.Since(start)
+		victim.doAll(t, "copy /bin/probe /late/drift")
+		if got := victim.do(t, "run /late/drift"); got != "eperm" {
+			t.Errorf("a drifted exec from a tmpfs mounted during another container's flood: %s, want eperm", got)
+		}
+	})
+	t.Logf("the victim's mount was read %v after its mount call began", marked.Round(100*time.Microsecond))
+	for _, id := range quiet {
+		if fixed[id] != 0 {
+			t.Errorf("%s read again %d times during another container's flood, want 0", id, fixed[id])
+		}
+	}
+	if fixed["victim"] == 0 {
+		t.Error("the victim's table was not read again after its mount")
+	}
+	// The flood over, its container is not read again and again.
+	n := a.mountRereads("flooder")
+	time.Sleep(500 * time.Millisecond)
+	if m := a.mountRereads("flooder"); m != n {
+		t.Errorf("the flooder's table was read %d more times after its flood ended", m-n)
+	}
+}
+
+// ask sends cmd to the probe at sock and returns its answer (from any
+// goroutine: no t.Fatal).
+func ask(sock, cmd string) string {
+	conn, err := net.DialTimeout("unix", sock, 5*time.Second)
+	if err != nil {
+		return err.Error()
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Minute))
+	fmt.Fprintln(conn, cmd)
+	line, _ := bufio.NewReader(conn).ReadString('\n')
+	return strings.TrimSpace(line)
+}
+
+// cpuTime is the CPU this process (the agent) has used, user and system.
+func cpuTime(t *testing.T) time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
