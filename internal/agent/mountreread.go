@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"slices"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -83,30 +84,47 @@ const (
 
 // rereadOnce reads c's mount table again, marks what is new and unmaps
 // the devices of what is gone; it returns the unique ids of the mounts of
-// its namespace ns (0: unknown) after the read.
+// its namespace ns (0: unknown) after the read. A read that raced a change
+// logs nothing: it is done again.
 func (a *Agent) rereadOnce(c *container, ns uint64) ([]uint64, int) {
 	if c.pid == 0 || c.canary {
 		return nil, rereadDone
 	}
-	var before []uint64
+	var before, after []uint64
 	if ns != 0 {
 		before, _ = fanotify.ListMounts(ns, nil)
 	}
-	host, err := hostDevices()
+	host, err := a.mounts.hostDevices()
 	if err != nil {
 		a.log.Error("mounts attached to containers are not marked", "error", err.Error())
 		return nil, rereadDone
 	}
 	m, err := a.markMounts(c.pid, host)
-	if err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.EINVAL) { // not ended (its mounts go away with it)
+	outcome := rereadDone
+	if ns != 0 {
+		var lerr error
+		if after, lerr = fanotify.ListMounts(ns, nil); lerr == nil && (!slices.Equal(before, after) || m.entries != len(after)) {
+			outcome = rereadRaced
+		}
+	}
+	if err != nil && outcome != rereadRaced && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.EINVAL) { // not ended (its mounts go away with it)
 		a.log.Error("some mounts of the container are not watched: their execs are not held", "container", c.id, "error", err.Error())
 	}
+	if !a.applyMounts(c, m, outcome != rereadRaced) {
+		return nil, rereadLater
+	}
+	return after, outcome
+}
+
+// applyMounts makes m what c's mounts are, false if c is not watched (yet,
+// or any more). logNew logs the mounts marked.
+func (a *Agent) applyMounts(c *container, m markedMounts, logNew bool) bool {
 	own, held, mnts := m.own, append(m.held, c.dev), m.mounts
 	a.mu.Lock()
-	if a.containers[c.id] != c { // not watched (yet, or any more)
-		a.mu.Unlock()
+	defer a.mu.Unlock()
+	if a.containers[c.id] != c {
 		closePins(m.pins)
-		return nil, rereadLater
+		return false
 	}
 	for _, d := range c.devs {
 		if !slices.Contains(own, d) && a.byDev[d] == c {
@@ -118,28 +136,17 @@ func (a *Agent) rereadOnce(c *container, ns uint64) ([]uint64, int) {
 			a.byDev[d] = c
 		}
 	}
-	if len(held) > len(c.held) {
+	if logNew && len(held) > len(c.held) {
 		a.log.Info("marked the mounts attached to a container", "container", c.id, "mounts", len(held)-len(c.held))
 	}
 	a.sensorHold(c, own, mnts) // unheldkill.go
 	c.devs, c.held, c.mounts = own, held, mnts
 	c.repin(m.pins) // after the sensor let the gone devices go (pins.go)
-	a.mu.Unlock()
-	if ns == 0 {
-		return nil, rereadDone
-	}
-	after, err := fanotify.ListMounts(ns, nil)
-	if err != nil {
-		return nil, rereadDone // ended
-	}
-	if !slices.Equal(before, after) || m.entries != len(after) {
-		return after, rereadRaced
-	}
-	return after, rereadDone
+	return true
 }
 
-// mountRereads is how many times the container id's mount table was read again after a
-// mount report (for tests and metrics).
+// mountRereads is how many times the mount table of the container id was
+// read again after a mount report.
 func (a *Agent) mountRereads(id string) int64 {
 	a.mounts.mu.Lock()
 	defer a.mounts.mu.Unlock()
@@ -150,4 +157,47 @@ func (a *Agent) mountRereads(id string) int64 {
 		}
 	}
 	return n
+}
+
+// hostCache is the devices mounted in the agent's mount namespace, read
+// again only when its mounts changed (listmount(2)): reading and parsing
+// the host's table was half of what a container's read cost.
+type hostCache struct {
+	mu   sync.Mutex
+	ns   uint64   // the agent's mount namespace, 0 before the first read
+	ids  []uint64 // its mounts when devs was read
+	devs map[uint64]bool
+	off  bool // no namespace ids: read every time
+}
+
+// hostDevices is hostDevices (mounts.go), read again only when the host's
+// mounts changed. The map is shared: read only.
+func (f *mountFlow) hostDevices() (map[uint64]bool, error) {
+	h := &f.host
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.off {
+		return hostDevices()
+	}
+	if h.ns == 0 {
+		ns, err := fanotify.MountNSID("/proc/self/ns/mnt")
+		if err != nil {
+			h.off = true
+			return hostDevices()
+		}
+		h.ns = ns
+	}
+	ids, err := fanotify.ListMounts(h.ns, nil)
+	if err != nil {
+		return hostDevices()
+	}
+	if h.devs != nil && slices.Equal(ids, h.ids) {
+		return h.devs, nil
+	}
+	devs, err := hostDevices()
+	if err != nil {
+		return nil, err
+	}
+	h.ids, h.devs = ids, devs
+	return devs, nil
 }

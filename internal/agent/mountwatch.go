@@ -40,6 +40,7 @@ type mountFlow struct {
 	owner  map[uint64]*container // unique mount id -> the container whose namespace has it
 	last   *container            // where the last attached mount was found
 	swept  time.Time
+	host   hostCache    // the host's devices (mountreread.go)
 	total  atomic.Int64 // tables read again (bulwark_agent_mount_rereads_total)
 }
 
