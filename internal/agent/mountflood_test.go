@@ -130,6 +130,20 @@ func TestMountFlood(t *testing.T) {
 	if m := a.mountRereads("flooder"); m != n {
 		t.Errorf("the flooder's table was read %d more times after its flood ended", m-n)
 	}
+
+	// At adoption, a namespace that has not as many mounts after its mark
+	// as the table read before (a mount came or went between the two, and
+	// no report says so) has its table read again.
+	a.mu.RLock()
+	vc := a.containers["victim"]
+	a.mu.RUnlock()
+	total := a.mounts.total.Load()
+	a.watchMountNS(vc, -1)
+	for start := time.Now(); a.mounts.total.Load() == total; time.Sleep(time.Millisecond) {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("a table read at adoption that missed a mount was not read again")
+		}
+	}
 }
 
 // ask sends cmd to the probe at sock and returns its answer (from any
@@ -153,4 +167,23 @@ func cpuTime(t *testing.T) time.Duration {
 		t.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// pauseMounts waits for the mount tables being read to be read and stops
+// any more from being read (or marked) until resume. Holding a.mu instead
+// blocked a read that had marked a new mount before taking it, and with it
+// the answer to an exec from that mount.
+func pauseMounts(a *Agent) (resume func()) {
+	for {
+		a.mounts.mu.Lock()
+		busy := false
+		for _, tr := range a.mounts.tracks {
+			busy = busy || tr.running
+		}
+		if !busy {
+			return a.mounts.mu.Unlock
+		}
+		a.mounts.mu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
 }

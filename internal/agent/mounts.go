@@ -142,7 +142,7 @@ func (a *Agent) markContainer(c *container, root string) error {
 		a.log.Error("some mounts of the container are not watched: their execs are not held", "container", c.id, "error", err.Error())
 	}
 	c.devs, c.held, c.mounts, c.pins = m.own, append(m.held, c.dev), m.mounts, m.pins
-	a.watchMountNS(c) // mountwatch.go
+	a.watchMountNS(c, m.entries) // mountwatch.go
 	c.mountGap = mountGap(int(c.pid))
 	if c.mountGap != "" && c.mode == ModePrevent && a.procMon.Load() == nil { // else the exec sensor's kill closes it (unheldkill.go)
 		a.log.Error("prevent has a gap in this container: execs from mounts in namespaces its processes make are not held", "container", c.id, "why", c.mountGap)

@@ -64,8 +64,12 @@ func (a *Agent) startMountWatch() *fanotify.Listener {
 	return w
 }
 
-// watchMountNS follows the mount namespace of c's init.
-func (a *Agent) watchMountNS(c *container) {
+// watchMountNS follows the mount namespace of c's init, whose mount table
+// listed entries mounts when it was read for adoption: if its namespace
+// does not have as many now, a mount came or went between the read and the
+// mark (and no report says so), and the table is read again once c is
+// watched.
+func (a *Agent) watchMountNS(c *container, entries int) {
 	if a.mountWatch == nil {
 		return
 	}
@@ -84,12 +88,15 @@ func (a *Agent) watchMountNS(c *container) {
 	}
 	f := &a.mounts
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if f.tracks == nil {
 		f.tracks, f.owner = map[*container]*mountTrack{}, map[uint64]*container{}
 	}
 	f.tracks[c] = &mountTrack{ns: ns, added: time.Now()}
 	f.setIDs(c, ids)
+	f.mu.Unlock()
+	if ns != 0 && len(ids) != entries {
+		a.reread(c)
+	}
 }
 
 // setIDs records ids as the mounts of c's namespace. f.mu is held.
