@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bulwark-sec/bulwark/internal/containerdtest"
+	"github.com/bulwark-sec/bulwark/internal/fanotify"
 )
 
 // TestMountFlood: a container mounting and unmounting a tmpfs in a loop
@@ -204,5 +205,47 @@ func pauseMounts(a *Agent) (resume func()) {
 		}
 		a.mounts.mu.Unlock()
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestMountRoute: which containers a batch of reports has read again. A
+// detach goes to the container whose namespace listed the mount, once per
+// batch; an attach of a mount no watched namespace has (gone already)
+// reads nothing; a container without a namespace id is read at every
+// report, and every container after an overflow.
+func TestMountRoute(t *testing.T) {
+	a, b, old := &container{id: "a"}, &container{id: "b"}, &container{id: "old"}
+	now := time.Now()
+	f := &mountFlow{owner: map[uint64]*container{}, tracks: map[*container]*mountTrack{
+		a: {ns: 1 << 62, added: now}, b: {ns: 1<<62 + 1, added: now}, old: {added: now}}}
+	f.setIDs(a, []uint64{10, 11})
+	f.setIDs(b, []uint64{20})
+	watched := func(*container) bool { return true }
+	ids := func(cs []*container) []string {
+		var out []string
+		for _, c := range cs {
+			out = append(out, c.id)
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		rs   []fanotify.MountReport
+		all  bool
+		want []string
+	}{
+		{"nothing", nil, false, nil},
+		{"detaches of a's mounts", []fanotify.MountReport{{ID: 10, Detach: true}, {ID: 11, Detach: true}}, false, []string{"a", "old"}},
+		{"a detach of b's, moved", []fanotify.MountReport{{ID: 20, Attach: true, Detach: true}}, false, []string{"b", "old"}},
+		{"a mount no namespace has", []fanotify.MountReport{{ID: 1 << 50, Attach: true}}, false, []string{"old"}},
+		{"overflow", nil, true, []string{"a", "b", "old"}},
+	} {
+		if got := ids(f.route(tc.rs, tc.all, watched)); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: read again %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if f.owner[10] != nil || f.owner[20] != b {
+		t.Errorf("after the detach of 10 and the move of 20: owners %v, %v; want none and b", f.owner[10], f.owner[20])
 	}
 }

@@ -61,17 +61,7 @@ func TestMarkExecFD(t *testing.T) {
 // TestMountNotify: a mount attached in a watched mount namespace wakes
 // WaitAny; Close ends it with ErrClosed.
 func TestMountNotify(t *testing.T) {
-	if unix.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	w, err := NewMountNotify()
-	if err != nil {
-		t.Skipf("no mount notifications (Linux 6.15): %v", err)
-	}
-	defer w.Close()
-	if err := w.MarkMountNS("/proc/self/ns/mnt"); err != nil {
-		t.Fatal(err)
-	}
+	w := mountNotify(t)
 	got := make(chan error, 4)
 	go func() {
 		buf := make([]byte, 4096)
@@ -114,4 +104,22 @@ func TestMountNotify(t *testing.T) {
 			t.Fatal("Close did not end WaitAny")
 		}
 	}
+}
+
+// mountNotify starts a NewMountNotify listener of this process's mount
+// namespace, closed at the end of the test.
+func mountNotify(t *testing.T) *Listener {
+	t.Helper()
+	if unix.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	w, err := NewMountNotify()
+	if err != nil {
+		t.Skipf("no mount notifications (Linux 6.15): %v", err)
+	}
+	t.Cleanup(func() { w.Close() })
+	if err := w.MarkMountNS("/proc/self/ns/mnt"); err != nil {
+		t.Fatal(err)
+	}
+	return w
 }

@@ -12,20 +12,10 @@ import (
 // with its unique id, is found in that namespace and listed there; its
 // detach is reported with the same id, and it is then in no namespace.
 func TestMountReports(t *testing.T) {
-	if unix.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	w, err := NewMountNotify()
-	if err != nil {
-		t.Skipf("no mount notifications (Linux 6.15): %v", err)
-	}
-	defer w.Close()
+	w := mountNotify(t)
 	ns, err := MountNSID("/proc/self/ns/mnt")
 	if err != nil {
 		t.Skipf("no mount namespace ids (Linux 6.10): %v", err)
-	}
-	if err := w.MarkMountNS("/proc/self/ns/mnt"); err != nil {
-		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
