@@ -74,12 +74,12 @@ func (a *Agent) watchMountNS(c *container, entries int) {
 		return
 	}
 	p := filepath.Join(procRoot, strconv.Itoa(int(c.pid)), "ns", "mnt")
-	if err := a.mountWatch.MarkMountNS(p); err != nil {
-		a.log.Warn("mounts attached to this container later are not followed", "container", c.id, "error", err.Error())
-	}
-	ns, err := fanotify.MountNSID(p)
+	var ns uint64
 	var ids []uint64
-	if err == nil {
+	err := a.mountWatch.MarkMountNS(p)
+	if err != nil { // its reports do not come: read at everyone's, as before
+		a.log.Warn("mounts attached to this container later are not reported", "container", c.id, "error", err.Error())
+	} else if ns, err = fanotify.MountNSID(p); err == nil {
 		ids, err = fanotify.ListMounts(ns, nil)
 	}
 	if err != nil {
