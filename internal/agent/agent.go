@@ -70,7 +70,8 @@ type Config struct {
 	Allowlists     AllowlistServer
 	AllowlistCache string
 
-	adoptDelay delay // tests: adoption waits before marking (gate.go)
+	adoptDelay delay         // tests: adoption waits before marking (gate.go)
+	gateWait   time.Duration // tests: the gate's bound; zero is gateWait
 }
 
 // Cache sizes: identities remembered per container and per node.

@@ -322,7 +322,11 @@ func (a *Agent) judgeStopped(m *execmon.Monitor, ev execmon.Event, p *stopped) {
 	a.mu.RLock()
 	run := a.runCtx
 	a.mu.RUnlock()
-	ctx, cancel := context.WithTimeout(run, gateWait)
+	wait := gateWait
+	if a.cfg.gateWait > 0 {
+		wait = a.cfg.gateWait
+	}
+	ctx, cancel := context.WithTimeout(run, wait)
 	defer cancel()
 	c, prevent, err := a.gateResolve(ctx, ev)
 	switch {

@@ -174,6 +174,30 @@ func TestGateShutdownContinues(t *testing.T) {
 	}
 }
 
+// TestGateBoundedWait: a verdict that does not come in the gate's bound
+// (here 300 ms against an adoption slowed by 2 s) kills the held exec in
+// prevent, even an image program's (fail closed), counted failed.
+func TestGateBoundedWait(t *testing.T) {
+	c, addr := containerdtest.Start(t)
+	ctx := namespaces.WithNamespace(context.Background(), testNS)
+	probe := buildProbe(t)
+	img := importImage(t, ctx, c, probeImage(t, probe))
+	var col collector
+	a, _ := startAgent(t, addr, ModePrevent, &col, func(c *Config) {
+		c.ExecEventsDefault, c.adoptDelay, c.gateWait = true, delay(2*time.Second), 300*time.Millisecond
+	})
+	start := time.Now()
+	if code, escaped := runEntrypoint(t, ctx, c, img, "gatebound", probe); code != 128+int(syscall.SIGKILL) || escaped {
+		t.Fatalf("no verdict in the bound: exit %d, escaped %v; want killed", code, escaped)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("killed after %v: the bound did not hold", d)
+	}
+	if s := a.gateStats(); s.Failed < 1 || s.Killed < 1 {
+		t.Fatalf("gate %+v, want 1 failed and killed", s)
+	}
+}
+
 // BenchmarkGateFirstExec: from a task's start to its image entrypoint
 // serving (wall ms/op), adoption not slowed, in prevent without the exec
 // sensor (no gate: the entrypoint may run before the marks) and with the
