@@ -31,10 +31,7 @@ import (
 //   - a container in mode off runs (its cgroup let through);
 //   - detect with the gate: the drifted entrypoint runs and is reported.
 func TestGateBeforeAdoption(t *testing.T) {
-	c, addr := containerdtest.Start(t)
-	ctx := namespaces.WithNamespace(context.Background(), testNS)
-	probe := buildProbe(t)
-	img := importImage(t, ctx, c, probeImage(t, probe))
+	c, addr, ctx, probe, img := gateWorld(t)
 	slow := func(c *Config) { c.adoptDelay = delay(time.Second) }
 	evil := append(append([]byte{}, probe...), "drifted"...)
 
@@ -98,6 +95,14 @@ func TestGateBeforeAdoption(t *testing.T) {
 	stop()
 }
 
+// gateWorld starts containerd and imports the probe's image.
+func gateWorld(t *testing.T) (*client.Client, string, context.Context, []byte, client.Image) {
+	c, addr := containerdtest.Start(t)
+	ctx := namespaces.WithNamespace(context.Background(), testNS)
+	probe := buildProbe(t)
+	return c, addr, ctx, probe, importImage(t, ctx, c, probeImage(t, probe))
+}
+
 // runEntrypoint runs a container whose entrypoint is prog, put in a
 // directory of the host bind-mounted at /ctl, as "/ctl/evil escaped"; it
 // returns the exit status and whether the program ran (wrote ESCAPED).
@@ -147,10 +152,7 @@ func startEntrypoint(t *testing.T, ctx context.Context, c *client.Client, img cl
 // agent that is gone; like fanotify's, enforcement then fails open).
 // Reading the stat of a held process says T.
 func TestGateShutdownContinues(t *testing.T) {
-	c, addr := containerdtest.Start(t)
-	ctx := namespaces.WithNamespace(context.Background(), testNS)
-	probe := buildProbe(t)
-	img := importImage(t, ctx, c, probeImage(t, probe))
+	c, addr, ctx, probe, img := gateWorld(t)
 	var col collector
 	a, stop := startAgent(t, addr, ModePrevent, &col, func(c *Config) {
 		c.ExecEventsDefault, c.adoptDelay = true, delay(3*time.Second)
@@ -178,10 +180,7 @@ func TestGateShutdownContinues(t *testing.T) {
 // (here 300 ms against an adoption slowed by 2 s) kills the held exec in
 // prevent, even an image program's (fail closed), counted failed.
 func TestGateBoundedWait(t *testing.T) {
-	c, addr := containerdtest.Start(t)
-	ctx := namespaces.WithNamespace(context.Background(), testNS)
-	probe := buildProbe(t)
-	img := importImage(t, ctx, c, probeImage(t, probe))
+	c, addr, ctx, probe, img := gateWorld(t)
 	var col collector
 	a, _ := startAgent(t, addr, ModePrevent, &col, func(c *Config) {
 		c.ExecEventsDefault, c.adoptDelay, c.gateWait = true, delay(2*time.Second), 300*time.Millisecond
