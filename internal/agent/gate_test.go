@@ -114,7 +114,7 @@ func runEntrypoint(t *testing.T, ctx context.Context, c *client.Client, img clie
 
 // startEntrypoint starts what runEntrypoint runs: pid is its init; wait
 // waits for its end.
-func startEntrypoint(t *testing.T, ctx context.Context, c *client.Client, img client.Image, id string, prog []byte) (pid int, wait func() (int, bool)) {
+func startEntrypoint(t *testing.T, ctx context.Context, c *client.Client, img client.Image, id string, prog []byte, opts ...oci.SpecOpts) (pid int, wait func() (int, bool)) {
 	t.Helper()
 	ctl, err := os.MkdirTemp("", "bwgate")
 	if err != nil {
@@ -124,9 +124,9 @@ func startEntrypoint(t *testing.T, ctx context.Context, c *client.Client, img cl
 	if err := os.WriteFile(filepath.Join(ctl, "evil"), prog, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	task := containerdtest.Create(t, ctx, c, img, id,
+	task := containerdtest.Create(t, ctx, c, img, id, append([]oci.SpecOpts{
 		oci.WithMounts([]specs.Mount{{Destination: "/ctl", Type: "bind", Source: ctl, Options: []string{"rbind", "rw"}}}),
-		oci.WithProcessArgs("/ctl/evil", "escaped"))
+		oci.WithProcessArgs("/ctl/evil", "escaped")}, opts...)...)
 	ch, err := task.Wait(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -174,6 +174,28 @@ func TestGateShutdownContinues(t *testing.T) {
 	if got := procStateOf(os.Getpid()); got == "" || got == "T" {
 		t.Fatalf("this process's state: %q", got)
 	}
+}
+
+// TestGateSiblingContinues: the known gap of a pod sharing one pid
+// namespace. A running sibling (adopted) sends SIGCONT to every process
+// it can; the held entrypoint of a new container in its namespace runs
+// before its verdict. The agent keeps working; the outcome is logged.
+func TestGateSiblingContinues(t *testing.T) {
+	c, addr, ctx, probe, img := gateWorld(t)
+	var col collector
+	a, _ := startAgent(t, addr, ModePrevent, &col, func(c *Config) { c.ExecEventsDefault, c.adoptDelay = true, delay(time.Second) })
+	sib := startWatched(t, ctx, c, img, a, "gatesib")
+	pid, wait := startEntrypoint(t, ctx, c, img, "gatesibnew", append(append([]byte{}, probe...), "drifted"...),
+		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.PIDNamespace, Path: "/proc/" + strconv.Itoa(int(sib.task.Pid())) + "/ns/pid"}))
+	for deadline := time.Now().Add(5 * time.Second); procStateOf(pid) != "T"; sleepTick() {
+		if time.Now().After(deadline) {
+			t.Fatal("the entrypoint was never held")
+		}
+	}
+	sib.doAll(t, "contall")
+	code, escaped := wait()
+	t.Logf("known gap: a sibling continued the held entrypoint: exit %d, escaped %v; event %+v", code, escaped, col.lastReason(0, "gatesibnew", ReasonBeforeAdoption+"/"+ReasonNotInImage))
+	sib.doAll(t, "run /bin/tool")
 }
 
 // TestGateBoundedWait: a verdict that does not come in the gate's bound
