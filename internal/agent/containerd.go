@@ -160,8 +160,10 @@ func (a *Agent) adoptNow(ctx context.Context, ns, id string, pid uint32) (*conta
 	if err != nil {
 		return nil, fmt.Errorf("reading container %q: %w", id, err)
 	}
+	// The mode before the list: a container in mode off the gate holds
+	// waits for nothing it does not need.
 	md := a.decideContainer(ctx, ns, info) // modes.go
-	if md.Mode == ModeOff { // before its list: a container the gate holds waits for nothing it does not need
+	if md.Mode == ModeOff {
 		a.log.Info("not watching container: mode off", "container", id, "namespace", ns, "rule", md.ModeRule)
 		return nil, nil
 	}

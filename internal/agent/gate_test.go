@@ -176,10 +176,12 @@ func TestGateShutdownContinues(t *testing.T) {
 	}
 }
 
-// TestGateSiblingContinues: the known gap of a pod sharing one pid
-// namespace. A running sibling (adopted) sends SIGCONT to every process
-// it can; the held entrypoint of a new container in its namespace runs
-// before its verdict. The agent keeps working; the outcome is logged.
+// TestGateSiblingContinues: a pod sharing one pid namespace. A running
+// sibling (adopted) sends SIGCONT to every process it can, the held
+// entrypoint of a new container in its namespace among them. With the
+// gate's guard (Linux 6.13) the entrypoint is killed in the kernel before
+// it runs, counted continued-by-another; without it (an older kernel) it
+// runs before its verdict: the known gap, logged. The agent keeps working.
 func TestGateSiblingContinues(t *testing.T) {
 	c, addr, ctx, probe, img := gateWorld(t)
 	var col collector
@@ -194,12 +196,11 @@ func TestGateSiblingContinues(t *testing.T) {
 	}
 	sib.doAll(t, "contall")
 	code, escaped := wait()
-	for deadline := time.Now().Add(5 * time.Second); a.gateStats().Failed == 0; sleepTick() {
-		if time.Now().After(deadline) {
-			t.Fatal("the held exec, gone before its verdict, was not counted failed")
-		}
+	if g := a.gateStats(); g.Guard != "" {
+		t.Logf("known gap without the guard (%s): a sibling continued the held entrypoint: exit %d, escaped %v", g.Guard, code, escaped)
+	} else if code != 128+int(syscall.SIGKILL) || escaped || g.ContinuedByAnother < 1 {
+		t.Fatalf("a held entrypoint continued by a sibling: exit %d, escaped %v, gate %+v; want killed before it ran", code, escaped, g)
 	}
-	t.Logf("known gap: a sibling continued the held entrypoint: exit %d, escaped %v; %d events, gate %+v", code, escaped, col.n.Load(), a.gateStats())
 	sib.doAll(t, "run /bin/tool")
 }
 

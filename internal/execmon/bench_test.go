@@ -118,7 +118,7 @@ func drainContinuing(m *Monitor) {
 				return
 			}
 			if e.Stopped {
-				syscall.Kill(int(e.PID), syscall.SIGCONT)
+				m.Continue(e.PID)
 			}
 		}
 	}()

@@ -50,6 +50,7 @@ const (
 	execMapEvents          = "events"
 	execMapGate            = "gate"
 	execMapHeld            = "held"
+	execMapHeldPids        = "held_pids"
 	execMapIgnored         = "ignored"
 	execMapStats           = "stats"
 	execMapWatched         = "watched"
@@ -111,12 +112,13 @@ type execProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type execMapSpecs struct {
-	Events  *ebpf.MapSpec `ebpf:"events"`
-	Gate    *ebpf.MapSpec `ebpf:"gate"`
-	Held    *ebpf.MapSpec `ebpf:"held"`
-	Ignored *ebpf.MapSpec `ebpf:"ignored"`
-	Stats   *ebpf.MapSpec `ebpf:"stats"`
-	Watched *ebpf.MapSpec `ebpf:"watched"`
+	Events   *ebpf.MapSpec `ebpf:"events"`
+	Gate     *ebpf.MapSpec `ebpf:"gate"`
+	Held     *ebpf.MapSpec `ebpf:"held"`
+	HeldPids *ebpf.MapSpec `ebpf:"held_pids"`
+	Ignored  *ebpf.MapSpec `ebpf:"ignored"`
+	Stats    *ebpf.MapSpec `ebpf:"stats"`
+	Watched  *ebpf.MapSpec `ebpf:"watched"`
 }
 
 // execVariableSpecs contains global variables before they are loaded into the kernel.
@@ -147,12 +149,13 @@ func (o *execObjects) Close() error {
 //
 // It can be passed to loadExecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type execMaps struct {
-	Events  *ebpf.Map `ebpf:"events"`
-	Gate    *ebpf.Map `ebpf:"gate"`
-	Held    *ebpf.Map `ebpf:"held"`
-	Ignored *ebpf.Map `ebpf:"ignored"`
-	Stats   *ebpf.Map `ebpf:"stats"`
-	Watched *ebpf.Map `ebpf:"watched"`
+	Events   *ebpf.Map `ebpf:"events"`
+	Gate     *ebpf.Map `ebpf:"gate"`
+	Held     *ebpf.Map `ebpf:"held"`
+	HeldPids *ebpf.Map `ebpf:"held_pids"`
+	Ignored  *ebpf.Map `ebpf:"ignored"`
+	Stats    *ebpf.Map `ebpf:"stats"`
+	Watched  *ebpf.Map `ebpf:"watched"`
 }
 
 func (m *execMaps) Close() error {
@@ -160,6 +163,7 @@ func (m *execMaps) Close() error {
 		m.Events,
 		m.Gate,
 		m.Held,
+		m.HeldPids,
 		m.Ignored,
 		m.Stats,
 		m.Watched,

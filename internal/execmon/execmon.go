@@ -87,6 +87,9 @@ type Stats struct {
 	// Stopped counts execs the gate stopped; GateLost those it killed
 	// because the ring buffer had no room to report them (gate.go).
 	Stopped, GateLost uint64
+	// ContKilled counts held processes killed because another sent them
+	// SIGCONT (the gate's guard, gate.go).
+	ContKilled uint64
 }
 
 // Monitor is the loaded and attached sensor.
@@ -99,6 +102,7 @@ type Monitor struct {
 	mu     sync.RWMutex
 	reader *ringbuf.Reader
 	closed bool
+	guard  guard // the gate's guard (gate.go), when the kernel has it
 }
 
 // live holds the maps open until done is called; ErrClosed once closed.
@@ -134,6 +138,7 @@ func Start() (*Monitor, error) {
 		}
 		m.links = append(m.links, l)
 	}
+	m.startGuard() // gate.go: optional
 	r, err := ringbuf.NewReader(m.objs.Events)
 	if err != nil {
 		_ = m.Close()
@@ -162,7 +167,7 @@ func (m *Monitor) Close() error {
 		errs = append(errs, l.Close())
 	}
 	m.links = nil
-	errs = append(errs, m.objs.Close())
+	errs = append(errs, m.guard.close(), m.objs.Close())
 	return errors.Join(errs...)
 }
 
@@ -216,6 +221,7 @@ func (m *Monitor) Stats() (Stats, error) {
 			*f += v
 		}
 	}
+	s.ContKilled = m.guard.killed()
 	return s, nil
 }
 

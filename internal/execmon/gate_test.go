@@ -34,7 +34,7 @@ func TestGate(t *testing.T) {
 			if e.PPID == uint32(os.Getpid()) {
 				mine <- e
 			} else if e.Stopped {
-				syscall.Kill(int(e.PID), syscall.SIGCONT)
+				m.Continue(e.PID)
 			}
 		}
 	}()
@@ -74,11 +74,27 @@ func TestGate(t *testing.T) {
 	if st := procState(t, cmd.Process.Pid); st != "T" || ran("stopped") {
 		t.Fatalf("stopped child: state %q, ran %v; want T and not run", st, ran("stopped"))
 	}
-	syscall.Kill(cmd.Process.Pid, syscall.SIGCONT)
+	if err := m.Continue(e.PID); err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Wait(); err != nil || !ran("stopped") {
 		t.Fatalf("continued child: %v, ran %v", err, ran("stopped"))
 	}
 	cg := e.Cgroup
+
+	// Continued by another (a plain SIGCONT, not Continue): the guard
+	// kills it, where the kernel has bpf_send_signal_task.
+	cmd, e = run("guarded", true)
+	if !e.Stopped {
+		t.Fatalf("guarded child: %+v, want stopped", e)
+	}
+	syscall.Kill(cmd.Process.Pid, syscall.SIGCONT)
+	err := cmd.Wait()
+	if gerr := m.Guarded(); gerr != nil {
+		t.Logf("no guard here: %v; the child continued: %v, ran %v", gerr, err, ran("guarded"))
+	} else if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL || ran("guarded") {
+		t.Fatalf("a held child continued by another: %v, ran %v; want killed before it ran", err, ran("guarded"))
+	}
 
 	cmd, e = run("killed", true)
 	if !e.Stopped {
@@ -115,8 +131,8 @@ func TestGate(t *testing.T) {
 		t.Fatal("Ignored does not say what Ignore said")
 	}
 	s, err := m.Stats()
-	if err != nil || s.Stopped < 2 {
-		t.Fatalf("stats %+v, %v; want 2 stopped", s, err)
+	if err != nil || s.Stopped < 3 || (m.Guarded() == nil && s.ContKilled < 1) {
+		t.Fatalf("stats %+v, %v; want 3 stopped, 1 killed by the guard", s, err)
 	}
 }
 

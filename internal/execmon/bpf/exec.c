@@ -148,6 +148,9 @@ struct {
 	__type(value, __u8);
 } ignored SEC(".maps");
 
+/* Processes the gate holds (bpf/gatecont.c kills one another continues). */
+#include "held_pids.h"
+
 const struct event *unused_event __attribute__((unused));
 const struct held_key *unused_held_key __attribute__((unused));
 
@@ -278,6 +281,9 @@ int bulwark_exec(unsigned long long *ctx)
 			return 0;
 		}
 		if (bpf_send_signal(SIGSTOP) == 0) {
+			__u32 tgid = BPF_CORE_READ(p, tgid);
+			__u8 one = 1;
+			bpf_map_update_elem(&held_pids, &tgid, &one, 0 /* BPF_ANY */);
 			flags |= FLAG_STOPPED;
 			count(STAT_STOPPED);
 		}
@@ -312,6 +318,8 @@ int bulwark_exit(unsigned long long *ctx)
 	struct task_struct *p = (void *)ctx[0];
 	if (BPF_CORE_READ(p, pid) != BPF_CORE_READ(p, tgid))
 		return 0; /* a thread, not the process */
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+	bpf_map_delete_elem(&held_pids, &tgid); /* its pid may come back for another */
 	struct event *e = start(p, KIND_EXIT);
 	if (!e)
 		return 0;
