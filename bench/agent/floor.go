@@ -17,7 +17,7 @@ type floor struct {
 	done   chan struct{}
 }
 
-func startFloor(dir string, allow bool) (*floor, error) {
+func startFloor(dir string, allow, readAgain bool) (*floor, error) {
 	l, err := fanotify.New()
 	if err != nil {
 		return nil, err
@@ -36,9 +36,14 @@ func startFloor(dir string, allow bool) (*floor, error) {
 		runtime.LockOSThread()
 		buf := make([]byte, 64<<10)
 		var evs []fanotify.Event
+		more := false
 		for {
 			var err error
-			evs, err = l.Read(buf, evs[:0])
+			if more && readAgain {
+				evs, err = l.ReadNow(buf, evs[:0])
+			} else {
+				evs, err = l.Read(buf, evs[:0])
+			}
 			for _, ev := range evs {
 				_ = answer(ev)
 				ev.Close()
@@ -47,6 +52,7 @@ func startFloor(dir string, allow bool) (*floor, error) {
 			if err != nil {
 				return
 			}
+			more = len(evs) > 0
 		}
 	}()
 	return f, nil

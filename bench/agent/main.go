@@ -171,8 +171,8 @@ func run(rates string, dur time.Duration, latN, nContainers int) error {
 		}
 		for i, sd := range sides[1:] {
 			r := res[i+1]
-			fmt.Printf("(a) %-8s %-10s %d runs of %v: attempts=%d refused=%d decided=%d reported=%d lost=%d; median rate=%.0f/s cpu=%.1f%% of one core (load %s)\n",
-				target, sd.name, len(r.rates), dur, r.attempts, r.eperm, r.decided, r.reported, r.attempts-r.decided, median(r.rates), median(r.cpu), load())
+			fmt.Printf("(a) %-8s %-10s %d runs of %v: attempts=%d refused=%d decided=%d reported=%d lost=%d; median rate=%.0f/s (best %.0f/s) cpu=%.1f%% of one core, %.2f us per event (load %s)\n",
+				target, sd.name, len(r.rates), dur, r.attempts, r.eperm, r.decided, r.reported, r.attempts-r.decided, median(r.rates), quantile(r.rates, 1), median(r.cpu), median(r.cpuPerEvent), load())
 		}
 	}
 	// (c) 100 containers, each with its list compiled and its files seen.
@@ -208,6 +208,7 @@ func latency(sides []side, dir, name string, n int) error {
 	for r := 0; r < latRounds; r++ {
 		for _, i := range rand.Perm(len(sides)) {
 			sd := sides[i]
+			traceMark("SIDE " + sd.name)
 			var stop func() int64
 			if sd.start != nil {
 				var err error
@@ -256,12 +257,14 @@ type side struct {
 // listeners are the sides the bench compares: none, the floor listener and
 // the agent.
 func listeners(a *agent.Agent, list *allowlist.List) []side {
-	floor := func(dir string, allow bool) (func() int64, error) {
-		f, err := startFloor(dir, allow)
-		if err != nil {
-			return nil, err
+	floor := func(readAgain bool) func(dir string, allow bool) (func() int64, error) {
+		return func(dir string, allow bool) (func() int64, error) {
+			f, err := startFloor(dir, allow, readAgain)
+			if err != nil {
+				return nil, err
+			}
+			return func() int64 { f.stop(); return f.events.Load() }, nil
 		}
-		return func() int64 { f.stop(); return f.events.Load() }, nil
 	}
 	agent := func(dir string, _ bool) (func() int64, error) {
 		before := a.Stats().Execs
@@ -275,13 +278,19 @@ func listeners(a *agent.Agent, list *allowlist.List) []side {
 			return a.Stats().Execs - before
 		}, nil
 	}
-	return []side{{"none", nil}, {"floor", floor}, {"agent", agent}}
+	if os.Getenv("BENCH_FLOOR_POLL") != "" {
+		return []side{{"none", nil}, {"floor", floor(true)}, {"agent", agent}, {"floorpoll", floor(false)}}
+	}
+	return []side{{"none", nil}, {"floor", floor(true)}, {"agent", agent}}
 }
 
 // stormResult adds up the runs of one listener at one rate.
 type stormResult struct {
 	attempts, eperm, decided, reported int64
 	rates, cpu                         []float64
+	// cpuPerEvent is this process's CPU time per decided event (us): the
+	// listener's own cost, less moved by other load than the rate.
+	cpuPerEvent []float64
 }
 
 func (s *stormResult) add(r stormResult) {
@@ -291,6 +300,7 @@ func (s *stormResult) add(r stormResult) {
 	s.reported += r.reported
 	s.rates = append(s.rates, r.rates...)
 	s.cpu = append(s.cpu, r.cpu...)
+	s.cpuPerEvent = append(s.cpuPerEvent, r.cpuPerEvent...)
 }
 
 // storm runs the storm role against one listener: drifted execs at rate
@@ -331,6 +341,9 @@ func storm(sd side, dir string, rate int, dur time.Duration, reported *atomic.In
 	r.reported = reported.Load() - rb
 	r.rates = []float64{float64(r.decided) / el.Seconds()}
 	r.cpu = []float64{100 * cpu.Seconds() / el.Seconds()}
+	if r.decided > 0 {
+		r.cpuPerEvent = []float64{float64(cpu.Microseconds()) / float64(r.decided)}
+	}
 	return r, nil
 }
 
@@ -408,4 +421,13 @@ func latencyRole() {
 		}
 		fmt.Println(time.Since(t0).Microseconds())
 	}
+}
+
+// traceMark writes s to ftrace's marker when BENCH_TRACE is set (tracefs
+// mounted): sides can then be told apart in a trace of the bench.
+func traceMark(s string) {
+	if os.Getenv("BENCH_TRACE") == "" {
+		return
+	}
+	_ = os.WriteFile("/sys/kernel/tracing/trace_marker", []byte(s+"\n"), 0)
 }

@@ -8,8 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -106,6 +104,13 @@ func (s *allowState) made(l *allowlist.List) {
 	} else {
 		s.madeAt[l.Image] = time.Now()
 	}
+}
+
+// forget drops what is known of digest, whose list is no longer kept.
+func (s *allowState) forget(digest string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.madeAt, digest)
 }
 
 // postpone puts off asking the server for digest again by allowRetry.
@@ -239,51 +244,6 @@ func manifestDigest(ctx context.Context, img client.Image) (string, error) {
 		return "", fmt.Errorf("index %s has no manifest for %s", t.Digest, platforms.Format(platforms.DefaultSpec()))
 	}
 	return found[0].Digest.String(), nil
-}
-
-// cachedAllowlist reads the disk copy of the server's answer for digest;
-// nil when there is none or it does not check (it is then removed).
-func (a *Agent) cachedAllowlist(digest string) *agentproto.Allowlist {
-	p := a.allowlistFile(digest)
-	if p == "" {
-		return nil
-	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return nil
-	}
-	var ans agentproto.Allowlist
-	if err := json.Unmarshal(b, &ans); err != nil || ans.Validate(digest) != nil {
-		a.log.Warn("dropping a damaged cached allowlist", "file", p)
-		os.Remove(p)
-		return nil
-	}
-	return &ans
-}
-
-// keepAllowlist writes the server's answer for digest to the disk cache.
-func (a *Agent) keepAllowlist(digest string, ans *agentproto.Allowlist) {
-	p := a.allowlistFile(digest)
-	if p == "" {
-		return
-	}
-	b, _ := json.Marshal(ans)
-	err := os.MkdirAll(filepath.Dir(p), 0o700)
-	if err == nil {
-		err = writeFileAtomic(p, b)
-	}
-	if err != nil {
-		a.log.Warn("caching the server's allowlist on disk", "image", digest, "error", err)
-	}
-}
-
-// allowlistFile is the disk cache's file of digest; "" without a cache or
-// for a name that is not a digest (never a path from an unchecked name).
-func (a *Agent) allowlistFile(digest string) string {
-	if a.cfg.AllowlistCache == "" || !agentproto.ValidDigest(digest) {
-		return ""
-	}
-	return filepath.Join(a.cfg.AllowlistCache, strings.TrimPrefix(digest, "sha256:")+".json")
 }
 
 // invalidAnswerError is an answer of the server that cannot be used.

@@ -30,13 +30,14 @@ import (
 type container struct {
 	id, namespace, image string
 	pid                  uint32
-	dev                  uint64   // of its root filesystem
-	devs                 []uint64 // of the other filesystems that are its own (mounts.go)
-	loaderEntry          bool     // its image's entrypoint is the ELF interpreter (loader.go)
-	mountGap             string   // why it can make mounts that are not held, "" if it cannot (mounts.go)
-	held                 []uint64 // devices of every filesystem marked for it (fanotify; unheld.go)
-	mounts               []uint64 // unique ids of the mounts marked alone (unheldkill.go)
-	sensed               bool     // the exec sensor knows it (unheldkill.go)
+	dev                  uint64         // of its root filesystem
+	devs                 []uint64       // of the other filesystems that are its own (mounts.go)
+	loaderEntry          bool           // its image's entrypoint is the ELF interpreter (loader.go)
+	mountGap             string         // why it can make mounts that are not held, "" if it cannot (mounts.go)
+	held                 []uint64       // devices of every filesystem marked for it (fanotify; unheld.go)
+	mounts               []uint64       // unique ids of the mounts marked alone (unheldkill.go)
+	pins                 map[uint64]int // own device -> a descriptor of its filesystem (pins.go)
+	sensed               bool           // the exec sensor knows it (unheldkill.go)
 	compiled             *allowlist.Compiled
 	labels               map[string]string // pod labels from CRI (status.go)
 	mode                 Mode
@@ -191,6 +192,7 @@ func (a *Agent) adoptNow(ctx context.Context, ns, id string, pid uint32) (*conta
 	c2.loaderEntry = loaderName(entrypointOf(list.Entrypoint, list.Cmd))
 	if a.lsm != nil {
 		if err := a.lsm.watch(ctx, c2, root, a.cache); err != nil {
+			c2.unpin()
 			return nil, fmt.Errorf("watching container %q: %w", id, err)
 		}
 	} else if a.cfg.ExecEvents {
@@ -252,6 +254,45 @@ func (a *Agent) forget(id string) {
 	if ok && a.lsm != nil {
 		a.lsm.unwatch(c)
 	}
+	if ok {
+		a.pruneLists()
+	}
+}
+
+// maxIdleLists bounds the allowlists kept for digests no watched container
+// runs (kept so that the next container of the digest is adopted at once):
+// every image ever run on the node stayed in memory, and whoever creates
+// pods can run image after image.
+const maxIdleLists = 64
+
+// pruneLists forgets idle lists past maxIdleLists, but for those of a
+// learning window (the learned list is made once, at its lock).
+func (a *Agent) pruneLists() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.lists) <= maxIdleLists {
+		return
+	}
+	used := map[string]bool{}
+	for _, c := range a.containers {
+		used[c.image] = true
+	}
+	idle := 0
+	for d := range a.lists {
+		if !used[d] {
+			idle++
+		}
+	}
+	for d := range a.lists {
+		if idle <= maxIdleLists {
+			return
+		}
+		if !used[d] && a.learning[d] == nil {
+			delete(a.lists, d)
+			a.allow.forget(d)
+			idle--
+		}
+	}
 }
 
 // unindex drops c from the lookups by device and cgroup; a.mu is held.
@@ -265,6 +306,7 @@ func (a *Agent) unindex(c *container) {
 		delete(a.byCgroup, c.cgroup)
 		a.sensorUnwatch(c) // unheldkill.go
 	}
+	c.unpin() // pins.go
 }
 
 // list returns the allowlist of img, built once per manifest digest: from

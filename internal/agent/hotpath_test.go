@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/bulwark-sec/bulwark/internal/allowlist"
 	"github.com/bulwark-sec/bulwark/internal/canary"
 	"github.com/bulwark-sec/bulwark/internal/sbom"
@@ -50,24 +52,9 @@ func TestExecDescriptorsAnsweredAndClosedOnce(t *testing.T) {
 	}
 	before := openFds(t)
 	const rounds = 20
-	for range rounds {
-		if got := execVia(t, filepath.Join(root, "known")); got != "ran" {
-			t.Fatalf("listed exec: %s", got)
-		}
-		if got := execVia(t, filepath.Join(root, "drift")); got != "eperm" {
-			t.Fatalf("drifted exec: %s", got)
-		}
-	}
+	execPairs(t, filepath.Join(root, "known"), filepath.Join(root, "drift"), rounds)
 	s := waitStats(a, func(s Stats) bool { return s.Execs >= 2*rounds && s.Refused+s.Allowed >= 2*rounds })
-	// Reports follow the answers: wait for the last one.
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		mu.Lock()
-		n := len(events)
-		mu.Unlock()
-		if n >= rounds {
-			break
-		}
-	}
+	waitReports(&mu, &events, rounds)
 	if s.Execs != 2*rounds || s.Allowed != rounds || s.Refused != rounds {
 		t.Errorf("stats %+v, want %d execs, %d allowed, %d refused", s, 2*rounds, rounds, rounds)
 	}
@@ -103,4 +90,96 @@ func openFds(t *testing.T) int {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return n
+}
+
+// TestScriptAndInterpreterBothDecided: a script whose interpreter is in the
+// same container raises two events on one exec (the script, then the
+// kernel's open of its interpreter); serve reads the second before
+// finishing the first (hotpath.go). Both are decided on their own: a
+// listed script runs with a listed interpreter and is refused with a
+// drifted one, each event counted once, the refusal naming the
+// interpreter, no descriptor left open.
+func TestScriptAndInterpreterBothDecided(t *testing.T) {
+	needRoot(t)
+	var mu sync.Mutex
+	var events []Event
+	a, err := New(Config{Mode: ModePrevent, Mechanism: MechanismFanotify, CanaryDir: t.TempDir(),
+		Report: func(e Event) { mu.Lock(); events = append(events, e); mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := serveOnly(t, a)
+	defer stop()
+	dir := t.TempDir() // the container's root is only known once mounted
+	known := append(canary.Program(), "known"...)
+	files := map[string][]byte{"known": known, "drift": append(canary.Program(), "drift"...)}
+	var inv []sbom.File
+	root := filepath.Join(dir, "root")
+	for _, s := range []string{"ok", "bad"} {
+		interp := map[string]string{"ok": "known", "bad": "drift"}[s]
+		files[s] = []byte("#!" + filepath.Join(root, interp) + "\n")
+		inv = append(inv, sbom.File{Path: "/" + s, Type: "file", Mode: "0755", Digest: digestOf(files[s])})
+	}
+	inv = append(inv, sbom.File{Path: "/known", Type: "file", Mode: "0755", Digest: digestOf(known)})
+	list, err := allowlist.FromInventory("sha256:"+strings.Repeat("d", 64), inv, allowlist.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("bulwark-test", root, "tmpfs", 0, "size=4m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(root, unix.MNT_DETACH) })
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(root, name), content, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.WatchDir("ctr", "test", "", root, list); err != nil {
+		t.Fatal(err)
+	}
+	before := openFds(t)
+	const rounds = 10
+	execPairs(t, filepath.Join(root, "ok"), filepath.Join(root, "bad"), rounds)
+	s := waitStats(a, func(s Stats) bool { return s.Execs >= 4*rounds })
+	waitReports(&mu, &events, rounds)
+	if s.Execs != 4*rounds || s.Allowed != 3*rounds || s.Refused != rounds {
+		t.Errorf("stats %+v, want %d events, %d allowed, %d refused", s, 4*rounds, 3*rounds, rounds)
+	}
+	if after := openFds(t); after > before {
+		t.Errorf("%d descriptors open after the execs, %d before", after, before)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(events) != rounds || events[0].Path != filepath.Join(root, "drift") || events[0].Verdict != VerdictRefused {
+		t.Errorf("%d reports, first %+v; want %d refusals of %s", len(events), events, rounds, filepath.Join(root, "drift"))
+	}
+}
+
+// execPairs execs ok, which must run, and bad, which must be refused,
+// rounds times each.
+func execPairs(t *testing.T, ok, bad string, rounds int) {
+	t.Helper()
+	for range rounds {
+		if got := execVia(t, ok); got != "ran" {
+			t.Fatalf("listed exec of %s: %s", ok, got)
+		}
+		if got := execVia(t, bad); got != "eperm" {
+			t.Fatalf("drifted exec of %s: %s", bad, got)
+		}
+	}
+}
+
+// waitReports waits (5 s at most) for n reports: they follow the answers.
+func waitReports(mu *sync.Mutex, events *[]Event, n int) {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		got := len(*events)
+		mu.Unlock()
+		if got >= n {
+			return
+		}
+	}
 }

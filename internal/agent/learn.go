@@ -261,12 +261,26 @@ func imageDigestRef(ref, digest string) (name.Digest, error) {
 	return d, nil
 }
 
+// writeFileAtomic writes b to path (mode 0644) through a fresh file in its
+// directory, renamed over it: a name planted in advance (a symlink to a
+// file of the host's) is never written through.
 func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
+	if err != nil {
 		return fmt.Errorf("writing %q: %w", path, err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
 		return fmt.Errorf("writing %q: %w", path, err)
 	}
 	return nil

@@ -18,7 +18,11 @@ import (
 // Linux 6.3 added vm.memfd_noexec, kept per pid namespace: at 2, a memfd
 // created without MFD_NOEXEC_SEAL gets it (no execute bit, and none can be
 // added) and MFD_EXEC is refused. A pid namespace cannot set it lower than
-// its parent's, nor lower its own, so the container cannot undo it. In
+// its parent's, but since Linux 6.6 (the ratchet became a hierarchy) a
+// process with CAP_SYS_ADMIN over the namespace can lower its own again:
+// a container with CAP_SYS_ADMIN (or with it in a user namespace that owns
+// its pid namespace) can undo it (TestMemfdNoexecLowered); the exec
+// sensor's kill then stands (unheldkill.go). One without cannot. In
 // prevent, the agent sets it in the container's pid namespace at adoption,
 // from a short-lived child that it forks into that namespace (a process
 // only reads and writes the value of the namespace it is in). runc and

@@ -36,8 +36,18 @@ import (
 // namespace is gone, the kernel drops them (tested), so removal needs no
 // unmark.
 
-// maxMountinfo bounds what is read of a mountinfo file.
+// maxMountinfo bounds what is read of a mountinfo file; a longer one is
+// an error (none of its mounts is marked again: in prevent the exec sensor
+// kills their execs).
 const maxMountinfo = 4 << 20
+
+// maxMountsPerContainer bounds the mounts marked for one container (its
+// own filesystems and the mounts marked alone): a process with
+// CAP_SYS_ADMIN can make mounts without end, and each costs a mark and an
+// entry in the exec sensor's map of what is held, which every container
+// shares. Mounts past it are not marked: in prevent the exec sensor kills
+// their execs.
+const maxMountsPerContainer = 1024
 
 // mountEntry is one line of /proc/PID/mountinfo.
 type mountEntry struct {
@@ -105,9 +115,12 @@ func readMountinfo(pid string) ([]mountEntry, error) {
 		return nil, fmt.Errorf("reading the mounts of %s: %w", pid, err)
 	}
 	defer f.Close()
-	b, err := readAtMost(f, nil, maxMountinfo)
+	b, err := readAtMost(f, nil, maxMountinfo+1)
 	if err != nil {
 		return nil, fmt.Errorf("reading the mounts of %s: %w", pid, err)
+	}
+	if len(b) > maxMountinfo {
+		return nil, fmt.Errorf("reading the mounts of %s: more than %d bytes", pid, maxMountinfo)
 	}
 	return parseMountinfo(b)
 }
@@ -121,14 +134,14 @@ func (a *Agent) markContainer(c *container, root string) error {
 		return err
 	}
 	host, err := hostDevices()
-	var own, held, mnts []uint64
+	var m markedMounts
 	if err == nil {
-		own, held, mnts, err = a.markMounts(c.pid, host)
+		m, err = a.markMounts(c.pid, host)
 	}
 	if err != nil {
 		a.log.Error("some mounts of the container are not watched: their execs are not held", "container", c.id, "error", err.Error())
 	}
-	c.devs, c.held, c.mounts = own, append(held, c.dev), mnts
+	c.devs, c.held, c.mounts, c.pins = m.own, append(m.held, c.dev), m.mounts, m.pins
 	a.watchMountNS(c) // mountwatch.go
 	c.mountGap = mountGap(int(c.pid))
 	if c.mountGap != "" && c.mode == ModePrevent && a.procMon.Load() == nil { // else the exec sensor's kill closes it (unheldkill.go)
@@ -140,39 +153,58 @@ func (a *Agent) markContainer(c *container, root string) error {
 	return nil
 }
 
+// markedMounts is what markMounts marked.
+type markedMounts struct {
+	own    []uint64       // devices of the filesystems that are the container's own, marked whole
+	held   []uint64       // devices of every mount marked
+	mounts []uint64       // unique ids of the mounts marked alone
+	pins   map[uint64]int // an own device -> a descriptor of its filesystem, held open (pins.go)
+}
+
 // markMounts holds every exec-capable mount of the container whose init is
 // pid (mountinfo above) and returns the devices that are its own, to map to
-// it, those of every mount marked, and the unique ids of the mounts marked
-// alone (the exec sensor's kill, unheldkill.go). A mount it cannot mark is
-// an error (the others are marked): execs from it would not be held. host
-// is what hostDevices returns.
-func (a *Agent) markMounts(pid uint32, host map[uint64]bool) (own, held, mnts []uint64, err error) {
+// it, those of every mount marked, the unique ids of the mounts marked
+// alone (the exec sensor's kill, unheldkill.go) and the pins of its own
+// filesystems. A mount it cannot mark is an error (the others are
+// marked): execs from it would not be held. host is what hostDevices
+// returns.
+func (a *Agent) markMounts(pid uint32, host map[uint64]bool) (markedMounts, error) {
 	p := strconv.Itoa(int(pid))
 	all, err := readMountinfo(p)
 	if err != nil {
-		return nil, nil, nil, err
+		return markedMounts{}, err
 	}
 	root, err := unix.Open(filepath.Join(procRoot, p, "root"), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("opening the root of %s: %w", p, err)
+		return markedMounts{}, fmt.Errorf("opening the root of %s: %w", p, err)
 	}
 	defer unix.Close(root)
 	var errs []error
+	m := markedMounts{pins: map[uint64]int{}}
 	for _, e := range execMounts(all) {
+		if len(m.own)+len(m.mounts) >= maxMountsPerContainer {
+			errs = append(errs, fmt.Errorf("more than %d mounts: %q and the rest are not marked", maxMountsPerContainer, e.point))
+			break
+		}
 		mine := e.root == "/" && !host[e.dev]
-		id, err := a.markMount(root, e, mine)
+		id, fd, err := a.markMount(root, e, mine)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		held = append(held, e.dev)
-		if mine {
-			own = append(own, e.dev)
+		m.held = append(m.held, e.dev)
+		if !mine {
+			m.mounts = append(m.mounts, id)
+			continue
+		}
+		m.own = append(m.own, e.dev)
+		if _, ok := m.pins[e.dev]; ok {
+			unix.Close(fd)
 		} else {
-			mnts = append(mnts, id)
+			m.pins[e.dev] = fd
 		}
 	}
-	return own, held, mnts, errors.Join(errs...)
+	return m, errors.Join(errs...)
 }
 
 // hostDevices are the devices mounted in the agent's mount namespace,
@@ -191,14 +223,24 @@ func hostDevices() (map[uint64]bool, error) {
 
 // markMount marks one mount, reached from the container's root without
 // following a symlink (a process in the container may have planted one to
-// make the agent mark a host mount), and returns its unique mount id.
-func (a *Agent) markMount(root int, e mountEntry, whole bool) (uint64, error) {
+// make the agent mark a host mount), and returns its unique mount id and,
+// when marked whole, a descriptor of it, the caller's to close (pins.go).
+func (a *Agent) markMount(root int, e mountEntry, whole bool) (uint64, int, error) {
 	fd, err := unix.Openat2(root, e.point, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS})
 	if err != nil {
-		return 0, fmt.Errorf("opening mount %q: %w", e.point, err)
+		return 0, -1, fmt.Errorf("opening mount %q: %w", e.point, err)
 	}
-	defer unix.Close(fd)
+	id, err := a.markMountFD(fd, e, whole)
+	if err != nil || !whole {
+		unix.Close(fd)
+		return id, -1, err
+	}
+	return id, fd, nil
+}
+
+// markMountFD marks the mount of e open at fd.
+func (a *Agent) markMountFD(fd int, e mountEntry, whole bool) (uint64, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return 0, fmt.Errorf("reading mount %q: %w", e.point, err)
@@ -227,7 +269,8 @@ func (a *Agent) markMount(root int, e mountEntry, whole bool) (uint64, error) {
 // adoption.
 
 // gapSysAdmin is the gap of a container with CAP_SYS_ADMIN.
-const gapSysAdmin = "it has CAP_SYS_ADMIN: it can make mounts no report announces (new mount namespaces, detached mounts from fsmount or open_tree)"
+const gapSysAdmin = "it has CAP_SYS_ADMIN: it can make mounts no report announces (new mount namespaces, detached mounts from fsmount or open_tree) " +
+	"and lower vm.memfd_noexec in its pid namespace to exec memfds"
 
 // mountGap says why a process of the container whose init is pid can make
 // mounts the agent does not hold, "" when it cannot (as far as the agent

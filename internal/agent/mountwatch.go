@@ -3,9 +3,12 @@ package agent
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/bulwark-sec/bulwark/internal/fanotify"
 )
@@ -72,29 +75,33 @@ func (a *Agent) remark() {
 		return
 	}
 	for _, c := range cs {
-		own, held, mnts, err := a.markMounts(c.pid, host)
-		if err != nil {
+		m, err := a.markMounts(c.pid, host)
+		if err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.EINVAL) { // not ended (its mounts go away with it)
 			a.log.Error("some mounts of the container are not watched: their execs are not held", "container", c.id, "error", err.Error())
 		}
-		held = append(held, c.dev)
+		own, held, mnts := m.own, append(m.held, c.dev), m.mounts
 		a.mu.Lock()
-		if a.containers[c.id] == c { // still watched
-			for _, d := range c.devs {
-				if !slices.Contains(own, d) && a.byDev[d] == c {
-					delete(a.byDev, d) // unmounted: its number may come back for another filesystem
-				}
-			}
-			for _, d := range own {
-				if !slices.Contains(c.devs, d) && a.byDev[d] == nil {
-					a.byDev[d] = c
-				}
-			}
-			if len(held) > len(c.held) {
-				a.log.Info("marked the mounts attached to a container", "container", c.id, "mounts", len(held)-len(c.held))
-			}
-			a.sensorHold(c, own, mnts) // unheldkill.go
-			c.devs, c.held, c.mounts = own, held, mnts
+		if a.containers[c.id] != c { // no longer watched
+			a.mu.Unlock()
+			closePins(m.pins)
+			continue
 		}
+		for _, d := range c.devs {
+			if !slices.Contains(own, d) && a.byDev[d] == c {
+				delete(a.byDev, d) // unmounted: its number may come back for another filesystem
+			}
+		}
+		for _, d := range own {
+			if !slices.Contains(c.devs, d) && a.byDev[d] == nil {
+				a.byDev[d] = c
+			}
+		}
+		if len(held) > len(c.held) {
+			a.log.Info("marked the mounts attached to a container", "container", c.id, "mounts", len(held)-len(c.held))
+		}
+		a.sensorHold(c, own, mnts) // unheldkill.go
+		c.devs, c.held, c.mounts = own, held, mnts
+		c.repin(m.pins) // after the sensor let the gone devices go (pins.go)
 		a.mu.Unlock()
 	}
 }

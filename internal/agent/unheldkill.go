@@ -129,25 +129,33 @@ func killGap(gap string) string {
 }
 
 // sensorHold names the mounts marked since adoption to the exec sensor and
-// releases the filesystems c no longer has (a device number comes back for
-// another filesystem). a.mu is held.
+// releases the filesystems and mounts c no longer has (a device number
+// comes back for another filesystem; a mount id does not, but a container
+// that mounts and unmounts without end would fill the sensor's map, which
+// every container shares). a.mu is held.
 func (a *Agent) sensorHold(c *container, own, mnts []uint64) {
 	m := a.procMon.Load()
 	if m == nil || !c.sensed {
 		return
 	}
-	var gone []uint64
-	for _, d := range c.devs {
-		if !slices.Contains(own, d) {
-			gone = append(gone, d)
-		}
+	gone, goneMnts := missing(c.devs, own), missing(c.mounts, mnts)
+	if err := m.Release(c.cgroup, gone, goneMnts); err != nil {
+		a.log.Warn("releasing unmounted filesystems in the exec sensor", "container", c.id, "error", err.Error())
 	}
 	if err := m.Hold(c.cgroup, own, mnts); err != nil {
 		a.log.Error("mounts attached to the container are not known to the exec sensor: prevent kills their execs", "container", c.id, "error", err.Error())
 	}
-	if err := m.Release(c.cgroup, gone, nil); err != nil {
-		a.log.Warn("releasing unmounted filesystems in the exec sensor", "container", c.id, "error", err.Error())
+}
+
+// missing is what of was is not in now.
+func missing(was, now []uint64) []uint64 {
+	var out []uint64
+	for _, x := range was {
+		if !slices.Contains(now, x) {
+			out = append(out, x)
+		}
 	}
+	return out
 }
 
 // sensorUnwatch forgets c in the exec sensor. a.mu is held.

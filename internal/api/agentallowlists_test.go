@@ -103,3 +103,47 @@ func TestAgentAllowlistRoute(t *testing.T) {
 		}
 	}
 }
+
+// TestAllowlistOfAClaimedDigest: what stops a node from reading the file
+// table of a digest it does not run and that is not certified is its
+// heartbeat alone. node-2's token cannot read it (403), until node-2's
+// heartbeat claims a container of it: then it can. The server has nothing
+// else to check the claim against (docs/runtime-allowlists.md, "What an
+// attacker can do"); what the claim buys is the image's executable paths
+// and content digests, entrypoint, cmd and env: what pulling the image
+// gives. The node cannot list digests to claim (TestNodeBoundTokenOnlyAgentRoutes).
+func TestAllowlistOfAClaimedDigest(t *testing.T) {
+	h, sti := newTestAPI(t)
+	st := sti.(*store.Store)
+	ctx := t.Context()
+	digest := "sha256:" + strings.Repeat("e", 64)
+	if err := st.PutImage(ctx, store.Image{Digest: digest, Repository: "r/app"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutInventory(ctx, digest, &sbom.SBOM{Schema: sbom.SchemaVersion}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutFileTable(ctx, digest, []sbom.File{{Path: "/bin/app", Type: "file", Mode: "0755", Digest: "sha256:" + strings.Repeat("1", 64)}}); err != nil {
+		t.Fatal(err)
+	}
+	_, node2, _ := st.CreateToken(ctx, NodeTokenPrefix+"node-2", store.RoleOperator)
+	do := func(method, path string, body any) (int, string) {
+		b, _ := json.Marshal(body)
+		req := httptest.NewRequest(method, path, strings.NewReader(string(b)))
+		req.Header.Set("Authorization", "Bearer "+node2)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	if code, _ := do("GET", agentproto.AllowlistPath+digest+"?node=node-2", nil); code != http.StatusForbidden {
+		t.Fatalf("before any claim: %d, want 403", code)
+	}
+	hb := agentproto.Heartbeat{Node: "node-2", Mode: "detect", State: agentproto.StateDetectingOnly,
+		Containers: []agentproto.Container{{ID: "forged", Namespace: "default", Image: digest}}}
+	if code, body := do("POST", agentproto.HeartbeatPath, hb); code != http.StatusOK {
+		t.Fatalf("heartbeat: %d %s", code, body)
+	}
+	if code, body := do("GET", agentproto.AllowlistPath+digest+"?node=node-2", nil); code != http.StatusOK || !strings.Contains(body, "/bin/app") {
+		t.Errorf("after the claim: %d %s (the claim is enough: if this changed, update docs/runtime-allowlists.md)", code, body)
+	}
+}

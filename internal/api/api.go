@@ -199,7 +199,7 @@ func (h *Handler) routes() []route {
 	}
 	for i := range rts {
 		if rts[i].role != "" {
-			rts[i].handle = h.authorize(rts[i].role, h.limit(rts[i].pattern, rts[i].handle))
+			rts[i].handle = h.authorize(rts[i].role, h.nodeScoped(rts[i].pattern, h.limit(rts[i].pattern, rts[i].handle)))
 		}
 	}
 	return rts

@@ -66,6 +66,9 @@ func (h *Handler) registerInstance(w http.ResponseWriter, r *http.Request) error
 	if err := decodeBounded(r, &reg, maxEvidenceBody); err != nil {
 		return err
 	}
+	if err := h.nodeBound(r.Context(), reg.Node); err != nil {
+		return err
+	}
 	in, err := t.Register(r.Context(), principal(r.Context()).Actor(), reg)
 	switch {
 	case errors.Is(err, instance.ErrInput):

@@ -18,23 +18,71 @@ type tokenNamer interface {
 	TokenName(ctx context.Context, id int64) (string, error)
 }
 
-// nodeBound refuses a request of a node-bound token for another node.
+// agentRoutes are the routes an agent calls, the only ones a node-bound
+// token may call: a token stolen from a node (or root on it) must not
+// read what a viewer or an operator can (every image's inventory and
+// config, every node's workloads, the audit of scans) nor start scans,
+// test webhooks or open fuzz campaigns. Before this list a node token,
+// being an operator token, could: the scoping of the allowlist route was
+// moot while GET /api/v1/images/{digest} answered it
+// (TestNodeBoundTokenOnlyAgentRoutes).
+var agentRoutes = map[string]bool{
+	"POST /api/v1/agent/events":             true,
+	"POST /api/v1/agent/heartbeat":          true,
+	"POST /api/v1/agent/host-inventory":     true,
+	"POST /api/v1/agent/secrets":            true,
+	"GET /api/v1/agent/allowlists/{digest}": true,
+	"POST /api/v1/governance/flows":         true,
+	"POST /api/v1/identity/x509":            true,
+	"POST /api/v1/identity/jwt":             true,
+	"GET /api/v1/identity/changes":          true,
+	"POST /api/v1/instances/{id}/challenge": true,
+	"POST /api/v1/instances":                true,
+}
+
+// nodeScoped refuses a node-bound token on every route but the agent's.
+func (h *Handler) nodeScoped(pattern string, next handlerFunc) handlerFunc {
+	if agentRoutes[pattern] {
+		return next
+	}
+	return func(w http.ResponseWriter, r *http.Request) error {
+		name, err := h.tokenName(r.Context())
+		if err != nil {
+			return err
+		}
+		if bound, ok := strings.CutPrefix(name, NodeTokenPrefix); ok {
+			return errorf(http.StatusForbidden, nil, "this token is bound to node %q: it may call the agent routes only", bound)
+		}
+		return next(w, r)
+	}
+}
+
+// tokenName is the caller's token name ("" when the store names none).
 // Token names never change, so they are cached per token id.
-func (h *Handler) nodeBound(ctx context.Context, node string) error {
+func (h *Handler) tokenName(ctx context.Context) (string, error) {
 	tn, ok := h.store.(tokenNamer)
 	if !ok {
-		return nil
+		return "", nil
 	}
 	id := principal(ctx).TokenID
 	name, cached := h.tokenNames.Load(id)
 	if !cached {
 		n, err := tn.TokenName(ctx, id)
 		if err != nil {
-			return err
+			return "", err
 		}
 		name, _ = h.tokenNames.LoadOrStore(id, n)
 	}
-	if bound, ok := strings.CutPrefix(name.(string), NodeTokenPrefix); ok && bound != node {
+	return name.(string), nil
+}
+
+// nodeBound refuses a request of a node-bound token for another node.
+func (h *Handler) nodeBound(ctx context.Context, node string) error {
+	name, err := h.tokenName(ctx)
+	if err != nil {
+		return err
+	}
+	if bound, ok := strings.CutPrefix(name, NodeTokenPrefix); ok && bound != node {
 		return errorf(http.StatusForbidden, nil, "this token is bound to node %q, not %q", bound, node)
 	}
 	return nil

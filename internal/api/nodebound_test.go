@@ -1,7 +1,9 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +58,69 @@ func TestNodeBoundTokenAgentRoutes(t *testing.T) {
 	for path, body := range bodies("node-1") {
 		if code, out := f.call("POST", path, bound, body); code == http.StatusForbidden {
 			t.Errorf("%s for its own node: %d %s", path, code, out)
+		}
+	}
+}
+
+// TestNodeBoundTokenOnlyAgentRoutes: a node-bound token is an operator
+// token, and before the agent-route list it could call every viewer and
+// operator route: read any image's inventory and config (which made the
+// allowlist route's scoping moot), list every node's workloads, start
+// scans. It now gets 403 on all of them and still reaches its agent
+// routes; an operator token that is not node-bound is unchanged.
+func TestNodeBoundTokenOnlyAgentRoutes(t *testing.T) {
+	h, sti := newTestAPI(t)
+	st := sti.(*store.Store)
+	ctx := t.Context()
+	digest := "sha256:" + strings.Repeat("a", 64)
+	if err := st.PutImage(ctx, store.Image{Digest: digest, Repository: "r/app", Config: []byte(`{"config":{"Env":["TOKEN=s3cr3t"]}}`)}); err != nil {
+		t.Fatal(err)
+	}
+	_, node1, _ := st.CreateToken(ctx, NodeTokenPrefix+"node-1", store.RoleOperator)
+	_, operator, _ := st.CreateToken(ctx, "ci", store.RoleOperator)
+	call := func(token, method, path string, body any) (int, string) {
+		var rd *strings.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			rd = strings.NewReader(string(b))
+		} else {
+			rd = strings.NewReader("")
+		}
+		req := httptest.NewRequest(method, path, rd)
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	for _, c := range []struct{ method, path string }{
+		{"GET", "/api/v1/images"},
+		{"GET", "/api/v1/images/" + digest},
+		{"GET", "/api/v1/images/" + digest + "/findings"},
+		{"GET", "/api/v1/runtime/workloads"},
+		{"GET", "/api/v1/runtime/nodes"},
+		{"GET", "/api/v1/certifications"},
+		{"POST", "/api/v1/scans"},
+	} {
+		code, body := call(node1, c.method, c.path, map[string]string{"image": "reg.example/app:1"})
+		if code != http.StatusForbidden || strings.Contains(body, "s3cr3t") || !strings.Contains(body, "agent routes only") {
+			t.Errorf("node token, %s %s: %d %s, want 403", c.method, c.path, code, body)
+		}
+	}
+	if code, body := call(operator, "GET", "/api/v1/images/"+digest, nil); code != http.StatusOK {
+		t.Errorf("an operator token that is not node-bound: %d %s", code, body)
+	}
+	hb := agentproto.Heartbeat{Node: "node-1", Mode: "detect", State: agentproto.StateDetectingOnly}
+	if code, body := call(node1, "POST", agentproto.HeartbeatPath, hb); code != http.StatusOK {
+		t.Errorf("node token, its own heartbeat: %d %s", code, body)
+	}
+	// Every agent route is a route (a typo would refuse the agent).
+	patterns := map[string]bool{}
+	for _, rt := range h.routes() {
+		patterns[rt.pattern] = true
+	}
+	for p := range agentRoutes {
+		if !patterns[p] {
+			t.Errorf("agent route %q is no route", p)
 		}
 	}
 }

@@ -140,3 +140,24 @@ func MountID(fd int) (uint64, error) {
 	}
 	return sx.Mnt_id, nil
 }
+
+// Held counts what the container with cgroup is said to hold (Hold less
+// Release): the filesystems and the mounts.
+func (m *Monitor) Held(cgroup uint64) (devs, mounts int, err error) {
+	var v uint8
+	var key execHeldKey
+	it := m.objs.Held.Iterate()
+	for it.Next(&key, &v) {
+		switch {
+		case key.Cgroup != cgroup:
+		case key.Kind == heldDev:
+			devs++
+		default:
+			mounts++
+		}
+	}
+	if err := it.Err(); err != nil {
+		return 0, 0, fmt.Errorf("counting what cgroup %d holds in the exec sensor: %w", cgroup, err)
+	}
+	return devs, mounts, nil
+}

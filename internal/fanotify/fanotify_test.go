@@ -180,3 +180,42 @@ func TestReadAfterClose(t *testing.T) {
 		t.Fatal("Close did not wake a waiting Read")
 	}
 }
+
+// TestReadNow: ReadNow returns at once, with nothing when no exec waits,
+// with the held exec when one does; after Close it says ErrClosed.
+func TestReadNow(t *testing.T) {
+	dir, prog := scratchFS(t)
+	l := listen(t, dir)
+	buf := make([]byte, 4096)
+	start := time.Now()
+	evs, err := l.ReadNow(buf, nil)
+	if err != nil || len(evs) != 0 {
+		t.Fatalf("ReadNow with nothing queued: %v, %v; want no events, no error", evs, err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("ReadNow with nothing queued took %v", d)
+	}
+	done := make(chan error, 1)
+	go func() { done <- exec.Command(prog).Run() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(evs) == 0 && time.Now().Before(deadline) {
+		if evs, err = l.ReadNow(buf, evs[:0]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if len(evs) != 1 {
+		t.Fatalf("ReadNow while an exec is held: %d events, want 1", len(evs))
+	}
+	if err := l.Allow(evs[0]); err != nil {
+		t.Fatal(err)
+	}
+	evs[0].Close()
+	if err := <-done; err != nil {
+		t.Fatalf("allowed exec: %v", err)
+	}
+	l.Close()
+	if _, err := l.ReadNow(buf, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("ReadNow after Close: %v, want ErrClosed", err)
+	}
+}

@@ -138,8 +138,9 @@ func (e *SourceError) Unwrap() error { return e.Err }
 // Open opens input, which is a registry reference, a path (the kind is
 // detected) or a path with an explicit scheme: registry:, oci:, oci-archive:,
 // docker-archive:, dir:.
-func Open(ctx context.Context, input string, opts Options) (*Image, error) {
-	img, err := open(ctx, input, opts)
+func Open(ctx context.Context, input string, opts Options) (img *Image, err error) {
+	defer recovered(&err, "opening "+input)
+	img, err = open(ctx, input, opts)
 	if err != nil {
 		return nil, &SourceError{Source: input, Err: err}
 	}

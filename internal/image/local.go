@@ -313,7 +313,8 @@ func fromParts(ctx context.Context, b bundle, src sbom.Source, configName string
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for _, i := range ld.order(cfg.RootFS.DiffIDs) {
 		r := refs[i]
-		g.Go(func() error {
+		g.Go(func() (err error) {
+			defer recovered(&err, fmt.Sprintf("layer %d", i))
 			if err := gctx.Err(); err != nil {
 				return err
 			}

@@ -97,7 +97,8 @@ func openRemote(ctx context.Context, ref string, opts Options) (*Image, error) {
 	blobs := newBlobFetcher(gctx, r.Context(), &opts)
 	for _, i := range ld.order(cfg.RootFS.DiffIDs) {
 		l := rlayers[i]
-		g.Go(func() error {
+		g.Go(func() (err error) {
+			defer recovered(&err, fmt.Sprintf("layer %d", i))
 			if err := gctx.Err(); err != nil {
 				return err
 			}

@@ -38,7 +38,8 @@ func (c *streamCounters) stats() Stats {
 }
 
 func (ld *loader) streamOpts() layerfs.StreamOptions {
-	return layerfs.StreamOptions{Select: ld.opts.Select, Digests: ld.opts.Digests, TempDir: ld.opts.CacheDir, Inspect: ld.opts.Inspect}
+	return layerfs.StreamOptions{Select: ld.opts.Select, Digests: ld.opts.Digests, TempDir: ld.opts.CacheDir, Inspect: ld.opts.Inspect,
+		MaxLayerSize: ld.opts.Limits.MaxLayerSize}
 }
 
 // resultKey names a layer's results: the diffID, the selection (with the
@@ -114,6 +115,13 @@ func (ld *loader) streamed(blob, diffID v1.Hash, open func() (io.ReadCloser, err
 			ix, err := readResult(f, diffID, ld.streamOpts())
 			closer.Close()
 			if err == nil {
+				// Charged as the layer was when streamed: an image of
+				// cached layers passes no limit the same image read cold
+				// would not (Decode bounded it by the layer limit).
+				if err := ld.budget.take(ix.Size); err != nil {
+					ix.Close()
+					return nil, fmt.Errorf("layer %s: %w", name, err)
+				}
 				ld.counts.cached.Add(1)
 				return ix, nil
 			}

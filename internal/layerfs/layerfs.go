@@ -131,17 +131,6 @@ func squash(layers []Layer, entries [][]entry) (*FS, error) {
 }
 
 // entry is one tar header with the offset of its data.
-type entry struct {
-	name     string // clean, absolute
-	typ      byte
-	mode     fs.FileMode
-	size     int64
-	linkname string
-	off      int64 // -1: content not kept (streaming pass)
-	sparse   bool
-	digest   string
-}
-
 func indexTar(l Layer) ([]entry, error) {
 	sr := newReadahead(l.Data, l.Size)
 	tr := tar.NewReader(sr)
@@ -167,29 +156,15 @@ func indexTar(l Layer) ([]entry, error) {
 		if skip {
 			continue
 		}
+		if len(out) >= maxEntries {
+			return nil, &EntryError{Layer: l.DiffID, Entry: h.Name, Err: fmt.Errorf("%w: more than %d", ErrTooManyEntries, maxEntries)}
+		}
 		e.off = off
 		if e.typ == tar.TypeReg && off+h.Size > l.Size && !e.sparse {
 			return nil, &EntryError{Layer: l.DiffID, Entry: h.Name, Err: fmt.Errorf("tar is truncated: file data (%d bytes at offset %d) runs past the end of the layer (%d bytes)", h.Size, off, l.Size)}
 		}
 		out = append(out, e)
 	}
-}
-
-// cleanEntryName turns a tar entry name into a clean absolute path. It
-// refuses absolute names and names that climb out of the root; skip is true
-// for the root directory itself.
-func cleanEntryName(name string) (clean string, skip bool, err error) {
-	if strings.HasPrefix(name, "/") {
-		return "", false, errors.New("absolute path in tar entry")
-	}
-	rel := path.Clean(name)
-	if rel == ".." || strings.HasPrefix(rel, "../") {
-		return "", false, errors.New("path climbs out of the image root with \"..\"")
-	}
-	if rel == "." {
-		return "", true, nil
-	}
-	return "/" + rel, false, nil
 }
 
 const (

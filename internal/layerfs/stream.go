@@ -64,6 +64,10 @@ type StreamOptions struct {
 	// Inspect, when set, sees every regular file's content as it streams
 	// past; its per-layer result is the layer's Notes.
 	Inspect Inspector
+	// MaxLayerSize, when positive, is the largest layer Decode accepts
+	// from a results cache (its size and kept content, checked before
+	// anything is copied).
+	MaxLayerSize int64
 }
 
 var (
@@ -173,6 +177,9 @@ func (ix *Indexed) read(r io.Reader, opts StreamOptions) error {
 		if skip {
 			continue
 		}
+		if len(ix.entries) >= maxEntries {
+			return &EntryError{Layer: ix.DiffID, Entry: h.Name, Err: fmt.Errorf("%w: more than %d", ErrTooManyEntries, maxEntries)}
+		}
 		e.off = -1
 		if e.typ == tar.TypeReg && !e.sparse && !strings.HasPrefix(path.Base(e.name), whiteoutPrefix) {
 			if err := ix.readFile(tr, &e, head, buf, h256, opts, insp); err != nil {
@@ -268,7 +275,7 @@ func headerEntry(h *tar.Header) (e entry, skip bool, err error) {
 	if err != nil || skip {
 		return entry{}, skip, err
 	}
-	e = entry{name: name, typ: h.Typeflag, mode: h.FileInfo().Mode(), size: h.Size, linkname: h.Linkname}
+	e = entry{name: name, typ: h.Typeflag, size: h.Size, linkname: h.Linkname}
 	switch h.Typeflag {
 	case tar.TypeReg, tar.TypeChar, tar.TypeBlock, tar.TypeFifo, tar.TypeDir, tar.TypeSymlink, tar.TypeLink:
 	case tar.TypeGNUSparse:
@@ -276,6 +283,7 @@ func headerEntry(h *tar.Header) (e entry, skip bool, err error) {
 	default:
 		return entry{}, true, nil // global headers, unknown types
 	}
+	e.mode = entryMode(e.typ, h.FileInfo().Mode())
 	for _, k := range []string{"GNU.sparse.map", "GNU.sparse.major"} {
 		if _, ok := h.PAXRecords[k]; ok {
 			e.sparse = true

@@ -88,3 +88,32 @@ func forgedRollbacks(t *testing.T, e *env) {
 		t.Errorf("shop: %+v", r)
 	}
 }
+
+// forgedUnnamed: the same forged report without a container name skipped
+// every check but the node's (runs had nothing to compare against), so
+// an agent's token had any pod of its node replaced or quarantined by
+// reporting a revoked digest in it. A report that names no container is
+// now checked against all of the pod's: refused when every one is pinned
+// to, or reported by its kubelet running, another digest.
+func forgedUnnamed(t *testing.T, e *env) {
+	ctx := t.Context()
+	for _, action := range []string{Replace, Quarantine} {
+		eng := e.engine(policy(nil, Rule{Namespace: "unnamed", Drift: Alert, Revoked: action}))
+		pinned := e.pod("unnamed", "pinned-"+action, "reg/bank@sha256:other", nil)
+		pinned.ContainerName = ""
+		r, err := eng.Respond(ctx, Case{Trigger: TriggerRevoked, Key: TriggerRevoked + ":u-" + action, Reason: "CVE-1 (HIGH)", Workload: pinned})
+		if err != nil || r.State != store.ResponseSkipped || !strings.Contains(r.Detail, "refused: ") {
+			t.Errorf("%s of a pod pinned to another digest, no container named: %+v %v", action, r, err)
+		}
+		if !e.podExists("unnamed", pinned.Pod) {
+			t.Errorf("%s: the pod was deleted on a forged report", action)
+		}
+	}
+	// A pod one of whose containers may run the digest is answered.
+	eng := e.engine(policy(nil, Rule{Namespace: "unnamed", Drift: Alert, Revoked: Replace}))
+	tagged := e.pod("unnamed", "tagged", "reg/shop:1", nil)
+	tagged.ContainerName = ""
+	if r, err := eng.Respond(ctx, Case{Trigger: TriggerRevoked, Key: TriggerRevoked + ":u-2", Reason: "CVE-1 (HIGH)", Workload: tagged}); err != nil || r.State != store.ResponseDone {
+		t.Errorf("a pod that may run the digest: %+v %v", r, err)
+	}
+}

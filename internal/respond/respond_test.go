@@ -269,6 +269,7 @@ func TestRespondOnKubernetes(t *testing.T) {
 	})
 
 	t.Run("an agent cannot have a Deployment rolled back that does not run the digest", func(t *testing.T) { forgedRollbacks(t, e) })
+	t.Run("an agent cannot have a pod acted on by naming no container", func(t *testing.T) { forgedUnnamed(t, e) })
 
 	t.Run("no cluster: actions skipped with the reason", func(t *testing.T) {
 		eng := &Engine{Policy: policy(nil, Rule{Drift: Replace, Revoked: Alert}), Auditor: storeAuditor{e.st}}

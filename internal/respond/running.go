@@ -2,6 +2,7 @@ package respond
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -19,7 +20,7 @@ import (
 // kubelet's credentials).
 func runs(pod *corev1.Pod, t Target) error {
 	if t.Container == "" {
-		return nil // nothing to check against; a rollback refuses it
+		return mayRun(pod, t) // a rollback refuses it later
 	}
 	var spec *corev1.Container
 	for i := range pod.Spec.Containers {
@@ -58,6 +59,30 @@ func runs(pod *corev1.Pod, t Target) error {
 		}
 	}
 	return nil
+}
+
+// mayRun checks a report that names no container of pod (an agent's
+// report without the kubelet's container label): some container of the
+// pod must be neither pinned by its spec to another digest than t.Image
+// nor reported by its kubelet running another. Without it, such a report
+// had any pod of the node replaced or quarantined.
+func mayRun(pod *corev1.Pod, t Target) error {
+	if t.Image == "" {
+		return nil
+	}
+	var names []string
+	for _, c := range slices.Concat(pod.Spec.InitContainers, pod.Spec.Containers) {
+		names = append(names, c.Name)
+	}
+	for _, c := range pod.Spec.EphemeralContainers {
+		names = append(names, c.Name)
+	}
+	for _, name := range names {
+		if runs(pod, Target{Container: name, Image: t.Image}) == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("no container of it runs %s (the report names no container; every one is pinned to or reported running another digest)", t.Image)
 }
 
 // repositoryOf is image's repository: without digest and tag, a Docker Hub

@@ -21,6 +21,13 @@ import (
 // DefaultMaxFileSize bounds the files scanned; bigger files are skipped.
 const DefaultMaxFileSize = 8 << 20
 
+// maxFindings bounds the findings kept per layer (by the streaming pass)
+// and per image (by Scan): a pushed image of many files full of tokens
+// must not make the scanner hold them all. The image fails any secrets
+// gate long before; which findings past the bound are kept is not
+// specified (TestFindingsBounded).
+const maxFindings = 10000
+
 // sniffSize is how much of a file is checked for a NUL byte: a file with one
 // is binary and skipped.
 const sniffSize = 8 << 10
@@ -100,9 +107,10 @@ func Scan(ctx context.Context, fsys *layerfs.FS, cfg *v1.ConfigFile, opts Option
 	}
 
 	var (
-		mu   sync.Mutex
-		next atomic.Int64
+		mu         sync.Mutex
+		next, kept atomic.Int64
 	)
+	kept.Store(int64(len(out)))
 	g, ctx := errgroup.WithContext(ctx)
 	for range min(runtime.GOMAXPROCS(0), max(len(jobs), 1)) {
 		g.Go(func() error {
@@ -116,10 +124,14 @@ func Scan(ctx context.Context, fsys *layerfs.FS, cfg *v1.ConfigFile, opts Option
 				if err := ctx.Err(); err != nil {
 					return err
 				}
+				if kept.Load() >= maxFindings {
+					break
+				}
 				fnd, err := w.scanFile(jobs[n])
 				if err != nil {
 					return err
 				}
+				kept.Add(int64(len(fnd)))
 				found = append(found, fnd...)
 			}
 			mu.Lock()
@@ -143,7 +155,7 @@ func Scan(ctx context.Context, fsys *layerfs.FS, cfg *v1.ConfigFile, opts Option
 			cmp.Compare(a.Redacted, b.Redacted),
 		)
 	})
-	return out, nil
+	return out[:min(len(out), maxFindings)], nil
 }
 
 // worker scans files one after the other, reusing its buffers.

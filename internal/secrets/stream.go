@@ -18,7 +18,7 @@ import (
 // with a streamed layer carry it in their key (Options.Key), with a digest
 // of the rule table and of the options, so any change reads the layers
 // again.
-const RulesVersion = 1
+const RulesVersion = 2 // 2: at most maxFindings kept per layer
 
 // settings are Options made ready to use.
 type settings struct {
@@ -120,7 +120,7 @@ func (l *layerScan) File(p string, _ fs.FileMode, size int64, head []byte) io.Wr
 		l.notes.Findings[i].Shadowed = true
 	}
 	delete(l.byPath, p)
-	if !l.s.scans(p, size) || bytes.IndexByte(head, 0) >= 0 {
+	if !l.s.scans(p, size) || bytes.IndexByte(head, 0) >= 0 || len(l.notes.Findings) >= maxFindings {
 		return nil
 	}
 	l.path, l.size, l.buf, l.binary = p, size, l.buf[:0], false
@@ -153,6 +153,9 @@ func (l *layerScan) Close() error {
 	p := l.path
 	var idx []int
 	for _, h := range l.m.scan(l.buf, func(r *Rule) bool { return r.paths == nil || r.paths(p) }) {
+		if len(l.notes.Findings) >= maxFindings {
+			break
+		}
 		idx = append(idx, len(l.notes.Findings))
 		l.notes.Findings = append(l.notes.Findings, noted{Rule: h.rule.ID, Path: p, Line: h.line, Redacted: h.redacted})
 	}
@@ -176,6 +179,9 @@ func (s *settings) fromNotes(fsys *layerfs.FS, i int, raw []byte) ([]Finding, er
 	}
 	if notes.Key != s.key {
 		return nil, fmt.Errorf("layer %s was scanned for secrets in its stream with other rules or options (%s), not %s", fsys.LayerID(i), notes.Key, s.key)
+	}
+	if len(notes.Findings) > maxFindings {
+		return nil, fmt.Errorf("the secret findings kept with layer %s are %d, more than %d", fsys.LayerID(i), len(notes.Findings), maxFindings)
 	}
 	out := make([]Finding, 0, len(notes.Findings))
 	for _, n := range notes.Findings {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/bulwark-sec/bulwark/internal/agentproto"
 	"github.com/bulwark-sec/bulwark/internal/allowlist"
 	"github.com/bulwark-sec/bulwark/internal/image"
 	"github.com/bulwark-sec/bulwark/internal/layerfs"
@@ -34,10 +35,23 @@ func takeFileTable(inv *sbom.SBOM) []sbom.File {
 	return files
 }
 
-// storeFileTable keeps digest's allowlist file table, when the store can.
+// maxFileTable is the largest file table kept: an agent refuses a larger
+// answer whole (agentproto.MaxAllowlistFiles), so keeping one would only
+// have every node that adopts the digest download and decode hundreds of
+// megabytes to refuse them. A variable for tests.
+var maxFileTable = agentproto.MaxAllowlistFiles
+
+// storeFileTable keeps digest's allowlist file table, when the store can
+// and agents would take it; a larger one is not kept (logged), the route
+// answers 404 and agents make their list on the node.
 func (w *worker) storeFileTable(ctx context.Context, digest string, files []sbom.File) error {
 	ft, ok := w.store.(fileTables)
 	if !ok {
+		return nil
+	}
+	if len(files) > maxFileTable {
+		w.log.Warn("not keeping the allowlist file table: more entries than agents take", "digest", digest,
+			"entries", len(files), "max", maxFileTable)
 		return nil
 	}
 	return ft.PutFileTable(ctx, digest, files)

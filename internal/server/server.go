@@ -388,6 +388,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	g.Go(func() error { return sec.Run(ctx) })
 	g.Go(func() error { return running.Run(ctx) })
+	g.Go(func() error { return running.Sweep(ctx, time.Minute, fleet.DefaultSilent) }) // silent nodes forgotten
 	g.Go(func() error { return respondWorker.Run(ctx) })
 	g.Go(func() error { return ev.late.Run(ctx) })
 	err = g.Wait()

@@ -172,6 +172,73 @@ func do(args []string) string {
 		// The mount at args[1] made exec (noexec dropped; needs
 		// CAP_SYS_ADMIN).
 		return errString(syscall.Mount("", args[1], "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_NOSUID|syscall.MS_NODEV, ""))
+	case args[0] == "bind" && len(args) == 3:
+		// args[1] bound at args[2] in the container's own mount namespace
+		// (needs CAP_SYS_ADMIN).
+		if err := os.MkdirAll(args[2], 0o755); err != nil {
+			return errString(err)
+		}
+		return errString(syscall.Mount(args[1], args[2], "", syscall.MS_BIND, ""))
+	case args[0] == "reuse" && len(args) == 4:
+		// The filesystem at args[2] unmounted (lazily: a plain umount of
+		// a filesystem the agent pins is refused) and a fresh tmpfs mounted at
+		// args[3] at once (the kernel may give it the same device number),
+		// a drifted copy of args[1] run from it before anyone looks.
+		var was, now syscall.Stat_t
+		if err := syscall.Stat(args[2], &was); err != nil {
+			return errString(err)
+		}
+		if err := syscall.Unmount(args[2], syscall.MNT_DETACH); err != nil {
+			return errString(err)
+		}
+		if err := os.MkdirAll(args[3], 0o755); err != nil {
+			return errString(err)
+		}
+		if err := syscall.Mount("t", args[3], "tmpfs", 0, ""); err != nil {
+			return errString(err)
+		}
+		if err := syscall.Stat(args[3], &now); err != nil {
+			return errString(err)
+		}
+		if err := copyDrifted(args[1], args[3]+"/drift"); err != nil {
+			return errString(err)
+		}
+		return fmt.Sprintf("%s now=%d same-device=%v", escapedStatus(runEscaped(args[3]+"/drift")), now.Dev, was.Dev == now.Dev)
+	case args[0] == "umount" && len(args) == 2:
+		return errString(syscall.Unmount(args[1], 0))
+	case args[0] == "binds" && len(args) == 4:
+		// args[3] binds of args[1] at args[2]/0, args[2]/1, ...
+		n, _ := strconv.Atoi(args[3])
+		for i := range n {
+			d := filepath.Join(args[2], strconv.Itoa(i))
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return errString(err)
+			}
+			if err := syscall.Mount(args[1], d, "", syscall.MS_BIND, ""); err != nil {
+				return errString(err)
+			}
+		}
+		return "ok"
+	case args[0] == "memfdnoexec" && len(args) == 2:
+		// vm.memfd_noexec of its pid namespace set to args[1], through a
+		// proc of its own (the container's /proc/sys is read-only; needs
+		// CAP_SYS_ADMIN over its pid namespace); answers the value read
+		// back.
+		if err := os.MkdirAll("/tmp/proc", 0o755); err != nil {
+			return errString(err)
+		}
+		if err := syscall.Mount("proc", "/tmp/proc", "proc", 0, ""); err != nil {
+			return errString(err)
+		}
+		defer syscall.Unmount("/tmp/proc", syscall.MNT_DETACH)
+		if err := os.WriteFile("/tmp/proc/sys/vm/memfd_noexec", []byte(args[1]+"\n"), 0); err != nil {
+			return errString(err)
+		}
+		b, err := os.ReadFile("/tmp/proc/sys/vm/memfd_noexec")
+		if err != nil {
+			return errString(err)
+		}
+		return "value " + strings.TrimSpace(string(b))
 	case args[0] == "memfd" && len(args) == 3:
 		// A drifted copy of args[1] in a memfd, exec'd as "deleted" does.
 		fd, err := memfdCopy(args[1])
