@@ -71,6 +71,7 @@ type Config struct {
 
 	adoptDelay delay         // tests: adoption waits before marking (gate.go)
 	gateWait   time.Duration // tests: the gate's bound; zero is gateWait
+	gateUnder  string        // tests: gate only below this cgroup v2 directory (relative to the mount; made if missing)
 }
 
 // Cache sizes: identities remembered per container and per node.

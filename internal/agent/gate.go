@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -234,6 +235,10 @@ func (a *Agent) gateOpen() {
 		a.log.Error("the gate is off: no cgroup v2 ids; a container's first execs can run before it is adopted", "error", err.Error())
 		return
 	}
+	if err := a.gateScope(m); err != nil {
+		a.log.Error("the gate is off", "error", err.Error())
+		return
+	}
 	if err := m.Gate(true, self); err != nil {
 		a.log.Error("the gate is off: a container's first execs can run before it is adopted", "error", err.Error())
 		return
@@ -245,6 +250,27 @@ func (a *Agent) gateOpen() {
 	if err := m.Guarded(); err != nil {
 		a.log.Warn("the gate has no guard: a held process another continues (a sibling in a shared pid namespace) runs before its verdict", "error", err.Error())
 	}
+}
+
+// gateScope limits the gate to cfg.gateUnder (tests: several agents on
+// one node would stop, and continue, each other's containers' execs).
+func (a *Agent) gateScope(m *execmon.Monitor) error {
+	if a.cfg.gateUnder == "" {
+		return nil
+	}
+	mnt, err := cgroup2Mount()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(mnt, filepath.Clean("/"+a.cfg.gateUnder))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("making the gate's cgroup %q: %w", dir, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return fmt.Errorf("reading the gate's cgroup %q: %w", dir, err)
+	}
+	return m.GateUnder(st.Ino)
 }
 
 // gateClose turns the gate off and continues every process it stopped:
@@ -407,12 +433,12 @@ func (a *Agent) gateResolve(ctx context.Context, ev execmon.Event) (*container, 
 			if err != nil {
 				return nil, prevent, fmt.Errorf("loading the task of container %q: %w", id, err)
 			}
+			if samePidNamespace(pid, int(t.Pid())) != nil {
+				continue // another namespace's container of that name, or another containerd's: not this process's
+			}
 			c, err := a.adoptOnce(ctx, ns, id, t.Pid())
 			if err != nil || c == nil {
 				return nil, prevent, err
-			}
-			if err := samePidNamespace(pid, int(c.pid)); err != nil && ev.Cgroup != c.cgroup {
-				return nil, true, fmt.Errorf("container %q: %w", id, err)
 			}
 			return c, c.mode == ModePrevent, nil
 		}
@@ -421,8 +447,10 @@ func (a *Agent) gateResolve(ctx context.Context, ev execmon.Event) (*container, 
 }
 
 // samePidNamespace says whether pids a and b are in one pid namespace: a
-// process that named another container in its cgroup path (a cgroup made
-// below its own) is not judged by that container's rules.
+// container named by a process's cgroup path is its own only if the
+// process is in its init's pid namespace (a container of the same id in
+// another namespace, or of another containerd, is not; nor is one named by
+// a cgroup a process made below its own).
 func samePidNamespace(a, b int) error {
 	var x, y unix.Stat_t
 	if err := unix.Stat(procRoot+"/"+strconv.Itoa(a)+"/ns/pid", &x); err != nil {

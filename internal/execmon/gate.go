@@ -18,8 +18,9 @@ import (
 
 // The gate map's indexes (bpf/exec.c).
 const (
-	gateOn   = 0
-	gateSelf = 1
+	gateOn    = 0
+	gateSelf  = 1
+	gateUnder = 2
 )
 
 // flagStopped marks an exec the gate stopped (bpf/exec.c).
@@ -44,6 +45,21 @@ func (m *Monitor) Gate(on bool, self uint64) error {
 	}
 	if err := m.objs.Gate.Put(uint32(gateOn), v); err != nil {
 		return fmt.Errorf("turning the gate %s: %w", map[bool]string{true: "on", false: "off"}[on], err)
+	}
+	return nil
+}
+
+// GateUnder limits the gate to cgroup and the cgroups below it (0: the
+// whole node). Several gates on one node (tests running side by side)
+// would otherwise stop, and continue, each other's processes.
+func (m *Monitor) GateUnder(cgroup uint64) error {
+	done, err := m.live()
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := m.objs.Gate.Put(uint32(gateUnder), cgroup); err != nil {
+		return fmt.Errorf("limiting the gate to cgroup %d: %w", cgroup, err)
 	}
 	return nil
 }

@@ -3,7 +3,7 @@
  * filled by bpf/exec.c, shared at load) by anyone but the agent (which
  * forgets the process first) kills the process. In a pod sharing one pid
  * namespace a sibling could otherwise run a held entrypoint before its
- * verdict. The SIGCONT has woken it when signal_generate runs; the SIGKILL
+ * verdict. Senders in the initial pid namespace are let be. The SIGCONT has woken it when signal_generate runs; the SIGKILL
  * is sent from here (queued through irq_work: the signal lock is held), in
  * practice before the process is back in user space. bpf_send_signal_task
  * is Linux 6.13: this object is loaded apart from exec.c, and a kernel
@@ -42,6 +42,12 @@ int bulwark_gate_cont(unsigned long long *ctx)
 		return 0;
 	__u32 tgid = BPF_CORE_READ(t, tgid);
 	if (!bpf_map_lookup_elem(&held_pids, &tgid))
+		return 0;
+	/* A sender in the initial pid namespace is the host's: the agent, a
+	 * second agent during a rolling update (each forgets only what it
+	 * holds itself), the kernel on behalf of an exiting host process. */
+	struct task_struct *cur = bpf_get_current_task_btf();
+	if (BPF_CORE_READ(cur, thread_pid, level) == 0)
 		return 0;
 	if (bpf_send_signal_task(t, SIGKILL, PIDTYPE_TGID, 0) == 0) {
 		__u32 k = 0;
