@@ -255,7 +255,10 @@ type side struct {
 }
 
 // listeners are the sides the bench compares: none, the floor listener and
-// the agent.
+// the agent; with BENCH_FLOOR_POLL set, also the floor that polls before
+// every read (floorpoll), as the listeners did before reading again; with
+// BENCH_FLOOR_KEEP, a floor whose thread lives across rounds as the
+// agent's does (floorkeep).
 func listeners(a *agent.Agent, list *allowlist.List) []side {
 	floor := func(readAgain bool) func(dir string, allow bool) (func() int64, error) {
 		return func(dir string, allow bool) (func() int64, error) {
@@ -278,10 +281,14 @@ func listeners(a *agent.Agent, list *allowlist.List) []side {
 			return a.Stats().Execs - before
 		}, nil
 	}
+	sides := []side{{"none", nil}, {"floor", floor(true)}, {"agent", agent}}
 	if os.Getenv("BENCH_FLOOR_POLL") != "" {
-		return []side{{"none", nil}, {"floor", floor(true)}, {"agent", agent}, {"floorpoll", floor(false)}}
+		sides = append(sides, side{"floorpoll", floor(false)})
 	}
-	return []side{{"none", nil}, {"floor", floor(true)}, {"agent", agent}}
+	if os.Getenv("BENCH_FLOOR_KEEP") != "" {
+		sides = append(sides, side{"floorkeep", keptFloor()})
+	}
+	return sides
 }
 
 // stormResult adds up the runs of one listener at one rate.

@@ -5,6 +5,10 @@
 #     agent in prevent vs none; (c) memory with 100 watched containers.
 # (a) and (b) also run a floor listener (read, fixed verdict, close: the
 # kernel's round trip), sides alternated in a random order per round.
+# (a) prints the median and best rate and this process's CPU per event
+# (what load moves least). BENCH_FLOOR_POLL=1 adds the polling floor;
+# BENCH_CPUPROFILE=file writes a CPU profile; bench/agent/trace.sh traces
+# where an exec's time goes (BENCH_TRACE=1 marks the sides).
 # Needs root. Usage: bash bench/agent/run.sh [-duration 10s] [-containers 100] ...
 # Results and the load they were measured at: docs/runtime-measured.md.
 set -euo pipefail

@@ -114,11 +114,11 @@ type Agent struct {
 	learning   map[string]*learning       // by image manifest digest (learn.go)
 	ready      chan struct{}              // closed once existing containers are adopted
 	stats      stats
-	replacing  map[string]bool            // containers being replaced (replace.go)
-	runCtx     context.Context            // Run's, for background work
-	trees      recent[int]                // process trees of drifted execs by PID (proctree.go)
-	paths      recent[allowlist.Identity] // names of drifted files by identity
-	allow      allowState                 // the server's allowlists (allowsrv.go)
+	replacing  map[string]bool                     // containers being replaced (replace.go)
+	runCtx     context.Context                     // Run's, for background work
+	trees      recent[int, string]                 // process trees of drifted execs by PID (proctree.go)
+	paths      recent[allowlist.Identity, drifted] // names and digests of drifted files by identity (hotpath.go)
+	allow      allowState                          // the server's allowlists (allowsrv.go)
 	// loaderChecks: the kernel shows the stacks that tell a direct exec of
 	// the ELF interpreter from its load for a program (loader.go).
 	loaderChecks bool
@@ -186,6 +186,9 @@ func New(cfg Config) (*Agent, error) {
 		lists: make(map[string]*allowlist.List), ready: make(chan struct{}), memfdDev: memfdDevice()}
 	if err := cfg.checkModes(); err != nil { // modes.go
 		return nil, err
+	}
+	for _, r := range cfg.namesAnywhere() {
+		a.log.Warn("a mode rule relaxes by name in every namespace: whoever can create a pod in any namespace can take it (name the namespace)", "rule", r)
 	}
 	if a.strictest() != ModeOff {
 		if err := a.openMechanism(); err != nil { // mechanism.go

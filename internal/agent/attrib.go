@@ -59,6 +59,13 @@ func readAtMost(r io.Reader, b []byte, max int) ([]byte, error) {
 	return b, nil
 }
 
+// parseCgroups returns every element of every cgroup path, outermost
+// first, decorations taken off: the caller takes the first that names a
+// container. Not the last element alone: a process that can write its
+// cgroup tree can make a cgroup below its own named after another
+// container and move in; the outermost container of the path is its own
+// (runtimes never nest one container's cgroup in another's;
+// TestCgroupNamedAfterAnother).
 func parseCgroups(b []byte) []string {
 	var out []string
 	sc := bufio.NewScanner(bytes.NewReader(b))
@@ -68,15 +75,16 @@ func parseCgroups(b []byte) []string {
 		if len(parts) != 3 || parts[2] == "/" {
 			continue
 		}
-		id := path.Base(parts[2])
-		if s, ok := strings.CutSuffix(id, ".scope"); ok {
-			id = s
-			if i := strings.LastIndexByte(id, '-'); i >= 0 {
-				id = id[i+1:]
+		for _, id := range strings.Split(parts[2], "/") {
+			if s, ok := strings.CutSuffix(id, ".scope"); ok {
+				id = s
+				if i := strings.LastIndexByte(id, '-'); i >= 0 {
+					id = id[i+1:]
+				}
 			}
-		}
-		if id != "" && id != "." && !containsString(out, id) {
-			out = append(out, id)
+			if id != "" && id != "." && id != ".." && !containsString(out, id) {
+				out = append(out, id)
+			}
 		}
 	}
 	return out

@@ -13,7 +13,7 @@ func TestParseCgroups(t *testing.T) {
 		"garbage line\n" +
 		"3:cpu:\n"
 	got := parseCgroups([]byte(in))
-	if want := []string{"web", "abc123"}; !slices.Equal(got, want) {
+	if want := []string{"default", "web", "kubepods", "burstable", "pod1", "abc123"}; !slices.Equal(got, want) {
 		t.Errorf("parseCgroups = %q, want %q", got, want)
 	}
 }

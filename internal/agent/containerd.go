@@ -176,6 +176,11 @@ func (a *Agent) adoptNow(ctx context.Context, ns, id string, pid uint32) (*conta
 	if err != nil {
 		return nil, err
 	}
+	pidfd, err := initOf(pid, id) // procpin.go
+	if err != nil {
+		return nil, fmt.Errorf("container %q: %w", id, err)
+	}
+	defer unix.Close(pidfd)
 	root := filepath.Join(procRoot, strconv.Itoa(int(pid)), "root")
 	dev, err := rootDevice(root, "/")
 	if err != nil {
@@ -202,6 +207,10 @@ func (a *Agent) adoptNow(ctx context.Context, ns, id string, pid uint32) (*conta
 		if err := a.writes.MarkCloseWrite(root); err != nil {
 			a.log.Warn("executables written in this container are not reported", "container", id, "error", err.Error())
 		}
+	}
+	if !alive(pidfd) {
+		c2.unpin()
+		return nil, fmt.Errorf("container %q: its process %d ended while it was adopted (its number may have gone to another)", id, pid)
 	}
 	a.mu.Lock()
 	if old, ok := a.containers[id]; ok {

@@ -101,6 +101,15 @@ type answered struct {
 	learned bool   // allowed by a learning window (learn.go)
 	path    string // the learned file's name
 	tree    string // the caller's process tree (refusals and reports)
+	at      time.Time
+}
+
+// drifted is what a report names a drifted file version by: its name and
+// its digest, as text (remembered by identity for a second: a storm's
+// reports do not readlink and format the digest each).
+type drifted struct {
+	path, digest string
+	d            allowlist.Digest
 }
 
 // handle decides on one exec and answers it; what is not needed for the
@@ -136,14 +145,15 @@ func (a *Agent) handle(ev fanotify.Event, fast bool) (answered, bool) {
 		a.answer(ev, true)
 		return x, true
 	}
+	x.at = time.Now()
 	if x.err == nil && c.learn != nil {
 		x.path = fdPath(ev.Fd)
-		x.learned = c.learn.learn(x.d.Digest, x.path, time.Now())
+		x.learned = c.learn.learn(x.d.Digest, x.path, x.at)
 	}
 	// The caller waits for the answer: its process tree is whole now (a
 	// refused child exits right after).
 	if !c.canary && !x.learned {
-		x.tree = a.trees.get(ev.PID, func() string { return procTree(ev.PID) })
+		x.tree = a.trees.get(ev.PID, x.at, func() string { return procTree(ev.PID) })
 	}
 	a.answer(ev, x.learned || c.mode != ModePrevent)
 	return x, true
@@ -167,7 +177,7 @@ func (a *Agent) finish(x *answered) {
 	if c.canary {
 		return // the canary's own exec: proven by its EPERM, not reported
 	}
-	e := Event{Time: time.Now().UTC(), Verdict: VerdictReported, Reason: ReasonNotInImage, PID: x.ev.PID,
+	e := Event{Time: x.at.UTC(), Verdict: VerdictReported, Reason: ReasonNotInImage, PID: x.ev.PID,
 		Container: c.id, Namespace: c.namespace, Image: c.image}
 	if x.learned {
 		e.Reason, e.Digest, e.Path = ReasonLearning, x.d.Digest.String(), x.path
@@ -183,19 +193,23 @@ func (a *Agent) finish(x *answered) {
 	} else {
 		a.stats.reported.Add(1)
 	}
-	if x.err != nil {
-		e.Reason, e.Err = ReasonUnreadable, x.err.Error()
-	} else {
-		e.Digest = x.d.Digest.String()
-	}
 	if x.loader {
 		e.Reason = ReasonLoader
 	}
 	fd := x.ev.Fd
 	if x.ierr == nil {
-		e.Path = a.paths.get(x.id, func() string { return fdPath(fd) })
+		n := a.paths.get(x.id, x.at, func() drifted { return drifted{path: fdPath(fd), digest: x.d.Digest.String(), d: x.d.Digest} })
+		e.Path = n.path
+		if x.err == nil && n.d == x.d.Digest {
+			e.Digest = n.digest
+		}
 	} else {
 		e.Path = fdPath(fd)
+	}
+	if x.err != nil {
+		e.Reason, e.Err = ReasonUnreadable, x.err.Error()
+	} else if e.Digest == "" {
+		e.Digest = x.d.Digest.String()
 	}
 	if x.err == nil && !prevent {
 		c.ran.exec(x.d.Digest, e.Path) // it ran (detect)

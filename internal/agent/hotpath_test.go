@@ -45,7 +45,8 @@ func TestExecDescriptorsAnsweredAndClosedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := fakeContainer(t, a, "", list)
-	for name, content := range map[string][]byte{"known": known, "drift": append(canary.Program(), "drift"...)} {
+	drift := append(canary.Program(), "drift"...)
+	for name, content := range map[string][]byte{"known": known, "drift": drift} {
 		if err := os.WriteFile(filepath.Join(root, name), content, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -68,6 +69,12 @@ func TestExecDescriptorsAnsweredAndClosedOnce(t *testing.T) {
 	defer mu.Unlock()
 	if len(events) != rounds || events[0].Path != filepath.Join(root, "drift") || events[rounds-1].Path != events[0].Path || events[0].Verdict != VerdictRefused {
 		t.Errorf("%d reports, first %+v; want %d refusals naming %s", len(events), events, rounds, filepath.Join(root, "drift"))
+	}
+	// Name and digest are remembered by identity: every report has both.
+	for _, e := range events {
+		if e.Digest != digestOf(drift) || e.Path != filepath.Join(root, "drift") {
+			t.Fatalf("report %+v: want digest %s and path %s", e, digestOf(drift), filepath.Join(root, "drift"))
+		}
 	}
 }
 

@@ -152,6 +152,21 @@ func parseNamespaceDurations(s string) (map[string]time.Duration, error) {
 	return out, nil
 }
 
+// namesAnywhere are the rules that relax --mode by pod, workload or
+// container name in every namespace (none named, or a glob): names are the
+// pod creator's, so anyone who can create a pod in any namespace can take
+// such a rule (docs/runtime.md, Modes).
+func (cfg Config) namesAnywhere() []string {
+	var out []string
+	for _, r := range cfg.ModeRules.Rules {
+		byName := r.Pod != "" || r.Workload != "" || r.Container != ""
+		if byName && stricter(cfg.Mode, r.Mode) && r.Mode != "" && (r.Namespace == "" || strings.ContainsAny(r.Namespace, "*?[")) {
+			out = append(out, r.Text)
+		}
+	}
+	return out
+}
+
 // checkModes refuses a Config whose namespace modes or rules name no mode.
 func (cfg Config) checkModes() error {
 	for ns, m := range cfg.NamespaceModes {

@@ -282,18 +282,30 @@ func mountGap(pid int) string {
 	if err != nil {
 		return "its capabilities are unreadable: " + err.Error()
 	}
-	var capEff uint64
-	seccomp := "?"
+	// What its processes can have: what the init has, and, unless
+	// no_new_privs, what a setuid or file-capability program it runs gets
+	// back, up to the bounding set (an init running as a user drops its
+	// effective capabilities, not the bounding set).
+	var have, bnd uint64
+	seccomp, nnp := "?", "0"
 	for _, l := range strings.Split(string(b), "\n") {
 		k, v, _ := strings.Cut(l, ":")
+		x, _ := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
 		switch v = strings.TrimSpace(v); k {
-		case "CapEff":
-			capEff, _ = strconv.ParseUint(v, 16, 64)
+		case "CapEff", "CapPrm", "CapAmb":
+			have |= x
+		case "CapBnd":
+			bnd = x
+		case "NoNewPrivs":
+			nnp = v
 		case "Seccomp":
 			seccomp = v
 		}
 	}
-	if capEff&(1<<unix.CAP_SYS_ADMIN) != 0 {
+	if nnp == "0" {
+		have |= bnd
+	}
+	if have&(1<<unix.CAP_SYS_ADMIN) != 0 {
 		return gapSysAdmin
 	}
 	if seccomp != "0" || !userNamespacesOpen() {

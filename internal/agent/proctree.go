@@ -50,14 +50,14 @@ func procTree(pid int) string {
 // another hard link of the same version (a new link or a rename changes
 // the file's change time, so its identity) used to exec it; the digest
 // reported is always the file's.
-type recent[K comparable] struct {
+type recent[K comparable, V any] struct {
 	mu sync.Mutex
-	m  map[K]recentEntry
+	m  map[K]recentEntry[V]
 }
 
-type recentEntry struct {
-	name string
-	at   time.Time
+type recentEntry[V any] struct {
+	v  V
+	at time.Time
 }
 
 const (
@@ -65,23 +65,22 @@ const (
 	recentEntries = 4096
 )
 
-// get returns k's name, from memory or from load.
-func (c *recent[K]) get(k K, load func() string) string {
-	now := time.Now()
+// get returns k's value as of now, from memory or from load.
+func (c *recent[K, V]) get(k K, now time.Time, load func() V) V {
 	c.mu.Lock()
 	if e, ok := c.m[k]; ok && now.Sub(e.at) < recentTTL {
 		c.mu.Unlock()
-		return e.name
+		return e.v
 	}
 	c.mu.Unlock()
-	name := load()
+	v := load()
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= recentEntries {
-		c.m = map[K]recentEntry{}
+		c.m = map[K]recentEntry[V]{}
 	}
-	c.m[k] = recentEntry{name, now}
+	c.m[k] = recentEntry[V]{v, now}
 	c.mu.Unlock()
-	return name
+	return v
 }
 
 // fdPath names the file open at fd, a readlink of /proc/self/fd/N, with

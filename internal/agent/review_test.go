@@ -3,10 +3,12 @@ package agent
 import (
 	"context"
 	"log/slog"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -205,5 +207,151 @@ func TestIdleListsBounded(t *testing.T) {
 		if a.lists[digest(i)] == nil {
 			t.Errorf("the list of %s (running or learning) was dropped", digest(i))
 		}
+	}
+}
+
+// TestAdoptPidReused: a task event whose process number now belongs to
+// another container (the init ended before adoption and the number went
+// to a process of the other) is not adopted: before, the agent marked the
+// other container's root and mapped its device to the first, whose
+// allowlist and mode its execs then got.
+func TestAdoptPidReused(t *testing.T) {
+	c, addr := containerdtest.Start(t)
+	ctx := namespaces.WithNamespace(context.Background(), testNS)
+	img := importImage(t, ctx, c, probeImage(t, buildProbe(t)))
+	var col collector
+	a, _ := startAgent(t, addr, ModePrevent, &col)
+	b := startWatched(t, ctx, c, img, a, "pidother")
+	startWatched(t, ctx, c, img, a, "pidfirst")
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(procRoot, strconv.Itoa(int(b.task.Pid())), "root"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.adopt(ctx, testNS, "pidfirst", b.task.Pid()); err == nil {
+		t.Error("adopting a container by another container's process: no error")
+	}
+	a.mu.RLock()
+	owner := a.byDev[st.Dev]
+	a.mu.RUnlock()
+	if owner == nil || owner.id != "pidother" {
+		t.Fatalf("the other container's root device maps to %+v, want pidother", owner)
+	}
+}
+
+// TestNamesAnywhere: a rule that relaxes the mode by a name (pod,
+// workload, container) without naming a namespace is said at start: any
+// pod creator of any namespace can take it by naming her pod so.
+func TestNamesAnywhere(t *testing.T) {
+	rules, err := ParseModeRules("container=istio-proxy mode=detect, namespace=dev pod=debug-* mode=off, namespace=* workload=legacy mode=off, " +
+		"container=side mode=prevent, label:tier=dev mode=off, namespace=payments mode=detect")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Mode: ModePrevent, ModeRules: ModeRules{Rules: rules}}
+	got := cfg.namesAnywhere()
+	want := []string{"container=istio-proxy mode=detect", "namespace=* workload=legacy mode=off"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("rules said to relax by name anywhere: %q, want %q", got, want)
+	}
+	var buf strings.Builder
+	cfg.Log = slog.New(slog.NewTextHandler(&buf, nil))
+	a, err := New(cfg)
+	if err != nil {
+		t.Skipf("starting the agent here: %v", err)
+	}
+	if a.fan != nil {
+		a.fan.Close()
+	}
+	if !strings.Contains(buf.String(), "relaxes by name in every namespace") || !strings.Contains(buf.String(), "istio-proxy") {
+		t.Fatalf("not said at start: %s", buf.String())
+	}
+}
+
+// TestMountGapBoundingSet: a process that runs as a user has no effective
+// capability, but a setuid program it runs gets back its bounding set:
+// with CAP_SYS_ADMIN there (and no no_new_privs) its gap is named (it was
+// not: only the effective set was read).
+func TestMountGapBoundingSet(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	if err := cmd.Start(); err != nil {
+		t.Skipf("starting a process as nobody: %v", err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if got := mountGap(cmd.Process.Pid); got != gapSysAdmin {
+		t.Fatalf("a user's process with CAP_SYS_ADMIN in its bounding set: gap %q, want %q", got, gapSysAdmin)
+	}
+}
+
+// TestMountedThenRun: the window between a mount's attachment and the
+// agent's mark. A container with CAP_SYS_ADMIN mounts a fresh tmpfs and
+// at once runs a drifted copy of a program from it, round after round: a
+// static one (the probe) and a dynamic one (/bin/true, whose ELF
+// interpreter's load is a fanotify event the agent answers in the middle
+// of the exec). Each exec must end refused (EPERM: marked first) or killed
+// (the exec sensor: not held yet). Before the sensor knew when an exec
+// began, one opened before the mark that reached the sensor after the
+// agent held the mount ran: 3 (static) and 13 (dynamic) rounds in 100.
+func TestMountedThenRun(t *testing.T) {
+	c, addr := containerdtest.Start(t)
+	ctx := namespaces.WithNamespace(context.Background(), testNS)
+	img := containerdtest.Import(t, ctx, c, dynamicImage(t), "bulwark.test/holes:e2e")
+	var col collector
+	a, _ := startAgent(t, addr, ModePrevent, &col, func(c *Config) { c.ExecEventsDefault = true })
+	if a.mountWatch == nil || a.procMon.Load() == nil {
+		t.Skip("no mount reports or no exec sensor")
+	}
+	k := startWatched(t, ctx, c, img, a, "mountrun", oci.WithAddedCapabilities([]string{"CAP_SYS_ADMIN"}))
+	if !a.procMon.Load().Epochs() {
+		t.Skip("no syscall tracepoints: the exec sensor cannot tell when an exec began")
+	}
+	for _, prog := range []string{"/bin/probe", "/bin/true"} {
+		got := k.do(t, "mountrun "+prog+" /m"+strings.ReplaceAll(prog, "/", "-")+" 100")
+		t.Logf("%s from a tmpfs mounted just before, 100 rounds: %s", prog, got)
+		if !strings.HasPrefix(got, "map[") || strings.Contains(got, "ok:") {
+			t.Errorf("%s: %s, want every round refused or killed", prog, got)
+		}
+	}
+	// A mount held later still serves execs that begin after: the image's
+	// program copied there runs.
+	k.doAll(t, "mount /late", "same /bin/probe /late/probe")
+	for deadline := time.Now().Add(5 * time.Second); ; sleepTick() {
+		if got := k.do(t, "run /late/probe"); got == "ok" {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the image's program on a mount attached later: %s, want ok once marked", got)
+		}
+	}
+}
+
+// TestCgroupNamedAfterAnother: a container with CAP_SYS_ADMIN makes a
+// cgroup below its own named after another container (in detect) and
+// moves in, then runs a drifted copy from a bind-mounted host directory
+// (attributed by cgroup): it must still be judged as itself, in prevent.
+// The exec was attributed to the other container and ran.
+func TestCgroupNamedAfterAnother(t *testing.T) {
+	c, addr := containerdtest.Start(t)
+	ctx := namespaces.WithNamespace(context.Background(), testNS)
+	img := importImage(t, ctx, c, probeImage(t, buildProbe(t)))
+	rules, err := ParseModeRules("container=cgother mode=detect")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var col collector
+	a, _ := startAgent(t, addr, ModePrevent, &col, func(c *Config) { c.ModeRules = ModeRules{Rules: rules} })
+	startWatched(t, ctx, c, img, a, "cgother")
+	k := startWatched(t, ctx, c, img, a, "cgown", oci.WithAddedCapabilities([]string{"CAP_SYS_ADMIN"}))
+	moved := k.do(t, "cgmove cgother")
+	t.Logf("cgmove: %s", moved)
+	if !strings.HasPrefix(moved, "moved ") || strings.HasPrefix(moved, "moved 0 ") {
+		t.Skipf("the probe could not move into a cgroup of its own: %s", moved)
+	}
+	k.doAll(t, "copy /bin/probe /ctl/drift")
+	before := col.n.Load()
+	if got := k.do(t, "run /ctl/drift"); got != "eperm" {
+		t.Errorf("a drifted copy run from a cgroup named after a detect container: %s, want eperm", got)
+	}
+	if e := col.after(before, func(e Event) bool { return strings.HasSuffix(e.Path, "/drift") }); e == nil || e.Container != "cgown" {
+		t.Fatalf("event %+v, want it of cgown", e)
 	}
 }

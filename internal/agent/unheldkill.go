@@ -69,6 +69,9 @@ func (a *Agent) startSensor() *execmon.Monitor {
 		a.log.Warn("exec sensor unavailable: exec and exit events are not reported, unheld execs are not killed", "error", err.Error())
 		return nil
 	}
+	if !m.Epochs() {
+		a.log.Warn("the exec sensor cannot tell when an exec began (no syscall tracepoints): one begun before a later mount's mark can run from it unasked")
+	}
 	a.procMon.Store(m)
 	return m
 }
@@ -142,7 +145,18 @@ func (a *Agent) sensorHold(c *container, own, mnts []uint64) {
 	if err := m.Release(c.cgroup, gone, goneMnts); err != nil {
 		a.log.Warn("releasing unmounted filesystems in the exec sensor", "container", c.id, "error", err.Error())
 	}
-	if err := m.Hold(c.cgroup, own, mnts); err != nil {
+	added, addedMnts := missing(own, c.devs), missing(mnts, c.mounts)
+	if len(added)+len(addedMnts) == 0 {
+		return // what is held stays held from when it was
+	}
+	// Marked already: an exec that began before now may have opened its
+	// file before the marks, unasked; for it these are not held (the
+	// sensor kills it, TestMountedThenRun).
+	err := m.Advance()
+	if err == nil {
+		err = m.Hold(c.cgroup, added, addedMnts)
+	}
+	if err != nil {
 		a.log.Error("mounts attached to the container are not known to the exec sensor: prevent kills their execs", "container", c.id, "error", err.Error())
 	}
 }

@@ -17,13 +17,27 @@ type fileTabler interface {
 	FileTable(ctx context.Context, digest string) ([]sbom.File, error)
 }
 
+// NodeImages is the cluster's word on what a node runs (kube.NodePods):
+// whether a pod scheduled on node has a container its kubelet reports
+// running digest, or pinned to it.
+type NodeImages interface {
+	Runs(ctx context.Context, node, digest string) (bool, error)
+}
+
+// UseNodeImages has the allowlist route corroborate a node's claim that
+// it runs an uncertified digest with the cluster's word. Without it the
+// heartbeat's claim is enough (a server that knows no cluster).
+func (h *Handler) UseNodeImages(n NodeImages) { h.nodeImages = n }
+
 // agentAllowlist is GET /api/v1/agent/allowlists/{digest}?node=NAME: the
 // allowlist of a digest from the server's own scan (its executables' file
 // table, the config's entrypoint, cmd and env), for the agent of node NAME
 // to enforce. A node-bound token speaks for its node only (nodeBound), and
 // any caller gets only a digest that is certified (admission admits it,
 // so any node may be told to run it) or that the node's last heartbeat
-// reports running. Anything else, an unknown digest among them, is 403:
+// reports running and, when the server knows the cluster (UseNodeImages),
+// a pod of the node runs in the kubelet's or the pod spec's word: a
+// stolen agent token's heartbeat alone no longer buys a file table. Anything else, an unknown digest among them, is 403:
 // a node cannot learn which other digests the server knows. What a node
 // can read is what a viewer can (an image's paths and content digests):
 // low sensitivity, but scoped to what the node runs or may run.
@@ -47,9 +61,10 @@ func (h *Handler) agentAllowlist(w http.ResponseWriter, r *http.Request) error {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	running := len(h.runningFleet().Workloads(fleet.Filter{Node: node, Image: digest})) > 0
-	if cert.Status != store.Certified && !running {
-		return errorf(http.StatusForbidden, nil, "%s is not certified and node %q reports no container running it", digest, node)
+	if cert.Status != store.Certified {
+		if err := h.nodeRuns(ctx, node, digest); err != nil {
+			return err
+		}
 	}
 	img, err := h.store.Image(ctx, digest)
 	if errors.Is(err, store.ErrNotFound) {
@@ -79,5 +94,27 @@ func (h *Handler) agentAllowlist(w http.ResponseWriter, r *http.Request) error {
 		out.Entrypoint, out.Cmd, out.Env = cfg.Config.Entrypoint, cfg.Config.Cmd, cfg.Config.Env
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// nodeRuns refuses (403) a digest node's heartbeat does not report
+// running or, with a cluster, no pod of node runs. The answer and the
+// cluster's question do not depend on whether the server knows digest,
+// so a node cannot probe which digests exist; a cluster that does not
+// answer is 503.
+func (h *Handler) nodeRuns(ctx context.Context, node, digest string) error {
+	if len(h.runningFleet().Workloads(fleet.Filter{Node: node, Image: digest})) == 0 {
+		return errorf(http.StatusForbidden, nil, "%s is not certified and node %q reports no container running it", digest, node)
+	}
+	if h.nodeImages == nil {
+		return nil
+	}
+	runs, err := h.nodeImages.Runs(ctx, node, digest)
+	if err != nil {
+		return errorf(http.StatusServiceUnavailable, err, "the cluster did not say whether node %q runs %s: try again", node, digest)
+	}
+	if !runs {
+		return errorf(http.StatusForbidden, nil, "%s is not certified and no pod of node %q runs it in its kubelet's word", digest, node)
+	}
 	return nil
 }

@@ -88,6 +88,7 @@ type Handler struct {
 	fleetOnce   sync.Once
 	wakeRespond func()
 	hosts       hostInventories // hostinventory.go
+	nodeImages  NodeImages      // nil until UseNodeImages (agentallowlists.go)
 	tokenNames  sync.Map        // token id -> name, for nodeBound (nodebound.go)
 }
 

@@ -41,7 +41,8 @@ func (binaryCataloger) Catalog(ctx context.Context, in *Input) ([]sbom.Package, 
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for _, n := range candidates {
-		g.Go(func() error {
+		g.Go(func() (err error) {
+			defer recovered(&err, binaryCataloger{}.Name(), in, n)
 			if err := ctx.Err(); err != nil {
 				return err
 			}

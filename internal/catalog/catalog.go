@@ -158,7 +158,8 @@ func Run(ctx context.Context, in *Input, catalogers []Cataloger) ([]sbom.Package
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i, c := range catalogers {
-		g.Go(func() error {
+		g.Go(func() (err error) {
+			defer recovered(&err, c.Name(), in, nil) // a cataloger's bug is one scan's failure, not the process's
 			pkgs, err := c.Catalog(ctx, in)
 			if err != nil {
 				return fmt.Errorf("cataloging %s: %w", c.Name(), err)
@@ -200,9 +201,12 @@ func (c fileCataloger) Catalog(ctx context.Context, in *Input) ([]sbom.Package, 
 			in.Problem(c.name, n, 0, fmt.Errorf("skipping the file: %w", err))
 			continue
 		}
-		pkgs, err := c.parse(in, n, data)
+		pkgs, err := c.parseFile(in, n, data)
 		var skipped recordErrors
+		var panicked *PanicError
 		switch {
+		case errors.As(err, &panicked):
+			return nil, err
 		case errors.As(err, &skipped):
 			for _, r := range skipped {
 				in.Problem(c.name, n, r.Line, r)
@@ -214,6 +218,12 @@ func (c fileCataloger) Catalog(ctx context.Context, in *Input) ([]sbom.Package, 
 		out = append(out, pkgs...)
 	}
 	return out, nil
+}
+
+// parseFile is c.parse, a panic in it a *PanicError naming n.
+func (c fileCataloger) parseFile(in *Input, n *layerfs.Node, data []byte) (_ []sbom.Package, err error) {
+	defer recovered(&err, c.name, in, n)
+	return c.parse(in, n, data)
 }
 
 // hasSuffix and friends keep matchers one readable line each.

@@ -12,6 +12,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/bulwark-sec/bulwark/internal/layerfs"
 	"github.com/bulwark-sec/bulwark/internal/sbom"
 )
 
@@ -42,22 +43,33 @@ func (c javaArchiveCataloger) Catalog(ctx context.Context, in *Input) ([]sbom.Pa
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		f, err := in.FS.Open(n)
+		pkgs, err := c.archiveFile(in, n)
 		if err != nil {
-			in.Problem(c.Name(), n, 0, fmt.Errorf("skipping the file: %w", err))
-			continue
+			return nil, err
 		}
-		w := &javaWalker{in: in, loc: in.Location(n), budget: 4 * in.MaxFileSize}
-		zr, err := openZip(f, f.Size())
-		if err != nil {
-			w.warn(n.Path, err)
-		} else {
-			w.archive(zr, []string{n.Path})
-		}
-		f.Close()
-		out = append(out, w.out...)
+		out = append(out, pkgs...)
 	}
 	return out, nil
+}
+
+// archiveFile reads the packages of archive n and of those nested in it;
+// its only error is a *PanicError naming n.
+func (c javaArchiveCataloger) archiveFile(in *Input, n *layerfs.Node) (_ []sbom.Package, err error) {
+	defer recovered(&err, c.Name(), in, n)
+	f, err := in.FS.Open(n)
+	if err != nil {
+		in.Problem(c.Name(), n, 0, fmt.Errorf("skipping the file: %w", err))
+		return nil, nil
+	}
+	defer f.Close()
+	w := &javaWalker{in: in, loc: in.Location(n), budget: 4 * in.MaxFileSize}
+	zr, err := openZip(f, f.Size())
+	if err != nil {
+		w.warn(n.Path, err)
+	} else {
+		w.archive(zr, []string{n.Path})
+	}
+	return w.out, nil
 }
 
 // openZip opens a zip directory. Member names that climb out with ".." are

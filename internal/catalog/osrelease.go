@@ -14,7 +14,8 @@ import (
 // readOSRelease reads /etc/os-release (or /usr/lib/os-release). An image
 // without one (scratch, distroless static) has no distro: nil, no error. A
 // symlink loop or a link out of the root is an error: the image is broken.
-func readOSRelease(in *Input) (*sbom.Distro, error) {
+func readOSRelease(in *Input) (_ *sbom.Distro, err error) {
+	defer recovered(&err, "os-release", in, nil) // it runs in the caller's goroutine: a panic would be the caller's
 	for _, p := range []string{"/etc/os-release", "/usr/lib/os-release"} {
 		data, _, err := in.FS.ReadFile(p, 1<<20)
 		if errors.Is(err, fs.ErrNotExist) {

@@ -131,191 +131,154 @@ API never returns a value: only a verified workload fetches it (docs/secret-stor
 	return cmd
 }
 
+// secretCmd gives cmd the client flags and a RunE that calls run with
+// the client they make.
+func secretCmd(cmd *cobra.Command, run func(cmd *cobra.Command, cl *apiClient, args []string) error) *cobra.Command {
+	var c clientOptions
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		cl, err := c.client()
+		if err != nil {
+			return err
+		}
+		return run(cmd, cl, args)
+	}
+	c.addFlags(cmd)
+	return cmd
+}
+
+// sendValue sends the value of val (with its kind, for put) to path and
+// prints the version the server made.
+func sendValue(cmd *cobra.Command, cl *apiClient, method, path string, val *valueOptions, body func(kind string, v api.SecretValue) any) error {
+	kind, v, err := val.value()
+	if err != nil {
+		return err
+	}
+	var info secretstore.Info
+	if err := cl.do(cmd.Context(), method, path, body(kind, v), &info); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "secret %s version %d\n", info.Name, info.Version)
+	return nil
+}
+
 func newSecretPutCmd() *cobra.Command {
 	var (
-		c   clientOptions
 		val valueOptions
 		pol policyOptions
 	)
-	cmd := &cobra.Command{
+	cmd := secretCmd(&cobra.Command{
 		Use:   "put NAME",
 		Short: "Create a secret or add a version with a new value and policy",
 		Example: `  bulwark secret put payments/db --from-file password=./pw.txt \
       --spiffe-id 'spiffe://prod.example/ns/payments/**' --class pii-eu --certified-under prod --no-drift`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			kind, v, err := val.value()
-			if err != nil {
-				return err
-			}
-			req := api.SecretRequest{Kind: kind, Data: v.Data, File: v.File, Classes: pol.classes, Policy: pol.policy()}
-			var info secretstore.Info
-			if err := cl.do(cmd.Context(), http.MethodPut, secretPath(args[0]), req, &info); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "secret %s version %d\n", info.Name, info.Version)
-			return nil
-		},
-	}
-	c.addFlags(cmd)
+	}, func(cmd *cobra.Command, cl *apiClient, args []string) error {
+		return sendValue(cmd, cl, http.MethodPut, secretPath(args[0]), &val, func(kind string, v api.SecretValue) any {
+			return api.SecretRequest{Kind: kind, Data: v.Data, File: v.File, Classes: pol.classes, Policy: pol.policy()}
+		})
+	})
 	val.addFlags(cmd)
 	pol.addFlags(cmd)
 	return cmd
 }
 
 func newSecretRotateCmd() *cobra.Command {
-	var (
-		c   clientOptions
-		val valueOptions
-	)
-	cmd := &cobra.Command{
+	var val valueOptions
+	cmd := secretCmd(&cobra.Command{
 		Use:     "rotate NAME",
 		Short:   "Add a version with a new value, keeping the policy; workloads get it on their next fetch",
 		Example: `  bulwark secret rotate payments/db --from-file password=./new-pw.txt`,
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			_, v, err := val.value()
-			if err != nil {
-				return err
-			}
-			var info secretstore.Info
-			if err := cl.do(cmd.Context(), http.MethodPost, secretPath(args[0])+"/rotate", v, &info); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "secret %s version %d\n", info.Name, info.Version)
-			return nil
-		},
-	}
-	c.addFlags(cmd)
+	}, func(cmd *cobra.Command, cl *apiClient, args []string) error {
+		return sendValue(cmd, cl, http.MethodPost, secretPath(args[0])+"/rotate", &val, func(_ string, v api.SecretValue) any { return v })
+	})
 	val.addFlags(cmd)
 	return cmd
 }
 
 func newSecretMetaCmd() *cobra.Command {
-	var c clientOptions
-	cmd := &cobra.Command{
+	return secretCmd(&cobra.Command{
 		Use:   "get-meta NAME",
 		Short: "Print a secret's metadata as JSON (never its value)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			var info secretstore.Info
-			if err := cl.do(cmd.Context(), http.MethodGet, secretPath(args[0]), nil, &info); err != nil {
-				return err
-			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
-			return enc.Encode(info)
-		},
-	}
-	c.addFlags(cmd)
-	return cmd
+	}, func(cmd *cobra.Command, cl *apiClient, args []string) error {
+		var info secretstore.Info
+		if err := cl.do(cmd.Context(), http.MethodGet, secretPath(args[0]), nil, &info); err != nil {
+			return err
+		}
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(info)
+	})
 }
 
 func newSecretListCmd() *cobra.Command {
-	var (
-		c      clientOptions
-		format string
-	)
-	cmd := &cobra.Command{
+	var format string
+	cmd := secretCmd(&cobra.Command{
 		Use:   "list",
 		Short: "List the secrets: name, kind, version, classes, who they are released to",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			var out struct {
-				Secrets []secretstore.Info `json:"secrets"`
-			}
-			if err := cl.do(cmd.Context(), http.MethodGet, "/api/v1/secrets", nil, &out); err != nil {
-				return err
-			}
-			switch format {
-			case "json":
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(out.Secrets)
-			case "table":
-				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tKIND\tVERSION\tCLASSES\tREGIONS\tSPIFFE IDS")
-				for _, s := range out.Secrets {
-					regions := "any"
-					if s.Regions != nil {
-						regions = strings.Join(s.Regions, ",")
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Kind, strconv.FormatInt(s.Version, 10),
-						strings.Join(s.Classes, ","), regions, strings.Join(s.Policy.SPIFFEIDs, " "))
+	}, func(cmd *cobra.Command, cl *apiClient, _ []string) error {
+		var out struct {
+			Secrets []secretstore.Info `json:"secrets"`
+		}
+		if err := cl.do(cmd.Context(), http.MethodGet, "/api/v1/secrets", nil, &out); err != nil {
+			return err
+		}
+		switch format {
+		case "json":
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			return enc.Encode(out.Secrets)
+		case "table":
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tKIND\tVERSION\tCLASSES\tREGIONS\tSPIFFE IDS")
+			for _, s := range out.Secrets {
+				regions := "any"
+				if s.Regions != nil {
+					regions = strings.Join(s.Regions, ",")
 				}
-				return tw.Flush()
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Kind, strconv.FormatInt(s.Version, 10),
+					strings.Join(s.Classes, ","), regions, strings.Join(s.Policy.SPIFFEIDs, " "))
 			}
-			return fmt.Errorf("--format %q: want table or json", format)
-		},
-	}
-	c.addFlags(cmd)
+			return tw.Flush()
+		}
+		return fmt.Errorf("--format %q: want table or json", format)
+	})
 	cmd.Flags().StringVar(&format, "format", "table", "table or json")
 	return cmd
 }
 
 func newSecretDeleteCmd() *cobra.Command {
-	var c clientOptions
-	cmd := &cobra.Command{
+	return secretCmd(&cobra.Command{
 		Use:   "delete NAME",
 		Short: "Delete a secret and all its versions",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			if err := cl.do(cmd.Context(), http.MethodDelete, secretPath(args[0]), nil, nil); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deleted secret %s\n", args[0])
-			return nil
-		},
-	}
-	c.addFlags(cmd)
-	return cmd
+	}, func(cmd *cobra.Command, cl *apiClient, args []string) error {
+		if err := cl.do(cmd.Context(), http.MethodDelete, secretPath(args[0]), nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "deleted secret %s\n", args[0])
+		return nil
+	})
 }
 
 func newSecretGrantCmd() *cobra.Command {
-	var (
-		c   clientOptions
-		pol policyOptions
-	)
-	cmd := &cobra.Command{
+	var pol policyOptions
+	cmd := secretCmd(&cobra.Command{
 		Use:     "grant NAME",
 		Short:   "Replace a secret's release policy and data classes (the value stays)",
 		Example: `  bulwark secret grant payments/db --spiffe-id 'spiffe://prod.example/ns/payments/**' --class pii-eu --require-grant`,
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
-			var info secretstore.Info
-			body := api.SecretPolicy{Classes: pol.classes, Policy: pol.policy()}
-			if err := cl.do(cmd.Context(), http.MethodPut, secretPath(args[0])+"/policy", body, &info); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "secret %s released to %s\n", info.Name, strings.Join(info.Policy.SPIFFEIDs, " "))
-			return nil
-		},
-	}
-	c.addFlags(cmd)
+	}, func(cmd *cobra.Command, cl *apiClient, args []string) error {
+		var info secretstore.Info
+		body := api.SecretPolicy{Classes: pol.classes, Policy: pol.policy()}
+		if err := cl.do(cmd.Context(), http.MethodPut, secretPath(args[0])+"/policy", body, &info); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "secret %s released to %s\n", info.Name, strings.Join(info.Policy.SPIFFEIDs, " "))
+		return nil
+	})
 	pol.addFlags(cmd)
 	return cmd
 }

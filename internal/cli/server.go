@@ -174,7 +174,7 @@ Registry credentials and webhook secrets are sealed with the key in
 	ids.addFlags(cmd)
 	secretsOpt.addFlags(cmd)
 	cmd.Flags().StringVar(&respPolicy, "response-policy", "", "runtime response policy (YAML: alert, replace, rollback, quarantine per namespace and application; rate limit, breaker, dry-run); default: alert only")
-	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", `kubeconfig of the cluster the runtime responses act on and workload identity reads pods' service accounts from ("in-cluster": the pod's service account); default: none, actions other than alert are skipped`)
+	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", `kubeconfig of the cluster the runtime responses act on and workload identity reads pods' service accounts from and the agent allowlist route checks nodes' claims against ("in-cluster": the pod's service account); default: none, actions other than alert are skipped`)
 	cmd.AddCommand(newServerTokenCmd())
 	return cmd
 }

@@ -47,18 +47,22 @@ type execHeldKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	execMapEvents          = "events"
-	execMapGate            = "gate"
-	execMapHeld            = "held"
-	execMapHeldPids        = "held_pids"
-	execMapIgnored         = "ignored"
-	execMapStats           = "stats"
-	execMapWatched         = "watched"
-	execProgBulwarkConnect = "bulwark_connect"
-	execProgBulwarkExec    = "bulwark_exec"
-	execProgBulwarkExit    = "bulwark_exit"
-	execVarUnusedEvent     = "unused_event"
-	execVarUnusedHeldKey   = "unused_held_key"
+	execMapEpoch            = "epoch"
+	execMapEvents           = "events"
+	execMapExecStart        = "exec_start"
+	execMapGate             = "gate"
+	execMapHeld             = "held"
+	execMapHeldPids         = "held_pids"
+	execMapIgnored          = "ignored"
+	execMapStats            = "stats"
+	execMapWatched          = "watched"
+	execProgBulwarkConnect  = "bulwark_connect"
+	execProgBulwarkExec     = "bulwark_exec"
+	execProgBulwarkExecve   = "bulwark_execve"
+	execProgBulwarkExecveat = "bulwark_execveat"
+	execProgBulwarkExit     = "bulwark_exit"
+	execVarUnusedEvent      = "unused_event"
+	execVarUnusedHeldKey    = "unused_held_key"
 )
 
 // loadExec returns the embedded CollectionSpec for exec.
@@ -103,22 +107,26 @@ type execSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type execProgramSpecs struct {
-	BulwarkConnect *ebpf.ProgramSpec `ebpf:"bulwark_connect"`
-	BulwarkExec    *ebpf.ProgramSpec `ebpf:"bulwark_exec"`
-	BulwarkExit    *ebpf.ProgramSpec `ebpf:"bulwark_exit"`
+	BulwarkConnect  *ebpf.ProgramSpec `ebpf:"bulwark_connect"`
+	BulwarkExec     *ebpf.ProgramSpec `ebpf:"bulwark_exec"`
+	BulwarkExecve   *ebpf.ProgramSpec `ebpf:"bulwark_execve"`
+	BulwarkExecveat *ebpf.ProgramSpec `ebpf:"bulwark_execveat"`
+	BulwarkExit     *ebpf.ProgramSpec `ebpf:"bulwark_exit"`
 }
 
 // execMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type execMapSpecs struct {
-	Events   *ebpf.MapSpec `ebpf:"events"`
-	Gate     *ebpf.MapSpec `ebpf:"gate"`
-	Held     *ebpf.MapSpec `ebpf:"held"`
-	HeldPids *ebpf.MapSpec `ebpf:"held_pids"`
-	Ignored  *ebpf.MapSpec `ebpf:"ignored"`
-	Stats    *ebpf.MapSpec `ebpf:"stats"`
-	Watched  *ebpf.MapSpec `ebpf:"watched"`
+	Epoch     *ebpf.MapSpec `ebpf:"epoch"`
+	Events    *ebpf.MapSpec `ebpf:"events"`
+	ExecStart *ebpf.MapSpec `ebpf:"exec_start"`
+	Gate      *ebpf.MapSpec `ebpf:"gate"`
+	Held      *ebpf.MapSpec `ebpf:"held"`
+	HeldPids  *ebpf.MapSpec `ebpf:"held_pids"`
+	Ignored   *ebpf.MapSpec `ebpf:"ignored"`
+	Stats     *ebpf.MapSpec `ebpf:"stats"`
+	Watched   *ebpf.MapSpec `ebpf:"watched"`
 }
 
 // execVariableSpecs contains global variables before they are loaded into the kernel.
@@ -149,18 +157,22 @@ func (o *execObjects) Close() error {
 //
 // It can be passed to loadExecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type execMaps struct {
-	Events   *ebpf.Map `ebpf:"events"`
-	Gate     *ebpf.Map `ebpf:"gate"`
-	Held     *ebpf.Map `ebpf:"held"`
-	HeldPids *ebpf.Map `ebpf:"held_pids"`
-	Ignored  *ebpf.Map `ebpf:"ignored"`
-	Stats    *ebpf.Map `ebpf:"stats"`
-	Watched  *ebpf.Map `ebpf:"watched"`
+	Epoch     *ebpf.Map `ebpf:"epoch"`
+	Events    *ebpf.Map `ebpf:"events"`
+	ExecStart *ebpf.Map `ebpf:"exec_start"`
+	Gate      *ebpf.Map `ebpf:"gate"`
+	Held      *ebpf.Map `ebpf:"held"`
+	HeldPids  *ebpf.Map `ebpf:"held_pids"`
+	Ignored   *ebpf.Map `ebpf:"ignored"`
+	Stats     *ebpf.Map `ebpf:"stats"`
+	Watched   *ebpf.Map `ebpf:"watched"`
 }
 
 func (m *execMaps) Close() error {
 	return _ExecClose(
+		m.Epoch,
 		m.Events,
+		m.ExecStart,
 		m.Gate,
 		m.Held,
 		m.HeldPids,
@@ -182,15 +194,19 @@ type execVariables struct {
 //
 // It can be passed to loadExecObjects or ebpf.CollectionSpec.LoadAndAssign.
 type execPrograms struct {
-	BulwarkConnect *ebpf.Program `ebpf:"bulwark_connect"`
-	BulwarkExec    *ebpf.Program `ebpf:"bulwark_exec"`
-	BulwarkExit    *ebpf.Program `ebpf:"bulwark_exit"`
+	BulwarkConnect  *ebpf.Program `ebpf:"bulwark_connect"`
+	BulwarkExec     *ebpf.Program `ebpf:"bulwark_exec"`
+	BulwarkExecve   *ebpf.Program `ebpf:"bulwark_execve"`
+	BulwarkExecveat *ebpf.Program `ebpf:"bulwark_execveat"`
+	BulwarkExit     *ebpf.Program `ebpf:"bulwark_exit"`
 }
 
 func (p *execPrograms) Close() error {
 	return _ExecClose(
 		p.BulwarkConnect,
 		p.BulwarkExec,
+		p.BulwarkExecve,
+		p.BulwarkExecveat,
 		p.BulwarkExit,
 	)
 }

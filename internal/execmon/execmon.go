@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -101,6 +102,12 @@ type Monitor struct {
 	// (live), and closed under its lock.
 	mu     sync.RWMutex
 	reader *ringbuf.Reader
+
+	// epochs: execve's start is recorded (the syscall tracepoints
+	// attached), so a mount held later is not taken as held by an exec
+	// that began before (kill.go); cur is the epoch.
+	epochs bool
+	cur    atomic.Uint64
 	closed bool
 	guard  guard // the gate's guard (gate.go), when the kernel has it
 }
@@ -138,7 +145,8 @@ func Start() (*Monitor, error) {
 		}
 		m.links = append(m.links, l)
 	}
-	m.startGuard() // gate.go: optional
+	m.epochs = m.attachExecve() == nil // else later mounts race (kill.go)
+	m.startGuard()                      // gate.go: optional
 	r, err := ringbuf.NewReader(m.objs.Events)
 	if err != nil {
 		_ = m.Close()
@@ -274,4 +282,28 @@ func cString[T ~int8 | ~uint8](b []T) string {
 		out = append(out, byte(c))
 	}
 	return string(out)
+}
+
+// tracefs is where the syscall tracepoints are named.
+const tracefs = "/sys/kernel/tracing"
+
+// attachExecve attaches the programs that record when each execve begins,
+// mounting tracefs first when it is not (it is not at boot on some hosts).
+func (m *Monitor) attachExecve() error {
+	if _, err := os.Stat(tracefs + "/events"); errors.Is(err, os.ErrNotExist) {
+		if err := unix.Mount("tracefs", tracefs, "tracefs", 0, ""); err != nil {
+			return fmt.Errorf("mounting tracefs at %s: %w", tracefs, err)
+		}
+	}
+	for _, tp := range []struct {
+		name string
+		p    *ebpf.Program
+	}{{"sys_enter_execve", m.objs.BulwarkExecve}, {"sys_enter_execveat", m.objs.BulwarkExecveat}} {
+		l, err := link.Tracepoint("syscalls", tp.name, tp.p, nil)
+		if err != nil {
+			return fmt.Errorf("attaching %s: %w", tp.name, err)
+		}
+		m.links = append(m.links, l)
+	}
+	return nil
 }

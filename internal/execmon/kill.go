@@ -47,15 +47,18 @@ func (m *Monitor) Watch(cgroup uint64, kill bool) error {
 
 // Hold says the marks of the container with cgroup hold the filesystems
 // devs (stat's encoding: marked whole) and the mounts mounts (unique mount
-// ids, statx STATX_MNT_ID_UNIQUE: marked alone).
+// ids, statx STATX_MNT_ID_UNIQUE: marked alone), from the current epoch:
+// for an exec whose execve began in an earlier one they are not held.
+// Call Advance between marking a mount attached later and holding it.
 func (m *Monitor) Hold(cgroup uint64, devs, mounts []uint64) error {
 	done, err := m.live()
 	if err != nil {
 		return err
 	}
 	defer done()
+	epoch := m.cur.Load()
 	for _, k := range heldKeys(cgroup, devs, mounts) {
-		if err := m.objs.Held.Put(k, uint8(1)); err != nil {
+		if err := m.objs.Held.Put(k, epoch); err != nil {
 			return fmt.Errorf("holding %d of kind %d for cgroup %d in the exec sensor: %w", k.Id, k.Kind, cgroup, err)
 		}
 	}
@@ -93,7 +96,7 @@ func (m *Monitor) Unwatch(cgroup uint64) error {
 		return fmt.Errorf("unwatching cgroup %d in the exec sensor: %w", cgroup, err)
 	}
 	var gone []execHeldKey
-	var v uint8
+	var v uint64
 	it := m.objs.Held.Iterate()
 	var key execHeldKey
 	for it.Next(&key, &v) {
@@ -144,7 +147,12 @@ func MountID(fd int) (uint64, error) {
 // Held counts what the container with cgroup is said to hold (Hold less
 // Release): the filesystems and the mounts.
 func (m *Monitor) Held(cgroup uint64) (devs, mounts int, err error) {
-	var v uint8
+	done, err := m.live()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer done()
+	var v uint64
 	var key execHeldKey
 	it := m.objs.Held.Iterate()
 	for it.Next(&key, &v) {
@@ -161,3 +169,28 @@ func (m *Monitor) Held(cgroup uint64) (devs, mounts int, err error) {
 	}
 	return devs, mounts, nil
 }
+
+// Advance starts a new epoch: an exec whose execve began before it may
+// have opened its file before marks placed before it, so what Hold names
+// from now on is not held for that exec. A mount attached later is marked,
+// then Advance, then Hold: an exec from it that began before the mark is
+// not taken as held (fanotify never saw its open). Without the syscall
+// tracepoints (Epochs false) it does nothing.
+func (m *Monitor) Advance() error {
+	if !m.epochs {
+		return nil
+	}
+	done, err := m.live()
+	if err != nil {
+		return err
+	}
+	defer done()
+	n := m.cur.Add(1)
+	if err := m.objs.Epoch.Put(uint32(0), n); err != nil {
+		return fmt.Errorf("advancing the exec sensor's epoch: %w", err)
+	}
+	return nil
+}
+
+// Epochs reports whether execs are told apart by when they began (Advance).
+func (m *Monitor) Epochs() bool { return m.epochs }

@@ -139,7 +139,7 @@ func (e *SourceError) Unwrap() error { return e.Err }
 // detected) or a path with an explicit scheme: registry:, oci:, oci-archive:,
 // docker-archive:, dir:.
 func Open(ctx context.Context, input string, opts Options) (img *Image, err error) {
-	defer recovered(&err, "opening "+input)
+	defer layerfs.Recovered(&err, "opening "+input)
 	img, err = open(ctx, input, opts)
 	if err != nil {
 		return nil, &SourceError{Source: input, Err: err}

@@ -314,7 +314,7 @@ func fromParts(ctx context.Context, b bundle, src sbom.Source, configName string
 	for _, i := range ld.order(cfg.RootFS.DiffIDs) {
 		r := refs[i]
 		g.Go(func() (err error) {
-			defer recovered(&err, fmt.Sprintf("layer %d", i))
+			defer layerfs.Recovered(&err, fmt.Sprintf("layer %d", i))
 			if err := gctx.Err(); err != nil {
 				return err
 			}

@@ -98,7 +98,7 @@ func openRemote(ctx context.Context, ref string, opts Options) (*Image, error) {
 	for _, i := range ld.order(cfg.RootFS.DiffIDs) {
 		l := rlayers[i]
 		g.Go(func() (err error) {
-			defer recovered(&err, fmt.Sprintf("layer %d", i))
+			defer layerfs.Recovered(&err, fmt.Sprintf("layer %d", i))
 			if err := gctx.Err(); err != nil {
 				return err
 			}

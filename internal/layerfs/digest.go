@@ -23,7 +23,8 @@ func (f *FS) FillDigests(ctx context.Context, mode Digests) error {
 		if !n.IsRegular() || n.Digest != "" || n.sparse || n.off < 0 && f.dir == nil {
 			continue
 		}
-		g.Go(func() error {
+		g.Go(func() (err error) {
+			defer Recovered(&err, "hashing "+n.Path)
 			if err := ctx.Err(); err != nil {
 				return err
 			}

@@ -104,7 +104,8 @@ func Build(ctx context.Context, layers []Layer) (*FS, error) {
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i, l := range layers {
-		g.Go(func() error {
+		g.Go(func() (err error) {
+			defer Recovered(&err, "indexing layer "+l.DiffID)
 			if err := ctx.Err(); err != nil {
 				return err
 			}

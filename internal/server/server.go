@@ -19,6 +19,7 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/fleet"
 	"github.com/bulwark-sec/bulwark/internal/fuzzcampaign"
 	"github.com/bulwark-sec/bulwark/internal/image"
+	"github.com/bulwark-sec/bulwark/internal/kube"
 	"github.com/bulwark-sec/bulwark/internal/notify"
 	"github.com/bulwark-sec/bulwark/internal/policy"
 	"github.com/bulwark-sec/bulwark/internal/reeval"
@@ -307,6 +308,13 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	handler.UseFleet(running, respondWorker.Wake)
+	if cfg.Kubeconfig != "" {
+		kc, err := loadKube(cfg.Kubeconfig)
+		if err != nil {
+			return err
+		}
+		handler.UseNodeImages(&kube.NodePods{Client: kc}) // an uncertified allowlist needs the kubelet's word
+	}
 	ev := &events{store: st, handler: handler, log: log.With("task", "events"), instance: cfg.Instance + "/events", poll: cfg.PollInterval}
 	ev.fleet, ev.wakeRespond = running, respondWorker.Wake
 	ev.late = newLateRevocations(st, running, respondWorker.Wake, cfg.PollInterval, log.With("task", "late-revocations"))

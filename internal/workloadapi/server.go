@@ -139,33 +139,62 @@ func (s *Server) caller(ctx context.Context) (identity.Workload, error) {
 // refused or withdrawn (drift, revocation), which is how the Workload API
 // says a caller lost its identity.
 func (s *Server) FetchX509SVID(_ *workload.X509SVIDRequest, stream workload.SpiffeWorkloadAPI_FetchX509SVIDServer) error {
-	ctx := stream.Context()
+	var last *x509.Certificate
+	var lastBundle *spiffebundle.Bundle
+	return s.follow(stream.Context(), func(snap snapshot) error {
+		if snap.svid == nil || snap.bundle == nil || (snap.svid.Certificates[0] == last && snap.bundle == lastBundle) {
+			return nil
+		}
+		resp, err := x509Response(snap)
+		if err != nil {
+			return status.Error(codes.Internal, err.Error())
+		}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+		last, lastBundle = snap.svid.Certificates[0], snap.bundle
+		return nil
+	})
+}
+
+// follow resolves the caller and calls send with its container's snapshot
+// at once and at every change, until the caller leaves (nil), send fails,
+// or the identity is refused or withdrawn (PermissionDenied). send keeps
+// its own record of what it last sent.
+func (s *Server) follow(ctx context.Context, send func(snapshot) error) error {
 	w, err := s.caller(ctx)
 	if err != nil {
 		return err
 	}
-	var last *x509.Certificate
-	var lastBundle *spiffebundle.Bundle
 	for {
 		snap := s.m.snapshot(w.Container)
-		switch {
-		case snap.refusal != nil:
+		if snap.refusal != nil {
 			return errNoIdentity(snap.refusal.Error())
-		case snap.svid != nil && snap.bundle != nil && (snap.svid.Certificates[0] != last || snap.bundle != lastBundle):
-			resp, err := x509Response(snap)
-			if err != nil {
-				return status.Error(codes.Internal, err.Error())
-			}
-			if err := stream.Send(resp); err != nil {
-				return err
-			}
-			last, lastBundle = snap.svid.Certificates[0], snap.bundle
+		}
+		if err := send(snap); err != nil {
+			return err
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-snap.changed:
 		}
+	}
+}
+
+// onBundleChange is a send for follow that calls send once a trust bundle
+// is known and again each time it changes.
+func onBundleChange(send func(snapshot) error) func(snapshot) error {
+	var last *spiffebundle.Bundle
+	return func(snap snapshot) error {
+		if snap.bundle == nil || snap.bundle == last {
+			return nil
+		}
+		if err := send(snap); err != nil {
+			return err
+		}
+		last = snap.bundle
+		return nil
 	}
 }
 
@@ -199,70 +228,30 @@ func rawCerts(cs []*x509.Certificate) []byte {
 // FetchX509Bundles streams the trust bundle's X.509 roots to a caller
 // that holds an identity.
 func (s *Server) FetchX509Bundles(_ *workload.X509BundlesRequest, stream workload.SpiffeWorkloadAPI_FetchX509BundlesServer) error {
-	ctx := stream.Context()
-	w, err := s.caller(ctx)
-	if err != nil {
-		return err
-	}
-	var last *spiffebundle.Bundle
-	for {
-		snap := s.m.snapshot(w.Container)
-		if snap.refusal != nil {
-			return errNoIdentity(snap.refusal.Error())
-		}
-		if snap.bundle != nil && snap.bundle != last {
-			bundles := map[string][]byte{snap.bundle.TrustDomain().IDString(): rawCerts(snap.bundle.X509Authorities())}
-			for _, b := range snap.federated {
-				if len(b.X509Authorities()) > 0 {
-					bundles[b.TrustDomain().IDString()] = rawCerts(b.X509Authorities())
-				}
+	return s.follow(stream.Context(), onBundleChange(func(snap snapshot) error {
+		bundles := map[string][]byte{snap.bundle.TrustDomain().IDString(): rawCerts(snap.bundle.X509Authorities())}
+		for _, b := range snap.federated {
+			if len(b.X509Authorities()) > 0 {
+				bundles[b.TrustDomain().IDString()] = rawCerts(b.X509Authorities())
 			}
-			if err := stream.Send(&workload.X509BundlesResponse{Bundles: bundles}); err != nil {
-				return err
-			}
-			last = snap.bundle
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-snap.changed:
-		}
-	}
+		return stream.Send(&workload.X509BundlesResponse{Bundles: bundles})
+	}))
 }
 
 // FetchJWTBundles streams the JWT keys of the bundle (JWKS).
 func (s *Server) FetchJWTBundles(_ *workload.JWTBundlesRequest, stream workload.SpiffeWorkloadAPI_FetchJWTBundlesServer) error {
-	ctx := stream.Context()
-	w, err := s.caller(ctx)
-	if err != nil {
-		return err
-	}
-	var last *spiffebundle.Bundle
-	for {
-		snap := s.m.snapshot(w.Container)
-		if snap.refusal != nil {
-			return errNoIdentity(snap.refusal.Error())
-		}
-		if snap.bundle != nil && snap.bundle != last {
-			bundles := map[string][]byte{}
-			for _, b := range append([]*spiffebundle.Bundle{snap.bundle}, snap.federated...) {
-				jwks, err := b.JWTBundle().Marshal()
-				if err != nil {
-					return status.Error(codes.Internal, err.Error())
-				}
-				bundles[b.TrustDomain().IDString()] = jwks
+	return s.follow(stream.Context(), onBundleChange(func(snap snapshot) error {
+		bundles := map[string][]byte{}
+		for _, b := range append([]*spiffebundle.Bundle{snap.bundle}, snap.federated...) {
+			jwks, err := b.JWTBundle().Marshal()
+			if err != nil {
+				return status.Error(codes.Internal, err.Error())
 			}
-			if err := stream.Send(&workload.JWTBundlesResponse{Bundles: bundles}); err != nil {
-				return err
-			}
-			last = snap.bundle
+			bundles[b.TrustDomain().IDString()] = jwks
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-snap.changed:
-		}
-	}
+		return stream.Send(&workload.JWTBundlesResponse{Bundles: bundles})
+	}))
 }
 
 // FetchJWTSVID returns a JWT-SVID for the caller's identity and the

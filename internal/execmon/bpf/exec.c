@@ -116,12 +116,35 @@ struct {
 	__type(value, __u32);
 } watched SEC(".maps");
 
+/* held: the value is the epoch the agent held it in. The agent advances
+ * the epoch after it marks a mount attached later and before it holds it;
+ * an exec whose execve began in an earlier epoch may have opened its file
+ * before the mark (fanotify never asked), so for it that mount is not
+ * held. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 262144);
 	__type(key, struct held_key);
-	__type(value, __u8);
+	__type(value, __u64);
 } held SEC(".maps");
+
+/* epoch[0]: the agent's current epoch */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} epoch SEC(".maps");
+
+/* exec_start: the epoch each thread's execve began in, by thread id (an
+ * exec that never reaches sched_process_exec leaves its entry to the LRU);
+ * none: epoch 0, the oldest */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u64);
+} exec_start SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -212,16 +235,46 @@ static __always_inline __u64 watched_cgroup(__u64 cg, __u32 *how)
 	return 0;
 }
 
-/* heldBy says whether a mark of container cg holds the file: its
- * filesystem (marked whole) or its mount (marked alone). */
-static __always_inline int held_by(__u64 cg, __u32 dev, __u64 mnt)
+/* heldBy says whether a mark of container cg held the file when an exec
+ * that began in epoch start opened it: its filesystem (marked whole) or
+ * its mount (marked alone), held in start or before. */
+static __always_inline int held_by(__u64 cg, __u32 dev, __u64 mnt, __u64 start)
 {
 	struct held_key k = {.cgroup = cg, .id = dev, .kind = HELD_DEV};
-	if (bpf_map_lookup_elem(&held, &k))
+	__u64 *v = bpf_map_lookup_elem(&held, &k);
+	if (v && *v <= start)
 		return 1;
 	k.id = mnt;
 	k.kind = HELD_MOUNT;
-	return bpf_map_lookup_elem(&held, &k) != 0;
+	v = bpf_map_lookup_elem(&held, &k);
+	return v && *v <= start;
+}
+
+static __always_inline void exec_begins(void)
+{
+	__u32 zero = 0;
+	__u64 *e = bpf_map_lookup_elem(&epoch, &zero);
+	if (!e)
+		return;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u64 v = *e;
+	bpf_map_update_elem(&exec_start, &tid, &v, 0 /* BPF_ANY */);
+}
+
+/* execve and execveat record the epoch they begin in, before the file is
+ * opened. */
+SEC("tracepoint/syscalls/sys_enter_execve")
+int bulwark_execve(void *ctx)
+{
+	exec_begins();
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_execveat")
+int bulwark_execveat(void *ctx)
+{
+	exec_begins();
+	return 0;
 }
 
 static __always_inline __u64 gate_get(__u32 i)
@@ -267,7 +320,14 @@ SEC("tp_btf/sched_process_exec")
 int bulwark_exec(unsigned long long *ctx)
 {
 	struct task_struct *p = (void *)ctx[0];
+	__u32 old_tid = (__u32)ctx[1]; /* the thread that called execve */
 	struct linux_binprm *bprm = (void *)ctx[2];
+	__u64 began = 0;
+	__u64 *st = bpf_map_lookup_elem(&exec_start, &old_tid);
+	if (st) {
+		began = *st;
+		bpf_map_delete_elem(&exec_start, &old_tid);
+	}
 	struct file *f = BPF_CORE_READ(bprm, file);
 	struct inode *inode = BPF_CORE_READ(f, f_inode);
 	__u32 dev = BPF_CORE_READ(inode, i_sb, s_dev);
@@ -283,7 +343,7 @@ int bulwark_exec(unsigned long long *ctx)
 	if (wcg) {
 		cg = wcg;
 		flags = FLAG_CHECKED;
-		if (!held_by(wcg, dev, mnt_id)) {
+		if (!held_by(wcg, dev, mnt_id, began)) {
 			flags |= FLAG_UNHELD;
 			if (how == WATCH_KILL && bpf_send_signal(SIGKILL) == 0) {
 				flags |= FLAG_KILLED;

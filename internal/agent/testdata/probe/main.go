@@ -204,6 +204,31 @@ func do(args []string) string {
 			return errString(err)
 		}
 		return fmt.Sprintf("%s now=%d same-device=%v", escapedStatus(runEscaped(args[3]+"/drift")), now.Dev, was.Dev == now.Dev)
+	case args[0] == "mountrun" && len(args) == 4:
+		// args[3] rounds of: a fresh tmpfs at args[2]/N, a drifted copy of
+		// args[1] run from it at once (before the agent marks it); how
+		// each ended, counted.
+		n, _ := strconv.Atoi(args[3])
+		count := map[string]int{}
+		for i := range n {
+			d := filepath.Join(args[2], strconv.Itoa(i))
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return errString(err)
+			}
+			if err := syscall.Mount("t", d, "tmpfs", 0, ""); err != nil {
+				return errString(err)
+			}
+			if err := copyDrifted(args[1], d+"/drift"); err != nil {
+				return errString(err)
+			}
+			count[errString(run(d+"/drift"))]++
+		}
+		return fmt.Sprint(count)
+	case args[0] == "cgmove" && len(args) == 2:
+		// The probe moves itself into a cgroup named args[1] below its
+		// own, in every hierarchy (needs CAP_SYS_ADMIN and the host's
+		// cgroup namespace); answers how many it moved in.
+		return cgMove(args[1])
 	case args[0] == "umount" && len(args) == 2:
 		return errString(syscall.Unmount(args[1], 0))
 	case args[0] == "binds" && len(args) == 4:
@@ -416,4 +441,51 @@ func detachedTmpfs() (int, error) {
 		return -1, err
 	}
 	return unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, 0)
+}
+
+// cgMove mounts each hierarchy of /proc/self/cgroup under /tmp/cgN and
+// moves the probe into a new cgroup name below its own there.
+func cgMove(name string) string {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return errString(err)
+	}
+	moved := 0
+	var errs []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		dir := "/tmp/cg" + parts[0]
+		os.MkdirAll(dir, 0o755)
+		var err error
+		if parts[1] == "" {
+			err = syscall.Mount("none", dir, "cgroup2", 0, "")
+		} else {
+			opts := parts[1]
+			if strings.HasPrefix(opts, "name=") {
+				opts = "none," + opts
+			}
+			err = syscall.Mount("none", dir, "cgroup", 0, opts)
+		}
+		if err != nil {
+			errs = append(errs, parts[1]+": mount: "+err.Error())
+			continue
+		}
+		parent := filepath.Join(dir, parts[2])
+		target := filepath.Join(parent, name)
+		os.Mkdir(target, 0o755)
+		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+			if v, err := os.ReadFile(filepath.Join(parent, f)); err == nil {
+				os.WriteFile(filepath.Join(target, f), v, 0)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(target, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
+			errs = append(errs, parts[1]+": "+err.Error())
+			continue
+		}
+		moved++
+	}
+	return fmt.Sprintf("moved %d %q", moved, errs)
 }
