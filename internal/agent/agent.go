@@ -69,7 +69,9 @@ type Config struct {
 	Allowlists     AllowlistServer
 	AllowlistCache string
 
-	adoptDelay delay // tests: adoption waits before marking (gate.go)
+	adoptDelay delay         // tests: adoption waits before marking (gate.go)
+	gateWait   time.Duration // tests: the gate's bound; zero is gateWait
+	gateUnder  string        // tests: gate only below this cgroup v2 directory (relative to the mount; made if missing)
 }
 
 // Cache sizes: identities remembered per container and per node.

@@ -161,6 +161,13 @@ func (a *Agent) adoptNow(ctx context.Context, ns, id string, pid uint32) (*conta
 	if err != nil {
 		return nil, fmt.Errorf("reading container %q: %w", id, err)
 	}
+	// The mode before the list: a container in mode off the gate holds
+	// waits for nothing it does not need.
+	md := a.decideContainer(ctx, ns, info) // modes.go
+	if md.Mode == ModeOff {
+		a.log.Info("not watching container: mode off", "container", id, "namespace", ns, "rule", md.ModeRule)
+		return nil, nil
+	}
 	img, err := a.client.GetImage(ctx, info.Image)
 	if err != nil {
 		return nil, fmt.Errorf("loading image %q of container %q: %w", info.Image, id, err)
@@ -179,13 +186,8 @@ func (a *Agent) adoptNow(ctx context.Context, ns, id string, pid uint32) (*conta
 	if err != nil {
 		return nil, fmt.Errorf("container %q: %w", id, err)
 	}
-	md := a.decideContainer(ctx, ns, info) // modes.go
 	c2 := &container{id: id, namespace: ns, image: list.Image, pid: pid, dev: dev, compiled: allowlist.Compile(list, verdictsPerContainer),
 		labels: podLabels(info.Labels), mode: md.Mode, ref: info.Image, learn: a.window(list.Image, info.Image, md.Learn)}
-	if c2.mode == ModeOff {
-		a.log.Info("not watching container: mode off", "container", id, "namespace", ns, "rule", md.ModeRule)
-		return nil, nil
-	}
 	a.cfg.adoptDelay.sleep() // tests: the container wins the race to its first exec (gate.go)
 	if a.fan != nil {
 		if err := a.markContainer(c2, root); err != nil { // mounts.go

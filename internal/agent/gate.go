@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -87,6 +88,7 @@ type gateState struct {
 
 // stopped is one process the gate stopped.
 type stopped struct {
+	pid     uint32
 	pidfd   int // taken when its event was read: a pid reused later is not signalled
 	at      time.Time
 	settled bool
@@ -107,6 +109,11 @@ type GateStats struct {
 	// prevent, continued otherwise); Lost: execs killed in the kernel
 	// because the ring buffer had no room to report them.
 	Stopped, Continued, Killed, Failed, Lost int64
+	// ContinuedByAnother: held processes another process sent SIGCONT,
+	// killed in the kernel by the gate's guard (Linux 6.13); Guard says
+	// why there is none ("" when there is).
+	ContinuedByAnother int64
+	Guard              string `json:",omitempty"`
 	// Waited is how long the stopped waited for their verdicts, summed
 	// (from the event read to the signal): the first exec's added latency.
 	Waited time.Duration
@@ -121,7 +128,10 @@ func (a *Agent) gateStats() GateStats {
 		Waited: time.Duration(g.waited.Load())}
 	if m := a.procMon.Load(); m != nil {
 		if ps, err := m.Stats(); err == nil {
-			s.Lost = int64(ps.GateLost)
+			s.Lost, s.ContinuedByAnother = int64(ps.GateLost), int64(ps.ContKilled)
+		}
+		if err := m.Guarded(); err != nil {
+			s.Guard = err.Error()
 		}
 	}
 	return s
@@ -134,11 +144,12 @@ func writeGateMetrics(w io.Writer, g GateStats) {
 		on = 1
 	}
 	fmt.Fprintf(w, "# HELP bulwark_agent_gate_on 1 when execs of containers not yet adopted wait for their verdict.\n# TYPE bulwark_agent_gate_on gauge\nbulwark_agent_gate_on %d\n", on)
-	fmt.Fprintf(w, "# HELP bulwark_agent_gate_execs_total Execs held until their container was adopted, by outcome (stopped: all; failed: resolved with an error; lost: killed in the kernel, no room to report).\n# TYPE bulwark_agent_gate_execs_total counter\n")
+	fmt.Fprintf(w, "# HELP bulwark_agent_gate_execs_total Execs held until their container was adopted, by outcome (stopped: all; failed: resolved with an error; lost: killed in the kernel, no room to report; continued-by-another: killed in the kernel, another sent it SIGCONT).\n# TYPE bulwark_agent_gate_execs_total counter\n")
 	for _, o := range []struct {
 		k string
 		v int64
-	}{{"stopped", g.Stopped}, {"continued", g.Continued}, {"killed", g.Killed}, {"failed", g.Failed}, {"lost", g.Lost}} {
+	}{{"stopped", g.Stopped}, {"continued", g.Continued}, {"killed", g.Killed}, {"failed", g.Failed}, {"lost", g.Lost},
+		{"continued-by-another", g.ContinuedByAnother}} {
 		fmt.Fprintf(w, "bulwark_agent_gate_execs_total{outcome=%q} %d\n", o.k, o.v)
 	}
 	fmt.Fprintf(w, "# HELP bulwark_agent_gate_wait_seconds_total Time held execs waited for their verdicts.\n# TYPE bulwark_agent_gate_wait_seconds_total counter\nbulwark_agent_gate_wait_seconds_total %g\n", g.Waited.Seconds())
@@ -224,6 +235,10 @@ func (a *Agent) gateOpen() {
 		a.log.Error("the gate is off: no cgroup v2 ids; a container's first execs can run before it is adopted", "error", err.Error())
 		return
 	}
+	if err := a.gateScope(m); err != nil {
+		a.log.Error("the gate is off", "error", err.Error())
+		return
+	}
 	if err := m.Gate(true, self); err != nil {
 		a.log.Error("the gate is off: a container's first execs can run before it is adopted", "error", err.Error())
 		return
@@ -232,6 +247,30 @@ func (a *Agent) gateOpen() {
 	a.gate.on = true
 	a.gate.mu.Unlock()
 	a.log.Info("gate on: execs of containers not yet adopted wait for their verdict")
+	if err := m.Guarded(); err != nil {
+		a.log.Warn("the gate has no guard: a held process another continues (a sibling in a shared pid namespace) runs before its verdict", "error", err.Error())
+	}
+}
+
+// gateScope limits the gate to cfg.gateUnder (tests: several agents on
+// one node would stop, and continue, each other's containers' execs).
+func (a *Agent) gateScope(m *execmon.Monitor) error {
+	if a.cfg.gateUnder == "" {
+		return nil
+	}
+	mnt, err := cgroup2Mount()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(mnt, filepath.Clean("/"+a.cfg.gateUnder))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("making the gate's cgroup %q: %w", dir, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return fmt.Errorf("reading the gate's cgroup %q: %w", dir, err)
+	}
+	return m.GateUnder(st.Ino)
 }
 
 // gateClose turns the gate off and continues every process it stopped:
@@ -269,7 +308,7 @@ func (a *Agent) gateStopped(m *execmon.Monitor, ev execmon.Event) {
 		a.log.Warn("a stopped exec is gone before its verdict", "pid", ev.PID, "error", err.Error())
 		return
 	}
-	p := &stopped{pidfd: fd, at: time.Now()}
+	p := &stopped{pid: ev.PID, pidfd: fd, at: time.Now()}
 	g.mu.Lock()
 	closing := g.closing
 	if !closing {
@@ -299,6 +338,11 @@ func (a *Agent) settle(p *stopped, sig unix.Signal) bool {
 	delete(g.pending, p)
 	g.mu.Unlock()
 	defer unix.Close(p.pidfd)
+	if m := a.procMon.Load(); m != nil && sig == unix.SIGCONT {
+		if err := m.Unhold(p.pid); err != nil && !errors.Is(err, execmon.ErrClosed) { // else the guard takes our SIGCONT for another's
+			a.log.Error("continuing a held exec", "pid", p.pid, "error", err.Error())
+		}
+	}
 	waited := time.Since(p.at)
 	g.waited.Add(int64(waited))
 	a.log.Debug("gate verdict", "signal", sig.String(), "waited", waited)
@@ -322,7 +366,11 @@ func (a *Agent) judgeStopped(m *execmon.Monitor, ev execmon.Event, p *stopped) {
 	a.mu.RLock()
 	run := a.runCtx
 	a.mu.RUnlock()
-	ctx, cancel := context.WithTimeout(run, gateWait)
+	wait := gateWait
+	if a.cfg.gateWait > 0 {
+		wait = a.cfg.gateWait
+	}
+	ctx, cancel := context.WithTimeout(run, wait)
 	defer cancel()
 	c, prevent, err := a.gateResolve(ctx, ev)
 	switch {
@@ -385,12 +433,12 @@ func (a *Agent) gateResolve(ctx context.Context, ev execmon.Event) (*container, 
 			if err != nil {
 				return nil, prevent, fmt.Errorf("loading the task of container %q: %w", id, err)
 			}
+			if samePidNamespace(pid, int(t.Pid())) != nil {
+				continue // another namespace's container of that name, or another containerd's: not this process's
+			}
 			c, err := a.adoptOnce(ctx, ns, id, t.Pid())
 			if err != nil || c == nil {
 				return nil, prevent, err
-			}
-			if err := samePidNamespace(pid, int(c.pid)); err != nil && ev.Cgroup != c.cgroup {
-				return nil, true, fmt.Errorf("container %q: %w", id, err)
 			}
 			return c, c.mode == ModePrevent, nil
 		}
@@ -399,8 +447,10 @@ func (a *Agent) gateResolve(ctx context.Context, ev execmon.Event) (*container, 
 }
 
 // samePidNamespace says whether pids a and b are in one pid namespace: a
-// process that named another container in its cgroup path (a cgroup made
-// below its own) is not judged by that container's rules.
+// container named by a process's cgroup path is its own only if the
+// process is in its init's pid namespace (a container of the same id in
+// another namespace, or of another containerd, is not; nor is one named by
+// a cgroup a process made below its own).
 func samePidNamespace(a, b int) error {
 	var x, y unix.Stat_t
 	if err := unix.Stat(procRoot+"/"+strconv.Itoa(a)+"/ns/pid", &x); err != nil {

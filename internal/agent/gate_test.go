@@ -31,10 +31,7 @@ import (
 //   - a container in mode off runs (its cgroup let through);
 //   - detect with the gate: the drifted entrypoint runs and is reported.
 func TestGateBeforeAdoption(t *testing.T) {
-	c, addr := containerdtest.Start(t)
-	ctx := namespaces.WithNamespace(context.Background(), testNS)
-	probe := buildProbe(t)
-	img := importImage(t, ctx, c, probeImage(t, probe))
+	c, addr, ctx, probe, img := gateWorld(t)
 	slow := func(c *Config) { c.adoptDelay = delay(time.Second) }
 	evil := append(append([]byte{}, probe...), "drifted"...)
 
@@ -98,6 +95,14 @@ func TestGateBeforeAdoption(t *testing.T) {
 	stop()
 }
 
+// gateWorld starts containerd and imports the probe's image.
+func gateWorld(t *testing.T) (*client.Client, string, context.Context, []byte, client.Image) {
+	c, addr := containerdtest.Start(t)
+	ctx := namespaces.WithNamespace(context.Background(), testNS)
+	probe := buildProbe(t)
+	return c, addr, ctx, probe, importImage(t, ctx, c, probeImage(t, probe))
+}
+
 // runEntrypoint runs a container whose entrypoint is prog, put in a
 // directory of the host bind-mounted at /ctl, as "/ctl/evil escaped"; it
 // returns the exit status and whether the program ran (wrote ESCAPED).
@@ -109,7 +114,7 @@ func runEntrypoint(t *testing.T, ctx context.Context, c *client.Client, img clie
 
 // startEntrypoint starts what runEntrypoint runs: pid is its init; wait
 // waits for its end.
-func startEntrypoint(t *testing.T, ctx context.Context, c *client.Client, img client.Image, id string, prog []byte) (pid int, wait func() (int, bool)) {
+func startEntrypoint(t *testing.T, ctx context.Context, c *client.Client, img client.Image, id string, prog []byte, opts ...oci.SpecOpts) (pid int, wait func() (int, bool)) {
 	t.Helper()
 	ctl, err := os.MkdirTemp("", "bwgate")
 	if err != nil {
@@ -119,9 +124,9 @@ func startEntrypoint(t *testing.T, ctx context.Context, c *client.Client, img cl
 	if err := os.WriteFile(filepath.Join(ctl, "evil"), prog, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	task := containerdtest.Create(t, ctx, c, img, id,
+	task := containerdtest.Create(t, ctx, c, img, id, append([]oci.SpecOpts{
 		oci.WithMounts([]specs.Mount{{Destination: "/ctl", Type: "bind", Source: ctl, Options: []string{"rbind", "rw"}}}),
-		oci.WithProcessArgs("/ctl/evil", "escaped"))
+		oci.WithProcessArgs("/ctl/evil", "escaped")}, opts...)...)
 	ch, err := task.Wait(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -147,10 +152,7 @@ func startEntrypoint(t *testing.T, ctx context.Context, c *client.Client, img cl
 // agent that is gone; like fanotify's, enforcement then fails open).
 // Reading the stat of a held process says T.
 func TestGateShutdownContinues(t *testing.T) {
-	c, addr := containerdtest.Start(t)
-	ctx := namespaces.WithNamespace(context.Background(), testNS)
-	probe := buildProbe(t)
-	img := importImage(t, ctx, c, probeImage(t, probe))
+	c, addr, ctx, probe, img := gateWorld(t)
 	var col collector
 	a, stop := startAgent(t, addr, ModePrevent, &col, func(c *Config) {
 		c.ExecEventsDefault, c.adoptDelay = true, delay(3*time.Second)
@@ -171,6 +173,55 @@ func TestGateShutdownContinues(t *testing.T) {
 	}
 	if got := procStateOf(os.Getpid()); got == "" || got == "T" {
 		t.Fatalf("this process's state: %q", got)
+	}
+}
+
+// TestGateSiblingContinues: a pod sharing one pid namespace. A running
+// sibling (adopted) sends SIGCONT to every process it can, the held
+// entrypoint of a new container in its namespace among them. With the
+// gate's guard (Linux 6.13) the entrypoint is killed in the kernel before
+// it runs, counted continued-by-another; without it (an older kernel) it
+// runs before its verdict: the known gap, logged. The agent keeps working.
+func TestGateSiblingContinues(t *testing.T) {
+	c, addr, ctx, probe, img := gateWorld(t)
+	var col collector
+	a, _ := startAgent(t, addr, ModePrevent, &col, func(c *Config) { c.ExecEventsDefault, c.adoptDelay = true, delay(time.Second) })
+	sib := startWatched(t, ctx, c, img, a, "gatesib")
+	pid, wait := startEntrypoint(t, ctx, c, img, "gatesibnew", append(append([]byte{}, probe...), "drifted"...),
+		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.PIDNamespace, Path: "/proc/" + strconv.Itoa(int(sib.task.Pid())) + "/ns/pid"}))
+	for deadline := time.Now().Add(5 * time.Second); procStateOf(pid) != "T"; sleepTick() {
+		if time.Now().After(deadline) {
+			t.Fatal("the entrypoint was never held")
+		}
+	}
+	sib.doAll(t, "contall")
+	code, escaped := wait()
+	if g := a.gateStats(); g.Guard != "" {
+		t.Logf("known gap without the guard (%s): a sibling continued the held entrypoint: exit %d, escaped %v", g.Guard, code, escaped)
+	} else if code != 128+int(syscall.SIGKILL) || escaped || g.ContinuedByAnother < 1 {
+		t.Fatalf("a held entrypoint continued by a sibling: exit %d, escaped %v, gate %+v; want killed before it ran", code, escaped, g)
+	}
+	sib.doAll(t, "run /bin/tool")
+}
+
+// TestGateBoundedWait: a verdict that does not come in the gate's bound
+// (here 300 ms against an adoption slowed by 2 s) kills the held exec in
+// prevent, even an image program's (fail closed), counted failed.
+func TestGateBoundedWait(t *testing.T) {
+	c, addr, ctx, probe, img := gateWorld(t)
+	var col collector
+	a, _ := startAgent(t, addr, ModePrevent, &col, func(c *Config) {
+		c.ExecEventsDefault, c.adoptDelay, c.gateWait = true, delay(2*time.Second), 300*time.Millisecond
+	})
+	start := time.Now()
+	if code, escaped := runEntrypoint(t, ctx, c, img, "gatebound", probe); code != 128+int(syscall.SIGKILL) || escaped {
+		t.Fatalf("no verdict in the bound: exit %d, escaped %v; want killed", code, escaped)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("killed after %v: the bound did not hold", d)
+	}
+	if s := a.gateStats(); s.Failed < 1 || s.Killed < 1 {
+		t.Fatalf("gate %+v, want 1 failed and killed", s)
 	}
 }
 

@@ -99,6 +99,9 @@ func BenchmarkExec(b *testing.B) {
 	}
 	b.Run("sensor-pidns", func(b *testing.B) { perProg(b, func() { inPidNS(b) }) })
 	defer m.Gate(false, 0)
+	if err := m.GateUnder(cg); err != nil { // the node's other processes are left alone
+		b.Fatal(err)
+	}
 	if err := m.Gate(true, 0); err != nil {
 		b.Fatal(err)
 	}
@@ -127,7 +130,7 @@ func drainContinuing(m *Monitor) {
 				return
 			}
 			if e.Stopped {
-				syscall.Kill(int(e.PID), syscall.SIGCONT)
+				m.Continue(e.PID)
 			}
 		}
 	}()

@@ -52,6 +52,7 @@ const (
 	execMapExecStart        = "exec_start"
 	execMapGate             = "gate"
 	execMapHeld             = "held"
+	execMapHeldPids         = "held_pids"
 	execMapIgnored          = "ignored"
 	execMapStats            = "stats"
 	execMapWatched          = "watched"
@@ -122,6 +123,7 @@ type execMapSpecs struct {
 	ExecStart *ebpf.MapSpec `ebpf:"exec_start"`
 	Gate      *ebpf.MapSpec `ebpf:"gate"`
 	Held      *ebpf.MapSpec `ebpf:"held"`
+	HeldPids  *ebpf.MapSpec `ebpf:"held_pids"`
 	Ignored   *ebpf.MapSpec `ebpf:"ignored"`
 	Stats     *ebpf.MapSpec `ebpf:"stats"`
 	Watched   *ebpf.MapSpec `ebpf:"watched"`
@@ -160,6 +162,7 @@ type execMaps struct {
 	ExecStart *ebpf.Map `ebpf:"exec_start"`
 	Gate      *ebpf.Map `ebpf:"gate"`
 	Held      *ebpf.Map `ebpf:"held"`
+	HeldPids  *ebpf.Map `ebpf:"held_pids"`
 	Ignored   *ebpf.Map `ebpf:"ignored"`
 	Stats     *ebpf.Map `ebpf:"stats"`
 	Watched   *ebpf.Map `ebpf:"watched"`
@@ -172,6 +175,7 @@ func (m *execMaps) Close() error {
 		m.ExecStart,
 		m.Gate,
 		m.Held,
+		m.HeldPids,
 		m.Ignored,
 		m.Stats,
 		m.Watched,

@@ -88,6 +88,9 @@ type Stats struct {
 	// Stopped counts execs the gate stopped; GateLost those it killed
 	// because the ring buffer had no room to report them (gate.go).
 	Stopped, GateLost uint64
+	// ContKilled counts held processes killed because another sent them
+	// SIGCONT (the gate's guard, gate.go).
+	ContKilled uint64
 }
 
 // Monitor is the loaded and attached sensor.
@@ -106,6 +109,7 @@ type Monitor struct {
 	epochs bool
 	cur    atomic.Uint64
 	closed bool
+	guard  guard // the gate's guard (gate.go), when the kernel has it
 }
 
 // live holds the maps open until done is called; ErrClosed once closed.
@@ -142,6 +146,7 @@ func Start() (*Monitor, error) {
 		m.links = append(m.links, l)
 	}
 	m.epochs = m.attachExecve() == nil // else later mounts race (kill.go)
+	m.startGuard()                      // gate.go: optional
 	r, err := ringbuf.NewReader(m.objs.Events)
 	if err != nil {
 		_ = m.Close()
@@ -170,7 +175,7 @@ func (m *Monitor) Close() error {
 		errs = append(errs, l.Close())
 	}
 	m.links = nil
-	errs = append(errs, m.objs.Close())
+	errs = append(errs, m.guard.close(), m.objs.Close())
 	return errors.Join(errs...)
 }
 
@@ -224,6 +229,7 @@ func (m *Monitor) Stats() (Stats, error) {
 			*f += v
 		}
 	}
+	s.ContKilled = m.guard.killed()
 	return s, nil
 }
 

@@ -1,7 +1,12 @@
 package execmon
 
 import (
+	"errors"
 	"fmt"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 )
 
 // The gate (bpf/exec.c): once on, an exec by a process in a pid namespace
@@ -13,8 +18,9 @@ import (
 
 // The gate map's indexes (bpf/exec.c).
 const (
-	gateOn   = 0
-	gateSelf = 1
+	gateOn    = 0
+	gateSelf  = 1
+	gateUnder = 2
 )
 
 // flagStopped marks an exec the gate stopped (bpf/exec.c).
@@ -43,6 +49,21 @@ func (m *Monitor) Gate(on bool, self uint64) error {
 	return nil
 }
 
+// GateUnder limits the gate to cgroup and the cgroups below it (0: the
+// whole node). Several gates on one node (tests running side by side)
+// would otherwise stop, and continue, each other's processes.
+func (m *Monitor) GateUnder(cgroup uint64) error {
+	done, err := m.live()
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := m.objs.Gate.Put(uint32(gateUnder), cgroup); err != nil {
+		return fmt.Errorf("limiting the gate to cgroup %d: %w", cgroup, err)
+	}
+	return nil
+}
+
 // Ignore lets the execs of processes in cgroup (exactly: not the cgroups
 // below it) through the gate. The map is bounded; the least recently used
 // cgroup is forgotten first, and stopped again at its next exec.
@@ -67,4 +88,80 @@ func (m *Monitor) Ignored(cgroup uint64) bool {
 	defer done()
 	var v uint8
 	return m.objs.Ignored.Lookup(cgroup, &v) == nil
+}
+
+// guard is the gate's guard (bpf/gatecont.c): a process the gate holds
+// that another continues (SIGCONT) is killed. Linux 6.13
+// (bpf_send_signal_task); without it the guard is off and Guarded says why.
+type guard struct {
+	objs gatecontObjects
+	link link.Link
+	err  error
+}
+
+// startGuard loads and attaches the guard, sharing held_pids with the exec
+// program; a failure leaves it off (m.guard.err), not the sensor.
+func (m *Monitor) startGuard() {
+	g := &m.guard
+	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{"held_pids": m.objs.HeldPids}}
+	if err := loadGatecontObjects(&g.objs, opts); err != nil {
+		g.err = fmt.Errorf("loading the gate's guard: %w", err)
+		return
+	}
+	l, err := link.AttachTracing(link.TracingOptions{Program: g.objs.BulwarkGateCont})
+	if err != nil {
+		g.objs.Close()
+		g.objs = gatecontObjects{}
+		g.err = fmt.Errorf("attaching the gate's guard: %w", err)
+		return
+	}
+	g.link = l
+}
+
+func (g *guard) close() error {
+	if g.link == nil {
+		return nil
+	}
+	return errors.Join(g.link.Close(), g.objs.Close())
+}
+
+// Guarded says whether a held process another continues is killed (nil)
+// or why not.
+func (m *Monitor) Guarded() error { return m.guard.err }
+
+// Unhold forgets that the gate holds the process pid: the caller's SIGCONT
+// that follows is not taken for another's (the guard would kill it).
+func (m *Monitor) Unhold(pid uint32) error {
+	done, err := m.live()
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := m.objs.HeldPids.Delete(pid); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("forgetting held process %d: %w", pid, err)
+	}
+	return nil
+}
+
+// Continue forgets that the gate holds pid and sends it SIGCONT.
+func (m *Monitor) Continue(pid uint32) error {
+	if err := m.Unhold(pid); err != nil {
+		return err
+	}
+	return unix.Kill(int(pid), unix.SIGCONT)
+}
+
+func (g *guard) killed() uint64 {
+	if g.link == nil {
+		return 0
+	}
+	var per []uint64
+	if g.objs.ContKilled.Lookup(uint32(0), &per) != nil {
+		return 0
+	}
+	var n uint64
+	for _, v := range per {
+		n += v
+	}
+	return n
 }

@@ -11,43 +11,67 @@ import (
 	"time"
 )
 
-// TestGate: with the gate on, a child in a pid namespace of its own is
-// stopped at its exec before the new program runs (its state is T, its
-// marker is not written) and its event says Stopped; SIGCONT lets it run
-// to its end. A child in the host's pid namespace is never stopped; nor
-// one whose cgroup is ignored or is the caller's own (self); nor any once
-// the gate is off. Stopped execs of other processes of the node (other
-// tests' containers) are continued at once.
+// TestGate: with the gate on (limited to a cgroup of the test's own, so
+// other tests' processes on the node are left alone), a child in a pid
+// namespace of its own in that cgroup is stopped at its exec before the
+// new program runs (its state is T, its marker is not written) and its
+// event says Stopped; Continue lets it run to its end. A child in the
+// host's pid namespace is never stopped; nor one outside the gate's
+// cgroup, one whose cgroup is ignored or is the caller's own (self), or
+// any once the gate is off. The guard (Linux 6.13): a held child that a
+// process of its own pid namespace continues is killed before it runs;
+// one the host continues (here, this test) runs.
 func TestGate(t *testing.T) {
 	m := startSensor(t)
 	mine := make(chan Event, 64)
-	go func() { // the node's stopped execs that are not this test's are continued
+	go func() {
 		for {
 			e, err := m.Read()
 			if err != nil {
 				close(mine)
 				return
 			}
-			if !e.Stopped && e.Kind != KindExec {
-				continue
-			}
-			if e.PPID == uint32(os.Getpid()) {
+			if e.Kind == KindExec && e.PPID == uint32(os.Getpid()) {
 				mine <- e
-			} else if e.Stopped {
-				syscall.Kill(int(e.PID), syscall.SIGCONT)
 			}
 		}
 	}()
+	dir, cg := testCgroup(t, "")
 	defer m.Gate(false, 0)
+	if err := m.GateUnder(cg); err != nil {
+		t.Fatal(err)
+	}
 	if err := m.Gate(true, 0); err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	run := func(name string, newPidNS bool) (*exec.Cmd, Event) {
+	sub := filepath.Join(dir, "sub") // the gate holds the cgroups below its own
+	if err := os.Mkdir(sub, 0o755); err != nil && !os.IsExist(err) {
+		t.Fatal(err)
+	}
+	defer os.Remove(sub)
+	var sst syscall.Stat_t
+	if err := syscall.Stat(sub, &sst); err != nil {
+		t.Fatal(err)
+	}
+	subID := sst.Ino
+	cgfd, err := os.Open(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cgfd.Close()
+	out := t.TempDir()
+	ran := func(name string) bool { _, err := os.Stat(filepath.Join(out, name)); return err == nil }
+	// run starts sh writing a marker: in a new pid namespace or not, in
+	// the gate's cgroup or not.
+	run := func(name string, newPidNS, inGate bool) (*exec.Cmd, Event) {
 		t.Helper()
-		cmd := exec.Command("/bin/sh", "-c", "echo ran > "+filepath.Join(dir, name))
+		cmd := exec.Command("/bin/sh", "-c", "echo ran > "+filepath.Join(out, name))
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
 		if newPidNS {
-			cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+			cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
+		}
+		if inGate {
+			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(cgfd.Fd())
 		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -55,7 +79,7 @@ func TestGate(t *testing.T) {
 		for deadline := time.After(10 * time.Second); ; {
 			select {
 			case e := <-mine:
-				if e.PID == uint32(cmd.Process.Pid) && e.Kind == KindExec {
+				if e.PID == uint32(cmd.Process.Pid) {
 					return cmd, e
 				}
 			case <-deadline:
@@ -64,59 +88,83 @@ func TestGate(t *testing.T) {
 			}
 		}
 	}
-	ran := func(name string) bool { _, err := os.Stat(filepath.Join(dir, name)); return err == nil }
-
-	cmd, e := run("stopped", true)
-	if !e.Stopped || e.Path != "/bin/sh" || e.Checked {
-		t.Fatalf("a child in a pid namespace of its own: event %+v, want stopped", e)
+	held := func(name string) (*exec.Cmd, Event) {
+		t.Helper()
+		cmd, e := run(name, true, true)
+		if !e.Stopped || e.Path != "/bin/sh" || e.Checked {
+			t.Fatalf("%s: a child in a pid namespace of its own: event %+v, want stopped", name, e)
+		}
+		return cmd, e
 	}
+
+	cmd, e := held("stopped")
 	time.Sleep(100 * time.Millisecond)
 	if st := procState(t, cmd.Process.Pid); st != "T" || ran("stopped") {
 		t.Fatalf("stopped child: state %q, ran %v; want T and not run", st, ran("stopped"))
 	}
-	syscall.Kill(cmd.Process.Pid, syscall.SIGCONT)
+	if err := m.Continue(e.PID); err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Wait(); err != nil || !ran("stopped") {
 		t.Fatalf("continued child: %v, ran %v", err, ran("stopped"))
 	}
-	cg := e.Cgroup
 
-	cmd, e = run("killed", true)
-	if !e.Stopped {
-		t.Fatalf("second child: %+v, want stopped", e)
-	}
+	cmd, _ = held("killed")
 	syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
 	if err := cmd.Wait(); err == nil || ran("killed") {
 		t.Fatalf("a stopped child killed: %v, ran %v; want killed before it ran", err, ran("killed"))
 	}
 
+	cmd, _ = held("hostcont") // the host continues it: the guard lets it be
+	syscall.Kill(cmd.Process.Pid, syscall.SIGCONT)
+	if err := cmd.Wait(); err != nil || !ran("hostcont") {
+		t.Fatalf("a held child the host continued: %v, ran %v; want it run", err, ran("hostcont"))
+	}
+
+	cmd, _ = held("guarded") // a process of its own pid namespace continues it
+	sib := exec.Command("nsenter", "--target", strconv.Itoa(cmd.Process.Pid), "--pid", "/bin/sh", "-c", "kill -CONT 1")
+	if b, err := sib.CombinedOutput(); err != nil { // killed too, when the guard kills the namespace's init
+		t.Logf("continuing from its pid namespace: %v: %s", err, b)
+	}
+	err = cmd.Wait()
+	if gerr := m.Guarded(); gerr != nil {
+		t.Logf("no guard here: %v; the child continued: %v, ran %v", gerr, err, ran("guarded"))
+	} else if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL || ran("guarded") {
+		t.Fatalf("a held child continued from its pid namespace: %v, ran %v; want killed before it ran", err, ran("guarded"))
+	}
+
 	for _, c := range []struct {
-		name   string
-		newNS  bool
-		before func() error
+		name          string
+		newNS, inGate bool
+		before        func() error
 	}{
-		{"host", false, func() error { return nil }},
-		{"self", true, func() error { return m.Gate(true, cg) }},
-		{"ignored", true, func() error {
+		{"host", false, true, func() error { return nil }},
+		{"outside", true, false, func() error { return nil }},
+		{"self", true, true, func() error { return m.Gate(true, subID) }},
+		{"ignored", true, true, func() error {
 			if err := m.Gate(true, 0); err != nil {
 				return err
 			}
-			return m.Ignore(cg)
+			return m.Ignore(subID)
 		}},
 	} {
 		if err := c.before(); err != nil {
 			t.Fatal(err)
 		}
-		cmd, e := run(c.name, c.newNS)
+		cmd, e := run(c.name, c.newNS, c.inGate)
+		if e.Stopped {
+			m.Continue(e.PID) // fail, not hang
+		}
 		if err := cmd.Wait(); err != nil || e.Stopped || !ran(c.name) {
 			t.Fatalf("%s: %v, event %+v, ran %v; want not stopped", c.name, err, e, ran(c.name))
 		}
 	}
-	if !m.Ignored(cg) || m.Ignored(cg+1<<40) {
+	if !m.Ignored(subID) || m.Ignored(cg) {
 		t.Fatal("Ignored does not say what Ignore said")
 	}
 	s, err := m.Stats()
-	if err != nil || s.Stopped < 2 {
-		t.Fatalf("stats %+v, %v; want 2 stopped", s, err)
+	if err != nil || s.Stopped < 4 || (m.Guarded() == nil && s.ContKilled != 1) {
+		t.Fatalf("stats %+v, %v; want 4 stopped, 1 killed by the guard", s, err)
 	}
 }
 

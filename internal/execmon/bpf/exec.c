@@ -53,7 +53,8 @@
 /* gate indexes */
 #define GATE_ON 0   /* nonzero: gate execs of cgroups the agent does not know */
 #define GATE_SELF 1 /* the agent's own cgroup v2 id: never gated */
-#define GATE_MAX 2
+#define GATE_UNDER 2 /* nonzero: gate only this cgroup and those below it */
+#define GATE_MAX 3
 
 /* held key kinds */
 #define HELD_DEV 1
@@ -171,6 +172,9 @@ struct {
 	__type(value, __u8);
 } ignored SEC(".maps");
 
+/* Processes the gate holds (bpf/gatecont.c kills one another continues). */
+#include "held_pids.h"
+
 const struct event *unused_event __attribute__((unused));
 const struct held_key *unused_held_key __attribute__((unused));
 
@@ -279,6 +283,21 @@ static __always_inline __u64 gate_get(__u32 i)
 	return v ? *v : 0;
 }
 
+/* below says whether the current task's cgroup cg is under, or below it. */
+static __always_inline int below(__u64 cg, __u64 under)
+{
+	if (cg == under)
+		return 1;
+	for (int level = 1; level < CGROUP_DEPTH; level++) {
+		__u64 a = bpf_get_current_ancestor_cgroup_id(level);
+		if (a == 0 || a == cg)
+			break;
+		if (a == under)
+			return 1;
+	}
+	return 0;
+}
+
 /* gated says whether the gate holds an exec of p in cgroup cg that no
  * watched container owns: the gate is on, p is in a pid namespace of its
  * own (the host's processes, and hostPID containers, never are), and cg
@@ -290,6 +309,9 @@ static __always_inline int gated(struct task_struct *p, __u64 cg)
 	if (BPF_CORE_READ(p, thread_pid, level) == 0)
 		return 0;
 	if (cg == gate_get(GATE_SELF))
+		return 0;
+	__u64 under = gate_get(GATE_UNDER);
+	if (under && !below(cg, under))
 		return 0;
 	return bpf_map_lookup_elem(&ignored, &cg) == 0;
 }
@@ -338,6 +360,9 @@ int bulwark_exec(unsigned long long *ctx)
 			return 0;
 		}
 		if (bpf_send_signal(SIGSTOP) == 0) {
+			__u32 tgid = BPF_CORE_READ(p, tgid);
+			__u8 one = 1;
+			bpf_map_update_elem(&held_pids, &tgid, &one, 0 /* BPF_ANY */);
 			flags |= FLAG_STOPPED;
 			count(STAT_STOPPED);
 		}
@@ -372,6 +397,8 @@ int bulwark_exit(unsigned long long *ctx)
 	struct task_struct *p = (void *)ctx[0];
 	if (BPF_CORE_READ(p, pid) != BPF_CORE_READ(p, tgid))
 		return 0; /* a thread, not the process */
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+	bpf_map_delete_elem(&held_pids, &tgid); /* its pid may come back for another */
 	struct event *e = start(p, KIND_EXIT);
 	if (!e)
 		return 0;

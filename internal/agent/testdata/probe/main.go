@@ -64,6 +64,9 @@ func do(args []string) string {
 		return errString(run(args[1]))
 	case args[0] == "copy" && len(args) == 3:
 		return errString(copyDrifted(args[1], args[2]))
+	case args[0] == "contall" && len(args) == 1:
+		// SIGCONT to every process of its pid namespace it may signal.
+		return errString(syscall.Kill(-1, syscall.SIGCONT))
 	case args[0] == "same" && len(args) == 3:
 		// An exact copy of args[1]: the image's content at a new path.
 		b, err := os.ReadFile(args[1])

@@ -1,0 +1,16 @@
+/* held_pids: processes the gate holds (by tgid) until the agent's
+ * verdict, shared by exec.c (which fills it) and gatecont.c (which kills a
+ * held process another continues): the agent loads gatecont.c with this
+ * map replaced by exec.c's. The agent deletes an entry before it continues
+ * the process; an exit deletes it too. */
+#ifndef BULWARK_EXECMON_HELD_PIDS_H
+#define BULWARK_EXECMON_HELD_PIDS_H
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u8);
+} held_pids SEC(".maps");
+
+#endif
