@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -108,6 +109,30 @@ func execMounts(all []mountEntry) []mountEntry {
 	return out
 }
 
+// coveredMounts are the entries of a mount table that a later mount hides:
+// one at the same point or at a directory above it (a Kubernetes pod's
+// /dev/shm: the runtime's default tmpfs, then the sandbox's shm bound over
+// it). Opened by path, such a point reaches the mount on top, so the
+// device check of markMount fails for it; that is not an error to report.
+// A covered mount cannot be reached by path; uncovering it needs
+// CAP_SYS_ADMIN and is itself a mount report (mountwatch.go), and the exec
+// sensor kills execs from what no mark holds.
+func coveredMounts(all []mountEntry) map[mountEntry]bool {
+	out := map[mountEntry]bool{}
+	later := map[string]bool{} // points mounted after the entry at hand
+	for i := len(all) - 1; i >= 0; i-- {
+		e := all[i]
+		for p := e.point; p != "/" && p != "." && p != ""; p = path.Dir(p) {
+			if later[p] {
+				out[e] = true
+				break
+			}
+		}
+		later[e.point] = true
+	}
+	return out
+}
+
 // readMountinfo reads /proc/PID/mountinfo ("self" for the agent's own).
 func readMountinfo(pid string) ([]mountEntry, error) {
 	f, err := os.Open(filepath.Join(procRoot, pid, "mountinfo"))
@@ -183,6 +208,7 @@ func (a *Agent) markMounts(pid uint32, host map[uint64]bool) (markedMounts, erro
 	defer unix.Close(root)
 	var errs []error
 	m := markedMounts{pins: map[uint64]int{}, entries: len(all)}
+	hidden := coveredMounts(all)
 	for _, e := range execMounts(all) {
 		if len(m.own)+len(m.mounts) >= maxMountsPerContainer {
 			errs = append(errs, fmt.Errorf("more than %d mounts: %q and the rest are not marked", maxMountsPerContainer, e.point))
@@ -190,6 +216,9 @@ func (a *Agent) markMounts(pid uint32, host map[uint64]bool) (markedMounts, erro
 		}
 		mine := e.root == "/" && !host[e.dev]
 		id, fd, err := a.markMount(root, e, mine)
+		if err != nil && hidden[e] {
+			continue // covered: not reachable by path (see coveredMounts)
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -100,3 +100,28 @@ func BenchmarkInterpreterLoad(b *testing.B) {
 		}
 	}
 }
+
+// TestCoveredMounts: a Kubernetes pod's table (containerd's default /dev/shm
+// tmpfs, then the sandbox's shm bound over it) has its first /dev/shm
+// covered, as has a mount under a directory mounted over later; a sibling
+// whose name only starts the same, the root, and what comes after are not.
+// Before, the covered /dev/shm was logged as an ERROR ("not watched") for
+// every pod of a real kubelet (TestGateOnRealKubelet's log).
+func TestCoveredMounts(t *testing.T) {
+	shmDefault := mountEntry{point: "/dev/shm", root: "/", fstype: "tmpfs", dev: 49}
+	shmSandbox := mountEntry{point: "/dev/shm", root: "/", fstype: "tmpfs", dev: 59}
+	data := mountEntry{point: "/data/cache", root: "/", fstype: "tmpfs", dev: 70}
+	all := []mountEntry{
+		{point: "/", root: "/", fstype: "overlay", dev: 40},
+		{point: "/dev", root: "/", fstype: "tmpfs", dev: 41},
+		shmDefault,
+		{point: "/dev/shmx", root: "/", fstype: "tmpfs", dev: 50},
+		data,
+		{point: "/data", root: "/x", fstype: "ext4", dev: 60}, // over /data/cache's parent
+		shmSandbox,
+	}
+	got := coveredMounts(all)
+	if !got[shmDefault] || !got[data] || len(got) != 2 {
+		t.Fatalf("covered %v, want the default /dev/shm and /data/cache only", got)
+	}
+}

@@ -41,6 +41,10 @@ type Node struct {
 	// Containerd is the node's containerd socket; Client a client of it.
 	Containerd string
 	Client     *client.Client
+	// CgroupRoot is the kubelet's cgroup root (a directory of its own in
+	// every hierarchy, relative to the hierarchy's mount): its pods' cgroups
+	// are below it.
+	CgroupRoot string
 
 	t       testing.TB
 	c       *Cluster
@@ -108,7 +112,7 @@ func (c *Cluster) StartNode(t testing.TB, name string) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &Node{Name: name, t: t, c: c, dir: dir, Containerd: filepath.Join(dir, "c.sock")}
+	n := &Node{Name: name, t: t, c: c, dir: dir, Containerd: filepath.Join(dir, "c.sock"), CgroupRoot: filepath.Base(dir)}
 	t.Cleanup(n.stop)
 	cfg := fmt.Sprintf(`version = 2
 root = %q

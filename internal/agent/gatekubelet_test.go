@@ -1,0 +1,119 @@
+package agent
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulwark-sec/bulwark/internal/k8stest"
+)
+
+// gatePods: a pod whose command is a program from a hostPath volume (not
+// in its image: what an attacker who creates pods would run), and one
+// that runs its image's entrypoint; each pod's /ctl a directory of its own
+// under the host directory %[2]s.
+const gatePods = `apiVersion: v1
+kind: Pod
+metadata: {name: evil, namespace: default}
+spec:
+  nodeName: node-1
+  hostNetwork: true
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  tolerations: [{operator: Exists}]
+  containers:
+  - {name: app, image: %[1]s, imagePullPolicy: Never, command: [/ctl/evil, escaped], volumeMounts: [{name: ctl, mountPath: /ctl, subPath: evil}]}
+  volumes: [{name: ctl, hostPath: {path: %[2]s, type: Directory}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: good, namespace: default}
+spec:
+  nodeName: node-1
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  tolerations: [{operator: Exists}]
+  containers:
+  - {name: app, image: %[1]s, imagePullPolicy: Never, volumeMounts: [{name: ctl, mountPath: /ctl, subPath: good}]}
+  volumes: [{name: ctl, hostPath: {path: %[2]s, type: Directory}}]
+`
+
+// TestGateOnRealKubelet: the gate on a real kubelet (CRI, its sandboxes,
+// its cgroup layout), adoption slowed by 1 s so every container wins the
+// race to its first exec. A pod whose command is a drifted program from a
+// hostPath is killed before it runs (exit 137, nothing written) and
+// reported refused, before-adoption/not-in-image; a pod running its
+// image's entrypoint (and its sandbox's pause) comes up.
+func TestGateOnRealKubelet(t *testing.T) {
+	cl := k8stest.Start(t)
+	node := cl.StartNode(t, "node-1")
+	cl.StartControllers(t)
+	probe := buildProbe(t)
+	ref := "bulwark.test/probe:gate"
+	node.Import(probeImage(t, probe), ref)
+	ctl, err := os.MkdirTemp("", "bwgatek")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(ctl) })
+	for _, d := range []string{"evil", "good"} {
+		if err := os.Mkdir(filepath.Join(ctl, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(ctl, "evil", "evil"), append(append([]byte{}, probe...), "drifted"...), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var col collector
+	a, _ := startAgent(t, node.Containerd, ModePrevent, &col, func(cfg *Config) {
+		cfg.Namespaces = []string{k8stest.CRINamespace}
+		cfg.ExecEventsDefault, cfg.adoptDelay = true, delay(time.Second)
+		cfg.gateUnder = node.CgroupRoot // this kubelet's pods only
+	})
+	if !a.gateStats().On {
+		t.Fatal("prevent with the exec sensor: the gate is off")
+	}
+	if _, err := cl.KubectlStdin(fmt.Sprintf(gatePods, ref, ctl), "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	var code string
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		code, _ = cl.Kubectl("get", "pod", "evil", "-o", "jsonpath={.status.containerStatuses[0].state.terminated.exitCode}")
+		if code = strings.TrimSpace(code); code != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			desc, _ := cl.Kubectl("describe", "pod", "evil")
+			t.Fatalf("the evil pod did not end in 90 s\n%s", desc)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(ctl, "evil", "ESCAPED")); err == nil || code != "137" {
+		t.Fatalf("a drifted command from a hostPath: exit %s, escaped %v; want killed (137) before it ran", code, err == nil)
+	}
+	e := col.after(0, func(e Event) bool {
+		return e.Path == "/ctl/evil" && e.Reason == ReasonBeforeAdoption+"/"+ReasonNotInImage
+	})
+	if e == nil || e.Verdict != VerdictRefused || e.Digest == "" || e.Namespace != k8stest.CRINamespace {
+		t.Fatalf("the evil pod's event %+v, want refused before-adoption/not-in-image of /ctl/evil", e)
+	}
+	sock := filepath.Join(ctl, "good", "ctl.sock")
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			desc, _ := cl.Kubectl("describe", "pod", "good")
+			t.Fatalf("the good pod did not come up in 90 s (gate %+v)\n%s", a.gateStats(), desc)
+		}
+	}
+	if got := (&ctr{sock: sock}).do(t, "run /bin/tool"); got != "ok" {
+		t.Fatalf("the good pod's image program: %s", got)
+	}
+	if s := a.gateStats(); s.Stopped < 2 || s.Killed < 1 || s.Continued < 1 {
+		t.Fatalf("gate stats %+v: want the evil pod killed and the good pod (or its sandbox) continued", s)
+	}
+	t.Logf("gate on a real kubelet: %+v", a.gateStats())
+}
