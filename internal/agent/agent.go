@@ -293,7 +293,7 @@ func (a *Agent) Ready() <-chan struct{} { return a.ready }
 // Stats returns the counters.
 func (a *Agent) Stats() Stats {
 	s := Stats{Execs: a.stats.execs.Load(), Allowed: a.stats.allowed.Load(), Refused: a.stats.refused.Load(),
-		Reported: a.stats.reported.Load(), Unattributed: a.stats.unattributed.Load(), ByCgroup: a.stats.byCgroup.Load(), Hashed: a.cache.Hashed}
+		Reported: a.stats.reported.Load(), Unattributed: a.stats.unattributed.Load(), ByCgroup: a.stats.byCgroup.Load(), Hashed: a.cache.Hashed()}
 	s.ProcessExecs, s.ProcessExits, s.ProcessConnects = a.stats.procExecs.Load(), a.stats.procExits.Load(), a.stats.procConnects.Load()
 	s.ExecutablesWritten = a.stats.execWrites.Load()
 	s.MountRereads = a.mounts.total.Load()

@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
@@ -177,7 +179,46 @@ func TestCompiledCheck(t *testing.T) {
 	if d := check(); d.Allowed || d.Cached || d.Digest != sum("appx") {
 		t.Fatalf("after modification: %+v", d)
 	}
-	if cache.Hashed != 2 {
-		t.Errorf("hashed %d files, want 2", cache.Hashed)
+	if cache.Hashed() != 2 {
+		t.Errorf("hashed %d files, want 2", cache.Hashed())
+	}
+}
+
+// TestDigestCacheHashedWhileHashing: the count of hashed files is read
+// (the agent's Stats and metrics) while other goroutines hash; under
+// `go test -race` the plain int64 it was failed this test.
+func TestDigestCacheHashedWhileHashing(t *testing.T) {
+	dir := t.TempDir()
+	cache := NewDigestCache(64)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		p := filepath.Join(dir, strconv.Itoa(i))
+		if err := os.WriteFile(p, []byte(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f, err := os.Open(p)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer f.Close()
+			id, err := IdentityOf(f)
+			if err == nil {
+				_, _, err = cache.Digest(f, id)
+			}
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	for range 100 {
+		_ = cache.Hashed()
+	}
+	wg.Wait()
+	if n := cache.Hashed(); n != 8 {
+		t.Fatalf("hashed %d, want 8", n)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -49,12 +50,14 @@ func IdentityOfFd(fd int) (Identity, error) {
 // DigestCache maps identities to content digests, shared by every container
 // on a node. It is bounded: past max entries it starts over.
 type DigestCache struct {
-	mu  sync.Mutex
-	m   map[Identity]Digest
-	max int
-	// Hashed counts the files hashed (cache misses).
-	Hashed int64
+	mu     sync.Mutex
+	m      map[Identity]Digest
+	max    int
+	hashed atomic.Int64 // files hashed (cache misses)
 }
+
+// Hashed counts the files hashed (cache misses); safe while others hash.
+func (c *DigestCache) Hashed() int64 { return c.hashed.Load() }
 
 // NewDigestCache makes a cache of at most max entries.
 func NewDigestCache(max int) *DigestCache {
@@ -90,7 +93,7 @@ func (c *DigestCache) Digest(f *os.File, id Identity) (Digest, Identity, error) 
 			continue
 		}
 		c.mu.Lock()
-		c.Hashed++
+		c.hashed.Add(1)
 		if len(c.m) >= c.max {
 			clear(c.m)
 		}
