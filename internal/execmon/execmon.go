@@ -163,7 +163,7 @@ func StartWith(o Options) (*Monitor, error) {
 		m.links = append(m.links, l)
 	}
 	m.epochs = m.attachExecve() == nil // else later mounts race (kill.go)
-	m.startGuard()                      // gate.go: optional
+	m.startGuard()                     // gate.go: optional
 	r, err := ringbuf.NewReader(m.objs.Events)
 	if err != nil {
 		_ = m.Close()

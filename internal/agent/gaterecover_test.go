@@ -1,0 +1,84 @@
+package agent
+
+import (
+	"os"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestGateRestartJudges: an agent dies (no shutdown: its sensor detached,
+// no verdict sent, as a SIGKILL or an OOM kill leaves it) while its gate
+// holds, adoption slowed by 3 s, a drifted entrypoint (from a hostPath)
+// and an image entrypoint; a third container, adopted, has its entrypoint
+// stopped by a plain SIGSTOP (job control). All three stay stopped (T).
+// The next agent, in prevent, judges what the gate held as fresh stopped
+// execs: the drifted entrypoint is killed before it ran (137, no
+// ESCAPED), reported refused before-adoption/not-in-image; the image
+// entrypoint is continued and serves. The SIGSTOPped one was never in the
+// gate's list: it stays stopped.
+func TestGateRestartJudges(t *testing.T) {
+	c, addr, ctx, probe, img := gateWorld(t)
+	var col1 collector
+	a1, stop1 := startAgent(t, addr, ModePrevent, &col1, func(c *Config) {
+		c.ExecEventsDefault, c.adoptDelay = true, delay(3*time.Second)
+	})
+	if m := a1.procMon.Load(); m == nil || m.Pinned() != nil {
+		t.Fatalf("the gate's held processes are not pinned: %v", m.Pinned())
+	}
+	job := startWatched(t, ctx, c, img, a1, "gaterejob")
+	jobPid := int(job.task.Pid())
+	if err := syscall.Kill(jobPid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(jobPid, syscall.SIGCONT) })
+	evilPid, wait := startEntrypoint(t, ctx, c, img, "gatereevil", append(append([]byte{}, probe...), "drifted"...))
+	good := create(t, ctx, c, img, "gaterimage")
+	if err := good.task.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	goodPid := int(good.task.Pid())
+	for _, pid := range []int{evilPid, goodPid, jobPid} {
+		for deadline := time.Now().Add(5 * time.Second); procStateOf(pid) != "T"; sleepTick() {
+			if time.Now().After(deadline) {
+				t.Fatalf("pid %d was never stopped", pid)
+			}
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // their events read: pending
+	a1.gate.dying.Store(true)
+	stop1()
+	time.Sleep(300 * time.Millisecond)
+	for _, pid := range []int{evilPid, goodPid, jobPid} {
+		if st := procStateOf(pid); st != "T" {
+			t.Fatalf("after the agent died, pid %d: state %q, want still stopped", pid, st)
+		}
+	}
+
+	var col2 collector
+	a2, _ := startAgent(t, addr, ModePrevent, &col2, withExecEvents)
+	if code, escaped := wait(); code != 128+int(syscall.SIGKILL) || escaped {
+		t.Fatalf("the drifted entrypoint held at the crash: exit %d, escaped %v; want killed (137) before it ran", code, escaped)
+	}
+	e := col2.lastReason(0, "gatereevil", ReasonBeforeAdoption+"/"+ReasonNotInImage)
+	if e == nil || e.Verdict != VerdictRefused || e.Digest == "" {
+		t.Fatalf("the drifted entrypoint held at the crash: event %+v, want refused before-adoption/not-in-image", e)
+	}
+	t.Logf("reported path of the recovered process: %q", e.Path)
+	for deadline := time.Now().Add(10 * time.Second); ; sleepTick() {
+		if _, err := os.Stat(good.sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the image entrypoint held at the crash never served (state %q)", procStateOf(goodPid))
+		}
+	}
+	good.doAll(t, "run /bin/tool")
+	if s := a2.gateStats(); s.Recovered != 2 || s.Killed < 1 || s.Continued < 1 {
+		t.Fatalf("gate %+v, want 2 recovered, one killed, one continued", s)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if st := procStateOf(jobPid); st != "T" {
+		t.Fatalf("a process stopped by SIGSTOP, not by the gate: state %q after the restart, want left stopped", st)
+	}
+}
