@@ -57,7 +57,8 @@ import (
 // runc, the agent and its canary) and hostPID containers are never
 // stopped; nor is the agent's own cgroup (an agent in a pod of its own).
 // On shutdown the gate is turned off first and every process still
-// waiting is continued.
+// waiting is continued. An agent that dies without its shutdown leaves
+// them stopped; the next one judges them (gaterecover.go).
 
 // gateWait bounds how long a stopped process waits for its verdict: the
 // first adoption of an image whose list is made from its layers can take
