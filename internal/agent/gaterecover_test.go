@@ -1,10 +1,16 @@
 package agent
 
 import (
+	"errors"
 	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/bulwark-sec/bulwark/internal/execmon"
 )
 
 // TestGateRestartJudges: an agent dies (no shutdown: its sensor detached,
@@ -16,7 +22,9 @@ import (
 // execs: the drifted entrypoint is killed before it ran (137, no
 // ESCAPED), reported refused before-adoption/not-in-image; the image
 // entrypoint is continued and serves. The SIGSTOPped one was never in the
-// gate's list: it stays stopped.
+// gate's list: it stays stopped. An entry written into the pinned list for
+// it with another start time (its pid's former owner, long dead) is
+// deleted and does not continue it either.
 func TestGateRestartJudges(t *testing.T) {
 	c, addr, ctx, probe, img := gateWorld(t)
 	var col1 collector
@@ -55,6 +63,19 @@ func TestGateRestartJudges(t *testing.T) {
 		}
 	}
 
+	pinned, err := ebpf.LoadPinnedMap(filepath.Join(execmon.PinDir, "held_pids"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pinned.Close()
+	ticks, err := procStartTicks(jobPid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pinned.Put(uint32(jobPid), (ticks+100)*nsPerTick); err != nil { // 1 s later: another process
+		t.Fatal(err)
+	}
+
 	var col2 collector
 	a2, _ := startAgent(t, addr, ModePrevent, &col2, withExecEvents)
 	if code, escaped := wait(); code != 128+int(syscall.SIGKILL) || escaped {
@@ -80,5 +101,9 @@ func TestGateRestartJudges(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if st := procStateOf(jobPid); st != "T" {
 		t.Fatalf("a process stopped by SIGSTOP, not by the gate: state %q after the restart, want left stopped", st)
+	}
+	var born uint64
+	if err := pinned.Lookup(uint32(jobPid), &born); !errors.Is(err, ebpf.ErrKeyNotExist) {
+		t.Fatalf("the stale entry of pid %d: %v, want deleted", jobPid, err)
 	}
 }
