@@ -77,8 +77,13 @@ func TestGateRestartJudges(t *testing.T) {
 	}
 
 	var col2 collector
+	restart := time.Now()
 	a2, _ := startAgent(t, addr, ModePrevent, &col2, withExecEvents)
-	if code, escaped := wait(); code != 128+int(syscall.SIGKILL) || escaped {
+	ready := time.Since(restart)
+	code, escaped := wait()
+	t.Logf("the next agent: ready %v after its start; the drifted entrypoint ended %v after it; the two held waited %v in all for their verdicts",
+		ready.Round(time.Millisecond), time.Since(restart).Round(time.Millisecond), a2.gateStats().Waited.Round(time.Microsecond))
+	if code != 128+int(syscall.SIGKILL) || escaped {
 		t.Fatalf("the drifted entrypoint held at the crash: exit %d, escaped %v; want killed (137) before it ran", code, escaped)
 	}
 	e := col2.lastReason(0, "gatereevil", ReasonBeforeAdoption+"/"+ReasonNotInImage)
