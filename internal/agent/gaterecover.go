@@ -20,13 +20,14 @@ import (
 // kill, SIGKILL at a node upgrade) leaves what it held stopped; its
 // successor, once the containers that run are adopted and before the gate
 // is on again, judges each entry whose process still exists with the same
-// start time and is stopped, exactly as a fresh stopped exec (gateResolve,
-// then judgeFile): drift in prevent is killed and reported
+// start time exactly as a fresh stopped exec (gateResolve, then
+// judgeFile): drift in prevent is killed and reported
 // before-adoption/..., an image program continued. Crashing the agent does
 // not get a drifted entrypoint continued unjudged. An entry whose process
 // is gone or whose pid is another process now (another start time) is
-// stale: deleted, nothing signalled. A process a host process continued
-// meanwhile runs already: its entry is deleted, logged. A process stopped
+// stale: deleted, nothing signalled. A process another continued while
+// no agent ran (no guard then) is judged too: drift in prevent is killed,
+// late, reported "continued before its verdict". A process stopped
 // by anyone else (job control, a debugger) was never in the list: left
 // alone.
 
@@ -58,9 +59,11 @@ func (a *Agent) gateRecover() {
 			continue
 		}
 		if st := procStateOf(pid); st != "T" {
-			unix.Close(fd)
-			a.forgetHeld(m, h, "continued by another (state "+st+"): it runs unjudged by the gate", nil)
-			continue
+			// Continued while no agent ran (no guard then): a sibling of
+			// a shared pid namespace, or the host. Judged all the same:
+			// drift in prevent is killed, reported "continued before its
+			// verdict" (judgeFile); a SIGCONT to a running one does nothing.
+			a.log.Warn("a process the gate held before this agent was continued by another meanwhile: it ran unjudged until now", "pid", pid, "state", st)
 		}
 		ev, err := heldEvent(pid)
 		if err != nil {

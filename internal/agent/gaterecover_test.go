@@ -4,25 +4,30 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/containerd/containerd/v2/pkg/oci"
 
 	"github.com/bulwark-sec/bulwark/internal/execmon"
 )
 
 // TestGateRestartJudges: an agent dies (no shutdown: its sensor detached,
 // no verdict sent, as a SIGKILL or an OOM kill leaves it) while its gate
-// holds, adoption slowed by 3 s, a drifted entrypoint (from a hostPath)
-// and an image entrypoint; a third container, adopted, has its entrypoint
-// stopped by a plain SIGSTOP (job control). All three stay stopped (T).
+// holds, adoption slowed by 3 s, a drifted entrypoint (from a hostPath),
+// a drifted server and an image entrypoint; another container, adopted,
+// has its entrypoint stopped by a plain SIGSTOP (job control). All stay
+// stopped (T). With no agent there is no guard: the drifted server is
+// continued (by the host here, a sibling could) and serves.
 // The next agent, in prevent, judges what the gate held as fresh stopped
 // execs: the drifted entrypoint is killed before it ran (137, no
 // ESCAPED), reported refused before-adoption/not-in-image; the image
 // entrypoint is continued and serves. The SIGSTOPped one was never in the
-// gate's list: it stays stopped. An entry written into the pinned list for
+// gate's list: it stays stopped. The server that ran meanwhile is judged
+// too: killed (137), refused, "continued before its verdict". An entry written into the pinned list for
 // it with another start time (its pid's former owner, long dead) is
 // deleted and does not continue it either.
 func TestGateRestartJudges(t *testing.T) {
@@ -41,12 +46,14 @@ func TestGateRestartJudges(t *testing.T) {
 	}
 	t.Cleanup(func() { syscall.Kill(jobPid, syscall.SIGCONT) })
 	evilPid, wait := startEntrypoint(t, ctx, c, img, "gatereevil", append(append([]byte{}, probe...), "drifted"...))
+	drift := append(append([]byte{}, probe...), "drifted"...)
+	contPid, contWait := startEntrypoint(t, ctx, c, img, "gaterecont", drift, oci.WithProcessArgs("/ctl/evil", "serve", "/ctl"))
 	good := create(t, ctx, c, img, "gaterimage")
 	if err := good.task.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	goodPid := int(good.task.Pid())
-	for _, pid := range []int{evilPid, goodPid, jobPid} {
+	for _, pid := range []int{evilPid, goodPid, jobPid, contPid} {
 		for deadline := time.Now().Add(5 * time.Second); procStateOf(pid) != "T"; sleepTick() {
 			if time.Now().After(deadline) {
 				t.Fatalf("pid %d was never stopped", pid)
@@ -60,6 +67,17 @@ func TestGateRestartJudges(t *testing.T) {
 	for _, pid := range []int{evilPid, goodPid, jobPid} {
 		if st := procStateOf(pid); st != "T" {
 			t.Fatalf("after the agent died, pid %d: state %q, want still stopped", pid, st)
+		}
+	}
+	// While no agent runs there is no guard: a held drifted server is
+	// continued (here by the host; a sibling of a shared pid namespace
+	// could) and runs.
+	if err := syscall.Kill(contPid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); procStateOf(contPid) == "T"; sleepTick() {
+		if time.Now().After(deadline) {
+			t.Fatal("the continued server stays stopped")
 		}
 	}
 
@@ -91,6 +109,13 @@ func TestGateRestartJudges(t *testing.T) {
 		t.Fatalf("the drifted entrypoint held at the crash: event %+v, want refused before-adoption/not-in-image", e)
 	}
 	t.Logf("reported path of the recovered process: %q", e.Path)
+	if code, _ := contWait(); code != 128+int(syscall.SIGKILL) {
+		t.Fatalf("a held drifted server continued while no agent ran: exit %d, want killed (137) by the next agent", code)
+	}
+	if e := col2.lastReason(0, "gaterecont", ReasonBeforeAdoption+"/"+ReasonNotInImage); e == nil || e.Verdict != VerdictRefused ||
+		!strings.Contains(e.Err, "continued before its verdict") {
+		t.Fatalf("the held server continued while no agent ran: event %+v, want refused, continued before its verdict", e)
+	}
 	for deadline := time.Now().Add(10 * time.Second); ; sleepTick() {
 		if _, err := os.Stat(good.sock); err == nil {
 			break
@@ -100,8 +125,8 @@ func TestGateRestartJudges(t *testing.T) {
 		}
 	}
 	good.doAll(t, "run /bin/tool")
-	if s := a2.gateStats(); s.Recovered != 2 || s.Killed < 1 || s.Continued < 1 {
-		t.Fatalf("gate %+v, want 2 recovered, one killed, one continued", s)
+	if s := a2.gateStats(); s.Recovered != 3 || s.Killed < 2 || s.Continued < 1 {
+		t.Fatalf("gate %+v, want 3 recovered, 2 killed, one continued", s)
 	}
 	time.Sleep(300 * time.Millisecond)
 	if st := procStateOf(jobPid); st != "T" {
