@@ -80,11 +80,11 @@ func pinHeld(dir string, spec *ebpf.MapSpec) (*ebpf.Map, string, error) {
 	path := filepath.Join(dir, heldPidsPin)
 	note := ""
 	if old, err := ebpf.LoadPinnedMap(path, nil); err == nil {
-		if err := spec.Compatible(old); err == nil {
+		err := spec.Compatible(old)
+		if err == nil {
 			return old, "", nil
-		} else {
-			note = fmt.Sprintf("the pinned map of held processes %s is of another layout (%v): replaced, what it held stays stopped", path, err)
 		}
+		note = fmt.Sprintf("the pinned map of held processes %s is of another layout (%v): replaced, what it held stays stopped", path, err)
 		old.Close()
 		if err := os.Remove(path); err != nil {
 			return nil, note, fmt.Errorf("removing the pinned map %s: %w", path, err)

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
 )
 
 // TestGatePinned: the map of held processes is pinned in bpffs (mounted
@@ -137,4 +139,59 @@ func startTicks(t *testing.T, pid int) uint64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestGatePinnedOtherLayout: a pinned map of another layout (an agent of
+// another version) is replaced, and the Monitor says so; a pin directory
+// of someone else's is refused (not pinned, the sensor still starts).
+func TestGatePinnedOtherLayout(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (BPF)")
+	}
+	dir := filepath.Join(bpffsRoot, "bulwark-test-other-"+strconv.Itoa(os.Getpid()))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := bpffs(dir); err != nil {
+		t.Fatal(err)
+	}
+	old, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.LRUHash, KeySize: 4, ValueSize: 1, MaxEntries: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Pin(filepath.Join(dir, heldPidsPin)); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	m, err := StartWith(Options{PinDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.Pinned() != nil || !strings.Contains(m.PinNote(), "another layout") {
+		t.Fatalf("pinned %v, note %q; want pinned anew, the old one named replaced", m.Pinned(), m.PinNote())
+	}
+	p, err := ebpf.LoadPinnedMap(filepath.Join(dir, heldPidsPin), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if p.ValueSize() != 8 {
+		t.Fatalf("the pin's value size %d, want 8", p.ValueSize())
+	}
+
+	theirs := filepath.Join(bpffsRoot, "bulwark-test-theirs-"+strconv.Itoa(os.Getpid()))
+	if err := os.Mkdir(theirs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(theirs) })
+	if err := os.Chown(theirs, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	n, err := StartWith(Options{PinDir: theirs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if err := n.Pinned(); err == nil || !strings.Contains(err.Error(), "not a directory of root's") {
+		t.Fatalf("a pin directory of uid 65534's: pinned %v, want refused", err)
+	}
 }
