@@ -99,7 +99,7 @@ func TestGateRestartJudges(t *testing.T) {
 	a2, _ := startAgent(t, addr, ModePrevent, &col2, withExecEvents)
 	ready := time.Since(restart)
 	code, escaped := wait()
-	t.Logf("the next agent: ready %v after its start; the drifted entrypoint ended %v after it; the two held waited %v in all for their verdicts",
+	t.Logf("the next agent: ready %v after its start; the drifted entrypoint ended %v after it; the three held waited %v in all for their verdicts",
 		ready.Round(time.Millisecond), time.Since(restart).Round(time.Millisecond), a2.gateStats().Waited.Round(time.Microsecond))
 	if code != 128+int(syscall.SIGKILL) || escaped {
 		t.Fatalf("the drifted entrypoint held at the crash: exit %d, escaped %v; want killed (137) before it ran", code, escaped)
