@@ -1,8 +1,13 @@
 package agent
 
 import (
+	"bufio"
+	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -11,6 +16,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	"golang.org/x/sys/unix"
 
 	"github.com/bulwark-sec/bulwark/internal/execmon"
 )
@@ -136,4 +142,106 @@ func TestGateRestartJudges(t *testing.T) {
 	if err := pinned.Lookup(uint32(jobPid), &born); !errors.Is(err, ebpf.ErrKeyNotExist) {
 		t.Fatalf("the stale entry of pid %d: %v, want deleted", jobPid, err)
 	}
+}
+
+// TestGateRestartAfterSIGKILL: the agent runs in a process of its own
+// (this test binary, re-executed) and is killed with SIGKILL while its
+// gate holds a drifted entrypoint (adoption slowed by 3 s): the kernel
+// closes its BPF links, fanotify group and maps, the pinned list stays.
+// The entrypoint stays stopped; the next agent kills it before it ran
+// and reports it refused.
+func TestGateRestartAfterSIGKILL(t *testing.T) {
+	c, addr, ctx, probe, img := gateWorld(t)
+	dir := t.TempDir()
+	t.Cleanup(func() { unix.Unmount(filepath.Join(dir, "canary"), unix.MNT_DETACH) }) // the killed agent's canary mount
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childAgentEnv+"="+addr+"|"+testNS+"|"+dir)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if sc.Text() == "ready" {
+				ready <- true
+			}
+		}
+		close(ready)
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			t.Fatal("the child agent ended before it was ready")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the child agent was not ready in 30 s")
+	}
+	pid, wait := startEntrypoint(t, ctx, c, img, "gatesigkill", append(append([]byte{}, probe...), "drifted"...))
+	for deadline := time.Now().Add(5 * time.Second); procStateOf(pid) != "T"; sleepTick() {
+		if time.Now().After(deadline) {
+			t.Fatal("the entrypoint was never held")
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // its event read: pending in the child
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	time.Sleep(300 * time.Millisecond)
+	if st := procStateOf(pid); st != "T" {
+		t.Fatalf("after the agent was SIGKILLed, the entrypoint's state %q, want still stopped", st)
+	}
+	var col collector
+	a, _ := startAgent(t, addr, ModePrevent, &col, withExecEvents)
+	if code, escaped := wait(); code != 128+int(syscall.SIGKILL) || escaped {
+		t.Fatalf("held when the agent was SIGKILLed: exit %d, escaped %v; want killed (137) before it ran", code, escaped)
+	}
+	if e := col.lastReason(0, "gatesigkill", ReasonBeforeAdoption+"/"+ReasonNotInImage); e == nil || e.Verdict != VerdictRefused {
+		t.Fatalf("held when the agent was SIGKILLed: event %+v, want refused before-adoption/not-in-image", e)
+	}
+	if s := a.gateStats(); s.Recovered != 1 {
+		t.Fatalf("gate %+v, want 1 recovered", s)
+	}
+}
+
+// childAgentEnv ("containerd address|namespace|canary dir") makes the test binary an
+// agent in prevent, adoption slowed by 3 s, that prints "ready" and runs
+// until it is killed (TestGateRestartAfterSIGKILL).
+const childAgentEnv = "BULWARK_TEST_GATE_AGENT"
+
+func maybeChildAgent() {
+	v, ok := os.LookupEnv(childAgentEnv)
+	if !ok {
+		return
+	}
+	f := strings.SplitN(v, "|", 3)
+	if len(f) != 3 {
+		fmt.Fprintln(os.Stderr, "want", childAgentEnv+"=ADDRESS|NAMESPACE|DIR")
+		os.Exit(2)
+	}
+	addr, ns, canary := f[0], f[1], f[2]
+	a, err := New(Config{Mode: ModePrevent, Address: addr, Namespaces: []string{ns}, Report: func(Event) {}, CanaryDir: canary,
+		Log: slog.New(slog.NewTextHandler(os.Stderr, nil)), ExecEventsDefault: true, adoptDelay: delay(3 * time.Second), gateUnder: ns})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(context.Background()) }()
+	select {
+	case <-a.Ready():
+		fmt.Println("ready")
+	case err := <-done:
+		fmt.Fprintln(os.Stderr, "child agent:", err)
+		os.Exit(2)
+	}
+	fmt.Fprintln(os.Stderr, "child agent:", <-done)
+	os.Exit(2)
 }
