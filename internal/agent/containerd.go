@@ -84,7 +84,8 @@ func (a *Agent) watch(ctx context.Context) error {
 			return err
 		}
 	}
-	a.gateOpen() // gate.go: from now on a container's execs wait for its adoption
+	a.gateRecover() // gaterecover.go: what the gate held when the agent before this one died
+	a.gateOpen()    // gate.go: from now on a container's execs wait for its adoption
 	close(a.ready)
 	for {
 		select {

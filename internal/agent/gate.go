@@ -57,7 +57,8 @@ import (
 // runc, the agent and its canary) and hostPID containers are never
 // stopped; nor is the agent's own cgroup (an agent in a pod of its own).
 // On shutdown the gate is turned off first and every process still
-// waiting is continued.
+// waiting is continued. An agent that dies without its shutdown leaves
+// them stopped; the next one judges them (gaterecover.go).
 
 // gateWait bounds how long a stopped process waits for its verdict: the
 // first adoption of an image whose list is made from its layers can take
@@ -83,7 +84,11 @@ type gateState struct {
 	flights map[string]*adoption // adoptions under way, by container id and init pid
 
 	stopped, continued, killed, failed atomic.Int64
-	waited                             atomic.Int64 // ns from the event read to the verdict, summed
+	recovered                          atomic.Int64 // held before this agent (gaterecover.go)
+	// dying (tests) makes the agent stop as a killed one would: the gate
+	// is left on in the kernel and what it holds stopped, unsignalled.
+	dying  atomic.Bool
+	waited atomic.Int64 // ns from the event read to the verdict, summed
 }
 
 // stopped is one process the gate stopped.
@@ -109,6 +114,10 @@ type GateStats struct {
 	// prevent, continued otherwise); Lost: execs killed in the kernel
 	// because the ring buffer had no room to report them.
 	Stopped, Continued, Killed, Failed, Lost int64
+	// Recovered: processes the gate held when the agent before this one
+	// died, judged by this one (gaterecover.go; counted in Continued or
+	// Killed too, not in Stopped).
+	Recovered int64
 	// ContinuedByAnother: held processes another process sent SIGCONT,
 	// killed in the kernel by the gate's guard (Linux 6.13); Guard says
 	// why there is none ("" when there is).
@@ -125,7 +134,7 @@ func (a *Agent) gateStats() GateStats {
 	on := g.on
 	g.mu.Unlock()
 	s := GateStats{On: on, Stopped: g.stopped.Load(), Continued: g.continued.Load(), Killed: g.killed.Load(), Failed: g.failed.Load(),
-		Waited: time.Duration(g.waited.Load())}
+		Recovered: g.recovered.Load(), Waited: time.Duration(g.waited.Load())}
 	if m := a.procMon.Load(); m != nil {
 		if ps, err := m.Stats(); err == nil {
 			s.Lost, s.ContinuedByAnother = int64(ps.GateLost), int64(ps.ContKilled)
@@ -144,12 +153,12 @@ func writeGateMetrics(w io.Writer, g GateStats) {
 		on = 1
 	}
 	fmt.Fprintf(w, "# HELP bulwark_agent_gate_on 1 when execs of containers not yet adopted wait for their verdict.\n# TYPE bulwark_agent_gate_on gauge\nbulwark_agent_gate_on %d\n", on)
-	fmt.Fprintf(w, "# HELP bulwark_agent_gate_execs_total Execs held until their container was adopted, by outcome (stopped: all; failed: resolved with an error; lost: killed in the kernel, no room to report; continued-by-another: killed in the kernel, another sent it SIGCONT).\n# TYPE bulwark_agent_gate_execs_total counter\n")
+	fmt.Fprintf(w, "# HELP bulwark_agent_gate_execs_total Execs held until their container was adopted, by outcome (stopped: all; failed: resolved with an error; lost: killed in the kernel, no room to report; continued-by-another: killed in the kernel, another sent it SIGCONT; recovered: held when the agent before this one died, judged by this one).\n# TYPE bulwark_agent_gate_execs_total counter\n")
 	for _, o := range []struct {
 		k string
 		v int64
 	}{{"stopped", g.Stopped}, {"continued", g.Continued}, {"killed", g.Killed}, {"failed", g.Failed}, {"lost", g.Lost},
-		{"continued-by-another", g.ContinuedByAnother}} {
+		{"continued-by-another", g.ContinuedByAnother}, {"recovered", g.Recovered}} {
 		fmt.Fprintf(w, "bulwark_agent_gate_execs_total{outcome=%q} %d\n", o.k, o.v)
 	}
 	fmt.Fprintf(w, "# HELP bulwark_agent_gate_wait_seconds_total Time held execs waited for their verdicts.\n# TYPE bulwark_agent_gate_wait_seconds_total counter\nbulwark_agent_gate_wait_seconds_total %g\n", g.Waited.Seconds())
@@ -279,6 +288,12 @@ func (a *Agent) gateScope(m *execmon.Monitor) error {
 // the gate was on.
 func (a *Agent) gateClose(m *execmon.Monitor) bool {
 	g := &a.gate
+	if g.dying.Load() {
+		g.mu.Lock()
+		g.on = false
+		g.mu.Unlock()
+		return false
+	}
 	g.mu.Lock()
 	was := g.on
 	g.on, g.closing = false, true
@@ -301,14 +316,21 @@ func (a *Agent) gateClose(m *execmon.Monitor) bool {
 // gateStopped takes a stopped exec from the sensor and judges it apart
 // from the event loop (an adoption takes milliseconds).
 func (a *Agent) gateStopped(m *execmon.Monitor, ev execmon.Event) {
-	g := &a.gate
-	g.stopped.Add(1)
+	a.gate.stopped.Add(1)
 	fd, err := unix.PidfdOpen(int(ev.PID), 0)
 	if err != nil {
 		a.log.Warn("a stopped exec is gone before its verdict", "pid", ev.PID, "error", err.Error())
 		return
 	}
-	p := &stopped{pid: ev.PID, pidfd: fd, at: time.Now()}
+	a.gateHold(m, ev, fd)
+}
+
+// gateHold judges the stopped process ev names (pidfd is its, closed once
+// its verdict is sent): a fresh stopped exec, or one the gate held before
+// this agent (gaterecover.go).
+func (a *Agent) gateHold(m *execmon.Monitor, ev execmon.Event, pidfd int) {
+	g := &a.gate
+	p := &stopped{pid: ev.PID, pidfd: pidfd, at: time.Now()}
 	g.mu.Lock()
 	closing := g.closing
 	if !closing {
@@ -361,6 +383,19 @@ func (a *Agent) settle(p *stopped, sig unix.Signal) bool {
 	return true
 }
 
+// abandon forgets p unsignalled (tests: a dying agent).
+func (a *Agent) abandon(p *stopped) {
+	g := &a.gate
+	g.mu.Lock()
+	done := p.settled
+	p.settled = true
+	delete(g.pending, p)
+	g.mu.Unlock()
+	if !done {
+		unix.Close(p.pidfd)
+	}
+}
+
 // judgeStopped resolves and judges one stopped exec within gateWait.
 func (a *Agent) judgeStopped(m *execmon.Monitor, ev execmon.Event, p *stopped) {
 	a.mu.RLock()
@@ -374,6 +409,8 @@ func (a *Agent) judgeStopped(m *execmon.Monitor, ev execmon.Event, p *stopped) {
 	defer cancel()
 	c, prevent, err := a.gateResolve(ctx, ev)
 	switch {
+	case run.Err() != nil && a.gate.dying.Load():
+		a.abandon(p) // tests: a dying agent sends nothing
 	case run.Err() != nil:
 		a.settle(p, unix.SIGCONT) // stopping: gateClose continues everything
 	case err != nil:

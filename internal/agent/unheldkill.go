@@ -64,10 +64,16 @@ func (a *Agent) defaultExecEvents() {
 // startSensor loads the exec sensor, nil when the kernel refuses it
 // (logged: then prevent's gaps stay open and named).
 func (a *Agent) startSensor() *execmon.Monitor {
-	m, err := execmon.Start()
+	m, err := execmon.StartWith(execmon.Options{PinDir: execmon.PinDir})
 	if err != nil {
 		a.log.Warn("exec sensor unavailable: exec and exit events are not reported, unheld execs are not killed", "error", err.Error())
 		return nil
+	}
+	if n := m.PinNote(); n != "" {
+		a.log.Warn(n)
+	}
+	if err := m.Pinned(); err != nil { // gaterecover.go
+		a.log.Warn("the gate's held processes are not pinned: an agent that dies leaves what its gate held stopped", "error", err.Error())
 	}
 	if !m.Epochs() {
 		a.log.Warn("the exec sensor cannot tell when an exec began (no syscall tracepoints): one begun before a later mount's mark can run from it unasked")

@@ -11,7 +11,9 @@
 // sched_process_exec, before the new program runs an instruction; kill.go).
 // With the gate on, an exec in a pid namespace of its own whose cgroup the
 // agent does not know yet is stopped there (SIGSTOP) until the agent
-// continues or kills it (gate.go). tp_btf programs need BTF but no tracefs,
+// continues or kills it (gate.go); the list of processes it holds can be
+// pinned in bpffs, so that an agent restarted after a crash judges what
+// its predecessor held (pin.go). tp_btf programs need BTF but no tracefs,
 // kprobes or BPF trampolines, so they load on kernels that refuse LSM
 // programs (this machine's, docs/runtime.md).
 //

@@ -110,6 +110,11 @@ type Monitor struct {
 	cur    atomic.Uint64
 	closed bool
 	guard  guard // the gate's guard (gate.go), when the kernel has it
+	// pinErr says why held_pids is not pinned (pin.go), pinNote what
+	// pinning replaced.
+	pinErr  error
+	pinNote string
+	pinned  *ebpf.Map // the pinned map until the programs are loaded
 }
 
 // live holds the maps open until done is called; ErrClosed once closed.
@@ -129,12 +134,24 @@ var ErrClosed = errors.New("execmon: closed")
 var ErrFlushed = errors.New("execmon: flushed")
 
 // Start loads the programs and attaches them.
-func Start() (*Monitor, error) {
+func Start() (*Monitor, error) { return StartWith(Options{}) }
+
+// StartWith is Start with options (pin.go).
+func StartWith(o Options) (*Monitor, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("starting the exec sensor: %w", err)
 	}
 	var m Monitor
-	if err := loadExecObjects(&m.objs, nil); err != nil {
+	opts, err := m.pinOptions(o)
+	if err != nil {
+		return nil, err
+	}
+	err = loadExecObjects(&m.objs, opts)
+	if m.pinned != nil {
+		m.pinned.Close()
+		m.pinned = nil
+	}
+	if err != nil {
 		return nil, fmt.Errorf("loading the exec sensor: %w", err)
 	}
 	for _, p := range []*ebpf.Program{m.objs.BulwarkExec, m.objs.BulwarkExit, m.objs.BulwarkConnect} {
@@ -146,7 +163,7 @@ func Start() (*Monitor, error) {
 		m.links = append(m.links, l)
 	}
 	m.epochs = m.attachExecve() == nil // else later mounts race (kill.go)
-	m.startGuard()                      // gate.go: optional
+	m.startGuard()                     // gate.go: optional
 	r, err := ringbuf.NewReader(m.objs.Events)
 	if err != nil {
 		_ = m.Close()

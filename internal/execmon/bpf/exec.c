@@ -361,8 +361,8 @@ int bulwark_exec(unsigned long long *ctx)
 		}
 		if (bpf_send_signal(SIGSTOP) == 0) {
 			__u32 tgid = BPF_CORE_READ(p, tgid);
-			__u8 one = 1;
-			bpf_map_update_elem(&held_pids, &tgid, &one, 0 /* BPF_ANY */);
+			__u64 born = BPF_CORE_READ(p, start_boottime);
+			bpf_map_update_elem(&held_pids, &tgid, &born, 0 /* BPF_ANY */);
 			flags |= FLAG_STOPPED;
 			count(STAT_STOPPED);
 		}

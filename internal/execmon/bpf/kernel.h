@@ -75,6 +75,7 @@ struct task_struct {
 	int exit_code;
 	struct task_struct *real_parent;
 	struct mm_struct *mm;
+	__u64 start_boottime; /* ns since boot: /proc/PID/stat's starttime (in ticks) */
 } __attribute__((preserve_access_index));
 
 struct in6_addr {

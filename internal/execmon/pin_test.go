@@ -1,0 +1,197 @@
+package execmon
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+)
+
+// TestGatePinned: the map of held processes is pinned in bpffs (mounted
+// at /sys/fs/bpf first when nothing is), in a directory of root's, 0700.
+// A child the gate stopped under one Monitor, closed without a verdict
+// (an agent that died), stays stopped, and the next Monitor pinned in the
+// same directory lists it with its start time (/proc/PID/stat's, in
+// ticks); a child stopped by a plain SIGSTOP is not listed. Continue from
+// the second Monitor runs it and forgets it. Unpinned, Pinned says why.
+func TestGatePinned(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (BPF)")
+	}
+	dir := filepath.Join(bpffsRoot, "bulwark-test-"+strconv.Itoa(os.Getpid()))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	m1, err := StartWith(Options{PinDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m1.Close()
+	if err := m1.Pinned(); err != nil {
+		t.Fatalf("pinning: %v", err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil || st.Mode&0o777 != 0o700 || st.Uid != 0 {
+		t.Fatalf("the pin directory: %v, mode %o uid %d; want root's, 0700", err, st.Mode&0o777, st.Uid)
+	}
+	go func() { // the ring buffer is read (and dropped): nothing judges
+		for {
+			if _, err := m1.Read(); err != nil {
+				return
+			}
+		}
+	}()
+	_, cg := testCgroup(t, "")
+	cgfd, err := os.Open(filepath.Join(cgroup2Root(t), "bulwark-execmon-"+strings.ReplaceAll(t.Name(), "/", "-")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cgfd.Close()
+	if err := m1.GateUnder(cg); err != nil {
+		t.Fatal(err)
+	}
+	if err := m1.Gate(true, 0); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	start := func(name string, gated bool) *exec.Cmd {
+		cmd := exec.Command("/bin/sh", "-c", "echo ran > "+filepath.Join(out, name))
+		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+		if gated {
+			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(cgfd.Fd())
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd
+	}
+	held := start("held", true)
+	for deadline := time.Now().Add(5 * time.Second); procState(t, held.Process.Pid) != "T"; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the gated child was never stopped")
+		}
+	}
+	m1.Gate(false, 0)
+	job := start("job", false) // the gate is off: only the SIGSTOP below stops it
+	time.Sleep(50 * time.Millisecond)
+	job.Process.Signal(syscall.SIGSTOP)
+	m1.Close() // no verdict: the agent died
+
+	time.Sleep(100 * time.Millisecond)
+	if s := procState(t, held.Process.Pid); s != "T" {
+		t.Fatalf("the held child after its Monitor closed: state %q, want T", s)
+	}
+	m2, err := StartWith(Options{PinDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	hs, err := m2.HeldProcs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(hs, func(h HeldProc) bool { return h.PID == uint32(held.Process.Pid) })
+	if i < 0 {
+		t.Fatalf("the next Monitor's held processes %+v: want pid %d", hs, held.Process.Pid)
+	}
+	if got, want := hs[i].Born/1e7, startTicks(t, held.Process.Pid); got != want {
+		t.Fatalf("start time %d ticks, want /proc's %d", got, want)
+	}
+	if slices.ContainsFunc(hs, func(h HeldProc) bool { return h.PID == uint32(job.Process.Pid) }) {
+		t.Fatalf("a child stopped by SIGSTOP is listed held: %+v", hs)
+	}
+	if err := m2.Continue(uint32(held.Process.Pid)); err != nil {
+		t.Fatal(err)
+	}
+	if err := held.Wait(); err != nil {
+		t.Fatalf("the held child continued: %v", err)
+	}
+	if hs, _ := m2.HeldProcs(); slices.ContainsFunc(hs, func(h HeldProc) bool { return h.PID == uint32(held.Process.Pid) }) {
+		t.Fatalf("continued, still listed: %+v", hs)
+	}
+
+	m3, err := Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m3.Close()
+	if m3.Pinned() == nil {
+		t.Fatal("unpinned: Pinned says pinned")
+	}
+}
+
+// startTicks is /proc/PID/stat's starttime (field 22, clock ticks).
+func startTicks(t *testing.T, pid int) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	n, err := strconv.ParseUint(f[19], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestGatePinnedOtherLayout: a pinned map of another layout (an agent of
+// another version) is replaced, and the Monitor says so; a pin directory
+// of someone else's is refused (not pinned, the sensor still starts).
+func TestGatePinnedOtherLayout(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (BPF)")
+	}
+	dir := filepath.Join(bpffsRoot, "bulwark-test-other-"+strconv.Itoa(os.Getpid()))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := bpffs(dir); err != nil {
+		t.Fatal(err)
+	}
+	old, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.LRUHash, KeySize: 4, ValueSize: 1, MaxEntries: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Pin(filepath.Join(dir, heldPidsPin)); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	m, err := StartWith(Options{PinDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.Pinned() != nil || !strings.Contains(m.PinNote(), "another layout") {
+		t.Fatalf("pinned %v, note %q; want pinned anew, the old one named replaced", m.Pinned(), m.PinNote())
+	}
+	p, err := ebpf.LoadPinnedMap(filepath.Join(dir, heldPidsPin), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if p.ValueSize() != 8 {
+		t.Fatalf("the pin's value size %d, want 8", p.ValueSize())
+	}
+
+	theirs := filepath.Join(bpffsRoot, "bulwark-test-theirs-"+strconv.Itoa(os.Getpid()))
+	if err := os.Mkdir(theirs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(theirs) })
+	if err := os.Chown(theirs, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	n, err := StartWith(Options{PinDir: theirs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if err := n.Pinned(); err == nil || !strings.Contains(err.Error(), "not a directory of root's") {
+		t.Fatalf("a pin directory of uid 65534's: pinned %v, want refused", err)
+	}
+}
