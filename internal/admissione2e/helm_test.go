@@ -5,15 +5,11 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"sigs.k8s.io/yaml"
 
 	"github.com/bulwark-sec/bulwark/internal/k8stest"
 	"github.com/bulwark-sec/bulwark/internal/kubeinstall"
@@ -23,75 +19,15 @@ import (
 
 const chartDir = "../../deploy/helm/bulwark-admission"
 
-// helmBin is the helm .ci/build-k8s.sh builds next to the Kubernetes
-// binaries; the test skips without it unless BULWARK_REQUIRE_K8S=1.
-func helmBin(t *testing.T) string {
-	t.Helper()
-	p := filepath.Join(k8stest.BinDir(), "helm")
-	if _, err := os.Stat(p); err != nil {
-		msg := fmt.Sprintf("helm missing at %s: build it with `bash .ci/build-k8s.sh`", p)
-		if os.Getenv("BULWARK_REQUIRE_K8S") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return p
-}
+var (
+	helmBin   = k8stest.HelmBin
+	objectsOf = k8stest.Objects
+	dig       = k8stest.Dig
+)
 
 func helmTemplate(t *testing.T, values string, extra ...string) (string, error) {
 	t.Helper()
-	vf := filepath.Join(t.TempDir(), "values.yaml")
-	if err := os.WriteFile(vf, []byte(values), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	args := append([]string{"template", "bulwark-admission", chartDir, "--namespace", kubeinstall.DefaultNamespace, "--kube-version", k8stest.Version, "-f", vf}, extra...)
-	cmd := exec.Command(helmBin(t), args...)
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("helm template: %v: %s", err, errb.String())
-	}
-	return out.String(), nil
-}
-
-var docSep = regexp.MustCompile(`(?m)^---\s*$`)
-
-// objectsOf parses a YAML stream into objects keyed "Kind/name".
-func objectsOf(t *testing.T, stream string) map[string]map[string]any {
-	t.Helper()
-	out := map[string]map[string]any{}
-	for _, d := range docSep.Split(stream, -1) {
-		var m map[string]any
-		if err := yaml.Unmarshal([]byte(d), &m); err != nil {
-			t.Fatalf("parsing %s: %v", d, err)
-		}
-		if m == nil {
-			continue
-		}
-		out[fmt.Sprintf("%s/%s", m["kind"], dig(m, "metadata", "name"))] = m
-	}
-	return out
-}
-
-func dig(m any, path ...any) any {
-	for _, p := range path {
-		switch k := p.(type) {
-		case string:
-			mm, ok := m.(map[string]any)
-			if !ok {
-				return nil
-			}
-			m = mm[k]
-		case int:
-			l, ok := m.([]any)
-			if !ok || k >= len(l) {
-				return nil
-			}
-			m = l[k]
-		}
-	}
-	return m
+	return k8stest.HelmTemplate(t, chartDir, "bulwark-admission", kubeinstall.DefaultNamespace, values, extra...)
 }
 
 func b64(t *testing.T, v any) []byte {

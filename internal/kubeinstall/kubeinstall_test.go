@@ -14,6 +14,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/bulwark-sec/bulwark/internal/k8stest"
 	"github.com/bulwark-sec/bulwark/internal/pki"
 	"github.com/bulwark-sec/bulwark/internal/sign"
 )
@@ -78,25 +79,7 @@ func find(t *testing.T, ds []map[string]any, kind, name string) map[string]any {
 	return nil
 }
 
-func dig(m any, path ...any) any {
-	for _, p := range path {
-		switch k := p.(type) {
-		case string:
-			mm, ok := m.(map[string]any)
-			if !ok {
-				return nil
-			}
-			m = mm[k]
-		case int:
-			l, ok := m.([]any)
-			if !ok || k >= len(l) {
-				return nil
-			}
-			m = l[k]
-		}
-	}
-	return m
-}
+var dig = k8stest.Dig
 
 func b64(t *testing.T, v any) []byte {
 	t.Helper()
