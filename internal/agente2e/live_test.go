@@ -1,0 +1,170 @@
+package agente2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/bulwark-sec/bulwark/internal/containerdtest"
+	"github.com/bulwark-sec/bulwark/internal/k8stest"
+)
+
+// agentImage is the image the chart runs in the test: the static
+// bulwark-agent at the chart's default command path.
+const agentImage = "bulwark.test/bulwark-agent:e2e"
+
+// podOf is the pod the DaemonSet controller and the scheduler would make of
+// ds on node: its template with spec.nodeName. The test cluster runs
+// neither (k8stest starts the deployment and replicaset controllers
+// only, and no scheduler), so the test does their part. hostNetwork: the
+// test node has no CNI.
+func podOf(t *testing.T, ds map[string]any, node string) string {
+	t.Helper()
+	tmpl, _ := dig(ds, "spec", "template").(map[string]any)
+	meta, _ := tmpl["metadata"].(map[string]any)
+	spec, _ := tmpl["spec"].(map[string]any)
+	meta["name"] = "bulwark-agent-" + node
+	meta["namespace"] = namespace
+	spec["nodeName"] = node
+	spec["hostNetwork"] = true
+	b, err := yaml.Marshal(map[string]any{"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// The chart's agent runs on a real kubelet node: the pod from the
+// rendered DaemonSet (privileged, hostPID, the host paths) becomes Ready
+// through its `bulwark-agent status` probe, proves its mechanism with the
+// canary, and watches a second pod on the node.
+func TestChartAgentOnNode(t *testing.T) {
+	k8stest.HelmBin(t)
+	c := k8stest.Start(t)
+	n := c.StartNode(t, "node-1")
+	img := containerdtest.Image(t, map[string][]byte{"usr/local/bin/bulwark-agent": mustRead(t, buildAgent(t)), "tmp/": nil},
+		"/usr/local/bin/bulwark-agent")
+	n.Import(img, agentImage)
+
+	values := fmt.Sprintf(`image: {repository: bulwark.test/bulwark-agent, tag: e2e, pullPolicy: Never}
+containerdSocket: %s
+hostInventory: false
+metricsPort: 0
+`, n.Containerd)
+	out, err := k8stest.HelmTemplate(t, chartDir, release, namespace, values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := k8stest.Objects(t, out)
+	c.MustKubectl("create", "namespace", namespace)
+	c.MustKubectl("create", "namespace", "apps")
+	for _, k := range []string{"ServiceAccount/bulwark-agent", "ConfigMap/bulwark-agent-config"} {
+		b, _ := yaml.Marshal(objs[k])
+		if _, err := c.KubectlStdin(string(b), "apply", "-f", "-"); err != nil {
+			t.Fatalf("applying %s: %v", k, err)
+		}
+	}
+	start := time.Now()
+	if _, err := c.KubectlStdin(podOf(t, objs["DaemonSet/bulwark-agent"], n.Name), "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.KubectlStdin(`apiVersion: v1
+kind: Pod
+metadata: {name: victim, namespace: apps}
+spec:
+  nodeName: node-1
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers: [{name: c, image: `+k8stest.PauseImage+`, imagePullPolicy: Never}]
+`, "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+
+	agentPod := "bulwark-agent-" + n.Name
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		ready, _ := c.Kubectl("get", "pod", agentPod, "-n", namespace, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+		if ready == "True" {
+			break
+		}
+		if time.Now().After(deadline) {
+			desc, _ := c.Kubectl("describe", "pod", agentPod, "-n", namespace)
+			t.Fatalf("agent pod not Ready in 120 s\n%s\nagent log:\n%s\n%s", desc, podLog(namespace, agentPod), n.KubeletLog())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("agent pod Ready %s after creation", time.Since(start).Round(time.Millisecond))
+
+	// The status file the probe read, from the pod's emptyDir on the node.
+	uid := c.MustKubectl("get", "pod", agentPod, "-n", namespace, "-o", "jsonpath={.metadata.uid}")
+	statusPath := filepath.Join(filepath.Dir(n.Containerd), "kubelet", "pods", uid, "volumes", "kubernetes.io~empty-dir", "run", "status.json")
+	var st struct {
+		Node, Mode, State string
+		Canary            struct{ OK bool }
+		Containers        []struct {
+			ID, Namespace string
+			Labels        map[string]string
+		}
+	}
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		b, err := os.ReadFile(statusPath)
+		if err == nil && json.Unmarshal(b, &st) == nil && watches(st.Containers, "apps", "victim") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent does not list pod apps/victim (%v): %+v\nagent log:\n%s", err, st, podLog(namespace, agentPod))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if st.Node != n.Name {
+		t.Errorf("node %q, want %q from the downward API", st.Node, n.Name)
+	}
+	if st.Mode != "detect" || !strings.HasPrefix(st.State, "detecting-only") || !st.Canary.OK {
+		t.Errorf("mode %q state %q canary ok %v: want detect, detecting-only, the canary refused", st.Mode, st.State, st.Canary.OK)
+	}
+	t.Logf("agent: node %s, mode %s, state %s, %d containers watched", st.Node, st.Mode, st.State, len(st.Containers))
+}
+
+func watches(cs []struct {
+	ID, Namespace string
+	Labels        map[string]string
+}, ns, pod string) bool {
+	for _, c := range cs {
+		if c.Labels["io.kubernetes.pod.namespace"] == ns && c.Labels["io.kubernetes.pod.name"] == pod {
+			return true
+		}
+	}
+	return false
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// podLog is the end of the kubelet's log files of a pod's containers
+// (there is no kubectl logs: the API server has no kubelet client
+// certificate).
+func podLog(ns, pod string) string {
+	files, _ := filepath.Glob(filepath.Join("/var/log/pods", ns+"_"+pod+"_*", "*", "*.log"))
+	var b strings.Builder
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		if len(data) > 4000 {
+			data = data[len(data)-4000:]
+		}
+		fmt.Fprintf(&b, "== %s\n%s\n", f, data)
+	}
+	return b.String()
+}
