@@ -152,6 +152,7 @@ func TestChartDefaults(t *testing.T) {
 	for _, w := range []struct{ vol, host, at string }{
 		{"containerd", "/run/containerd/containerd.sock", "/run/containerd/containerd.sock"},
 		{"bpffs", "/sys/fs/bpf", "/sys/fs/bpf"},
+		{"cgroup", "/sys/fs/cgroup", "/sys/fs/cgroup"},
 		{"securityfs", "/sys/kernel/security", "/sys/kernel/security"},
 		{"tracefs", "/sys/kernel/tracing", "/sys/kernel/tracing"},
 		{"state", "/var/lib/bulwark-agent", "/var/lib/bulwark-agent"},

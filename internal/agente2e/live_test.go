@@ -1,6 +1,7 @@
 package agente2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"sigs.k8s.io/yaml"
 
 	"github.com/bulwark-sec/bulwark/internal/containerdtest"
@@ -95,7 +99,7 @@ spec:
 		}
 		if time.Now().After(deadline) {
 			desc, _ := c.Kubectl("describe", "pod", agentPod, "-n", namespace)
-			t.Fatalf("agent pod not Ready in 120 s\n%s\nagent log:\n%s\n%s", desc, podLog(namespace, agentPod), n.KubeletLog())
+			t.Fatalf("agent pod not Ready in 120 s\n%s\nagent log:\n%s\n%s", desc, podLog(c, namespace, agentPod), n.KubeletLog())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -119,7 +123,7 @@ spec:
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the agent does not list pod apps/victim (%v): %+v\nagent log:\n%s", err, st, podLog(namespace, agentPod))
+			t.Fatalf("the agent does not list pod apps/victim (%v): %+v\nagent log:\n%s", err, st, podLog(c, namespace, agentPod))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -130,6 +134,61 @@ spec:
 		t.Errorf("mode %q state %q canary ok %v: want detect, detecting-only, the canary refused", st.Mode, st.State, st.Canary.OK)
 	}
 	t.Logf("agent: node %s, mode %s, state %s, %d containers watched", st.Node, st.Mode, st.State, len(st.Containers))
+
+	// The gate found the host's cgroup v2 (the chart mounts /sys/fs/cgroup:
+	// without it the pod's own cgroup mounts hide the unified hierarchy of
+	// a hybrid host and the gate stays off).
+	deadline = time.Now().Add(30 * time.Second)
+	for !strings.Contains(podLog(c, namespace, agentPod), `"msg":"gate on:`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the gate is not on in the pod:\n%s", podLog(c, namespace, agentPod))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// A program written into the running victim and exec'd there (as
+	// `kubectl exec` would, through containerd): reported as drift.
+	id := containerOf(st.Containers, "apps", "victim", "c")
+	ctx := namespaces.WithNamespace(context.Background(), k8stest.CRINamespace)
+	ctr, err := n.Client.LoadContainer(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := ctr.Task(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drifted := filepath.Join("/proc", fmt.Sprint(task.Pid()), "root", "drifted")
+	if err := os.WriteFile(drifted, mustRead(t, buildAgent(t)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p, err := task.Exec(ctx, "drift", &specs.Process{Args: []string{"/drifted", "status"}, Cwd: "/"}, cio.NullIO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Delete(ctx)
+	ch, err := p.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-ch
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		log := podLog(c, namespace, agentPod)
+		if i := strings.Index(log, `"msg":"drift"`); i >= 0 && strings.Contains(log[i:], `"path":"/drifted"`) {
+			line := log[i:]
+			line, _, _ = strings.Cut(line, "\n")
+			t.Logf("drift reported: %s", line)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no drift event for /drifted in the victim:\n%s", log)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func watches(cs []struct {
@@ -144,6 +203,19 @@ func watches(cs []struct {
 	return false
 }
 
+// containerOf is the id of the container name of pod ns/pod.
+func containerOf(cs []struct {
+	ID, Namespace string
+	Labels        map[string]string
+}, ns, pod, name string) string {
+	for _, c := range cs {
+		if c.Labels["io.kubernetes.pod.namespace"] == ns && c.Labels["io.kubernetes.pod.name"] == pod && c.Labels["io.kubernetes.container.name"] == name {
+			return c.ID
+		}
+	}
+	return ""
+}
+
 func mustRead(t *testing.T, p string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(p)
@@ -156,8 +228,9 @@ func mustRead(t *testing.T, p string) []byte {
 // podLog is the end of the kubelet's log files of a pod's containers
 // (there is no kubectl logs: the API server has no kubelet client
 // certificate).
-func podLog(ns, pod string) string {
-	files, _ := filepath.Glob(filepath.Join("/var/log/pods", ns+"_"+pod+"_*", "*", "*.log"))
+func podLog(c *k8stest.Cluster, ns, pod string) string {
+	uid, _ := c.Kubectl("get", "pod", pod, "-n", ns, "-o", "jsonpath={.metadata.uid}")
+	files, _ := filepath.Glob(filepath.Join("/var/log/pods", ns+"_"+pod+"_"+uid, "*", "*.log"))
 	var b strings.Builder
 	for _, f := range files {
 		data, _ := os.ReadFile(f)
