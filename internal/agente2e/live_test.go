@@ -47,9 +47,20 @@ func podOf(t *testing.T, ds map[string]any, node string) string {
 // The chart's agent runs on a real kubelet node: the pod from the
 // rendered DaemonSet (privileged, hostPID, the host paths) becomes Ready
 // through its `bulwark-agent status` probe, proves its mechanism with the
-// canary, and watches a second pod on the node.
+// canary, turns its gate on and watches a second pod on the node: a
+// drifted exec there is reported (detect, the chart's default) or refused
+// with EPERM (prevent).
 func TestChartAgentOnNode(t *testing.T) {
 	k8stest.HelmBin(t)
+	for _, tc := range []struct{ mode, state, verdict string }{
+		{"detect", "detecting-only", "reported"},
+		{"prevent", "enforcing (fanotify)", "refused"},
+	} {
+		t.Run(tc.mode, func(t *testing.T) { agentOnNode(t, tc.mode, tc.state, tc.verdict) })
+	}
+}
+
+func agentOnNode(t *testing.T, mode, state, verdict string) {
 	c := k8stest.Start(t)
 	n := c.StartNode(t, "node-1")
 	img := containerdtest.Image(t, map[string][]byte{"usr/local/bin/bulwark-agent": mustRead(t, buildAgent(t)), "tmp/": nil},
@@ -61,6 +72,9 @@ containerdSocket: %s
 hostInventory: false
 metricsPort: 0
 `, n.Containerd)
+	if mode != "detect" {
+		values += "mode: " + mode + "\n"
+	}
 	out, err := k8stest.HelmTemplate(t, chartDir, release, namespace, values)
 	if err != nil {
 		t.Fatal(err)
@@ -130,8 +144,8 @@ spec:
 	if st.Node != n.Name {
 		t.Errorf("node %q, want %q from the downward API", st.Node, n.Name)
 	}
-	if st.Mode != "detect" || !strings.HasPrefix(st.State, "detecting-only") || !st.Canary.OK {
-		t.Errorf("mode %q state %q canary ok %v: want detect, detecting-only, the canary refused", st.Mode, st.State, st.Canary.OK)
+	if st.Mode != mode || !strings.HasPrefix(st.State, state) || !st.Canary.OK {
+		t.Errorf("mode %q state %q canary ok %v: want %s, %s, the canary refused", st.Mode, st.State, st.Canary.OK, mode, state)
 	}
 	t.Logf("agent: node %s, mode %s, state %s, %d containers watched", st.Node, st.Mode, st.State, len(st.Containers))
 
@@ -162,7 +176,7 @@ spec:
 	if err := os.WriteFile(drifted, mustRead(t, buildAgent(t)), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	p, err := task.Exec(ctx, "drift", &specs.Process{Args: []string{"/drifted", "status"}, Cwd: "/"}, cio.NullIO)
+	p, err := task.Exec(ctx, "drift", &specs.Process{Args: []string{"/drifted", "--log-level", "nope"}, Cwd: "/"}, cio.NullIO)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,14 +185,23 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Start(ctx); err != nil {
-		t.Fatal(err)
+	code := uint32(126) // runc exec fails before the program runs when the exec is refused
+	if err := p.Start(ctx); err == nil {
+		code = (<-ch).ExitCode()
+	} else if verdict != "refused" {
+		t.Fatalf("the drifted exec did not start in %s: %v", mode, err)
+	} else {
+		t.Logf("the drifted exec refused: %v", err)
 	}
-	<-ch
+	// bulwark-agent with a bad flag exits 2 when it runs (a refused runc
+	// exec exits 1).
+	if ran := code == 2; ran != (verdict == "reported") {
+		t.Errorf("the drifted exec exited %d in %s", code, mode)
+	}
 	deadline = time.Now().Add(30 * time.Second)
 	for {
 		log := podLog(c, namespace, agentPod)
-		if i := strings.Index(log, `"msg":"drift"`); i >= 0 && strings.Contains(log[i:], `"path":"/drifted"`) {
+		if i := strings.Index(log, `"msg":"drift","verdict":"`+verdict+`"`); i >= 0 && strings.Contains(log[i:], `"path":"/drifted"`) {
 			line := log[i:]
 			line, _, _ = strings.Cut(line, "\n")
 			t.Logf("drift reported: %s", line)
