@@ -160,10 +160,12 @@ spec:
 		time.Sleep(200 * time.Millisecond)
 	}
 
+	t.Logf("agent RSS %s", agentRSS(t, ctx0(), n, agentPod))
+
 	// A program written into the running victim and exec'd there (as
 	// `kubectl exec` would, through containerd): reported as drift.
 	id := containerOf(st.Containers, "apps", "victim", "c")
-	ctx := namespaces.WithNamespace(context.Background(), k8stest.CRINamespace)
+	ctx := ctx0()
 	ctr, err := n.Client.LoadContainer(ctx, id)
 	if err != nil {
 		t.Fatal(err)
@@ -224,6 +226,30 @@ func watches(cs []struct {
 		}
 	}
 	return false
+}
+
+func ctx0() context.Context {
+	return namespaces.WithNamespace(context.Background(), k8stest.CRINamespace)
+}
+
+// agentRSS is VmRSS of the agent container's process, from the node.
+func agentRSS(t *testing.T, ctx context.Context, n *k8stest.Node, pod string) string {
+	t.Helper()
+	cs, err := n.Client.Containers(ctx, `labels."io.kubernetes.pod.name"==`+pod+`,labels."io.kubernetes.container.name"==agent`)
+	if err != nil || len(cs) != 1 {
+		return fmt.Sprintf("unknown (%d containers, %v)", len(cs), err)
+	}
+	task, err := cs[0].Task(ctx, nil)
+	if err != nil {
+		return err.Error()
+	}
+	b, _ := os.ReadFile(filepath.Join("/proc", fmt.Sprint(task.Pid()), "status"))
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
 }
 
 // containerOf is the id of the container name of pod ns/pod.
