@@ -278,6 +278,16 @@ extraConfig:
 		t.Errorf("args %s", args)
 	}
 
+	// A token per node: a Secret key per node name, each pod its own.
+	objs = render(t, "image: {repository: r}\nserver:\n  url: https://s\n  tokens: {node-1.example.com: bwk_one, node-2: bwk_two}\n")
+	_, ctr = podSpec(t, objs)
+	if got := fmt.Sprint(dig(objs["Secret/bulwark-agent-token"], "data")); got != "map[node-1.example.com:YndrX29uZQ== node-2:YndrX3R3bw==]" {
+		t.Errorf("per-node Secret data %s", got)
+	}
+	if args := fmt.Sprint(ctr["args"]); !strings.Contains(args, "--token-file=/etc/bulwark-agent/token/$(NODE_NAME)") {
+		t.Errorf("args %s", args)
+	}
+
 	c := k8stest.Start(t)
 	c.MustKubectl("create", "namespace", namespace)
 	got, err := c.KubectlStdin(out, "apply", "--dry-run=server", "-f", "-")
