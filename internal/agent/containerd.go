@@ -182,6 +182,13 @@ func (a *Agent) adoptNow(ctx context.Context, ns, id string, pid uint32) (*conta
 		return nil, fmt.Errorf("container %q: %w", id, err)
 	}
 	defer unix.Close(pidfd)
+	if sameMountNS(int(pid), os.Getpid()) {
+		// The agent's own container (a DaemonSet's pod, hostPID): its root
+		// is the agent's, nothing to watch; checked after initOf, so a pid
+		// reused by a process of the agent's namespace cannot pass for it.
+		a.log.Info("not watching the agent's own container", "container", id, "namespace", ns)
+		return nil, nil
+	}
 	root := filepath.Join(procRoot, strconv.Itoa(int(pid)), "root")
 	dev, err := rootDevice(root, "/")
 	if err != nil {
@@ -234,6 +241,17 @@ func (a *Agent) adoptNow(ctx context.Context, ns, id string, pid uint32) (*conta
 	a.log.Info("watching container", "container", id, "namespace", ns, "image", list.Image, "allowed", list.Len(), "mode", c2.mode,
 		"took", time.Since(start).Round(time.Microsecond))
 	return c2, nil
+}
+
+// sameMountNS says whether processes a and b share a mount namespace (false
+// when either cannot be read).
+func sameMountNS(a, b int) bool {
+	var x, y unix.Stat_t
+	if unix.Stat(filepath.Join(procRoot, strconv.Itoa(a), "ns", "mnt"), &x) != nil ||
+		unix.Stat(filepath.Join(procRoot, strconv.Itoa(b), "ns", "mnt"), &y) != nil {
+		return false
+	}
+	return x.Dev == y.Dev && x.Ino == y.Ino
 }
 
 // rootDevice is the device of a container's root filesystem. It refuses a
