@@ -281,13 +281,18 @@ func mustRead(t *testing.T, p string) []byte {
 	return b
 }
 
+// podLogFiles are the kubelet's log files of a pod's containers.
+func podLogFiles(c *k8stest.Cluster, ns, pod string) []string {
+	uid, _ := c.Kubectl("get", "pod", pod, "-n", ns, "-o", "jsonpath={.metadata.uid}")
+	files, _ := filepath.Glob(filepath.Join("/var/log/pods", ns+"_"+pod+"_"+uid, "*", "*.log"))
+	return files
+}
+
 // podLogWhole is every line of the kubelet's log files of a pod's
 // containers.
 func podLogWhole(c *k8stest.Cluster, ns, pod string) string {
-	uid, _ := c.Kubectl("get", "pod", pod, "-n", ns, "-o", "jsonpath={.metadata.uid}")
-	files, _ := filepath.Glob(filepath.Join("/var/log/pods", ns+"_"+pod+"_"+uid, "*", "*.log"))
 	var b strings.Builder
-	for _, f := range files {
+	for _, f := range podLogFiles(c, ns, pod) {
 		data, _ := os.ReadFile(f)
 		b.Write(data)
 	}
@@ -298,10 +303,8 @@ func podLogWhole(c *k8stest.Cluster, ns, pod string) string {
 // (there is no kubectl logs: the API server has no kubelet client
 // certificate).
 func podLog(c *k8stest.Cluster, ns, pod string) string {
-	uid, _ := c.Kubectl("get", "pod", pod, "-n", ns, "-o", "jsonpath={.metadata.uid}")
-	files, _ := filepath.Glob(filepath.Join("/var/log/pods", ns+"_"+pod+"_"+uid, "*", "*.log"))
 	var b strings.Builder
-	for _, f := range files {
+	for _, f := range podLogFiles(c, ns, pod) {
 		data, _ := os.ReadFile(f)
 		if len(data) > 4000 {
 			data = data[len(data)-4000:]
