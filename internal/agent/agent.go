@@ -68,10 +68,15 @@ type Config struct {
 	// ("": in memory only).
 	Allowlists     AllowlistServer
 	AllowlistCache string
+	// GateCgroup limits the gate (gate.go) to the containers whose cgroup v2
+	// is this directory (relative to the cgroup2 mount; made if missing) or
+	// below it; "" is the whole node. For a node another agent also gates
+	// (a second containerd's agent, tests): two node-wide gates stop, and
+	// continue, each other's containers' first execs.
+	GateCgroup string
 
 	adoptDelay delay         // tests: adoption waits before marking (gate.go)
 	gateWait   time.Duration // tests: the gate's bound; zero is gateWait
-	gateUnder  string        // tests: gate only below this cgroup v2 directory (relative to the mount; made if missing)
 }
 
 // Cache sizes: identities remembered per container and per node.

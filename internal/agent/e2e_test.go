@@ -138,7 +138,7 @@ func startAgent(t testing.TB, addr string, mode Mode, col *collector, opts ...fu
 	t.Helper()
 	cfg := Config{Mode: mode, Address: addr, Namespaces: []string{testNS}, Report: col.report, CanaryDir: t.TempDir(),
 		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))}
-	cfg.gateUnder = testNS // runc's cgroup of the namespace: other tests' containers on the node are not gated by this agent
+	cfg.GateCgroup = testNS // runc's cgroup of the namespace: other tests' containers on the node are not gated by this agent
 	for _, o := range opts {
 		o(&cfg)
 	}

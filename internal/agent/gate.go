@@ -261,17 +261,17 @@ func (a *Agent) gateOpen() {
 	}
 }
 
-// gateScope limits the gate to cfg.gateUnder (tests: several agents on
+// gateScope limits the gate to cfg.GateCgroup (tests: several agents on
 // one node would stop, and continue, each other's containers' execs).
 func (a *Agent) gateScope(m *execmon.Monitor) error {
-	if a.cfg.gateUnder == "" {
+	if a.cfg.GateCgroup == "" {
 		return nil
 	}
 	mnt, err := cgroup2Mount()
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(mnt, filepath.Clean("/"+a.cfg.gateUnder))
+	dir := filepath.Join(mnt, filepath.Clean("/"+a.cfg.GateCgroup))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("making the gate's cgroup %q: %w", dir, err)
 	}

@@ -71,7 +71,7 @@ func TestGateOnRealKubelet(t *testing.T) {
 	a, _ := startAgent(t, node.Containerd, ModePrevent, &col, func(cfg *Config) {
 		cfg.Namespaces = []string{k8stest.CRINamespace}
 		cfg.ExecEventsDefault, cfg.adoptDelay = true, delay(time.Second)
-		cfg.gateUnder = node.CgroupRoot // this kubelet's pods only
+		cfg.GateCgroup = node.CgroupRoot // this kubelet's pods only
 	})
 	if !a.gateStats().On {
 		t.Fatal("prevent with the exec sensor: the gate is off")

@@ -228,7 +228,7 @@ func maybeChildAgent() {
 	}
 	addr, ns, canary := f[0], f[1], f[2]
 	a, err := New(Config{Mode: ModePrevent, Address: addr, Namespaces: []string{ns}, Report: func(Event) {}, CanaryDir: canary,
-		Log: slog.New(slog.NewTextHandler(os.Stderr, nil)), ExecEventsDefault: true, adoptDelay: delay(3 * time.Second), gateUnder: ns})
+		Log: slog.New(slog.NewTextHandler(os.Stderr, nil)), ExecEventsDefault: true, adoptDelay: delay(3 * time.Second), GateCgroup: ns})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)

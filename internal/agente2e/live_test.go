@@ -71,7 +71,8 @@ func agentOnNode(t *testing.T, mode, state, verdict string) {
 containerdSocket: %s
 hostInventory: false
 metricsPort: 0
-`, n.Containerd)
+extraConfig: {gate-cgroup: %s}
+`, n.Containerd, n.CgroupRoot) // its gate holds this node's pods only: other tests' agents gate on this machine too
 	if mode != "detect" {
 		values += "mode: " + mode + "\n"
 	}
