@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bulwark-sec/bulwark/internal/agentproto"
+	"github.com/bulwark-sec/bulwark/internal/kerneltest"
 )
 
 func needRoot(t *testing.T) {
@@ -20,7 +21,7 @@ func needRoot(t *testing.T) {
 		if os.Getenv("BULWARK_REQUIRE_CONTAINERD") == "1" {
 			t.Fatal("needs root (fanotify, mounts)")
 		}
-		t.Skip("needs root (fanotify, mounts)")
+		kerneltest.Skip(t, "needs root (fanotify, mounts)")
 	}
 }
 

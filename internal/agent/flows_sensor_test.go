@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulwark-sec/bulwark/internal/kerneltest"
 	"github.com/bulwark-sec/bulwark/internal/netflow"
 )
 
@@ -18,7 +19,7 @@ func TestConnectsFeedFlows(t *testing.T) {
 	needRoot(t)
 	cg, err := cgroupID(os.Getpid())
 	if err != nil {
-		t.Skipf("no cgroup v2 id here: %v", err)
+		kerneltest.Skip(t, "no cgroup v2 id here: %v", err)
 	}
 	a, err := New(Config{Mode: ModeOff, ExecEvents: true})
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bulwark-sec/bulwark/internal/containerdtest"
+	"github.com/bulwark-sec/bulwark/internal/kerneltest"
 )
 
 // hostLoader is the host's ELF interpreter, the one /bin/true names.
@@ -39,7 +40,7 @@ func dynamicImage(t *testing.T) v1.Image {
 		"lib/x86_64-linux-gnu/libc.so.6": "/lib/x86_64-linux-gnu/libc.so.6"} {
 		b, err := os.ReadFile(src)
 		if err != nil {
-			t.Skipf("reading the host's %s: %v", src, err)
+			kerneltest.Skip(t, "reading the host's %s: %v", src, err)
 		}
 		files[dst] = b
 	}
@@ -293,7 +294,7 @@ func TestUserNamespaceMounts(t *testing.T) {
 	open := startWatched(t, ctx, c, img, a, "userns")
 	open.doAll(t, "copy /bin/probe /ctl/drift", "copy /bin/probe /tmp/drift")
 	if !userNamespacesOpen() {
-		t.Skip("this node refuses unprivileged user namespaces")
+		kerneltest.Skip(t, "this node refuses unprivileged user namespaces")
 	}
 	if got := open.do(t, "userns /bin/probe /tmp/drift"); got != "eperm" {
 		t.Fatalf("the root overlay from a mount namespace of the process's own: %s, want eperm", got)
@@ -358,7 +359,7 @@ func TestMountsAttachedLater(t *testing.T) {
 	var col collector
 	a, _ := startAgent(t, addr, ModePrevent, &col)
 	if a.mountWatch == nil {
-		t.Skip("the kernel reports no mount attachments (Linux 6.15)")
+		kerneltest.Skip(t, "the kernel reports no mount attachments (Linux 6.15)")
 	}
 	k := startWatched(t, ctx, c, img, a, "later", oci.WithAddedCapabilities([]string{"CAP_SYS_ADMIN"}))
 	fs0, mnt0, _ := a.fan.Marks()

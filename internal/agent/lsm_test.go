@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/bulwark-sec/bulwark/internal/kerneltest"
 )
 
 // TestCgroup2Mount finds the cgroup v2 hierarchy in mountinfo on a hybrid
@@ -36,7 +38,7 @@ func TestCgroup2Mount(t *testing.T) {
 // reads a container's: the inode of its v2 directory.
 func TestCgroupIDOfSelf(t *testing.T) {
 	if _, err := cgroup2Mount(); err != nil {
-		t.Skipf("no cgroup v2 here: %v", err)
+		kerneltest.Skip(t, "no cgroup v2 here: %v", err)
 	}
 	id, err := cgroupID(os.Getpid())
 	if err != nil || id == 0 {

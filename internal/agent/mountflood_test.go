@@ -19,6 +19,7 @@ import (
 
 	"github.com/bulwark-sec/bulwark/internal/containerdtest"
 	"github.com/bulwark-sec/bulwark/internal/fanotify"
+	"github.com/bulwark-sec/bulwark/internal/kerneltest"
 )
 
 // TestMountFlood: a container mounting and unmounting a tmpfs in a loop
@@ -34,7 +35,7 @@ func TestMountFlood(t *testing.T) {
 	var col collector
 	a, _ := startAgent(t, addr, ModePrevent, &col)
 	if a.mountWatch == nil {
-		t.Skip("the kernel reports no mount attachments (Linux 6.15)")
+		kerneltest.Skip(t, "the kernel reports no mount attachments (Linux 6.15)")
 	}
 	admin := oci.WithAddedCapabilities([]string{"CAP_SYS_ADMIN"})
 	flooder := startWatched(t, ctx, c, img, a, "flooder", admin)
@@ -53,7 +54,7 @@ func TestMountFlood(t *testing.T) {
 	for c, tr := range a.mounts.tracks {
 		if tr.ns == 0 {
 			a.mounts.mu.Unlock()
-			t.Skip("the kernel gives no mount namespace ids (Linux 6.10)")
+			kerneltest.Skip(t, "the kernel gives no mount namespace ids (Linux 6.10)")
 		}
 		saved[c] = tr.ns
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/bulwark-sec/bulwark/internal/kerneltest"
 )
 
 func TestParseMountinfo(t *testing.T) {
@@ -65,7 +67,7 @@ func TestLoaderName(t *testing.T) {
 // interpreter, and a thread that does not exist is an error.
 func TestInterpreterLoad(t *testing.T) {
 	if err := stackReadable(); err != nil {
-		t.Skipf("kernel stacks unreadable here: %v", err)
+		kerneltest.Skip(t, "kernel stacks unreadable here: %v", err)
 	}
 	if in, err := interpreterLoad(os.Getpid()); err != nil || in {
 		t.Fatalf("this process: %v, %v; want false", in, err)

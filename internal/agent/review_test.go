@@ -18,6 +18,7 @@ import (
 
 	"github.com/bulwark-sec/bulwark/internal/allowlist"
 	"github.com/bulwark-sec/bulwark/internal/containerdtest"
+	"github.com/bulwark-sec/bulwark/internal/kerneltest"
 )
 
 // Tests from the attacker review of 2026-12-03 (docs/runtime.md).
@@ -35,11 +36,11 @@ func TestSensorHeldBounded(t *testing.T) {
 	var col collector
 	a, _ := startAgent(t, addr, ModePrevent, &col, func(c *Config) { c.ExecEventsDefault = true })
 	if a.mountWatch == nil {
-		t.Skip("the kernel reports no mount attachments (Linux 6.15)")
+		kerneltest.Skip(t, "the kernel reports no mount attachments (Linux 6.15)")
 	}
 	m := a.procMon.Load()
 	if m == nil {
-		t.Skip("no exec sensor")
+		kerneltest.Skip(t, "no exec sensor")
 	}
 	k := startWatched(t, ctx, c, img, a, "heldflood", oci.WithAddedCapabilities([]string{"CAP_SYS_ADMIN"}))
 	marked := func() (cgroup uint64, n int) {
@@ -109,7 +110,7 @@ func TestMemfdNoexecLowered(t *testing.T) {
 	var col collector
 	a, stop := startAgent(t, addr, ModePrevent, &col, func(c *Config) { c.ExecEventsDefault = true })
 	if a.procMon.Load() == nil {
-		t.Skip("no exec sensor")
+		kerneltest.Skip(t, "no exec sensor")
 	}
 	k := startWatched(t, ctx, c, img, a, "memfdlow", sysAdmin)
 	if got := k.do(t, "memfd /bin/probe proc"); got == "ok" {
@@ -154,7 +155,7 @@ func TestDeviceReuse(t *testing.T) {
 	var col collector
 	a, _ := startAgent(t, addr, ModePrevent, &col, func(c *Config) { c.ExecEventsDefault = true })
 	if a.mountWatch == nil || a.procMon.Load() == nil {
-		t.Skip("no mount reports or no exec sensor")
+		kerneltest.Skip(t, "no mount reports or no exec sensor")
 	}
 	k := startWatched(t, ctx, c, img, a, "devreuse", oci.WithAddedCapabilities([]string{"CAP_SYS_ADMIN"}))
 	for i := range 5 {
@@ -257,7 +258,7 @@ func TestNamesAnywhere(t *testing.T) {
 	cfg.Log = slog.New(slog.NewTextHandler(&buf, nil))
 	a, err := New(cfg)
 	if err != nil {
-		t.Skipf("starting the agent here: %v", err)
+		kerneltest.Skip(t, "starting the agent here: %v", err)
 	}
 	if a.fan != nil {
 		a.fan.Close()
@@ -275,7 +276,7 @@ func TestMountGapBoundingSet(t *testing.T) {
 	cmd := exec.Command("sleep", "30")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	if err := cmd.Start(); err != nil {
-		t.Skipf("starting a process as nobody: %v", err)
+		kerneltest.Skip(t, "starting a process as nobody: %v", err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	if got := mountGap(cmd.Process.Pid); got != gapSysAdmin {
@@ -299,11 +300,11 @@ func TestMountedThenRun(t *testing.T) {
 	var col collector
 	a, _ := startAgent(t, addr, ModePrevent, &col, func(c *Config) { c.ExecEventsDefault = true })
 	if a.mountWatch == nil || a.procMon.Load() == nil {
-		t.Skip("no mount reports or no exec sensor")
+		kerneltest.Skip(t, "no mount reports or no exec sensor")
 	}
 	k := startWatched(t, ctx, c, img, a, "mountrun", oci.WithAddedCapabilities([]string{"CAP_SYS_ADMIN"}))
 	if !a.procMon.Load().Epochs() {
-		t.Skip("no syscall tracepoints: the exec sensor cannot tell when an exec began")
+		kerneltest.Skip(t, "no syscall tracepoints: the exec sensor cannot tell when an exec began")
 	}
 	for _, prog := range []string{"/bin/probe", "/bin/true"} {
 		got := k.do(t, "mountrun "+prog+" /m"+strings.ReplaceAll(prog, "/", "-")+" 100")
@@ -344,7 +345,7 @@ func TestCgroupNamedAfterAnother(t *testing.T) {
 	moved := k.do(t, "cgmove cgother")
 	t.Logf("cgmove: %s", moved)
 	if !strings.HasPrefix(moved, "moved ") || strings.HasPrefix(moved, "moved 0 ") {
-		t.Skipf("the probe could not move into a cgroup of its own: %s", moved)
+		kerneltest.Skip(t, "the probe could not move into a cgroup of its own: %s", moved)
 	}
 	k.doAll(t, "copy /bin/probe /ctl/drift")
 	before := col.n.Load()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bulwark-sec/bulwark/internal/agentproto"
 	"github.com/bulwark-sec/bulwark/internal/api"
+	"github.com/bulwark-sec/bulwark/internal/kerneltest"
 	"github.com/bulwark-sec/bulwark/internal/secretfile"
 	"github.com/bulwark-sec/bulwark/internal/secretstore"
 	"github.com/bulwark-sec/bulwark/internal/server"
@@ -28,7 +29,7 @@ import (
 // on a tmpfs.
 func TestRunFlowsAndSecrets(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
+		kerneltest.Skip(t, "mounting a tmpfs needs root")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

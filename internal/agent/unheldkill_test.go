@@ -15,6 +15,7 @@ import (
 
 	"github.com/bulwark-sec/bulwark/internal/containerdtest"
 	"github.com/bulwark-sec/bulwark/internal/fanotify"
+	"github.com/bulwark-sec/bulwark/internal/kerneltest"
 )
 
 // TestUnheldKillModes: the exec sensor's kill in the other cases.
@@ -33,7 +34,7 @@ func TestUnheldKillModes(t *testing.T) {
 	ctx := namespaces.WithNamespace(context.Background(), testNS)
 	img := importImage(t, ctx, c, probeImage(t, buildProbe(t)))
 	if !userNamespacesOpen() {
-		t.Skip("this node refuses unprivileged user namespaces")
+		kerneltest.Skip(t, "this node refuses unprivileged user namespaces")
 	}
 
 	var pcol collector
@@ -127,7 +128,7 @@ func TestUnheldKillDetached(t *testing.T) {
 		t.Fatalf("gap %q, want %q", info.MountGap, killGap(gapSysAdmin))
 	}
 	if a.mountWatch == nil {
-		t.Skip("the kernel reports no mount attachments (Linux 6.15)")
+		kerneltest.Skip(t, "the kernel reports no mount attachments (Linux 6.15)")
 	}
 	held := func() int { // what the sensor was told it holds, told under a.mu
 		a.mu.RLock()

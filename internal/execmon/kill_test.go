@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/bulwark-sec/bulwark/internal/kerneltest"
 )
 
 // TestKillUnheld: in a watched cgroup with kill, an exec of a file on a
@@ -174,7 +176,7 @@ func cgroup2Root(t testing.TB) string {
 			return fs[4]
 		}
 	}
-	t.Skip("no cgroup v2 mount")
+	kerneltest.Skip(t, "no cgroup v2 mount")
 	return ""
 }
 
@@ -185,7 +187,7 @@ func startSensor(t testing.TB) *Monitor {
 		if os.Getenv("BULWARK_REQUIRE_CONTAINERD") == "1" {
 			t.Fatal("needs root")
 		}
-		t.Skip("needs root (BPF)")
+		kerneltest.Skip(t, "needs root (BPF)")
 	}
 	m, err := Start()
 	if err != nil {

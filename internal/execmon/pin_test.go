@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/bulwark-sec/bulwark/internal/kerneltest"
 )
 
 // TestGatePinned: the map of held processes is pinned in bpffs (mounted
@@ -23,7 +25,7 @@ import (
 // the second Monitor runs it and forgets it. Unpinned, Pinned says why.
 func TestGatePinned(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (BPF)")
+		kerneltest.Skip(t, "needs root (BPF)")
 	}
 	dir := filepath.Join(bpffsRoot, "bulwark-test-"+strconv.Itoa(os.Getpid()))
 	t.Cleanup(func() { os.RemoveAll(dir) })
@@ -146,7 +148,7 @@ func startTicks(t *testing.T, pid int) uint64 {
 // of someone else's is refused (not pinned, the sensor still starts).
 func TestGatePinnedOtherLayout(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (BPF)")
+		kerneltest.Skip(t, "needs root (BPF)")
 	}
 	dir := filepath.Join(bpffsRoot, "bulwark-test-other-"+strconv.Itoa(os.Getpid()))
 	t.Cleanup(func() { os.RemoveAll(dir) })

@@ -5,6 +5,8 @@ import (
 	"os"
 	"sync"
 	"testing"
+
+	"github.com/bulwark-sec/bulwark/internal/kerneltest"
 )
 
 // TestCloseWhileReading closes listeners while readers start and wait on
@@ -12,7 +14,7 @@ import (
 // reported here) and every reader must return ErrClosed.
 func TestCloseWhileReading(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("fanotify needs root")
+		kerneltest.Skip(t, "fanotify needs root")
 	}
 	for range 50 {
 		l, err := New()

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/bulwark-sec/bulwark/internal/kerneltest"
 )
 
 // scratchFS mounts a tmpfs of its own (a filesystem nothing else uses) and
@@ -19,16 +21,16 @@ import (
 func scratchFS(t *testing.T) (dir, prog string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("fanotify permission events need root")
+		kerneltest.Skip(t, "fanotify permission events need root")
 	}
 	dir = t.TempDir()
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=16m"); err != nil {
-		t.Skipf("mounting a tmpfs: %v", err)
+		kerneltest.Skip(t, "mounting a tmpfs: %v", err)
 	}
 	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
 	src, err := os.ReadFile("/bin/true")
 	if err != nil {
-		t.Skipf("reading /bin/true: %v", err)
+		kerneltest.Skip(t, "reading /bin/true: %v", err)
 	}
 	prog = filepath.Join(dir, "true")
 	if err := os.WriteFile(prog, src, 0o755); err != nil {
@@ -41,7 +43,7 @@ func listen(t *testing.T, dir string) *Listener {
 	t.Helper()
 	l, err := New()
 	if err != nil {
-		t.Skipf("fanotify unavailable: %v", err)
+		kerneltest.Skip(t, "fanotify unavailable: %v", err)
 	}
 	t.Cleanup(func() { _ = l.Close() })
 	if err := l.MarkExec(dir); err != nil {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/bulwark-sec/bulwark/internal/kerneltest"
 )
 
 // TestMarkExecFD: a mount mark holds execs through that one mount, not
@@ -18,12 +20,12 @@ func TestMarkExecFD(t *testing.T) {
 	dir, prog := scratchFS(t)
 	other := t.TempDir()
 	if err := unix.Mount(dir, other, "", unix.MS_BIND, ""); err != nil {
-		t.Skipf("bind mount: %v", err)
+		kerneltest.Skip(t, "bind mount: %v", err)
 	}
 	t.Cleanup(func() { _ = unix.Unmount(other, unix.MNT_DETACH) })
 	l, err := New()
 	if err != nil {
-		t.Skipf("fanotify unavailable: %v", err)
+		kerneltest.Skip(t, "fanotify unavailable: %v", err)
 	}
 	t.Cleanup(func() { _ = l.Close() })
 	fd, err := unix.Open(other, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -111,11 +113,11 @@ func TestMountNotify(t *testing.T) {
 func mountNotify(t *testing.T) *Listener {
 	t.Helper()
 	if unix.Geteuid() != 0 {
-		t.Skip("needs root")
+		kerneltest.Skip(t, "needs root")
 	}
 	w, err := NewMountNotify()
 	if err != nil {
-		t.Skipf("no mount notifications (Linux 6.15): %v", err)
+		kerneltest.Skip(t, "no mount notifications (Linux 6.15): %v", err)
 	}
 	t.Cleanup(func() { w.Close() })
 	if err := w.MarkMountNS("/proc/self/ns/mnt"); err != nil {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/bulwark-sec/bulwark/internal/kerneltest"
 )
 
 // TestMountReports: a mount attached in a watched namespace is reported
@@ -15,7 +17,7 @@ func TestMountReports(t *testing.T) {
 	w := mountNotify(t)
 	ns, err := MountNSID("/proc/self/ns/mnt")
 	if err != nil {
-		t.Skipf("no mount namespace ids (Linux 6.10): %v", err)
+		kerneltest.Skip(t, "no mount namespace ids (Linux 6.10): %v", err)
 	}
 	dir := t.TempDir()
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
@@ -24,7 +26,7 @@ func TestMountReports(t *testing.T) {
 	var st unix.Statx_t
 	if err := unix.Statx(unix.AT_FDCWD, dir, 0, unix.STATX_MNT_ID_UNIQUE, &st); err != nil || st.Mask&unix.STATX_MNT_ID_UNIQUE == 0 {
 		unix.Unmount(dir, unix.MNT_DETACH)
-		t.Skipf("no unique mount ids: %v", err)
+		kerneltest.Skip(t, "no unique mount ids: %v", err)
 	}
 	id := st.Mnt_id
 	if in, err := InMountNS(id, ns); err != nil || !in {
