@@ -182,7 +182,7 @@ func (a *Agent) adoptNow(ctx context.Context, ns, id string, pid uint32) (*conta
 		return nil, fmt.Errorf("container %q: %w", id, err)
 	}
 	defer unix.Close(pidfd)
-	if sameMountNS(int(pid), os.Getpid()) {
+	if sameNamespace("mnt", int(pid), os.Getpid()) {
 		// The agent's own container (a DaemonSet's pod, hostPID): its root
 		// is the agent's, nothing to watch; checked after initOf, so a pid
 		// reused by a process of the agent's namespace cannot pass for it.
@@ -243,12 +243,13 @@ func (a *Agent) adoptNow(ctx context.Context, ns, id string, pid uint32) (*conta
 	return c2, nil
 }
 
-// sameMountNS says whether processes a and b share a mount namespace (false
-// when either cannot be read).
-func sameMountNS(a, b int) bool {
+// sameNamespace says whether processes a and b share their namespace of
+// kind ("pid", "mnt": a name under /proc/PID/ns); false when either cannot
+// be read.
+func sameNamespace(kind string, a, b int) bool {
 	var x, y unix.Stat_t
-	if unix.Stat(filepath.Join(procRoot, strconv.Itoa(a), "ns", "mnt"), &x) != nil ||
-		unix.Stat(filepath.Join(procRoot, strconv.Itoa(b), "ns", "mnt"), &y) != nil {
+	if unix.Stat(filepath.Join(procRoot, strconv.Itoa(a), "ns", kind), &x) != nil ||
+		unix.Stat(filepath.Join(procRoot, strconv.Itoa(b), "ns", kind), &y) != nil {
 		return false
 	}
 	return x.Dev == y.Dev && x.Ino == y.Ino

@@ -470,8 +470,12 @@ func (a *Agent) gateResolve(ctx context.Context, ev execmon.Event) (*container, 
 			if err != nil {
 				return nil, prevent, fmt.Errorf("loading the task of container %q: %w", id, err)
 			}
-			if samePidNamespace(pid, int(t.Pid())) != nil {
-				continue // another namespace's container of that name, or another containerd's: not this process's
+			// A container named by the process's cgroup path is its own only
+			// if the process is in its init's pid namespace: not one of the
+			// same id in another namespace or containerd, nor one named by
+			// a cgroup the process made below its own.
+			if !sameNamespace("pid", pid, int(t.Pid())) {
+				continue
 			}
 			c, err := a.adoptOnce(ctx, ns, id, t.Pid())
 			if err != nil || c == nil {
@@ -481,25 +485,6 @@ func (a *Agent) gateResolve(ctx context.Context, ev execmon.Event) (*container, 
 		}
 	}
 	return nil, prevent, nil
-}
-
-// samePidNamespace says whether pids a and b are in one pid namespace: a
-// container named by a process's cgroup path is its own only if the
-// process is in its init's pid namespace (a container of the same id in
-// another namespace, or of another containerd, is not; nor is one named by
-// a cgroup a process made below its own).
-func samePidNamespace(a, b int) error {
-	var x, y unix.Stat_t
-	if err := unix.Stat(procRoot+"/"+strconv.Itoa(a)+"/ns/pid", &x); err != nil {
-		return fmt.Errorf("reading the pid namespace of %d: %w", a, err)
-	}
-	if err := unix.Stat(procRoot+"/"+strconv.Itoa(b)+"/ns/pid", &y); err != nil {
-		return fmt.Errorf("reading the pid namespace of %d: %w", b, err)
-	}
-	if x.Ino != y.Ino || x.Dev != y.Dev {
-		return fmt.Errorf("process %d is not in the pid namespace of the container's init %d", a, b)
-	}
-	return nil
 }
 
 // heldBySensor says whether c's marks hold what the sensor saw exec'd:

@@ -135,16 +135,7 @@ func procStartTicks(pid int) (uint64, error) {
 // inCgroup says whether pid's cgroup v2 is dir (relative to the mount) or
 // below it.
 func inCgroup(pid int, dir string) bool {
-	b, err := os.ReadFile(procRoot + "/" + strconv.Itoa(pid) + "/cgroup")
-	if err != nil {
-		return false
-	}
+	p, err := cgroupV2Path(pid)
 	want := path.Clean("/" + dir)
-	for _, l := range strings.Split(string(b), "\n") {
-		if p, ok := strings.CutPrefix(l, "0::"); ok {
-			p = path.Clean("/" + p)
-			return p == want || strings.HasPrefix(p, want+"/")
-		}
-	}
-	return false
+	return err == nil && (p == want || strings.HasPrefix(p, want+"/"))
 }

@@ -97,23 +97,30 @@ func cgroupID(pid int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	p, err := cgroupV2Path(pid)
+	if err != nil {
+		return 0, err
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(mnt, p), &st); err != nil {
+		return 0, fmt.Errorf("reading the cgroup v2 id of pid %d: %w", pid, err)
+	}
+	return st.Ino, nil
+}
+
+// cgroupV2Path is pid's cgroup in the unified hierarchy ("0::" of
+// /proc/PID/cgroup), cleaned, relative to the cgroup2 mount.
+func cgroupV2Path(pid int) (string, error) {
 	b, err := os.ReadFile(path.Join(procRoot, strconv.Itoa(pid), "cgroup"))
 	if err != nil {
-		return 0, fmt.Errorf("reading the cgroups of pid %d: %w", pid, err)
+		return "", fmt.Errorf("reading the cgroups of pid %d: %w", pid, err)
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		p, ok := strings.CutPrefix(l, "0::")
-		if !ok {
-			continue
+		if p, ok := strings.CutPrefix(l, "0::"); ok {
+			return path.Clean("/" + p), nil
 		}
-		p = path.Clean("/" + p)
-		var st unix.Stat_t
-		if err := unix.Stat(filepath.Join(mnt, p), &st); err != nil {
-			return 0, fmt.Errorf("reading the cgroup v2 id of pid %d: %w", pid, err)
-		}
-		return st.Ino, nil
 	}
-	return 0, fmt.Errorf("reading the cgroup v2 id of pid %d: no cgroup v2 line", pid)
+	return "", fmt.Errorf("reading the cgroup v2 id of pid %d: no cgroup v2 line", pid)
 }
 
 // watch lists a container's files for its cgroup and then watches the
