@@ -4,7 +4,9 @@
 # and from an in-process registry; `bulwark sbom` against Trivy
 # (--cache-backend memory) and Syft, RUNS runs each (default 5), median wall
 # and CPU (user+system) time and peak RSS, with the load average. Then: what bulwark left in its cache, and a second image
-# sharing 19 of the 20 layers read with the first one's cache.
+# sharing 19 of the 20 layers read with the first one's cache. The floor-*
+# rows time bench/hashfloor: reading and hashing the layer blobs and nothing
+# else, the least any verifying pass does.
 #
 #   bench/stream-speed.sh
 #
@@ -23,6 +25,7 @@ mkdir -p "$OUT"
 [ -n "${BULWARK_BIN:-}" ] || { go build -trimpath -o "$OUT/bulwark.built" ./cmd/bulwark; BULWARK_BIN="$OUT/bulwark.built"; }
 rm -f "$OUT/bulwark"; cp "$BULWARK_BIN" "$OUT/bulwark"
 go build -trimpath -o "$OUT/streamimage" ./bench/streamimage
+go build -trimpath -o "$OUT/hashfloor" ./bench/hashfloor
 "$OUT/streamimage" -out "$OUT"
 "$OUT/streamimage" -out "$OUT" -serve 127.0.0.1:0 > "$OUT/registry.addr" &
 REG_PID=$!
@@ -63,6 +66,12 @@ echo "name wall_s cpu_s rss_mb (medians of $RUNS; RSS the largest)"
 	measure bulwark-layout $B "$OUT/oci"
 	measure bulwark-registry $B "$REG/bench/one:1"
 	measure bulwark-layout-keep-layers $B --keep-layers "$OUT/oci"
+	# The floor under any pass that checks what it reads: every layer blob
+	# read and SHA-256'd on both cores, nothing decompressed, nothing parsed
+	# (bench/hashfloor); and decompressing every layer with no hash at all.
+	measure floor-layout-sha256 "$OUT/hashfloor" -mode sha256 "$OUT/oci"
+	measure floor-layout-inflate "$OUT/hashfloor" -mode inflate "$OUT/oci"
+	measure floor-registry-sha256 "$OUT/hashfloor" -mode sha256 "http://$REG/v2/bench/one/manifests/1"
 	if [ "$PEERS" = 1 ]; then
 		measure trivy-layout "$PEERS_DIR/bin/trivy" image --input "$OUT/oci" --cache-backend memory --offline-scan --skip-db-update --skip-java-db-update -q -f cyclonedx
 		measure trivy-registry "$PEERS_DIR/bin/trivy" image --insecure "$REG/bench/one:1" --cache-backend memory --offline-scan --skip-db-update --skip-java-db-update -q -f cyclonedx
