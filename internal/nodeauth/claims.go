@@ -40,7 +40,7 @@ func (c claims) hasAudience(aud string) bool { return slices.Contains(c.Aud, aud
 func parseClaims(token string) (claims, error) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		return claims{}, errors.New("the token is not a JWT (neither a bwk_ API token)")
+		return claims{}, errors.New("the token is neither a bwk_ API token nor a JWT")
 	}
 	b, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
