@@ -2,16 +2,12 @@ package api
 
 import (
 	"encoding/base64"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/bulwark-sec/bulwark/internal/agentproto"
@@ -24,9 +20,8 @@ import (
 // agentCluster is a real kube-apiserver with the agents' service account
 // bulwark-system/bulwark-agent, another one, and a pod of each on nodes.
 type agentCluster struct {
-	cl  *k8stest.Cluster
-	kc  *kube.Client
-	uid map[string]string // pod name -> UID
+	cl *k8stest.Cluster
+	kc *kube.Client
 }
 
 func newAgentCluster(t *testing.T) *agentCluster {
@@ -36,28 +31,13 @@ func newAgentCluster(t *testing.T) *agentCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := t.Context()
-	if err := kc.Create(ctx, "/api/v1/namespaces", &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bulwark-system"}}, nil); err != nil {
-		t.Fatal(err)
-	}
-	for _, sa := range []string{"bulwark-agent", "other"} {
-		if err := kc.Create(ctx, "/api/v1/namespaces/bulwark-system/serviceaccounts", &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c := &agentCluster{cl: cl, kc: kc, uid: map[string]string{}}
+	c := &agentCluster{cl: cl, kc: kc}
 	for _, p := range []struct{ name, sa, node string }{
 		{"agent-a", "bulwark-agent", "node-a"},
 		{"agent-b", "bulwark-agent", "node-b"},
 		{"other-a", "other", "node-a"},
 	} {
-		var got corev1.Pod
-		in := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: p.name},
-			Spec: corev1.PodSpec{ServiceAccountName: p.sa, NodeName: p.node, Containers: []corev1.Container{{Name: "agent", Image: "registry.example/agent"}}}}
-		if err := kc.Create(ctx, "/api/v1/namespaces/bulwark-system/pods", &in, &got); err != nil {
-			t.Fatal(err)
-		}
-		c.uid[p.name] = string(got.UID)
+		cl.ServiceAccountPod(t, "bulwark-system", p.sa, p.name, p.node)
 	}
 	return c
 }
@@ -204,22 +184,7 @@ func TestAgentServiceAccountTokenClusterDown(t *testing.T) {
 	c := newAgentCluster(t)
 	tok := c.token(t, "bulwark-agent", "agent-a", "bulwark")
 
-	// The same cluster's kubeconfig at an address where nothing listens.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close()
-	b, err := os.ReadFile(c.cl.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(path, []byte(strings.Replace(string(b), strings.TrimPrefix(c.cl.Server, "https://"), dead, 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	down, err := kube.Load(path)
+	down, err := kube.Load(c.cl.UnreachableKubeconfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,123 @@
+package nodeauth
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulwark-sec/bulwark/internal/k8stest"
+	"github.com/bulwark-sec/bulwark/internal/kube"
+)
+
+// agentPod starts a cluster with the agents' service account and one pod
+// of it on node-1, and returns it, a client and a token bound to the pod.
+func agentPod(t *testing.T) (cl *k8stest.Cluster, kc *kube.Client, token string) {
+	t.Helper()
+	cl = k8stest.Start(t)
+	kc, err := kube.Load(cl.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.ServiceAccountPod(t, "bulwark-system", "bulwark-agent", "agent-1", "node-1")
+	if token, err = cl.PodToken("bulwark-system", "bulwark-agent", "agent-1", "bulwark", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	return cl, kc, token
+}
+
+// A review is reused from the cache (the cluster is not asked: here it
+// could not answer) until CacheFor has passed, and never past the token's
+// expiry, even when CacheFor would reach further; then the cluster is asked
+// again, and its absence is an UnavailableError, not a refusal.
+func TestReviewCachedUntilLifetimeAndExpiry(t *testing.T) {
+	cl, kc, tok := agentPod(t)
+	down, err := kube.Load(cl.UnreachableKubeconfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	c, err := parseClaims(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Unix(c.Exp, 0)
+
+	for _, tc := range []struct {
+		name  string
+		start time.Time     // the reviewer's clock at the review
+		after time.Duration // when the cache no longer answers
+		err   string
+	}{
+		{"lifetime", time.Now(), 30 * time.Second, "creating a TokenReview"},
+		{"expiry", exp.Add(-10 * time.Second), 10 * time.Second, "expired at"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := New(Config{Client: kc, ServiceAccount: "bulwark-system/bulwark-agent", CacheFor: 30 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := tc.start
+			r.now = func() time.Time { return now }
+			a, err := r.Authenticate(ctx, tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.Node != "node-1" || a.Pod != "agent-1" || a.PodUID == "" || a.Actor() != "serviceaccount:bulwark-system/bulwark-agent pod:bulwark-system/agent-1 node:node-1" {
+				t.Errorf("agent %+v, actor %q", a, a.Actor())
+			}
+			r.client = down // the cluster gone
+			now = tc.start.Add(tc.after - time.Second)
+			if _, err := r.Authenticate(ctx, tok); err != nil {
+				t.Errorf("%s before the cache's end: %v", tc.after-time.Second, err)
+			}
+			now = tc.start.Add(tc.after)
+			_, err = r.Authenticate(ctx, tok)
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("at the cache's end: %v, want %q", err, tc.err)
+			}
+			var unavailable *UnavailableError
+			if tc.name == "lifetime" && !errors.As(err, &unavailable) {
+				t.Errorf("the cluster gone: %T %v, want an UnavailableError", err, err)
+			}
+		})
+	}
+}
+
+// The cache holds at most MaxCached reviews: the expired ones go first,
+// then all.
+func TestCacheBounded(t *testing.T) {
+	c := newCache(3)
+	now := time.Unix(1000, 0)
+	for i := range 3 {
+		c.put([32]byte{byte(i)}, Agent{Node: "n"}, now.Add(time.Duration(i)*time.Second), now)
+	}
+	c.put([32]byte{9}, Agent{}, now.Add(time.Minute), now.Add(1500*time.Millisecond)) // 0 and 1 have expired
+	if c.len() != 2 {
+		t.Errorf("%d entries, want the 2 unexpired", c.len())
+	}
+	c.put([32]byte{10}, Agent{}, now.Add(time.Minute), now)
+	c.put([32]byte{11}, Agent{}, now.Add(time.Minute), now) // full, none expired
+	if c.len() > 3 {
+		t.Errorf("%d entries, more than 3", c.len())
+	}
+	if _, ok := c.get([32]byte{11}, now); !ok {
+		t.Error("the newest entry is not cached")
+	}
+}
+
+// Config is checked: no service account, a malformed one, no cluster.
+func TestNewRefusesBadConfig(t *testing.T) {
+	kc := &kube.Client{Server: "https://127.0.0.1:1"}
+	for _, cfg := range []Config{
+		{Client: kc},
+		{Client: kc, ServiceAccount: "bulwark-agent"},
+		{Client: kc, ServiceAccount: "/bulwark-agent"},
+		{Client: kc, ServiceAccount: "ns/a:b"},
+		{ServiceAccount: "ns/sa"},
+	} {
+		if _, err := New(cfg); err == nil {
+			t.Errorf("New(%+v): no error", cfg)
+		}
+	}
+}
