@@ -153,14 +153,16 @@ func (r *Reviewer) Authenticate(ctx context.Context, token string) (Agent, error
 		return Agent{}, refused("the token expired at %s", exp.UTC().Format(time.RFC3339))
 	}
 
+	// The wait for a slot counts in the review's time: a flood of tokens to
+	// review makes agents wait at most reviewTimeout, then 503.
+	ctx, cancel := context.WithTimeout(ctx, reviewTimeout)
+	defer cancel()
 	select {
 	case r.sem <- struct{}{}:
 		defer func() { <-r.sem }()
 	case <-ctx.Done():
-		return Agent{}, &UnavailableError{Err: fmt.Errorf("waiting for a review slot: %w", ctx.Err())}
+		return Agent{}, &UnavailableError{Err: fmt.Errorf("waiting for one of the %d review slots: %w", maxConcurrent, ctx.Err())}
 	}
-	ctx, cancel := context.WithTimeout(ctx, reviewTimeout)
-	defer cancel()
 	a, err := r.review(ctx, token)
 	if err != nil {
 		return Agent{}, err

@@ -1,8 +1,17 @@
 package nodeauth
 
 import (
+	"context"
+	"encoding/base64"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -119,5 +128,77 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("New(%+v): no error", cfg)
 		}
+	}
+}
+
+// hangingCluster accepts requests, counts them and never answers.
+func hangingCluster(t *testing.T, asked *atomic.Int64) *kube.Client {
+	t.Helper()
+	stop := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		select {
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(stop) }) // first: the handlers return, then Close
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, fmt.Appendf(nil, `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: %s}}]
+users: [{name: u, user: {token: x}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`, srv.URL), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kc, err := kube.Load(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kc
+}
+
+// forged is a JWT that passes the local checks (audience, expiry) and that
+// only the cluster could refuse.
+func forged(i int) string {
+	claims := fmt.Sprintf(`{"aud":["bulwark"],"exp":%d,"jti":"%d"}`, time.Now().Add(time.Hour).Unix(), i)
+	return "eyJhbGciOiJSUzI1NiJ9." + base64.RawURLEncoding.EncodeToString([]byte(claims)) + ".c2ln"
+}
+
+// Unauthenticated tokens cannot become a flood on the apiserver: at most
+// maxConcurrent reviews are in flight; the next waits for a slot while its
+// request lasts, then is an UnavailableError (503), not a review.
+func TestReviewsInFlightBounded(t *testing.T) {
+	var asked atomic.Int64
+	kc := hangingCluster(t, &asked)
+	r, err := New(Config{Client: kc, ServiceAccount: "bulwark-system/bulwark-agent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for i := range maxConcurrent {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.Authenticate(ctx, forged(i))
+		}()
+	}
+	defer func() { cancel(); wg.Wait() }()
+	for asked.Load() < maxConcurrent { // every slot is held by a review at the apiserver
+		time.Sleep(10 * time.Millisecond)
+	}
+	short, cancelShort := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancelShort()
+	_, err = r.Authenticate(short, forged(-1))
+	var unavailable *UnavailableError
+	if !errors.As(err, &unavailable) || !strings.Contains(err.Error(), "review slots") {
+		t.Errorf("a review beyond the bound: %v, want an UnavailableError waiting for a slot", err)
+	}
+	if asked.Load() != maxConcurrent {
+		t.Errorf("the apiserver was asked %d reviews, want %d", asked.Load(), maxConcurrent)
 	}
 }
