@@ -8,8 +8,8 @@ import (
 
 // NodeTokenPrefix names an agent token bound to one node: a token called
 // "node:NAME" may speak for node NAME only, as may an agent's service
-// account token for the node of its pod (agentauth.go). Every agent route that names
-// a node (identities, secrets, heartbeats, runtime events, host
+// account token for the node of its pod (agentauth.go). Every agent route
+// that names a node (identities, secrets, heartbeats, runtime events, host
 // inventory, flows) refuses such a token's request for another node with
 // 403, before it changes or releases anything.
 const NodeTokenPrefix = "node:"
