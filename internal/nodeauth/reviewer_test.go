@@ -202,3 +202,26 @@ func TestReviewsInFlightBounded(t *testing.T) {
 		t.Errorf("the apiserver was asked %d reviews, want %d", asked.Load(), maxConcurrent)
 	}
 }
+
+// The audience is the cluster's check too, not only the early refusal
+// from the token's own claims: a review of a token for another audience
+// (past that refusal) is refused by the apiserver.
+func TestReviewAudienceCheckedByCluster(t *testing.T) {
+	cl, kc, _ := agentPod(t)
+	other, err := cl.PodToken("bulwark-system", "bulwark-agent", "agent-1", "vault", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(Config{Client: kc, ServiceAccount: "bulwark-system/bulwark-agent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Authenticate(t.Context(), other); err == nil || !strings.Contains(err.Error(), `not for audience "bulwark"`) {
+		t.Errorf("early refusal: %v", err)
+	}
+	_, err = r.review(t.Context(), other)
+	var refused *RefusedError
+	if !errors.As(err, &refused) || !strings.Contains(err.Error(), "the cluster does not authenticate it") {
+		t.Errorf("the cluster's review of a token for another audience: %v, want a refusal", err)
+	}
+}
