@@ -2,7 +2,10 @@ package api
 
 import (
 	"encoding/base64"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -178,8 +181,9 @@ func TestAgentServiceAccountToken(t *testing.T) {
 }
 
 // TestAgentServiceAccountTokenClusterDown: a token that cannot be reviewed
-// because the cluster does not answer is 503, neither 401 (the agent would
-// give up a valid token) nor allowed.
+// because the cluster does not answer, or refuses the server's own
+// identity (no RBAC for TokenReviews), is 503, neither 401 (the agent
+// would give up a valid token) nor allowed.
 func TestAgentServiceAccountTokenClusterDown(t *testing.T) {
 	c := newAgentCluster(t)
 	tok := c.token(t, "bulwark-agent", "agent-a", "bulwark")
@@ -188,10 +192,29 @@ func TestAgentServiceAccountTokenClusterDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, _ := newTestAPI(t)
-	h.UseAgentAuth(c.reviewer(t, down, 0))
-	code, body := serveJSON(h, "POST", agentproto.HeartbeatPath, tok, heartbeat("node-a"))
-	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "cannot be checked now") {
-		t.Errorf("cluster down: %d %s, want 503", code, body)
+	// A server identity the cluster knows and grants nothing.
+	c.cl.MustKubectl("create", "serviceaccount", "bulwark-server", "-n", "bulwark-system")
+	serverTok := strings.TrimSpace(c.cl.MustKubectl("create", "token", "bulwark-server", "-n", "bulwark-system"))
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, fmt.Appendf(nil, `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: %s, certificate-authority-data: %s}}]
+users: [{name: u, user: {token: %s}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`, c.cl.Server, base64.StdEncoding.EncodeToString(c.cl.CAPEM), serverTok), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	unprivileged, err := kube.Load(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, kc := range map[string]*kube.Client{"cluster down": down, "no RBAC for the server": unprivileged} {
+		h, _ := newTestAPI(t)
+		h.UseAgentAuth(c.reviewer(t, kc, 0))
+		code, body := serveJSON(h, "POST", agentproto.HeartbeatPath, tok, heartbeat("node-a"))
+		if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "cannot be checked now") {
+			t.Errorf("%s: %d %s, want 503", name, code, body)
+		}
 	}
 }
