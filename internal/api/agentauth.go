@@ -21,7 +21,12 @@ type AgentAuthenticator interface {
 // an operator bound to its token's node, exactly as a node:NAME token is
 // (nodebound.go): the agent routes only, its own node only. Call it
 // before serving.
-func (h *Handler) UseAgentAuth(a AgentAuthenticator) { h.agents = a }
+func (h *Handler) UseAgentAuth(a AgentAuthenticator) {
+	h.agents = a
+	if c, ok := a.(interface{ Counts() nodeauth.Counts }); ok {
+		h.metrics.agentTokens = c.Counts
+	}
+}
 
 // authorizeAgent is authorize for a service account token.
 func (h *Handler) authorizeAgent(w http.ResponseWriter, r *http.Request, role, token string, next handlerFunc) error {

@@ -4,8 +4,10 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -160,6 +162,18 @@ func TestAgentServiceAccountToken(t *testing.T) {
 	}
 	if code, body := serveJSON(h, "POST", agentproto.HeartbeatPath, static, heartbeat("node-a")); code != http.StatusForbidden {
 		t.Errorf("static node token for another node: %d %s", code, body)
+	}
+
+	// The answers are counted for the metrics.
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{`bulwark_agent_token_reviews_total{result="reviewed"} 2`, `bulwark_agent_token_reviews_total{result="refused"} 5`} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("metrics lack %s:\n%s", want, rec.Body.String())
+		}
+	}
+	if !regexp.MustCompile(`bulwark_agent_token_reviews_total\{result="cached"\} [1-9]`).MatchString(rec.Body.String()) {
+		t.Errorf("no cached answer counted:\n%s", rec.Body.String())
 	}
 
 	// The pod deleted: the cached review holds at most cacheFor.

@@ -98,7 +98,8 @@ type Reviewer struct {
 	sem          chan struct{}
 	now          func() time.Time
 
-	cache *cache
+	cache  *cache
+	counts counters
 }
 
 // New checks cfg and returns a Reviewer.
@@ -128,11 +129,23 @@ func New(cfg Config) (*Reviewer, error) {
 // a review: a *RefusedError when the cluster does not vouch for it, an
 // *UnavailableError when the cluster cannot say.
 func (r *Reviewer) Authenticate(ctx context.Context, token string) (Agent, error) {
+	a, cached, err := r.authenticate(ctx, token)
+	r.counts.count(cached, err)
+	return a, err
+}
+
+func (r *Reviewer) authenticate(ctx context.Context, token string) (_ Agent, cached bool, _ error) {
 	key := sha256.Sum256([]byte(token))
 	now := r.now()
 	if a, ok := r.cache.get(key, now); ok {
-		return a, nil
+		return a, true, nil
 	}
+	a, err := r.reviewed(ctx, token, key, now)
+	return a, false, err
+}
+
+// reviewed authenticates token with the cluster and caches the answer.
+func (r *Reviewer) reviewed(ctx context.Context, token string, key [32]byte, now time.Time) (Agent, error) {
 	// Cheap refusals before asking the cluster, from the token's own
 	// (unverified) claims: never a reason to accept, only to not ask.
 	if len(token) > maxTokenBytes {
