@@ -14,7 +14,6 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/audit"
 	"github.com/bulwark-sec/bulwark/internal/config"
 	"github.com/bulwark-sec/bulwark/internal/image"
-	"github.com/bulwark-sec/bulwark/internal/nodeauth"
 	"github.com/bulwark-sec/bulwark/internal/server"
 	"github.com/bulwark-sec/bulwark/internal/store"
 )
@@ -68,8 +67,7 @@ func newServerCmd(g *globalOptions) *cobra.Command {
 		secretsOpt secretsOptions
 		respPolicy string
 		kubeconfig string
-		agentSA    string
-		agentAud   string
+		agentAuth  agentAuthOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -123,36 +121,36 @@ Registry credentials and webhook secrets are sealed with the key in
 					return err
 				}
 			}
-			return server.Run(cmd.Context(), server.Config{
-				DataDir:             dir,
-				Database:            data.database,
-				Listen:              listen,
-				Workers:             workers,
-				PollInterval:        poll,
-				WatchInterval:       watch,
-				AdvisoryDB:          advisoryDB,
-				AdvisorySources:     sources,
-				AdvisoryInterval:    advEvery,
-				Policy:              policyFile,
-				SigningKey:          signingKey,
-				SigningPassphrase:   pass,
-				SecretKeyFile:       secretKey,
-				Insecure:            insecure,
-				Checkpoints:         checkpoints,
-				ImageLimits:         limits,
-				AllowPrivate:        private,
-				AdvisoryMaxAge:      maxAge,
-				APILimits:           apiLimits,
-				AttestCollateral:    att.collateral,
-				AttestPolicy:        att.policy,
-				AttestKeys:          att.keys,
-				Identity:            ids.config(),
-				Secrets:             secrets,
-				ResponsePolicy:      respPolicy,
-				Kubeconfig:          kubeconfig,
-				AgentServiceAccount: agentSA,
-				AgentAudience:       agentAud,
-			})
+			cfg := server.Config{
+				DataDir:           dir,
+				Database:          data.database,
+				Listen:            listen,
+				Workers:           workers,
+				PollInterval:      poll,
+				WatchInterval:     watch,
+				AdvisoryDB:        advisoryDB,
+				AdvisorySources:   sources,
+				AdvisoryInterval:  advEvery,
+				Policy:            policyFile,
+				SigningKey:        signingKey,
+				SigningPassphrase: pass,
+				SecretKeyFile:     secretKey,
+				Insecure:          insecure,
+				Checkpoints:       checkpoints,
+				ImageLimits:       limits,
+				AllowPrivate:      private,
+				AdvisoryMaxAge:    maxAge,
+				APILimits:         apiLimits,
+				AttestCollateral:  att.collateral,
+				AttestPolicy:      att.policy,
+				AttestKeys:        att.keys,
+				Identity:          ids.config(),
+				Secrets:           secrets,
+				ResponsePolicy:    respPolicy,
+				Kubeconfig:        kubeconfig,
+			}
+			agentAuth.apply(&cfg)
+			return server.Run(cmd.Context(), cfg)
 		},
 	}
 	data.addFlags(cmd)
@@ -180,8 +178,7 @@ Registry credentials and webhook secrets are sealed with the key in
 	secretsOpt.addFlags(cmd)
 	cmd.Flags().StringVar(&respPolicy, "response-policy", "", "runtime response policy (YAML: alert, replace, rollback, quarantine per namespace and application; rate limit, breaker, dry-run); default: alert only")
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", `kubeconfig of the cluster the runtime responses act on and workload identity reads pods' service accounts from and the agent allowlist route checks nodes' claims against ("in-cluster": the pod's service account); default: none, actions other than alert are skipped`)
-	cmd.Flags().StringVar(&agentSA, "agent-service-account", "", "NAMESPACE/NAME of the agents' service account: agents may then authenticate with their pod's projected token, reviewed by the --kubeconfig cluster, and speak for their pod's node only (default: none, API tokens only)")
-	cmd.Flags().StringVar(&agentAud, "agent-token-audience", nodeauth.DefaultAudience, "audience the agents' projected service account tokens must be for")
+	agentAuth.addFlags(cmd)
 	cmd.AddCommand(newServerTokenCmd())
 	return cmd
 }
