@@ -88,10 +88,11 @@ type Handler struct {
 	fleet       *fleet.Index    // UseFleet; an empty one when nil
 	fleetOnce   sync.Once
 	wakeRespond func()
-	hosts       hostInventories    // hostinventory.go
-	nodeImages  NodeImages         // nil until UseNodeImages (agentallowlists.go)
-	tokenNames  sync.Map           // token id -> name, for nodeBound (nodebound.go)
-	agents      AgentAuthenticator // nil until UseAgentAuth (agentauth.go)
+	hosts       hostInventories // hostinventory.go
+	nodeImages  NodeImages      // nil until UseNodeImages (agentallowlists.go)
+	tokenNames  sync.Map        // token id -> name, for nodeBound (nodebound.go)
+
+	agents AgentAuthenticator // nil until UseAgentAuth (agentauth.go)
 }
 
 // New returns the API over st. Mutations are audited through auditor;
