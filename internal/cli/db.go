@@ -468,8 +468,14 @@ and its integrity, and put it in place of the local database in one rename.`,
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "pulled %s@%s into %s: %d records, created %s\n",
-				a.Ref, a.Digest, path, a.Config.Records, a.Config.Created.Format(time.RFC3339))
+			// the reference asked for and the digest pulled (once: a
+			// verified pull already pulled by digest)
+			pulled := args[0] + "@" + a.Digest
+			if strings.Contains(args[0], "@") {
+				pulled = args[0]
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "pulled %s into %s: %d records, created %s\n",
+				pulled, path, a.Config.Records, a.Config.Created.Format(time.RFC3339))
 			return err
 		},
 	}

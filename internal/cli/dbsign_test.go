@@ -34,8 +34,13 @@ func TestDBPushPullSigned(t *testing.T) {
 	if _, err := os.Stat(dst); err == nil {
 		t.Fatal("a refused pull wrote the database")
 	}
-	if stdout, stderr, code := run(t, "db", "pull", ref, "--db", dst, "--key", filepath.Join(dir, "a.pub")); code != 0 {
+	stdout, stderr, code := run(t, "db", "pull", ref, "--db", dst, "--key", filepath.Join(dir, "a.pub"))
+	if code != 0 {
 		t.Fatalf("pull: exit %d %s %s", code, stdout, stderr)
+	}
+	// the line names the reference asked for and the digest pulled, once
+	if !strings.HasPrefix(stdout, "pulled "+ref+"@sha256:") || strings.Count(stdout, "@sha256:") != 1 {
+		t.Errorf("pull said %q, want %q", stdout, "pulled "+ref+"@sha256:... into ...")
 	}
 	if stdout, _, code := run(t, "db", "status", "--db", dst, "-f", "json"); code != 0 || !strings.Contains(stdout, `"records": 18`) {
 		t.Errorf("pulled database status: %s", stdout)
