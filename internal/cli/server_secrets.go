@@ -41,6 +41,19 @@ func (o *secretsOptions) addFlags(cmd *cobra.Command) {
 func (o *secretsOptions) config() (server.SecretsConfig, error) {
 	c := server.SecretsConfig{KEK: o.kek, Catalogue: o.catalogue, WorkloadListen: o.listen, WorkloadCert: o.cert,
 		WorkloadKey: o.key, WorkloadCA: o.ca, TrustDomain: o.trustDomain, Template: o.template}
+	if o.listen != "" {
+		var missing []string
+		for _, f := range []struct{ name, value string }{
+			{"--secrets-workload-cert", o.cert}, {"--secrets-workload-key", o.key}, {"--secrets-workload-ca", o.ca},
+		} {
+			if f.value == "" {
+				missing = append(missing, f.name)
+			}
+		}
+		if len(missing) > 0 {
+			return c, fmt.Errorf("--secrets-workload-listen needs %s", strings.Join(missing, ", "))
+		}
+	}
 	if o.kek == "pkcs11" {
 		if o.pinFile == "" || o.token == "" {
 			return c, fmt.Errorf("--secrets-kek pkcs11 needs --secrets-pkcs11-token and --secrets-pkcs11-pin-file")

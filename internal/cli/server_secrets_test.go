@@ -29,3 +29,24 @@ func TestSecretsOptions(t *testing.T) {
 		t.Fatalf("file KEK: %+v %v", c, err)
 	}
 }
+
+// A user who turns the workload listener on and forgets a file is told
+// which flags are missing, by name, before anything starts.
+func TestServerWorkloadListenerNamesMissingFlags(t *testing.T) {
+	dir := t.TempDir()
+	crt := filepath.Join(dir, "tls.crt")
+	os.WriteFile(crt, []byte("x"), 0o600)
+	_, stderr, code := run(t, "server", "--data-dir", dir, "--listen", "127.0.0.1:0",
+		"--secrets-workload-listen", "127.0.0.1:0", "--secrets-workload-cert", crt)
+	if code != ExitError {
+		t.Fatalf("exit %d, want %d: %s", code, ExitError, stderr)
+	}
+	for _, want := range []string{"--secrets-workload-listen", "--secrets-workload-key", "--secrets-workload-ca"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr %q does not name %s", stderr, want)
+		}
+	}
+	if strings.Contains(stderr, "--secrets-workload-cert ") {
+		t.Errorf("stderr %q names --secrets-workload-cert, which was given", stderr)
+	}
+}
