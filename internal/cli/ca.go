@@ -27,7 +27,7 @@ type identityOptions struct {
 
 func (o *identityOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&o.trustDomain, "trust-domain", "", "SPIFFE trust domain of workload identities (none: identity is off)")
-	cmd.Flags().StringVar(&o.dir, "ca-dir", "", "identity directory: root.crt, the sealed intermediate and JWT keys (default DATA_DIR/identity; `bulwark ca intermediate` fills it for an offline root)")
+	cmd.Flags().StringVar(&o.dir, "ca-dir", "", "identity directory: root.crt, the sealed intermediate and JWT keys (default DATA_DIR/identity; bulwark ca intermediate fills it for an offline root)")
 	cmd.Flags().StringVar(&o.template, "identity-template", identity.DefaultTemplate, "SPIFFE ID template ({namespace} {serviceAccount} {pod} {container} {app} {node} {label:KEY})")
 	cmd.Flags().DurationVar(&o.x509TTL, "svid-ttl", identity.DefaultX509TTL, "life of an X.509-SVID (renewed at half life; at most 24h)")
 	cmd.Flags().DurationVar(&o.grace, "node-grace", identity.DefaultNodeGrace, "how long after a node's last heartbeat its workloads are still renewed")

@@ -1,0 +1,28 @@
+package cli
+
+import (
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// pflag reads a `backquoted` word in a flag's usage as the name of its
+// value, so "--ca-dir `bulwark ca intermediate`" showed in server --help
+// as if the flag took a command. No usage may hold a backquote.
+func TestFlagUsageHasNoBackquote(t *testing.T) {
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.Flags().VisitAll(func(f *pflag.Flag) {
+			if strings.Contains(f.Usage, "`") {
+				t.Errorf("%s --%s: usage %q holds a backquote", c.CommandPath(), f.Name, f.Usage)
+			}
+		})
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(NewRootCmd(io.Discard, io.Discard))
+}
