@@ -54,6 +54,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	allowCache := addAllowlistFlags(fs) // allowsrv.go
 	cfgFile := fs.String("config", "", "YAML config file of flag values (top level or under bulwark-agent:). Every flag is also $BULWARK_<FLAG>")
 	if err := fs.Parse(args); err != nil {
+		if !errors.Is(err, pflag.ErrHelp) { // ContinueOnError: pflag prints nothing
+			fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
+		}
 		return ExitUsage
 	}
 	// Flags not given: from the environment, then the config file, as the

@@ -40,7 +40,7 @@ func addOutputFlags(fs *pflag.FlagSet) *outputFlags {
 		spoolDir:   fs.String("spool-dir", "/var/lib/bulwark-agent/spool", "where events wait for the server"),
 		spoolBytes: fs.Int64("spool-bytes", 64<<20, "bound of the spool on disk; past it the oldest events are dropped and counted"),
 		heartbeat:  fs.Duration("heartbeat", 30*time.Second, "how often the node's state goes to the server"),
-		statusFile: fs.String("status-file", "/run/bulwark-agent/status.json", "where the agent writes its status for `bulwark-agent status`"),
+		statusFile: fs.String("status-file", "/run/bulwark-agent/status.json", "where the agent writes its status for bulwark-agent status"),
 		metrics:    fs.String("metrics-address", "", "loopback address for Prometheus metrics, e.g. 127.0.0.1:9464 (none: off)"),
 		secrets:    fs.String("secret-volumes", "", "tmpfs directory of the containers' secret volumes (DIR/<container id>, mounted read-only into the container) the agent writes the secrets they ask for into (none: off; docs/secret-store.md)"),
 		hostRoot:   fs.String("host-root", "/", "the node's root filesystem, cataloged and sent to the server at start and every --host-inventory-every (\"\": off)"),
