@@ -209,6 +209,11 @@ needs one.`,
 			if name == "" {
 				return errors.New("--name is required")
 			}
+			switch role {
+			case store.RoleViewer, store.RoleOperator, store.RoleAdmin:
+			default:
+				return fmt.Errorf("unknown --role %q (want viewer, operator or admin)", role)
+			}
 			dir, err := data.path()
 			if err != nil {
 				return err

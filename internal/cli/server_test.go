@@ -145,3 +145,16 @@ func TestServerCmdStopsOnCancel(t *testing.T) {
 		t.Fatal("server did not stop within 5 s of cancel")
 	}
 }
+
+// A mistyped role is refused naming the roles there are, before the data
+// directory is made: it used to leave a fresh database behind a typo.
+func TestServerTokenCreateUnknownRole(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	_, errs, code := runServerCLI(t, t.Context(), "server", "token", "create", "--data-dir", dir, "--name", "x", "--role", "boss")
+	if code != ExitError || !strings.Contains(errs, `"boss"`) || !strings.Contains(errs, "viewer, operator or admin") {
+		t.Errorf("exit %d, stderr %q: want 2 naming the role and the roles there are", code, errs)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the data directory was made for a refused role: %v", err)
+	}
+}
