@@ -127,7 +127,24 @@ func newRootCmd(stdout, stderr io.Writer) (*cobra.Command, *globalOptions) {
 		newGovernanceCmd(),
 		newRuntimeCmd(),
 	)
+	usageOnArgErrors(root)
 	return root, g
+}
+
+// usageOnArgErrors makes every command's argument check name what the
+// command takes: cobra's "accepts 1 arg(s), received 0" alone says neither.
+func usageOnArgErrors(c *cobra.Command) {
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				return fmt.Errorf("%w (usage: %s)", err, cmd.UseLine())
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		usageOnArgErrors(sub)
+	}
 }
 
 // Execute runs the command line and returns the process exit code.

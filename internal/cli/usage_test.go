@@ -26,3 +26,22 @@ func TestFlagUsageHasNoBackquote(t *testing.T) {
 	}
 	walk(NewRootCmd(io.Discard, io.Discard))
 }
+
+// A command given the wrong number of arguments says what it takes:
+// cobra's own "accepts 1 arg(s), received 0" named neither the command nor
+// the argument.
+func TestArgumentCountErrorsShowUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"runtime", "running"}, "bulwark runtime running ADVISORY"},
+		{[]string{"sbom"}, "bulwark sbom SOURCE"},
+		{[]string{"verify", "a", "b"}, "bulwark verify IMAGE"},
+	} {
+		_, stderr, code := run(t, tc.args...)
+		if code != ExitError || !strings.Contains(stderr, tc.want) {
+			t.Errorf("bulwark %s: exit %d, stderr %q; want %d and %q", strings.Join(tc.args, " "), code, stderr, ExitError, tc.want)
+		}
+	}
+}
