@@ -227,6 +227,8 @@ func TestOpenErrors(t *testing.T) {
 		{"corrupt-gzip", badGzip, 0, []string{badGzip, "layer sha256:", "gzip"}, nil},
 		{"bomb", bomb, 1 << 20, []string{bomb, "layer sha256:", "larger than the limit"}, ErrLayerTooLarge},
 		{"not-an-archive", writeFile(t, dir, "x.tar", "hello"), 0, []string{"x.tar"}, nil},
+		// a directory named as a layout that is none: say so, not "openat index.json"
+		{"not-a-layout", "oci:" + dir, 0, []string{dir, "not an OCI image layout", "no index.json"}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -191,6 +192,9 @@ func blobPath(h v1.Hash) string { return path.Join("blobs", h.Algorithm, h.Hex) 
 // wanted platform, descending into nested indexes.
 func fromIndex(ctx context.Context, b bundle, kind, name string, opts Options) (*Image, error) {
 	raw, err := readSmall(b, "index.json")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errors.New("not an OCI image layout: no index.json in it")
+	}
 	if err != nil {
 		return nil, err
 	}
