@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/secure-systems-lab/go-securesystemslib/encrypted"
 )
@@ -90,6 +91,8 @@ func LoadPrivateKey(pemBytes, passphrase []byte) (*ecdsa.PrivateKey, error) {
 		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
 	case ecPEMType:
 		key, err = x509.ParseECPrivateKey(block.Bytes)
+	case publicKeyPEMType:
+		return nil, errors.New("reading private key: this is a public key: give the private key (.key)")
 	default:
 		return nil, fmt.Errorf("reading private key: unsupported PEM type %q (want %q, %q or %q)", block.Type, EncryptedKeyPEMType, pkcs8PEMType, ecPEMType)
 	}
@@ -112,6 +115,9 @@ func LoadPublicKey(pemBytes []byte) (*ecdsa.PublicKey, error) {
 	block, _ := pem.Decode(pemBytes)
 	if block == nil {
 		return nil, errors.New("reading public key: no PEM block found")
+	}
+	if strings.HasSuffix(block.Type, "PRIVATE KEY") {
+		return nil, fmt.Errorf("reading public key: unsupported PEM type %q, a private key: give the public key (.pub)", block.Type)
 	}
 	if block.Type != publicKeyPEMType {
 		return nil, fmt.Errorf("reading public key: unsupported PEM type %q (want %q)", block.Type, publicKeyPEMType)

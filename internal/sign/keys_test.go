@@ -111,14 +111,17 @@ func TestLoadKeyErrors(t *testing.T) {
 		load func([]byte) error
 		want string
 	}{
-		"not PEM":          {[]byte("hello"), loadPriv, "no PEM block"},
-		"RSA type":         {pemOf("RSA PRIVATE KEY", []byte{1}), loadPriv, "unsupported PEM type"},
-		"P-384 private":    {pemOf("PRIVATE KEY", der), loadPriv, "P-384"},
-		"P-384 public":     {pemOf("PUBLIC KEY", pubDER), loadPub, "P-384"},
-		"private as pub":   {pemOf("PRIVATE KEY", der), loadPub, "unsupported PEM type"},
-		"garbage box":      {pemOf(sign.EncryptedKeyPEMType, []byte("{")), loadPriv, "decrypting private key"},
-		"public not PEM":   {[]byte(""), loadPub, "no PEM block"},
-		"truncated public": {pemOf("PUBLIC KEY", pubDER[:10]), loadPub, "parsing public key"},
+		"not PEM":        {[]byte("hello"), loadPriv, "no PEM block"},
+		"RSA type":       {pemOf("RSA PRIVATE KEY", []byte{1}), loadPriv, "unsupported PEM type"},
+		"P-384 private":  {pemOf("PRIVATE KEY", der), loadPriv, "P-384"},
+		"P-384 public":   {pemOf("PUBLIC KEY", pubDER), loadPub, "P-384"},
+		"private as pub": {pemOf("PRIVATE KEY", der), loadPub, "unsupported PEM type"},
+		// verify --key bulwark.key, certify --key bulwark.pub: say which file is wanted
+		"sigstore private as pub": {pemOf(sign.EncryptedKeyPEMType, []byte("{")), loadPub, "a private key: give the public key (.pub)"},
+		"public as private":       {pemOf("PUBLIC KEY", pubDER), loadPriv, "a public key: give the private key (.key)"},
+		"garbage box":             {pemOf(sign.EncryptedKeyPEMType, []byte("{")), loadPriv, "decrypting private key"},
+		"public not PEM":          {[]byte(""), loadPub, "no PEM block"},
+		"truncated public":        {pemOf("PUBLIC KEY", pubDER[:10]), loadPub, "parsing public key"},
 	} {
 		err := tc.load(tc.pem)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
