@@ -2,8 +2,10 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -150,6 +152,9 @@ func newPolicyInitCmd() *cobra.Command {
 				return err
 			}
 			f, err := os.OpenFile(output, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+			if errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("%s exists and is not overwritten: remove it or give another -o", output)
+			}
 			if err != nil {
 				return fmt.Errorf("writing policy: %w", err)
 			}

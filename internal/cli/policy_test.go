@@ -137,3 +137,23 @@ func TestPolicyRulesRealImage(t *testing.T) {
 		})
 	}
 }
+
+// policy init writes the example once and refuses to overwrite an edited
+// policy, saying so (it said "open gold.yaml: file exists").
+func TestPolicyInitRefusesToOverwrite(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "gold.yaml")
+	if _, stderr, code := run(t, "policy", "init", "-o", out); code != ExitOK {
+		t.Fatalf("policy init: exit %d %s", code, stderr)
+	}
+	if _, err := policy.Load(out); err != nil {
+		t.Fatalf("the written example does not load: %v", err)
+	}
+	os.WriteFile(out, []byte("# edited\n"), 0o644)
+	_, stderr, code := run(t, "policy", "init", "-o", out)
+	if code != ExitError || !strings.Contains(stderr, out+" exists") || !strings.Contains(stderr, "not overwritten") {
+		t.Errorf("second init: exit %d, stderr %q", code, stderr)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "# edited\n" {
+		t.Error("the edited policy was overwritten")
+	}
+}
