@@ -29,6 +29,11 @@ const (
 // the document declares, and the caller did not allow it.
 var ErrHostNotAllowed = errors.New("target host not allowed")
 
+// ErrTargetUnreachable: the target refused the connection before it ever
+// answered (nothing listens there); a target that answered and then
+// stopped is a finding instead.
+var ErrTargetUnreachable = errors.New("target not reachable")
+
 // Options configure a campaign.
 type Options struct {
 	// Target is the base URL the document's paths are appended to.

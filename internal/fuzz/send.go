@@ -83,6 +83,10 @@ func (c *campaign) sendOnce(ctx context.Context, r Request, cr creds) (*exchange
 			c.res.Stop = "duration"
 			return nil, errBudget
 		}
+		var oe *net.OpError
+		if len(c.res.Statuses) == 0 && errors.As(err, &oe) && oe.Op == "dial" {
+			return nil, fmt.Errorf("fuzzing %s: %w: %v", c.opts.Target, ErrTargetUnreachable, err)
+		}
 		ex.err = err
 		c.res.TransportErrors++
 		var ne net.Error
