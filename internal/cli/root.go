@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -128,7 +129,48 @@ func newRootCmd(stdout, stderr io.Writer) (*cobra.Command, *globalOptions) {
 		newRuntimeCmd(),
 	)
 	usageOnArgErrors(root)
+	for _, c := range root.Commands() {
+		refuseUnknownSubcommands(c)
+	}
 	return root, g
+}
+
+// refuseUnknownSubcommands makes every command group below the root fail on
+// a word that is none of its commands: cobra shows the group's help and
+// exits 0, so "bulwark db upate" in a CI step passed having done nothing.
+// The group alone still shows its help.
+func refuseUnknownSubcommands(c *cobra.Command) {
+	if c.HasSubCommands() && !c.Runnable() {
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			return unknownSubcommand(cmd, args[0])
+		}
+	}
+	for _, sub := range c.Commands() {
+		refuseUnknownSubcommands(sub)
+	}
+}
+
+// unknownSubcommand names the word, what it may have meant and the
+// group's commands.
+func unknownSubcommand(c *cobra.Command, arg string) error {
+	msg := fmt.Sprintf("unknown command %q for %q", arg, c.CommandPath())
+	if c.SuggestionsMinimumDistance <= 0 {
+		c.SuggestionsMinimumDistance = 2 // cobra's default, set only on the root
+	}
+	if s := c.SuggestionsFor(arg); len(s) > 0 {
+		msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(s, ", "))
+	}
+	var names []string
+	for _, sub := range c.Commands() {
+		if sub.IsAvailableCommand() {
+			names = append(names, sub.Name())
+		}
+	}
+	return fmt.Errorf("%s; its commands: %s", msg, strings.Join(names, ", "))
 }
 
 // usageOnArgErrors makes every command's argument check name what the
@@ -137,6 +179,9 @@ func usageOnArgErrors(c *cobra.Command) {
 	if check := c.Args; check != nil {
 		c.Args = func(cmd *cobra.Command, args []string) error {
 			if err := check(cmd, args); err != nil {
+				if cmd.HasSubCommands() && len(args) > 0 {
+					return unknownSubcommand(cmd, args[0])
+				}
 				return fmt.Errorf("%w (usage: %s)", err, cmd.UseLine())
 			}
 			return nil

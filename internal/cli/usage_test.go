@@ -45,3 +45,19 @@ func TestArgumentCountErrorsShowUsage(t *testing.T) {
 		}
 	}
 }
+
+// A mistyped subcommand is an error: "bulwark db upate" printed db's help
+// and exited 0, so a CI step with the typo passed having done nothing.
+func TestUnknownSubcommandFails(t *testing.T) {
+	_, stderr, code := run(t, "db", "upate")
+	if code != ExitError || !strings.Contains(stderr, `unknown command "upate" for "bulwark db"`) || !strings.Contains(stderr, "did you mean update?") {
+		t.Errorf("bulwark db upate: exit %d, stderr %q; want %d naming it and suggesting update", code, stderr, ExitError)
+	}
+	if _, stderr, code := run(t, "fuzz", "campaign", "list"); code != ExitError {
+		t.Errorf("bulwark fuzz campaign list: exit %d, stderr %q", code, stderr)
+	}
+	// the group alone still shows its help
+	if stdout, stderr, code := run(t, "db"); code != ExitOK || !strings.Contains(stdout+stderr, "Available Commands") {
+		t.Errorf("bulwark db: exit %d, output %q", code, stdout+stderr)
+	}
+}
