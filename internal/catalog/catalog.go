@@ -105,6 +105,10 @@ func (in *Input) Files(match func(path string) bool) []*layerfs.Node {
 
 // Image catalogs an opened image into an SBOM.
 func Image(ctx context.Context, img *image.Image, opts Options) (*sbom.SBOM, error) {
+	now, err := created()
+	if err != nil {
+		return nil, err
+	}
 	in := &Input{FS: img.FS, MaxFileSize: opts.MaxFileSize, TempDir: opts.TempDir}
 	if in.MaxFileSize <= 0 {
 		in.MaxFileSize = DefaultMaxFileSize
@@ -120,7 +124,7 @@ func Image(ctx context.Context, img *image.Image, opts Options) (*sbom.SBOM, err
 	}
 	s := &sbom.SBOM{
 		Schema:   sbom.SchemaVersion,
-		Created:  created(),
+		Created:  now,
 		Source:   img.Source,
 		Distro:   distro,
 		Packages: pkgs,
@@ -138,14 +142,18 @@ func Image(ctx context.Context, img *image.Image, opts Options) (*sbom.SBOM, err
 }
 
 // created is the document time: now, or SOURCE_DATE_EPOCH when set, so that
-// a pipeline can produce byte-identical SBOMs of the same image.
-func created() time.Time {
+// a pipeline can produce byte-identical SBOMs of the same image. A value
+// that is not a number is an error, as reproducible-builds.org asks: it
+// was ignored, and the SBOMs differed with nothing said.
+func created() (time.Time, error) {
 	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
-		if secs, err := strconv.ParseInt(s, 10, 64); err == nil {
-			return time.Unix(secs, 0).UTC()
+		secs, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("reading SOURCE_DATE_EPOCH %q: want whole seconds since 1970-01-01 UTC", s)
 		}
+		return time.Unix(secs, 0).UTC(), nil
 	}
-	return time.Now().UTC().Truncate(time.Second)
+	return time.Now().UTC().Truncate(time.Second), nil
 }
 
 // Run runs the catalogers (All when nil) in parallel over in.

@@ -91,3 +91,14 @@ func firstDiff(want, got string) string {
 	}
 	return ""
 }
+
+// A SOURCE_DATE_EPOCH that is not a number fails the command naming it: it
+// was ignored, and a pipeline's "reproducible" SBOMs differed silently.
+func TestSBOMMalformedSourceDateEpoch(t *testing.T) {
+	t.Setenv("SOURCE_DATE_EPOCH", "2026-01-02")
+	archive := fixtureImage(t)
+	stdout, stderr, code := run(t, "sbom", archive, "--cache-dir", t.TempDir())
+	if code != ExitError || !strings.Contains(stderr, `SOURCE_DATE_EPOCH "2026-01-02"`) || stdout != "" {
+		t.Errorf("exit %d, stdout %q, stderr %q; want %d naming SOURCE_DATE_EPOCH", code, stdout, stderr, ExitError)
+	}
+}
