@@ -28,7 +28,9 @@ func TestUnknownFlagIsNamed(t *testing.T) {
 // as taking "bulwark-agent status".
 func TestHelpValueNamesAreOneWord(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	agent.Main(context.Background(), []string{"--help"}, &stdout, &stderr)
+	if code := agent.Main(context.Background(), []string{"--help"}, &stdout, &stderr); code != 0 {
+		t.Errorf("--help exited %d: asking for help is not a bad flag", code)
+	}
 	help := stdout.String() + stderr.String()
 	if !strings.Contains(help, "--status-file") {
 		t.Fatalf("no --status-file in the help: %q", help)

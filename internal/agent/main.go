@@ -54,9 +54,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	allowCache := addAllowlistFlags(fs) // allowsrv.go
 	cfgFile := fs.String("config", "", "YAML config file of flag values (top level or under bulwark-agent:). Every flag is also $BULWARK_<FLAG>")
 	if err := fs.Parse(args); err != nil {
-		if !errors.Is(err, pflag.ErrHelp) { // ContinueOnError: pflag prints nothing
-			fmt.Fprintf(stderr, "bulwark-agent: %v\n", err)
+		if errors.Is(err, pflag.ErrHelp) { // the usage is printed
+			return 0
 		}
+		fmt.Fprintf(stderr, "bulwark-agent: %v\n", err) // ContinueOnError: pflag prints nothing
 		return ExitUsage
 	}
 	// Flags not given: from the environment, then the config file, as the
