@@ -158,3 +158,25 @@ func TestServerTokenCreateUnknownRole(t *testing.T) {
 		t.Errorf("the data directory was made for a refused role: %v", err)
 	}
 }
+
+// --database takes a PostgreSQL URL only: "mysql://x" ran the server on a
+// SQLite file it created at ./mysql:/x, so replicas meant to share one
+// database each kept their own.
+func TestServerDatabaseNotPostgres(t *testing.T) {
+	t.Chdir(t.TempDir())
+	dir := filepath.Join(t.TempDir(), "data")
+	for _, args := range [][]string{
+		{"server", "token", "create", "--data-dir", dir, "--name", "x", "--database", "mysql://x"},
+		{"server", "--data-dir", dir, "--listen", "127.0.0.1:0", "--database", "mysql://x"},
+		{"audit", "verify", "--data-dir", dir, "--database", "/var/lib/bulwark/bulwark.db"},
+		{"server", "token", "create", "--data-dir", dir, "--name", "x", "--database", "mysql://u:hunter2@db/x"},
+	} {
+		_, errs, code := runServerCLI(t, t.Context(), args...)
+		if code != ExitError || !strings.Contains(errs, "--database") || !strings.Contains(errs, "postgres://") || strings.Contains(errs, "hunter2") {
+			t.Errorf("%s: exit %d, stderr %q; want 2 naming --database", strings.Join(args, " "), code, errs)
+		}
+	}
+	if entries, _ := os.ReadDir("."); len(entries) > 0 {
+		t.Errorf("files made in the working directory: %v", entries)
+	}
+}

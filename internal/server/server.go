@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -216,6 +217,15 @@ func OpenStore(ctx context.Context, dataDir string) (*store.Store, error) {
 // OpenStoreAt is OpenStore with the database at database (a postgres://
 // DSN) when it is set.
 func OpenStoreAt(ctx context.Context, dataDir, database string) (*store.Store, error) {
+	// anything else was opened as a SQLite path: "mysql://x" became the
+	// file ./mysql:/x, and replicas meant to share a database did not
+	if database != "" && !store.IsPostgresDSN(database) {
+		shown := database
+		if u, err := url.Parse(database); err == nil && u.User != nil {
+			shown = u.Redacted()
+		}
+		return nil, fmt.Errorf("--database %q: want a PostgreSQL URL (postgres://user:password@host/db); leave it out for SQLite in the data directory", shown)
+	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
