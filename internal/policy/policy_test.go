@@ -224,3 +224,20 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// A typo in a policy file is named in the file's terms: the message was
+// "unmarshal errors:\n  line 4: field builtin not found in type
+// policy.fileDoc", Go's type names and a line break in a one-line error.
+func TestLoadErrorsInTheFilesTerms(t *testing.T) {
+	for doc, want := range map[string]string{
+		"name: x\nbuiltin:\n  image-age: {maxDays: 3}\n": "policy.yaml: line 2: field builtin not found",
+		"rules:\n  - name: r\n    expr: 'true'\n":        "policy.yaml: line 3: field expr not found",
+		"builtins:\n  image-age: {maxDays: many}\n":      "policy.yaml: line 2: cannot unmarshal !!str `many` into int",
+		"waivers:\n  - rule: secrets\n    reasn: r\n":    "policy.yaml:2: waiver: field reasn not found",
+	} {
+		_, err := Parse("policy.yaml", []byte(doc))
+		if err == nil || err.Error() != want {
+			t.Errorf("%q:\n  err  = %v\n  want %s", doc, err, want)
+		}
+	}
+}
