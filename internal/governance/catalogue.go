@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/bulwark-sec/bulwark/internal/yamlmsg"
 )
 
 // Regulations Bulwark knows by name; a catalogue may govern its classes
@@ -133,7 +135,7 @@ func Parse(b []byte) (*Catalogue, error) {
 	dec.KnownFields(true)
 	var c Catalogue
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, invalid("%v", err)
+		return nil, invalid("%s", yamlmsg.Of(err))
 	}
 	var extra any
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {

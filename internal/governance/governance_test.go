@@ -78,6 +78,10 @@ func TestCatalogueErrors(t *testing.T) {
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", name, err, tc.want)
 		}
+		// in the file's terms, on one line: no Go type, no line break
+		if err != nil && (strings.Contains(err.Error(), " in type ") || strings.Contains(err.Error(), "\n")) {
+			t.Errorf("%s: %q names a Go type or breaks the line", name, err)
+		}
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/bulwark-sec/bulwark/internal/match"
+	"github.com/bulwark-sec/bulwark/internal/yamlmsg"
 )
 
 // Policy is a loaded, checked policy.
@@ -162,7 +163,7 @@ func Parse(name string, data []byte) (*Policy, error) {
 	dec.KnownFields(true)
 	var doc fileDoc
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: %s", name, yamlMessage(err))
+		return nil, fmt.Errorf("%s: %s", name, yamlmsg.Of(err))
 	}
 	sum := sha256.Sum256(data)
 	p := &Policy{Name: doc.Name, File: name, Digest: "sha256:" + hex.EncodeToString(sum[:]), Builtins: doc.Builtins}
@@ -249,25 +250,12 @@ func decodeStrict(n *yaml.Node, v any) error {
 	dec.KnownFields(true)
 	if err := dec.Decode(v); err != nil {
 		// its lines count from the node, not the file: the caller names the node's
-		return errors.New(yamlLine.ReplaceAllString(yamlMessage(err), ""))
+		return errors.New(yamlLine.ReplaceAllString(yamlmsg.Of(err), ""))
 	}
 	return nil
 }
 
-var (
-	yamlGoType = regexp.MustCompile(` in type \S+`)
-	yamlLine   = regexp.MustCompile(`(^|; )line \d+: `)
-)
-
-// yamlMessage is a yaml.v3 error in the file's terms, on one line:
-// "line 4: field builtin not found", without "unmarshal errors:" and the
-// Go type.
-func yamlMessage(err error) string {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
-	msg = strings.ReplaceAll(msg, "\n  ", "; ")
-	return yamlGoType.ReplaceAllString(msg, "")
-}
+var yamlLine = regexp.MustCompile(`(^|; )line \d+: `)
 
 func (b *Builtins) check(name string) error {
 	v := &b.Vulnerabilities

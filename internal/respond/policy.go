@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/bulwark-sec/bulwark/internal/yamlmsg"
 )
 
 // Actions.
@@ -109,7 +111,7 @@ func Parse(b []byte) (*Policy, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("parsing: %w", err)
+		return nil, fmt.Errorf("parsing: %s", yamlmsg.Of(err))
 	}
 	p := Default()
 	p.DryRun = f.DryRun

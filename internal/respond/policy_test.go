@@ -65,5 +65,9 @@ func TestParsePolicyRefusesMistakes(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want an error with %q", doc, err, want)
 		}
+		// in the file's terms, on one line: no Go type, no line break
+		if err != nil && (strings.Contains(err.Error(), " in type ") || strings.Contains(err.Error(), "\n")) {
+			t.Errorf("%q: %q names a Go type or breaks the line", doc, err)
+		}
 	}
 }
