@@ -66,7 +66,7 @@ func (g *globalOptions) progress() io.Writer {
 func (g *globalOptions) setupLogging() error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
-		return fmt.Errorf("parsing --log-level: %w", err)
+		return fmt.Errorf("unknown --log-level %q (want debug, info, warn or error)", g.logLevel)
 	}
 	hopts := &slog.HandlerOptions{Level: level}
 	switch g.logFormat {

@@ -61,3 +61,12 @@ func TestUnknownSubcommandFails(t *testing.T) {
 		t.Errorf("bulwark db: exit %d, output %q", code, stdout+stderr)
 	}
 }
+
+// A wrong --log-level names the levels there are (it said "slog: level
+// string \"verbose\": unknown name").
+func TestLogLevelErrorNamesLevels(t *testing.T) {
+	_, stderr, code := run(t, "version", "--log-level", "verbose")
+	if code != ExitError || !strings.Contains(stderr, `--log-level "verbose"`) || !strings.Contains(stderr, "debug, info, warn or error") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
