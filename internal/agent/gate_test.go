@@ -106,9 +106,9 @@ func gateWorld(t *testing.T) (*client.Client, string, context.Context, []byte, c
 // runEntrypoint runs a container whose entrypoint is prog, put in a
 // directory of the host bind-mounted at /ctl, as "/ctl/evil escaped"; it
 // returns the exit status and whether the program ran (wrote ESCAPED).
-func runEntrypoint(t *testing.T, ctx context.Context, c *client.Client, img client.Image, id string, prog []byte) (int, bool) {
+func runEntrypoint(t *testing.T, ctx context.Context, c *client.Client, img client.Image, id string, prog []byte, opts ...oci.SpecOpts) (int, bool) {
 	t.Helper()
-	_, wait := startEntrypoint(t, ctx, c, img, id, prog)
+	_, wait := startEntrypoint(t, ctx, c, img, id, prog, opts...)
 	return wait()
 }
 
@@ -206,13 +206,17 @@ func TestGateSiblingContinues(t *testing.T) {
 
 // TestGateBoundedWait: a verdict that does not come in the gate's bound
 // (here 300 ms against an adoption slowed by 2 s) kills the held exec in
-// prevent, even an image program's (fail closed), counted failed.
+// prevent, even an image program's (fail closed), counted failed. In
+// detect a hostPID container's held entrypoint (in the gate's cgroup
+// scope, the host's pid namespace) is continued at the bound and serves
+// before its adoption ends: nothing is held longer than the bound.
 func TestGateBoundedWait(t *testing.T) {
 	c, addr, ctx, probe, img := gateWorld(t)
 	var col collector
-	a, _ := startAgent(t, addr, ModePrevent, &col, func(c *Config) {
+	bounded := func(c *Config) {
 		c.ExecEventsDefault, c.adoptDelay, c.gateWait = true, delay(2*time.Second), 300*time.Millisecond
-	})
+	}
+	a, stop := startAgent(t, addr, ModePrevent, &col, bounded)
 	start := time.Now()
 	if code, escaped := runEntrypoint(t, ctx, c, img, "gatebound", probe); code != 128+int(syscall.SIGKILL) || escaped {
 		t.Fatalf("no verdict in the bound: exit %d, escaped %v; want killed", code, escaped)
@@ -222,6 +226,17 @@ func TestGateBoundedWait(t *testing.T) {
 	}
 	if s := a.gateStats(); s.Failed < 1 || s.Killed < 1 {
 		t.Fatalf("gate %+v, want 1 failed and killed", s)
+	}
+	stop()
+
+	d, _ := startAgent(t, addr, ModeDetect, &col, bounded, withExecEvents)
+	start = time.Now()
+	create(t, ctx, c, img, "gateboundhost", hostPID).start(t, ctx)
+	if took := time.Since(start); took > 1500*time.Millisecond {
+		t.Fatalf("a hostPID entrypoint without a verdict served after %v: the bound did not hold", took)
+	}
+	if s := d.gateStats(); s.Failed < 1 || s.Killed != 0 {
+		t.Fatalf("detect: gate %+v, want 1 failed and continued", s)
 	}
 }
 

@@ -1,0 +1,146 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// hostPID runs a container in the host's pid namespace (a pod's hostPID).
+var hostPID = oci.WithHostNamespace(specs.PIDNamespace)
+
+// TestGateHostPID: containers in the host's pid namespace, in the gate's
+// cgroup scope (startAgent scopes it to runc's cgroup of the test's
+// containerd namespace), adoption slowed by 1 s so each wins the race to
+// its first exec:
+//   - a drifted entrypoint from a host bind is killed before it runs (137,
+//     nothing written), reported refused before-adoption/not-in-image;
+//   - an image entrypoint is continued and serves; a `runc exec` into it
+//     while its entrypoint is still held (before adoption) is held too,
+//     judged and continued (exit 0), and one after adoption runs unheld;
+//   - a host process outside the scope is never held;
+//   - runc's own execs in the container's cgroup before its task exists
+//     (runc init re-executing itself from a memfd) are continued, not
+//     killed: every container above started.
+func TestGateHostPID(t *testing.T) {
+	c, addr, ctx, probe, img := gateWorld(t)
+	var col collector
+	a, _ := startAgent(t, addr, ModePrevent, &col, func(c *Config) { c.ExecEventsDefault, c.adoptDelay = true, delay(time.Second) })
+	if !a.gateStats().On {
+		t.Fatal("prevent with the exec sensor: the gate is off")
+	}
+	evil := append(append([]byte{}, probe...), "drifted"...)
+	if code, escaped := runEntrypoint(t, ctx, c, img, "hpevil", evil, hostPID); code != 128+int(syscall.SIGKILL) || escaped {
+		t.Fatalf("a hostPID container's drifted entrypoint: exit %d, escaped %v; want killed (137) before it ran", code, escaped)
+	}
+	e := col.lastReason(0, "hpevil", ReasonBeforeAdoption+"/"+ReasonNotInImage)
+	if e == nil || e.Verdict != VerdictRefused || e.Path != "/ctl/evil" || e.Digest == "" {
+		t.Fatalf("a hostPID drifted entrypoint: event %+v, want refused before-adoption/not-in-image of /ctl/evil", e)
+	}
+
+	g0 := a.gateStats()
+	start := time.Now()
+	k := create(t, ctx, c, img, "hpgood", hostPID)
+	if err := k.task.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := execArgs(t, ctx, k.task, "hpexec1", "/bin/probe", "noop"); st != 0 {
+		t.Fatalf("runc exec into a hostPID container before its adoption: exit %d, want 0", st)
+	}
+	k.serving(t)
+	g1 := a.gateStats()
+	t.Logf("a hostPID image entrypoint, adoption slowed by 1 s: serving %v after its start; gate %+v (held %v in all)",
+		time.Since(start).Round(time.Millisecond), g1, (g1.Waited - g0.Waited).Round(time.Millisecond))
+	k.doAll(t, "run /bin/tool")
+	if st := execArgs(t, ctx, k.task, "hpexec2", "/bin/probe", "noop"); st != 0 {
+		t.Fatalf("runc exec into an adopted hostPID container: exit %d, want 0", st)
+	}
+	if g := a.gateStats(); g.Stopped != g1.Stopped {
+		t.Fatalf("runc exec into an adopted hostPID container was held: gate %+v, before %+v", g, g1)
+	}
+	if g1.Continued-g0.Continued < 2 || g1.Killed != g0.Killed {
+		t.Fatalf("gate %+v, before %+v: want the entrypoint and the exec continued, nothing killed", g1, g0)
+	}
+
+	host := exec.Command("/bin/sh", "-c", "exit 0")
+	start = time.Now()
+	if err := host.Run(); err != nil || time.Since(start) > time.Second {
+		t.Fatalf("a host process outside the gate's scope: %v after %v", err, time.Since(start))
+	}
+	if g := a.gateStats(); g.Stopped != g1.Stopped {
+		t.Fatalf("a host process outside the gate's scope was held: gate %+v", g)
+	}
+}
+
+// TestGateHostPIDSibling: a running hostPID container (adopted) sends
+// SIGCONT to the held entrypoint of a new hostPID container: a sender in
+// the host's pid namespace but in the gate's cgroup scope is a container's
+// process, so the gate's guard (Linux 6.13) kills the held one before it
+// runs, counted continued-by-another.
+func TestGateHostPIDSibling(t *testing.T) {
+	c, addr, ctx, probe, img := gateWorld(t)
+	var col collector
+	a, _ := startAgent(t, addr, ModePrevent, &col, func(c *Config) { c.ExecEventsDefault, c.adoptDelay = true, delay(time.Second) })
+	sib := startWatched(t, ctx, c, img, a, "hpsib", hostPID)
+	pid, wait := startEntrypoint(t, ctx, c, img, "hpheld", append(append([]byte{}, probe...), "drifted"...), hostPID)
+	for deadline := time.Now().Add(5 * time.Second); procStateOf(pid) != "T"; sleepTick() {
+		if time.Now().After(deadline) {
+			t.Fatal("the entrypoint was never held")
+		}
+	}
+	sib.doAll(t, "cont "+strconv.Itoa(pid))
+	code, escaped := wait()
+	if g := a.gateStats(); g.Guard != "" {
+		t.Logf("known gap without the guard (%s): a hostPID sibling continued the held entrypoint: exit %d, escaped %v", g.Guard, code, escaped)
+	} else if code != 128+int(syscall.SIGKILL) || escaped || g.ContinuedByAnother < 1 {
+		t.Fatalf("a held entrypoint continued by a hostPID container: exit %d, escaped %v, gate %+v; want killed before it ran", code, escaped, g)
+	}
+	sib.doAll(t, "run /bin/tool")
+}
+
+// serving waits for k's entrypoint to serve.
+func (k *ctr) serving(t testing.TB) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); ; sleepTick() {
+		if _, err := os.Stat(k.sock); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the entrypoint of %s did not come up", k.id)
+		}
+	}
+}
+
+// execArgs runs args in the container as `ctr task exec` does (runc exec)
+// and returns its exit status.
+func execArgs(t *testing.T, ctx context.Context, task client.Task, id string, args ...string) uint32 {
+	t.Helper()
+	p, err := task.Exec(ctx, id, &specs.Process{Args: args, Cwd: "/", Env: []string{"PATH=/bin"}}, cio.NullIO)
+	if err != nil {
+		t.Fatalf("exec into the container: %v", err)
+	}
+	defer p.Delete(ctx)
+	ch, err := p.Wait(ctx)
+	if err != nil {
+		t.Fatalf("exec into the container: %v", err)
+	}
+	if err := p.Start(ctx); err != nil {
+		t.Fatalf("exec into the container: %v", err)
+	}
+	select {
+	case st := <-ch:
+		return st.ExitCode()
+	case <-time.After(20 * time.Second):
+		t.Fatalf("exec %v into the container did not end in 20 s", args)
+	}
+	return 0
+}
