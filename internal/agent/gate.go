@@ -413,6 +413,9 @@ func (a *Agent) judgeStopped(m *execmon.Monitor, ev execmon.Event, p *stopped) {
 		a.abandon(p) // tests: a dying agent sends nothing
 	case run.Err() != nil:
 		a.settle(p, unix.SIGCONT) // stopping: gateClose continues everything
+	case errors.Is(err, errNoTask):
+		a.log.Info("continuing a held exec of a container's runtime: the container has no task yet", "pid", ev.PID, "path", ev.Path, "cgroup", ev.Cgroup)
+		a.settle(p, unix.SIGCONT) // its cgroup is not let through: the entrypoint's exec is held
 	case err != nil:
 		a.gate.failed.Add(1)
 		sig := unix.SIGCONT
@@ -430,6 +433,17 @@ func (a *Agent) judgeStopped(m *execmon.Monitor, ev execmon.Event, p *stopped) {
 		a.judgeFile(c, ev, p)
 	}
 }
+
+// errNoTask: the stopped exec is in the cgroup of a container of the
+// watched namespaces that has no task yet. It is being created, and what
+// runs in its cgroup is its runtime's, not its own: with a scope the gate
+// holds host-pid-namespace processes, and a runc that joins `runc init` to
+// the container's cgroup before init re-executes itself from a memfd
+// (older 1.1 releases: the cloned binary) would be held there. Nothing of
+// the container's runs before its task exists (the entrypoint's exec comes
+// at its start), and only the host's root places a process in a
+// container's cgroup: continued, the cgroup not let through.
+var errNoTask = errors.New("the container has no task yet")
 
 // gateResolve finds the container a stopped exec belongs to: nil when it
 // is none of the agent's (not a container of the watched namespaces, or
@@ -467,6 +481,9 @@ func (a *Agent) gateResolve(ctx context.Context, ev execmon.Event) (*container, 
 				prevent = a.modeFor(ns, info.Labels) == ModePrevent
 			}
 			t, err := k.Task(nctx, nil)
+			if errdefs.IsNotFound(err) {
+				return nil, prevent, errNoTask
+			}
 			if err != nil {
 				return nil, prevent, fmt.Errorf("loading the task of container %q: %w", id, err)
 			}

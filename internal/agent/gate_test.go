@@ -189,17 +189,26 @@ func TestGateSiblingContinues(t *testing.T) {
 	sib := startWatched(t, ctx, c, img, a, "gatesib")
 	pid, wait := startEntrypoint(t, ctx, c, img, "gatesibnew", append(append([]byte{}, probe...), "drifted"...),
 		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.PIDNamespace, Path: "/proc/" + strconv.Itoa(int(sib.task.Pid())) + "/ns/pid"}))
+	guardKills(t, a, sib, pid, wait, "contall")
+}
+
+// guardKills waits for the entrypoint pid to be held, has the running
+// sibling send it SIGCONT (cmd), and checks the gate's guard killed it
+// before it ran (without the guard, logs the known gap); the sibling keeps
+// working.
+func guardKills(t *testing.T, a *Agent, sib *ctr, pid int, wait func() (int, bool), cmd string) {
+	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); procStateOf(pid) != "T"; sleepTick() {
 		if time.Now().After(deadline) {
 			t.Fatal("the entrypoint was never held")
 		}
 	}
-	sib.doAll(t, "contall")
+	sib.doAll(t, cmd)
 	code, escaped := wait()
 	if g := a.gateStats(); g.Guard != "" {
-		t.Logf("known gap without the guard (%s): a sibling continued the held entrypoint: exit %d, escaped %v", g.Guard, code, escaped)
+		t.Logf("known gap without the guard (%s): %s continued the held entrypoint: exit %d, escaped %v", g.Guard, sib.id, code, escaped)
 	} else if code != 128+int(syscall.SIGKILL) || escaped || g.ContinuedByAnother < 1 {
-		t.Fatalf("a held entrypoint continued by a sibling: exit %d, escaped %v, gate %+v; want killed before it ran", code, escaped, g)
+		t.Fatalf("a held entrypoint continued by %s: exit %d, escaped %v, gate %+v; want killed before it ran", sib.id, code, escaped, g)
 	}
 	sib.doAll(t, "run /bin/tool")
 }
