@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -82,6 +81,8 @@ type gateState struct {
 	closing bool                 // shutting down: every stopped process is continued
 	pending map[*stopped]bool    // stopped processes waiting for their verdict
 	flights map[string]*adoption // adoptions under way, by container id and init pid
+
+	scope   scopeOnce            // the gate's cgroup scope (gatescope.go)
 
 	stopped, continued, killed, failed atomic.Int64
 	recovered                          atomic.Int64 // held before this agent (gaterecover.go)
@@ -259,27 +260,6 @@ func (a *Agent) gateOpen() {
 	if err := m.Guarded(); err != nil {
 		a.log.Warn("the gate has no guard: a held process another continues (a sibling in a shared pid namespace) runs before its verdict", "error", err.Error())
 	}
-}
-
-// gateScope limits the gate to cfg.GateCgroup (tests: several agents on
-// one node would stop, and continue, each other's containers' execs).
-func (a *Agent) gateScope(m *execmon.Monitor) error {
-	if a.cfg.GateCgroup == "" {
-		return nil
-	}
-	mnt, err := cgroup2Mount()
-	if err != nil {
-		return err
-	}
-	dir := filepath.Join(mnt, filepath.Clean("/"+a.cfg.GateCgroup))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("making the gate's cgroup %q: %w", dir, err)
-	}
-	var st unix.Stat_t
-	if err := unix.Stat(dir, &st); err != nil {
-		return fmt.Errorf("reading the gate's cgroup %q: %w", dir, err)
-	}
-	return m.GateUnder(st.Ino)
 }
 
 // gateClose turns the gate off and continues every process it stopped:

@@ -43,7 +43,7 @@ func (a *Agent) gateRecover() {
 	}
 	for _, h := range hs {
 		pid := int(h.PID)
-		if a.cfg.GateCgroup != "" && !inCgroup(pid, a.cfg.GateCgroup) {
+		if dir := a.gateDir(); dir != "" && !inCgroup(pid, dir) {
 			continue // tests: another agent's
 		}
 		fd, err := unix.PidfdOpen(pid, 0)
