@@ -82,7 +82,7 @@ type gateState struct {
 	pending map[*stopped]bool    // stopped processes waiting for their verdict
 	flights map[string]*adoption // adoptions under way, by container id and init pid
 
-	scope   scopeOnce            // the gate's cgroup scope (gatescope.go)
+	scope scopeOnce // the gate's cgroup scope (gatescope.go)
 
 	stopped, continued, killed, failed atomic.Int64
 	recovered                          atomic.Int64 // held before this agent (gaterecover.go)

@@ -252,9 +252,10 @@ func TestGateBoundedWait(t *testing.T) {
 // BenchmarkGateFirstExec: from a task's start to its image entrypoint
 // serving (wall ms/op), adoption not slowed, in prevent without the exec
 // sensor (no gate: the entrypoint may run before the marks) and with the
-// gate; held/op is the share of entrypoints the gate held (their
-// container was not adopted yet when they exec'd), ms/held what a held
-// one waited for its verdict. Each agent's first container makes the
+// gate, for a container in a pid namespace of its own and a hostPID one
+// (held in the gate's cgroup scope); held/op is the share of entrypoints
+// the gate held (their container was not adopted yet when they exec'd),
+// ms/held what a held one waited for its verdict. Each agent's first container makes the
 // image's list from its layers.
 //
 //	nice -n 10 go test ./internal/agent -run '^$' -bench GateFirstExec -benchtime 10x
@@ -262,10 +263,12 @@ func BenchmarkGateFirstExec(b *testing.B) {
 	c, addr := containerdtest.Start(b)
 	ctx := namespaces.WithNamespace(context.Background(), testNS)
 	img := importImage(b, ctx, c, probeImage(b, buildProbe(b)))
+	gate := func(c *Config) { c.ExecEventsDefault = true }
 	for _, bc := range []struct {
 		name string
 		opt  func(*Config)
-	}{{"no-gate", func(*Config) {}}, {"gate", func(c *Config) { c.ExecEventsDefault = true }}} {
+		spec []oci.SpecOpts
+	}{{"no-gate", func(*Config) {}, nil}, {"gate", gate, nil}, {"gate-hostpid", gate, []oci.SpecOpts{hostPID}}} {
 		b.Run(bc.name, func(b *testing.B) {
 			var col collector
 			a, stop := startAgent(b, addr, ModePrevent, &col, bc.opt)
@@ -274,7 +277,7 @@ func BenchmarkGateFirstExec(b *testing.B) {
 			g0 := a.gateStats()
 			for b.Loop() {
 				i++
-				k := create(b, ctx, c, img, bc.name+"-"+strconv.Itoa(i))
+				k := create(b, ctx, c, img, bc.name+"-"+strconv.Itoa(i), bc.spec...)
 				k.start(b, ctx)
 				b.StopTimer()
 				removeTask(b, ctx, k.task)
