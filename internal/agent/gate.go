@@ -31,9 +31,11 @@ import (
 //
 // With the exec sensor and fanotify, once the containers that ran at start
 // are adopted, the sensor's program stops (SIGSTOP, in the kernel, before
-// the new program runs an instruction) every exec by a process in a pid
-// namespace of its own whose cgroup no watched container owns, unless the
-// agent resolved that cgroup as not its to judge (bpf/exec.c). For each
+// the new program runs an instruction) every exec by a container's
+// process (in the gate's cgroup scope whatever its pid namespace, else in a
+// pid namespace of its own: gatescope.go) whose cgroup no watched container
+// owns, unless the agent resolved that cgroup as not its to judge
+// (bpf/exec.c). For each
 // stopped exec the agent finds the container (already adopted by cgroup,
 // else by the container ids /proc/PID/cgroup names, loaded from containerd
 // in the watched namespaces and adopted now, once with the /tasks/create
@@ -52,9 +54,11 @@ import (
 //     (fail closed, as fanotify denies an unreadable file), continued
 //     otherwise; logged and counted.
 //
-// The host's processes (the initial pid namespace: containerd, the shims,
-// runc, the agent and its canary) and hostPID containers are never
-// stopped; nor is the agent's own cgroup (an agent in a pod of its own).
+// The host's processes (outside the gate's cgroup scope, gatescope.go, or
+// without one in the initial pid namespace: containerd, the shims, runc's
+// parent) are never stopped; nor is the agent's own cgroup (the agent and
+// its canary; an agent in a hostPID pod of its own). hostPID containers
+// are stopped only in a scope.
 // On shutdown the gate is turned off first and every process still
 // waiting is continued. An agent that dies without its shutdown leaves
 // them stopped; the next one judges them (gaterecover.go).
