@@ -397,9 +397,9 @@ func (a *Agent) judgeStopped(m *execmon.Monitor, ev execmon.Event, p *stopped) {
 		a.abandon(p) // tests: a dying agent sends nothing
 	case run.Err() != nil:
 		a.settle(p, unix.SIGCONT) // stopping: gateClose continues everything
-	case errors.Is(err, errNoTask):
-		a.log.Info("continuing a held exec of a container's runtime: the container has no task yet", "pid", ev.PID, "path", ev.Path, "cgroup", ev.Cgroup)
-		a.settle(p, unix.SIGCONT) // its cgroup is not let through: the entrypoint's exec is held
+	case errors.Is(err, errNoTask), errors.Is(err, errNotIts):
+		a.log.Info("continuing a held exec not its container's", "pid", ev.PID, "path", ev.Path, "cgroup", ev.Cgroup, "why", err.Error())
+		a.settle(p, unix.SIGCONT) // its cgroup is not let through: the container's own execs are held
 	case err != nil:
 		a.gate.failed.Add(1)
 		sig := unix.SIGCONT
@@ -419,15 +419,25 @@ func (a *Agent) judgeStopped(m *execmon.Monitor, ev execmon.Event, p *stopped) {
 }
 
 // errNoTask: the stopped exec is in the cgroup of a container of the
-// watched namespaces that has no task yet. It is being created, and what
-// runs in its cgroup is its runtime's, not its own: with a scope the gate
-// holds host-pid-namespace processes, and a runc that joins `runc init` to
-// the container's cgroup before init re-executes itself from a memfd
-// (older 1.1 releases: the cloned binary) would be held there. Nothing of
-// the container's runs before its task exists (the entrypoint's exec comes
-// at its start), and only the host's root places a process in a
-// container's cgroup: continued, the cgroup not let through.
-var errNoTask = errors.New("the container has no task yet")
+// watched namespaces whose task does not exist or has no process yet
+// (containerd says pid 0 while runc create runs). It is being created, and
+// what runs in its cgroup is its runtime's, not its own: with a scope the
+// gate holds host-pid-namespace processes, and runc 1.1 joins `runc init`
+// to the container's cgroup and init re-executes itself from a memfd (the
+// cloned binary, /dev/fd/N), in either order (seen here on a real kubelet,
+// about one container in ten). Nothing of the container's runs before its
+// task has its process (the entrypoint's exec comes at its start), and
+// only the host's root places a process in a container's cgroup:
+// continued, the cgroup not let through (that let the entrypoint run
+// unheld).
+var errNoTask = errors.New("the container has no task process yet")
+
+// errNotIts: the stopped exec's cgroup path names a container of the
+// watched namespaces whose pid namespace it is not in (a cgroup made below
+// its own, a container of the same id elsewhere): continued as one not
+// the agent's, but its cgroup is not let through, as a cgroup a container
+// of ours names must never be (the container's own execs would pass).
+var errNotIts = errors.New("its cgroup names a container whose pid namespace it is not in")
 
 // gateResolve finds the container a stopped exec belongs to: nil when it
 // is none of the agent's (not a container of the watched namespaces, or
@@ -446,7 +456,7 @@ func (a *Agent) gateResolve(ctx context.Context, ev execmon.Event) (*container, 
 	if err != nil {
 		return nil, prevent, err
 	}
-	seen := map[string]bool{}
+	seen, named := map[string]bool{}, false
 	for _, id := range ids {
 		if seen[id] || id == "" {
 			continue
@@ -465,8 +475,8 @@ func (a *Agent) gateResolve(ctx context.Context, ev execmon.Event) (*container, 
 				prevent = a.modeFor(ns, info.Labels) == ModePrevent
 			}
 			t, err := k.Task(nctx, nil)
-			if errdefs.IsNotFound(err) {
-				return nil, prevent, errNoTask
+			if errdefs.IsNotFound(err) || (err == nil && t.Pid() == 0) {
+				return nil, prevent, errNoTask // being created: runc's
 			}
 			if err != nil {
 				return nil, prevent, fmt.Errorf("loading the task of container %q: %w", id, err)
@@ -476,6 +486,7 @@ func (a *Agent) gateResolve(ctx context.Context, ev execmon.Event) (*container, 
 			// same id in another namespace or containerd, nor one named by
 			// a cgroup the process made below its own.
 			if !sameNamespace("pid", pid, int(t.Pid())) {
+				named = true
 				continue
 			}
 			c, err := a.adoptOnce(ctx, ns, id, t.Pid())
@@ -484,6 +495,9 @@ func (a *Agent) gateResolve(ctx context.Context, ev execmon.Event) (*container, 
 			}
 			return c, c.mode == ModePrevent, nil
 		}
+	}
+	if named {
+		return nil, prevent, errNotIts
 	}
 	return nil, prevent, nil
 }

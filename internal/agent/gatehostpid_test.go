@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -136,6 +137,45 @@ func TestGateNoTaskYet(t *testing.T) {
 		}
 		if g := a.gateStats(); g.Stopped != g0.Stopped+1 || g.Continued != g0.Continued+1 || g.Killed != g0.Killed {
 			t.Fatalf("exec %d in the cgroup of a container without a task: gate %+v, before %+v; want held and continued", i, g, g0)
+		}
+	}
+}
+
+// TestGateDuringCreate: while runc creates a container, a process of the
+// host's pid namespace execs in the container's cgroup (a createRuntime
+// hook that moves itself there, as runc init re-executing itself from a
+// memfd after its cgroup join does, about one container in ten on a real
+// kubelet). containerd names the task with pid 0 then. It is held and
+// continued (the container is created), and the container's cgroup is
+// not let through: its drifted entrypoint is still held and killed (137),
+// in a pid namespace of its own or the host's. Before, the cgroup was let
+// through (pid 0 failed the pid namespace check) and the entrypoint ran.
+func TestGateDuringCreate(t *testing.T) {
+	c, addr, ctx, probe, img := gateWorld(t)
+	var col collector
+	a, _ := startAgent(t, addr, ModePrevent, &col, func(c *Config) { c.ExecEventsDefault, c.adoptDelay = true, delay(time.Second) })
+	mnt, err := cgroup2Mount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil := append(append([]byte{}, probe...), "drifted"...)
+	for _, tc := range []struct {
+		id   string
+		opts []oci.SpecOpts
+	}{{"createhook", nil}, {"createhookhost", []oci.SpecOpts{hostPID}}} {
+		cg := filepath.Join(mnt, testNS, tc.id) // runc's cgroup of the container
+		hook := func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+			s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sh",
+				Args: []string{"sh", "-c", "echo $$ > " + cg + "/cgroup.procs && exec /bin/sh -c :"}}}}
+			return nil
+		}
+		g0 := a.gateStats()
+		if code, escaped := runEntrypoint(t, ctx, c, img, tc.id, evil, append(tc.opts, hook)...); code != 128+int(syscall.SIGKILL) || escaped {
+			t.Fatalf("%s: an exec in its cgroup while it was created, then a drifted entrypoint: exit %d, escaped %v, gate %+v; want killed (137)",
+				tc.id, code, escaped, a.gateStats())
+		}
+		if g := a.gateStats(); g.Stopped-g0.Stopped != 2 || g.Killed-g0.Killed != 1 {
+			t.Fatalf("%s: gate %+v, before %+v; want the hook's exec and the entrypoint held, the entrypoint killed", tc.id, g, g0)
 		}
 	}
 }
