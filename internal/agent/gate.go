@@ -451,6 +451,9 @@ func (a *Agent) gateResolve(ctx context.Context, ev execmon.Event) (*container, 
 		return c, c.mode == ModePrevent, nil
 	}
 	prevent := a.mayPrevent()
+	if a.runtimeReexec(ev) { // gateruntime.go
+		return nil, prevent, errNoTask
+	}
 	pid := int(ev.PID)
 	ids, err := cgroupCandidates(pid)
 	if err != nil {

@@ -145,11 +145,14 @@ func TestGateNoTaskYet(t *testing.T) {
 // host's pid namespace execs in the container's cgroup (a createRuntime
 // hook that moves itself there, as runc init re-executing itself from a
 // memfd after its cgroup join does, about one container in ten on a real
-// kubelet). containerd names the task with pid 0 then. It is held and
-// continued (the container is created), and the container's cgroup is
-// not let through: its drifted entrypoint is still held and killed (137),
-// in a pid namespace of its own or the host's. Before, the cgroup was let
-// through (pid 0 failed the pid namespace check) and the entrypoint ran.
+// kubelet). containerd names the task with pid 0 then, after its 2 s
+// state timeout. It is held and continued (the container is created), and
+// the container's cgroup is not let through: its drifted entrypoint is
+// still held and killed (137), in a pid namespace of its own or the
+// host's. Before, the cgroup was let through (pid 0 failed the pid
+// namespace check) and the entrypoint ran. A hook that re-executes itself
+// as runc init does (an exact copy of its parent's program in a memfd) is
+// told from /proc, without the 2 s.
 func TestGateDuringCreate(t *testing.T) {
 	c, addr, ctx, probe, img := gateWorld(t)
 	var col collector
@@ -158,15 +161,30 @@ func TestGateDuringCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	host := filepath.Join(t.TempDir(), "probe")
+	if err := os.WriteFile(host, probe, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	evil := append(append([]byte{}, probe...), "drifted"...)
 	for _, tc := range []struct {
 		id   string
 		opts []oci.SpecOpts
-	}{{"createhook", nil}, {"createhookhost", []oci.SpecOpts{hostPID}}} {
+		hook func(cg string) specs.Hook
+		fast bool // told from /proc
+	}{
+		{"createhook", nil, func(cg string) specs.Hook {
+			return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "echo $$ > " + cg + "/cgroup.procs && exec /bin/sh -c :"}}
+		}, false},
+		{"createhookhost", []oci.SpecOpts{hostPID}, func(cg string) specs.Hook {
+			return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "echo $$ > " + cg + "/cgroup.procs && exec /bin/sh -c :"}}
+		}, false},
+		{"createreexec", nil, func(cg string) specs.Hook {
+			return specs.Hook{Path: host, Args: []string{"probe", "spawnreexec", cg}}
+		}, true},
+	} {
 		cg := filepath.Join(mnt, testNS, tc.id) // runc's cgroup of the container
 		hook := func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
-			s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sh",
-				Args: []string{"sh", "-c", "echo $$ > " + cg + "/cgroup.procs && exec /bin/sh -c :"}}}}
+			s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{tc.hook(cg)}}
 			return nil
 		}
 		g0 := a.gateStats()
@@ -174,8 +192,14 @@ func TestGateDuringCreate(t *testing.T) {
 			t.Fatalf("%s: an exec in its cgroup while it was created, then a drifted entrypoint: exit %d, escaped %v, gate %+v; want killed (137)",
 				tc.id, code, escaped, a.gateStats())
 		}
-		if g := a.gateStats(); g.Stopped-g0.Stopped != 2 || g.Killed-g0.Killed != 1 {
+		g := a.gateStats()
+		if g.Stopped-g0.Stopped != 2 || g.Killed-g0.Killed != 1 {
 			t.Fatalf("%s: gate %+v, before %+v; want the hook's exec and the entrypoint held, the entrypoint killed", tc.id, g, g0)
+		}
+		waited := g.Waited - g0.Waited // the entrypoint's ~1 s (adoption slowed) and the hook's
+		t.Logf("%s: held %v in all", tc.id, waited.Round(time.Millisecond))
+		if tc.fast && waited > 1800*time.Millisecond {
+			t.Fatalf("%s: held %v in all: the runtime's re-exec waited for containerd's state timeout", tc.id, waited)
 		}
 	}
 }

@@ -24,6 +24,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "noop" {
 		return
 	}
+	if reexecMain(os.Args) {
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "escaped" {
 		// Only reached when an exec the agent should have refused ran.
 		os.WriteFile("/ctl/ESCAPED", []byte("escaped\n"), 0o644)
