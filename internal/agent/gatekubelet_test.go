@@ -12,9 +12,10 @@ import (
 )
 
 // gatePods: a pod whose command is a program from a hostPath volume (not
-// in its image: what an attacker who creates pods would run), and one
-// that runs its image's entrypoint; each pod's /ctl a directory of its own
-// under the host directory %[2]s.
+// in its image: what an attacker who creates pods would run), the same
+// with hostPID, one that runs its image's entrypoint, and the same with
+// hostPID and an exec readiness probe (runc exec); each pod's /ctl a
+// directory of its own under the host directory %[2]s.
 const gatePods = `apiVersion: v1
 kind: Pod
 metadata: {name: evil, namespace: default}
@@ -53,6 +54,23 @@ spec:
   containers:
   - {name: app, image: %[1]s, imagePullPolicy: Never, volumeMounts: [{name: ctl, mountPath: /ctl, subPath: good}]}
   volumes: [{name: ctl, hostPath: {path: %[2]s, type: Directory}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: goodhost, namespace: default}
+spec:
+  nodeName: node-1
+  hostNetwork: true
+  hostPID: true
+  terminationGracePeriodSeconds: 1
+  tolerations: [{operator: Exists}]
+  containers:
+  - name: app
+    image: %[1]s
+    imagePullPolicy: Never
+    volumeMounts: [{name: ctl, mountPath: /ctl, subPath: goodhost}]
+    readinessProbe: {exec: {command: [/bin/tool, noop]}, periodSeconds: 1}
+  volumes: [{name: ctl, hostPath: {path: %[2]s, type: Directory}}]
 `
 
 // TestGateOnRealKubelet: the gate on a real kubelet (CRI, its sandboxes,
@@ -61,7 +79,8 @@ spec:
 // hostPath is killed before it runs (exit 137, nothing written) and
 // reported refused, before-adoption/not-in-image, a hostPID pod (in the
 // gate's cgroup scope, the host's pid namespace) as well; a pod running
-// its image's entrypoint (and its sandbox's pause) comes up.
+// its image's entrypoint (and its sandbox's pause) comes up, and a hostPID
+// one becomes Ready by its exec probe.
 func TestGateOnRealKubelet(t *testing.T) {
 	cl := k8stest.Start(t)
 	node := cl.StartNode(t, "node-1")
@@ -74,7 +93,7 @@ func TestGateOnRealKubelet(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(ctl) })
-	for _, d := range []string{"evil", "evilhost", "good"} {
+	for _, d := range []string{"evil", "evilhost", "good", "goodhost"} {
 		if err := os.Mkdir(filepath.Join(ctl, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -124,6 +143,16 @@ func TestGateOnRealKubelet(t *testing.T) {
 	}
 	if got := (&ctr{sock: sock}).do(t, "run /bin/tool"); got != "ok" {
 		t.Fatalf("the good pod's image program: %s", got)
+	}
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		ready, _ := cl.Kubectl("get", "pod", "goodhost", "-o", "jsonpath={.status.containerStatuses[0].ready}")
+		if strings.TrimSpace(ready) == "true" {
+			break
+		}
+		if time.Now().After(deadline) {
+			desc, _ := cl.Kubectl("describe", "pod", "goodhost")
+			t.Fatalf("the hostPID pod with an exec probe was not Ready in 90 s (gate %+v)\n%s", a.gateStats(), desc)
+		}
 	}
 	if s := a.gateStats(); s.Stopped < 3 || s.Killed < 2 || s.Continued < 1 {
 		t.Fatalf("gate stats %+v: want the evil pods killed and the good pod (or its sandbox) continued", s)
