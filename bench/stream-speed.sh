@@ -102,5 +102,5 @@ for _ in $(seq "$RUNS"); do
 	rm -rf "$OUT/cache"; mv "$OUT/cache.first" "$OUT/cache"
 done
 cold=$(median "${cw[@]}") coldc=$(median "${cc[@]}") second=$(median "${sw[@]}") secondc=$(median "${sc[@]}")
-echo "first image cold ${cold}s (CPU ${coldc}s); second image sharing 19 layers ${second}s (CPU ${secondc}s): $(awk -v a="$second" -v b="$cold" 'BEGIN {printf "%.0f", 100*a/b}')% of cold by wall, $(awk -v a="$secondc" -v b="$coldc" 'BEGIN {printf "%.0f", 100*a/b}')% by CPU; first again, warm $(median "${ww[@]}")s"
+echo "first image cold ${cold}s (CPU ${coldc}s); second image sharing 19 layers ${second}s (CPU ${secondc}s): $(awk -v a="$second" -v b="$cold" 'BEGIN {printf "%.1f", 100*a/b}')% of cold by wall, $(awk -v a="$secondc" -v b="$coldc" 'BEGIN {printf "%.1f", 100*a/b}')% by CPU; first again, warm $(median "${ww[@]}")s"
 echo "load at the end: $(uptime)"

@@ -260,12 +260,16 @@ func (s *Sender) Allowlist(ctx context.Context, digest string) (*agentproto.Allo
 	if err != nil {
 		return nil, fmt.Errorf("asking %q: %w", u, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+s.cfg.Token)
+	token := s.token()
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := s.cfg.Client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("asking %q: %w", u, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized {
+		s.cfg.Tokens.Refused(token)
+	}
 	if resp.StatusCode != http.StatusOK {
 		reply, _ := io.ReadAll(io.LimitReader(resp.Body, maxReplyBody))
 		return nil, &ServerError{Status: resp.StatusCode, Body: strings.TrimSpace(string(reply))}

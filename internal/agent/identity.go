@@ -46,7 +46,7 @@ func (f *identityFlags) open(o *outputs, log *slog.Logger) (*identityNode, error
 		return nil, errors.New("--workload-api-socket needs --server: identities come from the server")
 	}
 	n := &identityNode{socket: *f.socket, log: log.With("component", "identity"), node: o.sender.cfg.Node, sender: o.sender}
-	iss := &workloadapi.ServerIssuer{URL: o.sender.cfg.URL, Token: o.sender.cfg.Token, Node: n.node}
+	iss := &workloadapi.ServerIssuer{URL: o.sender.cfg.URL, Token: o.sender.cfg.Token, Tokens: o.sender.cfg.Tokens, Node: n.node}
 	n.m = workloadapi.NewManager(workloadapi.ManagerConfig{Issuer: iss, Workloads: n.workloads, RetryRefused: *f.retryRefused, Log: n.log})
 	return n, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/agentproto"
 	"github.com/bulwark-sec/bulwark/internal/secretfile"
 	"github.com/bulwark-sec/bulwark/internal/spool"
+	"github.com/bulwark-sec/bulwark/internal/tokenfile"
 )
 
 // outputFlags are the flags of what the agent tells others: the server
@@ -34,7 +35,7 @@ func addOutputFlags(fs *pflag.FlagSet) *outputFlags {
 	host, _ := os.Hostname()
 	return &outputFlags{
 		server:     fs.String("server", "", "bulwark server URL to send drift events and heartbeats to (none: events are logged only)"),
-		tokenFile:  fs.String("token-file", "", "file holding the server API token (role operator); else $BULWARK_AGENT_TOKEN"),
+		tokenFile:  fs.String("token-file", "", "file holding the server token: an API token of role operator, or the pod's projected service account token; read again as it changes (every 5 s, at once on a 401); else $BULWARK_AGENT_TOKEN"),
 		node:       fs.String("node", host, "this node's name"),
 		spoolDir:   fs.String("spool-dir", "/var/lib/bulwark-agent/spool", "where events wait for the server"),
 		spoolBytes: fs.Int64("spool-bytes", 64<<20, "bound of the spool on disk; past it the oldest events are dropped and counted"),
@@ -69,15 +70,17 @@ func (o *outputFlags) open(log *slog.Logger) (*outputs, error) {
 	if !strings.HasPrefix(*o.server, "https://") && !strings.HasPrefix(*o.server, "http://") {
 		return nil, fmt.Errorf("--server %q: want an http(s):// URL", *o.server)
 	}
-	token := os.Getenv("BULWARK_AGENT_TOKEN")
+	// The file is read again as it changes: the kubelet rotates a
+	// projected service account token (docs/server.md "Agent
+	// authentication").
+	tokens := tokenfile.Static(os.Getenv("BULWARK_AGENT_TOKEN"))
 	if *o.tokenFile != "" {
-		b, err := os.ReadFile(*o.tokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("reading --token-file %q: %w", *o.tokenFile, err)
+		var err error
+		if tokens, err = tokenfile.Open(*o.tokenFile, 0); err != nil {
+			return nil, fmt.Errorf("--token-file: %w", err)
 		}
-		token = string(b)
 	}
-	if token = strings.TrimSpace(token); token == "" {
+	if tokens.Token() == "" {
 		return nil, errors.New("--server needs a token: --token-file or $BULWARK_AGENT_TOKEN")
 	}
 	if *o.node == "" {
@@ -88,7 +91,7 @@ func (o *outputFlags) open(log *slog.Logger) (*outputs, error) {
 		return nil, err
 	}
 	out.spool = sp
-	out.sender = NewSender(SenderConfig{URL: *o.server, Token: token, Node: *o.node, Spool: sp,
+	out.sender = NewSender(SenderConfig{URL: *o.server, Tokens: tokens, Node: *o.node, Spool: sp,
 		HeartbeatEvery: *o.heartbeat, Log: log})
 	return out, nil
 }

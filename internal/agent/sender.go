@@ -15,6 +15,7 @@ import (
 
 	"github.com/bulwark-sec/bulwark/internal/agentproto"
 	"github.com/bulwark-sec/bulwark/internal/spool"
+	"github.com/bulwark-sec/bulwark/internal/tokenfile"
 )
 
 // Sender timing: a batch goes out as soon as events wait; a failed send is
@@ -31,10 +32,12 @@ const (
 type SenderConfig struct {
 	// URL is the server's base URL (https://bulwark.example:8443).
 	URL string
-	// Token is a bearer token of role operator.
-	Token string
-	Node  string
-	Spool *spool.Spool
+	// Token is a bearer token of role operator; Tokens, when set, hands
+	// out the current one instead (a token file the kubelet rotates).
+	Token  string
+	Tokens *tokenfile.Source
+	Node   string
+	Spool  *spool.Spool
 	// Client is the HTTP client; nil is one with a 30 s timeout.
 	Client *http.Client
 	// Heartbeat describes the node; nil sends no heartbeat.
@@ -205,6 +208,14 @@ func (s *Sender) heartbeats(ctx context.Context) {
 	}
 }
 
+// token is the bearer token to send now.
+func (s *Sender) token() string {
+	if s.cfg.Tokens != nil {
+		return s.cfg.Tokens.Token()
+	}
+	return s.cfg.Token
+}
+
 func (s *Sender) setErr(err error) {
 	s.mu.Lock()
 	s.lastErr = err.Error()
@@ -222,13 +233,17 @@ func (s *Sender) post(ctx context.Context, path string, body, out any) error {
 		return fmt.Errorf("posting to %q: %w", s.cfg.URL+path, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+s.cfg.Token)
+	token := s.token()
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := s.cfg.Client.Do(req)
 	if err != nil {
 		return fmt.Errorf("posting to %q: %w", s.cfg.URL+path, err)
 	}
 	defer resp.Body.Close()
 	reply, _ := io.ReadAll(io.LimitReader(resp.Body, maxReplyBody))
+	if resp.StatusCode == http.StatusUnauthorized {
+		s.cfg.Tokens.Refused(token)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return &ServerError{Status: resp.StatusCode, Body: strings.TrimSpace(string(reply))}
 	}

@@ -224,6 +224,7 @@ mode: prevent
 modeRules: ["namespace=payments mode=prevent", "namespace=dev* mode=detect"]
 server:
   url: https://bulwark.bulwark-system:8480
+  auth: staticTokens
   existingSecret: agent-tokens
   existingSecretPerNode: true
 workloadAPI:
@@ -266,7 +267,7 @@ extraConfig:
 	agentReadsConfig(t, cfg)
 
 	// A token value becomes a Secret and a file, never an env value.
-	objs = render(t, "image: {repository: r}\nserver: {url: https://s, token: bwk_sekrit}\n")
+	objs = render(t, "image: {repository: r}\nserver: {url: https://s, auth: staticTokens, token: bwk_sekrit}\n")
 	_, ctr = podSpec(t, objs)
 	if got := dig(objs["Secret/bulwark-agent-token"], "data", "token"); got != "YndrX3Nla3JpdA==" {
 		t.Errorf("Secret token %v", got)
@@ -279,7 +280,7 @@ extraConfig:
 	}
 
 	// A token per node: a Secret key per node name, each pod its own.
-	objs = render(t, "image: {repository: r}\nserver:\n  url: https://s\n  tokens: {node-1.example.com: bwk_one, node-2: bwk_two}\n")
+	objs = render(t, "image: {repository: r}\nserver:\n  url: https://s\n  auth: staticTokens\n  tokens: {node-1.example.com: bwk_one, node-2: bwk_two}\n")
 	_, ctr = podSpec(t, objs)
 	if got := fmt.Sprint(dig(objs["Secret/bulwark-agent-token"], "data")); got != "map[node-1.example.com:YndrX29uZQ== node-2:YndrX3R3bw==]" {
 		t.Errorf("per-node Secret data %s", got)
@@ -313,11 +314,63 @@ func TestChartRefusals(t *testing.T) {
 		{"{}\n", nil, "image.repository is required"},
 		{base, []string{"--set", "mode=enforce"}, `mode "enforce"`},
 		{base, []string{"--set", "mechanism=ebpf"}, `mechanism "ebpf"`},
-		{base, []string{"--set", "server.url=https://s"}, "server.url needs a token"},
-		{base, []string{"--set", "server.url=https://s,server.token=a,server.tokens.n1=b"}, "give one"},
+		{base, []string{"--set", "server.url=https://s,server.auth=staticTokens"}, "needs a token"},
+		{base, []string{"--set", "server.url=https://s,server.auth=staticTokens,server.token=a,server.tokens.n1=b"}, "give one"},
+		{base, []string{"--set", "server.url=https://s,server.auth=psat"}, `server.auth "psat"`},
+		// A Secret of every node's token beside the projected ones would
+		// undo what they are for.
+		{base, []string{"--set", "server.url=https://s,server.token=a"}, "are for server.auth staticTokens"},
+		{base, []string{"--set", "server.url=https://s,server.existingSecret=s"}, "are for server.auth staticTokens"},
 	} {
 		if _, err := k8stest.HelmTemplate(t, chartDir, release, namespace, tc.values, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("helm template %v %v: %v, want %q", tc.values, tc.args, err, tc.want)
 		}
+	}
+}
+
+// The default with a server: the agent authenticates with its pod's own
+// projected service account token (audience bulwark, an hour, rotated by
+// the kubelet), never with a Secret of every node's token; the automounted
+// API token stays off. The rendering applies to a real API server.
+func TestChartServiceAccountToken(t *testing.T) {
+	k8stest.HelmBin(t)
+	out, err := k8stest.HelmTemplate(t, chartDir, release, namespace, "image: {repository: r}\nserver: {url: https://bulwark.bulwark-system:8480}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := k8stest.Objects(t, out)
+	spec, ctr := podSpec(t, objs)
+	for k := range objs {
+		if strings.HasPrefix(k, "Secret/") {
+			t.Errorf("%s rendered: no Secret of tokens with service account tokens", k)
+		}
+	}
+	if spec["automountServiceAccountToken"] != false || dig(objs["ServiceAccount/bulwark-agent"], "automountServiceAccountToken") != false {
+		t.Error("the API server's token is automounted")
+	}
+	vols, mounts := byName(spec["volumes"]), byName(ctr["volumeMounts"])
+	sat := dig(vols["token"], "projected", "sources", 0, "serviceAccountToken")
+	if got := fmt.Sprint(sat); got != "map[audience:bulwark expirationSeconds:3600 path:token]" {
+		t.Errorf("projected token %s: want audience bulwark, an hour, at token", got)
+	}
+	if got := dig(vols["token"], "projected", "defaultMode"); fmt.Sprint(got) != "256" {
+		t.Errorf("token file mode %v, want 0400", got)
+	}
+	if dig(mounts["token"], "readOnly") != true || dig(mounts["token"], "mountPath") != "/etc/bulwark-agent/token" {
+		t.Errorf("token mount %v", mounts["token"])
+	}
+	if args := fmt.Sprint(ctr["args"]); !strings.Contains(args, "--token-file=/etc/bulwark-agent/token/token") {
+		t.Errorf("args %s", args)
+	}
+	objs = render(t, "image: {repository: r}\nserver:\n  url: https://s\n  serviceAccountToken: {audience: bulwark-prod, expirationSeconds: 7200}\n")
+	spec, _ = podSpec(t, objs)
+	if got := fmt.Sprint(dig(byName(spec["volumes"])["token"], "projected", "sources", 0, "serviceAccountToken")); got != "map[audience:bulwark-prod expirationSeconds:7200 path:token]" {
+		t.Errorf("projected token %s: want the values' audience and life", got)
+	}
+
+	c := k8stest.Start(t)
+	c.MustKubectl("create", "namespace", namespace)
+	if got, err := c.KubectlStdin(out, "apply", "--dry-run=server", "-f", "-"); err != nil || !strings.Contains(got, "daemonset.apps/bulwark-agent created (server dry run)") {
+		t.Fatalf("chart does not apply: %v\n%s", err, got)
 	}
 }

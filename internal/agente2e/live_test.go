@@ -17,6 +17,8 @@ import (
 
 	"github.com/bulwark-sec/bulwark/internal/containerdtest"
 	"github.com/bulwark-sec/bulwark/internal/k8stest"
+	"github.com/bulwark-sec/bulwark/internal/server"
+	"github.com/bulwark-sec/bulwark/internal/servertest"
 )
 
 // agentImage is the image the chart runs in the test: the static
@@ -67,11 +69,16 @@ func agentOnNode(t *testing.T, mode, state, verdict string) {
 		"/usr/local/bin/bulwark-agent")
 	n.Import(img, agentImage)
 
+	// A real server that knows the agents by their pods' projected
+	// service account tokens (the chart's default), reviewed by this
+	// cluster: the pod has hostNetwork, so it reaches the loopback.
+	srv := servertest.Start(t, server.Config{Kubeconfig: c.Kubeconfig, AgentServiceAccount: namespace + "/bulwark-agent"})
 	values := fmt.Sprintf(`image: {repository: bulwark.test/bulwark-agent, tag: e2e, pullPolicy: Never}
 containerdSocket: %s
 hostInventory: false
 metricsPort: 0
-`, n.Containerd) // gateCgroup auto: its gate holds this node's pods only (other tests' agents gate on this machine too)
+server: {url: %s}
+`, n.Containerd, srv.URL) // gateCgroup auto: its gate holds this node's pods only (other tests' agents gate on this machine too)
 	if mode != "detect" {
 		values += "mode: " + mode + "\n"
 	}
@@ -118,6 +125,7 @@ spec:
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("agent pod Ready %s after creation", time.Since(start).Round(time.Millisecond))
+	agentHeartbeats(t, c, srv, n.Name, agentPod)
 
 	// The status file the probe read, from the pod's emptyDir on the node.
 	uid := c.MustKubectl("get", "pod", agentPod, "-n", namespace, "-o", "jsonpath={.metadata.uid}")
@@ -320,4 +328,27 @@ func podLog(c *k8stest.Cluster, ns, pod string) string {
 		fmt.Fprintf(&b, "== %s\n%s\n", f, data)
 	}
 	return b.String()
+}
+
+// agentHeartbeats waits until the server has node's heartbeat from the
+// agent pod, authenticated by the token the kubelet projected into it:
+// the audit names its service account, pod and node.
+func agentHeartbeats(t *testing.T, c *k8stest.Cluster, srv *servertest.Server, node, pod string) {
+	t.Helper()
+	actor := fmt.Sprintf("serviceaccount:%s/bulwark-agent pod:%s/%s node:%s", namespace, namespace, pod, node)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		code, body := srv.Call(t, srv.Admin, "GET", "/api/v1/audit?limit=1000", nil)
+		if code == 200 && strings.Contains(body, `"actor": "`+actor+`"`) && strings.Contains(body, `"object": "node:`+node+`"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no heartbeat of %s by %q in the audit (%d):\n%s\nagent log:\n%s", node, actor, code, body, podLog(c, namespace, pod))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if code, body := srv.Call(t, srv.Viewer, "GET", "/api/v1/nodes", nil); code != 200 || !strings.Contains(body, `"name": "`+node+`"`) {
+		t.Errorf("nodes: %d %s", code, body)
+	}
+	t.Logf("the server has %s's heartbeat, by %s", node, actor)
 }

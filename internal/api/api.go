@@ -20,6 +20,7 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/audit"
 	"github.com/bulwark-sec/bulwark/internal/fleet"
 	"github.com/bulwark-sec/bulwark/internal/match"
+	"github.com/bulwark-sec/bulwark/internal/nodeauth"
 	"github.com/bulwark-sec/bulwark/internal/policy"
 	"github.com/bulwark-sec/bulwark/internal/reeval"
 	"github.com/bulwark-sec/bulwark/internal/sbom"
@@ -90,6 +91,8 @@ type Handler struct {
 	hosts       hostInventories // hostinventory.go
 	nodeImages  NodeImages      // nil until UseNodeImages (agentallowlists.go)
 	tokenNames  sync.Map        // token id -> name, for nodeBound (nodebound.go)
+
+	agents AgentAuthenticator // nil until UseAgentAuth (agentauth.go)
 }
 
 // New returns the API over st. Mutations are audited through auditor;
@@ -210,14 +213,32 @@ var roleRank = map[string]int{store.RoleViewer: 1, store.RoleOperator: 2, store.
 
 type principalKey struct{}
 
-// Principal is the authenticated caller.
+// Principal is the authenticated caller: an API token, or an agent's
+// service account token (agentauth.go), which has no id.
 type Principal struct {
 	TokenID int64
 	Role    string
+	// Agent is set for an agent authenticated by its pod's service account
+	// token: it speaks for Agent.Node only.
+	Agent *nodeauth.Agent
 }
 
 // Actor is how the audit log names the caller.
-func (p Principal) Actor() string { return "token:" + strconv.FormatInt(p.TokenID, 10) }
+func (p Principal) Actor() string {
+	if p.Agent != nil {
+		return p.Agent.Actor()
+	}
+	return "token:" + strconv.FormatInt(p.TokenID, 10)
+}
+
+// bucket names the caller's rate limit bucket: the token's, or the node's
+// for an agent's service account token (a rotated token keeps it).
+func (p Principal) bucket() string {
+	if p.Agent != nil {
+		return "agent-node:" + p.Agent.Node
+	}
+	return "token:" + strconv.FormatInt(p.TokenID, 10)
+}
 
 func principal(ctx context.Context) Principal {
 	p, _ := ctx.Value(principalKey{}).(Principal)
@@ -233,6 +254,9 @@ func (h *Handler) authorize(role string, next handlerFunc) handlerFunc {
 		if !strings.EqualFold(scheme, "Bearer") || token == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="bulwark"`)
 			return errorf(http.StatusUnauthorized, nil, "missing bearer token")
+		}
+		if h.agents != nil && !strings.HasPrefix(token, store.TokenPrefix) {
+			return h.authorizeAgent(w, r, role, token, next)
 		}
 		got, id, err := h.store.Authenticate(r.Context(), token)
 		if errors.Is(err, store.ErrUnauthenticated) {

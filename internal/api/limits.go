@@ -67,16 +67,16 @@ func (l *Limits) fill() {
 func (h *Handler) UseLimits(l Limits) {
 	l.fill()
 	h.limits = l
-	h.buckets = &buckets{rate: l.Rate, burst: float64(l.Burst), inFlight: l.InFlight, m: map[int64]*bucket{}}
+	h.buckets = &buckets{rate: l.Rate, burst: float64(l.Burst), inFlight: l.InFlight, m: map[string]*bucket{}}
 	h.matches = make(chan struct{}, l.Matches)
 }
 
-// buckets are the token buckets of the tokens, by token id.
+// buckets are the token buckets of the callers, by Principal.bucket.
 type buckets struct {
 	rate, burst float64
 	inFlight    int
 	mu          sync.Mutex
-	m           map[int64]*bucket
+	m           map[string]*bucket
 }
 
 type bucket struct {
@@ -93,7 +93,7 @@ const maxPollsPerToken = 8
 
 // enter counts a request of token id in progress (a long poll when poll),
 // unless it has inFlight of them (maxPollsPerToken) already; leave ends it.
-func (b *buckets) enter(id int64, poll bool) bool {
+func (b *buckets) enter(id string, poll bool) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	k := b.m[id]
@@ -111,7 +111,7 @@ func (b *buckets) enter(id int64, poll bool) bool {
 	return true
 }
 
-func (b *buckets) leave(id int64, poll bool) {
+func (b *buckets) leave(id string, poll bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	k := b.m[id]
@@ -129,7 +129,7 @@ func (b *buckets) leave(id int64, poll bool) {
 
 // take spends one request of token id's bucket at now: ok, or how long
 // until the next request is allowed.
-func (b *buckets) take(id int64, now time.Time) (ok bool, wait time.Duration) {
+func (b *buckets) take(id string, now time.Time) (ok bool, wait time.Duration) {
 	if b.rate < 0 {
 		return true, 0
 	}
@@ -165,7 +165,7 @@ const longPollRoute = "GET /api/v1/identity/changes"
 func (h *Handler) limit(pattern string, next handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		if h.buckets != nil {
-			id := principal(r.Context()).TokenID
+			id := principal(r.Context()).bucket()
 			if ok, wait := h.buckets.take(id, time.Now()); !ok {
 				secs := int(math.Ceil(wait.Seconds()))
 				w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))

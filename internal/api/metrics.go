@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"github.com/bulwark-sec/bulwark/internal/nodeauth"
 )
 
 // Metrics are the server's Prometheus metrics, written in the text
@@ -29,6 +31,8 @@ type Metrics struct {
 
 	// Images returns the number of images stored, read at scrape time.
 	Images func(ctx context.Context) (int64, error)
+
+	agentTokens func() nodeauth.Counts // set by UseAgentAuth (agentauth.go)
 }
 
 type requestKey struct {
@@ -76,6 +80,17 @@ func (m *Metrics) write(ctx context.Context, w io.Writer) error {
 		fmt.Fprintf(w, "bulwark_http_requests_total{route=%s,code=\"%d\"} %d\n", strconv.Quote(k.route), k.code, m.requests[k])
 	}
 	m.mu.Unlock()
+
+	if m.agentTokens != nil {
+		c := m.agentTokens()
+		fmt.Fprintf(w, "# HELP bulwark_agent_token_reviews_total Agents' service account tokens by answer: cached, reviewed (accepted by a review), refused, unavailable (the cluster could not be asked).\n# TYPE bulwark_agent_token_reviews_total counter\n")
+		for _, v := range []struct {
+			result string
+			n      int64
+		}{{"cached", c.Cached}, {"reviewed", c.Reviewed}, {"refused", c.Refused}, {"unavailable", c.Unavailable}} {
+			fmt.Fprintf(w, "bulwark_agent_token_reviews_total{result=%q} %d\n", v.result, v.n)
+		}
+	}
 
 	if m.Images != nil {
 		n, err := m.Images(ctx)

@@ -7,8 +7,9 @@ import (
 )
 
 // NodeTokenPrefix names an agent token bound to one node: a token called
-// "node:NAME" may speak for node NAME only. Every agent route that names
-// a node (identities, secrets, heartbeats, runtime events, host
+// "node:NAME" may speak for node NAME only, as may an agent's service
+// account token for the node of its pod (agentauth.go). Every agent route
+// that names a node (identities, secrets, heartbeats, runtime events, host
 // inventory, flows) refuses such a token's request for another node with
 // 403, before it changes or releases anything.
 const NodeTokenPrefix = "node:"
@@ -46,15 +47,29 @@ func (h *Handler) nodeScoped(pattern string, next handlerFunc) handlerFunc {
 		return next
 	}
 	return func(w http.ResponseWriter, r *http.Request) error {
-		name, err := h.tokenName(r.Context())
+		bound, ok, err := h.boundNode(r.Context())
 		if err != nil {
 			return err
 		}
-		if bound, ok := strings.CutPrefix(name, NodeTokenPrefix); ok {
+		if ok {
 			return errorf(http.StatusForbidden, nil, "this token is bound to node %q: it may call the agent routes only", bound)
 		}
 		return next(w, r)
 	}
+}
+
+// boundNode is the node the caller is bound to: an agent's service
+// account token's, or a node:NAME API token's.
+func (h *Handler) boundNode(ctx context.Context) (node string, ok bool, err error) {
+	if a := principal(ctx).Agent; a != nil {
+		return a.Node, true, nil
+	}
+	name, err := h.tokenName(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	node, ok = strings.CutPrefix(name, NodeTokenPrefix)
+	return node, ok, nil
 }
 
 // tokenName is the caller's token name ("" when the store names none).
@@ -78,11 +93,11 @@ func (h *Handler) tokenName(ctx context.Context) (string, error) {
 
 // nodeBound refuses a request of a node-bound token for another node.
 func (h *Handler) nodeBound(ctx context.Context, node string) error {
-	name, err := h.tokenName(ctx)
+	bound, ok, err := h.boundNode(ctx)
 	if err != nil {
 		return err
 	}
-	if bound, ok := strings.CutPrefix(name, NodeTokenPrefix); ok && bound != node {
+	if ok && bound != node {
 		return errorf(http.StatusForbidden, nil, "this token is bound to node %q, not %q", bound, node)
 	}
 	return nil

@@ -67,6 +67,7 @@ func newServerCmd(g *globalOptions) *cobra.Command {
 		secretsOpt secretsOptions
 		respPolicy string
 		kubeconfig string
+		agentAuth  agentAuthOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -120,7 +121,7 @@ Registry credentials and webhook secrets are sealed with the key in
 					return err
 				}
 			}
-			return server.Run(cmd.Context(), server.Config{
+			cfg := server.Config{
 				DataDir:           dir,
 				Database:          data.database,
 				Listen:            listen,
@@ -147,7 +148,9 @@ Registry credentials and webhook secrets are sealed with the key in
 				Secrets:           secrets,
 				ResponsePolicy:    respPolicy,
 				Kubeconfig:        kubeconfig,
-			})
+			}
+			agentAuth.apply(&cfg)
+			return server.Run(cmd.Context(), cfg)
 		},
 	}
 	data.addFlags(cmd)
@@ -175,6 +178,7 @@ Registry credentials and webhook secrets are sealed with the key in
 	secretsOpt.addFlags(cmd)
 	cmd.Flags().StringVar(&respPolicy, "response-policy", "", "runtime response policy (YAML: alert, replace, rollback, quarantine per namespace and application; rate limit, breaker, dry-run); default: alert only")
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", `kubeconfig of the cluster the runtime responses act on and workload identity reads pods' service accounts from and the agent allowlist route checks nodes' claims against ("in-cluster": the pod's service account); default: none, actions other than alert are skipped`)
+	agentAuth.addFlags(cmd)
 	cmd.AddCommand(newServerTokenCmd())
 	return cmd
 }

@@ -138,6 +138,11 @@ type Config struct {
 	// acts on none (in a pod, "in-cluster" uses its service account).
 	ResponsePolicy string
 	Kubeconfig     string
+	// AgentServiceAccount (NAMESPACE/NAME) lets agents authenticate with
+	// their pod's projected service account token for AgentAudience
+	// (agentauth.go); "" accepts API tokens only. It needs Kubeconfig.
+	AgentServiceAccount string
+	AgentAudience       string
 }
 
 func (c *Config) fill() error {
@@ -314,6 +319,11 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		handler.UseNodeImages(&kube.NodePods{Client: kc}) // an uncertified allowlist needs the kubelet's word
+		if err := useAgentAuth(cfg, kc, handler, log); err != nil {
+			return err
+		}
+	} else if cfg.AgentServiceAccount != "" {
+		return errors.New("--agent-service-account needs the cluster that reviews the tokens: --kubeconfig")
 	}
 	ev := &events{store: st, handler: handler, log: log.With("task", "events"), instance: cfg.Instance + "/events", poll: cfg.PollInterval}
 	ev.fleet, ev.wakeRespond = running, respondWorker.Wake

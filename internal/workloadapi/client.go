@@ -21,6 +21,7 @@ import (
 
 	"github.com/bulwark-sec/bulwark/internal/agentproto"
 	"github.com/bulwark-sec/bulwark/internal/identity"
+	"github.com/bulwark-sec/bulwark/internal/tokenfile"
 )
 
 // maxAnswer bounds what is read of a server answer.
@@ -32,6 +33,9 @@ const maxAnswer = 1 << 20
 type ServerIssuer struct {
 	// URL is the server's base URL; Token a bearer token of role operator.
 	URL, Token string
+	// Tokens, when set, hands out the current token instead of Token (a
+	// token file the kubelet rotates).
+	Tokens *tokenfile.Source
 	// Node is this node's name, as its heartbeats give it.
 	Node string
 	// Client makes the calls (nil: one with a 30 s timeout); the change
@@ -185,12 +189,19 @@ func (s *ServerIssuer) callWith(ctx context.Context, c *http.Client, method, pat
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Authorization", "Bearer "+s.Token)
+	token := s.Token
+	if s.Tokens != nil {
+		token = s.Tokens.Token()
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := c.Do(req)
 	if err != nil {
 		return fmt.Errorf("asking %q: %w", u, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized {
+		s.Tokens.Refused(token)
+	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
 		return fmt.Errorf("reading the answer of %q: %w", u, err)

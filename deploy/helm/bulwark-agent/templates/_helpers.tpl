@@ -19,9 +19,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
-{{/* The Secret holding the token(s), "" without a server. */}}
+{{/* The Secret holding the token(s), "" without a server or with service account tokens. */}}
 {{- define "bulwark-agent.tokenSecret" -}}
-{{- if .Values.server.existingSecret -}}
+{{- if or (not .Values.server.url) (ne .Values.server.auth "staticTokens") -}}
+{{- else if .Values.server.existingSecret -}}
 {{- .Values.server.existingSecret -}}
 {{- else if or .Values.server.tokens .Values.server.token -}}
 {{- include "bulwark-agent.fullname" . }}-token
@@ -30,7 +31,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 
 {{/* The token file the agent reads, under the Secret's mount. */}}
 {{- define "bulwark-agent.tokenFile" -}}
-{{- if or .Values.server.tokens (and .Values.server.existingSecret .Values.server.existingSecretPerNode) -}}
+{{- if eq .Values.server.auth "serviceAccountToken" -}}
+/etc/bulwark-agent/token/token
+{{- else if or .Values.server.tokens (and .Values.server.existingSecret .Values.server.existingSecretPerNode) -}}
 /etc/bulwark-agent/token/$(NODE_NAME)
 {{- else if .Values.server.existingSecret -}}
 /etc/bulwark-agent/token/{{ .Values.server.existingSecretKey }}
