@@ -128,6 +128,9 @@ type GateStats struct {
 	// why there is none ("" when there is).
 	ContinuedByAnother int64
 	Guard              string `json:",omitempty"`
+	// Scope is the gate's cgroup scope (gatescope.go), "" when node-wide
+	// (containers in pid namespaces of their own only: hostPID ones not).
+	Scope string `json:",omitempty"`
 	// Waited is how long the stopped waited for their verdicts, summed
 	// (from the event read to the signal): the first exec's added latency.
 	Waited time.Duration
@@ -140,6 +143,9 @@ func (a *Agent) gateStats() GateStats {
 	g.mu.Unlock()
 	s := GateStats{On: on, Stopped: g.stopped.Load(), Continued: g.continued.Load(), Killed: g.killed.Load(), Failed: g.failed.Load(),
 		Recovered: g.recovered.Load(), Waited: time.Duration(g.waited.Load())}
+	if on {
+		s.Scope = a.gateDir()
+	}
 	if m := a.procMon.Load(); m != nil {
 		if ps, err := m.Stats(); err == nil {
 			s.Lost, s.ContinuedByAnother = int64(ps.GateLost), int64(ps.ContKilled)

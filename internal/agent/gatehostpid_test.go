@@ -37,8 +37,8 @@ func TestGateHostPID(t *testing.T) {
 	c, addr, ctx, probe, img := gateWorld(t)
 	var col collector
 	a, _ := startAgent(t, addr, ModePrevent, &col, func(c *Config) { c.ExecEventsDefault, c.adoptDelay = true, delay(time.Second) })
-	if !a.gateStats().On {
-		t.Fatal("prevent with the exec sensor: the gate is off")
+	if g := a.gateStats(); !g.On || g.Scope != "/"+testNS {
+		t.Fatalf("prevent with the exec sensor: gate %+v, want on, scoped to /%s", g, testNS)
 	}
 	evil := append(append([]byte{}, probe...), "drifted"...)
 	if code, escaped := runEntrypoint(t, ctx, c, img, "hpevil", evil, hostPID); code != 128+int(syscall.SIGKILL) || escaped {

@@ -44,6 +44,9 @@ func (a *Agent) gateDir() string {
 	s.once.Do(func() {
 		s.dir = a.cfg.GateCgroup
 		if s.dir != GateCgroupAuto {
+			if s.dir != "" {
+				s.dir = path.Clean("/" + s.dir)
+			}
 			return
 		}
 		s.dir = ""
