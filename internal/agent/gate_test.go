@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -190,6 +191,45 @@ func TestGateSiblingContinues(t *testing.T) {
 	pid, wait := startEntrypoint(t, ctx, c, img, "gatesibnew", append(append([]byte{}, probe...), "drifted"...),
 		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.PIDNamespace, Path: "/proc/" + strconv.Itoa(int(sib.task.Pid())) + "/ns/pid"}))
 	guardKills(t, a, sib, pid, wait, "contall")
+}
+
+// TestGateScopesApart: two agents gating different cgroup subtrees of one
+// node keep apart lists of held processes. They shared the pinned list:
+// the other agent's guard, loaded first, killed this agent's held
+// entrypoint when a sibling continued it and took the entry, so this
+// agent never counted it (continued-by-another 0: a CI run beside another
+// test's agent went red on TestGateSiblingContinues). Each list is
+// unpinned once its agent stops cleanly holding nothing.
+func TestGateScopesApart(t *testing.T) {
+	c, addr, ctx, probe, img := gateWorld(t)
+	otherScope := testNS + "-other"
+	if mnt, err := cgroup2Mount(); err == nil { // gateScope makes the other scope's cgroup
+		t.Cleanup(func() { os.Remove(filepath.Join(mnt, otherScope)) })
+	}
+	var other collector
+	b, stopB := startAgent(t, addr, ModePrevent, &other, func(c *Config) {
+		c.ExecEventsDefault, c.Namespaces, c.GateCgroup = true, []string{otherScope}, otherScope
+	})
+	var col collector
+	a, stopA := startAgent(t, addr, ModePrevent, &col, func(c *Config) { c.ExecEventsDefault, c.adoptDelay = true, delay(time.Second) })
+	pins := []string{heldPinDir(a.gateDir()), heldPinDir(b.gateDir())}
+	if pins[0] == pins[1] {
+		t.Fatalf("agents of scopes %q and %q pin their held processes in one place, %s", a.gateDir(), b.gateDir(), pins[0])
+	}
+	sib := startWatched(t, ctx, c, img, a, "gatescsib")
+	pid, wait := startEntrypoint(t, ctx, c, img, "gatescnew", append(append([]byte{}, probe...), "drifted"...),
+		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.PIDNamespace, Path: "/proc/" + strconv.Itoa(int(sib.task.Pid())) + "/ns/pid"}))
+	guardKills(t, a, sib, pid, wait, "contall")
+	if g := b.gateStats(); g.ContinuedByAnother != 0 || g.Stopped != 0 {
+		t.Errorf("the other scope's agent: %+v; want it to have held and killed nothing", g)
+	}
+	stopA()
+	stopB()
+	for _, p := range pins {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("after a clean stop holding nothing, %s: %v; want it unpinned", p, err)
+		}
+	}
 }
 
 // guardKills waits for the entrypoint pid to be held, has the running
