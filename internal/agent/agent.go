@@ -68,11 +68,14 @@ type Config struct {
 	// ("": in memory only).
 	Allowlists     AllowlistServer
 	AllowlistCache string
-	// GateCgroup limits the gate (gate.go) to the containers whose cgroup v2
+	// GateCgroup limits the gate (gate.go) to the processes whose cgroup v2
 	// is this directory (relative to the cgroup2 mount; made if missing) or
-	// below it; "" is the whole node. For a node another agent also gates
-	// (a second containerd's agent, tests): two node-wide gates stop, and
-	// continue, each other's containers' first execs.
+	// below it, and there holds them whatever their pid namespace (hostPID
+	// containers too); GateCgroupAuto finds the kubelet's pods' root
+	// (gatescope.go); "" is the whole node, containers in pid namespaces of
+	// their own only. For a node another agent also gates (a second
+	// containerd's agent, tests): two node-wide gates stop, and continue,
+	// each other's containers' first execs.
 	GateCgroup string
 
 	adoptDelay delay         // tests: adoption waits before marking (gate.go)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -32,9 +31,11 @@ import (
 //
 // With the exec sensor and fanotify, once the containers that ran at start
 // are adopted, the sensor's program stops (SIGSTOP, in the kernel, before
-// the new program runs an instruction) every exec by a process in a pid
-// namespace of its own whose cgroup no watched container owns, unless the
-// agent resolved that cgroup as not its to judge (bpf/exec.c). For each
+// the new program runs an instruction) every exec by a container's
+// process (in the gate's cgroup scope whatever its pid namespace, else in a
+// pid namespace of its own: gatescope.go) whose cgroup no watched container
+// owns, unless the agent resolved that cgroup as not its to judge
+// (bpf/exec.c). For each
 // stopped exec the agent finds the container (already adopted by cgroup,
 // else by the container ids /proc/PID/cgroup names, loaded from containerd
 // in the watched namespaces and adopted now, once with the /tasks/create
@@ -53,9 +54,11 @@ import (
 //     (fail closed, as fanotify denies an unreadable file), continued
 //     otherwise; logged and counted.
 //
-// The host's processes (the initial pid namespace: containerd, the shims,
-// runc, the agent and its canary) and hostPID containers are never
-// stopped; nor is the agent's own cgroup (an agent in a pod of its own).
+// The host's processes (outside the gate's cgroup scope, gatescope.go, or
+// without one in the initial pid namespace: containerd, the shims, runc's
+// parent) are never stopped; nor is the agent's own cgroup (the agent and
+// its canary; an agent in a hostPID pod of its own). hostPID containers
+// are stopped only in a scope.
 // On shutdown the gate is turned off first and every process still
 // waiting is continued. An agent that dies without its shutdown leaves
 // them stopped; the next one judges them (gaterecover.go).
@@ -82,6 +85,8 @@ type gateState struct {
 	closing bool                 // shutting down: every stopped process is continued
 	pending map[*stopped]bool    // stopped processes waiting for their verdict
 	flights map[string]*adoption // adoptions under way, by container id and init pid
+
+	scope scopeOnce // the gate's cgroup scope (gatescope.go)
 
 	stopped, continued, killed, failed atomic.Int64
 	recovered                          atomic.Int64 // held before this agent (gaterecover.go)
@@ -123,6 +128,9 @@ type GateStats struct {
 	// why there is none ("" when there is).
 	ContinuedByAnother int64
 	Guard              string `json:",omitempty"`
+	// Scope is the gate's cgroup scope (gatescope.go), "" when node-wide
+	// (containers in pid namespaces of their own only: hostPID ones not).
+	Scope string `json:",omitempty"`
 	// Waited is how long the stopped waited for their verdicts, summed
 	// (from the event read to the signal): the first exec's added latency.
 	Waited time.Duration
@@ -135,6 +143,9 @@ func (a *Agent) gateStats() GateStats {
 	g.mu.Unlock()
 	s := GateStats{On: on, Stopped: g.stopped.Load(), Continued: g.continued.Load(), Killed: g.killed.Load(), Failed: g.failed.Load(),
 		Recovered: g.recovered.Load(), Waited: time.Duration(g.waited.Load())}
+	if on {
+		s.Scope = a.gateDir()
+	}
 	if m := a.procMon.Load(); m != nil {
 		if ps, err := m.Stats(); err == nil {
 			s.Lost, s.ContinuedByAnother = int64(ps.GateLost), int64(ps.ContKilled)
@@ -259,27 +270,6 @@ func (a *Agent) gateOpen() {
 	if err := m.Guarded(); err != nil {
 		a.log.Warn("the gate has no guard: a held process another continues (a sibling in a shared pid namespace) runs before its verdict", "error", err.Error())
 	}
-}
-
-// gateScope limits the gate to cfg.GateCgroup (tests: several agents on
-// one node would stop, and continue, each other's containers' execs).
-func (a *Agent) gateScope(m *execmon.Monitor) error {
-	if a.cfg.GateCgroup == "" {
-		return nil
-	}
-	mnt, err := cgroup2Mount()
-	if err != nil {
-		return err
-	}
-	dir := filepath.Join(mnt, filepath.Clean("/"+a.cfg.GateCgroup))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("making the gate's cgroup %q: %w", dir, err)
-	}
-	var st unix.Stat_t
-	if err := unix.Stat(dir, &st); err != nil {
-		return fmt.Errorf("reading the gate's cgroup %q: %w", dir, err)
-	}
-	return m.GateUnder(st.Ino)
 }
 
 // gateClose turns the gate off and continues every process it stopped:
@@ -413,6 +403,9 @@ func (a *Agent) judgeStopped(m *execmon.Monitor, ev execmon.Event, p *stopped) {
 		a.abandon(p) // tests: a dying agent sends nothing
 	case run.Err() != nil:
 		a.settle(p, unix.SIGCONT) // stopping: gateClose continues everything
+	case errors.Is(err, errNoTask), errors.Is(err, errNotIts):
+		a.log.Info("continuing a held exec not its container's", "pid", ev.PID, "path", ev.Path, "cgroup", ev.Cgroup, "why", err.Error())
+		a.settle(p, unix.SIGCONT) // its cgroup is not let through: the container's own execs are held
 	case err != nil:
 		a.gate.failed.Add(1)
 		sig := unix.SIGCONT
@@ -431,6 +424,27 @@ func (a *Agent) judgeStopped(m *execmon.Monitor, ev execmon.Event, p *stopped) {
 	}
 }
 
+// errNoTask: the stopped exec is in the cgroup of a container of the
+// watched namespaces whose task does not exist or has no process yet
+// (containerd says pid 0 while runc create runs). It is being created, and
+// what runs in its cgroup is its runtime's, not its own: with a scope the
+// gate holds host-pid-namespace processes, and runc 1.1 joins `runc init`
+// to the container's cgroup and init re-executes itself from a memfd (the
+// cloned binary, /dev/fd/N), in either order (seen here on a real kubelet,
+// about one container in ten). Nothing of the container's runs before its
+// task has its process (the entrypoint's exec comes at its start), and
+// only the host's root places a process in a container's cgroup:
+// continued, the cgroup not let through (that let the entrypoint run
+// unheld).
+var errNoTask = errors.New("the container has no task process yet")
+
+// errNotIts: the stopped exec's cgroup path names a container of the
+// watched namespaces whose pid namespace it is not in (a cgroup made below
+// its own, a container of the same id elsewhere): continued as one not
+// the agent's, but its cgroup is not let through, as a cgroup a container
+// of ours names must never be (the container's own execs would pass).
+var errNotIts = errors.New("its cgroup names a container whose pid namespace it is not in")
+
 // gateResolve finds the container a stopped exec belongs to: nil when it
 // is none of the agent's (not a container of the watched namespaces, or
 // one in mode off). prevent says whether an error must kill it: the
@@ -443,12 +457,15 @@ func (a *Agent) gateResolve(ctx context.Context, ev execmon.Event) (*container, 
 		return c, c.mode == ModePrevent, nil
 	}
 	prevent := a.mayPrevent()
+	if a.runtimeReexec(ev) { // gateruntime.go
+		return nil, prevent, errNoTask
+	}
 	pid := int(ev.PID)
 	ids, err := cgroupCandidates(pid)
 	if err != nil {
 		return nil, prevent, err
 	}
-	seen := map[string]bool{}
+	seen, named := map[string]bool{}, false
 	for _, id := range ids {
 		if seen[id] || id == "" {
 			continue
@@ -467,6 +484,9 @@ func (a *Agent) gateResolve(ctx context.Context, ev execmon.Event) (*container, 
 				prevent = a.modeFor(ns, info.Labels) == ModePrevent
 			}
 			t, err := k.Task(nctx, nil)
+			if errdefs.IsNotFound(err) || (err == nil && t.Pid() == 0) {
+				return nil, prevent, errNoTask // being created: runc's
+			}
 			if err != nil {
 				return nil, prevent, fmt.Errorf("loading the task of container %q: %w", id, err)
 			}
@@ -475,6 +495,7 @@ func (a *Agent) gateResolve(ctx context.Context, ev execmon.Event) (*container, 
 			// same id in another namespace or containerd, nor one named by
 			// a cgroup the process made below its own.
 			if !sameNamespace("pid", pid, int(t.Pid())) {
+				named = true
 				continue
 			}
 			c, err := a.adoptOnce(ctx, ns, id, t.Pid())
@@ -483,6 +504,9 @@ func (a *Agent) gateResolve(ctx context.Context, ev execmon.Event) (*container, 
 			}
 			return c, c.mode == ModePrevent, nil
 		}
+	}
+	if named {
+		return nil, prevent, errNotIts
 	}
 	return nil, prevent, nil
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -106,9 +107,9 @@ func gateWorld(t *testing.T) (*client.Client, string, context.Context, []byte, c
 // runEntrypoint runs a container whose entrypoint is prog, put in a
 // directory of the host bind-mounted at /ctl, as "/ctl/evil escaped"; it
 // returns the exit status and whether the program ran (wrote ESCAPED).
-func runEntrypoint(t *testing.T, ctx context.Context, c *client.Client, img client.Image, id string, prog []byte) (int, bool) {
+func runEntrypoint(t *testing.T, ctx context.Context, c *client.Client, img client.Image, id string, prog []byte, opts ...oci.SpecOpts) (int, bool) {
 	t.Helper()
-	_, wait := startEntrypoint(t, ctx, c, img, id, prog)
+	_, wait := startEntrypoint(t, ctx, c, img, id, prog, opts...)
 	return wait()
 }
 
@@ -189,30 +190,82 @@ func TestGateSiblingContinues(t *testing.T) {
 	sib := startWatched(t, ctx, c, img, a, "gatesib")
 	pid, wait := startEntrypoint(t, ctx, c, img, "gatesibnew", append(append([]byte{}, probe...), "drifted"...),
 		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.PIDNamespace, Path: "/proc/" + strconv.Itoa(int(sib.task.Pid())) + "/ns/pid"}))
+	guardKills(t, a, sib, pid, wait, "contall")
+}
+
+// TestGateScopesApart: two agents gating different cgroup subtrees of one
+// node keep apart lists of held processes. They shared the pinned list:
+// the other agent's guard, loaded first, killed this agent's held
+// entrypoint when a sibling continued it and took the entry, so this
+// agent never counted it (continued-by-another 0: a CI run beside another
+// test's agent went red on TestGateSiblingContinues). Each list is
+// unpinned once its agent stops cleanly holding nothing.
+func TestGateScopesApart(t *testing.T) {
+	c, addr, ctx, probe, img := gateWorld(t)
+	otherScope := testNS + "-other"
+	if mnt, err := cgroup2Mount(); err == nil { // gateScope makes the other scope's cgroup
+		t.Cleanup(func() { os.Remove(filepath.Join(mnt, otherScope)) })
+	}
+	var other collector
+	b, stopB := startAgent(t, addr, ModePrevent, &other, func(c *Config) {
+		c.ExecEventsDefault, c.Namespaces, c.GateCgroup = true, []string{otherScope}, otherScope
+	})
+	var col collector
+	a, stopA := startAgent(t, addr, ModePrevent, &col, func(c *Config) { c.ExecEventsDefault, c.adoptDelay = true, delay(time.Second) })
+	pins := []string{heldPinDir(a.gateDir()), heldPinDir(b.gateDir())}
+	if pins[0] == pins[1] {
+		t.Fatalf("agents of scopes %q and %q pin their held processes in one place, %s", a.gateDir(), b.gateDir(), pins[0])
+	}
+	sib := startWatched(t, ctx, c, img, a, "gatescsib")
+	pid, wait := startEntrypoint(t, ctx, c, img, "gatescnew", append(append([]byte{}, probe...), "drifted"...),
+		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.PIDNamespace, Path: "/proc/" + strconv.Itoa(int(sib.task.Pid())) + "/ns/pid"}))
+	guardKills(t, a, sib, pid, wait, "contall")
+	if g := b.gateStats(); g.ContinuedByAnother != 0 || g.Stopped != 0 {
+		t.Errorf("the other scope's agent: %+v; want it to have held and killed nothing", g)
+	}
+	stopA()
+	stopB()
+	for _, p := range pins {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("after a clean stop holding nothing, %s: %v; want it unpinned", p, err)
+		}
+	}
+}
+
+// guardKills waits for the entrypoint pid to be held, has the running
+// sibling send it SIGCONT (cmd), and checks the gate's guard killed it
+// before it ran (without the guard, logs the known gap); the sibling keeps
+// working.
+func guardKills(t *testing.T, a *Agent, sib *ctr, pid int, wait func() (int, bool), cmd string) {
+	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); procStateOf(pid) != "T"; sleepTick() {
 		if time.Now().After(deadline) {
 			t.Fatal("the entrypoint was never held")
 		}
 	}
-	sib.doAll(t, "contall")
+	sib.doAll(t, cmd)
 	code, escaped := wait()
 	if g := a.gateStats(); g.Guard != "" {
-		t.Logf("known gap without the guard (%s): a sibling continued the held entrypoint: exit %d, escaped %v", g.Guard, code, escaped)
+		t.Logf("known gap without the guard (%s): %s continued the held entrypoint: exit %d, escaped %v", g.Guard, sib.id, code, escaped)
 	} else if code != 128+int(syscall.SIGKILL) || escaped || g.ContinuedByAnother < 1 {
-		t.Fatalf("a held entrypoint continued by a sibling: exit %d, escaped %v, gate %+v; want killed before it ran", code, escaped, g)
+		t.Fatalf("a held entrypoint continued by %s: exit %d, escaped %v, gate %+v; want killed before it ran", sib.id, code, escaped, g)
 	}
 	sib.doAll(t, "run /bin/tool")
 }
 
 // TestGateBoundedWait: a verdict that does not come in the gate's bound
 // (here 300 ms against an adoption slowed by 2 s) kills the held exec in
-// prevent, even an image program's (fail closed), counted failed.
+// prevent, even an image program's (fail closed), counted failed. In
+// detect a hostPID container's held entrypoint (in the gate's cgroup
+// scope, the host's pid namespace) is continued at the bound and serves
+// before its adoption ends: nothing is held longer than the bound.
 func TestGateBoundedWait(t *testing.T) {
 	c, addr, ctx, probe, img := gateWorld(t)
 	var col collector
-	a, _ := startAgent(t, addr, ModePrevent, &col, func(c *Config) {
+	bounded := func(c *Config) {
 		c.ExecEventsDefault, c.adoptDelay, c.gateWait = true, delay(2*time.Second), 300*time.Millisecond
-	})
+	}
+	a, stop := startAgent(t, addr, ModePrevent, &col, bounded)
 	start := time.Now()
 	if code, escaped := runEntrypoint(t, ctx, c, img, "gatebound", probe); code != 128+int(syscall.SIGKILL) || escaped {
 		t.Fatalf("no verdict in the bound: exit %d, escaped %v; want killed", code, escaped)
@@ -223,14 +276,26 @@ func TestGateBoundedWait(t *testing.T) {
 	if s := a.gateStats(); s.Failed < 1 || s.Killed < 1 {
 		t.Fatalf("gate %+v, want 1 failed and killed", s)
 	}
+	stop()
+
+	d, _ := startAgent(t, addr, ModeDetect, &col, bounded, withExecEvents)
+	start = time.Now()
+	create(t, ctx, c, img, "gateboundhost", hostPID).start(t, ctx)
+	if took := time.Since(start); took > 1500*time.Millisecond {
+		t.Fatalf("a hostPID entrypoint without a verdict served after %v: the bound did not hold", took)
+	}
+	if s := d.gateStats(); s.Failed < 1 || s.Killed != 0 {
+		t.Fatalf("detect: gate %+v, want 1 failed and continued", s)
+	}
 }
 
 // BenchmarkGateFirstExec: from a task's start to its image entrypoint
 // serving (wall ms/op), adoption not slowed, in prevent without the exec
 // sensor (no gate: the entrypoint may run before the marks) and with the
-// gate; held/op is the share of entrypoints the gate held (their
-// container was not adopted yet when they exec'd), ms/held what a held
-// one waited for its verdict. Each agent's first container makes the
+// gate, for a container in a pid namespace of its own and a hostPID one
+// (held in the gate's cgroup scope); held/op is the share of entrypoints
+// the gate held (their container was not adopted yet when they exec'd),
+// ms/held what a held one waited for its verdict. Each agent's first container makes the
 // image's list from its layers.
 //
 //	nice -n 10 go test ./internal/agent -run '^$' -bench GateFirstExec -benchtime 10x
@@ -238,10 +303,12 @@ func BenchmarkGateFirstExec(b *testing.B) {
 	c, addr := containerdtest.Start(b)
 	ctx := namespaces.WithNamespace(context.Background(), testNS)
 	img := importImage(b, ctx, c, probeImage(b, buildProbe(b)))
+	gate := func(c *Config) { c.ExecEventsDefault = true }
 	for _, bc := range []struct {
 		name string
 		opt  func(*Config)
-	}{{"no-gate", func(*Config) {}}, {"gate", func(c *Config) { c.ExecEventsDefault = true }}} {
+		spec []oci.SpecOpts
+	}{{"no-gate", func(*Config) {}, nil}, {"gate", gate, nil}, {"gate-hostpid", gate, []oci.SpecOpts{hostPID}}} {
 		b.Run(bc.name, func(b *testing.B) {
 			var col collector
 			a, stop := startAgent(b, addr, ModePrevent, &col, bc.opt)
@@ -250,7 +317,7 @@ func BenchmarkGateFirstExec(b *testing.B) {
 			g0 := a.gateStats()
 			for b.Loop() {
 				i++
-				k := create(b, ctx, c, img, bc.name+"-"+strconv.Itoa(i))
+				k := create(b, ctx, c, img, bc.name+"-"+strconv.Itoa(i), bc.spec...)
 				k.start(b, ctx)
 				b.StopTimer()
 				removeTask(b, ctx, k.task)

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path"
@@ -15,7 +17,8 @@ import (
 // What the gate held when the agent before this one died.
 //
 // The gate's kernel list of held processes (pid and start time) is pinned
-// in bpffs (execmon.PinDir, root's, 0700, on the host: no container
+// in bpffs (execmon.PinDir, or one beside it per gate scope: heldPinDir;
+// root's, 0700, on the host: no container
 // reaches it). An agent that dies without its shutdown (a crash, an OOM
 // kill, SIGKILL at a node upgrade) leaves what it held stopped; its
 // successor, once the containers that run are adopted and before the gate
@@ -31,6 +34,35 @@ import (
 // by anyone else (job control, a debugger) was never in the list: left
 // alone.
 
+// heldPinDir is where the gate's held processes are pinned: one list per
+// gate scope (gateDir). Two agents that gate different cgroup subtrees of
+// one node, what --gate-cgroup is for, must not share it: each one's guard
+// kills, and each one's successor judges, what the list holds. They shared
+// it, and another agent's guard, loaded first, killed this one's held
+// entrypoint and took its entry, so the agent whose process it was never
+// counted it (a CI run beside another test's agent; TestGateScopesApart).
+// A successor with the same scope finds its predecessor's list.
+func heldPinDir(scope string) string {
+	if scope == "" {
+		return execmon.PinDir
+	}
+	sum := sha256.Sum256([]byte(scope))
+	return execmon.PinDir + "-" + hex.EncodeToString(sum[:6])
+}
+
+// unpinHeld removes the pinned list once the gate, shut down, holds
+// nothing (gateClose continued all): a successor makes its own. Not for
+// an agent dying as a killed one would (tests): its list is what the
+// successor must find.
+func (a *Agent) unpinHeld(m *execmon.Monitor) {
+	if a.gate.dying.Load() {
+		return
+	}
+	if err := m.Unpin(); err != nil {
+		a.log.Warn("leaving the gate's pinned list of held processes", "error", err.Error())
+	}
+}
+
 // gateRecover judges what the pinned list holds (see above).
 func (a *Agent) gateRecover() {
 	m := a.procMon.Load()
@@ -43,7 +75,7 @@ func (a *Agent) gateRecover() {
 	}
 	for _, h := range hs {
 		pid := int(h.PID)
-		if a.cfg.GateCgroup != "" && !inCgroup(pid, a.cfg.GateCgroup) {
+		if dir := a.gateDir(); dir != "" && !inCgroup(pid, dir) {
 			continue // tests: another agent's
 		}
 		fd, err := unix.PidfdOpen(pid, 0)

@@ -17,8 +17,6 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"golang.org/x/sys/unix"
-
-	"github.com/bulwark-sec/bulwark/internal/execmon"
 )
 
 // TestGateRestartJudges: an agent dies (no shutdown: its sensor detached,
@@ -87,7 +85,7 @@ func TestGateRestartJudges(t *testing.T) {
 		}
 	}
 
-	pinned, err := ebpf.LoadPinnedMap(filepath.Join(execmon.PinDir, "held_pids"), nil)
+	pinned, err := ebpf.LoadPinnedMap(filepath.Join(heldPinDir(a1.gateDir()), "held_pids"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/contrib/seccomp"
-	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -225,19 +224,7 @@ func sleepTick() { time.Sleep(10 * time.Millisecond) }
 // which re-executes runc from a memfd of its own) and returns its status.
 func execIn(t *testing.T, ctx context.Context, task client.Task, prog string) uint32 {
 	t.Helper()
-	p, err := task.Exec(ctx, "holes-exec", &specs.Process{Args: []string{prog}, Cwd: "/", Env: []string{"PATH=/bin"}}, cio.NullIO)
-	if err != nil {
-		t.Fatalf("exec into the container: %v", err)
-	}
-	defer p.Delete(ctx)
-	ch, err := p.Wait(ctx)
-	if err != nil {
-		t.Fatalf("exec into the container: %v", err)
-	}
-	if err := p.Start(ctx); err != nil {
-		t.Fatalf("exec into the container: %v", err)
-	}
-	return (<-ch).ExitCode()
+	return execArgs(t, ctx, task, "holes-exec", prog)
 }
 
 // runHost runs the probe binary at path on the host.

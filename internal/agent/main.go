@@ -43,7 +43,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	mech := fs.String("mechanism", string(MechanismAuto), "how to enforce: auto (bpf-lsm where the kernel allows it, else fanotify), bpf-lsm or fanotify")
 	degrade := fs.Bool("allow-degrade", false, "run even when the mechanism asked for is unavailable or the canary is not refused (reported loudly as broken)")
 	canaryDir := fs.String("canary-dir", "/run/bulwark-agent", "where the canary's throwaway filesystem is mounted")
-	gateCgroup := fs.String("gate-cgroup", "", "hold first execs (the gate) only of containers whose cgroup v2 is this directory or below it, relative to the cgroup2 mount (\"\": every container of the node; set it when another agent gates on the same node)")
+	gateCgroup := fs.String("gate-cgroup", "", "hold first execs (the gate) of the processes whose cgroup v2 is this directory or below it, relative to the cgroup2 mount, whatever their pid namespace (hostPID containers too); auto: the kubelet's pods' root (kubepods.slice or kubepods); \"\": containers in pid namespaces of their own, node-wide")
 	learn := fs.Duration("learn", 0, "learning window per image digest: what runs beyond the image in its first DURATION runs and is recorded, then the list is locked (0: off)")
 	nsLearn := fs.String("namespace-learn", "", "learning windows per namespace overriding --learn, NS=DURATION,... (0: none there)")
 	learnDir := fs.String("learn-dir", "/var/lib/bulwark-agent/learned", "where learned lists (signed in-toto attestations) are written")

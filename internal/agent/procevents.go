@@ -22,7 +22,7 @@ import (
 // A kernel without the sensor is logged, not fatal: enforcement does not
 // depend on it (but prevent's kill of unheld execs does, unheldkill.go).
 func (a *Agent) serveProcessEvents(ctx context.Context, m *execmon.Monitor) error {
-	defer m.Close()
+	defer func() { a.unpinHeld(m); m.Close() }() // gaterecover.go
 	go func() {
 		<-ctx.Done()
 		if a.gateClose(m) { // gate.go: off, and every process it stopped continued
@@ -31,6 +31,7 @@ func (a *Agent) serveProcessEvents(ctx context.Context, m *execmon.Monitor) erro
 				return // the loop reads what is left (continuing the stopped), then ends
 			}
 		}
+		a.unpinHeld(m)
 		m.Close()
 	}()
 	for {

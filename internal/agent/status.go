@@ -181,8 +181,12 @@ func printStatus(path string, now time.Time, w io.Writer) int {
 	}
 	fmt.Fprintf(w, "execs:        %d (%d refused, %d reported, %d unattributed)\n", st.Stats.Execs, st.Stats.Refused, st.Stats.Reported, st.Stats.Unattributed)
 	if g := st.Stats.Gate; g.On || g.Stopped > 0 {
-		fmt.Fprintf(w, "gate:         %s; %d execs held until adoption (%d continued, %d killed, %d failed, %d lost, %d continued by another and killed)\n",
-			onOff(g.On), g.Stopped, g.Continued, g.Killed, g.Failed, g.Lost, g.ContinuedByAnother)
+		scope := "node-wide (hostPID containers not held)"
+		if g.Scope != "" {
+			scope = "cgroup " + g.Scope
+		}
+		fmt.Fprintf(w, "gate:         %s, %s; %d execs held until adoption (%d continued, %d killed, %d failed, %d lost, %d continued by another and killed)\n",
+			onOff(g.On), scope, g.Stopped, g.Continued, g.Killed, g.Failed, g.Lost, g.ContinuedByAnother)
 	}
 	if st.Spool != nil {
 		fmt.Fprintf(w, "spool:        %d events waiting, %d bytes, %d dropped\n", st.Spool.Pending, st.Spool.Bytes, st.Spool.Dropped)

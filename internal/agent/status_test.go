@@ -21,7 +21,7 @@ func TestStatusAndMetrics(t *testing.T) {
 	st := Status{Time: now, PID: 7, Node: "node-1", Server: "https://bulwark", Mode: "prevent", State: agentproto.StateEnforcingFanotify,
 		Containers: []agentproto.Container{{ID: "c1", Namespace: "default", Image: "sha256:aa", Allowlist: SourceServer}},
 		Stats: Stats{Execs: 5, Refused: 2, Allowlists: AllowlistStats{Server: 1, Unreachable: 2},
-			Gate: GateStats{On: true, Stopped: 4, Continued: 3, Killed: 1, Waited: 1500 * time.Millisecond}},
+			Gate: GateStats{On: true, Stopped: 4, Continued: 3, Killed: 1, Waited: 1500 * time.Millisecond, Scope: "/kubepods"}},
 		Spool: &spool.Stats{Pending: 3, Bytes: 120, Dropped: 1}, Sender: &SenderStats{Sent: 9, LastSend: now}}
 	if err := writeStatus(path, st); err != nil {
 		t.Fatal(err)
@@ -31,7 +31,7 @@ func TestStatusAndMetrics(t *testing.T) {
 		t.Fatalf("status: exit %d: %s", code, out.String())
 	}
 	for _, want := range []string{"enforcing (fanotify)", "1 watched", "3 events waiting", "1 dropped", "9 events sent", "allowlist from server",
-		"gate:         on; 4 execs held until adoption (3 continued, 1 killed"} {
+		"gate:         on, cgroup /kubepods; 4 execs held until adoption (3 continued, 1 killed"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status lacks %q:\n%s", want, out.String())
 		}

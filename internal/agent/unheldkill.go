@@ -64,7 +64,7 @@ func (a *Agent) defaultExecEvents() {
 // startSensor loads the exec sensor, nil when the kernel refuses it
 // (logged: then prevent's gaps stay open and named).
 func (a *Agent) startSensor() *execmon.Monitor {
-	m, err := execmon.StartWith(execmon.Options{PinDir: execmon.PinDir})
+	m, err := execmon.StartWith(execmon.Options{PinDir: heldPinDir(a.gateDir())}) // gaterecover.go
 	if err != nil {
 		a.log.Warn("exec sensor unavailable: exec and exit events are not reported, unheld execs are not killed", "error", err.Error())
 		return nil

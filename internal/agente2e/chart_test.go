@@ -183,7 +183,7 @@ func TestChartDefaults(t *testing.T) {
 	cfg := fmt.Sprint(dig(objs["ConfigMap/bulwark-agent-config"], "data", "agent.yaml"))
 	for _, want := range []string{"mode: detect\n", "allow-degrade: false\n", "mechanism: auto\n", "namespaces: k8s.io\n",
 		"containerd-address: /run/containerd/containerd.sock\n", "host-root: /host\n", "metrics-address: 127.0.0.1:9464\n",
-		"spool-dir: /var/lib/bulwark-agent/spool\n"} {
+		"spool-dir: /var/lib/bulwark-agent/spool\n", "gate-cgroup: auto\n"} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("agent.yaml lacks %q:\n%s", want, cfg)
 		}

@@ -77,9 +77,8 @@ func agentOnNode(t *testing.T, mode, state, verdict string) {
 containerdSocket: %s
 hostInventory: false
 metricsPort: 0
-extraConfig: {gate-cgroup: %s}
 server: {url: %s}
-`, n.Containerd, n.CgroupRoot, srv.URL) // its gate holds this node's pods only: other tests' agents gate on this machine too
+`, n.Containerd, srv.URL) // gateCgroup auto: its gate holds this node's pods only (other tests' agents gate on this machine too)
 	if mode != "detect" {
 		values += "mode: " + mode + "\n"
 	}
@@ -167,6 +166,14 @@ spec:
 			t.Fatalf("the gate is not on in the pod:\n%s", podLog(c, namespace, agentPod))
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+
+	// The chart's gateCgroup auto found this kubelet's pods' root from
+	// the agent's own pod cgroup: the agent, a hostPID pod, is in that
+	// scope and never held (its own cgroup), its readiness probe's `runc
+	// exec` neither (it became Ready above).
+	if want := `"cgroup":"/` + n.CgroupRoot + `/kubepods"`; !strings.Contains(podLogWhole(c, namespace, agentPod), want) {
+		t.Fatalf("the gate's scope is not this kubelet's pods (%s):\n%s", want, podLogWhole(c, namespace, agentPod))
 	}
 
 	// Its own container (hostPID: its root looks like the host's to itself)

@@ -9,7 +9,9 @@
 // watches with kill, an exec of a file on no filesystem or mount the
 // agent's fanotify marks hold is killed in the kernel (SIGKILL from
 // sched_process_exec, before the new program runs an instruction; kill.go).
-// With the gate on, an exec in a pid namespace of its own whose cgroup the
+// With the gate on, an exec by a container's process (in the gate's cgroup
+// scope whatever its pid namespace, or without a scope in a pid namespace
+// of its own: bpf/gate.h) whose cgroup the
 // agent does not know yet is stopped there (SIGSTOP) until the agent
 // continues or kills it (gate.go); the list of processes it holds can be
 // pinned in bpffs, so that an agent restarted after a crash judges what

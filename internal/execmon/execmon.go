@@ -114,6 +114,7 @@ type Monitor struct {
 	// pinning replaced.
 	pinErr  error
 	pinNote string
+	pinPath string    // the pinned held_pids' path, when pinned
 	pinned  *ebpf.Map // the pinned map until the programs are loaded
 }
 

@@ -9,12 +9,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The gate (bpf/exec.c): once on, an exec by a process in a pid namespace
-// of its own whose cgroup no watched container owns, and which is neither
-// the agent's cgroup nor one Ignore named, is stopped (SIGSTOP, before the
-// new program runs an instruction) and its Event says Stopped. The agent
-// then continues the process (SIGCONT) or kills it. The host's processes
-// (the initial pid namespace) are never stopped.
+// The gate (bpf/exec.c): once on, an exec by a container's process whose
+// cgroup no watched container owns, and which is neither the agent's
+// cgroup nor one Ignore named, is stopped (SIGSTOP, before the new program
+// runs an instruction) and its Event says Stopped. The agent then
+// continues the process (SIGCONT) or kills it. A container's process is,
+// with GateUnder set, one in that cgroup or below it whatever its pid
+// namespace (hostPID containers too), else one in a pid namespace of its
+// own (bpf/gate.h); the host's processes outside the scope, or in the
+// initial pid namespace without one, are never stopped.
 
 // The gate map's indexes (bpf/exec.c).
 const (
@@ -51,7 +54,10 @@ func (m *Monitor) Gate(on bool, self uint64) error {
 
 // GateUnder limits the gate to cgroup and the cgroups below it (0: the
 // whole node). Several gates on one node (tests running side by side)
-// would otherwise stop, and continue, each other's processes.
+// would otherwise stop, and continue, each other's processes. In the scope
+// every process is taken for a container's, in the host's pid namespace
+// too (hostPID containers): name a cgroup only containers' processes are
+// in (a kubelet's pods' root), never one holding the host's daemons.
 func (m *Monitor) GateUnder(cgroup uint64) error {
 	done, err := m.live()
 	if err != nil {
@@ -103,7 +109,7 @@ type guard struct {
 // program; a failure leaves it off (m.guard.err), not the sensor.
 func (m *Monitor) startGuard() {
 	g := &m.guard
-	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{"held_pids": m.objs.HeldPids}}
+	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{"held_pids": m.objs.HeldPids, "gate": m.objs.Gate}}
 	if err := loadGatecontObjects(&g.objs, opts); err != nil {
 		g.err = fmt.Errorf("loading the gate's guard: %w", err)
 		return

@@ -15,12 +15,16 @@ import (
 // other tests' processes on the node are left alone), a child in a pid
 // namespace of its own in that cgroup is stopped at its exec before the
 // new program runs (its state is T, its marker is not written) and its
-// event says Stopped; Continue lets it run to its end. A child in the
-// host's pid namespace is never stopped; nor one outside the gate's
-// cgroup, one whose cgroup is ignored or is the caller's own (self), or
-// any once the gate is off. The guard (Linux 6.13): a held child that a
-// process of its own pid namespace continues is killed before it runs;
-// one the host continues (here, this test) runs.
+// event says Stopped; Continue lets it run to its end. In the gate's
+// cgroup a child in the host's pid namespace (a hostPID container's) is
+// stopped too. Never stopped: a child outside the gate's cgroup, in the
+// host's pid namespace or not, one whose cgroup is ignored or is the
+// caller's own (self), any once the gate is off; and, with no scope, a
+// child in the host's pid namespace. The guard (Linux 6.13): a held child
+// that a process of its own pid namespace continues is killed before it
+// runs, as is one a host-pid-namespace process in the gate's cgroup (a
+// hostPID container's) continues; one the host outside the scope
+// continues (here, this test) runs.
 func TestGate(t *testing.T) {
 	m := startSensor(t)
 	mine := make(chan Event, 64)
@@ -61,11 +65,11 @@ func TestGate(t *testing.T) {
 	defer cgfd.Close()
 	out := t.TempDir()
 	ran := func(name string) bool { _, err := os.Stat(filepath.Join(out, name)); return err == nil }
-	// run starts sh writing a marker: in a new pid namespace or not, in
-	// the gate's cgroup or not.
-	run := func(name string, newPidNS, inGate bool) (*exec.Cmd, Event) {
+	// script starts sh running a script: in a new pid namespace or not,
+	// in the gate's cgroup or not.
+	script := func(name, script string, newPidNS, inGate bool) (*exec.Cmd, Event) {
 		t.Helper()
-		cmd := exec.Command("/bin/sh", "-c", "echo ran > "+filepath.Join(out, name))
+		cmd := exec.Command("/bin/sh", "-c", script)
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 		if newPidNS {
 			cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
@@ -88,14 +92,20 @@ func TestGate(t *testing.T) {
 			}
 		}
 	}
-	held := func(name string) (*exec.Cmd, Event) {
+	// run starts sh writing a marker.
+	run := func(name string, newPidNS, inGate bool) (*exec.Cmd, Event) {
 		t.Helper()
-		cmd, e := run(name, true, true)
+		return script(name, "echo ran > "+filepath.Join(out, name), newPidNS, inGate)
+	}
+	heldIn := func(name string, newPidNS bool) (*exec.Cmd, Event) {
+		t.Helper()
+		cmd, e := run(name, newPidNS, true)
 		if !e.Stopped || e.Path != "/bin/sh" || e.Checked {
-			t.Fatalf("%s: a child in a pid namespace of its own: event %+v, want stopped", name, e)
+			t.Fatalf("%s: a child in the gate's cgroup (new pid namespace %v): event %+v, want stopped", name, newPidNS, e)
 		}
 		return cmd, e
 	}
+	held := func(name string) (*exec.Cmd, Event) { t.Helper(); return heldIn(name, true) }
 
 	cmd, e := held("stopped")
 	time.Sleep(100 * time.Millisecond)
@@ -133,14 +143,43 @@ func TestGate(t *testing.T) {
 		t.Fatalf("a held child continued from its pid namespace: %v, ran %v; want killed before it ran", err, ran("guarded"))
 	}
 
+	cmd, e = heldIn("hostpid", false) // a hostPID container's process
+	if err := m.Continue(e.PID); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil || !ran("hostpid") {
+		t.Fatalf("a held host-pid-namespace child continued: %v, ran %v", err, ran("hostpid"))
+	}
+
+	// A hostPID container's process continues a held one: its own exec
+	// (sh) is held first and continued by this test, then its kill runs.
+	cmd, _ = held("hostguarded")
+	sender, se := script("hostsender", "kill -CONT "+strconv.Itoa(cmd.Process.Pid), false, true)
+	if !se.Stopped {
+		t.Fatalf("a host-pid-namespace child in the gate's cgroup: event %+v, want stopped", se)
+	}
+	if err := m.Continue(se.PID); err != nil {
+		t.Fatal(err)
+	}
+	if err := sender.Wait(); err != nil {
+		t.Fatalf("the hostPID sender: %v", err)
+	}
+	err = cmd.Wait()
+	if m.Guarded() == nil {
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL || ran("hostguarded") {
+			t.Fatalf("a held child continued by a hostPID container's process: %v, ran %v; want killed before it ran", err, ran("hostguarded"))
+		}
+	}
+
 	for _, c := range []struct {
 		name          string
 		newNS, inGate bool
 		before        func() error
 	}{
-		{"host", false, true, func() error { return nil }},
 		{"outside", true, false, func() error { return nil }},
+		{"hostoutside", false, false, func() error { return nil }},
 		{"self", true, true, func() error { return m.Gate(true, subID) }},
+		{"hostself", false, true, func() error { return m.Gate(true, subID) }},
 		{"ignored", true, true, func() error {
 			if err := m.Gate(true, 0); err != nil {
 				return err
@@ -163,8 +202,8 @@ func TestGate(t *testing.T) {
 		t.Fatal("Ignored does not say what Ignore said")
 	}
 	s, err := m.Stats()
-	if err != nil || s.Stopped < 4 || (m.Guarded() == nil && s.ContKilled != 1) {
-		t.Fatalf("stats %+v, %v; want 4 stopped, 1 killed by the guard", s, err)
+	if err != nil || s.Stopped < 7 || (m.Guarded() == nil && s.ContKilled != 2) {
+		t.Fatalf("stats %+v, %v; want 7 stopped, 2 killed by the guard", s, err)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	gatecontMapContKilled       = "cont_killed"
+	gatecontMapGate             = "gate"
 	gatecontMapHeldPids         = "held_pids"
 	gatecontProgBulwarkGateCont = "bulwark_gate_cont"
 )
@@ -71,6 +72,7 @@ type gatecontProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type gatecontMapSpecs struct {
 	ContKilled *ebpf.MapSpec `ebpf:"cont_killed"`
+	Gate       *ebpf.MapSpec `ebpf:"gate"`
 	HeldPids   *ebpf.MapSpec `ebpf:"held_pids"`
 }
 
@@ -101,12 +103,14 @@ func (o *gatecontObjects) Close() error {
 // It can be passed to loadGatecontObjects or ebpf.CollectionSpec.LoadAndAssign.
 type gatecontMaps struct {
 	ContKilled *ebpf.Map `ebpf:"cont_killed"`
+	Gate       *ebpf.Map `ebpf:"gate"`
 	HeldPids   *ebpf.Map `ebpf:"held_pids"`
 }
 
 func (m *gatecontMaps) Close() error {
 	return _GatecontClose(
 		m.ContKilled,
+		m.Gate,
 		m.HeldPids,
 	)
 }

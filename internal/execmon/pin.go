@@ -158,7 +158,33 @@ func (m *Monitor) pinOptions(o Options) (*ebpf.CollectionOptions, error) {
 		return nil, nil
 	}
 	m.pinned = held // closed once loaded: the collection holds a clone
+	m.pinPath = filepath.Join(o.PinDir, heldPidsPin)
 	return &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{heldPidsPin: held}}, nil
+}
+
+// Unpin removes the pinned list, and its directory when nothing else is
+// in it, if the list holds no process: an agent that stops cleanly has
+// continued everything it held, and its successor makes a new list. A
+// list that still holds a process is kept for the successor. Nothing is
+// done when the list is not pinned or the Monitor is closed.
+func (m *Monitor) Unpin() error {
+	if m.pinPath == "" || m.pinErr != nil {
+		return nil
+	}
+	done, err := m.live()
+	if err != nil {
+		return nil
+	}
+	defer done()
+	var h HeldProc
+	if m.objs.HeldPids.Iterate().Next(&h.PID, &h.Born) {
+		return nil // held: the successor judges it
+	}
+	if err := os.Remove(m.pinPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("unpinning the gate's held processes %s: %w", m.pinPath, err)
+	}
+	os.Remove(filepath.Dir(m.pinPath)) // fails, harmlessly, when not empty
+	return nil
 }
 
 // PinNote says what pinning replaced ("" when nothing).

@@ -1,6 +1,7 @@
 package execmon
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,6 +84,12 @@ func TestGatePinned(t *testing.T) {
 	job := start("job", false) // the gate is off: only the SIGSTOP below stops it
 	time.Sleep(50 * time.Millisecond)
 	job.Process.Signal(syscall.SIGSTOP)
+	if err := m1.Unpin(); err != nil { // a clean stop that left one held
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, heldPidsPin)); err != nil {
+		t.Fatalf("unpinned while holding a process: %v; want the list kept for the successor", err)
+	}
 	m1.Close() // no verdict: the agent died
 
 	time.Sleep(100 * time.Millisecond)
@@ -116,6 +123,12 @@ func TestGatePinned(t *testing.T) {
 	}
 	if hs, _ := m2.HeldProcs(); slices.ContainsFunc(hs, func(h HeldProc) bool { return h.PID == uint32(held.Process.Pid) }) {
 		t.Fatalf("continued, still listed: %+v", hs)
+	}
+	if err := m2.Unpin(); err != nil { // holding nothing: gone, and its directory
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("unpinned holding nothing, %s: %v; want it removed", dir, err)
 	}
 
 	m3, err := Start()

@@ -18,10 +18,12 @@
  *
  * The gate (hold until adopted): once the agent has adopted the containers
  * that ran at its start it sets gate[GATE_ON]. From then on an exec by a
- * task in a pid namespace other than the initial one whose cgroup (or an
- * ancestor) is not watched, and whose own cgroup is neither the agent's
- * (gate[GATE_SELF]) nor one the agent resolved as not its to judge (in the
- * bounded LRU map "ignored"), is sent SIGSTOP before the new program runs
+ * container's task (gate.h: in the gate's cgroup scope whatever its pid
+ * namespace, hostPID containers too; with no scope, in a pid namespace
+ * other than the initial one) whose cgroup (or an ancestor) is not
+ * watched, and whose own cgroup is neither the agent's (gate[GATE_SELF])
+ * nor one the agent resolved as not its to judge (in the bounded LRU map
+ * "ignored"), is sent SIGSTOP before the new program runs
  * an instruction, and its event flagged stopped: the agent adopts its
  * container, judges the file, and continues or kills the process. An
  * event that cannot be reserved on a full ring buffer cannot be judged:
@@ -50,19 +52,9 @@
 #define FLAG_KILLED 4  /* and it was sent SIGKILL */
 #define FLAG_STOPPED 8 /* gated: sent SIGSTOP until the agent judges it */
 
-/* gate indexes */
-#define GATE_ON 0   /* nonzero: gate execs of cgroups the agent does not know */
-#define GATE_SELF 1 /* the agent's own cgroup v2 id: never gated */
-#define GATE_UNDER 2 /* nonzero: gate only this cgroup and those below it */
-#define GATE_MAX 3
-
 /* held key kinds */
 #define HELD_DEV 1
 #define HELD_MOUNT 2
-
-/* how deep below the root a container's cgroup, or one its processes
- * made below it, is looked for */
-#define CGROUP_DEPTH 12
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -153,13 +145,6 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, GATE_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} gate SEC(".maps");
-
 /* Cgroups the agent resolved as not its to judge (not a container of its
  * namespaces, or one in mode off): bounded, the least recently used goes
  * first (and is resolved again at its next exec). Only a process's own
@@ -174,6 +159,9 @@ struct {
 
 /* Processes the gate holds (bpf/gatecont.c kills one another continues). */
 #include "held_pids.h"
+
+/* The gate's settings and scope (shared with bpf/gatecont.c). */
+#include "gate.h"
 
 const struct event *unused_event __attribute__((unused));
 const struct held_key *unused_held_key __attribute__((unused));
@@ -277,41 +265,16 @@ int bulwark_execveat(void *ctx)
 	return 0;
 }
 
-static __always_inline __u64 gate_get(__u32 i)
-{
-	__u64 *v = bpf_map_lookup_elem(&gate, &i);
-	return v ? *v : 0;
-}
-
-/* below says whether the current task's cgroup cg is under, or below it. */
-static __always_inline int below(__u64 cg, __u64 under)
-{
-	if (cg == under)
-		return 1;
-	for (int level = 1; level < CGROUP_DEPTH; level++) {
-		__u64 a = bpf_get_current_ancestor_cgroup_id(level);
-		if (a == 0 || a == cg)
-			break;
-		if (a == under)
-			return 1;
-	}
-	return 0;
-}
-
 /* gated says whether the gate holds an exec of p in cgroup cg that no
- * watched container owns: the gate is on, p is in a pid namespace of its
- * own (the host's processes, and hostPID containers, never are), and cg
- * is neither the agent's nor ignored. */
+ * watched container owns: the gate is on, p is a container's as the scope
+ * tells (gate.h: in the scope's cgroups whatever its pid namespace, or,
+ * with no scope, in a pid namespace of its own; never the agent's), and
+ * cg is not ignored. */
 static __always_inline int gated(struct task_struct *p, __u64 cg)
 {
 	if (!gate_get(GATE_ON))
 		return 0;
-	if (BPF_CORE_READ(p, thread_pid, level) == 0)
-		return 0;
-	if (cg == gate_get(GATE_SELF))
-		return 0;
-	__u64 under = gate_get(GATE_UNDER);
-	if (under && !below(cg, under))
+	if (!containers(p, cg))
 		return 0;
 	return bpf_map_lookup_elem(&ignored, &cg) == 0;
 }

@@ -57,6 +57,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   "allowlist-cache-dir" (printf "%s/allowlists" .Values.stateDir)
   "learn-dir" (printf "%s/learned" .Values.stateDir)
   "host-root" (ternary "/host" "" .Values.hostInventory)
+  "gate-cgroup" .Values.gateCgroup
 -}}
 {{- if .Values.modeRules }}{{ $_ := set $c "mode-rules" .Values.modeRules }}{{ end }}
 {{- if .Values.server.url }}{{ $_ := set $c "server" .Values.server.url }}{{ end }}

@@ -24,6 +24,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "noop" {
 		return
 	}
+	if reexecMain(os.Args) {
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "escaped" {
 		// Only reached when an exec the agent should have refused ran.
 		os.WriteFile("/ctl/ESCAPED", []byte("escaped\n"), 0o644)
@@ -67,6 +70,13 @@ func do(args []string) string {
 	case args[0] == "contall" && len(args) == 1:
 		// SIGCONT to every process of its pid namespace it may signal.
 		return errString(syscall.Kill(-1, syscall.SIGCONT))
+	case args[0] == "cont" && len(args) == 2:
+		// SIGCONT to one process (a hostPID container reaches the host's).
+		pid, err := strconv.Atoi(args[1])
+		if err != nil {
+			return errString(err)
+		}
+		return errString(syscall.Kill(pid, syscall.SIGCONT))
 	case args[0] == "same" && len(args) == 3:
 		// An exact copy of args[1]: the image's content at a new path.
 		b, err := os.ReadFile(args[1])
