@@ -68,7 +68,7 @@ func TestReviewCachedUntilLifetimeAndExpiry(t *testing.T) {
 			}
 			now := tc.start
 			r.now = func() time.Time { return now }
-			a, err := r.Authenticate(ctx, tok)
+			a, err := r.Authenticate(ctx, tok, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -77,11 +77,11 @@ func TestReviewCachedUntilLifetimeAndExpiry(t *testing.T) {
 			}
 			r.client = down // the cluster gone
 			now = tc.start.Add(tc.after - time.Second)
-			if _, err := r.Authenticate(ctx, tok); err != nil {
+			if _, err := r.Authenticate(ctx, tok, ""); err != nil {
 				t.Errorf("%s before the cache's end: %v", tc.after-time.Second, err)
 			}
 			now = tc.start.Add(tc.after)
-			_, err = r.Authenticate(ctx, tok)
+			_, err = r.Authenticate(ctx, tok, "")
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("at the cache's end: %v, want %q", err, tc.err)
 			}
@@ -184,7 +184,7 @@ func TestReviewsInFlightBounded(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.Authenticate(ctx, forged(i))
+			r.Authenticate(ctx, forged(i), fmt.Sprint("10.0.0.", i))
 		}()
 	}
 	defer func() { cancel(); wg.Wait() }()
@@ -193,7 +193,7 @@ func TestReviewsInFlightBounded(t *testing.T) {
 	}
 	short, cancelShort := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancelShort()
-	_, err = r.Authenticate(short, forged(-1))
+	_, err = r.Authenticate(short, forged(-1), "")
 	var unavailable *UnavailableError
 	if !errors.As(err, &unavailable) || !strings.Contains(err.Error(), "review slots") {
 		t.Errorf("a review beyond the bound: %v, want an UnavailableError waiting for a slot", err)
@@ -216,12 +216,57 @@ func TestReviewAudienceCheckedByCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Authenticate(t.Context(), other); err == nil || !strings.Contains(err.Error(), `not for audience "bulwark"`) {
+	if _, err := r.Authenticate(t.Context(), other, ""); err == nil || !strings.Contains(err.Error(), `not for audience "bulwark"`) {
 		t.Errorf("early refusal: %v", err)
 	}
 	_, err = r.review(t.Context(), other)
 	var refused *RefusedError
 	if !errors.As(err, &refused) || !strings.Contains(err.Error(), "the cluster does not authenticate it") {
 		t.Errorf("the cluster's review of a token for another audience: %v, want a refusal", err)
+	}
+}
+
+// One source's flood of tokens to review holds at most perSource of the
+// review slots: a token from another source (a real agent) is reviewed at
+// once, not after the flood's. Before the bound one address with 16
+// requests in flight took every slot, and the agent waited for them (here,
+// with an apiserver that does not answer, until its request ended: 503).
+func TestReviewsPerSourceBounded(t *testing.T) {
+	var asked atomic.Int64
+	kc := hangingCluster(t, &asked)
+	r, err := New(Config{Client: kc, ServiceAccount: "bulwark-system/bulwark-agent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	for i := range 4 * maxConcurrent {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.Authenticate(ctx, forged(i), "10.0.0.66")
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for asked.Load() < perSource && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // more would have come by now
+	if n := asked.Load(); n != perSource {
+		t.Errorf("one source's flood: %d reviews at the apiserver, want %d", n, perSource)
+	}
+	agent, cancelAgent := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancelAgent()
+	before := asked.Load()
+	go r.Authenticate(agent, forged(-1), "10.0.0.7")
+	for asked.Load() == before && agent.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if asked.Load() == before {
+		t.Error("another source's token waited behind the flood: never reviewed")
+	}
+	if n := r.sources.len(); n != 2 {
+		t.Errorf("%d sources counted, want 2", n)
 	}
 }
