@@ -168,32 +168,40 @@ func forged(i int) string {
 	return "eyJhbGciOiJSUzI1NiJ9." + base64.RawURLEncoding.EncodeToString([]byte(claims)) + ".c2ln"
 }
 
-// Unauthenticated tokens cannot become a flood on the apiserver: at most
-// maxConcurrent reviews are in flight; the next waits for a slot while its
-// request lasts, then is an UnavailableError (503), not a review.
-func TestReviewsInFlightBounded(t *testing.T) {
-	var asked atomic.Int64
-	kc := hangingCluster(t, &asked)
-	r, err := New(Config{Client: kc, ServiceAccount: "bulwark-system/bulwark-agent"})
+// flood starts a Reviewer on a cluster that never answers (asked counts
+// its requests) and n reviews of forged tokens from source(i), which end
+// with the test.
+func flood(t *testing.T, asked *atomic.Int64, n int, source func(i int) string) *Reviewer {
+	t.Helper()
+	r, err := New(Config{Client: hangingCluster(t, asked), ServiceAccount: "bulwark-system/bulwark-agent"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
-	for i := range maxConcurrent {
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.Authenticate(ctx, forged(i), fmt.Sprint("10.0.0.", i))
+			r.Authenticate(ctx, forged(i), source(i))
 		}()
 	}
-	defer func() { cancel(); wg.Wait() }()
+	return r
+}
+
+// Unauthenticated tokens cannot become a flood on the apiserver: at most
+// maxConcurrent reviews are in flight; the next waits for a slot while its
+// request lasts, then is an UnavailableError (503), not a review.
+func TestReviewsInFlightBounded(t *testing.T) {
+	var asked atomic.Int64
+	r := flood(t, &asked, maxConcurrent, func(i int) string { return fmt.Sprint("10.0.0.", i) })
 	for asked.Load() < maxConcurrent { // every slot is held by a review at the apiserver
 		time.Sleep(10 * time.Millisecond)
 	}
 	short, cancelShort := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancelShort()
-	_, err = r.Authenticate(short, forged(-1), "")
+	_, err := r.Authenticate(short, forged(-1), "")
 	var unavailable *UnavailableError
 	if !errors.As(err, &unavailable) || !strings.Contains(err.Error(), "review slots") {
 		t.Errorf("a review beyond the bound: %v, want an UnavailableError waiting for a slot", err)
@@ -233,21 +241,7 @@ func TestReviewAudienceCheckedByCluster(t *testing.T) {
 // with an apiserver that does not answer, until its request ended: 503).
 func TestReviewsPerSourceBounded(t *testing.T) {
 	var asked atomic.Int64
-	kc := hangingCluster(t, &asked)
-	r, err := New(Config{Client: kc, ServiceAccount: "bulwark-system/bulwark-agent"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
-	for i := range 4 * maxConcurrent {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.Authenticate(ctx, forged(i), "10.0.0.66")
-		}()
-	}
+	r := flood(t, &asked, 4*maxConcurrent, func(int) string { return "10.0.0.66" })
 	deadline := time.Now().Add(5 * time.Second)
 	for asked.Load() < perSource && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
