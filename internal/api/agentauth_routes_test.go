@@ -1,7 +1,10 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -59,4 +62,31 @@ func TestAgentTokenEveryRouteOwnNode(t *testing.T) {
 			t.Errorf("%s %s (no node named): %d %s", method, path, code, body)
 		}
 	}
+	// The Authorization header: the scheme's case and the spaces around the
+	// token change nothing; a tab for the space, a bwk_ prefix on the JWT
+	// (an API token lookup) or a JWT with a byte changed are 401.
+	for header, want := range map[string]int{
+		"bearer   " + tok + "  ": http.StatusOK,
+		"BEARER " + tok:          http.StatusOK,
+		"Bearer\t" + tok:         http.StatusUnauthorized,
+		"Bearer bwk_" + tok:      http.StatusUnauthorized,
+		"Bearer " + tok[:len(tok)-2] + map[bool]string{true: "AA", false: "BB"}[!strings.HasSuffix(tok, "AA")]: http.StatusUnauthorized,
+	} {
+		req := httptest.NewRequest("POST", agentproto.HeartbeatPath, bytes.NewReader(mustJSON(t, heartbeat("node-a"))))
+		req.Header.Set("Authorization", header)
+		rec := httptest.NewRecorder()
+		f.h.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("Authorization %.20q...: %d %s, want %d", header, rec.Code, rec.Body, want)
+		}
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -264,3 +264,55 @@ func TestReviewsPerSourceBounded(t *testing.T) {
 		t.Errorf("%d sources counted, want 2", n)
 	}
 }
+
+// Tokens of the agents' service account that are not bound to a pod on a
+// node are refused: bound to a Secret, bound to a Node (the kubelet's own
+// binding, no pod), and a pod's token after its pod was deleted and
+// another made under the same name (another UID), by the cluster or by
+// the pod check. A pod-bound token of a pod on no node is refused too.
+func TestReviewRefusesTokensNotOfAPodOnANode(t *testing.T) {
+	cl, kc, old := agentPod(t)
+	r, err := New(Config{Client: kc, ServiceAccount: "bulwark-system/bulwark-agent", CacheFor: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.MustKubectl("create", "secret", "generic", "s", "-n", "bulwark-system")
+	bound := func(kind, name string) string {
+		return strings.TrimSpace(cl.MustKubectl("create", "token", "bulwark-agent", "-n", "bulwark-system", "--audience", "bulwark",
+			"--bound-object-kind", kind, "--bound-object-name", name))
+	}
+	if _, err := cl.KubectlStdin("apiVersion: v1\nkind: Node\nmetadata: {name: node-1}\n", "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	toks := map[string]string{"bound to a Secret": bound("Secret", "s"), "bound to a Node": bound("Node", "node-1")}
+	// A pod with no node: its own token carries no node name.
+	if _, err := cl.KubectlStdin(`apiVersion: v1
+kind: Pod
+metadata: {name: pending, namespace: bulwark-system}
+spec:
+  serviceAccountName: bulwark-agent
+  containers: [{name: c, image: registry.example/app}]
+`, "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	toks["of a pod on no node"] = bound("Pod", "pending")
+	for name, tok := range toks {
+		_, err := r.Authenticate(t.Context(), tok, "")
+		var refused *RefusedError
+		if !errors.As(err, &refused) {
+			t.Errorf("%s: %v, want a refusal", name, err)
+		}
+		t.Logf("%s: %v", name, err)
+	}
+	if _, err := r.Authenticate(t.Context(), old, ""); err != nil {
+		t.Fatalf("the pod's own token: %v", err)
+	}
+	cl.MustKubectl("delete", "pod", "agent-1", "-n", "bulwark-system", "--grace-period=0", "--force")
+	cl.ServiceAccountPod(t, "bulwark-system", "bulwark-agent", "agent-1", "node-1")
+	_, err = r.Authenticate(t.Context(), old, "")
+	var refused *RefusedError
+	if !errors.As(err, &refused) {
+		t.Errorf("the old pod's token after a new pod of the same name: %v, want a refusal", err)
+	}
+	t.Logf("old token, pod recreated: %v", err)
+}
