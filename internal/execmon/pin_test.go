@@ -49,18 +49,7 @@ func TestGatePinned(t *testing.T) {
 			}
 		}
 	}()
-	_, cg := testCgroup(t, "")
-	cgfd, err := os.Open(filepath.Join(cgroup2Root(t), "bulwark-execmon-"+strings.ReplaceAll(t.Name(), "/", "-")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cgfd.Close()
-	if err := m1.GateUnder(cg); err != nil {
-		t.Fatal(err)
-	}
-	if err := m1.Gate(true, 0); err != nil {
-		t.Fatal(err)
-	}
+	cgfd := gateTestCgroup(t, m1)
 	out := t.TempDir()
 	start := func(name string, gated bool) *exec.Cmd {
 		cmd := exec.Command("/bin/sh", "-c", "echo ran > "+filepath.Join(out, name))
@@ -75,11 +64,7 @@ func TestGatePinned(t *testing.T) {
 		return cmd
 	}
 	held := start("held", true)
-	for deadline := time.Now().Add(5 * time.Second); procState(t, held.Process.Pid) != "T"; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the gated child was never stopped")
-		}
-	}
+	waitStopped(t, held.Process.Pid)
 	m1.Gate(false, 0)
 	job := start("job", false) // the gate is off: only the SIGSTOP below stops it
 	time.Sleep(50 * time.Millisecond)
@@ -249,29 +234,14 @@ func TestGatePinnedShared(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, heldPidsPin)); err != nil {
 		t.Fatalf("the list another Monitor uses was unpinned: %v", err)
 	}
-	_, cg := testCgroup(t, "")
-	cgfd, err := os.Open(filepath.Join(cgroup2Root(t), "bulwark-execmon-"+strings.ReplaceAll(t.Name(), "/", "-")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cgfd.Close()
-	if err := m2.GateUnder(cg); err != nil {
-		t.Fatal(err)
-	}
-	if err := m2.Gate(true, 0); err != nil {
-		t.Fatal(err)
-	}
+	cgfd := gateTestCgroup(t, m2)
 	cmd := exec.Command("/bin/true")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, UseCgroupFD: true, CgroupFD: int(cgfd.Fd())}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for deadline := time.Now().Add(5 * time.Second); procState(t, cmd.Process.Pid) != "T"; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the gated child was never stopped")
-		}
-	}
+	waitStopped(t, cmd.Process.Pid)
 	m2.Gate(false, 0)
 	if err := m2.Unpin(); err != nil { // holding one: kept
 		t.Fatal(err)
@@ -291,5 +261,34 @@ func TestGatePinnedShared(t *testing.T) {
 	}
 	if err := m3.Continue(uint32(cmd.Process.Pid)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// gateTestCgroup makes the test's cgroup, limits m's gate to it and turns
+// the gate on; the cgroup's directory is returned open (CgroupFD).
+func gateTestCgroup(t *testing.T, m *Monitor) *os.File {
+	t.Helper()
+	dir, cg := testCgroup(t, "")
+	cgfd, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cgfd.Close() })
+	if err := m.GateUnder(cg); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Gate(true, 0); err != nil {
+		t.Fatal(err)
+	}
+	return cgfd
+}
+
+// waitStopped waits until the gate has stopped pid.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); procState(t, pid) != "T"; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the gated child was never stopped")
+		}
 	}
 }
