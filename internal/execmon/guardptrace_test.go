@@ -17,9 +17,10 @@ import (
 // cgroup, in the host's pid namespace: a hostPID container's) resumes a
 // held process without a SIGCONT, by ptrace: PTRACE_ATTACH, then
 // PTRACE_CONT until it runs (a tracer restarts a stopped tracee; the same
-// uid and capabilities need no CAP_SYS_PTRACE). The guard kills it before
-// it runs. Before, the guard watched SIGCONT only and the held process ran
-// to its end unjudged.
+// uid and capabilities need no CAP_SYS_PTRACE), or PTRACE_SEIZE and
+// PTRACE_INTERRUPT first. The guard kills it before it runs, at the
+// tracer's wake. Before, the guard watched SIGCONT only and the attached
+// one ran to its end unjudged.
 func TestGateGuardPtrace(t *testing.T) {
 	m := startSensor(t)
 	if err := m.Guarded(); err != nil {
@@ -48,25 +49,27 @@ func TestGateGuardPtrace(t *testing.T) {
 		waitStopped(t, cmd.Process.Pid)
 		return cmd
 	}
-	held := start(exec.Command("/bin/sh", "-c", "echo ran > "+filepath.Join(out, "held")), true)
-	tracer := exec.Command(os.Args[0], "-test.run=^TestPtraceResumeHelper$")
-	tracer.Env = append(os.Environ(), "BULWARK_PTRACE_RESUME="+strconv.Itoa(held.Process.Pid))
-	tracer.Stdout, tracer.Stderr = os.Stderr, os.Stderr
-	start(tracer, false)
-	if err := m.Continue(uint32(tracer.Process.Pid)); err != nil { // its own exec was held: judged fine
-		t.Fatal(err)
-	}
-	if err := tracer.Wait(); err != nil {
-		t.Logf("the tracer: %v", err)
-	}
-	err := held.Wait()
-	_, ranErr := os.Stat(filepath.Join(out, "held"))
-	ws, _ := held.ProcessState.Sys().(syscall.WaitStatus)
-	if !ws.Signaled() || ws.Signal() != syscall.SIGKILL || ranErr == nil {
-		t.Fatalf("a held process resumed by a container's tracer: %v, ran %v; want killed before it ran", err, ranErr == nil)
-	}
-	if s, err := m.Stats(); err != nil || s.ContKilled != 1 {
-		t.Errorf("stats %+v, %v; want 1 killed by the guard", s, err)
+	for i, how := range []string{"attach", "seize"} {
+		held := start(exec.Command("/bin/sh", "-c", "echo ran > "+filepath.Join(out, how)), true)
+		tracer := exec.Command(os.Args[0], "-test.run=^TestPtraceResumeHelper$")
+		tracer.Env = append(os.Environ(), "BULWARK_PTRACE_RESUME="+strconv.Itoa(held.Process.Pid), "BULWARK_PTRACE_HOW="+how)
+		tracer.Stdout, tracer.Stderr = os.Stderr, os.Stderr
+		start(tracer, false)
+		if err := m.Continue(uint32(tracer.Process.Pid)); err != nil { // its own exec was held: judged fine
+			t.Fatal(err)
+		}
+		if err := tracer.Wait(); err != nil {
+			t.Logf("the tracer: %v", err)
+		}
+		err := held.Wait()
+		_, ranErr := os.Stat(filepath.Join(out, how))
+		ws, _ := held.ProcessState.Sys().(syscall.WaitStatus)
+		if !ws.Signaled() || ws.Signal() != syscall.SIGKILL || ranErr == nil {
+			t.Fatalf("%s: a held process resumed by a container's tracer: %v, ran %v; want killed before it ran", how, err, ranErr == nil)
+		}
+		if s, err := m.Stats(); err != nil || s.ContKilled != uint64(i+1) {
+			t.Errorf("%s: stats %+v, %v; want %d killed by the guard", how, s, err, i+1)
+		}
 	}
 }
 
@@ -79,7 +82,12 @@ func TestPtraceResumeHelper(t *testing.T) {
 		t.Skip("a helper of TestGateGuardPtrace")
 	}
 	runtime.LockOSThread() // ptrace requests come from the attaching thread
-	if err := unix.PtraceAttach(pid); err != nil {
+	if os.Getenv("BULWARK_PTRACE_HOW") == "seize" {
+		if err := unix.PtraceSeize(pid); err != nil {
+			t.Fatalf("PTRACE_SEIZE %d: %v", pid, err)
+		}
+		unix.PtraceInterrupt(pid)
+	} else if err := unix.PtraceAttach(pid); err != nil {
 		t.Fatalf("PTRACE_ATTACH %d: %v", pid, err)
 	}
 	for range 10 {
