@@ -58,7 +58,7 @@ func BenchmarkReview(b *testing.B) {
 	for b.Loop() {
 		r := reviewer(b, kc)
 		start := time.Now()
-		if _, err := r.Authenticate(ctx, tok); err != nil {
+		if _, err := r.Authenticate(ctx, tok, "10.2.0.1"); err != nil {
 			b.Fatal(err)
 		}
 		ds = append(ds, time.Since(start))
@@ -71,13 +71,13 @@ func BenchmarkCached(b *testing.B) {
 	kc, tok := setup(b)
 	ctx := b.Context()
 	r := reviewer(b, kc)
-	if _, err := r.Authenticate(ctx, tok); err != nil {
+	if _, err := r.Authenticate(ctx, tok, "10.2.0.1"); err != nil {
 		b.Fatal(err)
 	}
 	ds := make([]time.Duration, 0, b.N)
 	for b.Loop() {
 		start := time.Now()
-		if _, err := r.Authenticate(ctx, tok); err != nil {
+		if _, err := r.Authenticate(ctx, tok, "10.2.0.1"); err != nil {
 			b.Fatal(err)
 		}
 		ds = append(ds, time.Since(start))

@@ -123,7 +123,7 @@ type GateStats struct {
 	// died, judged by this one (gaterecover.go; counted in Continued or
 	// Killed too, not in Stopped).
 	Recovered int64
-	// ContinuedByAnother: held processes another process sent SIGCONT,
+	// ContinuedByAnother: held processes another process sent SIGCONT (or woke by ptrace),
 	// killed in the kernel by the gate's guard (Linux 6.13); Guard says
 	// why there is none ("" when there is).
 	ContinuedByAnother int64
@@ -164,7 +164,7 @@ func writeGateMetrics(w io.Writer, g GateStats) {
 		on = 1
 	}
 	fmt.Fprintf(w, "# HELP bulwark_agent_gate_on 1 when execs of containers not yet adopted wait for their verdict.\n# TYPE bulwark_agent_gate_on gauge\nbulwark_agent_gate_on %d\n", on)
-	fmt.Fprintf(w, "# HELP bulwark_agent_gate_execs_total Execs held until their container was adopted, by outcome (stopped: all; failed: resolved with an error; lost: killed in the kernel, no room to report; continued-by-another: killed in the kernel, another sent it SIGCONT; recovered: held when the agent before this one died, judged by this one).\n# TYPE bulwark_agent_gate_execs_total counter\n")
+	fmt.Fprintf(w, "# HELP bulwark_agent_gate_execs_total Execs held until their container was adopted, by outcome (stopped: all; failed: resolved with an error; lost: killed in the kernel, no room to report; continued-by-another: killed in the kernel, another sent it SIGCONT or resumed it by ptrace; recovered: held when the agent before this one died, judged by this one).\n# TYPE bulwark_agent_gate_execs_total counter\n")
 	for _, o := range []struct {
 		k string
 		v int64

@@ -89,12 +89,30 @@ func TestGateHostPID(t *testing.T) {
 // process, so the gate's guard (Linux 6.13) kills the held one before it
 // runs, counted continued-by-another.
 func TestGateHostPIDSibling(t *testing.T) {
+	hostPIDSiblingContinues(t, "hp", "cont")
+}
+
+// hostPIDSiblingContinues runs a hostPID sibling (ids prefixed) that
+// continues a new hostPID container's held entrypoint with its probe
+// command how (given the pid), and checks the guard kills it.
+func hostPIDSiblingContinues(t *testing.T, prefix, how string) {
 	c, addr, ctx, probe, img := gateWorld(t)
 	var col collector
 	a, _ := startAgent(t, addr, ModePrevent, &col, func(c *Config) { c.ExecEventsDefault, c.adoptDelay = true, delay(time.Second) })
-	sib := startWatched(t, ctx, c, img, a, "hpsib", hostPID)
-	pid, wait := startEntrypoint(t, ctx, c, img, "hpheld", append(append([]byte{}, probe...), "drifted"...), hostPID)
-	guardKills(t, a, sib, pid, wait, "cont "+strconv.Itoa(pid))
+	sib := startWatched(t, ctx, c, img, a, prefix+"sib", hostPID)
+	pid, wait := startEntrypoint(t, ctx, c, img, prefix+"held", append(append([]byte{}, probe...), "drifted"...), hostPID)
+	guardKills(t, a, sib, pid, wait, how+" "+strconv.Itoa(pid))
+}
+
+// TestGateHostPIDSiblingPtrace: the same, resuming the held entrypoint
+// with ptrace instead (PTRACE_ATTACH, PTRACE_CONT: no SIGCONT; the same
+// uid and capabilities need no CAP_SYS_PTRACE): the guard kills it at the
+// tracer's wake, counted continued-by-another. Before, the SIGCONT guard
+// never saw it (this test failed: killed only by the verdict, a second
+// later; internal/execmon TestGateGuardPtrace shows a held process run to
+// its end that way).
+func TestGateHostPIDSiblingPtrace(t *testing.T) {
+	hostPIDSiblingContinues(t, "hppt", "ptcont")
 }
 
 // TestGateNoTaskYet: a host-pid-namespace process in the cgroup of a

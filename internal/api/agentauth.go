@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 
 	"github.com/bulwark-sec/bulwark/internal/nodeauth"
@@ -13,7 +14,7 @@ import (
 // service account token (*nodeauth.Reviewer): a *nodeauth.RefusedError
 // is 401, a *nodeauth.UnavailableError 503.
 type AgentAuthenticator interface {
-	Authenticate(ctx context.Context, token string) (nodeauth.Agent, error)
+	Authenticate(ctx context.Context, token, source string) (nodeauth.Agent, error)
 }
 
 // UseAgentAuth accepts agents' service account tokens besides API tokens:
@@ -30,7 +31,7 @@ func (h *Handler) UseAgentAuth(a AgentAuthenticator) {
 
 // authorizeAgent is authorize for a service account token.
 func (h *Handler) authorizeAgent(w http.ResponseWriter, r *http.Request, role, token string, next handlerFunc) error {
-	a, err := h.agents.Authenticate(r.Context(), token)
+	a, err := h.agents.Authenticate(r.Context(), token, clientAddr(r))
 	var refused *nodeauth.RefusedError
 	var unavailable *nodeauth.UnavailableError
 	switch {
@@ -48,4 +49,14 @@ func (h *Handler) authorizeAgent(w http.ResponseWriter, r *http.Request, role, t
 	}
 	ctx := context.WithValue(r.Context(), principalKey{}, Principal{Role: store.RoleOperator, Agent: &a})
 	return next(w, r.WithContext(ctx))
+}
+
+// clientAddr is the request's client address without its port: the
+// source whose reviews in flight nodeauth bounds.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }

@@ -116,6 +116,7 @@ type Monitor struct {
 	pinNote string
 	pinPath string    // the pinned held_pids' path, when pinned
 	pinned  *ebpf.Map // the pinned map until the programs are loaded
+	pinLock *os.File  // the pin directory, flocked shared while m lives (pin.go)
 }
 
 // live holds the maps open until done is called; ErrClosed once closed.
@@ -194,6 +195,9 @@ func (m *Monitor) Close() error {
 	}
 	m.links = nil
 	errs = append(errs, m.guard.close(), m.objs.Close())
+	if m.pinLock != nil {
+		m.pinLock.Close()
+	}
 	return errors.Join(errs...)
 }
 

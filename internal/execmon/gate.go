@@ -97,12 +97,13 @@ func (m *Monitor) Ignored(cgroup uint64) bool {
 }
 
 // guard is the gate's guard (bpf/gatecont.c): a process the gate holds
-// that another continues (SIGCONT) is killed. Linux 6.13
+// that another continues (SIGCONT) or wakes (a tracer's PTRACE_ATTACH,
+// whose PTRACE_CONT resumes it with no SIGCONT) is killed. Linux 6.13
 // (bpf_send_signal_task); without it the guard is off and Guarded says why.
 type guard struct {
-	objs gatecontObjects
-	link link.Link
-	err  error
+	objs  gatecontObjects
+	links []link.Link
+	err   error
 }
 
 // startGuard loads and attaches the guard, sharing held_pids with the exec
@@ -114,21 +115,31 @@ func (m *Monitor) startGuard() {
 		g.err = fmt.Errorf("loading the gate's guard: %w", err)
 		return
 	}
-	l, err := link.AttachTracing(link.TracingOptions{Program: g.objs.BulwarkGateCont})
-	if err != nil {
-		g.objs.Close()
-		g.objs = gatecontObjects{}
-		g.err = fmt.Errorf("attaching the gate's guard: %w", err)
-		return
+	for _, p := range []*ebpf.Program{g.objs.BulwarkGateCont, g.objs.BulwarkGateWake} {
+		l, err := link.AttachTracing(link.TracingOptions{Program: p})
+		if err != nil {
+			for _, l := range g.links {
+				l.Close()
+			}
+			g.objs.Close()
+			g.objs, g.links = gatecontObjects{}, nil
+			g.err = fmt.Errorf("attaching the gate's guard %s: %w", p, err)
+			return
+		}
+		g.links = append(g.links, l)
 	}
-	g.link = l
 }
 
 func (g *guard) close() error {
-	if g.link == nil {
+	if g.links == nil {
 		return nil
 	}
-	return errors.Join(g.link.Close(), g.objs.Close())
+	var errs []error
+	for _, l := range g.links {
+		errs = append(errs, l.Close())
+	}
+	g.links = nil
+	return errors.Join(append(errs, g.objs.Close())...)
 }
 
 // Guarded says whether a held process another continues is killed (nil)
@@ -158,7 +169,7 @@ func (m *Monitor) Continue(pid uint32) error {
 }
 
 func (g *guard) killed() uint64 {
-	if g.link == nil {
+	if g.links == nil {
 		return 0
 	}
 	var per []uint64

@@ -20,6 +20,7 @@ const (
 	gatecontMapGate             = "gate"
 	gatecontMapHeldPids         = "held_pids"
 	gatecontProgBulwarkGateCont = "bulwark_gate_cont"
+	gatecontProgBulwarkGateWake = "bulwark_gate_wake"
 )
 
 // loadGatecont returns the embedded CollectionSpec for gatecont.
@@ -65,6 +66,7 @@ type gatecontSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type gatecontProgramSpecs struct {
 	BulwarkGateCont *ebpf.ProgramSpec `ebpf:"bulwark_gate_cont"`
+	BulwarkGateWake *ebpf.ProgramSpec `ebpf:"bulwark_gate_wake"`
 }
 
 // gatecontMapSpecs contains maps before they are loaded into the kernel.
@@ -126,11 +128,13 @@ type gatecontVariables struct {
 // It can be passed to loadGatecontObjects or ebpf.CollectionSpec.LoadAndAssign.
 type gatecontPrograms struct {
 	BulwarkGateCont *ebpf.Program `ebpf:"bulwark_gate_cont"`
+	BulwarkGateWake *ebpf.Program `ebpf:"bulwark_gate_wake"`
 }
 
 func (p *gatecontPrograms) Close() error {
 	return _GatecontClose(
 		p.BulwarkGateCont,
+		p.BulwarkGateWake,
 	)
 }
 

@@ -74,9 +74,6 @@ func (m *Monitor) HeldProcs() ([]HeldProc, error) {
 // of another layout (an agent of another version) is replaced: what it
 // held is lost (logged by the caller through the returned note).
 func pinHeld(dir string, spec *ebpf.MapSpec) (*ebpf.Map, string, error) {
-	if err := bpffs(dir); err != nil {
-		return nil, "", err
-	}
 	path := filepath.Join(dir, heldPidsPin)
 	note := ""
 	if old, err := ebpf.LoadPinnedMap(path, nil); err == nil {
@@ -103,6 +100,35 @@ func pinHeld(dir string, spec *ebpf.MapSpec) (*ebpf.Map, string, error) {
 		return nil, note, fmt.Errorf("pinning the map of held processes at %s: %w", path, err)
 	}
 	return m, note, nil
+}
+
+// lockPinDir makes dir (bpffs) and takes a shared flock on it, held while
+// the Monitor lives: every Monitor that uses the list in dir holds one,
+// and Unpin removes the list only with the lock exclusive, so a list
+// another Monitor uses is never unpinned under it (two agents of one
+// scope: the old one's clean stop unpinned the new one's list, and what
+// the new one then held and left at its death no successor found). A
+// directory an Unpin removed while the lock was awaited is made again.
+func lockPinDir(dir string) (*os.File, error) {
+	for range 3 {
+		if err := bpffs(dir); err != nil {
+			return nil, err
+		}
+		f, err := os.Open(dir)
+		if err != nil {
+			return nil, fmt.Errorf("opening %s: %w", dir, err)
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", dir, err)
+		}
+		var held, now unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &held) == nil && unix.Stat(dir, &now) == nil && held.Dev == now.Dev && held.Ino == now.Ino {
+			return f, nil
+		}
+		f.Close() // removed meanwhile: again
+	}
+	return nil, fmt.Errorf("locking %s: removed again and again", dir)
 }
 
 // bpffs makes dir, in bpffs, root's and 0700: mounts bpffs at /sys/fs/bpf
@@ -151,24 +177,32 @@ func (m *Monitor) pinOptions(o Options) (*ebpf.CollectionOptions, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading the exec sensor: %w", err)
 	}
-	held, note, err := pinHeld(o.PinDir, spec.Maps[heldPidsPin])
-	m.pinNote = note
+	lock, err := lockPinDir(o.PinDir)
 	if err != nil {
 		m.pinErr = err
 		return nil, nil
 	}
+	held, note, err := pinHeld(o.PinDir, spec.Maps[heldPidsPin])
+	m.pinNote = note
+	if err != nil {
+		lock.Close()
+		m.pinErr = err
+		return nil, nil
+	}
+	m.pinLock = lock
 	m.pinned = held // closed once loaded: the collection holds a clone
 	m.pinPath = filepath.Join(o.PinDir, heldPidsPin)
 	return &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{heldPidsPin: held}}, nil
 }
 
 // Unpin removes the pinned list, and its directory when nothing else is
-// in it, if the list holds no process: an agent that stops cleanly has
-// continued everything it held, and its successor makes a new list. A
-// list that still holds a process is kept for the successor. Nothing is
-// done when the list is not pinned or the Monitor is closed.
+// in it, if the list holds no process and no other Monitor uses it (its
+// lock, lockPinDir): an agent that stops cleanly has continued everything
+// it held, and its successor makes a new list. A list that still holds a
+// process is kept for the successor, one another Monitor uses for it.
+// Nothing is done when the list is not pinned or the Monitor is closed.
 func (m *Monitor) Unpin() error {
-	if m.pinPath == "" || m.pinErr != nil {
+	if m.pinPath == "" || m.pinErr != nil || m.pinLock == nil {
 		return nil
 	}
 	done, err := m.live()
@@ -176,6 +210,15 @@ func (m *Monitor) Unpin() error {
 		return nil
 	}
 	defer done()
+	fd := int(m.pinLock.Fd())
+	err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+	defer unix.Flock(fd, unix.LOCK_SH) // a conversion that fails may drop the shared lock
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return nil // another Monitor uses the list
+	}
+	if err != nil {
+		return fmt.Errorf("locking %s: %w", filepath.Dir(m.pinPath), err)
+	}
 	var h HeldProc
 	if m.objs.HeldPids.Iterate().Next(&h.PID, &h.Born) {
 		return nil // held: the successor judges it

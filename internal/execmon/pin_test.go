@@ -49,18 +49,7 @@ func TestGatePinned(t *testing.T) {
 			}
 		}
 	}()
-	_, cg := testCgroup(t, "")
-	cgfd, err := os.Open(filepath.Join(cgroup2Root(t), "bulwark-execmon-"+strings.ReplaceAll(t.Name(), "/", "-")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cgfd.Close()
-	if err := m1.GateUnder(cg); err != nil {
-		t.Fatal(err)
-	}
-	if err := m1.Gate(true, 0); err != nil {
-		t.Fatal(err)
-	}
+	cgfd := gateTestCgroup(t, m1)
 	out := t.TempDir()
 	start := func(name string, gated bool) *exec.Cmd {
 		cmd := exec.Command("/bin/sh", "-c", "echo ran > "+filepath.Join(out, name))
@@ -75,11 +64,7 @@ func TestGatePinned(t *testing.T) {
 		return cmd
 	}
 	held := start("held", true)
-	for deadline := time.Now().Add(5 * time.Second); procState(t, held.Process.Pid) != "T"; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the gated child was never stopped")
-		}
-	}
+	waitStopped(t, held.Process.Pid)
 	m1.Gate(false, 0)
 	job := start("job", false) // the gate is off: only the SIGSTOP below stops it
 	time.Sleep(50 * time.Millisecond)
@@ -208,5 +193,102 @@ func TestGatePinnedOtherLayout(t *testing.T) {
 	defer n.Close()
 	if err := n.Pinned(); err == nil || !strings.Contains(err.Error(), "not a directory of root's") {
 		t.Fatalf("a pin directory of uid 65534's: pinned %v, want refused", err)
+	}
+}
+
+// TestGatePinnedShared: two Monitors pinned in one directory share the
+// list (two agents of one scope, a rolling update). The first one's clean
+// stop, holding nothing, must not unpin the list the second still uses:
+// before, it did, and what the second then held and left at its death
+// was in a list no successor found (stopped for good).
+func TestGatePinnedShared(t *testing.T) {
+	if os.Geteuid() != 0 {
+		kerneltest.Skip(t, "needs root (BPF)")
+	}
+	dir := filepath.Join(bpffsRoot, "bulwark-test-shared-"+strconv.Itoa(os.Getpid()))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	m1, err := StartWith(Options{PinDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m1.Close()
+	m2, err := StartWith(Options{PinDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	if m1.Pinned() != nil || m2.Pinned() != nil {
+		t.Fatalf("pinned: %v, %v", m1.Pinned(), m2.Pinned())
+	}
+	go func() {
+		for {
+			if _, err := m2.Read(); err != nil {
+				return
+			}
+		}
+	}()
+	if err := m1.Unpin(); err != nil { // the old agent's clean stop, holding nothing
+		t.Fatal(err)
+	}
+	m1.Close()
+	if _, err := os.Stat(filepath.Join(dir, heldPidsPin)); err != nil {
+		t.Fatalf("the list another Monitor uses was unpinned: %v", err)
+	}
+	cgfd := gateTestCgroup(t, m2)
+	cmd := exec.Command("/bin/true")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, UseCgroupFD: true, CgroupFD: int(cgfd.Fd())}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitStopped(t, cmd.Process.Pid)
+	m2.Gate(false, 0)
+	if err := m2.Unpin(); err != nil { // holding one: kept
+		t.Fatal(err)
+	}
+	m2.Close() // the second agent dies
+	m3, err := StartWith(Options{PinDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m3.Close()
+	hs, err := m3.HeldProcs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(hs, func(h HeldProc) bool { return h.PID == uint32(cmd.Process.Pid) }) {
+		t.Fatalf("the successor's list %+v lacks the second Monitor's held pid %d", hs, cmd.Process.Pid)
+	}
+	if err := m3.Continue(uint32(cmd.Process.Pid)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// gateTestCgroup makes the test's cgroup, limits m's gate to it and turns
+// the gate on; the cgroup's directory is returned open (CgroupFD).
+func gateTestCgroup(t *testing.T, m *Monitor) *os.File {
+	t.Helper()
+	dir, cg := testCgroup(t, "")
+	cgfd, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cgfd.Close() })
+	if err := m.GateUnder(cg); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Gate(true, 0); err != nil {
+		t.Fatal(err)
+	}
+	return cgfd
+}
+
+// waitStopped waits until the gate has stopped pid.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); procState(t, pid) != "T"; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the gated child was never stopped")
+		}
 	}
 }

@@ -96,6 +96,7 @@ type Reviewer struct {
 	user         string // system:serviceaccount:NS:NAME
 	cacheFor     time.Duration
 	sem          chan struct{}
+	sources      *sources // reviews in flight by client address (sources.go)
 	now          func() time.Time
 
 	cache  *cache
@@ -122,30 +123,32 @@ func New(cfg Config) (*Reviewer, error) {
 	}
 	return &Reviewer{client: cfg.Client, audience: cfg.Audience, saNS: ns, saName: name,
 		user: "system:serviceaccount:" + ns + ":" + name, cacheFor: cfg.CacheFor,
-		sem: make(chan struct{}, maxConcurrent), now: time.Now, cache: newCache(cfg.MaxCached)}, nil
+		sem: make(chan struct{}, maxConcurrent), sources: newSources(), now: time.Now, cache: newCache(cfg.MaxCached)}, nil
 }
 
 // Authenticate returns the agent token authenticates, from the cache or
 // a review: a *RefusedError when the cluster does not vouch for it, an
-// *UnavailableError when the cluster cannot say.
-func (r *Reviewer) Authenticate(ctx context.Context, token string) (Agent, error) {
-	a, cached, err := r.authenticate(ctx, token)
+// *UnavailableError when the cluster cannot say. source is where the
+// token came from (the client's address): at most perSource reviews of
+// one source are in flight (sources.go).
+func (r *Reviewer) Authenticate(ctx context.Context, token, source string) (Agent, error) {
+	a, cached, err := r.authenticate(ctx, token, source)
 	r.counts.count(cached, err)
 	return a, err
 }
 
-func (r *Reviewer) authenticate(ctx context.Context, token string) (_ Agent, cached bool, _ error) {
+func (r *Reviewer) authenticate(ctx context.Context, token, source string) (_ Agent, cached bool, _ error) {
 	key := sha256.Sum256([]byte(token))
 	now := r.now()
 	if a, ok := r.cache.get(key, now); ok {
 		return a, true, nil
 	}
-	a, err := r.reviewed(ctx, token, key, now)
+	a, err := r.reviewed(ctx, token, source, key, now)
 	return a, false, err
 }
 
 // reviewed authenticates token with the cluster and caches the answer.
-func (r *Reviewer) reviewed(ctx context.Context, token string, key [32]byte, now time.Time) (Agent, error) {
+func (r *Reviewer) reviewed(ctx context.Context, token, source string, key [32]byte, now time.Time) (Agent, error) {
 	// Cheap refusals before asking the cluster, from the token's own
 	// (unverified) claims: never a reason to accept, only to not ask.
 	if len(token) > maxTokenBytes {
@@ -167,9 +170,14 @@ func (r *Reviewer) reviewed(ctx context.Context, token string, key [32]byte, now
 	}
 
 	// The wait for a slot counts in the review's time: a flood of tokens to
-	// review makes agents wait at most reviewTimeout, then 503.
+	// review makes agents wait at most reviewTimeout, then 503. One source
+	// holds at most perSource slots (sources.go).
 	ctx, cancel := context.WithTimeout(ctx, reviewTimeout)
 	defer cancel()
+	if err := r.sources.enter(ctx, source); err != nil {
+		return Agent{}, &UnavailableError{Err: err}
+	}
+	defer r.sources.leave(source)
 	select {
 	case r.sem <- struct{}{}:
 		defer func() { <-r.sem }()

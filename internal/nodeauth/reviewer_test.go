@@ -68,7 +68,7 @@ func TestReviewCachedUntilLifetimeAndExpiry(t *testing.T) {
 			}
 			now := tc.start
 			r.now = func() time.Time { return now }
-			a, err := r.Authenticate(ctx, tok)
+			a, err := r.Authenticate(ctx, tok, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -77,11 +77,11 @@ func TestReviewCachedUntilLifetimeAndExpiry(t *testing.T) {
 			}
 			r.client = down // the cluster gone
 			now = tc.start.Add(tc.after - time.Second)
-			if _, err := r.Authenticate(ctx, tok); err != nil {
+			if _, err := r.Authenticate(ctx, tok, ""); err != nil {
 				t.Errorf("%s before the cache's end: %v", tc.after-time.Second, err)
 			}
 			now = tc.start.Add(tc.after)
-			_, err = r.Authenticate(ctx, tok)
+			_, err = r.Authenticate(ctx, tok, "")
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("at the cache's end: %v, want %q", err, tc.err)
 			}
@@ -168,32 +168,40 @@ func forged(i int) string {
 	return "eyJhbGciOiJSUzI1NiJ9." + base64.RawURLEncoding.EncodeToString([]byte(claims)) + ".c2ln"
 }
 
-// Unauthenticated tokens cannot become a flood on the apiserver: at most
-// maxConcurrent reviews are in flight; the next waits for a slot while its
-// request lasts, then is an UnavailableError (503), not a review.
-func TestReviewsInFlightBounded(t *testing.T) {
-	var asked atomic.Int64
-	kc := hangingCluster(t, &asked)
-	r, err := New(Config{Client: kc, ServiceAccount: "bulwark-system/bulwark-agent"})
+// flood starts a Reviewer on a cluster that never answers (asked counts
+// its requests) and n reviews of forged tokens from source(i), which end
+// with the test.
+func flood(t *testing.T, asked *atomic.Int64, n int, source func(i int) string) *Reviewer {
+	t.Helper()
+	r, err := New(Config{Client: hangingCluster(t, asked), ServiceAccount: "bulwark-system/bulwark-agent"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
-	for i := range maxConcurrent {
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.Authenticate(ctx, forged(i))
+			r.Authenticate(ctx, forged(i), source(i))
 		}()
 	}
-	defer func() { cancel(); wg.Wait() }()
+	return r
+}
+
+// Unauthenticated tokens cannot become a flood on the apiserver: at most
+// maxConcurrent reviews are in flight; the next waits for a slot while its
+// request lasts, then is an UnavailableError (503), not a review.
+func TestReviewsInFlightBounded(t *testing.T) {
+	var asked atomic.Int64
+	r := flood(t, &asked, maxConcurrent, func(i int) string { return fmt.Sprint("10.0.0.", i) })
 	for asked.Load() < maxConcurrent { // every slot is held by a review at the apiserver
 		time.Sleep(10 * time.Millisecond)
 	}
 	short, cancelShort := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancelShort()
-	_, err = r.Authenticate(short, forged(-1))
+	_, err := r.Authenticate(short, forged(-1), "")
 	var unavailable *UnavailableError
 	if !errors.As(err, &unavailable) || !strings.Contains(err.Error(), "review slots") {
 		t.Errorf("a review beyond the bound: %v, want an UnavailableError waiting for a slot", err)
@@ -216,7 +224,7 @@ func TestReviewAudienceCheckedByCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Authenticate(t.Context(), other); err == nil || !strings.Contains(err.Error(), `not for audience "bulwark"`) {
+	if _, err := r.Authenticate(t.Context(), other, ""); err == nil || !strings.Contains(err.Error(), `not for audience "bulwark"`) {
 		t.Errorf("early refusal: %v", err)
 	}
 	_, err = r.review(t.Context(), other)
@@ -224,4 +232,87 @@ func TestReviewAudienceCheckedByCluster(t *testing.T) {
 	if !errors.As(err, &refused) || !strings.Contains(err.Error(), "the cluster does not authenticate it") {
 		t.Errorf("the cluster's review of a token for another audience: %v, want a refusal", err)
 	}
+}
+
+// One source's flood of tokens to review holds at most perSource of the
+// review slots: a token from another source (a real agent) is reviewed at
+// once, not after the flood's. Before the bound one address with 16
+// requests in flight took every slot, and the agent waited for them (here,
+// with an apiserver that does not answer, until its request ended: 503).
+func TestReviewsPerSourceBounded(t *testing.T) {
+	var asked atomic.Int64
+	r := flood(t, &asked, 4*maxConcurrent, func(int) string { return "10.0.0.66" })
+	deadline := time.Now().Add(5 * time.Second)
+	for asked.Load() < perSource && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // more would have come by now
+	if n := asked.Load(); n != perSource {
+		t.Errorf("one source's flood: %d reviews at the apiserver, want %d", n, perSource)
+	}
+	agent, cancelAgent := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancelAgent()
+	before := asked.Load()
+	go r.Authenticate(agent, forged(-1), "10.0.0.7")
+	for asked.Load() == before && agent.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if asked.Load() == before {
+		t.Error("another source's token waited behind the flood: never reviewed")
+	}
+	if n := r.sources.len(); n != 2 {
+		t.Errorf("%d sources counted, want 2", n)
+	}
+}
+
+// Tokens of the agents' service account that are not bound to a pod on a
+// node are refused: bound to a Secret, bound to a Node (the kubelet's own
+// binding, no pod), and a pod's token after its pod was deleted and
+// another made under the same name (another UID), by the cluster or by
+// the pod check. A pod-bound token of a pod on no node is refused too.
+func TestReviewRefusesTokensNotOfAPodOnANode(t *testing.T) {
+	cl, kc, old := agentPod(t)
+	r, err := New(Config{Client: kc, ServiceAccount: "bulwark-system/bulwark-agent", CacheFor: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.MustKubectl("create", "secret", "generic", "s", "-n", "bulwark-system")
+	bound := func(kind, name string) string {
+		return strings.TrimSpace(cl.MustKubectl("create", "token", "bulwark-agent", "-n", "bulwark-system", "--audience", "bulwark",
+			"--bound-object-kind", kind, "--bound-object-name", name))
+	}
+	if _, err := cl.KubectlStdin("apiVersion: v1\nkind: Node\nmetadata: {name: node-1}\n", "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	toks := map[string]string{"bound to a Secret": bound("Secret", "s"), "bound to a Node": bound("Node", "node-1")}
+	// A pod with no node: its own token carries no node name.
+	if _, err := cl.KubectlStdin(`apiVersion: v1
+kind: Pod
+metadata: {name: pending, namespace: bulwark-system}
+spec:
+  serviceAccountName: bulwark-agent
+  containers: [{name: c, image: registry.example/app}]
+`, "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	toks["of a pod on no node"] = bound("Pod", "pending")
+	for name, tok := range toks {
+		_, err := r.Authenticate(t.Context(), tok, "")
+		var refused *RefusedError
+		if !errors.As(err, &refused) {
+			t.Errorf("%s: %v, want a refusal", name, err)
+		}
+		t.Logf("%s: %v", name, err)
+	}
+	if _, err := r.Authenticate(t.Context(), old, ""); err != nil {
+		t.Fatalf("the pod's own token: %v", err)
+	}
+	cl.MustKubectl("delete", "pod", "agent-1", "-n", "bulwark-system", "--grace-period=0", "--force")
+	cl.ServiceAccountPod(t, "bulwark-system", "bulwark-agent", "agent-1", "node-1")
+	_, err = r.Authenticate(t.Context(), old, "")
+	var refused *RefusedError
+	if !errors.As(err, &refused) {
+		t.Errorf("the old pod's token after a new pod of the same name: %v, want a refusal", err)
+	}
+	t.Logf("old token, pod recreated: %v", err)
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -100,12 +101,21 @@ func (s *Source) Err() error {
 	return s.lastErr
 }
 
+// readToken reads the token in path, a regular file (symlinks followed:
+// the kubelet's ..data). Opened without blocking and checked before the
+// read: a FIFO no one writes would block the read, and with it every
+// request of the agent, until a writer came; a device need never end.
 func readToken(path string) (string, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return "", fmt.Errorf("reading the token file %q: %w", path, err)
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return "", fmt.Errorf("reading the token file %q: %w", path, err)
+	} else if !st.Mode().IsRegular() {
+		return "", fmt.Errorf("reading the token file %q: not a regular file (%s)", path, st.Mode().Type())
+	}
 	b, err := io.ReadAll(io.LimitReader(f, maxBytes+1))
 	if err != nil {
 		return "", fmt.Errorf("reading the token file %q: %w", path, err)

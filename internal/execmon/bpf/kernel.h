@@ -68,7 +68,15 @@ struct pid {
 	unsigned int level;
 } __attribute__((preserve_access_index));
 
+/* A task's thread group (the gate's guard): flags has SIGNAL_GROUP_EXIT
+ * once a fatal signal is on its way. */
+struct signal_struct {
+	unsigned int flags;
+} __attribute__((preserve_access_index));
+
 struct task_struct {
+	unsigned int __state; /* Linux 5.14+ (the guard is 6.13+) */
+	struct signal_struct *signal;
 	struct pid *thread_pid;
 	pid_t pid;
 	pid_t tgid;

@@ -77,6 +77,8 @@ func do(args []string) string {
 			return errString(err)
 		}
 		return errString(syscall.Kill(pid, syscall.SIGCONT))
+	case args[0] == "ptcont" && len(args) == 2:
+		return errString(ptraceCont(args[1])) // ptrace.go
 	case args[0] == "same" && len(args) == 3:
 		// An exact copy of args[1]: the image's content at a new path.
 		b, err := os.ReadFile(args[1])
