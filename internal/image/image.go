@@ -79,7 +79,10 @@ func (o *Options) fill() error {
 	if o.Keychain == nil {
 		o.Keychain = authn.DefaultKeychain
 	}
-	return nil
+	// checked whatever the source: "--platform arm64" was taken as the OS
+	// arm64 and, on a single-platform image, ignored without a word
+	_, err := o.platform()
+	return err
 }
 
 func (o *Options) platform() (*v1.Platform, error) {
@@ -89,6 +92,9 @@ func (o *Options) platform() (*v1.Platform, error) {
 	p, err := v1.ParsePlatform(o.Platform)
 	if err != nil {
 		return nil, fmt.Errorf("parsing platform %q: %w", o.Platform, err)
+	}
+	if p.OS == "" || p.Architecture == "" {
+		return nil, fmt.Errorf("parsing platform %q: want OS/ARCH[/VARIANT], e.g. linux/arm64", o.Platform)
 	}
 	return p, nil
 }

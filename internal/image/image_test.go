@@ -230,6 +230,9 @@ func TestOpenErrors(t *testing.T) {
 		// a directory named as a layout that is none: say so, not "openat index.json"
 		{"not-a-layout", "oci:" + dir, 0, []string{dir, "not an OCI image layout", "no index.json"}, nil},
 	}
+	if _, err := Open(context.Background(), writeFile(t, dir, "y.tar", "hello"), Options{CacheDir: t.TempDir(), Platform: "arm64"}); err == nil || !strings.Contains(err.Error(), "want OS/ARCH") {
+		t.Errorf("--platform arm64: %v, want a refusal naming the form", err)
+	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			o := opts(t)
