@@ -147,11 +147,35 @@ func (e *SourceError) Unwrap() error { return e.Err }
 func Open(ctx context.Context, input string, opts Options) (img *Image, err error) {
 	defer layerfs.Recovered(&err, "opening "+input)
 	img, err = open(ctx, input, opts)
+	if err == nil {
+		if err = checkPlatform(img.Config, opts.Platform); err != nil {
+			img.Close()
+		}
+	}
 	if err != nil {
 		return nil, &SourceError{Source: input, Err: err}
 	}
 	img.Source.Input = input
 	return img, nil
+}
+
+// checkPlatform refuses an image whose config names another platform than
+// the one asked for with --platform: a single-platform image was read as
+// whatever was asked, without a word. Nothing asked, or a config naming no
+// architecture (a root filesystem, some artifacts), passes.
+func checkPlatform(cfg *v1.ConfigFile, want string) error {
+	if want == "" || cfg == nil || cfg.Architecture == "" {
+		return nil
+	}
+	w, err := v1.ParsePlatform(want)
+	if err != nil {
+		return err
+	}
+	got := v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
+	if got.OS != w.OS || got.Architecture != w.Architecture || (w.Variant != "" && got.Variant != w.Variant) {
+		return fmt.Errorf("the image is %s, not %s (--platform)", got.String(), w.String())
+	}
+	return nil
 }
 
 func open(ctx context.Context, input string, opts Options) (*Image, error) {

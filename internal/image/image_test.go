@@ -177,6 +177,30 @@ func TestOpenRegistryCachesLayers(t *testing.T) {
 	}
 }
 
+// An explicit --platform that a single-platform image does not have is an
+// error: an amd64 image was scanned as the arm64 one asked for, without a
+// word. The platform it has, or none asked, opens it.
+func TestOpenSinglePlatformMismatch(t *testing.T) {
+	reg := registrytest.New(t)
+	reg.Push(t, "app:1", testImage(t, "amd64"))
+	o := opts(t)
+	o.Platform = "linux/arm64"
+	if img, err := Open(context.Background(), reg.Ref("app:1"), o); err == nil {
+		img.Close()
+		t.Fatal("an amd64 image opened as linux/arm64")
+	} else if !strings.Contains(err.Error(), "linux/amd64, not linux/arm64") {
+		t.Errorf("error %q does not name both platforms", err)
+	}
+	for _, p := range []string{"linux/amd64", ""} {
+		o.Platform = p
+		img, err := Open(context.Background(), reg.Ref("app:1"), o)
+		if err != nil {
+			t.Fatalf("platform %q: %v", p, err)
+		}
+		img.Close()
+	}
+}
+
 func TestOpenRegistryPlatform(t *testing.T) {
 	reg := registrytest.New(t)
 	amd, arm := testImage(t, "amd64"), testImage(t, "arm64")
