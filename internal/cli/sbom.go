@@ -86,6 +86,23 @@ func (o *outputOptions) addFlags(cmd *cobra.Command, formats []string) {
 	o.formats = formats
 	cmd.Flags().StringVarP(&o.format, "format", "f", formats[0], "output format: "+strings.Join(formats, ", "))
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "write the report to this file instead of stdout")
+	cmd.PreRunE = func(*cobra.Command, []string) error { return o.checkDestination() }
+}
+
+// checkDestination refuses, before any work, an -o that cannot be written:
+// a directory, or a file in a directory that does not exist (found after a
+// whole scan, it said "rename /tmp/.bulwark-123 /tmp/out: file exists").
+func (o *outputOptions) checkDestination() error {
+	if o.output == "" {
+		return nil
+	}
+	if fi, err := os.Stat(o.output); err == nil && fi.IsDir() {
+		return fmt.Errorf("-o %s is a directory: name a file", o.output)
+	}
+	if fi, err := os.Stat(filepath.Dir(o.output)); err != nil || !fi.IsDir() {
+		return fmt.Errorf("-o %s: directory %s does not exist", o.output, filepath.Dir(o.output))
+	}
+	return nil
 }
 
 // write runs encode on the chosen destination. A file is written next to
@@ -93,6 +110,9 @@ func (o *outputOptions) addFlags(cmd *cobra.Command, formats []string) {
 func (o *outputOptions) write(cmd *cobra.Command, encode func(io.Writer) error) error {
 	if o.output == "" {
 		return encode(cmd.OutOrStdout())
+	}
+	if err := o.checkDestination(); err != nil {
+		return err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(o.output), ".bulwark-*")
 	if err != nil {
@@ -106,7 +126,10 @@ func (o *outputOptions) write(cmd *cobra.Command, encode func(io.Writer) error) 
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("writing %s: %w", o.output, err)
 	}
-	return os.Rename(tmp.Name(), o.output)
+	if err := os.Rename(tmp.Name(), o.output); err != nil {
+		return fmt.Errorf("writing %s: %w", o.output, err)
+	}
+	return nil
 }
 
 func newSBOMCmd(g *globalOptions) *cobra.Command {

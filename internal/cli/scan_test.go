@@ -202,6 +202,21 @@ func TestScanSBOMFile(t *testing.T) {
 	}
 }
 
+// An SPDX document is not scanned, and the error says what to give
+// instead: it said only "not a Bulwark or CycloneDX JSON SBOM" to a user
+// holding the SPDX file bulwark sbom had just written.
+func TestScanSPDXSaysWhatToGive(t *testing.T) {
+	archive := fixtureImage(t)
+	spdx := filepath.Join(t.TempDir(), "app.spdx.json")
+	if _, stderr, code := run(t, "sbom", archive, "--cache-dir", t.TempDir(), "-f", "spdx", "-o", spdx); code != 0 {
+		t.Fatal(stderr)
+	}
+	_, stderr, code := run(t, "scan", spdx, "--db", advisoryDB(t, nil))
+	if code != ExitError || !strings.Contains(stderr, "an SPDX document") || !strings.Contains(stderr, "-f cyclonedx") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
+
 func TestScanWithoutDatabase(t *testing.T) {
 	_, stderr, code := run(t, "scan", fixtureImage(t), "--db", filepath.Join(t.TempDir(), "none.db"))
 	if code != ExitError || !strings.Contains(stderr, "no advisory database") || !strings.Contains(stderr, "db import") {

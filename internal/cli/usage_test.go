@@ -2,6 +2,7 @@ package cli
 
 import (
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -68,5 +69,27 @@ func TestLogLevelErrorNamesLevels(t *testing.T) {
 	_, stderr, code := run(t, "version", "--log-level", "verbose")
 	if code != ExitError || !strings.Contains(stderr, `--log-level "verbose"`) || !strings.Contains(stderr, "debug, info, warn or error") {
 		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// -o naming a directory, or a file in a missing directory, is refused
+// before the image is read: it failed after the whole scan with "rename
+// /tmp/.bulwark-123 /tmp/out: file exists".
+func TestOutputDestinationCheckedFirst(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ out, want string }{
+		{dir, "is a directory"},
+		{filepath.Join(dir, "missing", "x.json"), "does not exist"},
+	} {
+		for _, args := range [][]string{
+			{"sbom", "no-such-image.tar", "-o", tc.out},
+			{"scan", "no-such-image.tar", "-o", tc.out},
+			{"policy", "check", "no-such-image.tar", "-o", tc.out},
+		} {
+			_, stderr, code := run(t, args...)
+			if code != ExitError || !strings.Contains(stderr, tc.want) || strings.Contains(stderr, "no-such-image") {
+				t.Errorf("%s: exit %d, stderr %q; want %d, %q, before the image", strings.Join(args, " "), code, stderr, ExitError, tc.want)
+			}
+		}
 	}
 }

@@ -79,7 +79,10 @@ func (o *Options) fill() error {
 	if o.Keychain == nil {
 		o.Keychain = authn.DefaultKeychain
 	}
-	return nil
+	// checked whatever the source: "--platform arm64" was taken as the OS
+	// arm64 and, on a single-platform image, ignored without a word
+	_, err := o.platform()
+	return err
 }
 
 func (o *Options) platform() (*v1.Platform, error) {
@@ -89,6 +92,9 @@ func (o *Options) platform() (*v1.Platform, error) {
 	p, err := v1.ParsePlatform(o.Platform)
 	if err != nil {
 		return nil, fmt.Errorf("parsing platform %q: %w", o.Platform, err)
+	}
+	if p.OS == "" || p.Architecture == "" {
+		return nil, fmt.Errorf("parsing platform %q: want OS/ARCH[/VARIANT], e.g. linux/arm64", o.Platform)
 	}
 	return p, nil
 }
@@ -141,11 +147,35 @@ func (e *SourceError) Unwrap() error { return e.Err }
 func Open(ctx context.Context, input string, opts Options) (img *Image, err error) {
 	defer layerfs.Recovered(&err, "opening "+input)
 	img, err = open(ctx, input, opts)
+	if err == nil {
+		if err = checkPlatform(img.Config, opts.Platform); err != nil {
+			img.Close()
+		}
+	}
 	if err != nil {
 		return nil, &SourceError{Source: input, Err: err}
 	}
 	img.Source.Input = input
 	return img, nil
+}
+
+// checkPlatform refuses an image whose config names another platform than
+// the one asked for with --platform: a single-platform image was read as
+// whatever was asked, without a word. Nothing asked, or a config naming no
+// architecture (a root filesystem, some artifacts), passes.
+func checkPlatform(cfg *v1.ConfigFile, want string) error {
+	if want == "" || cfg == nil || cfg.Architecture == "" {
+		return nil
+	}
+	w, err := v1.ParsePlatform(want)
+	if err != nil {
+		return err
+	}
+	got := v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
+	if got.OS != w.OS || got.Architecture != w.Architecture || (w.Variant != "" && got.Variant != w.Variant) {
+		return fmt.Errorf("the image is %s, not %s (--platform)", got.String(), w.String())
+	}
+	return nil
 }
 
 func open(ctx context.Context, input string, opts Options) (*Image, error) {

@@ -177,6 +177,30 @@ func TestOpenRegistryCachesLayers(t *testing.T) {
 	}
 }
 
+// An explicit --platform that a single-platform image does not have is an
+// error: an amd64 image was scanned as the arm64 one asked for, without a
+// word. The platform it has, or none asked, opens it.
+func TestOpenSinglePlatformMismatch(t *testing.T) {
+	reg := registrytest.New(t)
+	reg.Push(t, "app:1", testImage(t, "amd64"))
+	o := opts(t)
+	o.Platform = "linux/arm64"
+	if img, err := Open(context.Background(), reg.Ref("app:1"), o); err == nil {
+		img.Close()
+		t.Fatal("an amd64 image opened as linux/arm64")
+	} else if !strings.Contains(err.Error(), "linux/amd64, not linux/arm64") {
+		t.Errorf("error %q does not name both platforms", err)
+	}
+	for _, p := range []string{"linux/amd64", ""} {
+		o.Platform = p
+		img, err := Open(context.Background(), reg.Ref("app:1"), o)
+		if err != nil {
+			t.Fatalf("platform %q: %v", p, err)
+		}
+		img.Close()
+	}
+}
+
 func TestOpenRegistryPlatform(t *testing.T) {
 	reg := registrytest.New(t)
 	amd, arm := testImage(t, "amd64"), testImage(t, "arm64")
@@ -229,6 +253,9 @@ func TestOpenErrors(t *testing.T) {
 		{"not-an-archive", writeFile(t, dir, "x.tar", "hello"), 0, []string{"x.tar"}, nil},
 		// a directory named as a layout that is none: say so, not "openat index.json"
 		{"not-a-layout", "oci:" + dir, 0, []string{dir, "not an OCI image layout", "no index.json"}, nil},
+	}
+	if _, err := Open(context.Background(), writeFile(t, dir, "y.tar", "hello"), Options{CacheDir: t.TempDir(), Platform: "arm64"}); err == nil || !strings.Contains(err.Error(), "want OS/ARCH") {
+		t.Errorf("--platform arm64: %v, want a refusal naming the form", err)
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

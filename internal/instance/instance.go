@@ -14,6 +14,7 @@ import (
 	"github.com/bulwark-sec/bulwark/internal/attest"
 	"github.com/bulwark-sec/bulwark/internal/audit"
 	"github.com/bulwark-sec/bulwark/internal/store"
+	"github.com/bulwark-sec/bulwark/internal/yamlmsg"
 	"sigs.k8s.io/yaml"
 )
 
@@ -266,7 +267,7 @@ func LoadPolicy(path string) (Policy, error) {
 		ChallengeTTL          string            `json:"challengeTtl"`
 	}
 	if err := yaml.UnmarshalStrict(b, &raw); err != nil {
-		return p, fmt.Errorf("parsing instance policy %s: %w", path, err)
+		return p, fmt.Errorf("parsing instance policy %s: %s", path, yamlmsg.Of(err))
 	}
 	p = Policy{Regions: raw.Regions, RequireAttestedRegion: raw.RequireAttestedRegion, Platforms: raw.Platforms}
 	for _, d := range []struct {

@@ -24,8 +24,9 @@ func Decode(r io.Reader) (*SBOM, error) {
 		return nil, err
 	}
 	var probe struct {
-		Schema    string `json:"schema"`
-		BOMFormat string `json:"bomFormat"`
+		Schema      string `json:"schema"`
+		BOMFormat   string `json:"bomFormat"`
+		SPDXVersion string `json:"spdxVersion"`
 	}
 	if err := json.Unmarshal(data, &probe); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotSBOM, err)
@@ -43,6 +44,8 @@ func Decode(r io.Reader) (*SBOM, error) {
 			return nil, fmt.Errorf("decoding CycloneDX: %w", err)
 		}
 		return fromCycloneDX(&bom), nil
+	case probe.SPDXVersion != "":
+		return nil, fmt.Errorf("%w: an SPDX document (%s), which is not read yet: give the image, or its SBOM from bulwark sbom -f cyclonedx or -f json", ErrNotSBOM, probe.SPDXVersion)
 	}
 	return nil, ErrNotSBOM
 }

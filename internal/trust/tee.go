@@ -10,6 +10,8 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"sigs.k8s.io/yaml"
 
+	"github.com/bulwark-sec/bulwark/internal/yamlmsg"
+
 	"github.com/bulwark-sec/bulwark/internal/attest"
 	"github.com/bulwark-sec/bulwark/internal/identity"
 	"github.com/bulwark-sec/bulwark/internal/instance"
@@ -50,7 +52,7 @@ func LoadTEEPolicy(file string) (*TEEPolicy, error) {
 	}
 	var p TEEPolicy
 	if err := yaml.UnmarshalStrict(b, &p); err != nil {
-		return nil, fmt.Errorf("parsing identity TEE policy %s: %w", file, err)
+		return nil, fmt.Errorf("parsing identity TEE policy %s: %s", file, yamlmsg.Of(err))
 	}
 	if err := p.validate(); err != nil {
 		return nil, fmt.Errorf("identity TEE policy %s: %w", file, err)

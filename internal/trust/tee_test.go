@@ -124,6 +124,8 @@ func TestTEEPolicyInput(t *testing.T) {
 		os.WriteFile(f, []byte(body), 0o600)
 		if _, err := LoadTEEPolicy(f); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", body, err, want)
+		} else if strings.Contains(err.Error(), "JSON") {
+			t.Errorf("%s: %q speaks of JSON in a YAML file", body, err)
 		}
 	}
 	f := filepath.Join(dir, "ok.yaml")

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+	k8syaml "sigs.k8s.io/yaml"
 )
 
 type doc struct {
@@ -32,6 +33,24 @@ func TestOf(t *testing.T) {
 	} {
 		if got := Of(decode(t, src)); got != want {
 			t.Errorf("%q: got %q, want %q", src, got, want)
+		}
+	}
+}
+
+// sigs.k8s.io/yaml (the instance and identity TEE policies) said "error
+// unmarshaling JSON: while decoding JSON: json: unknown field \"regionz\"".
+func TestOfViaJSON(t *testing.T) {
+	var d doc
+	for src, want := range map[string]string{
+		"regionz: []\n": `unknown field "regionz"`,
+		"name: [\n":     "line 1: did not find expected node content",
+	} {
+		err := k8syaml.UnmarshalStrict([]byte(src), &d)
+		if err == nil {
+			t.Fatalf("%q decoded", src)
+		}
+		if got := Of(err); got != want {
+			t.Errorf("%q: got %q (from %q), want %q", src, got, err, want)
 		}
 	}
 }
