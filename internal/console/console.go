@@ -19,6 +19,7 @@ import (
 // Store is what the console reads.
 type Store interface {
 	Authenticate(ctx context.Context, token string) (role string, id int64, err error)
+	ActiveToken(ctx context.Context, id int64) (role string, err error)
 	ListRegistries(ctx context.Context) ([]store.Registry, error)
 	Repositories(ctx context.Context, registryID int64) ([]string, error)
 	ListApplications(ctx context.Context) ([]store.Application, error)
@@ -40,8 +41,16 @@ type Options struct {
 	// did not arrive over TLS (the server is behind a TLS-terminating
 	// proxy). Requests over TLS always get Secure cookies.
 	SecureCookies bool
-	// SessionLength is the login cookie's lifetime; default 8 hours.
+	// SessionLength is a session's absolute lifetime (and the cookie's
+	// Max-Age); default 8 hours.
 	SessionLength time.Duration
+	// SessionIdle ends a session unused for that long; default 1 hour.
+	SessionIdle time.Duration
+	// MaxSessions bounds the sessions kept in memory, the oldest evicted
+	// first; default 10,000.
+	MaxSessions int
+	// Now is nil for time.Now (tests move the clock).
+	Now func() time.Time
 	// Logger is nil for slog.Default().
 	Logger *slog.Logger
 	// Advisories is the advisory database the image and vulnerability
@@ -63,8 +72,8 @@ type Options struct {
 	Governance Governance
 }
 
-// CookieName is the login cookie. It holds the API token itself (see
-// docs/console.md for why).
+// CookieName is the login cookie. It holds a random session id the
+// server maps to the token's id, never the API token (docs/console.md).
 const CookieName = "bulwark_console"
 
 // maxLoginBody bounds the login form.
@@ -77,11 +86,12 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 type console struct {
-	st     Store
-	opts   Options
-	log    *slog.Logger
-	pages  map[string]*template.Template
-	static http.Handler
+	st       Store
+	opts     Options
+	sessions *sessions
+	log      *slog.Logger
+	pages    map[string]*template.Template
+	static   http.Handler
 }
 
 // New returns the console over st. Mount it at opts.Prefix + "/"; every
@@ -92,12 +102,22 @@ func New(st Store, opts Options) http.Handler {
 	}
 	opts.Prefix = strings.TrimSuffix(opts.Prefix, "/")
 	if opts.SessionLength <= 0 {
-		opts.SessionLength = 8 * time.Hour
+		opts.SessionLength = defaultSessionLength
+	}
+	if opts.SessionIdle <= 0 {
+		opts.SessionIdle = defaultSessionIdle
+	}
+	if opts.MaxSessions <= 0 {
+		opts.MaxSessions = defaultMaxSessions
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	c := &console{st: st, opts: opts, log: opts.Logger, pages: parsePages(opts.Prefix)}
+	c := &console{st: st, opts: opts, log: opts.Logger, pages: parsePages(opts.Prefix),
+		sessions: newSessions(opts.MaxSessions, opts.SessionIdle, opts.SessionLength, opts.Now)}
 	sub, _ := fs.Sub(staticFS, "static")
 	c.static = http.StripPrefix(opts.Prefix+"/static/", http.FileServerFS(sub))
 
@@ -179,9 +199,10 @@ type principal struct {
 	ID   int64
 }
 
-// authenticated requires the login cookie to hold a valid token (any
-// role): the store finds it by hash and compares in constant time, and
-// refuses revoked tokens. Otherwise the browser is sent to the login form.
+// authenticated requires the login cookie to name a live session (not
+// idle for SessionIdle, younger than SessionLength) whose token the store
+// still holds unrevoked (any role). Otherwise the session is forgotten, the
+// cookie cleared and the browser sent to the login form.
 func (c *console) authenticated(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ck, err := r.Cookie(CookieName)
@@ -189,18 +210,30 @@ func (c *console) authenticated(next http.HandlerFunc) http.Handler {
 			http.Redirect(w, r, c.opts.Prefix+"/login", http.StatusSeeOther)
 			return
 		}
-		role, id, err := c.st.Authenticate(r.Context(), ck.Value)
+		ses, ok := c.sessions.lookup(ck.Value)
+		if !ok {
+			c.toLogin(w, r)
+			return
+		}
+		role, err := c.st.ActiveToken(r.Context(), ses.tokenID)
 		if errors.Is(err, store.ErrUnauthenticated) {
-			c.clearCookie(w, r)
-			http.Redirect(w, r, c.opts.Prefix+"/login", http.StatusSeeOther)
+			c.sessions.end(ck.Value)
+			c.log.Info("console session ended: token revoked", "token", ses.tokenID)
+			c.toLogin(w, r)
 			return
 		}
 		if err != nil {
 			c.fail(w, r, err)
 			return
 		}
-		next(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, principal{Role: role, ID: id})))
+		next(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, principal{Role: role, ID: ses.tokenID})))
 	})
+}
+
+// toLogin clears the cookie and sends the browser to the login form.
+func (c *console) toLogin(w http.ResponseWriter, r *http.Request) {
+	c.clearCookie(w, r)
+	http.Redirect(w, r, c.opts.Prefix+"/login", http.StatusSeeOther)
 }
 
 func (c *console) loginForm(w http.ResponseWriter, r *http.Request) {
@@ -226,8 +259,13 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
+	sid, err := c.sessions.create(id)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
 	http.SetCookie(w, &http.Cookie{
-		Name: CookieName, Value: token, Path: c.opts.Prefix + "/",
+		Name: CookieName, Value: sid, Path: c.opts.Prefix + "/",
 		MaxAge: int(c.opts.SessionLength / time.Second), HttpOnly: true,
 		Secure: c.secure(r), SameSite: http.SameSiteStrictMode,
 	})
@@ -235,9 +273,13 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, c.opts.Prefix+"/repositories", http.StatusSeeOther)
 }
 
+// logout forgets the session server-side: the cookie, replayed, is no
+// longer a session.
 func (c *console) logout(w http.ResponseWriter, r *http.Request) {
-	c.clearCookie(w, r)
-	http.Redirect(w, r, c.opts.Prefix+"/login", http.StatusSeeOther)
+	if ck, err := r.Cookie(CookieName); err == nil && ck.Value != "" {
+		c.sessions.end(ck.Value)
+	}
+	c.toLogin(w, r)
 }
 
 func (c *console) clearCookie(w http.ResponseWriter, r *http.Request) {

@@ -110,6 +110,18 @@ func loginRequest(target, token string) *http.Request {
 	return r
 }
 
+// loggedIn logs in to h with token through the form and returns the
+// session cookie.
+func loggedIn(t *testing.T, h http.Handler, token string) *http.Cookie {
+	t.Helper()
+	rec := serve(h, loginRequest("/ui/login", token))
+	cookies := rec.Result().Cookies()
+	if rec.Code != http.StatusSeeOther || len(cookies) != 1 {
+		t.Fatalf("login: %d %v", rec.Code, cookies)
+	}
+	return cookies[0]
+}
+
 func TestConsoleLogin(t *testing.T) {
 	st, token := seed(t)
 	h := newConsole(t, st)
@@ -145,8 +157,8 @@ func TestConsoleLogin(t *testing.T) {
 		t.Errorf("cross-site login: %d", rec.Code)
 	}
 
-	// The right token sets the cookie: HttpOnly, SameSite=Strict, scoped
-	// to the console, Secure over TLS only.
+	// The right token sets the cookie: a session id, not the token;
+	// HttpOnly, SameSite=Strict, scoped to the console, Secure over TLS only.
 	rec := serve(h, loginRequest("/ui/login", token))
 	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/ui/repositories" {
 		t.Fatalf("login: %d to %q", rec.Code, rec.Header().Get("Location"))
@@ -156,7 +168,10 @@ func TestConsoleLogin(t *testing.T) {
 		t.Fatalf("cookies = %v", cookies)
 	}
 	ck := cookies[0]
-	if ck.Name != CookieName || ck.Value != token || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode ||
+	if ck.Value == token || strings.Contains(ck.Value, strings.TrimPrefix(token, store.TokenPrefix)) || len(ck.Value) != 43 {
+		t.Errorf("cookie value %q is not a 256-bit session id apart from the token", ck.Value)
+	}
+	if ck.Name != CookieName || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode ||
 		ck.Path != "/ui/" || ck.Secure || ck.MaxAge != 8*3600 {
 		t.Errorf("cookie = %+v", ck)
 	}
@@ -186,20 +201,31 @@ func TestConsoleLogin(t *testing.T) {
 			t.Errorf("%s = %q, want %q", name, got, want)
 		}
 	}
-	// A forged cookie is not a session.
-	if rec := get("/ui/repositories", &http.Cookie{Name: CookieName, Value: "bwk_forged"}); rec.Code != http.StatusSeeOther {
-		t.Errorf("forged cookie: %d", rec.Code)
+	// A forged cookie is not a session, nor is the API token itself.
+	for _, forged := range []string{"bwk_forged", token} {
+		if rec := get("/ui/repositories", &http.Cookie{Name: CookieName, Value: forged}); rec.Code != http.StatusSeeOther {
+			t.Errorf("cookie %q: %d", forged, rec.Code)
+		}
 	}
 
-	// Logging out clears the cookie.
+	// Logging out clears the cookie and ends the session server-side: the
+	// cookie replayed is sent to the login form.
 	r = httptest.NewRequest("POST", "/ui/logout", nil)
 	r.AddCookie(ck)
 	rec = serve(h, r)
 	if c := rec.Result().Cookies(); rec.Code != http.StatusSeeOther || len(c) != 1 || c[0].MaxAge >= 0 {
 		t.Errorf("logout: %d %v", rec.Code, c)
 	}
+	if rec := get("/ui/repositories", ck); rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/ui/login" ||
+		strings.Contains(rec.Body.String(), shopRepo) {
+		t.Errorf("cookie replayed after logout: %d to %q", rec.Code, rec.Header().Get("Location"))
+	}
 
-	// Revoking the token ends the session at the next request.
+	// Revoking the token ends a live session at the next request.
+	ck = loggedIn(t, h, token)
+	if rec := get("/ui/revocations", ck); rec.Code != 200 || !strings.Contains(rec.Body.String(), revokedHex) {
+		t.Fatalf("revocations before the revocation: %d", rec.Code)
+	}
 	_, tokID, err := st.Authenticate(t.Context(), token)
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +242,7 @@ func TestConsoleLogin(t *testing.T) {
 func TestConsolePages(t *testing.T) {
 	st, token := seed(t)
 	h := newConsole(t, st)
-	ck := &http.Cookie{Name: CookieName, Value: token}
+	ck := loggedIn(t, h, token)
 	page := func(path string) string {
 		t.Helper()
 		r := httptest.NewRequest("GET", path, nil)
@@ -260,9 +286,10 @@ func TestConsolePages(t *testing.T) {
 func TestConsoleStoreFailure(t *testing.T) {
 	st, token := seed(t)
 	h := newConsole(t, st)
+	ck := loggedIn(t, h, token)
 	st.Close()
 	r := httptest.NewRequest("GET", "/ui/repositories", nil)
-	r.AddCookie(&http.Cookie{Name: CookieName, Value: token})
+	r.AddCookie(ck)
 	rec := serve(h, r)
 	body, _ := io.ReadAll(rec.Body)
 	if rec.Code != 500 || strings.Contains(string(body), "sql") || !strings.Contains(string(body), "Something went wrong") {

@@ -159,10 +159,11 @@ func detailConsole(t *testing.T) (http.Handler, func(path string) (int, string))
 	st, token := seed(t)
 	adb := seedDetail(t, st)
 	h := New(st, Options{Logger: slog.New(slog.DiscardHandler), Advisories: adb, AdvisoryStatus: advisoryStatus("")})
+	ck := loggedIn(t, h, token)
 	get := func(path string) (int, string) {
 		t.Helper()
 		r := httptest.NewRequest("GET", path, nil)
-		r.AddCookie(&http.Cookie{Name: CookieName, Value: token})
+		r.AddCookie(ck)
 		rec := serve(h, r)
 		body := rec.Body.String()
 		if strings.Contains(body, "<script>") || strings.Contains(body, `href="javascript:`) {
@@ -255,7 +256,7 @@ func TestConsoleDetailNotFound(t *testing.T) {
 		"/ui/vulnerabilities/" + opensslAdvisory: "no advisory database",
 	} {
 		r := httptest.NewRequest("GET", path, nil)
-		r.AddCookie(&http.Cookie{Name: CookieName, Value: token})
+		r.AddCookie(loggedIn(t, bare, token))
 		rec := serve(bare, r)
 		if !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("GET %s without advisories: %d, want %q", path, rec.Code, want)
@@ -316,7 +317,7 @@ func TestConsoleImageWithoutAttachmentStore(t *testing.T) {
 	type plain struct{ Store } // hides Attachments
 	h := New(plain{st}, Options{Logger: slog.New(slog.DiscardHandler), Advisories: seedDetail(t, st)})
 	r := httptest.NewRequest("GET", "/ui/images/sha256:"+revokedHex, nil)
-	r.AddCookie(&http.Cookie{Name: CookieName, Value: token})
+	r.AddCookie(loggedIn(t, h, token))
 	rec := serve(h, r)
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "does not record signatures") {
 		t.Errorf("image page over a store without attachments: %d", rec.Code)
@@ -330,7 +331,7 @@ func TestConsoleImageUnusableAdvisoryData(t *testing.T) {
 	h := New(st, Options{Logger: slog.New(slog.DiscardHandler), Advisories: seedDetail(t, st),
 		AdvisoryStatus: advisoryStatus("the advisory data is 41 days old (maximum 7 days)")})
 	r := httptest.NewRequest("GET", "/ui/images/sha256:"+targetHex, nil)
-	r.AddCookie(&http.Cookie{Name: CookieName, Value: token})
+	r.AddCookie(loggedIn(t, h, token))
 	rec := serve(h, r)
 	wantAll(t, "the image page on old data", rec.Body.String(),
 		"These findings cannot be trusted: the advisory data is 41 days old (maximum 7 days)", "0 findings",

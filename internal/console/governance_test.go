@@ -36,7 +36,7 @@ func TestConsoleGovernance(t *testing.T) {
 	st, token := seed(t)
 	get := func(h http.Handler, path string) (int, string) {
 		r := httptest.NewRequest("GET", path, nil)
-		r.AddCookie(&http.Cookie{Name: CookieName, Value: token})
+		r.AddCookie(loggedIn(t, h, token))
 		rec := serve(h, r)
 		return rec.Code, rec.Body.String()
 	}

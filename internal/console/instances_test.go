@@ -30,7 +30,7 @@ func TestConsoleInstances(t *testing.T) {
 	st, token := seed(t)
 	get := func(h http.Handler, path string) string {
 		r := httptest.NewRequest("GET", path, nil)
-		r.AddCookie(&http.Cookie{Name: CookieName, Value: token})
+		r.AddCookie(loggedIn(t, h, token))
 		rec := serve(h, r)
 		if rec.Code != 200 {
 			t.Fatalf("GET %s: %d", path, rec.Code)

@@ -51,7 +51,7 @@ func TestConsoleRuntimePage(t *testing.T) {
 	}
 	h := New(st, Options{Logger: slog.New(slog.DiscardHandler), Running: x})
 	r := httptest.NewRequest("GET", "/ui/runtime", nil)
-	r.AddCookie(&http.Cookie{Name: CookieName, Value: token})
+	r.AddCookie(loggedIn(t, h, token))
 	rec := serve(h, r)
 	body := rec.Body.String()
 	if rec.Code != 200 {
@@ -73,7 +73,10 @@ func TestConsoleRuntimePage(t *testing.T) {
 		t.Errorf("without a cookie: %d", rec.Code)
 	}
 	// Without a running inventory: the page still renders.
-	rec = serve(New(st, Options{Logger: slog.New(slog.DiscardHandler)}), r)
+	bare := New(st, Options{Logger: slog.New(slog.DiscardHandler)})
+	r = httptest.NewRequest("GET", "/ui/runtime", nil)
+	r.AddCookie(loggedIn(t, bare, token))
+	rec = serve(bare, r)
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "No agent has reported") {
 		t.Errorf("without an inventory: %d", rec.Code)
 	}

@@ -118,6 +118,15 @@ func TestServerConsoleMounted(t *testing.T) {
 	if code, _ := c.do("GET", "/healthz", "", nil); code != 200 {
 		t.Errorf("/healthz beside the console: %d", code)
 	}
+	// The console's cookie holds a session id, which the API refuses.
+	u, _ := url.Parse(c.base + "/ui/")
+	cookies := jar.Cookies(u)
+	if len(cookies) != 1 || cookies[0].Value == admin.Token {
+		t.Fatalf("console cookies = %v, want one session id that is not the token", cookies)
+	}
+	if code, _ := c.do("GET", "/api/v1/revocations", cookies[0].Value, nil); code != http.StatusUnauthorized {
+		t.Errorf("API with the console session id as bearer: %d, want 401", code)
+	}
 }
 
 // A scan asked for by hand (or by a push notification) of an end-of-life

@@ -91,3 +91,21 @@ func (s *Store) RevokeToken(ctx context.Context, id int64) error {
 	}
 	return nil
 }
+
+// ActiveToken returns the role of the token id while it is not revoked,
+// else ErrUnauthenticated; last_used is updated. The console checks its
+// sessions with it on every request, so revoking a token ends them.
+func (s *Store) ActiveToken(ctx context.Context, id int64) (role string, err error) {
+	err = s.db.QueryRowContext(ctx, s.d.q(`SELECT role FROM api_tokens WHERE id = ? AND revoked = ''`), id).Scan(&role)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrUnauthenticated
+	}
+	if err != nil {
+		return "", fmt.Errorf("checking token %d: %w", id, err)
+	}
+	if _, err := s.db.ExecContext(ctx, s.d.q(`UPDATE api_tokens SET last_used = ? WHERE id = ?`),
+		formatTime(s.now()), id); err != nil {
+		return "", fmt.Errorf("checking token %d: %w", id, err)
+	}
+	return role, nil
+}

@@ -74,3 +74,34 @@ func testTokens(t *testing.T, newStore storeFactory) {
 		t.Error("an unknown role was accepted")
 	}
 }
+
+// ActiveToken (the console's per-request check of a session's token) gives
+// the role of an unrevoked token, marks it used, and refuses a revoked or
+// unknown id.
+func TestActiveToken(t *testing.T) { eachBackend(t, testActiveToken) }
+
+func testActiveToken(t *testing.T, newStore storeFactory) {
+	ctx := context.Background()
+	s, c := newStore(t)
+	id, _, err := s.CreateToken(ctx, "console", RoleViewer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(time.Minute)
+	if role, err := s.ActiveToken(ctx, id); err != nil || role != RoleViewer {
+		t.Errorf("ActiveToken = %q, %v; want viewer", role, err)
+	}
+	var lastUsed string
+	s.DB().QueryRow(`SELECT last_used FROM api_tokens WHERE id = $1`, id).Scan(&lastUsed)
+	if !parseTime(lastUsed).Equal(c.Now()) {
+		t.Errorf("last_used = %q, want %v", lastUsed, c.Now())
+	}
+	if err := s.RevokeToken(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []int64{id, id + 100, 0, -1} {
+		if _, err := s.ActiveToken(ctx, bad); !errors.Is(err, ErrUnauthenticated) {
+			t.Errorf("ActiveToken(%d) = %v, want ErrUnauthenticated", bad, err)
+		}
+	}
+}
