@@ -259,6 +259,10 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
+	// A new login replaces the browser's previous session, if any.
+	if ck, err := r.Cookie(CookieName); err == nil && ck.Value != "" {
+		c.sessions.end(ck.Value)
+	}
 	sid, err := c.sessions.create(id)
 	if err != nil {
 		c.fail(w, r, err)

@@ -127,3 +127,21 @@ func TestConsoleSessionsBounded(t *testing.T) {
 		t.Errorf("sessions kept after 1000 logins with room for 100: %d", n)
 	}
 }
+
+// Logging in again from a browser with a session replaces that session.
+func TestConsoleLoginReplacesSession(t *testing.T) {
+	st, token := seed(t)
+	h := newConsole(t, st)
+	old := loggedIn(t, h, token)
+	r := loginRequest("/ui/login", token)
+	r.AddCookie(old)
+	rec := serve(h, r)
+	if c := rec.Result().Cookies(); rec.Code != http.StatusSeeOther || len(c) != 1 || c[0].Value == old.Value {
+		t.Fatalf("second login: %d %v", rec.Code, c)
+	} else if code := status(h, "/ui/hygiene", c[0]); code != 200 {
+		t.Errorf("the new session: %d", code)
+	}
+	if code := status(h, "/ui/hygiene", old); code != http.StatusSeeOther {
+		t.Errorf("the replaced session: %d, want 303", code)
+	}
+}

@@ -94,7 +94,8 @@ func (s *Store) RevokeToken(ctx context.Context, id int64) error {
 
 // ActiveToken returns the role of the token id while it is not revoked,
 // else ErrUnauthenticated; last_used is updated. The console checks its
-// sessions with it on every request, so revoking a token ends them.
+// sessions with it on every request, so revoking a token ends them (token
+// rows are never deleted, so an id is never reused for another token).
 func (s *Store) ActiveToken(ctx context.Context, id int64) (role string, err error) {
 	err = s.db.QueryRowContext(ctx, s.d.q(`SELECT role FROM api_tokens WHERE id = ? AND revoked = ''`), id).Scan(&role)
 	if errors.Is(err, sql.ErrNoRows) {
