@@ -30,6 +30,7 @@ type Store interface {
 	RevokedImages(ctx context.Context) ([]store.RevokedImage, error)
 	DetailStore
 	RuntimeStore
+	SessionStore
 }
 
 // Options configure New. The zero value serves under /ui over plain
@@ -46,7 +47,7 @@ type Options struct {
 	SessionLength time.Duration
 	// SessionIdle ends a session unused for that long; default 1 hour.
 	SessionIdle time.Duration
-	// MaxSessions bounds the sessions kept in memory, the oldest evicted
+	// MaxSessions bounds the sessions kept in the store, the oldest evicted
 	// first; default 10,000.
 	MaxSessions int
 	// Now is nil for time.Now (tests move the clock).
@@ -117,7 +118,7 @@ func New(st Store, opts Options) http.Handler {
 		opts.Logger = slog.Default()
 	}
 	c := &console{st: st, opts: opts, log: opts.Logger, pages: parsePages(opts.Prefix),
-		sessions: newSessions(opts.MaxSessions, opts.SessionIdle, opts.SessionLength, opts.Now)}
+		sessions: &sessions{st: st, max: opts.MaxSessions, idle: opts.SessionIdle, absolute: opts.SessionLength, now: opts.Now}}
 	sub, _ := fs.Sub(staticFS, "static")
 	c.static = http.StripPrefix(opts.Prefix+"/static/", http.FileServerFS(sub))
 
@@ -210,15 +211,21 @@ func (c *console) authenticated(next http.HandlerFunc) http.Handler {
 			http.Redirect(w, r, c.opts.Prefix+"/login", http.StatusSeeOther)
 			return
 		}
-		ses, ok := c.sessions.lookup(ck.Value)
+		ses, ok, err := c.sessions.lookup(r.Context(), ck.Value)
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
 		if !ok {
 			c.toLogin(w, r)
 			return
 		}
-		role, err := c.st.ActiveToken(r.Context(), ses.tokenID)
+		role, err := c.st.ActiveToken(r.Context(), ses.TokenID)
 		if errors.Is(err, store.ErrUnauthenticated) {
-			c.sessions.end(ck.Value)
-			c.log.Info("console session ended: token revoked", "token", ses.tokenID)
+			if err := c.sessions.end(r.Context(), ck.Value); err != nil {
+				c.log.Warn("ending a console session", "error", err.Error())
+			}
+			c.log.Info("console session ended: token revoked", "token", ses.TokenID)
 			c.toLogin(w, r)
 			return
 		}
@@ -226,7 +233,7 @@ func (c *console) authenticated(next http.HandlerFunc) http.Handler {
 			c.fail(w, r, err)
 			return
 		}
-		next(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, principal{Role: role, ID: ses.tokenID})))
+		next(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, principal{Role: role, ID: ses.TokenID})))
 	})
 }
 
@@ -261,9 +268,12 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	// A new login replaces the browser's previous session, if any.
 	if ck, err := r.Cookie(CookieName); err == nil && ck.Value != "" {
-		c.sessions.end(ck.Value)
+		if err := c.sessions.end(r.Context(), ck.Value); err != nil {
+			c.fail(w, r, err)
+			return
+		}
 	}
-	sid, err := c.sessions.create(id)
+	sid, err := c.sessions.create(r.Context(), id)
 	if err != nil {
 		c.fail(w, r, err)
 		return
@@ -281,7 +291,10 @@ func (c *console) login(w http.ResponseWriter, r *http.Request) {
 // longer a session.
 func (c *console) logout(w http.ResponseWriter, r *http.Request) {
 	if ck, err := r.Cookie(CookieName); err == nil && ck.Value != "" {
-		c.sessions.end(ck.Value)
+		if err := c.sessions.end(r.Context(), ck.Value); err != nil {
+			c.fail(w, r, err)
+			return
+		}
 	}
 	c.toLogin(w, r)
 }

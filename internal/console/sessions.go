@@ -1,13 +1,16 @@
 package console
 
 import (
-	"container/list"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
+	"errors"
 	"fmt"
-	"sync"
 	"time"
+
+	"github.com/bulwark-sec/bulwark/internal/store"
 )
 
 // Session limits; Options can change the first three.
@@ -21,106 +24,67 @@ const (
 	maxSessionsPerToken = 64
 )
 
-// session is what the server keeps of a login: never the API token, nor
-// the session id itself (the map is keyed by its SHA-256). The role is
-// read from the store on each request, with the revocation check.
-type session struct {
-	key      [sha256.Size]byte
-	tokenID  int64
-	created  time.Time
-	lastSeen time.Time
+// SessionStore keeps console sessions (store.Store): under the SHA-256
+// of the session id, never the id, naming the token, never holding it.
+// In the store, so replicas sharing a database all know a session.
+type SessionStore interface {
+	CreateConsoleSession(ctx context.Context, key string, tokenID int64, now time.Time, perToken, max int) error
+	ConsoleSession(ctx context.Context, key string) (store.ConsoleSession, error)
+	TouchConsoleSession(ctx context.Context, key string, now time.Time) error
+	EndConsoleSession(ctx context.Context, key string) error
 }
 
-// sessions is the in-memory table of console logins, oldest first. A
-// restart forgets every session (everyone logs in again).
+// sessions are the console's logins: ids made here, kept in the store by
+// their hash, expired here (idle and absolute limits on the console's
+// clock).
 type sessions struct {
-	mu       sync.Mutex
-	byKey    map[[sha256.Size]byte]*list.Element
-	order    *list.List // of *session, by creation
-	perToken map[int64]int
+	st       SessionStore
 	max      int
 	idle     time.Duration
 	absolute time.Duration
 	now      func() time.Time
 }
 
-func newSessions(max int, idle, absolute time.Duration, now func() time.Time) *sessions {
-	return &sessions{
-		byKey: map[[sha256.Size]byte]*list.Element{}, order: list.New(), perToken: map[int64]int{},
-		max: max, idle: idle, absolute: absolute, now: now,
-	}
+// sessionKey is what the store keeps of a session id: its SHA-256, so a
+// lookup's timing and a database reader learn nothing of the id.
+func sessionKey(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:])
 }
 
-// create starts a session for the token id and returns the
-// session id for the cookie: 32 random bytes, unpadded base64url.
-func (s *sessions) create(tokenID int64) (string, error) {
+// create starts a session for the token id and returns the session id for
+// the cookie: 32 random bytes, unpadded base64url.
+func (s *sessions) create(ctx context.Context, tokenID int64) (string, error) {
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
 		return "", fmt.Errorf("making a session id: %w", err)
 	}
 	id := base64.RawURLEncoding.EncodeToString(raw)
-	now := s.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.perToken[tokenID] >= maxSessionsPerToken {
-		for e := s.order.Front(); e != nil; e = e.Next() {
-			if e.Value.(*session).tokenID == tokenID {
-				s.remove(e)
-				break
-			}
-		}
+	if err := s.st.CreateConsoleSession(ctx, sessionKey(id), tokenID, s.now(), maxSessionsPerToken, s.max); err != nil {
+		return "", err
 	}
-	for s.order.Len() >= s.max {
-		s.remove(s.order.Front())
-	}
-	ses := &session{key: sha256.Sum256([]byte(id)), tokenID: tokenID, created: now, lastSeen: now}
-	s.byKey[ses.key] = s.order.PushBack(ses)
-	s.perToken[tokenID]++
 	return id, nil
 }
 
-// lookup returns the live session of id and marks it seen, or false for
-// an unknown, idle or too old one (which is then forgotten). The table is
-// keyed by the id's SHA-256: the lookup's timing says nothing about the id.
-func (s *sessions) lookup(id string) (session, bool) {
-	key := sha256.Sum256([]byte(id))
+// lookup returns the live session of id and marks it seen; false for an
+// unknown, idle or too old one (which is then deleted).
+func (s *sessions) lookup(ctx context.Context, id string) (store.ConsoleSession, bool, error) {
+	key := sessionKey(id)
+	ses, err := s.st.ConsoleSession(ctx, key)
+	if errors.Is(err, store.ErrNoSession) {
+		return store.ConsoleSession{}, false, nil
+	}
+	if err != nil {
+		return store.ConsoleSession{}, false, err
+	}
 	now := s.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.byKey[key]
-	if !ok {
-		return session{}, false
+	if now.Sub(ses.LastSeen) >= s.idle || now.Sub(ses.Created) >= s.absolute {
+		return store.ConsoleSession{}, false, s.st.EndConsoleSession(ctx, key)
 	}
-	ses := e.Value.(*session)
-	if now.Sub(ses.lastSeen) >= s.idle || now.Sub(ses.created) >= s.absolute {
-		s.remove(e)
-		return session{}, false
-	}
-	ses.lastSeen = now
-	return *ses, true
+	return ses, true, s.st.TouchConsoleSession(ctx, key, now)
 }
 
-// end forgets the session of id, if there is one.
-func (s *sessions) end(id string) {
-	key := sha256.Sum256([]byte(id))
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e, ok := s.byKey[key]; ok {
-		s.remove(e)
-	}
-}
-
-// len is the number of sessions kept, expired ones included.
-func (s *sessions) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.order.Len()
-}
-
-func (s *sessions) remove(e *list.Element) {
-	ses := s.order.Remove(e).(*session)
-	delete(s.byKey, ses.key)
-	if s.perToken[ses.tokenID]--; s.perToken[ses.tokenID] <= 0 {
-		delete(s.perToken, ses.tokenID)
-	}
+// end deletes the session of id, if there is one.
+func (s *sessions) end(ctx context.Context, id string) error {
+	return s.st.EndConsoleSession(ctx, sessionKey(id))
 }

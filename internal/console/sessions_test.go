@@ -116,15 +116,15 @@ func TestConsoleSessionsBounded(t *testing.T) {
 		t.Errorf("the flooding token's oldest session: %d, want 303", code)
 	}
 
-	// Memory stays bounded whatever the logins.
-	table := newSessions(100, time.Hour, 8*time.Hour, time.Now)
+	// The table stays bounded whatever the logins.
+	table := &sessions{st: st, max: 100, idle: time.Hour, absolute: 8 * time.Hour, now: time.Now}
 	for i := range 1000 {
-		if _, err := table.create(int64(i % 7)); err != nil {
+		if _, err := table.create(t.Context(), int64(i%7)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := table.len(); n != 100 {
-		t.Errorf("sessions kept after 1000 logins with room for 100: %d", n)
+	if n, err := st.ConsoleSessions(t.Context()); err != nil || n != 100 {
+		t.Errorf("sessions kept after 1000 logins with room for 100: %d, %v", n, err)
 	}
 }
 
@@ -143,5 +143,25 @@ func TestConsoleLoginReplacesSession(t *testing.T) {
 	}
 	if code := status(h, "/ui/hygiene", old); code != http.StatusSeeOther {
 		t.Errorf("the replaced session: %d, want 303", code)
+	}
+}
+
+// Sessions live in the store, not in one process: a session made through
+// one console (one replica) is a session at another over the same
+// database, and a logout at the second ends it at the first (replicas on
+// one PostgreSQL behind a load balancer without sticky routing).
+func TestConsoleSessionSharedByReplicas(t *testing.T) {
+	st, token := seed(t)
+	one := New(st, Options{Logger: slog.New(slog.DiscardHandler)})
+	two := New(st, Options{Logger: slog.New(slog.DiscardHandler)})
+	ck := loggedIn(t, one, token)
+	if code := status(two, "/ui/hygiene", ck); code != 200 {
+		t.Fatalf("the session made at one replica, at the other: %d", code)
+	}
+	r := httptest.NewRequest("POST", "/ui/logout", nil)
+	r.AddCookie(ck)
+	serve(two, r)
+	if code := status(one, "/ui/hygiene", ck); code != http.StatusSeeOther {
+		t.Errorf("logged out at one replica, at the other: %d, want 303 to the login form", code)
 	}
 }

@@ -381,6 +381,9 @@ var migrations = []string{
 
 	// 16: the allowlist file table of a scanned digest (filetable.go).
 	fileTableSchema,
+
+	// 17: the web console's sessions (consolesessions.go).
+	consoleSessionsSchema,
 }
 
 // migrateSQLite brings the schema to SchemaVersion, one transaction per
