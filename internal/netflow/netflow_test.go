@@ -3,6 +3,7 @@ package netflow_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/url"
@@ -150,7 +151,7 @@ nodes: {node-eu: eu-west-1}
 		tasks[app] = containerdtest.Run(t, ctx, c, ci, "dial-"+app, oci.WithProcessArgs("/bin/dial", pg), oci.WithHostNamespace(specs.NetworkNamespace))
 	}
 	var tr netflow.Tracker
-	var batch agentproto.FlowBatch
+	batch := agentproto.FlowBatch{Node: "node-eu"}
 	for end := time.Now().Add(45 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		for app, task := range tasks {
 			ps, err := task.Pids(ctx)
@@ -165,12 +166,23 @@ nodes: {node-eu: eu-west-1}
 				t.Logf("observe: %v", err)
 			}
 		}
-		batch = tr.Batch("node-eu", time.Now())
-		if len(batch.Flows) == 2 {
+		// Each Batch takes what was seen since the last one, as the
+		// agent's heartbeats do: the two containers' connections can fall
+		// in different batches (it failed whenever they did, under load).
+		batch.Flows = append(batch.Flows, tr.Batch("node-eu", time.Now()).Flows...)
+		if len(batch.Flows) >= 2 {
 			break
 		}
 	}
 	if len(batch.Flows) != 2 {
+		for app, task := range tasks { // what the processes were doing
+			ps, _ := task.Pids(ctx)
+			for _, p := range ps {
+				stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid))
+				conns, err := netflow.Outbound("", int(p.Pid))
+				t.Logf("%s pid %d: stat %q, outbound %+v, %v", app, p.Pid, stat, conns, err)
+			}
+		}
 		t.Fatalf("flows seen: %+v", batch)
 	}
 	for _, f := range batch.Flows {
