@@ -65,30 +65,9 @@ func (s *Store) evictSessions(ctx context.Context, tx *sql.Tx, where string, kee
 	if n < keep {
 		return nil
 	}
-	rows, err := tx.QueryContext(ctx, s.d.q(`SELECT key FROM console_sessions `+where+` ORDER BY created, key LIMIT ?`),
-		append(args, n-keep+1)...)
-	if err != nil {
-		return err
-	}
-	var keys []string
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			rows.Close()
-			return err
-		}
-		keys = append(keys, k)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	for _, k := range keys {
-		if _, err := tx.ExecContext(ctx, s.d.q(`DELETE FROM console_sessions WHERE key = ?`), k); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err := tx.ExecContext(ctx, s.d.q(`DELETE FROM console_sessions WHERE key IN
+		(SELECT key FROM console_sessions `+where+` ORDER BY created, key LIMIT ?)`), append(args, n-keep+1)...)
+	return err
 }
 
 // ConsoleSession returns the session kept under key (ErrNoSession when
